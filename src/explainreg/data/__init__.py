@@ -1,0 +1,9 @@
+"""Real data sets: MNIST-family IDX loaders, the generic :class:`ArrayDataset`, data roots."""
+from .datasets import STATS, ArrayDataset, available_datasets, load_dataset, locate
+from .idx import read_idx, write_idx
+from .sources import ENV_VAR, SOURCES, DataNotFoundError, resolve_data_root
+
+__all__ = [
+    "ArrayDataset", "DataNotFoundError", "ENV_VAR", "SOURCES", "STATS", "available_datasets",
+    "load_dataset", "locate", "read_idx", "resolve_data_root", "write_idx",
+]

@@ -1,0 +1,152 @@
+"""In-memory image data sets: :class:`ArrayDataset` and the MNIST-family loaders."""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from .idx import read_idx
+from .sources import (
+    BUNDLED_DIR,
+    ENV_VAR,
+    SOURCES,
+    DataNotFoundError,
+    candidate_dirs,
+    download as download_files,
+    file_in,
+    find_split,
+    resolve_data_root,
+)
+
+#: Mean and standard deviation of the training pixels on [0, 1].
+STATS: dict[str, tuple[float, float]] = {"mnist": (0.1307, 0.3081), "fashion-mnist": (0.2860, 0.3530)}
+SPLITS = ("train", "test")
+
+
+@dataclass
+class ArrayDataset(Dataset):
+    """Images ``x`` (N×C×H×W float), labels ``y`` (N, long) and optional per-sample ``extras``.
+
+    Items are ``(x_i, y_i, {name: extra_i})``. ``source`` says where the data came from.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    name: str = "custom"
+    source: str = "in memory"
+
+    def __post_init__(self) -> None:
+        if self.x.dim() < 2:
+            raise ValueError(f"x must have a batch dimension and features, got shape {tuple(self.x.shape)}")
+        if self.y.dim() != 1 or len(self.y) != len(self.x):
+            raise ValueError(f"y must be 1-D with one label per image ({len(self.x)}), got shape {tuple(self.y.shape)}")
+        for key, value in self.extras.items():
+            if len(value) != len(self.x):
+                raise ValueError(f"extras[{key!r}] has {len(value)} rows, expected {len(self.x)}")
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, index):
+        return self.x[index], self.y[index], {k: v[index] for k, v in self.extras.items()}
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.y.max()) + 1
+
+    def take(self, indices: torch.Tensor | Sequence[int] | int) -> "ArrayDataset":
+        """A new data set with the rows ``indices`` (an int ``n`` means the first n)."""
+        if isinstance(indices, int):
+            indices = torch.arange(min(indices, len(self)))
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        return ArrayDataset(
+            self.x[indices], self.y[indices], {k: v[indices] for k, v in self.extras.items()},
+            name=self.name, source=f"{self.source}, {len(indices)} rows",
+        )
+
+    def split(self, fraction: float, seed: int = 0) -> tuple["ArrayDataset", "ArrayDataset"]:
+        """Random split into (1 − fraction, fraction) parts, e.g. train / validation."""
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+        perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        n_second = int(round(fraction * len(self)))
+        return self.take(perm[n_second:].sort().values), self.take(perm[:n_second].sort().values)
+
+
+def available_datasets() -> list[str]:
+    return sorted(SOURCES)
+
+
+def _check_name(name: str) -> str:
+    key = name.lower().replace("_", "-")
+    if key == "fashionmnist":
+        key = "fashion-mnist"
+    if key not in SOURCES:
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
+    return key
+
+
+def locate(name: str, split: str = "train", root: str | os.PathLike | None = None,
+           download: bool = True, allow_bundled: bool = False) -> tuple[Path, str]:
+    """Find (or fetch) the folder holding ``split`` of data set ``name``; returns ``(folder, description)``."""
+    key = _check_name(name)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    source = SOURCES[key]
+    data_root, how = resolve_data_root(root)
+    folder = find_split(data_root, source, split)
+    if folder is not None:
+        return folder, str(folder)
+    problem = ""
+    if download:
+        try:
+            folder = download_files(source, split, data_root / source.name)
+            return folder, f"{folder} (downloaded)"
+        except OSError as exc:
+            problem = f" Download failed: {exc}."
+    bundled = find_split(BUNDLED_DIR, source, split)
+    if allow_bundled and bundled is not None:
+        warnings.warn(
+            f"{key} not found under {data_root}; using the small real subset bundled with explainreg "
+            f"({bundled}). Point --data-root or ${ENV_VAR} at the full files for real results.",
+            stacklevel=2,
+        )
+        return bundled, f"{bundled} (bundled subset)"
+    looked = ", ".join(str(d) for d in candidate_dirs(data_root, source))
+    raise DataNotFoundError(
+        f"{key} {split} files ({', '.join(source.split_files(split))}) not found; looked in {looked} "
+        f"(data root from {how}).{problem} Pass --data-root / root=... or set ${ENV_VAR} to a folder "
+        f"holding {source.name}/ with the IDX .gz files."
+    )
+
+
+def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None, *,
+                 download: bool = True, allow_bundled: bool = False,
+                 normalize: bool | tuple[float, float] = False, limit: int | None = None) -> ArrayDataset:
+    """Load MNIST or Fashion-MNIST as an :class:`ArrayDataset` of N×1×28×28 floats.
+
+    Pixels are in [0, 1] (as the seed); ``normalize=True`` applies the data set's train mean/std,
+    a ``(mean, std)`` pair applies those. ``limit`` keeps the first ``limit`` images.
+    """
+    key = _check_name(name)
+    folder, description = locate(key, split, root, download=download, allow_bundled=allow_bundled)
+    image_file, label_file = SOURCES[key].split_files(split)
+    images = read_idx(file_in(folder, image_file))
+    labels = read_idx(file_in(folder, label_file))
+    if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
+        raise ValueError(f"{folder}: images {tuple(images.shape)} and labels {tuple(labels.shape)} do not match")
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"limit must be a positive number of images, got {limit}")
+        images, labels = images[:limit], labels[:limit]
+    x = images.unsqueeze(1).float().div_(255.0)
+    if normalize:
+        mean, std = STATS[key] if normalize is True else normalize
+        x = (x - mean) / std
+    return ArrayDataset(x, labels.long(), name=key, source=description)

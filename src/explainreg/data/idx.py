@@ -1,0 +1,55 @@
+"""Read and write the IDX format of MNIST-style data sets (optionally gzip-compressed).
+
+IDX: a big-endian header (two zero bytes, a type code, the number of dimensions, then one
+4-byte size per dimension) followed by the raw data. Only unsigned bytes (type 0x08) are used here.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+
+_UBYTE = 0x08
+
+
+def _open(path: Path, mode: str):
+    return gzip.open(path, mode) if str(path).endswith(".gz") else open(path, mode)
+
+
+def read_idx(path: str | os.PathLike) -> torch.Tensor:
+    """Return the array stored in an IDX file as a ``torch.uint8`` tensor."""
+    path = Path(path)
+    with _open(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"{path} is not an IDX file (bad magic number); is it corrupted?")
+    dtype, ndim = raw[2], raw[3]
+    if dtype != _UBYTE:
+        raise ValueError(f"{path}: IDX type 0x{dtype:02x} is not supported (only unsigned bytes, 0x08)")
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    offset = 4 + 4 * ndim
+    expected = int(np.prod(shape))
+    if len(raw) - offset != expected:
+        raise ValueError(
+            f"{path}: header says shape {shape} ({expected} bytes) but the file holds "
+            f"{len(raw) - offset} bytes; the file is truncated or corrupted, delete it and fetch it again"
+        )
+    array = np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape)
+    return torch.from_numpy(array.copy())
+
+
+def write_idx(path: str | os.PathLike, array: torch.Tensor) -> None:
+    """Write a uint8 tensor as an IDX file (gzip-compressed when the name ends in ``.gz``)."""
+    array = torch.as_tensor(array)
+    if array.dtype != torch.uint8:
+        raise ValueError(f"write_idx needs a uint8 tensor, got {array.dtype}")
+    header = bytes([0, 0, _UBYTE, array.dim()]) + struct.pack(f">{array.dim()}I", *array.shape)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with (gzip.GzipFile(tmp, "wb", mtime=0) if path.name.endswith(".gz") else open(tmp, "wb")) as f:
+        f.write(header + array.contiguous().numpy().tobytes())
+    os.replace(tmp, path)

@@ -1,0 +1,132 @@
+"""Where the IDX files of each data set live: data root resolution, download and checksums.
+
+The data root is, in order: the ``root`` argument (command-line ``--data-root``), the environment
+variable ``EXPLAINREG_DATA``, and the user cache folder ``~/.cache/explainreg`` (``XDG_CACHE_HOME``
+respected). Files are looked for in ``ROOT/<name>/`` and, for torchvision users, ``ROOT/<Name>/raw/``.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_VAR = "EXPLAINREG_DATA"
+BUNDLED_DIR = Path(__file__).parent / "bundled"
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The files of a data set could not be found (and not downloaded)."""
+
+
+@dataclass(frozen=True)
+class IdxSource:
+    """One IDX data set: its folder name, torchvision folder name, mirrors and file checksums (md5 of the .gz)."""
+
+    name: str
+    torchvision_name: str
+    mirrors: tuple[str, ...]
+    files: dict[str, str]  # file name -> md5 of the official .gz
+
+    def split_files(self, split: str) -> tuple[str, str]:
+        prefix = "train" if split == "train" else "t10k"
+        return f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz"
+
+
+SOURCES: dict[str, IdxSource] = {
+    "mnist": IdxSource(
+        "mnist",
+        "MNIST",
+        ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
+        {
+            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+    ),
+    "fashion-mnist": IdxSource(
+        "fashion-mnist",
+        "FashionMNIST",
+        ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        {
+            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+    ),
+}
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "explainreg"
+
+
+def resolve_data_root(root: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """Return ``(root, how)``: the data root and where the choice came from (argument, env or cache)."""
+    if root is not None:
+        return Path(root).expanduser(), "argument"
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser(), f"${ENV_VAR}"
+    return default_cache_dir(), "user cache"
+
+
+def candidate_dirs(root: Path, source: IdxSource) -> list[Path]:
+    return [root / source.name, root / source.torchvision_name / "raw", root]
+
+
+def find_split(root: Path, source: IdxSource, split: str) -> Path | None:
+    """The folder under ``root`` that holds both files of ``split``, or None."""
+    names = source.split_files(split)
+    for folder in candidate_dirs(root, source):
+        if all((folder / n).is_file() or (folder / n[:-3]).is_file() for n in names):
+            return folder
+    return None
+
+
+def file_in(folder: Path, name: str) -> Path:
+    """The .gz file, or its uncompressed twin when only that exists."""
+    return folder / name if (folder / name).is_file() else folder / name[:-3]
+
+
+def md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(source: IdxSource, split: str, folder: Path, timeout: float = 20.0) -> Path:
+    """Download the two files of ``split`` into ``folder``, verifying md5 checksums.
+
+    Raises ``OSError`` when no mirror answers (e.g. offline) and ``ValueError`` on a checksum mismatch.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in source.split_files(split):
+        target = folder / name
+        if target.is_file() and md5(target) == source.files[name]:
+            continue
+        errors = []
+        for mirror in source.mirrors:
+            tmp = target.with_name(name + ".part")
+            try:
+                with urllib.request.urlopen(mirror + name, timeout=timeout) as response, open(tmp, "wb") as f:
+                    while block := response.read(1 << 20):
+                        f.write(block)
+            except (urllib.error.URLError, OSError) as exc:
+                errors.append(f"{mirror}: {exc}")
+                tmp.unlink(missing_ok=True)
+                continue
+            if md5(tmp) != source.files[name]:
+                tmp.unlink(missing_ok=True)
+                raise ValueError(f"checksum mismatch for {name} from {mirror}: the download is corrupt")
+            os.replace(tmp, target)
+            break
+        else:
+            raise OSError(f"could not download {name}: " + "; ".join(errors))
+    return folder

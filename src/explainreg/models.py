@@ -1,0 +1,50 @@
+"""Reference networks of the seeds, built from standard modules so every tool here works on them.
+
+Any user ``nn.Module`` that maps a batch ``x`` to logits ``B×K`` works with the rest of explainreg;
+these are only the architectures the published studies used (methods.md B.1 §1.4, B.2 §2.6, B.3 §3.2).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+
+def cnn3b(num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
+    """CNN3b (seed 1, MNIST): conv(8,5×5,pad 2)–ReLU–pool–conv(16,5×5,pad 2)–ReLU–pool–FC(784→10)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 8, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(16 * 7 * 7, num_classes),
+    )
+
+
+def cnn4b(num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
+    """CNN4b (seed 1, Fashion-MNIST): conv(32,3×3,pad 2)–BN–ReLU–conv(64,3×3,pad 2)–BN–ReLU–pool–
+    dropout .15–FC(16384→32)–dropout .25–FC(32→10)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 32, 3, padding=2), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.Conv2d(32, 64, 3, padding=2), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(0.15), nn.Linear(64 * 16 * 16, 32), nn.Dropout(0.25), nn.Linear(32, num_classes),
+    )
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {"cnn3b": cnn3b, "cnn4b": cnn4b}
+
+
+def register_model(name: str, builder: Callable[..., nn.Module]) -> None:
+    """Make ``builder`` available to ``build_model`` and the command line under ``name``."""
+    MODELS[name.lower()] = builder
+
+
+def build_model(name: str, **kwargs) -> nn.Module:
+    """Build a registered reference network by name (see ``MODELS``)."""
+    try:
+        builder = MODELS[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(MODELS))}") from None
+    return builder(**kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,109 @@
+"""The penalty interface: a small settings-holding module over a pure function, and the shared context.
+
+A penalty is called as ``penalty(model, x, y, **extras)`` and returns the raw, unweighted scalar R
+(methods.md A.1). Inside an :class:`~explainreg.objective.Objective` all penalties share one
+:class:`PenaltyContext`: one forward pass on ``x`` and one saliency per target for the batch.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import nn
+
+from .._validation import check_batch, check_labels, check_logits
+from ..saliency import gradient_of, minmax_normalize
+
+
+class PenaltyContext:
+    """One batch seen by the penalties: the model, a grad-enabled ``x``, its logits, and lazily
+    computed, cached saliency maps (``create_graph=True``) for each target."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, extras: dict[str, Any] | None = None,
+                 generator: torch.Generator | None = None, input_grad: bool = True) -> None:
+        check_batch(x, y)
+        self.model, self.y = model, y
+        self.extras = dict(extras or {})
+        self.generator = generator
+        self.x = x.detach().requires_grad_(True) if input_grad and not x.requires_grad else x
+        with torch.enable_grad():
+            self.logits = model(self.x)
+        check_logits(self.logits, x.shape[0])
+        check_labels(y, self.logits.shape[1])
+        self._saliency: dict[str, torch.Tensor] = {}
+        self._normalized: dict[str, torch.Tensor] = {}
+
+    def saliency(self, target: str = "logit") -> torch.Tensor:
+        """Signed input gradient g of ``target`` (see :func:`explainreg.saliency`), computed once."""
+        if target not in self._saliency:
+            if not self.x.requires_grad:
+                raise RuntimeError("this context was built without input gradients; build it with input_grad=True")
+            with torch.enable_grad():
+                self._saliency[target] = gradient_of(self.logits, self.x, self.y, target, create_graph=True)
+        return self._saliency[target]
+
+    def normalized_saliency(self, target: str = "logit") -> torch.Tensor:
+        """Per-sample min–max normalised saliency ĝ, computed once."""
+        if target not in self._normalized:
+            self._normalized[target] = minmax_normalize(self.saliency(target))
+        return self._normalized[target]
+
+    def extra(self, name: str, penalty: str) -> Any:
+        """A per-batch extra (e.g. ``mask``) that ``penalty`` needs; a clear error when it is missing."""
+        if name not in self.extras or self.extras[name] is None:
+            raise ValueError(f"{penalty} needs `{name}`: pass it as penalty(model, x, y, {name}=...) or yield it "
+                             f"from the data set as the extras of each batch")
+        return self.extras[name]
+
+    def rng(self) -> torch.Generator:
+        """The generator for random draws (a fresh seeded one when none was given)."""
+        if self.generator is None:
+            self.generator = torch.Generator().manual_seed(0)
+        return self.generator
+
+
+class Penalty(nn.Module):
+    """Base class. Subclasses set ``name`` and implement ``compute(ctx) -> scalar tensor``."""
+
+    name: ClassVar[str] = "penalty"
+    #: whether the penalty needs the input gradient (so the shared forward runs on a grad-enabled x)
+    needs_input_grad: ClassVar[bool] = True
+    #: ``"lower"``: the objective minimises it
+    better: ClassVar[str] = "lower"
+
+    def forward(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+                generator: torch.Generator | None = None, **extras: Any) -> torch.Tensor:
+        ctx = PenaltyContext(model, x, y, extras, generator, input_grad=self.needs_input_grad)
+        return self.compute(ctx)
+
+    def compute(self, ctx: PenaltyContext) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
+
+    def settings(self) -> dict[str, Any]:
+        """The constructor arguments, for configs and logs."""
+        return {}
+
+
+PENALTIES: dict[str, type[Penalty]] = {}
+
+
+def register_penalty(*names: str) -> Callable[[type[Penalty]], type[Penalty]]:
+    """Class decorator: make a penalty available by name to ``build_penalty`` and the command line."""
+
+    def decorate(cls: type[Penalty]) -> type[Penalty]:
+        for name in (cls.name, *names):
+            PENALTIES[name.lower()] = cls
+        return cls
+
+    return decorate
+
+
+def build_penalty(name: str, **settings: Any) -> Penalty:
+    """A penalty from its registered name (e.g. ``"smoothness"``) and settings."""
+    key = name.lower().replace("-", "_")
+    if key not in PENALTIES:
+        raise ValueError(f"unknown penalty {name!r}; available: {', '.join(sorted(PENALTIES))}")
+    return PENALTIES[key](**settings)

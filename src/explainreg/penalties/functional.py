@@ -1,0 +1,82 @@
+"""Pure functions of the six saliency penalties of seed 1 (methods.md A.2).
+
+``g`` is the signed input gradient (B×C×H×W) and ``ĝ`` its per-sample min–max normalisation.
+All return the raw scalar R and are differentiable w.r.t. anything ``g`` depends on.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..saliency import gradient_of, minmax_normalize
+from ..transforms import rotate
+
+
+def gradient_l1(g: torch.Tensor) -> torch.Tensor:
+    """R = mean over all B·C·H·W entries of |g|."""
+    return g.abs().mean()
+
+
+def smoothness(g: torch.Tensor, offset: int = 1, compat: bool = False) -> torch.Tensor:
+    """Anisotropic total variation of g with neighbours ``offset`` pixels apart:
+    R = mean |g[..,i,j] − g[..,i−o,j]| + mean |g[..,i,j] − g[..,i,j−o]| over valid pairs (no padding).
+
+    ``compat=True`` reproduces the seed's pad-then-roll code: o = 2 with zero padding, i.e.
+    R = mean_{b,i,j}(|g_ij − g_{i−2,j}| + |g_ij − g_{i,j−2}|) with out-of-range neighbours 0.
+    """
+    if compat:
+        down = F.pad(g, (0, 0, 2, 0))[..., : g.shape[-2], :]
+        right = F.pad(g, (2, 0, 0, 0))[..., :, : g.shape[-1]]
+        return (g - down).abs().mean() + (g - right).abs().mean()
+    if offset < 1 or offset >= min(g.shape[-2:]):
+        raise ValueError(f"offset must be in [1, {min(g.shape[-2:]) - 1}] for {tuple(g.shape[-2:])} maps, got {offset}")
+    vertical = (g[..., offset:, :] - g[..., :-offset, :]).abs().mean()
+    horizontal = (g[..., :, offset:] - g[..., :, :-offset]).abs().mean()
+    return vertical + horizontal
+
+
+def input_target(x: torch.Tensor) -> torch.Tensor:
+    """Locality's default target: the channel mean of x, min–max normalised per sample (B×1×H×W)."""
+    return minmax_normalize(x.detach().mean(1, keepdim=True))
+
+
+def locality(g: torch.Tensor, target: torch.Tensor, eps: float = 0.01) -> torch.Tensor:
+    """R = −mean_{b,pixels}[t·log(ĝ+ε) + (1−t)·log(1−ĝ+ε)]: a soft binary cross-entropy pushing
+    the normalised saliency ĝ towards the target map t ∈ [0,1] (broadcast over channels)."""
+    g_hat = minmax_normalize(g)
+    target = target.to(g_hat.dtype).expand_as(g_hat)
+    return -(target * torch.log(g_hat + eps) + (1 - target) * torch.log(1 - g_hat + eps)).mean()
+
+
+def fidelity(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, g: torch.Tensor,
+             logits: torch.Tensor, threshold: float = 0.1) -> torch.Tensor:
+    """x_m = x ⊙ (1 − ĝ), d_b = |cos(f(x)_b, f(x_m)_b)|, R = max(0, mean_b d_b − threshold).
+
+    For C > 1, ĝ is that of the channel-summed gradient, broadcast over channels.
+    """
+    g_hat = minmax_normalize(g.sum(1, keepdim=True) if g.shape[1] > 1 else g)
+    masked_logits = model(x * (1 - g_hat))
+    d = F.cosine_similarity(logits, masked_logits, dim=1).abs()
+    return F.relu(d.mean() - threshold)
+
+
+def consistency(g: torch.Tensor, x: torch.Tensor, predicted: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """R = (1/B) Σ_{i<j, same predicted class} (1 − cos(ĝ_i, ĝ_j)) / (1 − cos(x_i, x_j) + ε)."""
+    g_unit = F.normalize(minmax_normalize(g).flatten(1), dim=1, eps=1e-12)
+    x_unit = F.normalize(x.detach().flatten(1), dim=1, eps=1e-12)
+    saliency_gap = 1 - g_unit @ g_unit.T
+    input_gap = (1 - x_unit @ x_unit.T).clamp_min(0)
+    pairs = (predicted[:, None] == predicted[None, :]).triu(diagonal=1)
+    return (saliency_gap / (input_gap + eps))[pairs].sum() / g.shape[0]
+
+
+def symmetry(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, g: torch.Tensor,
+             degrees: float, target: str = "logit", interpolation: str = "nearest") -> torch.Tensor:
+    """x_r = rotate(x, θ), g_r = saliency at x_r; R = mean_b (1 − |cos(g_r,b, rotate(g_b, θ))|)."""
+    x_rot = rotate(x.detach(), degrees, interpolation).requires_grad_(True)
+    with torch.enable_grad():
+        g_rot = gradient_of(model(x_rot), x_rot, y, target, create_graph=True)
+    rotated_g = rotate(g, degrees, interpolation)
+    return (1 - F.cosine_similarity(g_rot.flatten(1), rotated_g.flatten(1), dim=1, eps=1e-12).abs()).mean()

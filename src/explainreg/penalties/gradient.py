@@ -1,0 +1,150 @@
+"""The six input-gradient penalties of seed 1 (xai-constrained-losses), methods.md A.2."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from .._validation import check_choice, check_range
+from ..saliency import TARGETS
+from . import functional as P
+from .base import Penalty, PenaltyContext, register_penalty
+
+
+class _SaliencyPenalty(Penalty):
+    """Shared settings: which saliency target the penalty constrains (``"logit"`` as the seed)."""
+
+    def __init__(self, target: str = "logit") -> None:
+        super().__init__()
+        check_choice("target", target, TARGETS)
+        self.target = target
+
+    def settings(self) -> dict[str, Any]:
+        return {"target": self.target}
+
+
+@register_penalty("l1", "gradreg", "gradient_l1")
+class GradientL1(_SaliencyPenalty):
+    """R = mean |g| over all B·C·H·W entries."""
+
+    name = "gradient_l1"
+
+    def compute(self, ctx: PenaltyContext) -> torch.Tensor:
+        return P.gradient_l1(ctx.saliency(self.target))
+
+
+@register_penalty("smooth", "tv")
+class Smoothness(_SaliencyPenalty):
+    """Anisotropic total variation of g, neighbours ``offset`` apart; ``compat=True``: the seed's o=2 quirk."""
+
+    name = "smoothness"
+
+    def __init__(self, offset: int = 1, compat: bool = False, target: str = "logit") -> None:
+        super().__init__(target)
+        if int(offset) != offset or offset < 1:
+            raise ValueError(f"offset must be a positive integer number of pixels, got {offset}")
+        self.offset, self.compat = int(offset), bool(compat)
+
+    def settings(self) -> dict[str, Any]:
+        return {"offset": self.offset, "compat": self.compat, **super().settings()}
+
+    def compute(self, ctx: PenaltyContext) -> torch.Tensor:
+        return P.smoothness(ctx.saliency(self.target), self.offset, self.compat)
+
+
+@register_penalty("loc")
+class Locality(_SaliencyPenalty):
+    """BCE between ĝ and a target map: the annotation ``mask`` when ``use_mask`` and one is passed,
+    else the per-sample min–max normalised channel mean of x."""
+
+    name = "locality"
+
+    def __init__(self, eps: float = 0.01, use_mask: bool = True, target: str = "logit") -> None:
+        super().__init__(target)
+        check_range("eps", eps, 0, None, low_open=True)
+        self.eps, self.use_mask = float(eps), bool(use_mask)
+
+    def settings(self) -> dict[str, Any]:
+        return {"eps": self.eps, "use_mask": self.use_mask, **super().settings()}
+
+    def compute(self, ctx: PenaltyContext) -> torch.Tensor:
+        mask = ctx.extras.get("mask") if self.use_mask else None
+        if mask is None:
+            target_map = P.input_target(ctx.x)
+        else:
+            target_map = _as_image_mask(mask, ctx.x, "Locality")
+        return P.locality(ctx.saliency(self.target), target_map, self.eps)
+
+
+@register_penalty("fid")
+class Fidelity(_SaliencyPenalty):
+    """Hinge on the batch-mean |cos| between logits of x and of x ⊙ (1 − ĝ)."""
+
+    name = "fidelity"
+
+    def __init__(self, threshold: float = 0.1, target: str = "logit") -> None:
+        super().__init__(target)
+        check_range("threshold", threshold, 0, 1)
+        self.threshold = float(threshold)
+
+    def settings(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, **super().settings()}
+
+    def compute(self, ctx: PenaltyContext) -> torch.Tensor:
+        return P.fidelity(ctx.model, ctx.x, ctx.saliency(self.target), ctx.logits, self.threshold)
+
+
+@register_penalty("cons")
+class Consistency(_SaliencyPenalty):
+    """Pairwise saliency dissimilarity over input dissimilarity within each predicted class."""
+
+    name = "consistency"
+
+    def __init__(self, eps: float = 1e-8, target: str = "logit") -> None:
+        super().__init__(target)
+        check_range("eps", eps, 0, None, low_open=True)
+        self.eps = float(eps)
+
+    def settings(self) -> dict[str, Any]:
+        return {"eps": self.eps, **super().settings()}
+
+    def compute(self, ctx: PenaltyContext) -> torch.Tensor:
+        predicted = ctx.logits.detach().argmax(1)
+        return P.consistency(ctx.saliency(self.target), ctx.x, predicted, self.eps)
+
+
+@register_penalty("symm", "rotation")
+class Symmetry(_SaliencyPenalty):
+    """Rotation equivariance of the saliency: one angle per batch drawn from ``angles``."""
+
+    name = "symmetry"
+
+    def __init__(self, angles: Sequence[float] = (5, 10, 15, 20), interpolation: str = "nearest",
+                 target: str = "logit") -> None:
+        super().__init__(target)
+        if len(angles) == 0:
+            raise ValueError("angles must hold at least one rotation angle in degrees")
+        check_choice("interpolation", interpolation, ("nearest", "bilinear"))
+        self.angles, self.interpolation = tuple(float(a) for a in angles), interpolation
+
+    def settings(self) -> dict[str, Any]:
+        return {"angles": list(self.angles), "interpolation": self.interpolation, **super().settings()}
+
+    def compute(self, ctx: PenaltyContext) -> torch.Tensor:
+        angle = self.angles[int(torch.randint(len(self.angles), (1,), generator=ctx.rng()))]
+        return P.symmetry(ctx.model, ctx.x, ctx.y, ctx.saliency(self.target), angle, self.target, self.interpolation)
+
+
+def _as_image_mask(mask: torch.Tensor, x: torch.Tensor, who: str) -> torch.Tensor:
+    """Broadcast an annotation mask (H×W, B×H×W, B×1×H×W or B×C×H×W) to B×{1,C}×H×W floats."""
+    mask = torch.as_tensor(mask, device=x.device)
+    if mask.dim() == 2:
+        mask = mask[None, None]
+    elif mask.dim() == 3:
+        mask = mask[:, None]
+    ok = mask.dim() == 4 and mask.shape[-2:] == x.shape[-2:] and mask.shape[0] in (1, x.shape[0]) \
+        and mask.shape[1] in (1, x.shape[1])
+    if not ok:
+        raise ValueError(f"{who}: mask of shape {tuple(mask.shape)} does not match the inputs {tuple(x.shape)}; "
+                         "give H×W, B×H×W, B×1×H×W or B×C×H×W")
+    return mask.to(x.dtype)

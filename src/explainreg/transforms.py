@@ -1,0 +1,50 @@
+"""Differentiable image transforms written in torch (no torchvision)."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ._validation import check_choice
+
+
+def rotate(x: torch.Tensor, degrees: float | torch.Tensor, interpolation: str = "nearest",
+           fill: float = 0.0) -> torch.Tensor:
+    """Rotate images ``x`` (B×C×H×W) counter-clockwise by ``degrees`` about the image centre.
+
+    Differentiable w.r.t. ``x`` (a fixed resampling grid; ``"nearest"`` matches torchvision's default
+    used by the seed, ``"bilinear"`` is smoother). ``degrees`` is one angle or one per image.
+    Pixels that come from outside the image are ``fill``. Same convention as torchvision's ``rotate``.
+    """
+    check_choice("interpolation", interpolation, ("nearest", "bilinear"))
+    if x.dim() != 4:
+        raise ValueError(f"rotate expects B×C×H×W images, got shape {tuple(x.shape)}")
+    b, _, h, w = x.shape
+    theta = torch.as_tensor(degrees, dtype=x.dtype, device=x.device).flatten() * (math.pi / 180.0)
+    theta = theta.expand(b) if theta.numel() == 1 else theta
+    if theta.numel() != b:
+        raise ValueError(f"degrees must be one angle or one per image ({b}), got {theta.numel()}")
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    # Output pixel (u, v) in normalised coordinates samples the input at R(θ)·(u, v), with the y axis
+    # pointing down; the aspect terms keep rotations rigid for non-square images.
+    matrix = torch.stack([
+        torch.stack([cos, -sin * h / w, torch.zeros_like(cos)], 1),
+        torch.stack([sin * w / h, cos, torch.zeros_like(cos)], 1),
+    ], 1)
+    grid = F.affine_grid(matrix, list(x.shape), align_corners=False)
+    if fill == 0.0:
+        return F.grid_sample(x, grid, mode=interpolation, padding_mode="zeros", align_corners=False)
+    ones = torch.ones_like(x[:, :1])
+    inside = F.grid_sample(ones, grid, mode=interpolation, padding_mode="zeros", align_corners=False)
+    out = F.grid_sample(x, grid, mode=interpolation, padding_mode="zeros", align_corners=False)
+    return out + (1 - inside) * fill
+
+
+def normalize(x: torch.Tensor, mean: float | torch.Tensor, std: float | torch.Tensor) -> torch.Tensor:
+    """(x − mean) / std, with per-channel mean/std broadcast over C×H×W."""
+    mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device)
+    std = torch.as_tensor(std, dtype=x.dtype, device=x.device)
+    if mean.dim() == 1:
+        mean, std = mean.view(1, -1, *[1] * (x.dim() - 2)), std.view(1, -1, *[1] * (x.dim() - 2))
+    return (x - mean) / std
