@@ -106,7 +106,18 @@ def download(source: IdxSource, split: str, folder: Path, timeout: float = 20.0)
 
     Raises ``OSError`` when no mirror answers (e.g. offline) and ``ValueError`` on a checksum mismatch.
     """
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        _download_into(source, split, folder, timeout)
+    except BaseException:
+        if created and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+    return folder
+
+
+def _download_into(source: IdxSource, split: str, folder: Path, timeout: float) -> None:
     for name in source.split_files(split):
         target = folder / name
         if target.is_file() and md5(target) == source.files[name]:
@@ -129,4 +140,3 @@ def download(source: IdxSource, split: str, folder: Path, timeout: float = 20.0)
             break
         else:
             raise OSError(f"could not download {name}: " + "; ".join(errors))
-    return folder

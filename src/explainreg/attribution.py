@@ -1,0 +1,214 @@
+"""Attributions for evaluation, through Captum, batched on the model's device (methods.md A.5).
+
+``attribute(model, x, target, method)`` returns a detached tensor of the shape of ``x``. The target
+is the class explained for each sample: pass the true labels ``y`` (the seed's convention); ``None``
+explains the model's own prediction. Methods:
+
+- ``saliency``: |∂z_t/∂x| (Captum ``Saliency``, ``abs=True`` as the seed; ``abs=False`` for signed).
+- ``integrated_gradients``: (x − x′) ⊙ ∫₀¹ ∂z_t(x′ + α(x − x′))/∂x dα, baseline x′ = 0, ``n_steps`` = 50.
+- ``smoothgrad``: mean over ``nt_samples`` of |∂z_t/∂x| at x + N(0, stdevs²) (Captum ``NoiseTunnel``).
+- ``deeplift``: DeepLift (rescale rule), baseline 0.
+- ``gradient_shap``: E[(x − x′) ⊙ ∂z_t/∂x at x′ + α(x − x′) + ε], baselines 0, ``stdevs`` = 0.09.
+- ``input_x_gradient``: x ⊙ ∂z_t/∂x.
+- ``occlusion``: z_t(x) − z_t(x with a sliding window set to 0), windows ``window``×``window``.
+- ``gradcam``: ReLU-free Grad-CAM on a named layer (default: the last ``Conv2d``), bilinearly
+  upsampled to H×W and repeated over channels.
+- ``random``: U(0, 1) noise, a control.
+
+Randomness (smoothgrad, gradient_shap, random) is seeded by ``seed`` and does not touch the
+caller's global random state.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ._validation import check_batch, check_choice, check_labels, check_logits, check_range
+
+METHODS = ("saliency", "integrated_gradients", "smoothgrad", "deeplift", "gradient_shap", "input_x_gradient",
+           "occlusion", "gradcam", "random")
+ALIASES = {"ig": "integrated_gradients", "intgrad": "integrated_gradients", "grad": "saliency",
+           "gradient": "saliency", "sg": "smoothgrad", "gradshap": "gradient_shap", "shap": "gradient_shap",
+           "ixg": "input_x_gradient", "inputxgradient": "input_x_gradient", "grad_cam": "gradcam",
+           "layergradcam": "gradcam"}
+
+
+def resolve_method(method: str) -> str:
+    """The canonical name of an attribution method (accepts the aliases in ``ALIASES``)."""
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a string naming an attribution method, got {type(method).__name__}")
+    key = method.lower().replace("-", "_")
+    key = ALIASES.get(key, key)
+    if key not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)} (aliases: {', '.join(sorted(ALIASES))}); "
+                         f"got {method!r}")
+    return key
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a parameter-free model)."""
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def predict_labels(model: nn.Module, x: torch.Tensor, max_batch: int = 1024) -> torch.Tensor:
+    """argmax_k f(x)_k, chunked by ``max_batch``."""
+    out = []
+    with torch.no_grad():
+        for chunk in x.split(max_batch):
+            out.append(model(chunk).argmax(1))
+    return torch.cat(out)
+
+
+class _EvalMode:
+    """Temporarily put a model in eval mode and restore each module's flag afterwards."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def __enter__(self) -> nn.Module:
+        self.flags = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+        return self.model
+
+    def __exit__(self, *exc) -> None:
+        for module, flag in self.flags:
+            module.train(flag)
+
+
+def _find_layer(model: nn.Module, layer: str | nn.Module | None) -> nn.Module:
+    if isinstance(layer, nn.Module):
+        return layer
+    modules = dict(model.named_modules())
+    if layer is None:
+        convs = [m for m in modules.values() if isinstance(m, nn.Conv2d)]
+        if not convs:
+            raise ValueError("gradcam needs a convolutional layer: pass layer='<name>' (one of "
+                             f"{', '.join(n for n in modules if n) or 'none'})")
+        return convs[-1]
+    if layer not in modules:
+        raise ValueError(f"layer must name a module of the model, one of {', '.join(n for n in modules if n)}; "
+                         f"got {layer!r}")
+    return modules[layer]
+
+
+def _attribute_chunk(model: nn.Module, x: torch.Tensor, t: torch.Tensor, method: str, opts: dict[str, Any],
+                     generator: torch.Generator) -> torch.Tensor:
+    import captum.attr as ca
+
+    x = x.detach().clone().requires_grad_(True)
+    if method == "saliency":
+        return ca.Saliency(model).attribute(x, target=t, abs=opts.get("abs", True))
+    if method == "integrated_gradients":
+        baseline = opts.get("baselines", 0.0)
+        return ca.IntegratedGradients(model).attribute(
+            x, baselines=baseline, target=t, n_steps=opts.get("n_steps", 50),
+            method=opts.get("integration", "gausslegendre"), internal_batch_size=opts["max_batch"])
+    if method == "smoothgrad":
+        sal = ca.Saliency(model)
+        stdev = opts.get("stdevs", 0.15)
+        n = opts.get("nt_samples", 10)
+        kind = opts.get("nt_type", "smoothgrad")
+        check_choice("nt_type", kind, ("smoothgrad", "smoothgrad_sq", "vargrad"))
+        noise = torch.randn((n,) + tuple(x.shape), generator=generator, device=x.device, dtype=x.dtype) * stdev
+        noisy = (x.detach()[None] + noise).flatten(0, 1).requires_grad_(True)
+        g = sal.attribute(noisy, target=t.repeat(n), abs=opts.get("abs", True)).view((n,) + tuple(x.shape))
+        if kind == "smoothgrad":
+            return g.mean(0)
+        if kind == "smoothgrad_sq":
+            return (g ** 2).mean(0)
+        return g.var(0, unbiased=False)
+    if method == "deeplift":
+        return ca.DeepLift(model).attribute(x, target=t, baselines=opts.get("baselines", 0.0))
+    if method == "gradient_shap":
+        baselines = opts.get("baselines")
+        if baselines is None:
+            baselines = torch.zeros((1,) + tuple(x.shape[1:]), device=x.device, dtype=x.dtype)
+        n = opts.get("n_samples", 5)
+        stdev = opts.get("stdevs", 0.09)
+        # Captum draws its own noise; seed it through a forked global state so the caller's is untouched.
+        devices = [x.device.index or 0] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(torch.randint(0, 2 ** 31 - 1, (1,), generator=generator)))
+            return ca.GradientShap(model).attribute(x, baselines=baselines, target=t, n_samples=n, stdevs=stdev)
+    if method == "input_x_gradient":
+        return ca.InputXGradient(model).attribute(x, target=t)
+    if method == "occlusion":
+        w = opts.get("window", 4)
+        s = opts.get("stride", 2)
+        c = x.shape[1]
+        return ca.Occlusion(model).attribute(
+            x, sliding_window_shapes=(c, w, w), strides=(c, s, s), baselines=opts.get("baselines", 0.0),
+            target=t, perturbations_per_eval=max(1, opts["max_batch"] // max(1, len(x))))
+    if method == "gradcam":
+        layer = _find_layer(model, opts.get("layer"))
+        cam = ca.LayerGradCam(model, layer).attribute(x, target=t, relu_attributions=opts.get("relu", False))
+        up = ca.LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+        return up.expand_as(x)
+    if method == "random":
+        return torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    raise AssertionError(method)
+
+
+def attribute(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = None, method: str = "saliency", *,
+              max_batch: int = 256, seed: int = 0, **options: Any) -> torch.Tensor:
+    """Attributions of ``method`` for ``x`` (B×...), explaining class ``target`` (B,) of each sample.
+
+    ``target`` = the true labels y by convention (methods.md A.5); ``None`` explains the predicted
+    class. Runs on the model's device in chunks of ``max_batch`` samples (integrated gradients and
+    occlusion also use it as their internal batch), in eval mode (restored afterwards); returns a
+    detached tensor of the shape of ``x`` on that device. Options per method: see the module doc
+    (``abs``, ``n_steps``, ``baselines``, ``stdevs``, ``nt_samples``, ``nt_type``, ``n_samples``,
+    ``window``, ``stride``, ``layer``, ``relu``).
+    """
+    method = resolve_method(method)
+    check_batch(x, target)
+    if int(max_batch) < 1:
+        raise ValueError(f"max_batch must be a positive number of samples, got {max_batch}")
+    device = model_device(model)
+    x = x.detach().to(device)
+    generator = torch.Generator(device=device).manual_seed(int(seed))
+    opts = dict(options, max_batch=int(max_batch))
+    if "stdevs" in opts:
+        check_range("stdevs", float(opts["stdevs"]), 0.0)
+    with _EvalMode(model):
+        with torch.no_grad():
+            probe = model(x[:1])
+        check_logits(probe, 1)
+        if target is None:
+            target = predict_labels(model, x, max_batch)
+        target = target.to(device).long()
+        check_labels(target, probe.shape[1])
+        if method == "random":
+            return torch.rand(x.shape, generator=generator, device=device, dtype=x.dtype)
+        chunk_size = int(max_batch)
+        if method == "smoothgrad":
+            chunk_size = max(1, chunk_size // int(opts.get("nt_samples", 10)))
+        out = []
+        with torch.enable_grad():
+            for xs, ts in zip(x.split(chunk_size), target.split(chunk_size)):
+                out.append(_attribute_chunk(model, xs, ts, method, opts, generator).detach())
+    a = torch.cat(out)
+    if a.shape != x.shape:  # pragma: no cover - Captum always returns input-shaped attributions
+        a = a.expand_as(x)
+    return a
+
+
+Explainer = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def explainer(method: str | Explainer = "saliency", **options: Any) -> Explainer:
+    """A function ``(model, x, target) -> attributions`` for ``method`` with fixed ``options``
+    (a callable is returned unchanged); used by metrics that re-explain perturbed inputs."""
+    if callable(method):
+        return method
+    method = resolve_method(method)
+
+    def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return attribute(model, x, target, method, **options)
+
+    explain.__name__ = f"explain_{method}"
+    return explain

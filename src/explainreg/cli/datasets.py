@@ -1,0 +1,30 @@
+"""``explainreg datasets``: which data sets are available, and where."""
+from __future__ import annotations
+
+import argparse
+
+from ..data import DataNotFoundError, locate
+from ..data.datasets import available_datasets
+from ..data.sources import BUNDLED_DIR, SOURCES, find_split, resolve_data_root
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("datasets", help="list data sets and where they were found",
+                              description="List the data sets explainreg can load and where their files are.")
+    p.add_argument("--data-root", metavar="PATH", default=None, help="data root to inspect (default: $EXPLAINREG_DATA, "
+                                                                     "else ~/.cache/explainreg)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    root, how = resolve_data_root(args.data_root)
+    print(f"data root: {root} (from {how})")
+    for name in available_datasets():
+        for split in ("train", "test"):
+            try:
+                _, where = locate(name, split, args.data_root, download=False)
+            except DataNotFoundError:
+                where = "not found"
+            bundled = "yes" if find_split(BUNDLED_DIR, SOURCES[name], split) else "no"
+            print(f"  {name:<14} {split:<5} {where}   (bundled subset: {bundled})")
+    return 0

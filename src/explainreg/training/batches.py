@@ -1,0 +1,55 @@
+"""Mini-batches from in-memory or generic data sets, shuffled reproducibly and sharded by rank.
+
+Sharding (``rank``/``world_size``) is how distributed data-parallel training (torchrun) plugs in:
+each process takes every ``world_size``-th index of the same seeded permutation.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..data import ArrayDataset
+
+Batch = tuple[torch.Tensor, torch.Tensor, dict[str, Any]]
+
+
+def world() -> tuple[int, int]:
+    """``(rank, world_size)`` of this process: from torch.distributed when initialised, else the
+    torchrun environment variables, else ``(0, 1)``."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> torch.Tensor:
+    """The permutation of epoch ``epoch``: a function of (seed, epoch) only, so resumed runs repeat."""
+    if not shuffle:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+def iterate_batches(dataset: Dataset, batch_size: int, *, seed: int = 0, epoch: int = 0, shuffle: bool = True,
+                    device: torch.device | str = "cpu") -> Iterator[Batch]:
+    """Yield ``(x, y, extras)`` batches on ``device``; this process's shard of the epoch's order."""
+    rank, world_size = world()
+    order = epoch_order(len(dataset), seed, epoch, shuffle)[rank::world_size]
+    if isinstance(dataset, ArrayDataset):
+        for start in range(0, len(order), batch_size):
+            index = order[start:start + batch_size]
+            extras = {k: v[index].to(device) for k, v in dataset.extras.items()}
+            yield dataset.x[index].to(device), dataset.y[index].to(device), extras
+        return
+    loader = DataLoader(torch.utils.data.Subset(dataset, order.tolist()), batch_size=batch_size, shuffle=False)
+    for item in loader:
+        x, y, *rest = item
+        extras = rest[0] if rest and isinstance(rest[0], dict) else {}
+        yield x.to(device), y.to(device), {k: v.to(device) for k, v in extras.items()}
+
+
+def num_batches(dataset: Dataset, batch_size: int) -> int:
+    _, world_size = world()
+    shard = (len(dataset) + world_size - 1) // world_size
+    return (shard + batch_size - 1) // batch_size

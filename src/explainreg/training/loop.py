@@ -1,0 +1,198 @@
+"""The training loop: any model, any data set, any objective; checkpoints, resume, devices."""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from .. import runs
+from ..objective import Objective
+from .batches import iterate_batches, num_batches, world
+from .config import TrainConfig, resolve_device
+
+EpochCallback = Callable[[int, dict[str, Any]], None]
+
+
+@dataclass
+class TrainResult:
+    """Per-epoch ``history``, logged ``steps``, the selected epoch and the run folder (if any)."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None
+    run_dir: Path | None = None
+
+    @property
+    def final(self) -> dict[str, Any]:
+        """The record of the selected epoch (the last one unless a best-on-validation rule chose)."""
+        if not self.history:
+            return {}
+        epoch = self.best_epoch if self.best_epoch is not None else self.history[-1]["epoch"]
+        return next(r for r in self.history if r["epoch"] == epoch)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 1000,
+             device: torch.device | str | None = None) -> dict[str, float]:
+    """Accuracy and mean cross-entropy of ``model`` (in eval mode) on ``dataset``."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    correct, loss, n = 0, 0.0, 0
+    for x, y, _ in iterate_batches(dataset, batch_size, shuffle=False, device=device):
+        logits = model(x)
+        correct += int((logits.argmax(1) == y).sum())
+        loss += float(F.cross_entropy(logits, y, reduction="sum"))
+        n += len(y)
+    model.train(was_training)
+    return {"accuracy": correct / max(n, 1), "loss": loss / max(n, 1)}
+
+
+def evaluate_accuracy(model: nn.Module, dataset: Dataset, batch_size: int = 1000,
+                      device: torch.device | str | None = None) -> float:
+    """Fraction of ``dataset`` that ``model`` classifies correctly."""
+    return evaluate(model, dataset, batch_size, device)["accuracy"]
+
+
+def train(model: nn.Module, objective: Objective | None, train_set: Dataset, test_set: Dataset | None = None, *,
+          config: TrainConfig | None = None, val_set: Dataset | None = None, run_dir: str | Path | None = None,
+          resume: bool = False, run_info: dict[str, Any] | None = None,
+          on_epoch_end: EpochCallback | None = None) -> TrainResult:
+    """Train ``model`` to minimise ``objective`` (plain cross-entropy when None) on ``train_set``.
+
+    After each epoch: the mean of each objective term, train accuracy, validation and test accuracy,
+    a checkpoint (model, optimiser, RNG states) written atomically into ``run_dir``. With
+    ``resume=True`` a run folder's checkpoint is loaded and training continues where it stopped;
+    a finished run is returned as it is. ``run_info`` is stored in ``config.json`` (dataset, model
+    name, ...). Runs repeat exactly on CPU for the same ``config.seed``.
+    """
+    config = config or TrainConfig()
+    objective = objective if objective is not None else Objective()
+    if config.select != "last" and val_set is None:
+        raise ValueError(f"select={config.select!r} needs a validation set: pass val_set=...")
+    device = resolve_device(config.device)
+    model.to(device)
+    objective.to(device)
+    optimizer = config.build_optimizer(model.parameters())
+    rank, _ = world()
+    main_process = rank == 0
+    run_dir = Path(run_dir) if run_dir is not None else None
+    result = TrainResult(run_dir=run_dir)
+    best_state, best_score, stale, start_epoch = None, -math.inf, 0, 0
+    torch.manual_seed(config.seed)
+    log = _logger(run_dir if main_process else None)
+
+    if run_dir is not None and (run_dir / runs.CHECKPOINT).is_file():
+        if not resume:
+            raise FileExistsError(f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, "
+                                  "or choose another output folder")
+        state = torch.load(run_dir / runs.CHECKPOINT, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        if torch.cuda.is_available() and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        objective.generator.set_state(state["objective_rng"])
+        result.history, result.steps = state["history"], state["steps"]
+        best_state, best_score, stale = state["best_state"], state["best_score"], state["stale"]
+        result.best_epoch, start_epoch = state["best_epoch"], state["epoch"] + 1
+        if state.get("finished"):
+            log.info("run already finished; nothing to do")
+            return result
+        log.info(f"resuming from epoch {start_epoch}")
+    elif run_dir is not None and main_process:
+        runs.atomic_write_json(run_dir / runs.CONFIG, {
+            **(run_info or {}), "train": config.to_dict(), "objective": objective.config(),
+            "device": str(device), "environment": runs.environment(),
+        })
+
+    step = len(result.steps) and result.steps[-1]["step"]
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        sums: dict[str, float] = {}
+        correct = seen = 0
+        started = time.perf_counter()
+        batches = iterate_batches(train_set, config.batch_size, seed=config.seed, epoch=epoch, device=device)
+        bar = tqdm(batches, total=num_batches(train_set, config.batch_size), desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=not (config.progress and main_process), leave=False, dynamic_ncols=True)
+        for x, y, extras in bar:
+            out = objective(model, x, y, **extras)
+            if not torch.isfinite(out.loss):
+                raise FloatingPointError(
+                    f"the loss became {float(out.loss)} at epoch {epoch + 1} (terms {out.terms}); lower the "
+                    "penalty weights or the learning rate. The last good checkpoint is kept in the run folder.")
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            optimizer.step()
+            step += 1
+            for name, value in out.terms.items():
+                sums[name] = sums.get(name, 0.0) + value * len(y)
+            correct += int((out.logits.detach().argmax(1) == y).sum())
+            seen += len(y)
+            if step % config.log_every == 0:
+                result.steps.append({"step": step, "epoch": epoch + 1, **out.terms})
+            bar.set_postfix({k: f"{v / seen:.4g}" for k, v in sums.items()}, refresh=False)
+        bar.close()
+
+        record: dict[str, Any] = {"epoch": epoch + 1, **{f"train_{k}": v / max(seen, 1) for k, v in sums.items()},
+                                  "train_accuracy": correct / max(seen, 1), "seconds": time.perf_counter() - started}
+        if val_set is not None:
+            metrics = evaluate(model, val_set, config.eval_batch_size, device)
+            record.update(val_accuracy=metrics["accuracy"], val_loss=metrics["loss"])
+        if test_set is not None:
+            metrics = evaluate(model, test_set, config.eval_batch_size, device)
+            record.update(test_accuracy=metrics["accuracy"], test_loss=metrics["loss"])
+        result.history.append(record)
+        log.info(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+
+        stop = False
+        if config.select != "last":
+            score = record["val_accuracy"] if config.select == "best_val_accuracy" else -record["val_loss"]
+            if score > best_score:
+                best_score, stale, result.best_epoch = score, 0, epoch + 1
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+                stop = config.patience is not None and stale > config.patience
+        finished = stop or epoch + 1 == config.epochs
+        if finished and best_state is not None:
+            model.load_state_dict(best_state)
+        if run_dir is not None and main_process:
+            runs.atomic_save({
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "objective_rng": objective.generator.get_state(), "history": result.history, "steps": result.steps,
+                "best_state": best_state, "best_score": best_score, "best_epoch": result.best_epoch, "stale": stale,
+                "finished": finished,
+            }, run_dir / runs.CHECKPOINT)
+            runs.atomic_write_json(run_dir / runs.HISTORY, result.history)
+            runs.atomic_write_json(run_dir / runs.STEPS, result.steps)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, record)
+        if stop:
+            log.info(f"early stop after epoch {epoch + 1}: no improvement for {stale} epochs")
+            break
+    return result
+
+
+def _logger(run_dir: Path | None) -> logging.Logger:
+    log = logging.getLogger(f"explainreg.train.{id(run_dir)}")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    log.handlers.clear()
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(run_dir / runs.LOG)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        log.addHandler(handler)
+    return log
