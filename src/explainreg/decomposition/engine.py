@@ -1,0 +1,249 @@
+"""The contextual-decomposition engine: trace any network with torch.fx and run the CD rules.
+
+``decompose(model, x, mask)`` splits every logit into ``rel`` (due to the masked region) and
+``irrel`` (everything else, biases included) with ``rel + irrel = model(x)`` (methods.md A.3, B.2 §2.1).
+Several blobs are decomposed in one pass by stacking them into the batch dimension.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from .._validation import check_batch
+from .rules import FUNCTION_RULES, RULES, Decomposed, find_rule
+
+
+class UnsupportedLayerError(TypeError):
+    """A module or function in the forward pass has no decomposition rule."""
+
+
+class _LeafTracer(fx.Tracer):
+    """torch.nn modules and every module type with a registered rule stay whole (one node)."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return find_rule(type(m)) is not None or super().is_leaf_module(m, qualname)
+
+
+_GRAPHS: "weakref.WeakKeyDictionary[nn.Module, tuple[int, fx.Graph]]" = weakref.WeakKeyDictionary()
+
+
+def _registry_version() -> int:
+    return len(RULES) + 1000 * len(FUNCTION_RULES)
+
+
+def trace(model: nn.Module) -> fx.Graph:
+    """The fx graph of ``model.forward`` (cached per model; re-traced when rules are added)."""
+    cached = _GRAPHS.get(model)
+    if cached is not None and cached[0] == _registry_version():
+        return cached[1]
+    try:
+        graph = _LeafTracer().trace(model)
+    except Exception as exc:  # fx raises many kinds of errors on untraceable code
+        raise UnsupportedLayerError(
+            f"contextual decomposition could not trace {type(model).__name__}.forward with torch.fx ({exc}). "
+            "Write the forward without data-dependent control flow, or register a rule for the module "
+            "that contains it: explainreg.decomposition.register_rule(ModuleType, rule)") from exc
+    _GRAPHS[model] = (_registry_version(), graph)
+    return graph
+
+
+def _fetch_attr(model: nn.Module, target: str) -> Any:
+    obj: Any = model
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _has_decomposed(value: Any) -> bool:
+    if isinstance(value, Decomposed):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_has_decomposed(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_decomposed(v) for v in value.values())
+    return False
+
+
+def _name(target: Any) -> str:
+    if isinstance(target, str):
+        return f"Tensor.{target}"
+    module = getattr(target, "__module__", None) or ""
+    return f"{module}.{getattr(target, '__name__', repr(target))}".lstrip(".")
+
+
+def supported_layers() -> list[str]:
+    return sorted({cls.__name__.lstrip("_").replace("DropoutNd", "Dropout") for cls in RULES})
+
+
+def run_rules(model: nn.Module, start: Decomposed, *, record: dict[str, Decomposed] | None = None) -> Decomposed:
+    """Propagate a decomposition of the input through ``model``'s traced forward pass."""
+    graph = trace(model)
+    env: dict[fx.Node, Any] = {}
+    placeholders = 0
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            if placeholders == 0:
+                env[node] = start
+            elif node.args:
+                env[node] = node.args[0]
+            else:
+                raise UnsupportedLayerError(f"contextual decomposition feeds only the first input of "
+                                            f"{type(model).__name__}.forward; '{node.target}' has no default")
+            placeholders += 1
+            continue
+        if node.op == "output":
+            out = fx.node.map_arg(node.args[0], lambda n: env[n])
+            if not isinstance(out, Decomposed):
+                raise UnsupportedLayerError(f"{type(model).__name__} must return one logits tensor to be decomposed, "
+                                            f"got {type(out).__name__}")
+            return out
+        if node.op == "get_attr":
+            env[node] = _fetch_attr(model, node.target)
+            continue
+        args = fx.node.map_arg(node.args, lambda n: env[n])
+        kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n])
+        if node.op == "call_module":
+            module = model.get_submodule(node.target)
+            if not _has_decomposed(args) and not _has_decomposed(kwargs):
+                env[node] = module(*args, **kwargs)
+                continue
+            rule = find_rule(type(module))
+            if rule is None:
+                raise UnsupportedLayerError(
+                    f"contextual decomposition has no rule for {type(module).__name__} (module '{node.target}' of "
+                    f"{type(model).__name__}). Supported layers: {', '.join(supported_layers())}. Add one with "
+                    f"explainreg.decomposition.register_rule({type(module).__name__}, rule), where "
+                    "rule(module, d: Decomposed) -> Decomposed(rel, total)")
+            if len(args) != 1 or kwargs or not isinstance(args[0], Decomposed):
+                raise UnsupportedLayerError(f"module '{node.target}' ({type(module).__name__}) must be called on one "
+                                            "decomposed tensor")
+            env[node] = rule(module, args[0])
+        elif node.op in ("call_function", "call_method"):
+            if not _has_decomposed(args) and not _has_decomposed(kwargs):
+                if node.op == "call_function":
+                    env[node] = node.target(*args, **kwargs)
+                else:
+                    env[node] = getattr(args[0], node.target)(*args[1:], **kwargs)
+                continue
+            rule = FUNCTION_RULES.get(node.target)
+            if rule is None:
+                raise UnsupportedLayerError(
+                    f"contextual decomposition has no rule for the call {_name(node.target)} (node '{node.name}' "
+                    f"in {type(model).__name__}.forward). Use a supported module (e.g. nn.ReLU) or add one with "
+                    f"explainreg.decomposition.register_function_rule({_name(node.target)}, rule)")
+            env[node] = rule(*args, **kwargs)
+        else:  # pragma: no cover - fx has no other node kinds
+            raise UnsupportedLayerError(f"unexpected fx node {node.op}")
+        if record is not None and isinstance(env[node], Decomposed):
+            record[node.name] = env[node]
+    raise UnsupportedLayerError(f"{type(model).__name__}.forward has no output")  # pragma: no cover
+
+
+def _as_mask_tensor(mask: Any, x: torch.Tensor) -> torch.Tensor:
+    if isinstance(mask, (list, tuple)):
+        raise TypeError("internal: lists are stacked before")
+    mask = torch.as_tensor(mask, device=x.device)
+    if mask.numel() == 0:
+        raise ValueError(f"mask is empty (shape {tuple(mask.shape)}); give a mask over the input's pixels "
+                         f"{tuple(x.shape[2:] or x.shape[1:])}")
+    if mask.is_complex() or not torch.isfinite(mask.float()).all():
+        raise ValueError("mask must hold finite real values in [0, 1]")
+    m = mask.to(x.dtype)
+    if float(m.min()) < 0 or float(m.max()) > 1:
+        raise ValueError(f"mask values must lie in [0, 1] (1 = the region to decompose), got range "
+                         f"[{float(m.min())}, {float(m.max())}]")
+    return m
+
+
+def normalize_mask(mask: Any, x: torch.Tensor, blobs: bool = False) -> torch.Tensor:
+    """Bring a mask to the canonical shape N×(B|1)×(C|1)×S (S the spatial shape of x; for B×F
+    inputs N×(B|1)×F).
+
+    Single mask (``blobs=False``, N = 1): S (one for the batch), B×S, B×1×S or B×C×S (per image);
+    for B×F inputs F or B×F. Several blobs (``blobs=True``): N×S (shared), B×N×S, or B×N×(1|C)×S;
+    for B×F inputs N×F or B×N×F. A list of single masks is stacked as blobs.
+    """
+    if isinstance(mask, (list, tuple)):
+        if len(mask) == 0:
+            raise ValueError("mask is an empty list; give at least one blob")
+        singles = [normalize_mask(m, x, blobs=False) for m in mask]
+        shape = [max(s.shape[i] for s in singles) for i in range(1, singles[0].dim())]
+        return torch.cat([s.expand(1, *shape) for s in singles], 0)
+    m = _as_mask_tensor(mask, x)
+    B = x.shape[0]
+    if x.dim() == 2:
+        spatial, channels = tuple(x.shape[1:]), None
+    else:
+        spatial, channels = tuple(x.shape[2:]), x.shape[1]
+    k = len(spatial)
+    forms = ("N×S (shared), B×N×S or B×N×C×S" if blobs else "S (shared), B×S, B×1×S or B×C×S")
+    problem = None
+    if tuple(m.shape[m.dim() - k:]) != spatial or m.dim() < k:
+        problem = f"its last dims must be the input's {'features' if channels is None else 'spatial'} shape {spatial}"
+    else:
+        lead = tuple(m.shape[:m.dim() - k])
+        if not blobs:
+            if len(lead) == 0:
+                m = m.reshape(1, 1, *([1] if channels else []), *spatial)
+            elif len(lead) == 1 and lead[0] in (1, B):
+                m = m.reshape(1, lead[0], *([1] if channels else []), *spatial)
+            elif len(lead) == 2 and channels and lead[0] in (1, B) and lead[1] in (1, channels):
+                m = m.unsqueeze(0)
+            else:
+                problem = f"its leading dims {lead} must be (), (B,) = ({B},) or (B, 1|C) = ({B}, 1|{channels})"
+        else:
+            if len(lead) == 1:
+                m = m.reshape(lead[0], 1, *([1] if channels else []), *spatial)
+            elif len(lead) == 2 and lead[0] in (1, B):
+                m = m.transpose(0, 1).reshape(lead[1], lead[0], *([1] if channels else []), *spatial)
+            elif len(lead) == 3 and channels and lead[0] in (1, B) and lead[2] in (1, channels):
+                m = m.transpose(0, 1)
+            else:
+                problem = f"its leading dims {lead} must be (N,), (B, N) with B = {B} or (B, N, 1|C)"
+    if problem:
+        raise ValueError(f"mask of shape {tuple(mask.shape)} does not fit the inputs {tuple(x.shape)}: {problem}. "
+                         f"Accepted shapes: {forms}")
+    return m
+
+
+def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = False,
+              return_layers: bool = False):
+    """Contextual decomposition of the logits of ``model`` at ``x`` for the region ``mask``.
+
+    At the input ``rel = m ⊙ x`` and ``irrel = (1 − m) ⊙ x``; the per-layer rules (B.2 §2.1, see
+    :mod:`explainreg.decomposition.rules`) carry the split to the logits, with
+    ``rel + irrel = model(x)`` at every layer. Returns ``(rel, irrel)``, each B×K, or B×N×K
+    for ``blobs=True`` / a list of masks (N blobs decomposed in one pass, stacked into the batch).
+
+    ``mask``: one for the batch (H×W), or per image (B×H×W, B×1×H×W, B×C×H×W); with
+    ``blobs=True``: N×H×W (shared) or B×N×H×W / B×N×C×H×W (per image). Values in [0, 1].
+    The pass is differentiable w.r.t. the model's parameters (and x). Modules are used in their
+    current mode (the seed put the model in eval mode for good). ``return_layers=True`` also
+    returns ``{node name: (rel, irrel)}`` for every decomposed intermediate activation.
+    """
+    check_batch(x)
+    is_stack = blobs or isinstance(mask, (list, tuple))
+    m = normalize_mask(mask, x, blobs=blobs)
+    if not bool((m != 0).any()):
+        raise ValueError("mask selects no input element (all zeros): there is no relevant region to decompose")
+    n = m.shape[0]
+    rel0 = (m * x.unsqueeze(0)).reshape(n * x.shape[0], *x.shape[1:])
+    record: dict[str, Decomposed] | None = {} if return_layers else None
+    out = run_rules(model, Decomposed(rel0, x), record=record)
+    rel, irrel = out.rel, out.irrel
+    if rel.dim() != 2:
+        raise ValueError(f"the model must return logits of shape B×K, got {tuple(out.total.shape)}")
+    if is_stack:
+        rel = rel.view(n, x.shape[0], -1).transpose(0, 1)
+        irrel = irrel.view(n, x.shape[0], -1).transpose(0, 1)
+    if return_layers:
+        layers = {name: (d.rel, d.irrel) for name, d in record.items()}
+        return rel, irrel, layers
+    return rel, irrel
+
+
+__all__ = ["Decomposed", "UnsupportedLayerError", "decompose", "normalize_mask", "run_rules", "trace",
+           "supported_layers"]
