@@ -1,5 +1,5 @@
 """explainreg: train neural networks with constrained explanations and measure their faithfulness."""
-from . import data, models, penalties, transforms
+from . import data, models, penalties, runs, training, transforms
 from .objective import Objective, ObjectiveOutput
 from .saliency import minmax_normalize, saliency
 

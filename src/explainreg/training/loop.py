@@ -106,7 +106,7 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
         result.history, result.steps = state["history"], state["steps"]
         best_state, best_score, stale = state["best_state"], state["best_score"], state["stale"]
         result.best_epoch, start_epoch = state["best_epoch"], state["epoch"] + 1
-        if state.get("finished"):
+        if state.get("stopped_early") or start_epoch >= config.epochs:
             log.info("run already finished; nothing to do")
             return result
         log.info(f"resuming from epoch {start_epoch}")
@@ -173,7 +173,7 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
                 "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "objective_rng": objective.generator.get_state(), "history": result.history, "steps": result.steps,
                 "best_state": best_state, "best_score": best_score, "best_epoch": result.best_epoch, "stale": stale,
-                "finished": finished,
+                "finished": finished, "stopped_early": stop,
             }, run_dir / runs.CHECKPOINT)
             runs.atomic_write_json(run_dir / runs.HISTORY, result.history)
             runs.atomic_write_json(run_dir / runs.STEPS, result.steps)

@@ -1,0 +1,301 @@
+"""Shared machinery of the metrics: checks, chunked forward passes, non-zero percentiles, AUC,
+the result record and the accumulating base class."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Sequence
+
+import torch
+from torch import nn
+
+from .._validation import check_batch, check_choice, check_labels, check_logits
+from ..attribution import model_device
+
+CONVENTIONS = ("explainreg", "quantus")
+#: The seed's 20 percentiles: sorted(int(linspace(0, 100, 20)), descending) (methods.md B.1 §1.5).
+SEED_PERCENTILES = tuple(sorted((int(v) for v in torch.linspace(0, 100, 20, dtype=torch.float64).tolist()),
+                                reverse=True))
+
+
+# ----------------------------------------------------------------------------------------------- checks
+def check_inputs(x: torch.Tensor, y: torch.Tensor | None, attributions: torch.Tensor | None = None,
+                 *, name: str = "attributions") -> None:
+    """x a finite batch, y its labels, attributions finite and of the shape of x (or B×1×H×W)."""
+    check_batch(x, y)
+    if attributions is None:
+        return
+    if not isinstance(attributions, torch.Tensor) or not attributions.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor of the shape of x, got "
+                        f"{getattr(attributions, 'dtype', type(attributions).__name__)}")
+    a_shape, x_shape = tuple(attributions.shape), tuple(x.shape)
+    ok = a_shape == x_shape or (len(a_shape) == len(x_shape) >= 3 and a_shape[0] == x_shape[0]
+                                and a_shape[1] == 1 and a_shape[2:] == x_shape[2:])
+    if not ok:
+        raise ValueError(f"{name} must have the shape of x {x_shape} (or {(x_shape[0], 1) + x_shape[2:]}), "
+                         f"got {a_shape}")
+    bad = ~torch.isfinite(attributions)
+    if bad.any():
+        rows = bad.flatten(1).any(1).nonzero().flatten().tolist()
+        raise ValueError(f"{name} contain {int(bad.sum())} non-finite values (NaN or inf) in images {rows[:10]}"
+                         f"{'…' if len(rows) > 10 else ''}; fix or drop those attributions")
+
+
+def check_fractions(name: str, values: Sequence[float], low: float = 0.0, high: float = 1.0) -> tuple[float, ...]:
+    values = tuple(float(v) for v in values)
+    if not values:
+        raise ValueError(f"{name} must be a non-empty sequence")
+    bad = [v for v in values if not (low <= v <= high) or math.isnan(v)]
+    if bad:
+        raise ValueError(f"{name} must lie in [{low}, {high}]; got {bad}")
+    return values
+
+
+def check_positive_int(name: str, value: int) -> int:
+    if int(value) != value or int(value) < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def broadcast_attributions(attributions: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return attributions.expand_as(x) if attributions.shape != x.shape else attributions
+
+
+# ------------------------------------------------------------------------------------------- forwards
+def forward_chunks(model: nn.Module, x: torch.Tensor, max_batch: int = 2048, *, output: str = "prob",
+                   index: torch.Tensor | None = None) -> torch.Tensor:
+    """Model outputs for a big stack ``x`` (N×...), chunked by ``max_batch``, without gradients.
+
+    ``output``: ``"prob"`` softmax, ``"logit"``, ``"label"`` argmax. With ``index`` (N,), only the
+    output of class ``index[n]`` for each row (shape N); else N×K (N for labels).
+    """
+    check_choice("output", output, ("prob", "logit", "label"))
+    device = model_device(model)
+    out = []
+    with torch.no_grad():
+        for start in range(0, x.shape[0], max_batch):
+            z = model(x[start:start + max_batch].to(device))
+            if start == 0:
+                check_logits(z, min(max_batch, x.shape[0]))
+            if output == "label":
+                out.append(z.argmax(1))
+                continue
+            if output == "prob":
+                z = z.softmax(1)
+            if index is not None:
+                z = z.gather(1, index[start:start + max_batch].to(device)[:, None]).squeeze(1)
+            out.append(z)
+    return torch.cat(out)
+
+
+class eval_mode:
+    """Context manager: the model in eval mode, each module's flag restored afterwards."""
+
+    def __init__(self, model: nn.Module | None) -> None:
+        self.model = model
+
+    def __enter__(self):
+        if self.model is not None:
+            self.flags = [(m, m.training) for m in self.model.modules()]
+            self.model.eval()
+        return self.model
+
+    def __exit__(self, *exc) -> None:
+        if self.model is not None:
+            for module, flag in self.flags:
+                module.train(flag)
+
+
+def prepare(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, attributions: torch.Tensor | None = None):
+    """Check inputs and move them to the model's device; returns ``(x, y, a)`` (a broadcast to x)."""
+    check_inputs(x, y, attributions)
+    device = model_device(model) if model is not None else x.device
+    x = x.detach().to(device)
+    y = y.to(device) if y is not None else None
+    a = broadcast_attributions(attributions.detach().to(device), x) if attributions is not None else None
+    if model is not None and y is not None:
+        with torch.no_grad():
+            probe = model(x[:1])
+        check_logits(probe, 1)
+        check_labels(y, probe.shape[1])
+    return x, y, a
+
+
+# ---------------------------------------------------------------------------------------- percentiles
+def nonzero_percentile(values: torch.Tensor, percentiles: Sequence[float] | torch.Tensor) -> torch.Tensor:
+    """q[b, s] = the ``percentiles[s]``-th percentile (linear interpolation, as ``np.percentile``) of the
+    non-zero entries of row ``values[b]`` (B×N); NaN for a row without non-zero entries. Float64."""
+    v = values.detach().double()
+    p = torch.as_tensor(percentiles, dtype=torch.float64, device=v.device)
+    nonzero = v != 0
+    n = nonzero.sum(1, keepdim=True)                                   # B×1
+    s = torch.where(nonzero, v, torch.full_like(v, math.inf)).sort(1).values
+    pos = p[None, :] / 100.0 * (n - 1).clamp_min(0)                    # B×S
+    lo = pos.floor().long()
+    hi = pos.ceil().long()
+    v_lo, v_hi = s.gather(1, lo), s.gather(1, hi)
+    q = v_lo + (v_hi - v_lo) * (pos - lo)
+    q = torch.where(v_hi == v_lo, v_lo, q)
+    return torch.where(n > 0, q, torch.full_like(q, math.nan))
+
+
+def above_percentile_masks(a: torch.Tensor, percentiles: Sequence[float]) -> torch.Tensor:
+    """Masks B×S×(rest of a's shape): entries with attribution > the p-th percentile of the image's
+    non-zero attributions (the seed's MoRF/ROAR rule, methods.md B.1 §1.5); none for all-zero images."""
+    flat = a.flatten(1)
+    q = nonzero_percentile(flat, percentiles)                          # B×S, NaN → nothing removed
+    mask = flat.double()[:, None, :] > q[:, :, None]
+    return mask.view((a.shape[0], len(percentiles)) + tuple(a.shape[1:]))
+
+
+def trapezoid(y: torch.Tensor, x: Sequence[float] | torch.Tensor | None = None, dim: int = -1) -> torch.Tensor:
+    """∫ y dx by the trapezoid rule (``sklearn.metrics.auc`` for increasing x; dx = 1 when x is None)."""
+    if x is None:
+        return torch.trapezoid(y, dim=dim)
+    return torch.trapezoid(y, torch.as_tensor(x, dtype=y.dtype, device=y.device), dim=dim)
+
+
+def nanmean(values: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    return values.nanmean(dim) if values.numel() else torch.tensor(math.nan)
+
+
+# ----------------------------------------------------------------------------------------- results
+@dataclass
+class MetricResult:
+    """One metric's outcome: a scalar ``value`` (AUC or mean), an optional curve over ``steps``,
+    the per-image scores and the metric's settings."""
+
+    name: str
+    value: float
+    higher_is_better: bool
+    steps: torch.Tensor | None = None
+    curve: torch.Tensor | None = None
+    per_image: torch.Tensor | None = None
+    step_name: str = "step"
+    curve_name: str = "value"
+    n_images: int = 0
+    n_nan: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_frame(self, **labels: Any):
+        """A tidy table: one row for the summary (``step`` NaN) and one per curve point."""
+        import pandas as pd
+
+        base = dict(labels, metric=self.name, higher_is_better=self.higher_is_better, n_images=self.n_images)
+        rows = [dict(base, kind="summary", step=math.nan, value=float(self.value), n_nan=self.n_nan)]
+        if self.curve is not None and self.steps is not None:
+            for s, v in zip(self.steps.tolist(), self.curve.tolist()):
+                rows.append(dict(base, kind="curve", step=float(s), value=float(v), n_nan=0))
+        return pd.DataFrame(rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"value": float(self.value), "higher_is_better": self.higher_is_better,
+                               "n_images": self.n_images, "n_nan": self.n_nan, "settings": _plain(self.settings)}
+        if self.curve is not None and self.steps is not None:
+            out.update(step_name=self.step_name, curve_name=self.curve_name, steps=self.steps.tolist(),
+                       curve=self.curve.tolist())
+        if self.extra:
+            out["extra"] = _plain(self.extra)
+        return out
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (int, float, str, bool)) or obj is None:
+        return obj
+    return repr(obj)
+
+
+def results_frame(results: dict[str, MetricResult] | Sequence[MetricResult], **labels: Any):
+    """Concatenate results into one tidy pandas table."""
+    import pandas as pd
+
+    items = results.values() if isinstance(results, dict) else results
+    frames = [r.to_frame(**labels) for r in items]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+# ------------------------------------------------------------------------------------ accumulating
+class Metric:
+    """Accumulating form of a metric: ``update(model, x, y, attributions)`` on each batch, then
+    ``compute() -> MetricResult``. Subclasses implement ``per_image`` (a pure function of one batch,
+    returning a B-vector or a B×S curve) and ``summarize`` (per-image rows of all batches → result)."""
+
+    name: ClassVar[str] = "metric"
+    higher_is_better: ClassVar[bool] = True
+    needs_attributions: ClassVar[bool] = True
+    needs_model: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self._rows: list[torch.Tensor] = []
+        self._batches = 0
+
+    def settings(self) -> dict[str, Any]:
+        return {}
+
+    def per_image(self, model: nn.Module | None, x: torch.Tensor, y: torch.Tensor | None,
+                  attributions: torch.Tensor | None) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def summarize(self, rows: torch.Tensor) -> MetricResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def update(self, model: nn.Module | None, x: torch.Tensor, y: torch.Tensor | None = None,
+               attributions: torch.Tensor | None = None) -> "Metric":
+        if self.needs_attributions and attributions is None:
+            raise ValueError(f"{self.name} needs attributions: call update(model, x, y, attributions)")
+        if self.needs_model and model is None:
+            raise ValueError(f"{self.name} needs the model: call update(model, x, y, attributions)")
+        with eval_mode(model):
+            rows = self.per_image(model, x, y, attributions)
+        self._rows.append(rows.detach())
+        self._batches += 1
+        return self
+
+    def reset(self) -> None:
+        self._rows.clear()
+        self._batches = 0
+
+    def compute(self) -> MetricResult:
+        if not self._rows:
+            raise RuntimeError(f"{self.name}: call update(...) with at least one batch before compute()")
+        device = self._rows[0].device
+        result = self.summarize(torch.cat([r.to(device) for r in self._rows]))
+        result.settings = {**self.settings(), **result.settings}
+        return result
+
+    def __call__(self, model: nn.Module | None, x: torch.Tensor, y: torch.Tensor | None = None,
+                 attributions: torch.Tensor | None = None) -> MetricResult:
+        """One-shot: reset, update with this batch, compute."""
+        self.reset()
+        return self.update(model, x, y, attributions).compute()
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
+        return f"{type(self).__name__}({args})"
+
+
+def curve_result(metric: Metric, rows: torch.Tensor, steps: Sequence[float], *, transform=None,
+                 step_name: str = "step", curve_name: str = "value", auc_x: Sequence[float] | None = None,
+                 ) -> MetricResult:
+    """Mean curve over images (NaN-safe), its trapezoid AUC over ``steps`` (or ``auc_x``)."""
+    n_nan = int(torch.isnan(rows).any(1).sum()) if rows.numel() else 0
+    curve = nanmean(rows.double(), 0)
+    shown = transform(curve) if transform is not None else curve
+    steps_t = torch.as_tensor(steps, dtype=torch.float64)
+    value = trapezoid(shown.cpu(), steps_t if auc_x is None else auc_x)
+    return MetricResult(metric.name, float(value), metric.higher_is_better, steps_t, curve.cpu(), rows.cpu(),
+                        step_name=step_name, curve_name=curve_name, n_images=int(rows.shape[0]), n_nan=n_nan)
+
+
+def scalar_result(metric: Metric, rows: torch.Tensor) -> MetricResult:
+    """Mean of per-image scores over all images, NaN-safe (the count of NaN images reported)."""
+    n_nan = int(torch.isnan(rows).sum())
+    return MetricResult(metric.name, float(nanmean(rows.double(), 0)), metric.higher_is_better, per_image=rows.cpu(),
+                        n_images=int(rows.shape[0]), n_nan=n_nan)

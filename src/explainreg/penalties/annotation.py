@@ -1,0 +1,236 @@
+"""Annotation-mask penalties: CDEP, RRR and Expected Gradients (methods.md A.3, B.2 §2.2–§2.3).
+
+The mask ``m`` marks the region the model should *not* use (1 = penalised region). It comes from
+the batch extras (``mask``: B×H×W, B×1×H×W, B×C×H×W or one H×W for the batch) or, when a
+``blob_sampler`` is given, is drawn per batch as N blobs (ColorMNIST's single pixels). With N
+blobs the penalty is summed over the blobs, as the seed does.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._validation import check_choice, check_range
+from ..decomposition import decompose
+from ..saliency import TARGETS, gradient_of
+from .base import Penalty, PenaltyContext, register_penalty
+
+#: ``sampler(generator, x) -> N×H×W`` (or N×C×H×W) blobs shared by the batch
+BlobSampler = Callable[[torch.Generator, torch.Tensor], torch.Tensor]
+
+
+# ----------------------------------------------------------------------------------------------
+# pure functions
+
+
+def cdep_share(rel: torch.Tensor, irrel: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """CDEP's relevant share ``softmax([rel, irrel])[0] = σ(rel − irrel)``, averaged over (sample, class)
+    and summed over blobs. ``rel``/``irrel``: B×K or B×N×K; ``weights`` (B or B×N, 0/1) drop
+    samples without an annotated region from the mean."""
+    share = torch.sigmoid(rel - irrel).mean(-1)  # B or B×N
+    if weights is None:
+        per_blob = share.mean(0)
+    else:
+        weights = weights.to(share.dtype)
+        per_blob = (share * weights).sum(0) / weights.sum(0).clamp_min(1)
+    return per_blob.sum()
+
+
+def cdep(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = False) -> torch.Tensor:
+    """R = Σ_blobs mean_{b,k} σ(rel_bk − irrel_bk), (rel, irrel) = CD of the logits for the blob.
+
+    ``mask`` as :func:`explainreg.decomposition.decompose`; images whose mask is empty are left out
+    of the mean (and an all-empty mask gives 0).
+    """
+    weights = _nonempty(mask, x, blobs)
+    if weights is not None and not bool(weights.any()):
+        return _zero(model, x)
+    rel, irrel = decompose(model, x, mask, blobs=blobs)
+    return cdep_share(rel, irrel, weights)
+
+
+def rrr(g: torch.Tensor, mask: torch.Tensor, *, channel_sum: bool = False, blobs: bool = False) -> torch.Tensor:
+    """R = (1/B) Σ_b Σ_{c,h,w} (m ⊙ g)²; ``channel_sum``: R = (1/B) Σ_b Σ_{h,w} (m ⊙ Σ_c g)² (CDEP's
+    "Grad"). ``mask`` broadcasts against g (B×{1,C}×H×W or 1×1×H×W); ``blobs=True``: a leading
+    blob dimension N, R summed over blobs."""
+    if channel_sum:
+        g = g.sum(1, keepdim=True)
+    weight = mask.pow(2)
+    if blobs:
+        weight = weight.sum(0)
+    if channel_sum and weight.dim() == g.dim() and weight.shape[1] > 1:
+        weight = weight.amax(1, keepdim=True)
+    return (weight * g.pow(2)).flatten(1).sum(1).mean() if weight.shape[0] == g.shape[0] \
+        else (weight * g.pow(2)).sum() / g.shape[0]
+
+
+def draw_references(batch_size: int, n_refs: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Expected Gradients' draws: reference indices (B×R, uniform over the batch, with replacement)
+    and interpolation points α (B×R, U(0, 1)), on the CPU from ``generator``."""
+    index = torch.randint(batch_size, (batch_size, n_refs), generator=generator)
+    alpha = torch.rand(batch_size, n_refs, generator=generator)
+    return index, alpha
+
+
+def expected_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor,
+                       alpha: torch.Tensor, *, create_graph: bool = True) -> torch.Tensor:
+    """Expected Gradients attribution of p_y, vectorised over samples × references:
+    x̃_br = x′_br + α_br (x_b − x′_br), x′_br = x[index_br];
+    EG_b = mean_r (x_b − x′_br) ⊙ ∂p_y(x̃_br)/∂x̃_br. One forward/backward on B·R inputs."""
+    B, R = index.shape
+    x = x.detach()
+    index, alpha = index.to(x.device), alpha.to(x.device, x.dtype)
+    refs = x[index.reshape(-1)]  # (B·R)×…
+    diff = x.repeat_interleave(R, 0) - refs
+    a = alpha.reshape(-1, *([1] * (x.dim() - 1)))
+    x_tilde = (refs + a * diff).requires_grad_(True)
+    with torch.enable_grad():
+        logits = model(x_tilde)
+        p_y = F.softmax(logits, 1).gather(1, y.repeat_interleave(R)[:, None]).sum()
+        (grad,) = torch.autograd.grad(p_y, x_tilde, create_graph=create_graph)
+    return (diff * grad).view(B, R, *x.shape[1:]).mean(1)
+
+
+def expected_gradients_penalty(eg: torch.Tensor, mask: torch.Tensor, *, blobs: bool = False) -> torch.Tensor:
+    """R = (1/B) Σ_b Σ_{c,h,w} m ⊙ |EG_b| (the channel sum of |EG| inside the mask)."""
+    weight = mask.sum(0) if blobs else mask
+    return (weight * eg.abs()).sum() / eg.shape[0] if weight.shape[0] != eg.shape[0] \
+        else (weight * eg.abs()).flatten(1).sum(1).mean()
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+
+def _zero(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A zero that is still connected to the parameters (so backward works on it)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return sum((p.sum() * 0 for p in params), x.new_zeros(()))
+
+
+def _image_mask(mask: Any, x: torch.Tensor, who: str) -> torch.Tensor:
+    """A single mask (H×W, B×H×W, B×1×H×W, B×C×H×W) as B|1×{1,C}×H×W floats, checked."""
+    mask = torch.as_tensor(mask, device=x.device)
+    original = tuple(mask.shape)
+    if mask.dim() == x.dim() - 2:
+        mask = mask[None, None]
+    elif mask.dim() == x.dim() - 1:
+        mask = mask[:, None]
+    ok = mask.dim() == x.dim() and mask.shape[2:] == x.shape[2:] and mask.shape[0] in (1, x.shape[0]) \
+        and mask.shape[1] in (1, x.shape[1]) and mask.numel() > 0
+    if not ok:
+        raise ValueError(f"{who}: mask of shape {original} does not match the inputs {tuple(x.shape)}; "
+                         "give H×W, B×H×W, B×1×H×W or B×C×H×W with the input's H×W")
+    mask = mask.to(x.dtype)
+    if float(mask.min()) < 0 or float(mask.max()) > 1:
+        raise ValueError(f"{who}: mask values must lie in [0, 1] (1 = the region not to use)")
+    return mask
+
+
+def _nonempty(mask: Any, x: torch.Tensor, blobs: bool) -> torch.Tensor | None:
+    """0/1 weights per sample (B, or B×N for blobs) marking a non-empty mask, or None if shared."""
+    if isinstance(mask, (list, tuple)):
+        return None
+    m = torch.as_tensor(mask)
+    spatial = x.dim() - 2 if x.dim() > 2 else 1
+    lead = m.dim() - spatial
+    if lead <= 0 or (blobs and lead == 1):
+        return None if m.numel() == 0 or bool((m != 0).any()) else torch.zeros(1, dtype=torch.bool)
+    if m.numel() == 0:
+        return None  # decompose reports the shape problem
+    if blobs:
+        return (m != 0).flatten(2).any(2).to(x.device)  # B×N
+    return (m != 0).flatten(1).any(1).to(x.device)  # B
+
+
+class _AnnotationPenalty(Penalty):
+    """Shared: the mask from the batch extras, or N blobs from ``blob_sampler`` (summed)."""
+
+    def __init__(self, blob_sampler: BlobSampler | None = None) -> None:
+        super().__init__()
+        if blob_sampler is not None and not callable(blob_sampler):
+            raise TypeError("blob_sampler must be callable as sampler(generator, x) -> N×H×W blobs")
+        self.blob_sampler = blob_sampler
+
+    def _mask(self, ctx: PenaltyContext) -> tuple[torch.Tensor, bool]:
+        """``(mask, blobs)``: the image mask (B|1×{1,C}×H×W), or N×1×{1,C}×H×W sampled blobs."""
+        if self.blob_sampler is not None:
+            blobs = torch.as_tensor(self.blob_sampler(ctx.rng(), ctx.x)).to(ctx.x.device, ctx.x.dtype)
+            if blobs.dim() == ctx.x.dim() - 1:
+                blobs = blobs[:, None]
+            if blobs.dim() != ctx.x.dim() or blobs.shape[2:] != ctx.x.shape[2:]:
+                raise ValueError(f"{self.name}: blob_sampler returned shape {tuple(blobs.shape)}; it must return "
+                                 f"N×H×W or N×C×H×W blobs with H×W = {tuple(ctx.x.shape[2:])}")
+            return blobs[:, None], True
+        return _image_mask(ctx.extra("mask", self.name), ctx.x, self.name), False
+
+    def settings(self) -> dict[str, Any]:
+        return {"blob_sampler": repr(self.blob_sampler)} if self.blob_sampler is not None else {}
+
+
+@register_penalty("cd", "contextual_decomposition")
+class CDEP(_AnnotationPenalty):
+    """R = Σ_blobs mean_{b,k} softmax([rel_bk, irrel_bk])[0], (rel, irrel) = contextual decomposition
+    of the logits for the masked region (methods.md A.3). No input gradient: CD is a modified
+    forward pass, and all blobs go through one batched pass."""
+
+    name = "cdep"
+    needs_input_grad = False
+
+    def compute(self, ctx: PenaltyContext) -> torch.Tensor:
+        mask, blobs = self._mask(ctx)
+        x = ctx.x.detach()
+        if blobs:
+            return cdep(ctx.model, x, mask[:, 0], blobs=True)
+        return cdep(ctx.model, x, mask)
+
+
+@register_penalty("right_for_right_reasons", "grad")
+class RRR(_AnnotationPenalty):
+    """R = (1/B) Σ_b Σ (m ⊙ g)² with g the saliency of ``target`` (Ross et al. 2017: Σ_k log p_k).
+    ``target="nll"`` sums g over channels before squaring (CDEP's "Grad" baseline) unless
+    ``channel_sum`` says otherwise. CDEP's code uses the batch-mean NLL, so its λ equals ours × B."""
+
+    name = "rrr"
+
+    def __init__(self, target: str = "sum_log_prob", channel_sum: bool | None = None,
+                 blob_sampler: BlobSampler | None = None) -> None:
+        super().__init__(blob_sampler)
+        check_choice("target", target, TARGETS)
+        self.target = target
+        self.channel_sum = (target == "nll") if channel_sum is None else bool(channel_sum)
+
+    def settings(self) -> dict[str, Any]:
+        return {"target": self.target, "channel_sum": self.channel_sum, **super().settings()}
+
+    def compute(self, ctx: PenaltyContext) -> torch.Tensor:
+        mask, blobs = self._mask(ctx)
+        return rrr(ctx.saliency(self.target), mask, channel_sum=self.channel_sum, blobs=blobs)
+
+
+@register_penalty("eg", "expected_gradients")
+class ExpectedGradients(_AnnotationPenalty):
+    """R = (1/B) Σ_b Σ_mask |EG_b| with EG of p_y over ``n_refs`` references drawn from the batch
+    (methods.md A.3); one vectorised double-backprop pass on B·n_refs interpolated inputs."""
+
+    name = "expected_gradients"
+    needs_input_grad = False
+
+    def __init__(self, n_refs: int = 10, blob_sampler: BlobSampler | None = None) -> None:
+        super().__init__(blob_sampler)
+        if int(n_refs) != n_refs:
+            raise ValueError(f"n_refs must be a whole number of references per sample, got {n_refs}")
+        check_range("n_refs", n_refs, 1)
+        self.n_refs = int(n_refs)
+
+    def settings(self) -> dict[str, Any]:
+        return {"n_refs": self.n_refs, **super().settings()}
+
+    def compute(self, ctx: PenaltyContext) -> torch.Tensor:
+        mask, blobs = self._mask(ctx)
+        index, alpha = draw_references(ctx.x.shape[0], self.n_refs, ctx.rng())
+        eg = expected_gradients(ctx.model, ctx.x, ctx.y, index, alpha)
+        return expected_gradients_penalty(eg, mask, blobs=blobs)
