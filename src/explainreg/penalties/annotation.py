@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_choice, check_range
-from ..decomposition import decompose
+from ..decomposition import decompose, normalize_mask
 from ..saliency import TARGETS, gradient_of
 from .base import Penalty, PenaltyContext, register_penalty
 
@@ -45,10 +45,13 @@ def cdep(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = False) -
     ``mask`` as :func:`explainreg.decomposition.decompose`; images whose mask is empty are left out
     of the mean (and an all-empty mask gives 0).
     """
-    weights = _nonempty(mask, x, blobs)
-    if weights is not None and not bool(weights.any()):
+    m = normalize_mask(mask, x, blobs=blobs)  # N×(B|1)×…
+    weights = (m != 0).flatten(2).any(2).expand(m.shape[0], x.shape[0]).T  # B×N
+    if not bool(weights.any()):
         return _zero(model, x)
-    rel, irrel = decompose(model, x, mask, blobs=blobs)
+    rel, irrel = decompose(model, x, m.transpose(0, 1), blobs=True)  # B×N×K
+    if bool(weights.all()):
+        weights = None
     return cdep_share(rel, irrel, weights)
 
 
@@ -61,10 +64,9 @@ def rrr(g: torch.Tensor, mask: torch.Tensor, *, channel_sum: bool = False, blobs
     weight = mask.pow(2)
     if blobs:
         weight = weight.sum(0)
-    if channel_sum and weight.dim() == g.dim() and weight.shape[1] > 1:
+    if channel_sum and weight.shape[1] > 1:
         weight = weight.amax(1, keepdim=True)
-    return (weight * g.pow(2)).flatten(1).sum(1).mean() if weight.shape[0] == g.shape[0] \
-        else (weight * g.pow(2)).sum() / g.shape[0]
+    return (weight * g.pow(2)).flatten(1).sum(1).mean()
 
 
 def draw_references(batch_size: int, n_refs: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,8 +99,7 @@ def expected_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index
 def expected_gradients_penalty(eg: torch.Tensor, mask: torch.Tensor, *, blobs: bool = False) -> torch.Tensor:
     """R = (1/B) Σ_b Σ_{c,h,w} m ⊙ |EG_b| (the channel sum of |EG| inside the mask)."""
     weight = mask.sum(0) if blobs else mask
-    return (weight * eg.abs()).sum() / eg.shape[0] if weight.shape[0] != eg.shape[0] \
-        else (weight * eg.abs()).flatten(1).sum(1).mean()
+    return (weight * eg.abs()).flatten(1).sum(1).mean()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -128,22 +129,6 @@ def _image_mask(mask: Any, x: torch.Tensor, who: str) -> torch.Tensor:
     if float(mask.min()) < 0 or float(mask.max()) > 1:
         raise ValueError(f"{who}: mask values must lie in [0, 1] (1 = the region not to use)")
     return mask
-
-
-def _nonempty(mask: Any, x: torch.Tensor, blobs: bool) -> torch.Tensor | None:
-    """0/1 weights per sample (B, or B×N for blobs) marking a non-empty mask, or None if shared."""
-    if isinstance(mask, (list, tuple)):
-        return None
-    m = torch.as_tensor(mask)
-    spatial = x.dim() - 2 if x.dim() > 2 else 1
-    lead = m.dim() - spatial
-    if lead <= 0 or (blobs and lead == 1):
-        return None if m.numel() == 0 or bool((m != 0).any()) else torch.zeros(1, dtype=torch.bool)
-    if m.numel() == 0:
-        return None  # decompose reports the shape problem
-    if blobs:
-        return (m != 0).flatten(2).any(2).to(x.device)  # B×N
-    return (m != 0).flatten(1).any(1).to(x.device)  # B
 
 
 class _AnnotationPenalty(Penalty):
@@ -183,8 +168,8 @@ class CDEP(_AnnotationPenalty):
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         mask, blobs = self._mask(ctx)
         x = ctx.x.detach()
-        if blobs:
-            return cdep(ctx.model, x, mask[:, 0], blobs=True)
+        if blobs:  # N×1×{1,C}×H×W -> 1×N×{1,C}×H×W: the same N blobs for every image
+            return cdep(ctx.model, x, mask.transpose(0, 1), blobs=True)
         return cdep(ctx.model, x, mask)
 
 
