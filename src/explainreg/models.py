@@ -48,3 +48,27 @@ def build_model(name: str, **kwargs) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def cdep_colormnist_net(num_classes: int = 10, in_channels: int = 3) -> nn.Sequential:
+    """CDEP's ColorMNIST net (B.2 §2.6): conv(20,5)–ReLU–pool–conv(50,5)–ReLU–pool–FC(800→500)–ReLU–FC(500→10).
+
+    No padding; returns logits (the seed's log_softmax is folded into the cross-entropy)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(20, 50, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(4 * 4 * 50, 500), nn.ReLU(), nn.Linear(500, num_classes),
+    )
+
+
+def cdep_decoymnist_net(num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
+    """CDEP's DecoyMNIST net (B.2 §2.6): as the ColorMNIST net with 1 input channel and FC(800→256)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(20, 50, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(4 * 4 * 50, 256), nn.ReLU(), nn.Linear(256, num_classes),
+    )
+
+
+register_model("cdep_colormnist", cdep_colormnist_net)
+register_model("cdep_decoymnist", cdep_decoymnist_net)

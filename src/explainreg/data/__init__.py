@@ -7,3 +7,13 @@ __all__ = [
     "ArrayDataset", "DataNotFoundError", "ENV_VAR", "SOURCES", "STATS", "available_datasets",
     "load_dataset", "locate", "read_idx", "resolve_data_root", "write_idx",
 ]
+
+from .shortcuts import (  # noqa: E402  (shortcut data sets: ColorMNIST, DecoyMNIST, user masks)
+    PixelBlobSampler, add_decoy, color_mnist, color_mnist_blob_sampler, color_mnist_stats, color_palette,
+    decoy_corner_mask, decoy_mnist, masked_dataset, pixel_nonzero_frequency,
+)
+
+__all__ += [
+    "PixelBlobSampler", "add_decoy", "color_mnist", "color_mnist_blob_sampler", "color_mnist_stats",
+    "color_palette", "decoy_corner_mask", "decoy_mnist", "masked_dataset", "pixel_nonzero_frequency",
+]

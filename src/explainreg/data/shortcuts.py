@@ -1,0 +1,235 @@
+"""Shortcut data sets generated from real MNIST (methods.md B.2 §2.4–§2.5) and user-mask data sets.
+
+* ColorMNIST: digit d coloured with palette colour d in training and 9 − d in validation and test,
+  so a colour-only model scores ≈ 0 %; per-channel normalisation by the colour training set.
+* DecoyMNIST: a 5×5 grey patch in one random corner, grey 255 − 25y in training and 25y at test,
+  scaled to [−1, 1]; ``extras["mask"]`` is the union of the four corners.
+* :class:`PixelBlobSampler`: CDEP's single-pixel blobs for ColorMNIST, drawn ∝ how often each pixel
+  is non-zero in the training images.
+* :func:`masked_dataset`: any ``(x, y, mask)`` as an :class:`ArrayDataset` whose batches carry the mask.
+"""
+from __future__ import annotations
+
+import colorsys
+import os
+from functools import lru_cache
+from typing import Any
+
+import torch
+
+from .datasets import ArrayDataset, load_dataset
+
+SHORTCUT_SPLITS = ("train", "val", "test")
+#: digit count and the palette's end points (``Color("red").range_to(Color("purple"), 10)``)
+_PURPLE_LIGHTNESS = (128 / 255) / 2
+
+
+def color_palette() -> torch.Tensor:
+    """The 10 ColorMNIST colours (10×3 RGB in [0, 1]): linear interpolation in HSL from red
+    (hue 0°, L 0.5) to purple #800080 (hue 300°, L 0.251), S = 1, as the ``colour`` package does."""
+    rows = []
+    for i in range(10):
+        hue = i / 9 * 300 / 360
+        lightness = 0.5 + i / 9 * (_PURPLE_LIGHTNESS - 0.5)
+        rows.append(colorsys.hls_to_rgb(hue, lightness, 1.0))
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def _check_split(split: str) -> None:
+    if split not in SHORTCUT_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(map(repr, SHORTCUT_SPLITS))}; got {split!r}")
+
+
+def train_val_indices(n: int, val_fraction: float = 0.1, split_seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The seed's ``torch.manual_seed(split_seed); random_split(range(n), [n − v, v])`` indices."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    n_val = int(round(val_fraction * n))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
+    return perm[: n - n_val], perm[n - n_val:]
+
+
+def _root_key(root) -> str | None:
+    return None if root is None else str(root)
+
+
+@lru_cache(maxsize=4)
+def _mnist(split: str, root: str | None) -> ArrayDataset:
+    return load_dataset("mnist", split, root)
+
+
+def _limit(index: torch.Tensor, limit: int | None) -> torch.Tensor:
+    if limit is None:
+        return index
+    if limit < 1:
+        raise ValueError(f"limit must be a positive number of images, got {limit}")
+    return index[:limit]
+
+
+def color_mnist_stats(root: str | os.PathLike | None = None, *, val_fraction: float = 0.1,
+                      split_seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (population) of the ColorMNIST training images (grey/255 × colour)."""
+    gray = _mnist("train", _root_key(root))
+    train_idx, _ = train_val_indices(len(gray), val_fraction, split_seed)
+    g = gray.x[train_idx].flatten(1).double()
+    colors = color_palette().double()[gray.y[train_idx]]  # N×3
+    n_values = g.shape[0] * g.shape[1]
+    mean = (colors * g.sum(1, keepdim=True)).sum(0) / n_values
+    second = (colors.pow(2) * g.pow(2).sum(1, keepdim=True)).sum(0) / n_values
+    return mean.float(), (second - mean.pow(2)).sqrt().float()
+
+
+def color_mnist(split: str = "train", root: str | os.PathLike | None = None, *, normalize: bool = True,
+                val_fraction: float = 0.1, split_seed: int = 0, limit: int | None = None) -> ArrayDataset:
+    """ColorMNIST (B.2 §2.4) as 3×28×28 images ``x_c = grey/255 · colour[c]``, background 0.
+
+    ``train``: the MNIST training images outside the validation split, digit d in colour d;
+    ``val`` (``val_fraction`` of MNIST train, ``split_seed`` as the seed's ``manual_seed(0)``) and
+    ``test`` (MNIST test): colour 9 − d. ``normalize``: per-channel mean/std of the colour training
+    set, for every split. ``limit`` keeps the first images of the split.
+    """
+    _check_split(split)
+    palette = color_palette()
+    source = _mnist("test" if split == "test" else "train", _root_key(root))
+    if split == "test":
+        index = torch.arange(len(source))
+    else:
+        train_idx, val_idx = train_val_indices(len(source), val_fraction, split_seed)
+        index = train_idx if split == "train" else val_idx
+    index = _limit(index, limit)
+    y = source.y[index]
+    color = palette[y if split == "train" else 9 - y]  # n×3
+    x = source.x[index] * color[:, :, None, None]
+    if normalize:
+        mean, std = color_mnist_stats(root, val_fraction=val_fraction, split_seed=split_seed)
+        x = (x - mean[None, :, None, None]) / std[None, :, None, None]
+    return ArrayDataset(x, y.clone(), name="colormnist",
+                        source=f"ColorMNIST {split} from {source.source}, {len(index)} images")
+
+
+def pixel_nonzero_frequency(images: torch.Tensor) -> torch.Tensor:
+    """H×W: the fraction of images (N×H×W or N×C×H×W, unnormalised) in which each pixel is non-zero."""
+    if images.dim() == 4:
+        images = images.abs().sum(1)
+    if images.dim() != 3 or len(images) == 0:
+        raise ValueError(f"images must be N×H×W or N×C×H×W with N ≥ 1, got shape {tuple(images.shape)}")
+    return (images != 0).float().mean(0)
+
+
+class PixelBlobSampler:
+    """CDEP's ColorMNIST blobs: ``n_blobs`` single pixels (all channels) per batch, each drawn with
+    probability ∝ ``frequency`` (with replacement, as the seed's ``np.random.choice`` per blob).
+
+    Called as ``sampler(generator, x=None) -> n_blobs×H×W`` one-hot masks."""
+
+    def __init__(self, frequency: torch.Tensor, n_blobs: int = 8) -> None:
+        frequency = torch.as_tensor(frequency, dtype=torch.float64)
+        if frequency.dim() != 2 or not torch.isfinite(frequency).all() or bool((frequency < 0).any()) \
+                or float(frequency.sum()) <= 0:
+            raise ValueError("frequency must be an H×W map of non-negative weights with a positive sum")
+        if int(n_blobs) != n_blobs or n_blobs < 1:
+            raise ValueError(f"n_blobs must be a positive whole number, got {n_blobs}")
+        self.shape = tuple(frequency.shape)
+        self.probs = (frequency / frequency.sum()).flatten()
+        self.n_blobs = int(n_blobs)
+
+    def __call__(self, generator: torch.Generator | None = None, x: torch.Tensor | None = None) -> torch.Tensor:
+        pixels = torch.multinomial(self.probs, self.n_blobs, replacement=True, generator=generator)
+        blobs = torch.zeros(self.n_blobs, self.probs.numel())
+        blobs[torch.arange(self.n_blobs), pixels] = 1.0
+        blobs = blobs.view(self.n_blobs, *self.shape)
+        return blobs if x is None else blobs.to(x.device, x.dtype)
+
+    def __repr__(self) -> str:
+        return f"PixelBlobSampler(n_blobs={self.n_blobs}, shape={self.shape})"
+
+
+def color_mnist_blob_sampler(root: str | os.PathLike | None = None, n_blobs: int = 8, *,
+                             val_fraction: float = 0.1, split_seed: int = 0) -> PixelBlobSampler:
+    """The blob sampler of CDEP's ColorMNIST runs: pixel non-zero frequency of the colour training set."""
+    gray = _mnist("train", _root_key(root))
+    train_idx, _ = train_val_indices(len(gray), val_fraction, split_seed)
+    return PixelBlobSampler(pixel_nonzero_frequency(gray.x[train_idx, 0]), n_blobs)
+
+
+def decoy_corner_mask(size: int = 28, patch: int = 5) -> torch.Tensor:
+    """The DecoyMNIST blob: the union of the four ``patch``×``patch`` corners, size×size bool."""
+    if not 0 < patch <= size // 2:
+        raise ValueError(f"patch must be in [1, {size // 2}] for {size}×{size} images, got {patch}")
+    mask = torch.zeros(size, size, dtype=torch.bool)
+    for r in (0, size - patch):
+        for c in (0, size - patch):
+            mask[r:r + patch, c:c + patch] = True
+    return mask
+
+
+def add_decoy(images: torch.Tensor, values: torch.Tensor, generator: torch.Generator,
+              patch: int = 5) -> torch.Tensor:
+    """Write a ``patch``×``patch`` square of grey ``values`` (0–255, one per image) into one corner of
+    each N×1×H×W 0–255 image; the corner (row and column offset ∈ {0, H − patch}) is drawn uniformly."""
+    n, _, h, w = images.shape
+    out = images.clone()
+    rows = torch.randint(2, (n,), generator=generator) * (h - patch)
+    cols = torch.randint(2, (n,), generator=generator) * (w - patch)
+    r = rows[:, None, None] + torch.arange(patch)[None, :, None]
+    c = cols[:, None, None] + torch.arange(patch)[None, None, :]
+    out[torch.arange(n)[:, None, None], 0, r, c] = values.to(out.dtype)[:, None, None]
+    return out
+
+
+def decoy_mnist(split: str = "train", root: str | os.PathLike | None = None, *, seed: int = 0,
+                val_fraction: float = 0.1, split_seed: int = 0, limit: int | None = None,
+                with_mask: bool = True) -> ArrayDataset:
+    """DecoyMNIST (B.2 §2.5): grey 1×28×28 in [−1, 1] with a 5×5 corner patch of grey
+    ``255 − 25y`` (``train``/``val``: a 90/10 split of the decoy training set) or ``25y`` (``test``).
+
+    Corners are drawn with ``seed`` (the seed's code was unseeded); ``extras["mask"]`` (bool
+    N×1×28×28) marks the four corners, the CDEP/RRR/EG blob. ``limit`` keeps the first images.
+    """
+    _check_split(split)
+    source = _mnist("test" if split == "test" else "train", _root_key(root))
+    y = source.y
+    generator = torch.Generator().manual_seed(seed * 2 + (split == "test"))
+    values = 25.0 * y if split == "test" else 255.0 - 25.0 * y
+    x = add_decoy(source.x * 255.0, values.float(), generator)  # corners drawn for the whole set
+    if split == "test":
+        index = torch.arange(len(source))
+    else:
+        train_idx, val_idx = train_val_indices(len(source), val_fraction, split_seed)
+        index = train_idx if split == "train" else val_idx
+    index = _limit(index, limit)
+    x = x[index] / 255.0 * 2.0 - 1.0
+    extras: dict[str, torch.Tensor] = {}
+    if with_mask:
+        extras["mask"] = decoy_corner_mask(x.shape[-1])[None, None].expand(len(index), 1, *x.shape[-2:])
+    return ArrayDataset(x, y[index].clone(), extras, name="decoymnist",
+                        source=f"DecoyMNIST {split} (seed {seed}) from {source.source}, {len(index)} images")
+
+
+def masked_dataset(x: Any, y: Any, mask: Any, *, name: str = "custom", source: str = "in memory") -> ArrayDataset:
+    """A data set of images ``x`` (N×C×H×W), labels ``y`` (N) and annotation masks (1 = the region
+    the model should not use): ``mask`` N×H×W, N×1×H×W, N×C×H×W, or one H×W for every image.
+    Batches carry it as ``extras["mask"]`` for CDEP / RRR / ExpectedGradients / Locality."""
+    x = torch.as_tensor(x)
+    y = torch.as_tensor(y)
+    mask = torch.as_tensor(mask)
+    if not x.is_floating_point() or x.dim() != 4:
+        raise ValueError(f"x must be N×C×H×W floats, got {x.dtype} of shape {tuple(x.shape)}")
+    if y.dim() != 1 or len(y) != len(x) or y.is_floating_point():
+        raise ValueError(f"y must hold one integer label per image ({len(x)}), got {y.dtype} {tuple(y.shape)}")
+    original = tuple(mask.shape)
+    if mask.dim() == 2:
+        mask = mask[None, None].expand(len(x), 1, *mask.shape)
+    elif mask.dim() == 3:
+        mask = mask[:, None]
+    ok = mask.dim() == 4 and len(mask) == len(x) and mask.shape[2:] == x.shape[2:] and mask.shape[1] in (1, x.shape[1])
+    if not ok:
+        raise ValueError(f"mask of shape {original} does not match x {tuple(x.shape)}; give H×W, N×H×W, N×1×H×W "
+                         "or N×C×H×W with the images' H×W and one mask per image")
+    if mask.dtype != torch.bool:
+        mask = mask.float()
+        if not torch.isfinite(mask).all() or float(mask.min()) < 0 or float(mask.max()) > 1:
+            raise ValueError("mask values must lie in [0, 1] (1 = the region the model should not use)")
+        if bool(((mask == 0) | (mask == 1)).all()):
+            mask = mask.bool()
+    return ArrayDataset(x, y.long(), {"mask": mask}, name=name, source=source)
