@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, TypeError) as exc:
+    except (ValueError, TypeError, OSError, FloatingPointError) as exc:
         print(f"explainreg {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

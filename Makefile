@@ -1,0 +1,31 @@
+# explainreg: `make demo` runs the main job, `make test` runs the tests. Each sets itself up in .venv.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# torch is pinned (constraints.txt) and installed first, so no newer CUDA build is pulled in by a dependency.
+TORCH_SPEC ?= torch==2.13.0
+export EXPLAINREG_DATA ?= $(abspath ../shared/data)
+
+.PHONY: install demo test bench clean
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -c constraints.txt -e ".[test]"
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/explainreg train --dataset mnist --penalty smoothness=0.1 --epochs 1 --limit-train 10000 \
+		--lr 3e-3 --out runs/demo --resume --no-progress
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/step_overhead.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

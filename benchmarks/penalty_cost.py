@@ -1,0 +1,99 @@
+"""Cost of a training step with CDEP, RRR and Expected Gradients relative to a plain CE step.
+
+Median wall time of one optimiser step (objective + backward + Adam step) on real DecoyMNIST
+batches with CDEP's DecoyMNIST net, each divided by a plain cross-entropy step measured in the
+same run (round-robin, so load changes hit all alike); then CDEP's cost on ColorMNIST batches
+(ColorMNIST net) as the number of single-pixel blobs grows. Targets from the issue: CDEP with
+8 blobs ≤ 3× plain, EG with 10 references ≤ 6× plain.
+
+    python benchmarks/penalty_cost.py [--data-root ../shared/data] [--batch-size 64] [--repeats 15] [--threads 1]
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+from explainreg.data import color_mnist, color_mnist_blob_sampler, decoy_mnist
+from explainreg.models import cdep_colormnist_net, cdep_decoymnist_net
+from explainreg.objective import Objective
+from explainreg.penalties import CDEP, RRR, ExpectedGradients
+
+
+def medians(steps: dict[str, Callable[[], None]], repeats: int, warmup: int = 2) -> dict[str, float]:
+    for fn in steps.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, fn in steps.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def make_step(model: torch.nn.Module, objective: Objective, x, y, extras) -> Callable[[], None]:
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        out = objective(model, x, y, **extras)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    B = args.batch_size
+
+    decoy = decoy_mnist("train", args.data_root, limit=B)
+    x, y, extras = decoy.x, decoy.y, {"mask": decoy.extras["mask"]}
+    methods = {
+        "plain CE": Objective(),
+        "CDEP (1 blob: 4 corners)": Objective({CDEP(): 100.0}),
+        "RRR (sum_log_prob)": Objective({RRR(): 10.0}),
+        "RRR (nll, CDEP's Grad)": Objective({RRR("nll"): 10.0}),
+        "EG (10 refs)": Objective({ExpectedGradients(10): 1.0}),
+    }
+    steps = {name: make_step(cdep_decoymnist_net(), obj, x, y, extras) for name, obj in methods.items()}
+    t = medians(steps, args.repeats)
+    base = t["plain CE"]
+    print(f"# Penalty cost per training step — torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+          f"{args.threads} thread(s), batch {B}, median of {args.repeats}\n")
+    print(f"DecoyMNIST net on real DecoyMNIST batches (target: EG 10 refs ≤ 6×)\n")
+    print(table([[n, f"{1000 * v:.1f}", f"{v / base:.2f}×"] for n, v in t.items()], ["step", "ms", "vs plain"]))
+
+    color = color_mnist("train", args.data_root, limit=B)
+    sampler_counts = (1, 2, 4, 8, 16)
+    steps = {"plain CE": make_step(cdep_colormnist_net(), Objective(), color.x, color.y, {})}
+    for n in sampler_counts:
+        sampler = color_mnist_blob_sampler(args.data_root, n_blobs=n)
+        steps[f"CDEP {n} blob(s)"] = make_step(cdep_colormnist_net(), Objective({CDEP(blob_sampler=sampler): 100.0}),
+                                               color.x, color.y, {})
+    t = medians(steps, args.repeats)
+    base = t["plain CE"]
+    print(f"\nColorMNIST net on real ColorMNIST batches, single-pixel blobs (target: 8 blobs ≤ 3×)\n")
+    print(table([[n, f"{1000 * v:.1f}", f"{v / base:.2f}×"] for n, v in t.items()], ["step", "ms", "vs plain"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Complexity (entropy) and sparseness (Gini) of attributions (methods.md A.5, B.1 §1.5 item 3).
+
+No model is needed: ``update(None, x, y, attributions)`` or the functions on attributions alone.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .._validation import check_choice
+from ._core import CONVENTIONS, Metric, MetricResult, check_inputs, scalar_result
+
+
+def _check_attr(attributions: torch.Tensor) -> torch.Tensor:
+    if not isinstance(attributions, torch.Tensor) or not attributions.is_floating_point():
+        raise TypeError("attributions must be a floating-point tensor B×...")
+    if attributions.dim() < 2:
+        raise ValueError(f"attributions must be batched (B×...), got shape {tuple(attributions.shape)}")
+    check_inputs(attributions.new_zeros(attributions.shape), None, attributions)
+    return attributions.detach().flatten(1).double()
+
+
+def complexity_scores(attributions: torch.Tensor, *, compat: bool = False, convention: str = "explainreg",
+                      ) -> torch.Tensor:
+    """Per-image entropy H = −Σ_k p_k log p_k of p = |a| / Σ|a| (0·log 0 = 0); NaN for an all-zero map.
+
+    ``compat=True``: the seed's H = −Σ p_k log(p_k + 0.01). ``convention="quantus"``: as
+    ``quantus.Complexity``: a / max|a| over the whole batch, then |·|, then log(p + 1e-12) (all-zero → NaN).
+    A one-hot map scores 0, a uniform one log(N).
+    """
+    check_choice("convention", convention, CONVENTIONS)
+    a = _check_attr(attributions)
+    if convention == "quantus":
+        top = a.abs().max()
+        a = a / top if top > 0 else a
+    a = a.abs()
+    total = a.sum(1, keepdim=True)
+    p = a / total
+    if compat:
+        h = -(p * torch.log(p + 0.01)).sum(1)
+    elif convention == "quantus":
+        h = -(p * torch.log(p + 1e-12)).sum(1)
+    else:
+        h = -torch.special.xlogy(p, p).sum(1)
+    return torch.where(total.squeeze(1) > 0, h, torch.full_like(h, float("nan")))
+
+
+def sparseness_scores(attributions: torch.Tensor, *, convention: str = "explainreg") -> torch.Tensor:
+    """Per-image Gini index of |a| (Chalasani et al. 2020): with |a| sorted increasingly,
+    G = Σ_k (2k − N − 1) a_(k) / (N Σ a); 0 for a uniform map, (N − 1)/N for a one-hot one, NaN for an
+    all-zero map. ``convention="quantus"``: as ``quantus.Sparseness`` (a / max|a| over the batch, |·|,
+    then + 1e-7 to every entry)."""
+    check_choice("convention", convention, CONVENTIONS)
+    a = _check_attr(attributions).abs()
+    if convention == "quantus":
+        top = a.max()
+        a = (a / top if top > 0 else a) + 1e-7
+    n = a.shape[1]
+    s = a.sort(1).values
+    k = torch.arange(1, n + 1, dtype=s.dtype, device=s.device)
+    total = s.sum(1)
+    g = ((2 * k - n - 1) * s).sum(1) / (n * total)
+    return torch.where(total > 0, g, torch.full_like(g, float("nan")))
+
+
+class Complexity(Metric):
+    """Mean entropy over **all** images (lower is better); all-zero maps are NaN, skipped, counted."""
+
+    name = "complexity"
+    higher_is_better = False
+    needs_model = False
+
+    def __init__(self, compat: bool = False, convention: str = "explainreg") -> None:
+        super().__init__()
+        check_choice("convention", convention, CONVENTIONS)
+        self.compat, self.convention = bool(compat), convention
+
+    def settings(self) -> dict[str, Any]:
+        return {"compat": self.compat, "convention": self.convention}
+
+    def per_image(self, model, x, y, attributions):
+        if x is not None:
+            check_inputs(x, None, attributions)
+        return complexity_scores(attributions, compat=self.compat, convention=self.convention)
+
+    def summarize(self, rows):
+        return scalar_result(self, rows)
+
+
+class Sparseness(Metric):
+    """Mean Gini index over all images (higher is better)."""
+
+    name = "sparseness"
+    higher_is_better = True
+    needs_model = False
+
+    def __init__(self, convention: str = "explainreg") -> None:
+        super().__init__()
+        check_choice("convention", convention, CONVENTIONS)
+        self.convention = convention
+
+    def settings(self) -> dict[str, Any]:
+        return {"convention": self.convention}
+
+    def per_image(self, model, x, y, attributions):
+        if x is not None:
+            check_inputs(x, None, attributions)
+        return sparseness_scores(attributions, convention=self.convention)
+
+    def summarize(self, rows):
+        return scalar_result(self, rows)
+
+
+def complexity(attributions: torch.Tensor, **settings) -> MetricResult:
+    """Functional complexity over a batch of attributions (see :class:`Complexity`)."""
+    return Complexity(**settings)(None, None, None, attributions)
+
+
+def sparseness(attributions: torch.Tensor, **settings) -> MetricResult:
+    """Functional sparseness over a batch of attributions (see :class:`Sparseness`)."""
+    return Sparseness(**settings)(None, None, None, attributions)

@@ -1,0 +1,463 @@
+"""Removal (perturbation) metrics: MoRF / LeRF, the seed's cumulative faithfulness, the Bhatt et al.
+faithfulness correlation, pixel flipping, region perturbation and SGT's masked accuracy
+(methods.md A.5, B.1 §1.5, B.3 §3.3). Every perturbed copy of every image of a batch goes through
+one stack of forward passes chunked by ``max_batch``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from .._validation import check_choice
+from ._core import (CONVENTIONS, SEED_PERCENTILES, Metric, MetricResult, above_percentile_masks, check_fractions,
+                    check_positive_int, curve_result, eval_mode, forward_chunks, prepare, scalar_result, trapezoid)
+from ._stack import fill_value, forward_copies, masked_copies, pearson_rows
+
+
+def _percentiles(values: Sequence[float]) -> tuple[float, ...]:
+    return check_fractions("percentiles", values, 0.0, 100.0)
+
+
+# ------------------------------------------------------------------------------------------ MoRF / LeRF
+def morf_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, attributions: torch.Tensor, *,
+               percentiles: Sequence[float] = SEED_PERCENTILES, baseline: Any = 0.0, order: str = "morf",
+               max_batch: int = 2048) -> torch.Tensor:
+    """Per-image MoRF ratios d[b, s] = p(c* | x masked at step s) / p(c* | x), c* = argmax f(x).
+
+    Step s (percentile p_s): q = p_s-th percentile of the image's non-zero attributions, entries
+    with a > q set to ``baseline`` (methods.md B.1 §1.5). ``order="lerf"`` ranks by −a (least
+    relevant first, zero attributions removed first). Images with all-zero attributions lose nothing.
+    """
+    check_choice("order", order, ("morf", "lerf"))
+    x, _, a = prepare(model, x, y, attributions)
+    ps = _percentiles(percentiles)
+    p0 = forward_chunks(model, x, max_batch, output="prob")
+    conf, c_star = p0.max(1)
+    masks = above_percentile_masks(a if order == "morf" else -a, ps)
+    p = forward_copies(model, masked_copies(x, masks, fill_value(x, baseline)), len(x), len(ps), c_star,
+                       max_batch=max_batch)
+    return p / conf[:, None]
+
+
+class MoRF(Metric):
+    """Most Relevant First: AUC = ∫ (1 − mean_b d_b) over fraction removed 1 − p/100 (higher is better)."""
+
+    name = "morf"
+    higher_is_better = True
+    order = "morf"
+
+    def __init__(self, percentiles: Sequence[float] = SEED_PERCENTILES, baseline: Any = 0.0,
+                 max_batch: int = 2048) -> None:
+        super().__init__()
+        self.percentiles = _percentiles(percentiles)
+        self.baseline, self.max_batch = baseline, check_positive_int("max_batch", max_batch)
+
+    def settings(self) -> dict[str, Any]:
+        return {"percentiles": list(self.percentiles), "baseline": self.baseline}
+
+    def per_image(self, model, x, y, attributions):
+        return morf_curve(model, x, y, attributions, percentiles=self.percentiles, baseline=self.baseline,
+                          order=self.order, max_batch=self.max_batch)
+
+    def summarize(self, rows):
+        steps = [1.0 - p / 100.0 for p in self.percentiles]
+        order = sorted(range(len(steps)), key=steps.__getitem__)
+        rows = rows[:, order]
+        steps = [steps[i] for i in order]
+        return curve_result(self, rows, steps, transform=lambda c: 1.0 - c, step_name="fraction_removed",
+                            curve_name="relative_confidence")
+
+
+class LeRF(MoRF):
+    """Least Relevant First (MoRF on −a): AUC of 1 − mean d; lower is better (the model keeps its
+    confidence while irrelevant features go)."""
+
+    name = "lerf"
+    higher_is_better = False
+    order = "lerf"
+
+
+def morf(model, x, y, attributions, **settings) -> MetricResult:
+    """Functional MoRF (see :class:`MoRF`)."""
+    return MoRF(**settings)(model, x, y, attributions)
+
+
+def lerf(model, x, y, attributions, **settings) -> MetricResult:
+    """Functional LeRF (see :class:`LeRF`)."""
+    return LeRF(**settings)(model, x, y, attributions)
+
+
+# ------------------------------------------------------------------------- seed's cumulative faithfulness
+def faithfulness_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
+                        percentiles: Sequence[float] = SEED_PERCENTILES, baseline: Any = 0.0,
+                        max_batch: int = 2048) -> torch.Tensor:
+    """Per-image Pearson corr over the steps between S_p = Σ a over removed entries and
+    Δ_p = p(y|x) − p(y|x masked), cumulative removal of a > q_p (methods.md B.1 §1.5 item 2).
+    NaN where either series is constant."""
+    x, y, a = prepare(model, x, y, attributions)
+    ps = _percentiles(percentiles)
+    p0 = forward_chunks(model, x, max_batch, output="prob", index=y)
+    masks = above_percentile_masks(a, ps)
+    p = forward_copies(model, masked_copies(x, masks, fill_value(x, baseline)), len(x), len(ps), y,
+                       max_batch=max_batch)
+    removed = (a.flatten(1)[:, None, :] * masks.flatten(2)).sum(-1)
+    return pearson_rows(removed, p0[:, None] - p)
+
+
+class Faithfulness(Metric):
+    """The seed's faithfulness: mean over images of the per-image correlation (higher is better);
+    images whose correlation is undefined are skipped and counted in ``n_nan``."""
+
+    name = "faithfulness"
+    higher_is_better = True
+
+    def __init__(self, percentiles: Sequence[float] = SEED_PERCENTILES, baseline: Any = 0.0,
+                 max_batch: int = 2048) -> None:
+        super().__init__()
+        self.percentiles = _percentiles(percentiles)
+        self.baseline, self.max_batch = baseline, check_positive_int("max_batch", max_batch)
+
+    def settings(self):
+        return {"percentiles": list(self.percentiles), "baseline": self.baseline}
+
+    def per_image(self, model, x, y, attributions):
+        return faithfulness_scores(model, x, y, attributions, percentiles=self.percentiles, baseline=self.baseline,
+                                   max_batch=self.max_batch)
+
+    def summarize(self, rows):
+        return scalar_result(self, rows)
+
+
+def faithfulness(model, x, y, attributions, **settings) -> MetricResult:
+    """Functional seed faithfulness (see :class:`Faithfulness`)."""
+    return Faithfulness(**settings)(model, x, y, attributions)
+
+
+# ------------------------------------------------------------------- Bhatt et al. faithfulness correlation
+def random_subsets(n_images: int, n_features: int, nr_runs: int, subset_size: int,
+                   generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    """B×R×k indices of ``subset_size`` distinct features per run and image (uniform, without replacement)."""
+    keys = torch.rand((n_images, nr_runs, n_features), generator=generator, device=device)
+    return keys.topk(subset_size, dim=-1).indices
+
+
+def faithfulness_correlation_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                                    attributions: torch.Tensor, *, nr_runs: int = 100, subset_size: int = 224,
+                                    convention: str = "explainreg", baseline: Any = None,
+                                    subsets: torch.Tensor | None = None, seed: int = 0,
+                                    max_batch: int = 2048) -> torch.Tensor:
+    """Bhatt et al. (2020) faithfulness correlation per image: over ``nr_runs`` random subsets S of
+    ``subset_size`` features, Pearson corr(Σ_{i∈S} a_i, f_y(x) − f_y(x with S set to the baseline)).
+
+    ``convention="explainreg"``: f = softmax probability, baseline 0. ``"quantus"``: f = logit,
+    baseline = the image's minimum ("black"), as ``quantus.FaithfulnessCorrelation``. ``subsets``
+    (B×R×k indices) fixes the random subsets; otherwise they are drawn with ``seed``.
+    """
+    check_choice("convention", convention, CONVENTIONS)
+    x, y, a = prepare(model, x, y, attributions)
+    b = x.shape[0]
+    flat_x, flat_a = x.flatten(1), a.flatten(1)
+    n = flat_x.shape[1]
+    if subsets is None:
+        check_positive_int("nr_runs", nr_runs)
+        check_positive_int("subset_size", subset_size)
+        if subset_size > n:
+            raise ValueError(f"subset_size must be at most the number of features ({n}), got {subset_size}")
+        gen = torch.Generator(device=x.device).manual_seed(int(seed))
+        subsets = random_subsets(b, n, nr_runs, subset_size, gen, x.device)
+    elif subsets.dim() != 3 or subsets.shape[0] != b:
+        raise ValueError(f"subsets must have shape B×R×k = ({b}, R, k), got {tuple(subsets.shape)}")
+    subsets = subsets.to(x.device)
+    runs = subsets.shape[1]
+    output = "logit" if convention == "quantus" else "prob"
+    if baseline is None:
+        baseline = "black" if convention == "quantus" else 0.0
+    fill = fill_value(flat_x, baseline)                                     # B×1×1 (or B×1×N)
+    masks = torch.zeros((b, runs, n), dtype=torch.bool, device=x.device).scatter_(2, subsets, True)
+    f0 = forward_chunks(model, x, max_batch, output=output, index=y)
+
+    def make(i0, i1):
+        f = fill[i0:i1] if fill.shape[0] == b else fill
+        return torch.where(masks[i0:i1], f, flat_x[i0:i1, None]).view((i1 - i0, runs) + tuple(x.shape[1:]))
+
+    f = forward_copies(model, make, b, runs, y, max_batch=max_batch, output=output)
+    sums = flat_a.gather(1, subsets.flatten(1)).view(b, runs, -1).sum(-1)
+    return pearson_rows(sums, f0[:, None] - f)
+
+
+class FaithfulnessCorrelation(Metric):
+    """Bhatt et al. faithfulness correlation, mean over images (higher is better)."""
+
+    name = "faithfulness_correlation"
+    higher_is_better = True
+
+    def __init__(self, nr_runs: int = 100, subset_size: int = 224, convention: str = "explainreg",
+                 baseline: Any = None, seed: int = 0, max_batch: int = 2048) -> None:
+        super().__init__()
+        check_choice("convention", convention, CONVENTIONS)
+        self.nr_runs, self.subset_size = check_positive_int("nr_runs", nr_runs), check_positive_int(
+            "subset_size", subset_size)
+        self.convention, self.baseline, self.seed = convention, baseline, int(seed)
+        self.max_batch = check_positive_int("max_batch", max_batch)
+
+    def settings(self):
+        return {"nr_runs": self.nr_runs, "subset_size": self.subset_size, "convention": self.convention,
+                "baseline": self.baseline, "seed": self.seed}
+
+    def per_image(self, model, x, y, attributions):
+        # A different seed per batch keeps draws independent across batches yet reproducible.
+        return faithfulness_correlation_scores(
+            model, x, y, attributions, nr_runs=self.nr_runs, subset_size=self.subset_size,
+            convention=self.convention, baseline=self.baseline, seed=self.seed + 7919 * self._batches,
+            max_batch=self.max_batch)
+
+    def summarize(self, rows):
+        return scalar_result(self, rows)
+
+
+def faithfulness_correlation(model, x, y, attributions, **settings) -> MetricResult:
+    """Functional faithfulness correlation (see :class:`FaithfulnessCorrelation`)."""
+    return FaithfulnessCorrelation(**settings)(model, x, y, attributions)
+
+
+# ------------------------------------------------------------------------------------- pixel flipping
+def _descending_ranks(scores: torch.Tensor) -> torch.Tensor:
+    """rank[b, i] = position of feature i when row b is sorted by decreasing score (stable)."""
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(scores.shape[1], device=scores.device).expand_as(order))
+    return ranks
+
+
+def pixel_flipping_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
+                         features_in_step: int = 1, convention: str = "explainreg", baseline: Any = None,
+                         max_batch: int = 2048) -> torch.Tensor:
+    """Pixel flipping (Bach et al. 2015): features sorted by decreasing a; after step j the first
+    (j+1)·``features_in_step`` are set to the baseline; returns f_y after each step, B×⌈N/k⌉.
+    ``"explainreg"``: f = probability, baseline 0; ``"quantus"``: logit, baseline = image minimum."""
+    check_choice("convention", convention, CONVENTIONS)
+    k = check_positive_int("features_in_step", features_in_step)
+    x, y, a = prepare(model, x, y, attributions)
+    flat_x = x.flatten(1)
+    n = flat_x.shape[1]
+    steps = math.ceil(n / k)
+    ranks = _descending_ranks(a.flatten(1))
+    limits = torch.arange(1, steps + 1, device=x.device) * k
+    output = "logit" if convention == "quantus" else "prob"
+    if baseline is None:
+        baseline = "black" if convention == "quantus" else 0.0
+    fill = fill_value(flat_x, baseline)
+
+    def make(i0, i1):
+        masks = ranks[i0:i1, None, :] < limits[None, :, None]
+        f = fill[i0:i1] if fill.shape[0] == x.shape[0] else fill
+        return torch.where(masks, f, flat_x[i0:i1, None]).view((i1 - i0, steps) + tuple(x.shape[1:]))
+
+    return forward_copies(model, make, len(x), steps, y, max_batch=max_batch, output=output)
+
+
+class PixelFlipping(Metric):
+    """Pixel flipping curve of f_y; the summary is the mean per-image trapezoid AUC with unit spacing
+    (Quantus's ``get_auc_score``). Lower is better (a faithful ranking destroys the output fast)."""
+
+    name = "pixel_flipping"
+    higher_is_better = False
+
+    def __init__(self, features_in_step: int = 1, convention: str = "explainreg", baseline: Any = None,
+                 max_batch: int = 2048) -> None:
+        super().__init__()
+        check_choice("convention", convention, CONVENTIONS)
+        self.features_in_step = check_positive_int("features_in_step", features_in_step)
+        self.convention, self.baseline = convention, baseline
+        self.max_batch = check_positive_int("max_batch", max_batch)
+
+    def settings(self):
+        return {"features_in_step": self.features_in_step, "convention": self.convention, "baseline": self.baseline}
+
+    def per_image(self, model, x, y, attributions):
+        return pixel_flipping_curve(model, x, y, attributions, features_in_step=self.features_in_step,
+                                    convention=self.convention, baseline=self.baseline, max_batch=self.max_batch)
+
+    def summarize(self, rows):
+        steps = torch.arange(1, rows.shape[1] + 1, dtype=torch.float64)
+        result = curve_result(self, rows, steps, step_name="step", curve_name="output")
+        result.value = float(trapezoid(rows.double(), dim=1).mean())
+        return result
+
+
+def pixel_flipping(model, x, y, attributions, **settings) -> MetricResult:
+    """Functional pixel flipping (see :class:`PixelFlipping`)."""
+    return PixelFlipping(**settings)(model, x, y, attributions)
+
+
+# -------------------------------------------------------------------------------- region perturbation
+def _pad_sizes(dim: int, patch: int) -> tuple[int, int]:
+    total = (patch - dim % patch) % patch
+    return total // 2, total - total // 2
+
+
+def region_perturbation_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
+                              patch_size: int = 8, order: str = "morf", regions_evaluation: int = 100,
+                              convention: str = "explainreg", baseline: Any = None, seed: int = 0,
+                              max_batch: int = 2048) -> torch.Tensor:
+    """Region perturbation (Samek et al. 2017): the image (padded to a multiple of ``patch_size`` as
+    Quantus does) is cut into non-overlapping patches ranked by their attribution sum (``morf``:
+    decreasing, ``lerf``: increasing, ``random``); patches are set to the baseline one after the
+    other; returns f_y(x) − f_y(x perturbed) after each of the first ``regions_evaluation`` patches.
+    ``"explainreg"``: f = probability, baseline 0; ``"quantus"``: logit, baseline = image minimum."""
+    check_choice("convention", convention, CONVENTIONS)
+    check_choice("order", order, ("morf", "lerf", "random"))
+    patch = check_positive_int("patch_size", patch_size)
+    check_positive_int("regions_evaluation", regions_evaluation)
+    x, y, a = prepare(model, x, y, attributions)
+    if x.dim() != 4:
+        raise ValueError(f"region perturbation needs images B×C×H×W, got x of shape {tuple(x.shape)}")
+    b, c, h, w = x.shape
+    (pt, pb), (pl, pr) = _pad_sizes(h, patch), _pad_sizes(w, patch)
+    a_pad = torch.nn.functional.pad(a, (pl, pr, pt, pb))
+    nh, nw = a_pad.shape[2] // patch, a_pad.shape[3] // patch
+    sums = a_pad.reshape(b, c, nh, patch, nw, patch).sum((1, 3, 5)).flatten(1)          # B×P
+    if order == "random":
+        gen = torch.Generator(device=x.device).manual_seed(int(seed))
+        keys = torch.rand(sums.shape, generator=gen, device=x.device)
+    else:
+        keys = sums.double() if order == "morf" else -sums.double()
+    ranks = _descending_ranks(keys)                                                      # B×P
+    # Patch id of every original pixel.
+    rows_id = (torch.arange(h, device=x.device) + pt) // patch
+    cols_id = (torch.arange(w, device=x.device) + pl) // patch
+    pid = (rows_id[:, None] * nw + cols_id[None, :]).flatten()                          # H·W
+    pixel_rank = ranks[:, pid].view(b, 1, 1, h, w)                                       # B×1×1×H×W
+    steps = min(int(regions_evaluation), nh * nw)
+    limits = torch.arange(steps, device=x.device).view(1, steps, 1, 1, 1)
+    output = "logit" if convention == "quantus" else "prob"
+    if baseline is None:
+        baseline = "black" if convention == "quantus" else 0.0
+    fill = fill_value(x, baseline)
+    f0 = forward_chunks(model, x, max_batch, output=output, index=y)
+
+    def make(i0, i1):
+        masks = pixel_rank[i0:i1] <= limits
+        f = fill[i0:i1] if fill.shape[0] == b else fill
+        return torch.where(masks, f, x[i0:i1, None])
+
+    f = forward_copies(model, make, b, steps, y, max_batch=max_batch, output=output)
+    return f0[:, None] - f
+
+
+class RegionPerturbation(Metric):
+    """Region perturbation curve f_y(x) − f_y(x̃); summary: mean per-image AUC with unit spacing
+    (Quantus's ``get_auc_score``). Higher is better for ``morf`` (lower for ``lerf``)."""
+
+    name = "region_perturbation"
+
+    def __init__(self, patch_size: int = 8, order: str = "morf", regions_evaluation: int = 100,
+                 convention: str = "explainreg", baseline: Any = None, seed: int = 0, max_batch: int = 2048) -> None:
+        super().__init__()
+        check_choice("order", order, ("morf", "lerf", "random"))
+        check_choice("convention", convention, CONVENTIONS)
+        self.patch_size = check_positive_int("patch_size", patch_size)
+        self.regions_evaluation = check_positive_int("regions_evaluation", regions_evaluation)
+        self.order, self.convention, self.baseline, self.seed = order, convention, baseline, int(seed)
+        self.max_batch = check_positive_int("max_batch", max_batch)
+        self.higher_is_better = order != "lerf"
+
+    def settings(self):
+        return {"patch_size": self.patch_size, "order": self.order, "regions_evaluation": self.regions_evaluation,
+                "convention": self.convention, "baseline": self.baseline}
+
+    def per_image(self, model, x, y, attributions):
+        return region_perturbation_curve(model, x, y, attributions, patch_size=self.patch_size, order=self.order,
+                                         regions_evaluation=self.regions_evaluation, convention=self.convention,
+                                         baseline=self.baseline, seed=self.seed + 7919 * self._batches,
+                                         max_batch=self.max_batch)
+
+    def summarize(self, rows):
+        steps = torch.arange(1, rows.shape[1] + 1, dtype=torch.float64)
+        result = curve_result(self, rows, steps, step_name="regions_removed", curve_name="output_drop")
+        result.value = float(trapezoid(rows.double(), dim=1).mean())
+        return result
+
+
+def region_perturbation(model, x, y, attributions, **settings) -> MetricResult:
+    """Functional region perturbation (see :class:`RegionPerturbation`)."""
+    return RegionPerturbation(**settings)(model, x, y, attributions)
+
+
+# -------------------------------------------------------------------------------- SGT masked accuracy
+SGT_DROPS = tuple(range(0, 100, 10))
+
+
+def masked_accuracy_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
+                         drops: Sequence[float] = SGT_DROPS, background: Any = "corner", compat: bool = False,
+                         max_batch: int = 2048) -> torch.Tensor:
+    """SGT's masked accuracy (methods.md B.3 §3.3): the k = ⌊H·W·d/100⌋ pixels with the largest
+    channel-mean |a| are replaced by the background (default ``"corner"``: each image's own pixel
+    [c, 0, 0]); returns correct[b, s] ∈ {0, 1}. ``compat=True``: k = max(1, …) as the seed (one
+    pixel is masked even at d = 0)."""
+    x, y, a = prepare(model, x, y, attributions)
+    ds = check_fractions("drops", drops, 0.0, 100.0)
+    if x.dim() != 4:
+        raise ValueError(f"masked accuracy needs images B×C×H×W, got x of shape {tuple(x.shape)}")
+    b, c, h, w = x.shape
+    score = a.abs().mean(1).flatten(1)                                             # B×HW
+    ranks = _descending_ranks(score.double())
+    ks = [int(h * w * d / 100.0) for d in ds]
+    if compat:
+        ks = [max(1, k) for k in ks]
+    limits = torch.tensor(ks, device=x.device).view(1, -1, 1, 1, 1)
+    pixel_rank = ranks.view(b, 1, 1, h, w)
+    if isinstance(background, str) and background == "corner":
+        fill = x[:, :, :1, :1][:, None]                                              # B×1×C×1×1
+    else:
+        fill = fill_value(x, background)
+
+    def make(i0, i1):
+        f = fill[i0:i1] if fill.shape[0] == b else fill
+        return torch.where(pixel_rank[i0:i1] < limits, f, x[i0:i1, None])
+
+    labels = forward_copies(model, make, b, len(ds), None, max_batch=max_batch, output="label")
+    return (labels == y[:, None]).double()
+
+
+class MaskedAccuracy(Metric):
+    """SGT masked-accuracy curve over the drop percentage; summary: its trapezoid AUC over the
+    fraction dropped d/100. Lower is better (accuracy falls faster when the salient pixels go)."""
+
+    name = "masked_accuracy"
+    higher_is_better = False
+
+    def __init__(self, drops: Sequence[float] = SGT_DROPS, background: Any = "corner", compat: bool = False,
+                 max_batch: int = 2048) -> None:
+        super().__init__()
+        self.drops = check_fractions("drops", drops, 0.0, 100.0)
+        self.background, self.compat = background, bool(compat)
+        self.max_batch = check_positive_int("max_batch", max_batch)
+
+    def settings(self):
+        return {"drops": list(self.drops), "background": self.background, "compat": self.compat}
+
+    def per_image(self, model, x, y, attributions):
+        return masked_accuracy_rows(model, x, y, attributions, drops=self.drops, background=self.background,
+                                    compat=self.compat, max_batch=self.max_batch)
+
+    def summarize(self, rows):
+        steps = [d / 100.0 for d in self.drops]
+        return curve_result(self, rows, steps, step_name="fraction_dropped", curve_name="accuracy")
+
+
+def masked_accuracy(model, x, y, attributions, **settings) -> MetricResult:
+    """Functional masked accuracy (see :class:`MaskedAccuracy`)."""
+    return MaskedAccuracy(**settings)(model, x, y, attributions)
+
+
+__all__ = [
+    "Faithfulness", "FaithfulnessCorrelation", "LeRF", "MaskedAccuracy", "MoRF", "PixelFlipping",
+    "RegionPerturbation", "faithfulness", "faithfulness_correlation", "faithfulness_correlation_scores",
+    "faithfulness_scores", "lerf", "masked_accuracy", "masked_accuracy_rows", "morf", "morf_curve",
+    "pixel_flipping", "pixel_flipping_curve", "random_subsets", "region_perturbation", "region_perturbation_curve",
+    "eval_mode",
+]
