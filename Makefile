@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 # torch is pinned (constraints.txt) and installed first, so no newer CUDA build is pulled in by a dependency.
 TORCH_SPEC ?= torch==2.13.0
-export EXPLAINREG_DATA ?= $(abspath ../shared/data)
+# Tests read the real data sets beside the project unless $$EXPLAINREG_DATA says otherwise.
+TEST_DATA ?= $(abspath ../shared/data)
+DEMO_DATA := $(if $(EXPLAINREG_DATA),,$(if $(wildcard ../shared/data/mnist),--data-root ../shared/data))
 
 .PHONY: install demo test bench clean
 
@@ -19,10 +21,10 @@ install: $(BIN)/.installed
 
 demo: install
 	$(BIN)/explainreg train --dataset mnist --penalty smoothness=0.1 --epochs 1 --limit-train 10000 \
-		--lr 3e-3 --out runs/demo --resume --no-progress
+		--lr 3e-3 --out runs/demo --resume --no-progress $(DEMO_DATA)
 
 test: install
-	$(BIN)/python -m pytest -q
+	EXPLAINREG_DATA="$${EXPLAINREG_DATA:-$(TEST_DATA)}" $(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python benchmarks/step_overhead.py
