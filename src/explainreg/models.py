@@ -72,3 +72,17 @@ def cdep_decoymnist_net(num_classes: int = 10, in_channels: int = 1) -> nn.Seque
 
 register_model("cdep_colormnist", cdep_colormnist_net)
 register_model("cdep_decoymnist", cdep_decoymnist_net)
+
+
+def sgt_mnist_cnn(num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
+    """SGT's MNIST net, the PyTorch-examples CNN (B.3 §3.2): conv(32,3)–ReLU–conv(64,3)–ReLU–pool–
+    dropout .25–FC(9216→128)–ReLU–dropout .5–FC(128→10). Returns logits (the seed's log_softmax is
+    folded into the cross-entropy and the KL term)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Dropout(0.25), nn.Flatten(), nn.Linear(64 * 12 * 12, 128), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(128, num_classes),
+    )
+
+
+register_model("sgt_mnist_cnn", sgt_mnist_cnn)

@@ -10,3 +10,6 @@ __all__ = [
     "GradientL1", "Smoothness", "Locality", "Fidelity", "Consistency", "Symmetry",
     "CDEP", "RRR", "ExpectedGradients",
 ]
+from .saliency_guided import SaliencyGuided, kl_divergence, saliency_guided_mask  # noqa: E402
+
+__all__ += ["SaliencyGuided", "saliency_guided_mask", "kl_divergence"]

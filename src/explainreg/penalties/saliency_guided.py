@@ -1,0 +1,157 @@
+"""Saliency Guided Training (Ismail et al. 2021; methods.md A.4, B.3 §3.1–§3.2).
+
+Per batch, with a detached saliency g = ∂ log p_y / ∂x computed in eval mode:
+
+    x̃ = x with its k = ⌊fraction · D⌋ lowest-ranked features replaced     (D = features per sample)
+    R  = KL(p(x) ‖ p(x̃)) = (1/B) Σ_b Σ_c p_c(x_b) (log p_c(x_b) − log p_c(x̃_b))
+
+ranked by |g| (``by="abs"``, the paper's text) or by signed g (``by="signed"``, the seed's code:
+the most negative gradients). Masked features get U(min x_b, max x_b) values drawn per feature
+from each image's own range (``fill="random"``, the seed's MNIST setting) or a constant. The
+objective adds CE(f(x), y) and the weight λ (1 in the paper); both branches keep their graph.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._validation import check_choice
+from ..saliency import TARGETS, saliency
+from .base import Penalty, PenaltyContext, register_penalty
+
+ORDERS = ("abs", "signed")
+
+
+def check_fraction(fraction: float) -> float:
+    """``fraction`` must be a number in the open interval (0, 1)."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < float(fraction) < 1.0:
+        raise ValueError(f"fraction must be a number in (0, 1) (the share of features masked per sample, "
+                         f"0.5 in the paper's MNIST setting); got {fraction!r}")
+    return float(fraction)
+
+
+def check_fill(fill: Any) -> str | float:
+    """``fill`` must be ``"random"`` or a finite number."""
+    if isinstance(fill, str):
+        if fill != "random":
+            raise ValueError(f"fill must be 'random' (U(min x_b, max x_b) per image) or a finite number; got {fill!r}")
+        return fill
+    if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not math.isfinite(float(fill)):
+        raise ValueError(f"fill must be 'random' (U(min x_b, max x_b) per image) or a finite number; got {fill!r}")
+    return float(fill)
+
+
+def masked_count(num_features: int, fraction: float) -> int:
+    """k = ⌊fraction · D⌋ (the seed's ``int(featuresDroped · C·H·W)``)."""
+    return int(math.floor(check_fraction(fraction) * num_features + 1e-9))
+
+
+def saliency_guided_mask(x: torch.Tensor, g: torch.Tensor, fraction: float = 0.5, by: str = "abs",
+                         fill: str | float = "random", generator: torch.Generator | None = None, *,
+                         k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask the k lowest-ranked features of each sample; returns ``(x_masked, mask)``.
+
+    Features are all D entries of a sample (C·H·W for images, T·F for sequences), ranked by |g|
+    (``by="abs"``) or by g (``by="signed"``); the k = ⌊fraction·D⌋ lowest (or exactly ``k`` when
+    given, 0 ≤ k ≤ D) are replaced by U(min x_b, max x_b) draws from ``generator``
+    (``fill="random"``) or by the constant ``fill``. ``mask`` is a bool tensor of x's shape
+    (True = replaced). One ``topk`` + ``scatter`` over the whole batch. ``x_masked`` is
+    differentiable w.r.t. ``x`` at the kept features; ``g`` is only used for its order.
+    """
+    if not isinstance(x, torch.Tensor) or not isinstance(g, torch.Tensor):
+        raise TypeError("x and g must be tensors")
+    if g.shape != x.shape:
+        raise ValueError(f"g must have the shape of x {tuple(x.shape)}, got {tuple(g.shape)}")
+    if x.dim() < 2 or x.shape[0] == 0:
+        raise ValueError(f"x must be a non-empty batch B×..., got shape {tuple(x.shape)}")
+    check_choice("by", by, ORDERS)
+    fill = check_fill(fill)
+    b, d = x.shape[0], x[0].numel()
+    if k is None:
+        k = masked_count(d, fraction)
+    elif isinstance(k, bool) or int(k) != k or not 0 <= int(k) <= d:
+        raise ValueError(f"k must be an integer number of features in [0, {d}], got {k!r}")
+    k = int(k)
+    flat = x.flatten(1)
+    score = g.detach().flatten(1)
+    if by == "abs":
+        score = score.abs()
+    index = score.topk(k, dim=1, largest=False, sorted=False).indices              # B×k
+    mask = torch.zeros(b, d, dtype=torch.bool, device=x.device).scatter_(1, index, True)
+    if fill == "random":
+        low = flat.detach().min(1, keepdim=True).values
+        high = flat.detach().max(1, keepdim=True).values
+        device = generator.device if generator is not None else x.device
+        u = torch.rand((b, k), generator=generator, device=device, dtype=x.dtype).to(x.device)
+        values = low + (high - low) * u
+    else:
+        values = torch.full((b, k), fill, dtype=x.dtype, device=x.device)
+    masked = flat.scatter(1, index, values)
+    return masked.view_as(x), mask.view_as(x)
+
+
+def kl_divergence(logits: torch.Tensor, masked_logits: torch.Tensor) -> torch.Tensor:
+    """KL(p ‖ q) = (1/B) Σ_b Σ_c p_bc (log p_bc − log q_bc), p = softmax(logits), q = softmax(masked_logits).
+
+    The seed's ``KLDivLoss(log_target=True, reduction='batchmean')(log q, log p)``; no detach."""
+    if logits.shape != masked_logits.shape or logits.dim() != 2:
+        raise ValueError(f"logits and masked_logits must both be B×K of the same shape, got "
+                         f"{tuple(logits.shape)} and {tuple(masked_logits.shape)}")
+    log_p = F.log_softmax(logits, dim=1)
+    log_q = F.log_softmax(masked_logits, dim=1)
+    return (log_p.exp() * (log_p - log_q)).sum(1).mean()
+
+
+def detached_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: str = "log_prob",
+                      eval_mode: bool = True) -> torch.Tensor:
+    """∂ Σ_b t_b / ∂x on a detached copy of x, no graph kept; the model in eval mode (dropout off)
+    while it runs when ``eval_mode``, each module's mode restored afterwards."""
+    flags = [(m, m.training) for m in model.modules()]
+    if eval_mode:
+        model.eval()
+    try:
+        with torch.enable_grad():
+            g = saliency(model, x.detach(), y, target=target, create_graph=False)
+    finally:
+        for module, flag in flags:
+            module.train(flag)
+    return g.detach()
+
+
+@register_penalty("sgt", "saliency_guided_training")
+class SaliencyGuided(Penalty):
+    """Saliency Guided Training: R = KL(p(x) ‖ p(x̃)), x̃ = x with the ⌊fraction·D⌋ features of lowest
+    (|g| or signed g) saliency of log p_y masked (methods.md A.4). Use with weight λ = 1 as the paper.
+
+    ``fill``: ``"random"`` (U(min x_b, max x_b) per feature) or a constant; ``target``: the saliency
+    target (``"log_prob"`` as the seed); ``eval_saliency``: compute g with dropout/BatchNorm in eval
+    mode (the seed). The masked forward runs in the model's own mode (train mode during training).
+    """
+
+    name = "saliency_guided"
+    needs_input_grad = False
+
+    def __init__(self, fraction: float = 0.5, by: str = "abs", fill: str | float = "random",
+                 target: str = "log_prob", eval_saliency: bool = True) -> None:
+        super().__init__()
+        self.fraction = check_fraction(fraction)
+        check_choice("by", by, ORDERS)
+        check_choice("target", target, TARGETS)
+        self.by, self.fill, self.target = by, check_fill(fill), target
+        self.eval_saliency = bool(eval_saliency)
+
+    def settings(self) -> dict[str, Any]:
+        return {"fraction": self.fraction, "by": self.by, "fill": self.fill, "target": self.target,
+                "eval_saliency": self.eval_saliency}
+
+    def compute(self, ctx: PenaltyContext) -> torch.Tensor:
+        g = detached_saliency(ctx.model, ctx.x, ctx.y, self.target, self.eval_saliency)
+        generator = ctx.rng() if self.fill == "random" else None
+        x_masked, _ = saliency_guided_mask(ctx.x.detach(), g, self.fraction, self.by, self.fill, generator)
+        with torch.enable_grad():
+            masked_logits = ctx.model(x_masked)
+        return kl_divergence(ctx.logits, masked_logits)
