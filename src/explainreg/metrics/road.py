@@ -1,0 +1,188 @@
+"""ROAD: RemOve And Debias (Rong et al. 2022) with noisy linear imputation (methods.md A.5).
+
+The removed pixels are imputed by the weighted mean of their 8 neighbours (edge neighbours 1/6,
+diagonal ones 1/12, weights renormalised at the image border), which couples removed neighbours
+into one sparse linear system per image: for every removed pixel i,
+``W_i x_i − Σ_{n ∈ N(i)} w_n x_n = 0`` with ``W_i = Σ_{n ∈ N(i)} w_n``, the kept pixels fixed.
+The system is symmetric positive definite (a weighted graph Laplacian with Dirichlet data from the
+kept pixels), so all systems of a batch are solved together by Jacobi-preconditioned conjugate
+gradients in torch on the device, the stencil applied by shifted slices; converged systems are
+dropped from the active set as they finish. Small Gaussian noise (``noise`` · N(0, 1)) is then
+added to the imputed pixels. Same equations as ``quantus.functions.noisy_linear_imputation``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._validation import check_choice
+from ._core import CONVENTIONS, Metric, MetricResult, check_fractions, check_positive_int, curve_result, prepare
+from ._stack import forward_copies
+
+EDGE, DIAGONAL = 1.0 / 6.0, 1.0 / 12.0
+
+
+def neighbour_sum(u: torch.Tensor) -> torch.Tensor:
+    """Σ_n w_n u_n over the 8 neighbours (1/6 edges, 1/12 diagonals), zero outside the image; N×H×W.
+    Uses the separable form [1,2,1]ᵀ[1,2,1]/12 minus the centre term."""
+    p = F.pad(u, (1, 1, 1, 1))
+    rows = p[:, :-2, :] + 2.0 * p[:, 1:-1, :] + p[:, 2:, :]
+    both = rows[:, :, :-2] + 2.0 * rows[:, :, 1:-1] + rows[:, :, 2:]
+    return (both - 4.0 * u) / 12.0
+
+
+def solve_imputation(x: torch.Tensor, removed: torch.Tensor, *, tol: float = 1e-5, max_iter: int = 1000,
+                     check_every: int = 4) -> torch.Tensor:
+    """Noise-free linear imputation of the ``removed`` pixels (N×H×W bool) of images ``x`` (N×H×W):
+    the solution of the neighbour-mean system above, kept pixels unchanged. Batched preconditioned
+    CG stopping at ‖r‖ ≤ ``tol``·‖b‖ per system. A system without any kept pixel is singular
+    (constants solve it): its removed pixels are set to 0."""
+    removed = removed.to(torch.bool)
+    maskf = removed.to(x.dtype)
+    known = x * (1.0 - maskf)
+    weight = neighbour_sum(torch.ones_like(x[:1])).expand_as(x)           # Σ of valid weights
+    rhs = neighbour_sum(known) * maskf
+    diag = torch.where(removed, weight, torch.ones_like(weight))
+    u = torch.zeros_like(x)
+    n = x.shape[0]
+    bnorm = rhs.flatten(1).norm(dim=1)
+    active = torch.nonzero(bnorm > 0).flatten()
+    if active.numel():
+        a_mask, a_w, a_d = maskf[active], weight[active], diag[active]
+
+        def op(v):
+            return a_mask * (a_w * v - neighbour_sum(v))
+
+        b = rhs[active]
+        ua = torch.zeros_like(b)
+        r = b.clone()
+        z = r / a_d
+        p = z.clone()
+        rz = (r * z).flatten(1).sum(1)
+        thresh = (tol * bnorm[active]) ** 2
+        for it in range(1, int(max_iter) + 1):
+            ap = op(p)
+            pap = (p * ap).flatten(1).sum(1)
+            alpha = rz / torch.where(pap > 0, pap, torch.ones_like(pap))
+            ua += alpha[:, None, None] * p
+            r -= alpha[:, None, None] * ap
+            z = r / a_d
+            rz_new = (r * z).flatten(1).sum(1)
+            beta = rz_new / torch.where(rz > 0, rz, torch.ones_like(rz))
+            p = z + beta[:, None, None] * p
+            rz = rz_new
+            if it % check_every == 0 or it == max_iter:
+                done = r.flatten(1).square().sum(1) <= thresh
+                if bool(done.any()):
+                    u[active[done]] = ua[done]
+                    keep = ~done
+                    if not bool(keep.any()):
+                        break
+                    active, ua, r, z, p, rz, thresh = (active[keep], ua[keep], r[keep], z[keep], p[keep], rz[keep],
+                                                        thresh[keep])
+                    a_mask, a_w, a_d = a_mask[keep], a_w[keep], a_d[keep]
+        else:
+            u[active] = ua
+
+    return known + u * maskf
+
+
+def noisy_linear_imputation(x: torch.Tensor, removed: torch.Tensor, *, noise: float = 0.01,
+                            generator: torch.Generator | None = None, tol: float = 1e-5,
+                            max_iter: int = 1000) -> torch.Tensor:
+    """ROAD's noisy linear imputation of images ``x`` (B×C×H×W or B×H×W) at the pixels ``removed``
+    (B×H×W bool, shared by the channels): linear imputation (see :func:`solve_imputation`) plus
+    ``noise``·N(0, 1) on the imputed pixels, drawn with ``generator``."""
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    squeeze = x.dim() == 3
+    xs = x[:, None] if squeeze else x
+    if xs.dim() != 4 or removed.shape != (xs.shape[0],) + tuple(xs.shape[2:]):
+        raise ValueError(f"removed must have shape B×H×W = {(xs.shape[0],) + tuple(xs.shape[2:])} for x of shape "
+                         f"{tuple(x.shape)}, got {tuple(removed.shape)}")
+    b, c, h, w = xs.shape
+    rem = removed[:, None].expand(b, c, h, w).reshape(b * c, h, w)
+    out = solve_imputation(xs.reshape(b * c, h, w), rem, tol=tol, max_iter=max_iter).view(b, c, h, w)
+    if noise > 0:
+        eps = torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)
+        out = out + noise * eps * rem.view(b, c, h, w).to(out.dtype)
+    return out[:, 0] if squeeze else out
+
+
+ROAD_PERCENTAGES = tuple(range(10, 100, 10))
+QUANTUS_PERCENTAGES = tuple(range(1, 100, 2))
+
+
+def road_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
+              percentages: Sequence[float] = ROAD_PERCENTAGES, order: str = "morf", noise: float = 0.01,
+              seed: int = 0, tol: float = 1e-5, max_batch: int = 2048) -> torch.Tensor:
+    """correct[b, s]: is argmax f(x̃) = y after removing ``percentages[s]`` % of the pixels (top by the
+    channel-summed attribution for ``morf``, bottom for ``lerf``; k = ⌊H·W·p/100⌋, stable order) and
+    imputing them by noisy linear imputation."""
+    check_choice("order", order, ("morf", "lerf"))
+    ps = check_fractions("percentages", percentages, 0.0, 100.0)
+    x, y, a = prepare(model, x, y, attributions)
+    if x.dim() != 4:
+        raise ValueError(f"ROAD needs images B×C×H×W, got x of shape {tuple(x.shape)}")
+    b, c, h, w = x.shape
+    score = a.sum(1).flatten(1).double()
+    order_idx = torch.sort(score, dim=1, descending=(order == "morf"), stable=True).indices
+    ranks = torch.empty_like(order_idx)
+    ranks.scatter_(1, order_idx, torch.arange(h * w, device=x.device).expand_as(order_idx))
+    ks = torch.tensor([int(h * w * p / 100.0) for p in ps], device=x.device)
+    gen = torch.Generator(device=x.device).manual_seed(int(seed))
+    s = len(ps)
+
+    def make(i0, i1):
+        removed = (ranks[i0:i1, None, :] < ks[None, :, None]).view((i1 - i0) * s, h, w)
+        xs = x[i0:i1, None].expand(-1, s, -1, -1, -1).reshape((i1 - i0) * s, c, h, w)
+        return noisy_linear_imputation(xs, removed, noise=noise, generator=gen, tol=tol).view(i1 - i0, s, c, h, w)
+
+    labels = forward_copies(model, make, b, s, None, max_batch=max_batch, output="label")
+    return (labels == y[:, None]).double()
+
+
+class ROAD(Metric):
+    """ROAD accuracy curve over the percentage removed, for the ``morf`` (lower is better: accuracy
+    should fall fast) or ``lerf`` order (higher is better); summary: trapezoid AUC over the fraction
+    removed. ``convention="quantus"``: percentages 1, 3, …, 99 and ``morf`` as ``quantus.ROAD``."""
+
+    name = "road"
+
+    def __init__(self, percentages: Sequence[float] | None = None, order: str = "morf", noise: float = 0.01,
+                 convention: str = "explainreg", seed: int = 0, tol: float = 1e-5, max_batch: int = 2048) -> None:
+        super().__init__()
+        check_choice("order", order, ("morf", "lerf"))
+        check_choice("convention", convention, CONVENTIONS)
+        if percentages is None:
+            percentages = QUANTUS_PERCENTAGES if convention == "quantus" else ROAD_PERCENTAGES
+        self.percentages = check_fractions("percentages", percentages, 0.0, 100.0)
+        self.order, self.noise, self.convention, self.seed, self.tol = order, float(noise), convention, int(seed), tol
+        self.max_batch = check_positive_int("max_batch", max_batch)
+        self.higher_is_better = order == "lerf"
+        self.name = f"road_{order}"
+
+    def settings(self) -> dict[str, Any]:
+        return {"percentages": list(self.percentages), "order": self.order, "noise": self.noise,
+                "convention": self.convention, "seed": self.seed}
+
+    def per_image(self, model, x, y, attributions):
+        return road_rows(model, x, y, attributions, percentages=self.percentages, order=self.order, noise=self.noise,
+                         seed=self.seed + 7919 * self._batches, tol=self.tol, max_batch=self.max_batch)
+
+    def summarize(self, rows) -> MetricResult:
+        return curve_result(self, rows, [p / 100.0 for p in self.percentages], step_name="fraction_removed",
+                            curve_name="accuracy")
+
+
+def road(model, x, y, attributions, **settings) -> MetricResult:
+    """Functional ROAD (see :class:`ROAD`)."""
+    return ROAD(**settings)(model, x, y, attributions)
+
+
+__all__ = ["ROAD", "neighbour_sum", "noisy_linear_imputation", "road", "road_rows", "solve_imputation"]
+

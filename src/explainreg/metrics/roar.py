@@ -1,0 +1,137 @@
+"""ROAR: RemOve And Retrain (Hooker et al. 2019), as the seed runs it (methods.md A.5, B.1 §1.5 item 4).
+
+For each fraction f: in every train and test image, the entries above the (100·(1 − f))-th
+percentile of the image's non-zero attributions (of the evaluated model, on correctly scaled
+inputs, for the true label) are set to the baseline; a fresh model of the same architecture is
+trained on the masked train set and its accuracy on the masked test set is the curve's point at f.
+f = 0 is the evaluated model's own test accuracy. AUC by the trapezoid rule over f; lower is better.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from ..attribution import attribute, model_device
+from ..data import ArrayDataset
+from ._core import Metric, MetricResult, above_percentile_masks, check_fractions, curve_result, prepare
+from ._stack import fill_value
+
+ROAR_FRACTIONS = (0.2, 0.5, 0.8, 0.9)
+
+
+def fresh_copy(model: nn.Module, seed: int = 0) -> nn.Module:
+    """A re-initialised copy of ``model`` (same architecture): every submodule with
+    ``reset_parameters`` is reset, under a seeded, forked random state."""
+    clone = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        for module in clone.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    return clone
+
+
+def remove_top(x: torch.Tensor, attributions: torch.Tensor, fraction: float, baseline: Any = 0.0) -> torch.Tensor:
+    """x with its entries above the (100·(1 − fraction))-th percentile of each image's non-zero
+    attributions set to ``baseline`` (the seed's ROAR/MoRF rule)."""
+    masks = above_percentile_masks(attributions.expand_as(x), [100.0 * (1.0 - fraction)])[:, 0]
+    return torch.where(masks, fill_value(x, baseline)[:, 0], x)
+
+
+def roar_curve(model: nn.Module, train_set: ArrayDataset, test_set: ArrayDataset, *,
+               fractions: Sequence[float] = ROAR_FRACTIONS, method: str = "saliency",
+               train_attributions: torch.Tensor | None = None, test_attributions: torch.Tensor | None = None,
+               model_factory: Callable[[], nn.Module] | None = None, epochs: int = 6, batch_size: int = 30,
+               lr: float = 1e-3, optimizer: str = "adam", seed: int = 0, baseline: Any = 0.0,
+               progress: bool = False, attribution_options: dict[str, Any] | None = None) -> MetricResult:
+    """ROAR accuracy curve over ``(0, *fractions)`` and its AUC (see the module doc). Retraining uses
+    :func:`explainreg.training.train` with ``TrainConfig(epochs, batch_size, lr, optimizer, seed)``
+    (the seed: Adam, 6 epochs, batch 30); ``model_factory`` builds the fresh model (default: a
+    re-initialised copy of ``model``). Attributions default to ``method`` on the true labels."""
+    from ..training import TrainConfig, evaluate_accuracy, train
+
+    fr = check_fractions("fractions", fractions, 0.0, 1.0)
+    opts = attribution_options or {}
+    device = model_device(model)
+    was_training = model.training
+    model.eval()
+    try:
+        if train_attributions is None:
+            train_attributions = attribute(model, train_set.x, train_set.y, method, **opts)
+        if test_attributions is None:
+            test_attributions = attribute(model, test_set.x, test_set.y, method, **opts)
+        xtr, _, atr = prepare(model, train_set.x, train_set.y, train_attributions)
+        xte, yte, ate = prepare(model, test_set.x, test_set.y, test_attributions)
+        accuracies = [evaluate_accuracy(model, ArrayDataset(xte, yte))]
+    finally:
+        model.train(was_training)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
+                         device=str(device), progress=progress)
+    for i, f in enumerate(fr):
+        masked_train = ArrayDataset(remove_top(xtr, atr, f, baseline), train_set.y.to(device), name="roar-train")
+        masked_test = ArrayDataset(remove_top(xte, ate, f, baseline), yte, name="roar-test")
+        fresh = model_factory() if model_factory is not None else fresh_copy(model, seed + i)
+        fresh.to(device)
+        train(fresh, None, masked_train, None, config=config)
+        accuracies.append(evaluate_accuracy(fresh, masked_test))
+    metric = ROAR.__new__(ROAR)
+    metric.name, metric.higher_is_better = ROAR.name, ROAR.higher_is_better
+    rows = torch.tensor(accuracies, dtype=torch.float64)[None]
+    result = curve_result(metric, rows, (0.0,) + fr, step_name="fraction_removed", curve_name="accuracy")
+    result.n_images = len(test_set)
+    result.per_image = None
+    result.settings = {"fractions": list(fr), "method": method, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                       "optimizer": optimizer, "seed": seed, "n_train": len(train_set)}
+    return result
+
+
+class ROAR(Metric):
+    """Accumulating ROAR: ``update`` collects test batches (with their attributions); ``compute``
+    attributes ``train_set`` with the model last seen, masks, retrains and evaluates (lower is better)."""
+
+    name = "roar"
+    higher_is_better = False
+
+    def __init__(self, train_set: ArrayDataset, fractions: Sequence[float] = ROAR_FRACTIONS, method: str = "saliency",
+                 epochs: int = 6, batch_size: int = 30, lr: float = 1e-3, optimizer: str = "adam", seed: int = 0,
+                 model_factory: Callable[[], nn.Module] | None = None, baseline: Any = 0.0, progress: bool = False,
+                 **attribution_options: Any) -> None:
+        super().__init__()
+        self.train_set = train_set
+        self.kwargs = dict(fractions=check_fractions("fractions", fractions, 0.0, 1.0), method=method, epochs=epochs,
+                           batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed, model_factory=model_factory,
+                           baseline=baseline, progress=progress, attribution_options=attribution_options)
+        self._x: list[torch.Tensor] = []
+        self._y: list[torch.Tensor] = []
+        self._a: list[torch.Tensor] = []
+        self._model: nn.Module | None = None
+
+    def settings(self):
+        return {k: v for k, v in self.kwargs.items() if k not in ("model_factory", "progress")}
+
+    def reset(self) -> None:
+        super().reset()
+        self._x.clear(), self._y.clear(), self._a.clear()
+
+    def update(self, model, x, y=None, attributions=None):
+        if attributions is None:
+            raise ValueError("roar needs attributions: call update(model, x, y, attributions)")
+        x, y, a = prepare(model, x, y, attributions)
+        self._model = model
+        self._x.append(x), self._y.append(y), self._a.append(a)
+        self._batches += 1
+        return self
+
+    def compute(self) -> MetricResult:
+        if not self._x:
+            raise RuntimeError("roar: call update(...) with at least one batch before compute()")
+        test = ArrayDataset(torch.cat(self._x), torch.cat(self._y), name="roar-test")
+        return roar_curve(self._model, self.train_set, test, test_attributions=torch.cat(self._a), **self.kwargs)
+
+
+def roar(model, train_set: ArrayDataset, test_set: ArrayDataset, **settings) -> MetricResult:
+    """Functional ROAR (see :func:`roar_curve`)."""
+    return roar_curve(model, train_set, test_set, **settings)

@@ -1,0 +1,211 @@
+"""Robustness: accuracy under Gaussian noise and under square occluding blocks (the seed's tests 5
+and 6, methods.md A.5, B.1 §1.5), and the max-sensitivity of explanations (Yeh et al. 2019)."""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from ..attribution import explainer
+from ._core import (Metric, MetricResult, check_fractions, check_positive_int, curve_result, prepare,
+                    scalar_result)
+from ._stack import forward_copies
+
+GAUSSIAN_SIGMAS = (0.1, 0.5, 1.0, 1.5)
+BLOCK_SIZES = (6, 8, 10, 12)
+
+
+def _generator(device, seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(int(seed))
+
+
+def gaussian_noise_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+                        sigmas: Sequence[float] = GAUSSIAN_SIGMAS, compat: bool = False, seed: int = 0,
+                        max_batch: int = 2048) -> torch.Tensor:
+    """correct[b, s] for x + σ_s·N(0, 1) with σ ∈ (0, *sigmas) (σ = 0: the clean image);
+    ``compat=True`` adds the seed's +1 shift to every noisy image (not to the clean one)."""
+    x, y, _ = prepare(model, x, y)
+    sig = torch.tensor((0.0,) + check_fractions("sigmas", sigmas, 0.0, float("inf")), dtype=x.dtype, device=x.device)
+    shift = torch.where(sig > 0, torch.ones_like(sig), torch.zeros_like(sig)) if compat else torch.zeros_like(sig)
+    view = (1, -1) + (1,) * (x.dim() - 1)
+    gen = _generator(x.device, seed)
+
+    def make(i0, i1):
+        eps = torch.randn((i1 - i0, len(sig)) + tuple(x.shape[1:]), generator=gen, device=x.device, dtype=x.dtype)
+        return x[i0:i1, None] + sig.view(view) * eps + shift.view(view)
+
+    labels = forward_copies(model, make, len(x), len(sig), None, max_batch=max_batch, output="label")
+    return (labels == y[:, None]).double()
+
+
+def square_block_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, sizes: Sequence[int] = BLOCK_SIZES,
+                      min_size: int = 2, low: float = 0.5, high: float = 1.0, seed: int = 0,
+                      max_batch: int = 2048) -> torch.Tensor:
+    """correct[b, s] under one square block per image (s = 0: clean): half-size r ~ U{min_size..s},
+    centre i, j ~ U{r..H−r} (resp. W), the (2r)×(2r) square [i−r, i+r)×[j−r, j+r) over all channels
+    set to one value ~ U(low, high) (the seed's ``AddSquareMask``, methods.md B.1 §1.5 item 6)."""
+    x, y, _ = prepare(model, x, y)
+    if x.dim() != 4:
+        raise ValueError(f"square blocks need images B×C×H×W, got x of shape {tuple(x.shape)}")
+    sizes = tuple(check_positive_int("sizes", s) for s in sizes)
+    b, c, h, w = x.shape
+    if min(sizes) < min_size or 2 * max(sizes) > min(h, w):
+        raise ValueError(f"sizes must lie in [{min_size}, {min(h, w) // 2}] for {h}×{w} images; got {sizes}")
+    gen = _generator(x.device, seed)
+    smax = torch.tensor((0,) + sizes, device=x.device)                       # S, 0 = clean
+    s = len(smax)
+    rows_ = torch.arange(h, device=x.device).view(1, 1, h, 1)
+    cols_ = torch.arange(w, device=x.device).view(1, 1, 1, w)
+
+    def make(i0, i1):
+        n = i1 - i0
+        u = torch.rand((4, n, s), generator=gen, device=x.device)
+        r = min_size + (u[0] * (smax - min_size + 1)).floor().long().clamp_max(smax - min_size)
+        ci = r + (u[1] * (h - 2 * r + 1)).floor().long()
+        cj = r + (u[2] * (w - 2 * r + 1)).floor().long()
+        value = low + (high - low) * u[3]
+        inside = ((rows_ >= (ci - r)[..., None, None]) & (rows_ < (ci + r)[..., None, None])
+                  & (cols_ >= (cj - r)[..., None, None]) & (cols_ < (cj + r)[..., None, None]))
+        inside &= (smax > 0).view(1, s, 1, 1)
+        return torch.where(inside[:, :, None], value[:, :, None, None, None].to(x.dtype), x[i0:i1, None])
+
+    labels = forward_copies(model, make, b, s, None, max_batch=max_batch, output="label")
+    return (labels == y[:, None]).double()
+
+
+class GaussianNoise(Metric):
+    """Accuracy curve over σ ∈ {0, 0.1, 0.5, 1, 1.5} and its trapezoid AUC (max 1.5; higher is better)."""
+
+    name = "gaussian"
+    higher_is_better = True
+    needs_attributions = False
+
+    def __init__(self, sigmas: Sequence[float] = GAUSSIAN_SIGMAS, compat: bool = False, seed: int = 0,
+                 max_batch: int = 2048) -> None:
+        super().__init__()
+        self.sigmas = check_fractions("sigmas", sigmas, 0.0, float("inf"))
+        self.compat, self.seed, self.max_batch = bool(compat), int(seed), check_positive_int("max_batch", max_batch)
+
+    def settings(self):
+        return {"sigmas": list(self.sigmas), "compat": self.compat, "seed": self.seed}
+
+    def per_image(self, model, x, y, attributions):
+        return gaussian_noise_rows(model, x, y, sigmas=self.sigmas, compat=self.compat,
+                                   seed=self.seed + 7919 * self._batches, max_batch=self.max_batch)
+
+    def summarize(self, rows):
+        return curve_result(self, rows, (0.0,) + self.sigmas, step_name="sigma", curve_name="accuracy")
+
+
+class SquareBlocks(Metric):
+    """Accuracy curve over the maximal block half-size s ∈ {0, 6, 8, 10, 12} and its trapezoid AUC
+    (max 12; higher is better)."""
+
+    name = "blocks"
+    higher_is_better = True
+    needs_attributions = False
+
+    def __init__(self, sizes: Sequence[int] = BLOCK_SIZES, min_size: int = 2, seed: int = 0,
+                 max_batch: int = 2048) -> None:
+        super().__init__()
+        self.sizes = tuple(check_positive_int("sizes", s) for s in sizes)
+        self.min_size, self.seed, self.max_batch = int(min_size), int(seed), check_positive_int("max_batch", max_batch)
+
+    def settings(self):
+        return {"sizes": list(self.sizes), "min_size": self.min_size, "seed": self.seed}
+
+    def per_image(self, model, x, y, attributions):
+        return square_block_rows(model, x, y, sizes=self.sizes, min_size=self.min_size,
+                                 seed=self.seed + 7919 * self._batches, max_batch=self.max_batch)
+
+    def summarize(self, rows):
+        return curve_result(self, rows, (0.0,) + tuple(float(s) for s in self.sizes), step_name="max_block_size",
+                            curve_name="accuracy")
+
+
+def gaussian_noise(model, x, y, attributions=None, **settings) -> MetricResult:
+    """Functional Gaussian-noise robustness (see :class:`GaussianNoise`)."""
+    return GaussianNoise(**settings)(model, x, y, attributions)
+
+
+def square_blocks(model, x, y, attributions=None, **settings) -> MetricResult:
+    """Functional square-block robustness (see :class:`SquareBlocks`)."""
+    return SquareBlocks(**settings)(model, x, y, attributions)
+
+
+# ------------------------------------------------------------------------------------ max-sensitivity
+def max_sensitivity_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
+                           method: str | Callable = "saliency", nr_samples: int = 200, lower_bound: float = 0.2,
+                           upper_bound: float | None = None, seed: int = 0, noise: torch.Tensor | None = None,
+                           max_batch: int = 4096, options: dict[str, Any] | None = None) -> torch.Tensor:
+    """Per image max_r ‖a(x) − a(x + ε_r)‖_F / ‖a(x)‖_F over ``nr_samples`` perturbations ε_r with
+    entries ~ U(−lower_bound, lower_bound) (or U(lower_bound, upper_bound)), as ``quantus.MaxSensitivity``;
+    ``a(·)`` = ``method`` (a name for :func:`explainreg.attribution.attribute` with ``options``, or a
+    callable ``(model, x, target) -> a``) for the label y. All perturbed copies of a group of images
+    are explained in one call. ``noise`` (R×B×...) fixes the perturbations. NaN where ‖a(x)‖ = 0."""
+    x, y, a = prepare(model, x, y, attributions)
+    explain = explainer(method, **(options or {}))
+    b = x.shape[0]
+    if noise is not None:
+        if noise.shape[1:] != x.shape or noise.dim() != x.dim() + 1:
+            raise ValueError(f"noise must have shape R×{tuple(x.shape)}, got {tuple(noise.shape)}")
+        noise = noise.to(x.device, x.dtype)
+        nr_samples = noise.shape[0]
+    nr_samples = check_positive_int("nr_samples", nr_samples)
+    if upper_bound is not None and upper_bound <= lower_bound:
+        raise ValueError(f"upper_bound must exceed lower_bound ({lower_bound}), got {upper_bound}")
+    gen = _generator(x.device, seed)
+    group = max(1, int(max_batch) // nr_samples)
+    denom = a.flatten(1).norm(dim=1)
+    out = []
+    for i0 in range(0, b, group):
+        i1 = min(b, i0 + group)
+        shape = (nr_samples, i1 - i0) + tuple(x.shape[1:])
+        if noise is not None:
+            eps = noise[:, i0:i1]
+        elif upper_bound is None:
+            eps = (torch.rand(shape, generator=gen, device=x.device, dtype=x.dtype) * 2 - 1) * lower_bound
+        else:
+            eps = lower_bound + torch.rand(shape, generator=gen, device=x.device, dtype=x.dtype) * (
+                upper_bound - lower_bound)
+        xp = (x[None, i0:i1] + eps).flatten(0, 1)
+        ap = explain(model, xp, y[i0:i1].repeat(nr_samples)).reshape(nr_samples, i1 - i0, -1)
+        diff = (a[i0:i1].flatten(1)[None] - ap).norm(dim=2)                 # R×G
+        out.append((diff / denom[None, i0:i1]).amax(0))
+    return torch.cat(out)
+
+
+class MaxSensitivity(Metric):
+    """Mean over images of the max-sensitivity (lower is better)."""
+
+    name = "max_sensitivity"
+    higher_is_better = False
+
+    def __init__(self, method: str | Callable = "saliency", nr_samples: int = 200, lower_bound: float = 0.2,
+                 upper_bound: float | None = None, seed: int = 0, max_batch: int = 4096, **options: Any) -> None:
+        super().__init__()
+        self.method, self.options = method, options
+        self.nr_samples = check_positive_int("nr_samples", nr_samples)
+        self.lower_bound, self.upper_bound, self.seed = float(lower_bound), upper_bound, int(seed)
+        self.max_batch = check_positive_int("max_batch", max_batch)
+        explainer(method)  # validate the name early
+
+    def settings(self):
+        return {"method": self.method if isinstance(self.method, str) else getattr(self.method, "__name__", "custom"),
+                "nr_samples": self.nr_samples, "lower_bound": self.lower_bound, "upper_bound": self.upper_bound,
+                "seed": self.seed, **self.options}
+
+    def per_image(self, model, x, y, attributions):
+        return max_sensitivity_scores(model, x, y, attributions, method=self.method, nr_samples=self.nr_samples,
+                                      lower_bound=self.lower_bound, upper_bound=self.upper_bound,
+                                      seed=self.seed + 7919 * self._batches, max_batch=self.max_batch,
+                                      options=self.options)
+
+    def summarize(self, rows):
+        return scalar_result(self, rows)
+
+
+def max_sensitivity(model, x, y, attributions, **settings) -> MetricResult:
+    """Functional max-sensitivity (see :class:`MaxSensitivity`)."""
+    return MaxSensitivity(**settings)(model, x, y, attributions)
