@@ -77,11 +77,10 @@ def draw_references(batch_size: int, n_refs: int, generator: torch.Generator) ->
     return index, alpha
 
 
-def expected_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor,
-                       alpha: torch.Tensor, *, create_graph: bool = True) -> torch.Tensor:
-    """Expected Gradients attribution of p_y, vectorised over samples × references:
-    x̃_br = x′_br + α_br (x_b − x′_br), x′_br = x[index_br];
-    EG_b = mean_r (x_b − x′_br) ⊙ ∂p_y(x̃_br)/∂x̃_br. One forward/backward on B·R inputs."""
+def expected_gradient_terms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor,
+                            alpha: torch.Tensor, *, create_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x_b − x′_br, ∂p_y(x̃_br)/∂x̃_br)``, each B×R×…, for x̃_br = x′_br + α_br (x_b − x′_br),
+    x′_br = x[index_br]: one forward and one (``create_graph``) backward on the B·R inputs."""
     B, R = index.shape
     x = x.detach()
     index, alpha = index.to(x.device), alpha.to(x.device, x.dtype)
@@ -93,7 +92,23 @@ def expected_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index
         logits = model(x_tilde)
         p_y = F.softmax(logits, 1).gather(1, y.repeat_interleave(R)[:, None]).sum()
         (grad,) = torch.autograd.grad(p_y, x_tilde, create_graph=create_graph)
-    return (diff * grad).view(B, R, *x.shape[1:]).mean(1)
+    return diff.view(B, R, *x.shape[1:]), grad.view(B, R, *x.shape[1:])
+
+
+def expected_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor,
+                       alpha: torch.Tensor, *, create_graph: bool = True) -> torch.Tensor:
+    """Expected Gradients attribution of p_y, vectorised over samples × references:
+    EG_b = mean_r (x_b − x′_br) ⊙ ∂p_y(x̃_br)/∂x̃_br (see :func:`expected_gradient_terms`)."""
+    diff, grad = expected_gradient_terms(model, x, y, index, alpha, create_graph=create_graph)
+    return (diff * grad).mean(1)
+
+
+def expected_gradients_seed_penalty(diff: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor, *,
+                                    blobs: bool = False) -> torch.Tensor:
+    """The seed's EG penalty (``eg_scores_2d``): R = Σ_b Σ_r Σ_{c,h,w} m ⊙ |∂p_y/∂x̃| ⊙ |x_b − x′_br|
+    (sums, not means; absolute values inside the sum over references)."""
+    weight = mask.sum(0) if blobs else mask
+    return (weight.unsqueeze(1) * (grad.abs() * diff.abs())).sum()
 
 
 def expected_gradients_penalty(eg: torch.Tensor, mask: torch.Tensor, *, blobs: bool = False) -> torch.Tensor:
@@ -199,23 +214,28 @@ class RRR(_AnnotationPenalty):
 @register_penalty("eg", "expected_gradients")
 class ExpectedGradients(_AnnotationPenalty):
     """R = (1/B) Σ_b Σ_mask |EG_b| with EG of p_y over ``n_refs`` references drawn from the batch
-    (methods.md A.3); one vectorised double-backprop pass on B·n_refs interpolated inputs."""
+    (methods.md A.3); one vectorised double-backprop pass on B·n_refs interpolated inputs.
+    ``compat=True``: the seed's sum Σ_b Σ_refs Σ_mask |∂p_y/∂x̃|·|x − x′| (its λ then matches ours
+    for the same ``n_refs``; the seed used 200 on DecoyMNIST, 50 on ColorMNIST)."""
 
     name = "expected_gradients"
     needs_input_grad = False
 
-    def __init__(self, n_refs: int = 10, blob_sampler: BlobSampler | None = None) -> None:
+    def __init__(self, n_refs: int = 10, compat: bool = False, blob_sampler: BlobSampler | None = None) -> None:
         super().__init__(blob_sampler)
+        self.compat = bool(compat)
         if int(n_refs) != n_refs:
             raise ValueError(f"n_refs must be a whole number of references per sample, got {n_refs}")
         check_range("n_refs", n_refs, 1)
         self.n_refs = int(n_refs)
 
     def settings(self) -> dict[str, Any]:
-        return {"n_refs": self.n_refs, **super().settings()}
+        return {"n_refs": self.n_refs, "compat": self.compat, **super().settings()}
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         mask, blobs = self._mask(ctx)
         index, alpha = draw_references(ctx.x.shape[0], self.n_refs, ctx.rng())
-        eg = expected_gradients(ctx.model, ctx.x, ctx.y, index, alpha)
-        return expected_gradients_penalty(eg, mask, blobs=blobs)
+        diff, grad = expected_gradient_terms(ctx.model, ctx.x, ctx.y, index, alpha)
+        if self.compat:
+            return expected_gradients_seed_penalty(diff, grad, mask, blobs=blobs)
+        return expected_gradients_penalty((diff * grad).mean(1), mask, blobs=blobs)
