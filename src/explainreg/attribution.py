@@ -129,11 +129,19 @@ def _attribute_chunk(model: nn.Module, x: torch.Tensor, t: torch.Tensor, method:
             baselines = torch.zeros((1,) + tuple(x.shape[1:]), device=x.device, dtype=x.dtype)
         n = opts.get("n_samples", 5)
         stdev = opts.get("stdevs", 0.09)
-        # Captum draws its own noise; seed it through a forked global state so the caller's is untouched.
+        # Captum draws its noise from torch's and numpy's global states: seed forked copies of both.
+        import numpy as np
+
         devices = [x.device.index or 0] if x.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(int(torch.randint(0, 2 ** 31 - 1, (1,), generator=generator)))
-            return ca.GradientShap(model).attribute(x, baselines=baselines, target=t, n_samples=n, stdevs=stdev)
+        draw = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=generator))
+        np_state = np.random.get_state()
+        try:
+            np.random.seed(draw)
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(draw)
+                return ca.GradientShap(model).attribute(x, baselines=baselines, target=t, n_samples=n, stdevs=stdev)
+        finally:
+            np.random.set_state(np_state)
     if method == "input_x_gradient":
         return ca.InputXGradient(model).attribute(x, target=t)
     if method == "occlusion":
@@ -142,7 +150,7 @@ def _attribute_chunk(model: nn.Module, x: torch.Tensor, t: torch.Tensor, method:
         c = x.shape[1]
         return ca.Occlusion(model).attribute(
             x, sliding_window_shapes=(c, w, w), strides=(c, s, s), baselines=opts.get("baselines", 0.0),
-            target=t, perturbations_per_eval=max(1, opts["max_batch"] // max(1, len(x))))
+            target=t, perturbations_per_eval=max(1, opts["max_batch"] // len(x)))
     if method == "gradcam":
         layer = _find_layer(model, opts.get("layer"))
         cam = ca.LayerGradCam(model, layer).attribute(x, target=t, relu_attributions=opts.get("relu", False))
@@ -187,6 +195,8 @@ def attribute(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = N
         chunk_size = int(max_batch)
         if method == "smoothgrad":
             chunk_size = max(1, chunk_size // int(opts.get("nt_samples", 10)))
+        elif method == "occlusion":  # few images per chunk, many occluded copies per forward pass
+            chunk_size = max(1, chunk_size // 16)
         out = []
         with torch.enable_grad():
             for xs, ts in zip(x.split(chunk_size), target.split(chunk_size)):

@@ -22,7 +22,8 @@ from .perturbation import (Faithfulness, FaithfulnessCorrelation, LeRF, MaskedAc
 from .road import ROAD, noisy_linear_imputation, road, road_rows, solve_imputation
 from .roar import ROAR, fresh_copy, remove_top, roar, roar_curve
 from .robustness import (GaussianNoise, MaxSensitivity, SquareBlocks, gaussian_noise, gaussian_noise_rows,
-                         max_sensitivity, max_sensitivity_scores, square_block_rows, square_blocks)
+                         max_sensitivity, max_sensitivity_scores, square_block_images, square_block_rows,
+                         square_blocks)
 
 #: Names accepted by :func:`build_metric` and ``explainreg evaluate --metrics``.
 METRICS: dict[str, type[Metric]] = {
@@ -58,6 +59,6 @@ __all__ = [
     "masked_accuracy_rows", "max_sensitivity", "max_sensitivity_scores", "morf", "morf_curve",
     "noisy_linear_imputation", "nonzero_percentile", "pixel_flipping", "pixel_flipping_curve",
     "region_perturbation", "region_perturbation_curve", "remove_top", "resolve_metric", "results_frame", "road",
-    "road_rows", "roar", "roar_curve", "solve_imputation", "sparseness", "sparseness_scores", "square_block_rows",
+    "road_rows", "roar", "roar_curve", "solve_imputation", "sparseness", "sparseness_scores", "square_block_images", "square_block_rows",
     "square_blocks", "trapezoid",
 ]

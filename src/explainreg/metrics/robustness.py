@@ -39,38 +39,47 @@ def gaussian_noise_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     return (labels == y[:, None]).double()
 
 
-def square_block_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, sizes: Sequence[int] = BLOCK_SIZES,
-                      min_size: int = 2, low: float = 0.5, high: float = 1.0, seed: int = 0,
-                      max_batch: int = 2048) -> torch.Tensor:
-    """correct[b, s] under one square block per image (s = 0: clean): half-size r ~ U{min_size..s},
-    centre i, j ~ U{r..H−r} (resp. W), the (2r)×(2r) square [i−r, i+r)×[j−r, j+r) over all channels
-    set to one value ~ U(low, high) (the seed's ``AddSquareMask``, methods.md B.1 §1.5 item 6)."""
-    x, y, _ = prepare(model, x, y)
+def square_block_images(x: torch.Tensor, sizes: Sequence[int] = BLOCK_SIZES, *, min_size: int = 2,
+                        low: float = 0.5, high: float = 1.0, generator: torch.Generator | None = None,
+                        include_clean: bool = True) -> torch.Tensor:
+    """B×S×C×H×W copies of x, each with one square block (the seed's ``AddSquareMask``, methods.md
+    B.1 §1.5 item 6): half-size r ~ U{min_size..s}, centre i, j ~ U{r..H−r} (resp. W), the
+    (2r)×(2r) square [i−r, i+r)×[j−r, j+r) over all channels set to one value ~ U(low, high).
+    With ``include_clean`` the first copy is x itself (s = 0)."""
     if x.dim() != 4:
         raise ValueError(f"square blocks need images B×C×H×W, got x of shape {tuple(x.shape)}")
     sizes = tuple(check_positive_int("sizes", s) for s in sizes)
-    b, c, h, w = x.shape
+    n, c, h, w = x.shape
     if min(sizes) < min_size or 2 * max(sizes) > min(h, w):
         raise ValueError(f"sizes must lie in [{min_size}, {min(h, w) // 2}] for {h}×{w} images; got {sizes}")
-    gen = _generator(x.device, seed)
-    smax = torch.tensor((0,) + sizes, device=x.device)                       # S, 0 = clean
+    smax = torch.tensor(((0,) if include_clean else ()) + sizes, device=x.device)
     s = len(smax)
     rows_ = torch.arange(h, device=x.device).view(1, 1, h, 1)
     cols_ = torch.arange(w, device=x.device).view(1, 1, 1, w)
+    u = torch.rand((4, n, s), generator=generator, device=x.device)
+    span = (smax - min_size + 1).clamp_min(1)
+    r = min_size + (u[0] * span).floor().long().clamp_max(span - 1)
+    ci = r + (u[1] * (h - 2 * r + 1)).floor().long()
+    cj = r + (u[2] * (w - 2 * r + 1)).floor().long()
+    value = low + (high - low) * u[3]
+    inside = ((rows_ >= (ci - r)[..., None, None]) & (rows_ < (ci + r)[..., None, None])
+              & (cols_ >= (cj - r)[..., None, None]) & (cols_ < (cj + r)[..., None, None]))
+    inside &= (smax > 0).view(1, s, 1, 1)
+    return torch.where(inside[:, :, None], value[:, :, None, None, None].to(x.dtype), x[:, None])
+
+
+def square_block_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, sizes: Sequence[int] = BLOCK_SIZES,
+                      min_size: int = 2, low: float = 0.5, high: float = 1.0, seed: int = 0,
+                      max_batch: int = 2048) -> torch.Tensor:
+    """correct[b, s] under one square block per image (s = 0: clean), see :func:`square_block_images`."""
+    x, y, _ = prepare(model, x, y)
+    square_block_images(x[:1], sizes, min_size=min_size)  # validate early
+    gen = _generator(x.device, seed)
 
     def make(i0, i1):
-        n = i1 - i0
-        u = torch.rand((4, n, s), generator=gen, device=x.device)
-        r = min_size + (u[0] * (smax - min_size + 1)).floor().long().clamp_max(smax - min_size)
-        ci = r + (u[1] * (h - 2 * r + 1)).floor().long()
-        cj = r + (u[2] * (w - 2 * r + 1)).floor().long()
-        value = low + (high - low) * u[3]
-        inside = ((rows_ >= (ci - r)[..., None, None]) & (rows_ < (ci + r)[..., None, None])
-                  & (cols_ >= (cj - r)[..., None, None]) & (cols_ < (cj + r)[..., None, None]))
-        inside &= (smax > 0).view(1, s, 1, 1)
-        return torch.where(inside[:, :, None], value[:, :, None, None, None].to(x.dtype), x[i0:i1, None])
+        return square_block_images(x[i0:i1], sizes, min_size=min_size, low=low, high=high, generator=gen)
 
-    labels = forward_copies(model, make, b, s, None, max_batch=max_batch, output="label")
+    labels = forward_copies(model, make, len(x), len(sizes) + 1, None, max_batch=max_batch, output="label")
     return (labels == y[:, None]).double()
 
 
