@@ -138,7 +138,7 @@ def run_rules(model: nn.Module, start: Decomposed, *, record: dict[str, Decompos
         else:  # pragma: no cover - fx has no other node kinds
             raise UnsupportedLayerError(f"unexpected fx node {node.op}")
         if record is not None and isinstance(env[node], Decomposed):
-            record[node.name] = env[node]
+            record[node.target if node.op == "call_module" else node.name] = env[node]
     raise UnsupportedLayerError(f"{type(model).__name__}.forward has no output")  # pragma: no cover
 
 
@@ -222,7 +222,8 @@ def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = Fal
     ``blobs=True``: N×H×W (shared) or B×N×H×W / B×N×C×H×W (per image). Values in [0, 1].
     The pass is differentiable w.r.t. the model's parameters (and x). Modules are used in their
     current mode (the seed put the model in eval mode for good). ``return_layers=True`` also
-    returns ``{node name: (rel, irrel)}`` for every decomposed intermediate activation.
+    returns ``{name: (rel, irrel)}`` for every decomposed intermediate activation (modules by their
+    qualified name, e.g. ``"0"`` or ``"features.conv1"``; functions by their fx node name).
     """
     check_batch(x)
     is_stack = blobs or isinstance(mask, (list, tuple))
