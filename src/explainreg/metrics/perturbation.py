@@ -236,8 +236,8 @@ def pixel_flipping_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
                          features_in_step: int = 1, convention: str = "explainreg", baseline: Any = None,
                          max_batch: int = 2048) -> torch.Tensor:
     """Pixel flipping (Bach et al. 2015): features sorted by decreasing a; after step j the first
-    (j+1)·``features_in_step`` are set to the baseline; returns f_y after each step, B×⌈N/k⌉.
-    ``"explainreg"``: f = probability, baseline 0; ``"quantus"``: logit, baseline = image minimum."""
+    (j+1)·``features_in_step`` are set to the baseline; returns p_y (softmax) after each step,
+    B×⌈N/k⌉. Baseline: 0 (``"explainreg"``) or the image minimum (``"quantus"``'s "black")."""
     check_choice("convention", convention, CONVENTIONS)
     k = check_positive_int("features_in_step", features_in_step)
     x, y, a = prepare(model, x, y, attributions)
@@ -246,7 +246,7 @@ def pixel_flipping_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
     steps = math.ceil(n / k)
     ranks = _descending_ranks(a.flatten(1))
     limits = torch.arange(1, steps + 1, device=x.device) * k
-    output = "logit" if convention == "quantus" else "prob"
+    output = "prob"  # Quantus's PixelFlipping also defaults to softmax=True
     if baseline is None:
         baseline = "black" if convention == "quantus" else 0.0
     fill = fill_value(flat_x, baseline)
@@ -306,8 +306,8 @@ def region_perturbation_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor
     """Region perturbation (Samek et al. 2017): the image (padded to a multiple of ``patch_size`` as
     Quantus does) is cut into non-overlapping patches ranked by their attribution sum (``morf``:
     decreasing, ``lerf``: increasing, ``random``); patches are set to the baseline one after the
-    other; returns f_y(x) − f_y(x perturbed) after each of the first ``regions_evaluation`` patches.
-    ``"explainreg"``: f = probability, baseline 0; ``"quantus"``: logit, baseline = image minimum."""
+    other; returns p_y(x) − p_y(x perturbed) (softmax) after each of the first ``regions_evaluation``
+    patches. Baseline: 0 (``"explainreg"``) or the image minimum (``"quantus"``'s "black")."""
     check_choice("convention", convention, CONVENTIONS)
     check_choice("order", order, ("morf", "lerf", "random"))
     patch = check_positive_int("patch_size", patch_size)
@@ -333,7 +333,7 @@ def region_perturbation_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor
     pixel_rank = ranks[:, pid].view(b, 1, 1, h, w)                                       # B×1×1×H×W
     steps = min(int(regions_evaluation), nh * nw)
     limits = torch.arange(steps, device=x.device).view(1, steps, 1, 1, 1)
-    output = "logit" if convention == "quantus" else "prob"
+    output = "prob"  # Quantus's RegionPerturbation also defaults to softmax=True
     if baseline is None:
         baseline = "black" if convention == "quantus" else 0.0
     fill = fill_value(x, baseline)

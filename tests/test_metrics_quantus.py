@@ -1,0 +1,93 @@
+"""``convention="quantus"`` reproduces Quantus 0.6 on the same model, inputs and attributions (Quantus is
+a test-only dependency). Random draws are shared with Quantus by feeding it our subsets / noise."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from explainreg import metrics as M
+from explainreg.attribution import attribute
+
+quantus = pytest.importorskip("quantus")
+N = 24
+
+
+@pytest.fixture(scope="module")
+def data(mnist_test, trained_cnn3b):
+    x, y = mnist_test.x[:N], mnist_test.y[:N]
+    a = attribute(trained_cnn3b, x, y)
+    a = a + 1e-6 * float(a.max()) * torch.rand(a.shape, generator=torch.Generator().manual_seed(0))  # no ties
+    return trained_cnn3b, x, y, a
+
+
+def _np(*tensors):
+    return [t.numpy() for t in tensors]
+
+
+def test_complexity_and_sparseness(data):
+    _, x, _, a = data
+    xn, an = _np(x, a)
+    q_c = quantus.Complexity(disable_warnings=True)(None, xn, None, an.copy())
+    q_s = quantus.Sparseness(disable_warnings=True)(None, xn, None, an.copy())
+    np.testing.assert_allclose(M.complexity_scores(a, convention="quantus").numpy(), q_c, rtol=1e-5)
+    np.testing.assert_allclose(M.sparseness_scores(a, convention="quantus").numpy(), q_s, rtol=1e-5)
+    # the explainreg default differs only by Quantus's epsilons
+    np.testing.assert_allclose(M.complexity_scores(a).numpy(), q_c, rtol=1e-4)
+    np.testing.assert_allclose(M.sparseness_scores(a).numpy(), q_s, atol=1e-4)
+
+
+def test_faithfulness_correlation_same_subsets(data, monkeypatch):
+    model, x, y, a = data
+    runs, k = 20, 224
+    subsets = M.perturbation.random_subsets(N, 784, runs, k, torch.Generator().manual_seed(0))
+    calls = iter(subsets.permute(1, 0, 2).reshape(-1, k).numpy())  # Quantus: run-major, then image
+    monkeypatch.setattr(np.random, "choice", lambda *args, **kwargs: next(calls))
+    q = quantus.FaithfulnessCorrelation(nr_runs=runs, subset_size=k, disable_warnings=True, return_aggregate=False)(
+        model, *_np(x, y, a), device="cpu", batch_size=N)
+    ours = M.faithfulness_correlation_scores(model, x, y, a, subsets=subsets, convention="quantus")
+    np.testing.assert_allclose(ours.numpy(), np.asarray(q), atol=1e-4)
+
+
+def test_pixel_flipping_and_region_perturbation(data):
+    model, x, y, a = data
+    xn, yn, an = _np(x, y, a)
+    q = quantus.PixelFlipping(features_in_step=28, disable_warnings=True)(model, xn, yn, an.copy(), device="cpu")
+    ours = M.pixel_flipping_curve(model, x, y, a, features_in_step=28, convention="quantus")
+    np.testing.assert_allclose(ours.numpy(), np.asarray(q), atol=2e-4, rtol=1e-4)
+    metric = quantus.RegionPerturbation(patch_size=8, regions_evaluation=10, disable_warnings=True)
+    q = metric(model, xn, yn, an.copy(), device="cpu")
+    ours = M.region_perturbation_curve(model, x, y, a, patch_size=8, regions_evaluation=10, convention="quantus")
+    np.testing.assert_allclose(ours.numpy(), np.asarray(q), atol=2e-4, rtol=1e-4)
+    # Quantus's get_auc_score (mean per-image np.trapz, dx = 1) fails on NumPy 2 (np.trapz is gone): recompute it
+    auc = np.mean([np.trapezoid(np.asarray(curve)) for curve in metric.evaluation_scores])
+    value = M.region_perturbation(model, x, y, a, patch_size=8, regions_evaluation=10, convention="quantus").value
+    assert value == pytest.approx(auc, rel=1e-4)
+
+
+def test_max_sensitivity_same_noise(data):
+    model, x, y, _ = data
+    a = attribute(model, x, y)
+    r = 4
+    noise = (torch.rand((r,) + tuple(x.shape), generator=torch.Generator().manual_seed(0)) * 2 - 1) * 0.2
+    draws = iter(noise.flatten(2).numpy())
+
+    def perturb(arr, indices, **kwargs):
+        return arr + next(draws)
+
+    def explain(model, inputs, targets, **kwargs):
+        return attribute(model, torch.as_tensor(inputs), torch.as_tensor(targets)).numpy()
+
+    q = quantus.MaxSensitivity(nr_samples=r, perturb_func=perturb, disable_warnings=True)(
+        model, *_np(x, y, a), explain_func=explain, device="cpu", batch_size=N)
+    ours = M.max_sensitivity_scores(model, x, y, a, noise=noise)
+    np.testing.assert_allclose(ours.numpy(), np.asarray(q), rtol=1e-4)
+
+
+def test_road_without_noise(data):
+    model, x, y, a = data
+    pcts = [10, 40, 70, 95]
+    q = quantus.ROAD(percentages=pcts, noise=0.0, disable_warnings=True)(model, *_np(x, y, a), device="cpu",
+                                                                          batch_size=N)
+    ours = M.road(model, x, y, a, percentages=pcts, noise=0.0, convention="quantus")
+    np.testing.assert_allclose(ours.curve.numpy(), np.array([q[p] for p in pcts]), atol=1e-9)
