@@ -155,3 +155,14 @@ def test_bad_input_raises_clear_errors(mnist_test):
         Fidelity(threshold=2.0)
     with pytest.raises(ValueError, match="offset"):
         Smoothness(offset=0)
+
+
+def test_monitored_penalties_are_computed_every_n_batches(mnist_test):
+    x, y = mnist_test.x[:8], mnist_test.y[:8]
+    model = er.models.cnn3b()
+    objective = er.Objective({"smoothness": 0.0, "gradient_l1": 0.1}, monitor_every=3)
+    seen = [set(objective(model, x, y).terms) for _ in range(4)]
+    assert ["smoothness" in s for s in seen] == [True, False, False, True]
+    assert all("gradient_l1" in s for s in seen)
+    with pytest.raises(ValueError, match="monitor_every"):
+        er.Objective({"smoothness": 0.0}, monitor_every=0)

@@ -2,8 +2,9 @@
 
     loss = CE(f(x), y) + Σ_i λ_i · R_i(f, x, y)
 
-Penalties with weight 0 are still computed (detached) so their values can be logged, as the seed
-logged the constraint values of its unconstrained baseline.
+Penalties with weight 0 are monitored: computed (detached) every ``monitor_every`` calls so their
+values can be logged without training on them, as the seed logged the constraint values of its
+unconstrained baseline.
 """
 from __future__ import annotations
 
@@ -48,29 +49,37 @@ class Objective(nn.Module):
     """CE plus weighted penalties, e.g. ``Objective({Smoothness(): 0.1, "fidelity": 1.0}, seed=0)``.
 
     Call as ``objective(model, x, y, **extras)``; returns an :class:`ObjectiveOutput`.
-    ``seed`` seeds the generator that random penalties (Symmetry's angle, ...) draw from.
+    ``seed`` seeds the generator that random penalties (Symmetry's angle, ...) draw from;
+    ``monitor_every`` says how often weight-0 penalties are computed for logging (1: every batch).
     """
 
     def __init__(self, penalties: Mapping[Penalty | str, float] | Iterable | None = None, *,
-                 seed: int = 0, cross_entropy: bool = True) -> None:
+                 seed: int = 0, cross_entropy: bool = True, monitor_every: int = 1) -> None:
         super().__init__()
         pairs = _as_pairs(penalties)
         self.penalties = nn.ModuleList(p for p, _ in pairs)
         self.weights = [w for _, w in pairs]
         self.names = _unique_names([p.name for p, _ in pairs])
         self.cross_entropy = cross_entropy
+        if int(monitor_every) < 1:
+            raise ValueError(f"monitor_every must be a positive number of batches, got {monitor_every}")
+        self.monitor_every = int(monitor_every)
+        self.calls = 0
         self.generator = torch.Generator().manual_seed(seed)
 
-    @property
-    def needs_input_grad(self) -> bool:
-        return any(p.needs_input_grad for p in self.penalties)
+    def _active(self) -> list[tuple[str, Penalty, float]]:
+        monitor = self.calls % self.monitor_every == 0
+        return [(n, p, w) for n, p, w in zip(self.names, self.penalties, self.weights) if w != 0 or monitor]
 
     def forward(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, **extras: Any) -> ObjectiveOutput:
-        ctx = PenaltyContext(model, x, y, extras, self.generator, input_grad=self.needs_input_grad)
+        active = self._active()
+        self.calls += 1
+        needs_grad = any(p.needs_input_grad for _, p, _ in active)
+        ctx = PenaltyContext(model, x, y, extras, self.generator, input_grad=needs_grad)
         terms: dict[str, float] = {}
         loss = F.cross_entropy(ctx.logits, y) if self.cross_entropy else ctx.logits.new_zeros(())
         terms["ce"] = float(loss.detach()) if self.cross_entropy else 0.0
-        for name, penalty, weight in zip(self.names, self.penalties, self.weights):
+        for name, penalty, weight in active:
             if weight == 0:
                 with torch.enable_grad():
                     value = penalty.compute(ctx).detach()
@@ -83,7 +92,8 @@ class Objective(nn.Module):
 
     def config(self) -> list[dict[str, Any]]:
         """Each penalty's name, weight and settings (for run configs)."""
-        return [{"name": n, "penalty": p.name, "weight": w, "settings": p.settings()}
+        return [{"name": n, "penalty": p.name, "weight": w, "settings": p.settings(),
+                 **({"monitor_every": self.monitor_every} if w == 0 else {})}
                 for n, p, w in zip(self.names, self.penalties, self.weights)]
 
 

@@ -120,6 +120,7 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
     for epoch in range(start_epoch, config.epochs):
         model.train()
         sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
         correct = seen = 0
         started = time.perf_counter()
         batches = iterate_batches(train_set, config.batch_size, seed=config.seed, epoch=epoch, device=device)
@@ -135,16 +136,17 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
             out.loss.backward()
             optimizer.step()
             step += 1
-            for name, value in out.terms.items():
+            for name, value in out.terms.items():  # monitored terms are not there on every step
                 sums[name] = sums.get(name, 0.0) + value * len(y)
+                counts[name] = counts.get(name, 0) + len(y)
             correct += int((out.logits.detach().argmax(1) == y).sum())
             seen += len(y)
             if step % config.log_every == 0:
                 result.steps.append({"step": step, "epoch": epoch + 1, **out.terms})
-            bar.set_postfix({k: f"{v / seen:.4g}" for k, v in sums.items()}, refresh=False)
+            bar.set_postfix({k: f"{v / counts[k]:.4g}" for k, v in sums.items()}, refresh=False)
         bar.close()
 
-        record: dict[str, Any] = {"epoch": epoch + 1, **{f"train_{k}": v / max(seen, 1) for k, v in sums.items()},
+        record: dict[str, Any] = {"epoch": epoch + 1, **{f"train_{k}": v / counts[k] for k, v in sums.items()},
                                   "train_accuracy": correct / max(seen, 1), "seconds": time.perf_counter() - started}
         if val_set is not None:
             metrics = evaluate(model, val_set, config.eval_batch_size, device)

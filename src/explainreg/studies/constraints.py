@@ -1,0 +1,248 @@
+"""``explainreg study constraints``: the six saliency penalties of seed 1 against an unconstrained
+baseline, evaluated with the seed's six tests (methods.md B.1 §1.4–§1.7).
+
+Layout of ``--out``: ``runs/NAME`` (one run folder per model, cached: finished runs are skipped,
+interrupted ones resumed), ``sweep/`` (weight selection on a validation split, when asked),
+``results.csv``, ``results.json``, ``report.md``, ``report.html`` and ``figures/``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import runs
+from ..attribution import attribute
+from ..data import ArrayDataset, load_dataset
+from ..metrics import complexity, faithfulness, gaussian_noise, morf, roar, square_blocks
+from ..models import build_model
+from ..objective import Objective
+from ..training import TrainConfig, evaluate_accuracy, train
+from . import register_study
+
+PENALTIES = ("gradient_l1", "consistency", "smoothness", "locality", "fidelity", "symmetry")
+MODELS = {"mnist": "cnn3b", "fashion-mnist": "cnn4b"}
+#: (key, column title, higher is better)
+COLUMNS = (("test_accuracy", "test accuracy (%)", True), ("morf", "MoRF AUC", True),
+           ("faithfulness", "faithfulness", True), ("complexity", "complexity", False),
+           ("roar", "ROAR AUC", False), ("gaussian", "Gaussian AUC", True), ("blocks", "block AUC", True))
+#: The seed's published MNIST row (methods.md B.1 §1.4 accuracies, §1.7 metrics; one run each).
+SEED_MNIST = {
+    "baseline": (98.72, 0.696, 0.801, 4.400, 0.8355, 0.643, 9.788),
+    "gradient_l1": (98.52, 0.658, 0.910, 4.328, 0.7674, 0.660, 9.887),
+    "consistency": (98.73, 0.626, 0.822, 4.377, 0.8439, 0.523, 9.771),
+    "smoothness": (98.55, 0.688, 0.894, 4.329, 0.7550, 0.818, 9.764),
+    "locality": (98.78, 0.846, 0.707, 4.348, 0.7529, 0.388, 9.531),
+    "fidelity": (98.99, 0.827, 0.797, 4.305, 0.7244, 0.470, 9.928),
+    "symmetry": (98.54, 0.836, 0.820, 4.230, 0.6657, 0.311, 9.127),
+}
+QUICK = dict(epochs=1, limit_train=5000, limit_test=1000, eval_images=300, roar_train=3000, roar_epochs=1)
+FULL = dict(epochs=8, limit_train=None, limit_test=None, eval_images=10000, roar_train=None, roar_epochs=6)
+
+
+@dataclass
+class Settings:
+    """Everything that determines the study's results (recorded in results.json)."""
+
+    dataset: str = "mnist"
+    model: str = "cnn3b"
+    out: str = "results/constraints-mnist"
+    data_root: str | None = None
+    seed: int = 0
+    epochs: int = 8
+    batch_size: int = 30
+    lr: float = 1e-3
+    limit_train: int | None = None
+    limit_test: int | None = None
+    eval_images: int = 10000
+    roar_train: int | None = None
+    roar_epochs: int = 6
+    weights: dict[str, float] = field(default_factory=lambda: {p: 0.1 for p in PENALTIES})
+    penalties: tuple[str, ...] = PENALTIES
+    sweep: tuple[float, ...] = ()
+    tolerance: float = 0.01
+    validation_fraction: float = 0.1
+    log_every: int = 50
+    grid_images: int = 6
+    quick: bool = False
+
+    def train_config(self, epochs: int | None = None) -> TrainConfig:
+        return TrainConfig(epochs=epochs or self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
+                           log_every=self.log_every, progress=sys.stderr.isatty())
+
+
+# ------------------------------------------------------------------------------------------ training
+def _objective(penalty: str | None, weight: float, settings: Settings) -> Objective:
+    if penalty is None:  # the baseline monitors every penalty without training on it (the seed's curves)
+        return Objective({p: 0.0 for p in settings.penalties}, seed=settings.seed, monitor_every=settings.log_every)
+    return Objective({penalty: weight}, seed=settings.seed)
+
+
+def train_model(run_dir: Path, penalty: str | None, weight: float, train_set: ArrayDataset, test_set: ArrayDataset,
+                settings: Settings, val_set: ArrayDataset | None = None, epochs: int | None = None):
+    """Train (or resume, or reuse when finished) one model in ``run_dir``."""
+    torch.manual_seed(settings.seed)
+    model = build_model(settings.model)
+    info = {"dataset": settings.dataset, "model": settings.model, "normalize": False, "data_root": settings.data_root,
+            "penalty": penalty or "baseline", "weight": weight if penalty else 0.0,
+            "train_source": train_set.source, "n_train": len(train_set)}
+    if (run_dir / runs.CONFIG).is_file():
+        recorded = runs.read_json(run_dir / runs.CONFIG)
+        if recorded.get("penalty") != info["penalty"] or recorded.get("weight") != info["weight"] \
+                or recorded.get("n_train") != info["n_train"]:
+            raise ValueError(f"{run_dir} holds a run with other settings ({recorded.get('penalty')} weight "
+                             f"{recorded.get('weight')}, {recorded.get('n_train')} images); use another --out")
+    result = train(model, _objective(penalty, weight, settings), train_set, test_set,
+                   config=settings.train_config(epochs), val_set=val_set, run_dir=run_dir, resume=True, run_info=info)
+    return model.eval(), result
+
+
+def select_weights(settings: Settings, train_set: ArrayDataset, test_set: ArrayDataset) -> dict[str, Any]:
+    """For each penalty the largest weight in ``settings.sweep`` whose validation accuracy stays within
+    ``tolerance`` of the baseline's (trained on the same split); the smallest when none does."""
+    fit, val = train_set.split(settings.validation_fraction, seed=settings.seed)
+    folder = Path(settings.out) / "sweep"
+    _, base = train_model(folder / "baseline", None, 0.0, fit, test_set, settings, val_set=val)
+    base_acc = base.history[-1]["val_accuracy"]
+    chosen, table = {}, {"baseline": base_acc}
+    for penalty in settings.penalties:
+        ok = []
+        for weight in sorted(settings.sweep):
+            _, res = train_model(folder / f"{penalty}-w{weight:g}", penalty, weight, fit, test_set, settings, val_set=val)
+            acc = res.history[-1]["val_accuracy"]
+            table[f"{penalty}-w{weight:g}"] = acc
+            if acc >= base_acc - settings.tolerance:
+                ok.append(weight)
+        chosen[penalty] = max(ok) if ok else min(settings.sweep)
+    selection = {"baseline_val_accuracy": base_acc, "tolerance": settings.tolerance, "val_accuracy": table,
+                 "chosen": chosen}
+    runs.atomic_write_json(folder / "selection.json", selection)
+    return selection
+
+
+# ---------------------------------------------------------------------------------------- evaluation
+def _eval_key(settings: Settings) -> str:
+    keys = ("eval_images", "roar_train", "roar_epochs", "batch_size", "seed", "limit_test")
+    return hashlib.sha1(json.dumps({k: getattr(settings, k) for k in keys}).encode()).hexdigest()[:12]
+
+
+def evaluate_model(model, run_dir: Path, x: torch.Tensor, y: torch.Tensor, test_set: ArrayDataset,
+                   roar_train: ArrayDataset, settings: Settings) -> dict[str, Any]:
+    """The seed's six tests with the model's own saliency (|∂z_y/∂x|), cached in ``run_dir``."""
+    cache = run_dir / "study_evaluation.json"
+    key = _eval_key(settings)
+    if cache.is_file() and runs.read_json(cache).get("key") == key:
+        return runs.read_json(cache)["metrics"]
+    a = attribute(model, x, y, "saliency")
+    results = {
+        "morf": morf(model, x, y, a), "faithfulness": faithfulness(model, x, y, a), "complexity": complexity(a),
+        "roar": roar(model, roar_train, ArrayDataset(x, y), test_attributions=a, epochs=settings.roar_epochs,
+                     batch_size=30, seed=settings.seed, model_factory=lambda: build_model(settings.model)),
+        "gaussian": gaussian_noise(model, x, y, seed=settings.seed),
+        "blocks": square_blocks(model, x, y, seed=settings.seed),
+    }
+    metrics = {name: r.to_dict() for name, r in results.items()}
+    metrics["test_accuracy"] = {"value": 100 * evaluate_accuracy(model, test_set), "higher_is_better": True}
+    runs.atomic_write_json(cache, {"key": key, "metrics": metrics})
+    return metrics
+
+
+# --------------------------------------------------------------------------------------------- study
+def run_study(settings: Settings) -> Path:
+    """Train, evaluate and report; returns the path of ``report.html``."""
+    from .constraints_report import write_report
+
+    out = Path(settings.out)
+    load = dict(root=settings.data_root, allow_bundled=settings.data_root is None and settings.quick)
+    train_set = load_dataset(settings.dataset, "train", limit=settings.limit_train, **load)
+    test_set = load_dataset(settings.dataset, "test", limit=settings.limit_test, **load)
+    for split, data in (("train", train_set), ("test", test_set)):
+        print(f"{split}: {len(data)} images from {data.source}", flush=True)
+    selection = None
+    if settings.sweep:
+        selection = select_weights(settings, train_set, test_set)
+        settings.weights = {**settings.weights, **selection["chosen"]}
+        print(f"weights chosen on validation: {selection['chosen']}", flush=True)
+    n_eval = min(settings.eval_images, len(test_set))
+    x, y = test_set.x[:n_eval], test_set.y[:n_eval]
+    roar_train = train_set.take(settings.roar_train) if settings.roar_train else train_set
+    names = ["baseline", *settings.penalties]
+    models, metrics, histories = {}, {}, {}
+    for name in names:
+        penalty = None if name == "baseline" else name
+        weight = settings.weights.get(name, 0.0)
+        run_dir = out / "runs" / (name if penalty is None else f"{name}-w{weight:g}")
+        print(f"[{name}] training in {run_dir}", flush=True)
+        model, result = train_model(run_dir, penalty, weight, train_set, test_set, settings)
+        print(f"[{name}] evaluating on {n_eval} test images", flush=True)
+        models[name] = model
+        metrics[name] = evaluate_model(model, run_dir, x, y, test_set, roar_train, settings)
+        histories[name] = result.steps
+    record = {"study": "constraints", "settings": asdict(settings), "environment": runs.environment(),
+              "data": {"train": train_set.source, "test": test_set.source, "n_train": len(train_set),
+                       "n_test": len(test_set), "n_eval": n_eval}, "selection": selection}
+    return write_report(out, settings, record, models, metrics, histories, x, y)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="mnist", choices=sorted(MODELS))
+    p.add_argument("--quick", action="store_true",
+                   help="a few-minute CPU run: 1 epoch on 5,000 images, metrics on 300 test images, ROAR retrained "
+                        "for 1 epoch on 3,000 images")
+    p.add_argument("--out", default=None, help="study folder (default: results/constraints-DATASET[-quick])")
+    p.add_argument("--data-root", default=None, help="data root (default: $EXPLAINREG_DATA or ~/.cache/explainreg)")
+    p.add_argument("--weight", action="append", metavar="PENALTY=WEIGHT",
+                   help="weight of a penalty (repeatable; default 0.1 each, the seed's committed λ)")
+    p.add_argument("--penalties", default=",".join(PENALTIES), help="comma-separated subset of the six penalties")
+    p.add_argument("--sweep", default=None, metavar="W1,W2,...",
+                   help="pick each penalty's weight among these on a validation split (e.g. 0.01,0.1,1)")
+    p.add_argument("--tolerance", type=float, default=0.01,
+                   help="sweep: largest weight whose validation accuracy is within this of the baseline's (0.01)")
+    for name, kind, text in (("epochs", int, "training epochs"), ("limit-train", int, "train images"),
+                             ("limit-test", int, "test images"), ("eval-images", int, "test images for the metrics"),
+                             ("roar-train", int, "train images for ROAR retraining"),
+                             ("roar-epochs", int, "ROAR retraining epochs"), ("seed", int, "random seed")):
+        p.add_argument(f"--{name}", type=kind, default=None, help=f"{text} (overrides the mode's default)")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    mode = dict(QUICK if args.quick else FULL)
+    for key in mode:
+        if getattr(args, key, None) is not None:
+            mode[key] = getattr(args, key)
+    penalties = tuple(p.strip() for p in args.penalties.split(",") if p.strip())
+    unknown = set(penalties) - set(PENALTIES)
+    if unknown:
+        raise ValueError(f"--penalties: unknown {sorted(unknown)}; choose among {', '.join(PENALTIES)}")
+    weights = {p: 0.1 for p in PENALTIES}
+    for item in args.weight or []:
+        name, _, value = item.partition("=")
+        if name not in PENALTIES or not value:
+            raise ValueError(f"--weight {item!r}: write PENALTY=WEIGHT with PENALTY among {', '.join(PENALTIES)}")
+        weights[name] = float(value)
+    sweep = tuple(float(w) for w in args.sweep.split(",")) if args.sweep else ()
+    if any(not math.isfinite(w) or w < 0 for w in sweep):
+        raise ValueError(f"--sweep weights must be finite and ≥ 0, got {args.sweep}")
+    out = args.out or f"results/constraints-{args.dataset}{'-quick' if args.quick else ''}"
+    return Settings(dataset=args.dataset, model=MODELS[args.dataset], out=out, data_root=args.data_root,
+                    seed=args.seed if args.seed is not None else 0, weights=weights, penalties=penalties, sweep=sweep,
+                    tolerance=args.tolerance, quick=args.quick,
+                    **{k: v for k, v in mode.items() if k != "seed"})
+
+
+def run(args: argparse.Namespace) -> int:
+    report = run_study(settings_from_args(args))
+    print(f"report: {report}\n        {report.with_suffix('.md')}")
+    return 0
+
+
+register_study("constraints", "the six saliency penalties vs the baseline, with the seed's six tests and a report",
+               add_arguments, run)

@@ -1,0 +1,148 @@
+"""The report of the constraints study: table (best per column marked, the seed's values beside),
+results.csv/json, and figures (saliency grids, MoRF/ROAR/robustness curves, penalties during training)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import runs
+from ..attribution import attribute
+from ..report import Report, Table, new_figure, save_figure
+
+GRID_METHODS = (("saliency", "gradients |∂z_y/∂x|"), ("integrated_gradients", "integrated gradients"),
+                ("gradcam", "Grad-CAM (last conv layer)"))
+CURVES = (("morf", "MoRF: confidence ratio as the most relevant pixels go", "fraction of attributions removed",
+           "p(c*|masked) / p(c*|x)"),
+          ("roar", "ROAR: retrained accuracy on masked data", "fraction removed", "test accuracy"),
+          ("gaussian", "Gaussian noise", "noise σ", "accuracy"),
+          ("blocks", "square blocks", "largest block half-size", "accuracy"))
+
+
+def _fmt(key: str, value: float) -> str:
+    return f"{value:.2f}" if key == "test_accuracy" else f"{value:.4f}" if key == "roar" else f"{value:.3f}"
+
+
+def results_table(settings, metrics: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], Table]:
+    from .constraints import COLUMNS, SEED_MNIST
+
+    names = list(metrics)
+    rows = [{"model": n, "weight": 0.0 if n == "baseline" else settings.weights[n],
+             **{k: float(metrics[n][k]["value"]) for k, _, _ in COLUMNS}} for n in names]
+    seed = SEED_MNIST if settings.dataset == "mnist" else {}
+    header = ["model", "λ"] + [f"{title} {'↑' if up else '↓'}" for _, title, up in COLUMNS]
+    cells, bold = [], []
+    for row in rows:
+        line, marks = [row["model"], f"{row['weight']:g}"], [False, False]
+        for i, (key, _, up) in enumerate(COLUMNS):
+            values = [r[key] for r in rows]
+            best = max(values) if up else min(values)
+            text = _fmt(key, row[key])
+            if row["model"] in seed:
+                text += f" ({_fmt(key, seed[row['model']][i])})"
+            line.append(text)
+            marks.append(row[key] == best)
+        cells.append(line)
+        bold.append(marks)
+    notes = ("Bold: best in the column. Arrows: the direction that is better. "
+             + ("In parentheses: the seed's published value (methods.md B.1 §1.4, §1.7; one run each, "
+                "its complexity from one image, its ROAR/Gauss AUCs with its own settings)." if seed else
+                "The seed published no Fashion-MNIST numbers."))
+    return rows, Table(header, cells, bold, notes)
+
+
+def saliency_grids(folder: Path, models: dict, x: torch.Tensor, y: torch.Tensor, n: int) -> list[tuple[Path, str]]:
+    figures = []
+    xs, ys = x[:n], y[:n]
+    for method, title in GRID_METHODS:
+        fig, axes = new_figure(len(models) + 1, n, width=1.3, height=1.35)
+        for j in range(n):
+            axes[0][j].imshow(xs[j, 0].cpu(), cmap="gray")
+            axes[0][j].set_title(f"label {int(ys[j])}", fontsize=8)
+        for i, (name, model) in enumerate(models.items(), start=1):
+            a = attribute(model, xs, ys, method).sum(1).cpu()
+            for j in range(n):
+                scale = float(a[j].abs().max()) or 1.0
+                axes[i][j].imshow(a[j], cmap="bwr", vmin=-scale, vmax=scale)
+            axes[i][0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
+        for row in axes:
+            for ax in row:
+                ax.set_xticks([]), ax.set_yticks([])
+        fig.suptitle(f"{title} (red +, blue −; each map scaled to its own maximum)", fontsize=10)
+        figures.append((save_figure(fig, folder / f"saliency_{method}.png"), f"Saliency maps: {title}"))
+    return figures
+
+
+def curve_figures(folder: Path, metrics: dict[str, dict[str, Any]]) -> list[tuple[Path, str]]:
+    figures = []
+    for key, title, xlabel, ylabel in CURVES:
+        fig, axes = new_figure(1, 1, width=5.5, height=4)
+        ax = axes[0][0]
+        for name, m in metrics.items():
+            r = m[key]
+            ax.plot(r["steps"], r["curve"], marker="o", markersize=3, label=f"{name} (AUC {r['value']:.3g})")
+        ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        figures.append((save_figure(fig, folder / f"{key}_curves.png"), title))
+    return figures
+
+
+def penalty_figure(folder: Path, histories: dict[str, list[dict[str, Any]]]) -> tuple[Path, str] | None:
+    penalties = [n for n in histories if n != "baseline"]
+    if not penalties:
+        return None
+    cols = min(3, len(penalties))
+    rows = (len(penalties) + cols - 1) // cols
+    fig, axes = new_figure(rows, cols, width=4.2, height=3.2)
+    for i, name in enumerate(penalties):
+        ax = axes[i // cols][i % cols]
+        for label, steps, style in (("constrained", histories[name], "-"), ("baseline", histories["baseline"], "--")):
+            points = [(s["step"], s[name]) for s in steps if name in s]
+            if points:
+                ax.plot(*zip(*points), style, label=label)
+        ax.set(title=name, xlabel="training step", ylabel="penalty value R")
+        ax.set_yscale("symlog", linthresh=1e-3)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for j in range(len(penalties), rows * cols):
+        axes[j // cols][j % cols].axis("off")
+    caption = "Penalty values during training: each constrained model vs the same quantity on the baseline"
+    return save_figure(fig, folder / "penalties_during_training.png"), caption
+
+
+def write_report(out: Path, settings, record: dict[str, Any], models: dict, metrics: dict[str, dict[str, Any]],
+                 histories: dict[str, list[dict[str, Any]]], x: torch.Tensor, y: torch.Tensor) -> Path:
+    import pandas as pd
+
+    rows, table = results_table(settings, metrics)
+    pd.DataFrame(rows).to_csv(out / "results.csv.tmp", index=False)
+    (out / "results.csv.tmp").replace(out / "results.csv")
+    runs.atomic_write_json(out / "results.json", {**record, "rows": rows, "metrics": metrics})
+    folder = out / "figures"
+    figures = saliency_grids(folder, models, x, y, settings.grid_images) + curve_figures(folder, metrics)
+    penalty = penalty_figure(folder, histories)
+    mode = "quick" if settings.quick else "full"
+    report = Report(f"Explanation constraints on {settings.dataset} ({settings.model}, {mode} run)")
+    data = record["data"]
+    report.text(f"{len(rows)} models: the unconstrained baseline and one per penalty, each trained for "
+                f"{settings.epochs} epoch(s) with Adam (lr {settings.lr}, batch {settings.batch_size}, seed "
+                f"{settings.seed}) on {data['n_train']} training images; test accuracy on {data['n_test']} test "
+                f"images, the attribution metrics on the first {data['n_eval']} with each model's own saliency "
+                f"|∂z_y/∂x|. ROAR retrains a fresh {settings.model} for {settings.roar_epochs} epoch(s).")
+    report.heading("Results").table(table)
+    if record.get("selection"):
+        report.text(f"Weights chosen on a {settings.validation_fraction:.0%} validation split (largest weight within "
+                    f"{settings.tolerance:.1%} of the baseline's validation accuracy): {record['selection']['chosen']}.")
+    report.heading("Figures")
+    for path, caption in figures + ([penalty] if penalty else []):
+        report.figure(path, caption)
+    report.heading("Reproduce")
+    report.code(f"explainreg study constraints --dataset {settings.dataset}" + (" --quick" if settings.quick else "")
+                + f" --out {settings.out}")
+    env = record["environment"]
+    report.text(f"explainreg {env['explainreg']}, torch {env['torch']}, Python {env['python']}; data: "
+                f"{data['train']} (train), {data['test']} (test). Settings and every curve: results.json.")
+    md, page = report.write(out)
+    return page
