@@ -1,0 +1,143 @@
+"""``explainreg evaluate RUN_DIR``: the attribution metrics of a trained run, written into its folder
+(``metrics.json``, ``metrics.csv`` and one PNG per curve)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+DEFAULT_METRICS = "morf,faithfulness,complexity,roar,gaussian,blocks"
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("evaluate", help="evaluate the attributions of a trained run",
+                              description="Compute attribution metrics (methods.md A.5) for the model of RUN_DIR on "
+                                          "its test set; writes metrics.json, metrics.csv and PNG curves there.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--metrics", default=DEFAULT_METRICS,
+                   help=f"comma-separated metric names (default: the seed's six tests, {DEFAULT_METRICS}); "
+                        "also lerf, faithfulness_correlation, sparseness, road, masked_accuracy, max_sensitivity, "
+                        "pixel_flipping, region_perturbation")
+    p.add_argument("--attribution", default="saliency",
+                   help="comma-separated attribution methods (saliency, ig, smoothgrad, deeplift, gradient_shap, "
+                        "input_x_gradient, occlusion, gradcam, random)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N test images only")
+    p.add_argument("--data-root", default=None, help="folder holding mnist/ or fashion-mnist/ (default: the run's)")
+    p.add_argument("--batch-size", type=int, default=250, help="images per update (default 250)")
+    p.add_argument("--max-batch", type=int, default=2048, help="rows per forward pass (default 2048)")
+    p.add_argument("--roar-epochs", type=int, default=6, help="ROAR retraining epochs (seed: 6)")
+    p.add_argument("--roar-batch-size", type=int, default=30, help="ROAR retraining batch size (seed: 30)")
+    p.add_argument("--roar-train-limit", type=int, default=None, help="ROAR: use the first N train images")
+    p.add_argument("--compat", action="store_true",
+                   help="the seed's quirks: complexity log(p+0.01), Gaussian +1 shift, masked accuracy k≥1")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def _settings(name: str, args) -> dict:
+    common = {"max_batch": args.max_batch} if name not in ("complexity", "sparseness", "roar") else {}
+    if name in ("complexity", "gaussian", "masked_accuracy") and args.compat:
+        common["compat"] = True
+    if name in ("gaussian", "blocks", "faithfulness_correlation", "road", "max_sensitivity", "roar"):
+        common["seed"] = args.seed
+    return common
+
+
+def run(args) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from ..attribution import attribute, resolve_method
+    from ..data import load_dataset
+    from ..metrics import METRICS, build_metric, resolve_metric, results_frame
+    from ..runs import atomic_write_bytes, atomic_write_json, load_run
+    from ..training import resolve_device
+
+    run_dir = Path(args.run_dir)
+    names = [resolve_metric(m) for m in args.metrics.split(",") if m.strip()]
+    methods = [resolve_method(m) for m in args.attribution.split(",") if m.strip()]
+    if not names or not methods:
+        raise ValueError("--metrics and --attribution must each name at least one item")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be a positive number of images, got {args.limit}")
+    device = resolve_device(args.device)
+    model, config = load_run(run_dir, device=device)
+    root = args.data_root or config.get("data_root")
+    dataset, normalize = config.get("dataset", "mnist"), config.get("normalize", False)
+    test = load_dataset(dataset, "test", root, normalize=normalize, limit=args.limit)
+    x_all, y_all = test.x.to(device), test.y.to(device)
+    attribution_free = [n for n in names if not METRICS[n].needs_attributions]
+    per_method = [n for n in names if METRICS[n].needs_attributions]
+    results: dict[str, dict] = {}
+    train = None
+    if "roar" in per_method:
+        train = load_dataset(dataset, "train", root, normalize=normalize, limit=args.roar_train_limit)
+    jobs = [(None, attribution_free)] if attribution_free else []
+    jobs += [(m, per_method) for m in methods] if per_method else []
+    total = sum(len(x_all) for _ in jobs)
+    bar = tqdm(total=total, desc="evaluate", unit="img", disable=args.no_progress)
+    frames = []
+    for method, metric_names in jobs:
+        label = method or "none"
+        built = {}
+        for n in metric_names:
+            settings = _settings(n, args)
+            if n == "roar":
+                built[n] = build_metric(n, train_set=train, method=method, epochs=args.roar_epochs,
+                                        batch_size=args.roar_batch_size, **settings)
+            elif n == "max_sensitivity":
+                built[n] = build_metric(n, method=method, **settings)
+            else:
+                built[n] = build_metric(n, **settings)
+        for start in range(0, len(x_all), args.batch_size):
+            xb, yb = x_all[start:start + args.batch_size], y_all[start:start + args.batch_size]
+            a = attribute(model, xb, yb, method, seed=args.seed + start) if method else None
+            for metric in built.values():
+                metric.update(model, xb, yb, a)
+            bar.update(len(xb))
+        bar.set_postfix_str(f"{label}: computing {', '.join(built)}")
+        out = {n: m.compute() for n, m in built.items()}
+        results.setdefault(label, {}).update({n: r.to_dict() for n, r in out.items()})
+        frames.append(results_frame(out, attribution=label))
+    bar.close()
+    summary = {"run_dir": str(run_dir), "dataset": dataset, "n_images": len(x_all), "metrics": names,
+               "attribution": methods, "compat": args.compat, "seed": args.seed, "results": results}
+    atomic_write_json(run_dir / "metrics.json", summary)
+    import pandas as pd
+
+    table = pd.concat(frames, ignore_index=True)
+    atomic_write_bytes(run_dir / "metrics.csv", table.to_csv(index=False).encode())
+    plots = _plot_curves(results, run_dir)
+    print(json.dumps({m: {n: round(r["value"], 4) for n, r in rs.items()} for m, rs in results.items()}, indent=1))
+    print(f"wrote {run_dir / 'metrics.json'}, {run_dir / 'metrics.csv'} and {len(plots)} plots")
+    del torch
+    return 0
+
+
+def _plot_curves(results: dict[str, dict], run_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_metric: dict[str, list[tuple[str, dict]]] = {}
+    for method, rs in results.items():
+        for name, r in rs.items():
+            if "curve" in r:
+                by_metric.setdefault(name, []).append((method, r))
+    paths = []
+    for name, items in by_metric.items():
+        fig, ax = plt.subplots(figsize=(4.5, 3.2))
+        for method, r in items:
+            ax.plot(r["steps"], r["curve"], marker="o", ms=3, label=f"{method} (AUC {r['value']:.3f})")
+        ax.set_xlabel(items[0][1]["step_name"].replace("_", " "))
+        ax.set_ylabel(items[0][1]["curve_name"].replace("_", " "))
+        ax.set_title(name)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = run_dir / f"metrics_{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
