@@ -1,0 +1,195 @@
+"""Speed of explainreg's metrics on real MNIST test images with CNN3b, against Quantus 0.6, a per-image
+loop like the seed's, and the forward passes alone (the floor).
+
+    python benchmarks/metrics_speed.py [--n 1000] [--threads 1] [--skip-quantus-road]
+
+CNN3b is trained for one epoch on 10k real train images (cached in benchmarks/.cache/). Prints one
+row per metric: seconds for (a) explainreg, (b) Quantus, (c) per-image loop, (d) forwards alone,
+the ratios, and the difference of the summary values between (a) and (b).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+os.environ.setdefault("EXPLAINREG_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+from explainreg import metrics as M  # noqa: E402
+from explainreg.attribution import attribute  # noqa: E402
+from explainreg.data import load_dataset  # noqa: E402
+from explainreg.models import cnn3b  # noqa: E402
+
+CACHE = Path(__file__).resolve().parent / ".cache" / "cnn3b_1epoch_10k.pt"
+
+
+def trained_model() -> torch.nn.Module:
+    model = cnn3b()
+    if CACHE.is_file():
+        model.load_state_dict(torch.load(CACHE))
+        return model.eval()
+    train = load_dataset("mnist", "train", limit=10_000)
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for s in range(0, len(train), 30):
+        loss = torch.nn.functional.cross_entropy(model(train.x[s:s + 30]), train.y[s:s + 30])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    CACHE.parent.mkdir(exist_ok=True)
+    torch.save(model.state_dict(), CACHE)
+    return model.eval()
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def forwards(model, rows: int, max_batch: int = 2048) -> float:
+    """Seconds for ``rows`` forward passes alone (random inputs, chunks of max_batch)."""
+    x = torch.rand(min(rows, max_batch), 1, 28, 28)
+    t = time.perf_counter()
+    with torch.no_grad():
+        done = 0
+        while done < rows:
+            k = min(max_batch, rows - done)
+            model(x[:k]).softmax(1)
+            done += k
+    return time.perf_counter() - t
+
+
+def gradients(model, rows: int, max_batch: int = 256) -> float:
+    """Seconds for ``rows`` input-gradient computations alone (the floor of max-sensitivity)."""
+    x = torch.rand(min(rows, max_batch), 1, 28, 28)
+    y = torch.zeros(len(x), dtype=torch.long)
+    t = time.perf_counter()
+    done = 0
+    while done < rows:
+        k = min(max_batch, rows - done)
+        xi = x[:k].clone().requires_grad_(True)
+        model(xi).gather(1, y[:k, None]).sum().backward()
+        done += k
+    return time.perf_counter() - t
+
+
+def morf_loop(model, x, a) -> float:
+    """The seed's MoRF: one image at a time, 20 percentiles."""
+    ds = []
+    with torch.no_grad():
+        for i in range(len(x)):
+            xi, ai = x[i:i + 1], a[i:i + 1].numpy()
+            p0 = model(xi).softmax(1)[0]
+            c = int(p0.argmax())
+            row = []
+            for p in M.SEED_PERCENTILES:
+                xm = xi.clone()
+                xm[torch.from_numpy(ai > np.percentile(ai[ai != 0], p))] = 0
+                row.append(float(model(xm).softmax(1)[0, c] / p0.max()))
+            ds.append(row)
+    curve = 1 - np.mean(ds, 0)
+    return float(np.trapezoid(curve, 1 - np.array(M.SEED_PERCENTILES) / 100))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--skip-quantus-road", action="store_true")
+    ap.add_argument("--road-n", type=int, default=None, help="images for Quantus ROAD (extrapolated to --n)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    import quantus
+
+    model = trained_model()
+    test = load_dataset("mnist", "test", limit=args.n)
+    x, y = test.x, test.y
+    a = attribute(model, x, y)
+    xn, yn, an = x.numpy(), y.numpy(), a.numpy()
+    n = len(x)
+    rows = []
+
+    def add(name, ours, q=None, loop=None, floor=None, q_scale=1.0):
+        t_ours, v_ours = ours
+        t_q, v_q = (q if q is not None else (None, None))
+        if t_q is not None:
+            t_q *= q_scale
+        rows.append((name, t_ours, t_q, loop[0] if loop else None, floor, v_ours, v_q, loop[1] if loop else None))
+
+    # MoRF, 20 steps: explainreg vs the seed's loop; Quantus has no exact MoRF (see region perturbation)
+    add("morf (20 steps)", timed(lambda: M.morf(model, x, y, a).value),
+        loop=timed(lambda: morf_loop(model, x, a)), floor=forwards(model, n * 21))
+    # Faithfulness correlation, 100 runs × 224 features
+    fc = dict(nr_runs=100, subset_size=224)
+    add("faithfulness_correlation", timed(lambda: M.faithfulness_correlation(model, x, y, a, convention="quantus",
+                                                                             **fc).value),
+        q=timed(lambda: float(np.nanmean(quantus.FaithfulnessCorrelation(
+            disable_warnings=True, return_aggregate=False, **fc)(model, xn, yn, an.copy(), device="cpu",
+                                                                 batch_size=256)))),
+        floor=forwards(model, n * 101))
+    # Region perturbation (Quantus's MoRF), 8×8 patches, all 16 regions
+    rp = dict(patch_size=8, regions_evaluation=16)
+    add("region_perturbation", timed(lambda: M.region_perturbation(model, x, y, a, convention="quantus", **rp).value),
+        q=timed(lambda: float(np.mean([np.trapezoid(c) for c in quantus.RegionPerturbation(
+            disable_warnings=True, **rp)(model, xn, yn, an.copy(), device="cpu", batch_size=256)]))),
+        floor=forwards(model, n * 17))
+    # Pixel flipping, 28 features per step
+    add("pixel_flipping (28 steps)", timed(lambda: M.pixel_flipping(model, x, y, a, features_in_step=28,
+                                                                      convention="quantus").value),
+        q=timed(lambda: float(np.mean([np.trapezoid(c) for c in quantus.PixelFlipping(
+            features_in_step=28, disable_warnings=True)(model, xn, yn, an.copy(), device="cpu", batch_size=256)]))),
+        floor=forwards(model, n * 28))
+    # Complexity and sparseness (no model)
+    add("complexity", timed(lambda: M.complexity(a, convention="quantus").value),
+        q=timed(lambda: float(np.mean(quantus.Complexity(disable_warnings=True)(None, xn, None, an.copy())))))
+    add("sparseness", timed(lambda: M.sparseness(a, convention="quantus").value),
+        q=timed(lambda: float(np.mean(quantus.Sparseness(disable_warnings=True)(None, xn, None, an.copy())))))
+
+    # Max-sensitivity, 10 samples of U(−0.2, 0.2) noise, saliency
+    def q_explain(model, inputs, targets, **kw):
+        return attribute(model, torch.as_tensor(inputs), torch.as_tensor(targets)).numpy()
+
+    add("max_sensitivity (10 samples)", timed(lambda: M.max_sensitivity(model, x, y, a, nr_samples=10).value),
+        q=timed(lambda: float(np.mean(quantus.MaxSensitivity(nr_samples=10, disable_warnings=True)(
+            model, xn, yn, an.copy(), explain_func=q_explain, device="cpu", batch_size=256)))),
+        floor=gradients(model, n * 10))
+    # ROAD, Quantus's 50 percentages (1, 3, ..., 99), MoRF
+    road_q = None
+    if not args.skip_quantus_road:
+        m = args.road_n or n
+        road_q = timed(lambda: float(np.mean(list(quantus.ROAD(disable_warnings=True)(
+            model, xn[:m], yn[:m], an[:m].copy(), device="cpu", batch_size=m).values()))))
+        road_q = (road_q[0], road_q[1]) if m == n else (road_q[0], road_q[1])
+        scale = n / m
+    else:
+        scale = 1.0
+    add("road (50 percentages)", timed(lambda: float(M.road(model, x, y, a, convention="quantus").curve.mean())),
+        q=road_q, floor=forwards(model, n * 50), q_scale=scale)
+    # The seed's robustness tests
+    add("gaussian (4 sigmas)", timed(lambda: M.gaussian_noise(model, x, y).value), floor=forwards(model, n * 5))
+    add("blocks (4 sizes)", timed(lambda: M.square_blocks(model, x, y).value), floor=forwards(model, n * 5))
+
+    print(f"\n{n} MNIST test images, CNN3b, saliency, torch threads = {args.threads}\n")
+    head = ("| metric | explainreg s | Quantus s | per-image loop s | forwards s | ÷ floor | Quantus ÷ ours "
+            "| loop ÷ ours | value ours | value Quantus/loop |")
+    print(head)
+    print("|" + "---|" * 10)
+    fmt = lambda v, d=2: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
+    for name, t, tq, tl, tf, v, vq, vl in rows:
+        other = vq if vq is not None else vl
+        print(f"| {name} | {fmt(t)} | {fmt(tq)} | {fmt(tl)} | {fmt(tf)} | {fmt(t / tf if tf else None)} "
+              f"| {fmt(tq / t if tq else None, 1)} | {fmt(tl / t if tl else None, 1)} | {v:.4f} | "
+              f"{fmt(other, 4)} |")
+    if scale != 1.0:
+        print(f"(Quantus ROAD timed on {args.road_n} images and scaled ×{scale:g}; its value is on those images)")
+
+
+if __name__ == "__main__":
+    main()
