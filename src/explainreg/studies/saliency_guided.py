@@ -60,6 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of the train set held out for selection")
     p.add_argument("--patience", type=int, default=None, help="stop after this many epochs without validation gain")
     p.add_argument("--limit-train", type=int, default=None, metavar="N", help="use the first N train images")
+    p.add_argument("--limit-test", type=int, default=None, metavar="N",
+                   help="use the first N test images (for the per-epoch test accuracy and the curves)")
     p.add_argument("--eval-images", type=int, default=None, metavar="N",
                    help="test images for the masked-accuracy curves (default: all 10,000; 200 with --quick)")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma list of attribution methods ({','.join(METHODS)})")
@@ -81,7 +83,8 @@ def settings_from(args: argparse.Namespace) -> dict[str, Any]:
         "limit_train": args.limit_train if args.limit_train is not None else (QUICK["limit_train"] if quick else None),
         "eval_images": args.eval_images if args.eval_images is not None else (QUICK["eval_images"] if quick else None),
         "ig_steps": args.ig_steps if args.ig_steps is not None else (QUICK["ig_steps"] if quick else 50),
-        "seed": args.seed, "fraction": check_fraction(args.fraction), "by": args.by, "weight": float(args.weight),
+        "limit_test": args.limit_test, "seed": args.seed, "fraction": check_fraction(args.fraction), "by": args.by,
+        "weight": float(args.weight),
         "batch_size": args.batch_size, "lr": args.lr, "val_fraction": args.val_fraction, "patience": args.patience,
         "explain": args.explain, "quick": quick,
     }
@@ -116,7 +119,7 @@ def load_data(args: argparse.Namespace, s: dict[str, Any]):
     load = dict(root=args.data_root, download=not args.no_download, allow_bundled=args.data_root is None,
                 normalize=True)
     full = load_dataset("mnist", "train", limit=s["limit_train"], **load)
-    test = load_dataset("mnist", "test", **load)
+    test = load_dataset("mnist", "test", limit=s["limit_test"], **load)
     train_set, val_set = full.split(s["val_fraction"], seed=s["seed"])
     return train_set, val_set, test
 
@@ -247,7 +250,7 @@ def write_tables(out: Path, curves: dict[str, dict[str, dict[str, Any]]]):
     areas = pd.DataFrame([{"model": kind, "method": method, "area": r["area"], "n_images": r["n_images"]}
                           for kind, per in curves.items() for method, r in per.items()])
     wide = areas.pivot(index="method", columns="model", values="area")
-    wide = wide.reindex([m for m in METHODS if m in wide.index])
+    wide = wide.reindex(index=[m for m in METHODS if m in wide.index], columns=[k for k in MODELS if k in wide.columns])
     wide.to_csv(out / "curve_areas.csv")
     return table, wide
 
