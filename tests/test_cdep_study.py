@@ -1,0 +1,71 @@
+"""The ``decoymnist`` / ``colormnist`` studies: a tiny real run, its report files, and skipping finished runs."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import torch
+
+from explainreg.cli import build_parser
+from explainreg.penalties import CDEP, RRR, ExpectedGradients
+from explainreg.studies import discover
+from explainreg.studies.cdep_mnist import SETTINGS, build_penalty
+
+
+def test_studies_are_registered():
+    studies = discover()
+    assert {"decoymnist", "colormnist"} <= set(studies)
+    help_text = build_parser().format_help()
+    assert "study" in help_text
+
+
+def test_paper_lambda_scales():
+    setting = SETTINGS["decoymnist"]
+    penalty, weight = build_penalty("rrr", 1000, setting, 10, None)
+    assert isinstance(penalty, RRR) and penalty.target == "nll" and weight == 1000 / 64
+    penalty, weight = build_penalty("eg", 0.1, setting, 10, None)
+    assert isinstance(penalty, ExpectedGradients) and penalty.compat and abs(weight - 0.1 * 200 / 10) < 1e-12
+    penalty, weight = build_penalty("cdep", 1000, setting, 10, None)
+    assert isinstance(penalty, CDEP) and weight == 1000
+
+
+def test_tiny_decoymnist_study_writes_report_and_skips_finished_runs(tmp_path, capsys):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        argv = ["study", "decoymnist", "--quick", "--out", str(tmp_path), "--limit", "128", "--n-refs", "2",
+                "--lambdas", "100"]
+        args = build_parser().parse_args(argv)
+        assert args.func(args) == 0
+        runs = sorted(p.parent.name for p in tmp_path.glob("runs/*/result.json"))
+        assert runs == ["cdep_lam100_seed0", "eg_lam100_seed0", "rrr_lam100_seed0", "vanilla_lam0_seed0"]
+        table = pd.read_csv(tmp_path / "results.csv")
+        assert {"method", "lambda", "test_mean", "test_std", "paper"} <= set(table.columns)
+        assert len(table) == 4
+        summary = (tmp_path / "summary.md").read_text()
+        assert "CDEP" in summary and "60.97" in summary  # the paper's unpenalised number beside ours
+        assert (tmp_path / "accuracy_vs_lambda.png").stat().st_size > 1000
+        record = json.loads((tmp_path / "runs" / "cdep_lam100_seed0" / "result.json").read_text())
+        assert 0 <= record["test_accuracy"] <= 100 and record["train_size"] == 128
+
+        stamp = (tmp_path / "runs" / "cdep_lam100_seed0" / "result.json").stat().st_mtime_ns
+        capsys.readouterr()
+        assert args.func(args) == 0
+        out = capsys.readouterr().out
+        assert "[1/4]" not in out  # nothing retrained
+        assert (tmp_path / "runs" / "cdep_lam100_seed0" / "result.json").stat().st_mtime_ns == stamp
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_tiny_colormnist_study(tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        args = build_parser().parse_args(["study", "colormnist", "--quick", "--out", str(tmp_path), "--limit", "256",
+                                          "--methods", "cdep", "--lambdas", "10"])
+        assert args.func(args) == 0
+        table = pd.read_csv(tmp_path / "results.csv")
+        assert list(table["method"]) == ["cdep"] and table["test_mean"].between(0, 100).all()
+    finally:
+        torch.set_num_threads(threads)
