@@ -216,10 +216,12 @@ def attributions_for(model: nn.Module, x: torch.Tensor, y: torch.Tensor, method:
 
 
 def evaluate_model(kind: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: dict[str, Any],
-                   cache: Path) -> dict[str, dict[str, Any]]:
-    """Masked-accuracy curve of each method for one model; cached per (model, method, settings)."""
+                   cache: Path, record: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Masked-accuracy curve of each method for one model; cached per (model state, method, settings)."""
     _, masked_accuracy = _evaluation_api()
-    key = {k: s[k] for k in ("eval_images", "ig_steps", "explain", "seed")}
+    key = {k: s[k] for k in ("eval_images", "limit_test", "ig_steps", "explain", "seed")}
+    record = record or {}
+    key.update(epochs_run=record.get("epochs_run"), selected_epoch=record.get("epoch"))
     results = {}
     for method in s["methods"]:
         path = cache / f"{kind}-{method}.json"
@@ -383,7 +385,7 @@ def run(args: argparse.Namespace) -> int:
     curves = {}
     for kind, model in models.items():
         print(f"masked accuracy of {kind} on {n_eval} test images", flush=True)
-        curves[kind] = evaluate_model(kind, model, x, y, s, cache)
+        curves[kind] = evaluate_model(kind, model, x, y, s, cache, records[kind])
     _, areas = write_tables(out, curves)
     plot_curves(out / "masked_accuracy.png", curves, s["methods"])
     plot_maps(out / "saliency_maps.png", models, x, y, s)
