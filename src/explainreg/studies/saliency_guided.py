@@ -158,10 +158,27 @@ def train_model(kind: str, run_dir: Path, data, s: dict[str, Any], device: str, 
                    on_epoch_end=lambda e, r: print(f"  {kind} epoch {e}: val_acc={100 * r['val_accuracy']:.2f}% "
                                                    f"test_acc={100 * r['test_accuracy']:.2f}% ({r['seconds']:.0f}s)",
                                                    flush=True))
+    finalise(run_dir, s["epochs"])  # result.best_epoch already comes from the checkpoint
     record = dict(result.final)
     record["train_seconds_this_call"] = time.perf_counter() - started
     record["epochs_run"] = len(result.history)
     return record
+
+
+def finalise(run_dir: Path, epochs: int) -> bool:
+    """A run stopped (killed) after ``epochs`` epochs but trained for more keeps its last epoch's
+    weights; put the best-on-validation weights into its checkpoint and mark it finished, as a run
+    that ended at ``epochs`` would be (a later, longer ``--epochs`` continues from those weights).
+    Returns whether it changed the checkpoint."""
+    path = run_dir / runs.CHECKPOINT
+    if not path.is_file():
+        return False
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("finished") or len(state["history"]) < epochs or state.get("best_state") is None:
+        return False
+    state.update(model=state["best_state"], finished=True)
+    runs.atomic_save(state, path)
+    return True
 
 
 # ---------------------------------------------------------------------------------------- evaluation
