@@ -64,7 +64,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="use the first N test images (for the per-epoch test accuracy and the curves)")
     p.add_argument("--eval-images", type=int, default=None, metavar="N",
                    help="test images for the masked-accuracy curves (default: all 10,000; 200 with --quick)")
-    p.add_argument("--methods", default=",".join(METHODS), help=f"comma list of attribution methods ({','.join(METHODS)})")
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help=f"comma list of attribution methods ({','.join(METHODS)})")
     p.add_argument("--explain", default="log_prob", choices=("log_prob", "logit"),
                    help="attribute log p_y (the seed's log_softmax output, default) or the logit z_y")
     p.add_argument("--ig-steps", type=int, default=None, help="integrated-gradients steps (50; 16 with --quick)")
@@ -357,7 +358,8 @@ def write_summary(path: Path, s: dict[str, Any], records: dict[str, dict[str, An
     if "random" in areas.index:
         lines += ["", "Faster than random masking (area below the random curve's):"]
         for kind in kinds:
-            faster = [LABELS[m] for m in areas.index if m != "random" and areas.loc[m, kind] < areas.loc["random", kind]]
+            faster = [LABELS[m] for m in areas.index
+                      if m != "random" and areas.loc[m, kind] < areas.loc["random", kind]]
             lines.append(f"- {kind}: {', '.join(faster) or 'none'}")
     if len(kinds) == 2:
         faster = [LABELS[m] for m in areas.index if m != "random" and areas.loc[m, "guided"] < areas.loc[m, "regular"]]
