@@ -222,11 +222,13 @@ def test_invariant_rel_plus_irrel_is_the_activation_at_every_layer(spec, channel
     for name, (r, i) in layers.items():
         expected = activations[name].unsqueeze(0).expand(n_blobs, *activations[name].shape)
         torch.testing.assert_close((r + i).view_as(expected), expected, atol=1e-4, rtol=1e-4)
-    # an all-zero blob has no relevant part anywhere
+    # an all-zero blob has no relevant part anywhere (exactly for the piecewise-linear rules; the
+    # Shapley rules of Tanh/Sigmoid evaluate f(total) − f(total − 0), zero up to vectorised rounding)
     zero_blobs = torch.cat([blobs[:1], torch.zeros(1, 12, 12)])
     _, _, layers0 = decompose(net, x, zero_blobs, blobs=True, return_layers=True)
+    smooth = any(kind in spec for kind in ("tanh", "sigmoid"))
     for r, _ in layers0.values():
-        assert r.view(2, batch, -1)[1].abs().max() == 0
+        assert r.view(2, batch, -1)[1].abs().max() <= (1e-6 if smooth else 0)
 
 
 def test_whole_image_mask_gives_everything_to_rel():
