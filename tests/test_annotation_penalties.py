@@ -177,3 +177,16 @@ def _train_decoy_mlps() -> dict[str, float]:
         result = train(model, Objective(penalties, seed=0), train_set, test_set, config=config)
         accuracy[name] = result.final["test_accuracy"]
     return accuracy
+
+
+def test_feature_vector_inputs():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+    x, y = torch.randn(5, 6), torch.randint(3, (5,))
+    mask = torch.tensor([1.0, 1, 0, 0, 0, 0])
+    for penalty in (CDEP(), RRR(), ExpectedGradients(3)):
+        shared = penalty(net, x, y, mask=mask, generator=torch.Generator().manual_seed(0))
+        per_sample = penalty(net, x, y, mask=mask.expand(5, 6), generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(shared, per_sample)
+        with pytest.raises(ValueError, match="does not match"):
+            penalty(net, x, y, mask=torch.ones(7))

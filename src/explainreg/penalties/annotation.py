@@ -131,6 +131,12 @@ def _image_mask(mask: Any, x: torch.Tensor, who: str) -> torch.Tensor:
     """A single mask (H×W, B×H×W, B×1×H×W, B×C×H×W) as B|1×{1,C}×H×W floats, checked."""
     mask = torch.as_tensor(mask, device=x.device)
     original = tuple(mask.shape)
+    if x.dim() == 2:  # feature vectors: F (shared) or B×F
+        mask = mask.reshape(1, -1) if mask.dim() == 1 else mask
+        if mask.dim() != 2 or mask.shape[1] != x.shape[1] or mask.shape[0] not in (1, x.shape[0]):
+            raise ValueError(f"{who}: mask of shape {original} does not match the inputs {tuple(x.shape)}; "
+                             "give F or B×F")
+        return _check_values(mask.to(x.dtype), who)
     if mask.dim() == x.dim() - 2:
         mask = mask[None, None]
     elif mask.dim() == x.dim() - 1:
@@ -140,8 +146,11 @@ def _image_mask(mask: Any, x: torch.Tensor, who: str) -> torch.Tensor:
     if not ok:
         raise ValueError(f"{who}: mask of shape {original} does not match the inputs {tuple(x.shape)}; "
                          "give H×W, B×H×W, B×1×H×W or B×C×H×W with the input's H×W")
-    mask = mask.to(x.dtype)
-    if float(mask.min()) < 0 or float(mask.max()) > 1:
+    return _check_values(mask.to(x.dtype), who)
+
+
+def _check_values(mask: torch.Tensor, who: str) -> torch.Tensor:
+    if not torch.isfinite(mask).all() or float(mask.min()) < 0 or float(mask.max()) > 1:
         raise ValueError(f"{who}: mask values must lie in [0, 1] (1 = the region not to use)")
     return mask
 
