@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         "CDEP (1 blob: 4 corners)": Objective({CDEP(): 100.0}),
         "RRR (sum_log_prob)": Objective({RRR(): 10.0}),
         "RRR (nll, CDEP's Grad)": Objective({RRR("nll"): 10.0}),
+        "EG (2 refs)": Objective({ExpectedGradients(2): 1.0}),
         "EG (10 refs)": Objective({ExpectedGradients(10): 1.0}),
     }
     steps = {name: make_step(cdep_decoymnist_net(), obj, x, y, extras) for name, obj in methods.items()}
