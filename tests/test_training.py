@@ -50,7 +50,7 @@ def test_runs_repeat_exactly_and_resume_matches_an_uninterrupted_run(mnist_train
     run = tmp_path / "full"
     assert json.loads((run / "config.json").read_text())["objective"][0]["penalty"] == "symmetry"
     assert len(json.loads((run / "history.json").read_text())) == 2
-    assert json.loads((run / "steps.json").read_text())[0]["step"] == 5
+    assert [s["step"] for s in json.loads((run / "steps.json").read_text())][:2] == [1, 6]
     assert "epoch=2" in (run / "train.log").read_text()
     assert not list(run.glob("*.tmp")) and config_path.is_file()
     model, config = er.runs.load_run(run)

@@ -43,8 +43,8 @@ SEED_MNIST = {
     "fidelity": (98.99, 0.827, 0.797, 4.305, 0.7244, 0.470, 9.928),
     "symmetry": (98.54, 0.836, 0.820, 4.230, 0.6657, 0.311, 9.127),
 }
-QUICK = dict(epochs=1, limit_train=5000, limit_test=1000, eval_images=300, roar_train=3000, roar_epochs=1)
-FULL = dict(epochs=8, limit_train=None, limit_test=None, eval_images=10000, roar_train=None, roar_epochs=6)
+QUICK = dict(epochs=1, limit_train=5000, limit_test=1000, eval_images=300, roar_train=3000, roar_epochs=1, log_every=10)
+FULL = dict(epochs=8, limit_train=None, limit_test=None, eval_images=10000, roar_train=None, roar_epochs=6, log_every=50)
 
 
 @dataclass

@@ -58,13 +58,13 @@ def saliency_grids(folder: Path, models: dict, x: torch.Tensor, y: torch.Tensor,
     for method, title in GRID_METHODS:
         fig, axes = new_figure(len(models) + 1, n, width=1.3, height=1.35)
         for j in range(n):
-            axes[0][j].imshow(xs[j, 0].cpu(), cmap="gray")
+            axes[0][j].imshow(xs[j, 0].cpu().numpy(), cmap="gray")
             axes[0][j].set_title(f"label {int(ys[j])}", fontsize=8)
         for i, (name, model) in enumerate(models.items(), start=1):
             a = attribute(model, xs, ys, method).sum(1).cpu()
             for j in range(n):
                 scale = float(a[j].abs().max()) or 1.0
-                axes[i][j].imshow(a[j], cmap="bwr", vmin=-scale, vmax=scale)
+                axes[i][j].imshow(a[j].numpy(), cmap="bwr", vmin=-scale, vmax=scale)
             axes[i][0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
         for row in axes:
             for ax in row:
@@ -103,7 +103,6 @@ def penalty_figure(folder: Path, histories: dict[str, list[dict[str, Any]]]) -> 
             if points:
                 ax.plot(*zip(*points), style, label=label)
         ax.set(title=name, xlabel="training step", ylabel="penalty value R")
-        ax.set_yscale("symlog", linthresh=1e-3)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     for j in range(len(penalties), rows * cols):

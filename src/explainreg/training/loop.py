@@ -103,6 +103,7 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
         if torch.cuda.is_available() and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         objective.generator.set_state(state["objective_rng"])
+        objective.calls = state.get("objective_calls", 0)
         result.history, result.steps = state["history"], state["steps"]
         best_state, best_score, stale = state["best_state"], state["best_score"], state["stale"]
         result.best_epoch, start_epoch = state["best_epoch"], state["epoch"] + 1
@@ -141,7 +142,7 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
                 counts[name] = counts.get(name, 0) + len(y)
             correct += int((out.logits.detach().argmax(1) == y).sum())
             seen += len(y)
-            if step % config.log_every == 0:
+            if (step - 1) % config.log_every == 0:  # steps 1, 1 + n, ...: where monitored penalties are computed
                 result.steps.append({"step": step, "epoch": epoch + 1, **out.terms})
             bar.set_postfix({k: f"{v / counts[k]:.4g}" for k, v in sums.items()}, refresh=False)
         bar.close()
@@ -173,7 +174,8 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
             runs.atomic_save({
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                 "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "objective_rng": objective.generator.get_state(), "history": result.history, "steps": result.steps,
+                "objective_rng": objective.generator.get_state(), "objective_calls": objective.calls,
+                "history": result.history, "steps": result.steps,
                 "best_state": best_state, "best_score": best_score, "best_epoch": result.best_epoch, "stale": stale,
                 "finished": finished, "stopped_early": stop,
             }, run_dir / runs.CHECKPOINT)
