@@ -19,9 +19,10 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 
 install: $(BIN)/.installed
 
+# The main job: the explanation-constraints study in quick mode (a few minutes on 2 CPU cores);
+# it prints where the report is. The full study: explainreg study constraints --dataset mnist
 demo: install
-	$(BIN)/explainreg train --dataset mnist --penalty smoothness=0.1 --epochs 1 --limit-train 10000 \
-		--lr 3e-3 --out runs/demo --resume --no-progress $(DEMO_DATA)
+	$(BIN)/explainreg study constraints --quick --out results/constraints-mnist-quick $(DEMO_DATA)
 
 test: install
 	EXPLAINREG_DATA="$${EXPLAINREG_DATA:-$(TEST_DATA)}" $(BIN)/python -m pytest -q

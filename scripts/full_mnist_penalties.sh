@@ -7,8 +7,8 @@ DATA_ROOT=${1:-../shared/data}
 OUT=${2:-results/constraints-mnist/runs}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 for penalty in baseline gradient_l1 smoothness locality fidelity consistency symmetry; do
-  args=()
-  [ "$penalty" != baseline ] && args=(--penalty "$penalty=0.1")
+  args=(); name=$penalty
+  [ "$penalty" != baseline ] && args=(--penalty "$penalty=0.1") && name="$penalty-w0.1"
   explainreg train --dataset mnist --model cnn3b "${args[@]}" --epochs 8 --batch-size 30 --seed 0 \
-    --data-root "$DATA_ROOT" --out "$OUT/$penalty" --resume --no-progress
+    --data-root "$DATA_ROOT" --out "$OUT/$name" --resume --no-progress
 done

@@ -94,14 +94,26 @@ def train_model(run_dir: Path, penalty: str | None, weight: float, train_set: Ar
             "penalty": penalty or "baseline", "weight": weight if penalty else 0.0,
             "train_source": train_set.source, "n_train": len(train_set)}
     if (run_dir / runs.CONFIG).is_file():
-        recorded = runs.read_json(run_dir / runs.CONFIG)
-        if recorded.get("penalty") != info["penalty"] or recorded.get("weight") != info["weight"] \
-                or recorded.get("n_train") != info["n_train"]:
-            raise ValueError(f"{run_dir} holds a run with other settings ({recorded.get('penalty')} weight "
-                             f"{recorded.get('weight')}, {recorded.get('n_train')} images); use another --out")
+        recorded = _describe(runs.read_json(run_dir / runs.CONFIG))
+        expected = _describe(info)
+        if any(recorded[k] != expected[k] for k in expected if recorded[k] is not None):
+            raise ValueError(f"{run_dir} holds a run with other settings ({recorded}, expected {expected}); "
+                             "use another --out")
     result = train(model, _objective(penalty, weight, settings), train_set, test_set,
                    config=settings.train_config(epochs), val_set=val_set, run_dir=run_dir, resume=True, run_info=info)
     return model.eval(), result
+
+
+def _describe(config: dict[str, Any]) -> dict[str, Any]:
+    """What identifies a study run, from its config (also from runs made with ``explainreg train``,
+    whose config records the objective rather than the study's keys; unknown entries are None)."""
+    if "penalty" in config:
+        penalty, weight = config["penalty"], config["weight"]
+    else:
+        trained = [(o["penalty"], o["weight"]) for o in config.get("objective", []) if o["weight"] != 0]
+        penalty, weight = trained[0] if len(trained) == 1 else ("baseline", 0.0) if not trained else (trained, None)
+    return {"dataset": config.get("dataset"), "model": config.get("model"), "penalty": penalty, "weight": weight,
+            "n_train": config.get("n_train")}
 
 
 def select_weights(settings: Settings, train_set: ArrayDataset, test_set: ArrayDataset) -> dict[str, Any]:
