@@ -12,29 +12,19 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
+import sys
+from pathlib import Path
 from typing import Callable
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import interleaved_medians as medians  # noqa: E402
 
 from explainreg.data import color_mnist, color_mnist_blob_sampler, decoy_mnist
 from explainreg.models import cdep_colormnist_net, cdep_decoymnist_net
 from explainreg.objective import Objective
 from explainreg.penalties import CDEP, RRR, ExpectedGradients
-
-
-def medians(steps: dict[str, Callable[[], None]], repeats: int, warmup: int = 2) -> dict[str, float]:
-    for fn in steps.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, fn in steps.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def make_step(model: torch.nn.Module, objective: Objective, x, y, extras) -> Callable[[], None]:
