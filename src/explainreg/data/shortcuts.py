@@ -58,6 +58,16 @@ def _mnist(split: str, root: str | None) -> ArrayDataset:
     return load_dataset("mnist", split, root)
 
 
+def _split_index(n: int, split: str, val_fraction: float, split_seed: int, limit: int | None) -> torch.Tensor:
+    """Rows of the MNIST source for ``split``: all test rows, or the train / val part of the train set."""
+    if split == "test":
+        index = torch.arange(n)
+    else:
+        train_idx, val_idx = train_val_indices(n, val_fraction, split_seed)
+        index = train_idx if split == "train" else val_idx
+    return _limit(index, limit)
+
+
 def _limit(index: torch.Tensor, limit: int | None) -> torch.Tensor:
     if limit is None:
         return index
@@ -91,12 +101,7 @@ def color_mnist(split: str = "train", root: str | os.PathLike | None = None, *, 
     _check_split(split)
     palette = color_palette()
     source = _mnist("test" if split == "test" else "train", _root_key(root))
-    if split == "test":
-        index = torch.arange(len(source))
-    else:
-        train_idx, val_idx = train_val_indices(len(source), val_fraction, split_seed)
-        index = train_idx if split == "train" else val_idx
-    index = _limit(index, limit)
+    index = _split_index(len(source), split, val_fraction, split_seed, limit)
     y = source.y[index]
     color = palette[y if split == "train" else 9 - y]  # n×3
     x = source.x[index] * color[:, :, None, None]
@@ -192,12 +197,7 @@ def decoy_mnist(split: str = "train", root: str | os.PathLike | None = None, *, 
     generator = torch.Generator().manual_seed(seed * 2 + (split == "test"))
     values = 25.0 * y if split == "test" else 255.0 - 25.0 * y
     x = add_decoy(source.x * 255.0, values.float(), generator)  # corners drawn for the whole set
-    if split == "test":
-        index = torch.arange(len(source))
-    else:
-        train_idx, val_idx = train_val_indices(len(source), val_fraction, split_seed)
-        index = train_idx if split == "train" else val_idx
-    index = _limit(index, limit)
+    index = _split_index(len(source), split, val_fraction, split_seed, limit)
     x = x[index] / 255.0 * 2.0 - 1.0
     extras: dict[str, torch.Tensor] = {}
     if with_mask:

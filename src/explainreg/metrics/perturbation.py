@@ -232,6 +232,14 @@ def _descending_ranks(scores: torch.Tensor) -> torch.Tensor:
     return ranks
 
 
+def _per_image_auc(metric: Metric, rows: torch.Tensor, step_name: str, curve_name: str) -> MetricResult:
+    """Mean curve over steps 1..S, summarised as the mean of the per-image AUCs (unit spacing, as Quantus)."""
+    steps = torch.arange(1, rows.shape[1] + 1, dtype=torch.float64)
+    result = curve_result(metric, rows, steps, step_name=step_name, curve_name=curve_name)
+    result.value = float(trapezoid(rows.double(), dim=1).mean())
+    return result
+
+
 def pixel_flipping_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
                          features_in_step: int = 1, convention: str = "explainreg", baseline: Any = None,
                          max_batch: int = 2048) -> torch.Tensor:
@@ -282,10 +290,7 @@ class PixelFlipping(Metric):
                                     convention=self.convention, baseline=self.baseline, max_batch=self.max_batch)
 
     def summarize(self, rows):
-        steps = torch.arange(1, rows.shape[1] + 1, dtype=torch.float64)
-        result = curve_result(self, rows, steps, step_name="step", curve_name="output")
-        result.value = float(trapezoid(rows.double(), dim=1).mean())
-        return result
+        return _per_image_auc(self, rows, "step", "output")
 
 
 def pixel_flipping(model, x, y, attributions, **settings) -> MetricResult:
@@ -376,10 +381,7 @@ class RegionPerturbation(Metric):
                                          max_batch=self.max_batch)
 
     def summarize(self, rows):
-        steps = torch.arange(1, rows.shape[1] + 1, dtype=torch.float64)
-        result = curve_result(self, rows, steps, step_name="regions_removed", curve_name="output_drop")
-        result.value = float(trapezoid(rows.double(), dim=1).mean())
-        return result
+        return _per_image_auc(self, rows, "regions_removed", "output_drop")
 
 
 def region_perturbation(model, x, y, attributions, **settings) -> MetricResult:
