@@ -36,59 +36,72 @@ def neighbour_sum(u: torch.Tensor) -> torch.Tensor:
 
 
 def solve_imputation(x: torch.Tensor, removed: torch.Tensor, *, tol: float = 1e-5, max_iter: int = 1000,
-                     check_every: int = 4) -> torch.Tensor:
+                     check_every: int = 8, compact: float = 0.1) -> torch.Tensor:
     """Noise-free linear imputation of the ``removed`` pixels (N×H×W bool) of images ``x`` (N×H×W):
     the solution of the neighbour-mean system above, kept pixels unchanged. Batched preconditioned
-    CG stopping at ‖r‖ ≤ ``tol``·‖b‖ per system. A system without any kept pixel is singular
-    (constants solve it): its removed pixels are set to 0."""
+    CG stopping at ‖r‖ ≤ ``tol``·‖b‖ per system (checked every ``check_every`` iterations; finished
+    systems leave the batch once they are ``compact`` of it). A system without any kept pixel is
+    singular (constants solve it): its removed pixels are set to 0.
+
+    The operator is applied as A v = c₁ ⊙ v − c₂ ⊙ S(v), S the separable [1,2,1]ᵀ[1,2,1] stencil on
+    a zero-bordered buffer that holds the search direction, c₁ = m ⊙ (W + 1/3), c₂ = m/12 (m the
+    removed mask): a few in-place passes per iteration instead of a pad and a dozen temporaries."""
     removed = removed.to(torch.bool)
     maskf = removed.to(x.dtype)
     known = x * (1.0 - maskf)
     weight = neighbour_sum(torch.ones_like(x[:1])).expand_as(x)           # Σ of valid weights
     rhs = neighbour_sum(known) * maskf
-    diag = torch.where(removed, weight, torch.ones_like(weight))
+    n, h, w = x.shape
     u = torch.zeros_like(x)
-    n = x.shape[0]
     bnorm = rhs.flatten(1).norm(dim=1)
     active = torch.nonzero(bnorm > 0).flatten()
-    if active.numel():
-        a_mask, a_w, a_d = maskf[active], weight[active], diag[active]
-
-        def op(v):
-            return a_mask * (a_w * v - neighbour_sum(v))
-
-        b = rhs[active]
-        ua = torch.zeros_like(b)
-        r = b.clone()
-        z = r / a_d
-        p = z.clone()
-        rz = (r * z).flatten(1).sum(1)
-        thresh = (tol * bnorm[active]) ** 2
-        for it in range(1, int(max_iter) + 1):
-            ap = op(p)
-            pap = (p * ap).flatten(1).sum(1)
-            alpha = rz / torch.where(pap > 0, pap, torch.ones_like(pap))
-            ua += alpha[:, None, None] * p
-            r -= alpha[:, None, None] * ap
-            z = r / a_d
-            rz_new = (r * z).flatten(1).sum(1)
-            beta = rz_new / torch.where(rz > 0, rz, torch.ones_like(rz))
-            p = z + beta[:, None, None] * p
-            rz = rz_new
-            if it % check_every == 0 or it == max_iter:
-                done = r.flatten(1).square().sum(1) <= thresh
-                if bool(done.any()):
-                    u[active[done]] = ua[done]
-                    keep = ~done
-                    if not bool(keep.any()):
-                        break
-                    active, ua, r, z, p, rz, thresh = (active[keep], ua[keep], r[keep], z[keep], p[keep], rz[keep],
-                                                        thresh[keep])
-                    a_mask, a_w, a_d = a_mask[keep], a_w[keep], a_d[keep]
-        else:
-            u[active] = ua
-
+    if not active.numel():
+        return known
+    c1 = maskf[active] * (weight[active] + 1.0 / 3.0)
+    c2 = maskf[active] / 12.0
+    inv_d = torch.where(removed[active], 1.0 / weight[active], torch.ones_like(c1))
+    r = rhs[active]
+    ua = torch.zeros_like(r)
+    buffer = torch.zeros(len(active), h + 2, w + 2, dtype=x.dtype, device=x.device)
+    p = buffer[:, 1:-1, 1:-1]
+    z = r * inv_d
+    p.copy_(z)
+    rz = _dot(r, z)
+    thresh = (tol * bnorm[active]) ** 2
+    for it in range(1, int(max_iter) + 1):
+        rows = buffer[:, :-2, :] + buffer[:, 2:, :]
+        rows.add_(buffer[:, 1:-1, :], alpha=2.0)
+        ap = rows[:, :, :-2] + rows[:, :, 2:]
+        ap.add_(rows[:, :, 1:-1], alpha=2.0)
+        ap.mul_(-c2).addcmul_(c1, p)                                        # A p
+        pap = _dot(p, ap)
+        alpha = (rz / torch.where(pap > 0, pap, torch.ones_like(pap)))[:, None, None]
+        ua.addcmul_(alpha, p)
+        r.addcmul_(alpha, ap, value=-1.0)
+        torch.mul(r, inv_d, out=z)
+        rz_new = _dot(r, z)
+        beta = (rz_new / torch.where(rz > 0, rz, torch.ones_like(rz)))[:, None, None]
+        p.mul_(beta).add_(z)
+        rz = rz_new
+        if it % check_every and it != max_iter:
+            continue
+        done = _dot(r, r) <= thresh
+        n_done = int(done.sum())
+        if n_done == len(done):
+            break
+        if n_done >= compact * len(done):
+            u[active[done]] = ua[done]
+            keep = ~done
+            active, ua, r, z, rz, thresh = active[keep], ua[keep], r[keep], z[keep], rz[keep], thresh[keep]
+            c1, c2, inv_d, buffer = c1[keep], c2[keep], inv_d[keep], buffer[keep]
+            p = buffer[:, 1:-1, 1:-1]
+    u[active] = ua
     return known + u * maskf
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise inner products of two N×H×W tensors (N)."""
+    return torch.linalg.vecdot(a.flatten(1), b.flatten(1))
 
 
 def noisy_linear_imputation(x: torch.Tensor, removed: torch.Tensor, *, noise: float = 0.01,
