@@ -45,6 +45,8 @@ def test_tiny_decoymnist_study_writes_report_and_skips_finished_runs(tmp_path, c
         summary = (tmp_path / "summary.md").read_text()
         assert "CDEP" in summary and "60.97" in summary  # the paper's unpenalised number beside ours
         assert (tmp_path / "accuracy_vs_lambda.png").stat().st_size > 1000
+        page = (tmp_path / "summary.html").read_text()  # self-contained HTML twin, figure embedded
+        assert "<html" in page and "data:image/png;base64," in page and "60.97" in page
         record = json.loads((tmp_path / "runs" / "cdep_lam100_seed0" / "result.json").read_text())
         assert 0 <= record["test_accuracy"] <= 100 and record["train_size"] == 128
 

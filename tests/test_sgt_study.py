@@ -25,6 +25,8 @@ def test_tiny_study_writes_tables_figures_and_summary(tmp_path, capsys):
     assert list(areas.columns) == ["regular", "guided"] and areas.notna().all().all()
     summary = (out / "summary.md").read_text()
     assert "| Gradient |" in summary and "guided − regular" in summary and "--quick" in summary
+    page = (out / "summary.html").read_text()  # self-contained HTML twin, figures embedded
+    assert "<html" in page and page.count("data:image/png;base64,") == 2 and "guided − regular" in page
 
     # a rerun reuses the finished runs and the cached curves
     stamp = (out / "guided" / "checkpoint.pt").stat().st_mtime_ns

@@ -2,9 +2,9 @@
 
 Each trains the unpenalised net and CDEP / RRR / Expected Gradients over the paper's λ grid and
 seeds with the paper's settings, then writes ``runs.csv`` (one row per run), ``results.csv``
-(mean ± std per method and λ), ``accuracy_vs_lambda.png`` and ``summary.md`` (the paper's numbers
-beside ours). Finished runs (``runs/NAME/result.json``) are skipped on a rerun; unfinished ones
-resume from their checkpoint.
+(mean ± std per method and λ), ``accuracy_vs_lambda.png`` and ``summary.md`` with its HTML twin
+``summary.html`` (the paper's numbers beside ours). Finished runs (``runs/NAME/result.json``) are
+skipped on a rerun; unfinished ones resume from their checkpoint.
 
 λ is given on the paper's scale. CDEP's penalty equals the seed's. RRR (target "nll", channel sum)
 is the seed's "Grad" × B (the seed differentiates the batch-mean NLL), so its weight is λ / B.
@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from ..report import Report, Table, new_figure, save_figure
+from ..runs import atomic_write_bytes
 from . import register_study
 
 #: the paper's mean test accuracies (%) per method and λ (B.2 §2.7)
@@ -197,8 +199,8 @@ def collect(out: Path) -> list[dict[str, Any]]:
 
 
 def write_report(out: Path, study: str) -> None:
-    """``runs.csv``, ``results.csv`` (mean ± std), ``accuracy_vs_lambda.png`` and ``summary.md`` from
-    every finished run in ``out``."""
+    """``runs.csv``, ``results.csv`` (mean ± std), ``accuracy_vs_lambda.png`` and ``summary.md`` / ``.html``
+    from every finished run in ``out``."""
     import pandas as pd
 
     rows = collect(out)
@@ -206,7 +208,7 @@ def write_report(out: Path, study: str) -> None:
         print("no finished runs yet")
         return
     runs = pd.DataFrame(rows).sort_values(["method", "lambda", "seed"])
-    runs.to_csv(out / "runs.csv", index=False)
+    atomic_write_bytes(out / "runs.csv", runs.to_csv(index=False).encode())
     table = (runs.groupby(["method", "lambda"])
              .agg(test_mean=("test_accuracy", "mean"), test_std=("test_accuracy", "std"),
                   val_mean=("val_accuracy", "mean"), train_mean=("train_accuracy", "mean"),
@@ -218,32 +220,32 @@ def write_report(out: Path, study: str) -> None:
                       for m, lam in zip(table["method"], table["lambda"])]
     order = {m: i for i, m in enumerate(METHODS)}
     table = table.sort_values(["method", "lambda"], key=lambda c: c.map(order) if c.name == "method" else c)
-    table.to_csv(out / "results.csv", index=False, float_format="%.4f")
-    _plot(table, out / "accuracy_vs_lambda.png", study)
+    atomic_write_bytes(out / "results.csv", table.to_csv(index=False, float_format="%.4f").encode())
+    figure = _plot(table, out / "accuracy_vs_lambda.png", study)
 
-    lines = [f"# CDEP {study}: test accuracy (%)", "",
-             f"Paper numbers: {PAPER_NOTES[study]}. Ours: mean ± std over seeds "
-             f"(train {int(runs['train_size'].iloc[0])} / test {int(runs['test_size'].iloc[0])} images"
-             f"{', QUICK subset run' if bool(runs['quick'].any()) else ''}).", "",
-             "| method | λ (paper scale) | ours: test | seeds | val | train | paper | s/run |",
-             "|---|---|---|---|---|---|---|---|"]
+    header = ["method", "λ (paper scale)", "ours: test", "seeds", "val", "train", "paper", "s/run"]
+    cells, bold = [], []
+    best = table["test_mean"].max()
     for _, r in table.iterrows():
         paper_value = "" if math.isnan(r["paper"]) else f"{r['paper']:.2f}"
-        lines.append(f"| {LABELS[r['method']]} | {_fmt(r['lambda'])} | {r['test_mean']:.2f} ± {r['test_std']:.2f} | "
-                     f"{int(r['seeds'])} | {r['val_mean']:.2f} | {r['train_mean']:.2f} | {paper_value} | "
-                     f"{r['seconds']:.0f} |")
-    lines += ["", "![accuracy vs λ](accuracy_vs_lambda.png)", ""]
-    (out / "summary.md").write_text("\n".join(lines))
-    print(f"wrote {out / 'results.csv'}, {out / 'summary.md'}, {out / 'accuracy_vs_lambda.png'}")
+        cells.append([LABELS[r["method"]], _fmt(r["lambda"]), f"{r['test_mean']:.2f} ± {r['test_std']:.2f}",
+                      str(int(r["seeds"])), f"{r['val_mean']:.2f}", f"{r['train_mean']:.2f}", paper_value,
+                      f"{r['seconds']:.0f}"])
+        bold.append([False, False, r["test_mean"] == best] + [False] * 5)
+    report = Report(f"CDEP {study}: test accuracy (%)")
+    report.text(f"Paper numbers: {PAPER_NOTES[study]}. Ours: mean ± std over seeds "
+                f"(train {int(runs['train_size'].iloc[0])} / test {int(runs['test_size'].iloc[0])} images"
+                f"{', QUICK subset run' if bool(runs['quick'].any()) else ''}).")
+    report.table(Table(header, cells, bold, notes="Bold: the highest mean test accuracy."))
+    report.figure(figure, "accuracy vs λ")
+    md, page = report.write(out, name="summary")
+    print(f"wrote {out / 'results.csv'}, {md}, {page}, {figure}")
 
 
-def _plot(table, path: Path, study: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+def _plot(table, path: Path, study: str) -> Path:
+    """Mean test accuracy ± std against λ per penalised method, the unpenalised net as a line."""
+    fig, axes = new_figure(1, 1, width=6, height=4)
+    ax = axes[0][0]
     for method in ("cdep", "rrr", "eg"):
         part = table[table["method"] == method]
         if len(part):
@@ -257,9 +259,7 @@ def _plot(table, path: Path, study: str) -> None:
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"{study}: test accuracy vs λ")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return save_figure(fig, path, dpi=120)
 
 
 register_study("decoymnist", "CDEP DecoyMNIST: unpenalised, CDEP, RRR, EG over λ (Rieger et al. 2020)",

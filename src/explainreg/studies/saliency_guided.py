@@ -9,7 +9,8 @@ curve); SGT should fall faster than the regular model and than random masking.
 
 Outputs in ``--out``: ``regular/`` and ``guided/`` run folders (cached and resumed),
 ``masked_accuracy.csv`` (model × method × drop), ``curve_areas.csv``, ``masked_accuracy.png``
-(one panel per method), ``saliency_maps.png`` (both models side by side) and ``summary.md``.
+(one panel per method), ``saliency_maps.png`` (both models side by side) and ``summary.md`` with its
+HTML twin ``summary.html``.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from ..data import load_dataset
 from ..models import build_model
 from ..objective import Objective
 from ..penalties.saliency_guided import ORDERS, SaliencyGuided, check_fill, check_fraction
+from ..report import Report, Table, new_figure, save_figure
 from ..training import TrainConfig, train
 from . import register_study
 
@@ -261,29 +263,26 @@ def evaluate_model(kind: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor
 
 # -------------------------------------------------------------------------------------------- report
 def write_tables(out: Path, curves: dict[str, dict[str, dict[str, Any]]]):
+    """``masked_accuracy.csv`` (model × method × drop) and ``curve_areas.csv`` (method × model), atomically."""
     import pandas as pd
 
     rows = [{"model": kind, "method": method, "drop_percent": d, "accuracy": acc}
             for kind, per in curves.items() for method, r in per.items() for d, acc in zip(r["drops"], r["accuracy"])]
     table = pd.DataFrame(rows)
-    table.to_csv(out / "masked_accuracy.csv", index=False)
+    runs.atomic_write_bytes(out / "masked_accuracy.csv", table.to_csv(index=False).encode())
     areas = pd.DataFrame([{"model": kind, "method": method, "area": r["area"], "n_images": r["n_images"]}
                           for kind, per in curves.items() for method, r in per.items()])
     wide = areas.pivot(index="method", columns="model", values="area")
     wide = wide.reindex(index=[m for m in METHODS if m in wide.index], columns=[k for k in MODELS if k in wide.columns])
-    wide.to_csv(out / "curve_areas.csv")
+    runs.atomic_write_bytes(out / "curve_areas.csv", wide.to_csv().encode())
     return table, wide
 
 
-def plot_curves(path: Path, curves: dict[str, dict[str, dict[str, Any]]], methods: list[str]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot_curves(path: Path, curves: dict[str, dict[str, dict[str, Any]]], methods: list[str]) -> Path:
+    """One panel per method: accuracy against the share of the most salient pixels dropped, per model."""
     cols = min(3, len(methods))
     rows = (len(methods) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False, sharey=True)
+    fig, axes = new_figure(rows, cols, width=4, height=3.2, sharey=True)
     styles = {"regular": dict(color="tab:blue", marker="o"), "guided": dict(color="tab:red", marker="s")}
     for ax, method in zip(axes.flat, methods):
         for kind, per in curves.items():
@@ -300,22 +299,15 @@ def plot_curves(path: Path, curves: dict[str, dict[str, dict[str, Any]]], method
     for ax in list(axes.flat)[len(methods):]:
         ax.axis("off")
     fig.suptitle("MNIST masked accuracy: regular vs saliency-guided training (lower = more faithful)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_maps(path: Path, models: dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor, s: dict[str, Any],
-              n: int = 8) -> None:
+              n: int = 8) -> Path:
     """Inputs and |gradient| saliency of each model for the first ``n`` test images."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     x, y = x[:n], y[:n]
     maps = {kind: attributions_for(m, x, y, "saliency", s).abs().mean(1) for kind, m in models.items()}
-    fig, axes = plt.subplots(1 + len(maps), len(x), figsize=(1.6 * len(x), 1.7 * (1 + len(maps))), squeeze=False)
+    fig, axes = new_figure(1 + len(maps), len(x), width=1.6, height=1.7)
     for j in range(len(x)):
         axes[0, j].imshow(x[j].mean(0).cpu(), cmap="gray")
         axes[0, j].set_title(f"label {int(y[j])}", fontsize=8)
@@ -327,48 +319,51 @@ def plot_maps(path: Path, models: dict[str, nn.Module], x: torch.Tensor, y: torc
     axes[0, 0].set_ylabel("input")
     for i, kind in enumerate(maps, start=1):
         axes[i, 0].set_ylabel(f"{kind}\n|gradient|")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return save_figure(fig, path, dpi=120)
 
 
-def write_summary(path: Path, s: dict[str, Any], records: dict[str, dict[str, Any]], areas, n_eval: int,
-                  command: str) -> str:
-    lines = ["# Saliency Guided Training on MNIST: masked accuracy", "",
-             f"Command: `{command}`", "",
-             f"Model `{MODEL}` (PyTorch-examples CNN), Adadelta lr {s['lr']}, batch {s['batch_size']}, "
-             f"{s['epochs']} epochs max, best epoch on a {100 * s['val_fraction']:.0f} % validation split "
-             f"(train images: {s['limit_train'] or 'all'}), seed {s['seed']}. SGT: fraction {s['fraction']}, "
-             f"by {s['by']}, fill {s['fill']}, λ {s['weight']}.", "",
-             "| model | selected epoch | val accuracy | test accuracy |", "|---|---|---|---|"]
-    for kind, r in records.items():
-        lines.append(f"| {kind} | {r.get('epoch')} | {100 * r.get('val_accuracy', float('nan')):.2f} % | "
-                     f"{100 * r.get('test_accuracy', float('nan')):.2f} % |")
-    lines += ["", f"Masked accuracy on {n_eval} test images (explaining {s['explain']} of the true label): "
-                  "area under accuracy vs fraction of the most salient pixels replaced by the background "
-                  "(0–90 %, trapezoid; lower = accuracy falls faster = more faithful saliency).", ""]
+def write_summary(out: Path, s: dict[str, Any], records: dict[str, dict[str, Any]], areas, n_eval: int,
+                  command: str, figures: list[tuple[Path, str]]) -> str:
+    """``summary.md`` and ``summary.html`` in ``out``; returns the Markdown text."""
+    report = Report("Saliency Guided Training on MNIST: masked accuracy")
+    report.text(f"Command: `{command}`")
+    report.text(f"Model `{MODEL}` (PyTorch-examples CNN), Adadelta lr {s['lr']}, batch {s['batch_size']}, "
+                f"{s['epochs']} epochs max, best epoch on a {100 * s['val_fraction']:.0f} % validation split "
+                f"(train images: {s['limit_train'] or 'all'}), seed {s['seed']}. SGT: fraction {s['fraction']}, "
+                f"by {s['by']}, fill {s['fill']}, λ {s['weight']}.")
+    report.table(Table(["model", "selected epoch", "val accuracy", "test accuracy"],
+                       [[kind, str(r.get("epoch")), f"{100 * r.get('val_accuracy', float('nan')):.2f} %",
+                         f"{100 * r.get('test_accuracy', float('nan')):.2f} %"] for kind, r in records.items()]))
+    report.text(f"Masked accuracy on {n_eval} test images (explaining {s['explain']} of the true label): "
+                "area under accuracy vs fraction of the most salient pixels replaced by the background "
+                "(0–90 %, trapezoid; lower = accuracy falls faster = more faithful saliency).")
     kinds = [k for k in MODELS if k in areas.columns]
-    header = "| method | " + " | ".join(kinds) + (" | guided − regular |" if len(kinds) == 2 else " |")
-    lines += [header, "|---" * (len(kinds) + 1 + (len(kinds) == 2)) + "|"]
+    cells, bold = [], []
     for method, row in areas.iterrows():
-        cells = [f"{row[k]:.4f}" for k in kinds]
+        line = [LABELS[method]] + [f"{row[k]:.4f}" for k in kinds]
+        marks = [False] + [row[k] == areas[k].min() for k in kinds]
         if len(kinds) == 2:
-            cells.append(f"{row['guided'] - row['regular']:+.4f}")
-        lines.append(f"| {LABELS[method]} | " + " | ".join(cells) + " |")
+            line.append(f"{row['guided'] - row['regular']:+.4f}")
+            marks.append(False)
+        cells.append(line)
+        bold.append(marks)
+    report.table(Table(["method", *kinds] + (["guided − regular"] if len(kinds) == 2 else []), cells, bold,
+                       notes="Bold: the smallest area (most faithful saliency) per model."))
     if "random" in areas.index:
-        lines += ["", "Faster than random masking (area below the random curve's):"]
-        for kind in kinds:
-            faster = [LABELS[m] for m in areas.index
-                      if m != "random" and areas.loc[m, kind] < areas.loc["random", kind]]
-            lines.append(f"- {kind}: {', '.join(faster) or 'none'}")
+        faster = [[kind, ", ".join(LABELS[m] for m in areas.index
+                                   if m != "random" and areas.loc[m, kind] < areas.loc["random", kind]) or "none"]
+                  for kind in kinds]
+        report.text("Faster than random masking (area below the random curve's):")
+        report.table(Table(["model", "methods"], faster))
     if len(kinds) == 2:
         faster = [LABELS[m] for m in areas.index if m != "random" and areas.loc[m, "guided"] < areas.loc[m, "regular"]]
-        lines += ["", f"Guided falls faster than regular for: {', '.join(faster) or 'none'}."]
+        report.text(f"Guided falls faster than regular for: {', '.join(faster) or 'none'}.")
     if s["quick"]:
-        lines += ["", "**--quick run**: few images and one epoch; the numbers only show that the pipeline works."]
-    text = "\n".join(lines) + "\n"
-    path.write_text(text)
-    return text
+        report.text("--quick run: few images and one epoch; the numbers only show that the pipeline works.")
+    for path, caption in figures:
+        report.figure(path, caption)
+    report.write(out, name="summary")
+    return report.markdown(out)
 
 
 # ------------------------------------------------------------------------------------------------ run
@@ -406,15 +401,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"masked accuracy of {kind} on {n_eval} test images", flush=True)
         curves[kind] = evaluate_model(kind, model, x, y, s, cache, records[kind])
     _, areas = write_tables(out, curves)
-    plot_curves(out / "masked_accuracy.png", curves, s["methods"])
-    plot_maps(out / "saliency_maps.png", models, x, y, s)
+    figures = [(plot_curves(out / "masked_accuracy.png", curves, s["methods"]), "masked accuracy per method"),
+               (plot_maps(out / "saliency_maps.png", models, x, y, s), "inputs and |gradient| saliency")]
     command = "explainreg " + " ".join(sys.argv[1:]) if sys.argv and "explainreg" in sys.argv[0] else \
         f"explainreg study {NAME} --out {out}"
-    text = write_summary(out / "summary.md", s, records, areas, n_eval, command)
+    text = write_summary(out, s, records, areas, n_eval, command, figures)
     runs.atomic_write_json(out / "results.json", {"settings": s, "models": records, "curves": curves})
     print(text)
     print(f"written: {out / 'masked_accuracy.csv'}, {out / 'curve_areas.csv'}, {out / 'masked_accuracy.png'}, "
-          f"{out / 'saliency_maps.png'}, {out / 'summary.md'}")
+          f"{out / 'saliency_maps.png'}, {out / 'summary.md'}, {out / 'summary.html'}")
     return 0
 
 
