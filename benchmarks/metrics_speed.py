@@ -53,7 +53,7 @@ def timed(fn):
     return time.perf_counter() - t, out
 
 
-def forwards(model, rows: int, max_batch: int = 2048) -> float:
+def forwards(model, rows: int, max_batch: int = M.MAX_BATCH) -> float:
     """Seconds for ``rows`` forward passes alone (random inputs, chunks of max_batch)."""
     x = torch.rand(min(rows, max_batch), 1, 28, 28)
     t = time.perf_counter()
@@ -80,7 +80,7 @@ def gradients(model, rows: int, max_batch: int = 256) -> float:
     return time.perf_counter() - t
 
 
-def road_imputations(x, a, max_batch: int = 2048) -> float:
+def road_imputations(x, a, max_batch: int = M.MAX_BATCH) -> float:
     """Seconds for ROAD's noisy linear imputations alone (Quantus's 50 percentages, MoRF order,
     chunked as ``M.road`` does): the part of ROAD that is not a forward pass."""
     ks = torch.tensor([int(784 * p / 100) for p in QUANTUS_PERCENTAGES])

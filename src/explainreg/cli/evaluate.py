@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..metrics._core import MAX_BATCH
+
 DEFAULT_METRICS = "morf,faithfulness,complexity,roar,gaussian,blocks"
 
 
@@ -23,7 +25,8 @@ def register(subparsers) -> None:
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N test images only")
     p.add_argument("--data-root", default=None, help="folder holding mnist/ or fashion-mnist/ (default: the run's)")
     p.add_argument("--batch-size", type=int, default=250, help="images per update (default 250)")
-    p.add_argument("--max-batch", type=int, default=2048, help="rows per forward pass (default 2048)")
+    p.add_argument("--max-batch", type=int, default=MAX_BATCH,
+                   help=f"rows per forward pass (default {MAX_BATCH}; raise it on a GPU)")
     p.add_argument("--roar-epochs", type=int, default=6, help="ROAR retraining epochs (seed: 6)")
     p.add_argument("--roar-batch-size", type=int, default=30, help="ROAR retraining batch size (seed: 30)")
     p.add_argument("--roar-train-limit", type=int, default=None, help="ROAR: use the first N train images")

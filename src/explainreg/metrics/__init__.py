@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._core import (SEED_PERCENTILES, Metric, MetricResult, above_percentile_masks, nonzero_percentile,
+from ._core import (MAX_BATCH, SEED_PERCENTILES, Metric, MetricResult, above_percentile_masks, nonzero_percentile,
                     results_frame, trapezoid)
 from .complexity import Complexity, Sparseness, complexity, complexity_scores, sparseness, sparseness_scores
 from .perturbation import (Faithfulness, FaithfulnessCorrelation, LeRF, MaskedAccuracy, MoRF, PixelFlipping,
@@ -51,7 +51,7 @@ def build_metric(name: str, **settings: Any) -> Metric:
 
 
 __all__ = [
-    "METRICS", "SEED_PERCENTILES", "SEED_TESTS", "Complexity", "Faithfulness", "FaithfulnessCorrelation",
+    "MAX_BATCH", "METRICS", "SEED_PERCENTILES", "SEED_TESTS", "Complexity", "Faithfulness", "FaithfulnessCorrelation",
     "GaussianNoise", "LeRF", "MaskedAccuracy", "MaxSensitivity", "Metric", "MetricResult", "MoRF", "PixelFlipping",
     "ROAD", "ROAR", "RegionPerturbation", "Sparseness", "SquareBlocks", "above_percentile_masks", "build_metric",
     "complexity", "complexity_scores", "faithfulness", "faithfulness_correlation", "faithfulness_correlation_scores",
@@ -59,6 +59,7 @@ __all__ = [
     "masked_accuracy_rows", "max_sensitivity", "max_sensitivity_scores", "morf", "morf_curve",
     "noisy_linear_imputation", "nonzero_percentile", "pixel_flipping", "pixel_flipping_curve",
     "region_perturbation", "region_perturbation_curve", "remove_top", "resolve_metric", "results_frame", "road",
-    "road_rows", "roar", "roar_curve", "solve_imputation", "sparseness", "sparseness_scores", "square_block_images", "square_block_rows",
+    "road_rows", "roar", "roar_curve", "solve_imputation", "sparseness", "sparseness_scores", "square_block_images",
+    "square_block_rows",
     "square_blocks", "trapezoid",
 ]

@@ -9,10 +9,11 @@ from torch import nn
 
 from .._validation import check_choice
 from ..attribution import model_device
+from ._core import MAX_BATCH
 
 
 def forward_copies(model: nn.Module, make: Callable[[int, int], torch.Tensor], n_images: int, n_copies: int,
-                   index: torch.Tensor | None, *, max_batch: int = 2048, output: str = "prob") -> torch.Tensor:
+                   index: torch.Tensor | None, *, max_batch: int = MAX_BATCH, output: str = "prob") -> torch.Tensor:
     """Run ``model`` on ``make(i0, i1)`` (the (i1−i0)×S×... perturbed copies of images i0..i1) for all
     images; returns B×S: the output of class ``index[b]`` for each copy (``output`` = ``"prob"`` or
     ``"logit"``), or the predicted labels (``output="label"``, ``index`` ignored)."""

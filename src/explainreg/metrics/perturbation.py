@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from .._validation import check_choice
-from ._core import (CONVENTIONS, SEED_PERCENTILES, Metric, MetricResult, above_percentile_masks, check_fractions,
-                    check_positive_int, curve_result, eval_mode, forward_chunks, prepare, scalar_result, trapezoid)
+from ._core import (CONVENTIONS, MAX_BATCH, SEED_PERCENTILES, Metric, MetricResult, above_percentile_masks,
+                    check_fractions, check_positive_int, curve_result, eval_mode, forward_chunks, prepare,
+                    scalar_result, trapezoid)
 from ._stack import fill_value, forward_copies, masked_copies, pearson_rows
 
 
@@ -24,7 +25,7 @@ def _percentiles(values: Sequence[float]) -> tuple[float, ...]:
 # ------------------------------------------------------------------------------------------ MoRF / LeRF
 def morf_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, attributions: torch.Tensor, *,
                percentiles: Sequence[float] = SEED_PERCENTILES, baseline: Any = 0.0, order: str = "morf",
-               max_batch: int = 2048) -> torch.Tensor:
+               max_batch: int = MAX_BATCH) -> torch.Tensor:
     """Per-image MoRF ratios d[b, s] = p(c* | x masked at step s) / p(c* | x), c* = argmax f(x).
 
     Step s (percentile p_s): q = p_s-th percentile of the image's non-zero attributions, entries
@@ -50,7 +51,7 @@ class MoRF(Metric):
     order = "morf"
 
     def __init__(self, percentiles: Sequence[float] = SEED_PERCENTILES, baseline: Any = 0.0,
-                 max_batch: int = 2048) -> None:
+                 max_batch: int = MAX_BATCH) -> None:
         super().__init__()
         self.percentiles = _percentiles(percentiles)
         self.baseline, self.max_batch = baseline, check_positive_int("max_batch", max_batch)
@@ -93,7 +94,7 @@ def lerf(model, x, y, attributions, **settings) -> MetricResult:
 # ------------------------------------------------------------------------- seed's cumulative faithfulness
 def faithfulness_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
                         percentiles: Sequence[float] = SEED_PERCENTILES, baseline: Any = 0.0,
-                        max_batch: int = 2048) -> torch.Tensor:
+                        max_batch: int = MAX_BATCH) -> torch.Tensor:
     """Per-image Pearson corr over the steps between S_p = Σ a over removed entries and
     Δ_p = p(y|x) − p(y|x masked), cumulative removal of a > q_p (methods.md B.1 §1.5 item 2).
     NaN where either series is constant."""
@@ -115,7 +116,7 @@ class Faithfulness(Metric):
     higher_is_better = True
 
     def __init__(self, percentiles: Sequence[float] = SEED_PERCENTILES, baseline: Any = 0.0,
-                 max_batch: int = 2048) -> None:
+                 max_batch: int = MAX_BATCH) -> None:
         super().__init__()
         self.percentiles = _percentiles(percentiles)
         self.baseline, self.max_batch = baseline, check_positive_int("max_batch", max_batch)
@@ -148,7 +149,7 @@ def faithfulness_correlation_scores(model: nn.Module, x: torch.Tensor, y: torch.
                                     attributions: torch.Tensor, *, nr_runs: int = 100, subset_size: int = 224,
                                     convention: str = "explainreg", baseline: Any = None,
                                     subsets: torch.Tensor | None = None, seed: int = 0,
-                                    max_batch: int = 2048) -> torch.Tensor:
+                                    max_batch: int = MAX_BATCH) -> torch.Tensor:
     """Bhatt et al. (2020) faithfulness correlation per image: over ``nr_runs`` random subsets S of
     ``subset_size`` features, Pearson corr(Σ_{i∈S} a_i, f_y(x) − f_y(x with S set to the baseline)).
 
@@ -195,7 +196,7 @@ class FaithfulnessCorrelation(Metric):
     higher_is_better = True
 
     def __init__(self, nr_runs: int = 100, subset_size: int = 224, convention: str = "explainreg",
-                 baseline: Any = None, seed: int = 0, max_batch: int = 2048) -> None:
+                 baseline: Any = None, seed: int = 0, max_batch: int = MAX_BATCH) -> None:
         super().__init__()
         check_choice("convention", convention, CONVENTIONS)
         self.nr_runs, self.subset_size = check_positive_int("nr_runs", nr_runs), check_positive_int(
@@ -242,7 +243,7 @@ def _per_image_auc(metric: Metric, rows: torch.Tensor, step_name: str, curve_nam
 
 def pixel_flipping_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
                          features_in_step: int = 1, convention: str = "explainreg", baseline: Any = None,
-                         max_batch: int = 2048) -> torch.Tensor:
+                         max_batch: int = MAX_BATCH) -> torch.Tensor:
     """Pixel flipping (Bach et al. 2015): features sorted by decreasing a; after step j the first
     (j+1)·``features_in_step`` are set to the baseline; returns p_y (softmax) after each step,
     B×⌈N/k⌉. Baseline: 0 (``"explainreg"``) or the image minimum (``"quantus"``'s "black")."""
@@ -275,7 +276,7 @@ class PixelFlipping(Metric):
     higher_is_better = False
 
     def __init__(self, features_in_step: int = 1, convention: str = "explainreg", baseline: Any = None,
-                 max_batch: int = 2048) -> None:
+                 max_batch: int = MAX_BATCH) -> None:
         super().__init__()
         check_choice("convention", convention, CONVENTIONS)
         self.features_in_step = check_positive_int("features_in_step", features_in_step)
@@ -307,7 +308,7 @@ def _pad_sizes(dim: int, patch: int) -> tuple[int, int]:
 def region_perturbation_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
                               patch_size: int = 8, order: str = "morf", regions_evaluation: int = 100,
                               convention: str = "explainreg", baseline: Any = None, seed: int = 0,
-                              max_batch: int = 2048) -> torch.Tensor:
+                              max_batch: int = MAX_BATCH) -> torch.Tensor:
     """Region perturbation (Samek et al. 2017): the image (padded to a multiple of ``patch_size`` as
     Quantus does) is cut into non-overlapping patches ranked by their attribution sum (``morf``:
     decreasing, ``lerf``: increasing, ``random``); patches are set to the baseline one after the
@@ -360,7 +361,8 @@ class RegionPerturbation(Metric):
     name = "region_perturbation"
 
     def __init__(self, patch_size: int = 8, order: str = "morf", regions_evaluation: int = 100,
-                 convention: str = "explainreg", baseline: Any = None, seed: int = 0, max_batch: int = 2048) -> None:
+                 convention: str = "explainreg", baseline: Any = None, seed: int = 0,
+                 max_batch: int = MAX_BATCH) -> None:
         super().__init__()
         check_choice("order", order, ("morf", "lerf", "random"))
         check_choice("convention", convention, CONVENTIONS)
@@ -395,7 +397,7 @@ SGT_DROPS = tuple(range(0, 100, 10))
 
 def masked_accuracy_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
                          drops: Sequence[float] = SGT_DROPS, background: Any = "corner", compat: bool = False,
-                         max_batch: int = 2048) -> torch.Tensor:
+                         max_batch: int = MAX_BATCH) -> torch.Tensor:
     """SGT's masked accuracy (methods.md B.3 §3.3): the k = ⌊H·W·d/100⌋ pixels with the largest
     channel-mean |a| are replaced by the background (default ``"corner"``: each image's own pixel
     [c, 0, 0]); returns correct[b, s] ∈ {0, 1}. ``compat=True``: k = max(1, …) as the seed (one
@@ -433,7 +435,7 @@ class MaskedAccuracy(Metric):
     higher_is_better = False
 
     def __init__(self, drops: Sequence[float] = SGT_DROPS, background: Any = "corner", compat: bool = False,
-                 max_batch: int = 2048) -> None:
+                 max_batch: int = MAX_BATCH) -> None:
         super().__init__()
         self.drops = check_fractions("drops", drops, 0.0, 100.0)
         self.background, self.compat = background, bool(compat)

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_choice
-from ._core import CONVENTIONS, Metric, MetricResult, check_fractions, check_positive_int, curve_result, prepare
+from ._core import (CONVENTIONS, MAX_BATCH, Metric, MetricResult, check_fractions, check_positive_int, curve_result,
+                    prepare)
 from ._stack import forward_copies
 
 EDGE, DIAGONAL = 1.0 / 6.0, 1.0 / 12.0
@@ -132,7 +133,7 @@ QUANTUS_PERCENTAGES = tuple(range(1, 100, 2))
 
 def road_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
               percentages: Sequence[float] = ROAD_PERCENTAGES, order: str = "morf", noise: float = 0.01,
-              seed: int = 0, tol: float = 1e-5, max_batch: int = 2048) -> torch.Tensor:
+              seed: int = 0, tol: float = 1e-5, max_batch: int = MAX_BATCH) -> torch.Tensor:
     """correct[b, s]: is argmax f(x̃) = y after removing ``percentages[s]`` % of the pixels (top by the
     channel-summed attribution for ``morf``, bottom for ``lerf``; k = ⌊H·W·p/100⌋, stable order) and
     imputing them by noisy linear imputation."""
@@ -167,7 +168,7 @@ class ROAD(Metric):
     name = "road"
 
     def __init__(self, percentages: Sequence[float] | None = None, order: str = "morf", noise: float = 0.01,
-                 convention: str = "explainreg", seed: int = 0, tol: float = 1e-5, max_batch: int = 2048) -> None:
+                 convention: str = "explainreg", seed: int = 0, tol: float = 1e-5, max_batch: int = MAX_BATCH) -> None:
         super().__init__()
         check_choice("order", order, ("morf", "lerf"))
         check_choice("convention", convention, CONVENTIONS)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..attribution import explainer
-from ._core import (Metric, MetricResult, check_fractions, check_positive_int, curve_result, prepare,
+from ._core import (MAX_BATCH, Metric, MetricResult, check_fractions, check_positive_int, curve_result, prepare,
                     scalar_result)
 from ._stack import forward_copies
 
@@ -22,7 +22,7 @@ def _generator(device, seed: int) -> torch.Generator:
 
 def gaussian_noise_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                         sigmas: Sequence[float] = GAUSSIAN_SIGMAS, compat: bool = False, seed: int = 0,
-                        max_batch: int = 2048) -> torch.Tensor:
+                        max_batch: int = MAX_BATCH) -> torch.Tensor:
     """correct[b, s] for x + σ_s·N(0, 1) with σ ∈ (0, *sigmas) (σ = 0: the clean image);
     ``compat=True`` adds the seed's +1 shift to every noisy image (not to the clean one)."""
     x, y, _ = prepare(model, x, y)
@@ -70,7 +70,7 @@ def square_block_images(x: torch.Tensor, sizes: Sequence[int] = BLOCK_SIZES, *, 
 
 def square_block_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, sizes: Sequence[int] = BLOCK_SIZES,
                       min_size: int = 2, low: float = 0.5, high: float = 1.0, seed: int = 0,
-                      max_batch: int = 2048) -> torch.Tensor:
+                      max_batch: int = MAX_BATCH) -> torch.Tensor:
     """correct[b, s] under one square block per image (s = 0: clean), see :func:`square_block_images`."""
     x, y, _ = prepare(model, x, y)
     square_block_images(x[:1], sizes, min_size=min_size)  # validate early
@@ -91,7 +91,7 @@ class GaussianNoise(Metric):
     needs_attributions = False
 
     def __init__(self, sigmas: Sequence[float] = GAUSSIAN_SIGMAS, compat: bool = False, seed: int = 0,
-                 max_batch: int = 2048) -> None:
+                 max_batch: int = MAX_BATCH) -> None:
         super().__init__()
         self.sigmas = check_fractions("sigmas", sigmas, 0.0, float("inf"))
         self.compat, self.seed, self.max_batch = bool(compat), int(seed), check_positive_int("max_batch", max_batch)
@@ -116,7 +116,7 @@ class SquareBlocks(Metric):
     needs_attributions = False
 
     def __init__(self, sizes: Sequence[int] = BLOCK_SIZES, min_size: int = 2, seed: int = 0,
-                 max_batch: int = 2048) -> None:
+                 max_batch: int = MAX_BATCH) -> None:
         super().__init__()
         self.sizes = tuple(check_positive_int("sizes", s) for s in sizes)
         self.min_size, self.seed, self.max_batch = int(min_size), int(seed), check_positive_int("max_batch", max_batch)
