@@ -4,7 +4,9 @@ For CNN3b on real MNIST at batch 30 and 64: median time of one optimiser step wi
 (weight 0.1) divided by a plain CE step, and explainreg's step against a naive step that computes
 the saliency one sample at a time (what the seed does: B backward passes, Python pair loops).
 
-    python benchmarks/step_overhead.py [--data-root ../shared/data] [--repeats 20]
+Then Saliency Guided Training's step at batch 512 against a plain step (``sgt_overhead.measure``).
+
+    python benchmarks/step_overhead.py [--data-root ../shared/data] [--repeats 20] [--sgt-repeats 5]
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import interleaved_medians, markdown_table  # noqa: E402
+import sgt_overhead  # noqa: E402
 
 import explainreg as er  # noqa: E402
 from explainreg.penalties import functional as P  # noqa: E402
@@ -95,6 +98,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--naive-repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--sgt-repeats", type=int, default=5, help="repeats of the SGT rows (0 skips them)")
     args = parser.parse_args()
     data = er.data.load_dataset("mnist", "train", root=args.data_root, limit=64)
     torch.manual_seed(0)
@@ -118,6 +122,10 @@ def main() -> None:
                          f"≤ {TARGETS[name]}× ({ok})", speedup])
     print(markdown_table(["batch", "penalty", "plain step (ms)", "penalty step (ms)", "ratio to plain", "target",
                           "speed-up vs per-sample loop"], rows))
+    if args.sgt_repeats:
+        print("\n# Saliency Guided Training: sgt_mnist_cnn, real MNIST, batch 512 (the seed's setting), Adadelta")
+        print(markdown_table(sgt_overhead.HEADER, [sgt_overhead.measure(args.data_root, 512, args.sgt_repeats,
+                                                                         args.device)]))
 
 
 if __name__ == "__main__":
