@@ -28,7 +28,7 @@ test: install
 	EXPLAINREG_DATA="$${EXPLAINREG_DATA:-$(TEST_DATA)}" $(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/python benchmarks/step_overhead.py --data-root $(abspath ../shared/data)
+	$(BIN)/python benchmarks/step_overhead.py --data-root "$${EXPLAINREG_DATA:-$(TEST_DATA)}"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
