@@ -31,6 +31,9 @@ def test_tiny_study_reports_every_model_and_metric(tmp_path, capsys):
     for _, title, _ in COLUMNS:
         assert title in markdown
     assert "(0.696)" in markdown  # the seed's published baseline MoRF AUC beside ours
+    # the report's command repeats this study: the mode and every setting that differs from its defaults
+    assert (f"explainreg study constraints --dataset mnist --quick --limit-train 300 --limit-test 100 "
+            f"--eval-images 40 --roar-train 120 --out {out}") in markdown
     assert html.count("data:image/png;base64,") == 8  # 3 saliency grids, 4 curve plots, penalties in training
     for png in ["saliency_saliency", "saliency_integrated_gradients", "saliency_gradcam", "morf_curves",
                 "roar_curves", "gaussian_curves", "blocks_curves", "penalties_during_training"]:
@@ -42,3 +45,17 @@ def test_tiny_study_reports_every_model_and_metric(tmp_path, capsys):
     mtime = (out / "runs" / "baseline" / "checkpoint.pt").stat().st_mtime
     assert main(args) == 0
     assert (out / "runs" / "baseline" / "checkpoint.pt").stat().st_mtime == mtime
+
+
+def test_command_line_names_every_non_default_setting():
+    from explainreg.cli import build_parser
+    from explainreg.studies.constraints import command_line, settings_from_args
+
+    argv = ["study", "constraints", "--dataset", "fashion-mnist", "--epochs", "1", "--roar-epochs", "2",
+            "--weight", "locality=1", "--penalties", "locality,fidelity", "--seed", "3", "--out", "o"]
+    line = command_line(settings_from_args(build_parser().parse_args(argv)))
+    assert line == ("explainreg study constraints --dataset fashion-mnist --epochs 1 --roar-epochs 2 --seed 3 "
+                    "--penalties locality,fidelity --weight locality=1 --out o")
+    # the printed command parses back to the same settings
+    again = settings_from_args(build_parser().parse_args(line.split()[1:]))
+    assert again == settings_from_args(build_parser().parse_args(argv))

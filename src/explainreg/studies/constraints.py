@@ -203,6 +203,26 @@ def run_study(settings: Settings) -> Path:
     return write_report(out, settings, record, models, metrics, histories, x, y)
 
 
+def command_line(settings: Settings) -> str:
+    """The ``explainreg study constraints`` command that repeats a study with ``settings``: the mode
+    flag plus every setting that differs from that mode's default (what the report prints)."""
+    mode = QUICK if settings.quick else FULL
+    parts = ["explainreg study constraints", f"--dataset {settings.dataset}"] + (["--quick"] if settings.quick else [])
+    parts += [f"--{key.replace('_', '-')} {getattr(settings, key)}" for key in mode
+              if key != "log_every" and getattr(settings, key) != mode[key]]
+    if settings.seed != 0:
+        parts.append(f"--seed {settings.seed}")
+    if tuple(settings.penalties) != PENALTIES:
+        parts.append(f"--penalties {','.join(settings.penalties)}")
+    if settings.sweep:
+        parts.append(f"--sweep {','.join(f'{w:g}' for w in settings.sweep)} --tolerance {settings.tolerance:g}")
+    parts += [f"--weight {name}={settings.weights[name]:g}" for name in settings.penalties
+              if not settings.sweep and settings.weights.get(name, 0.1) != 0.1]
+    if settings.data_root:
+        parts.append(f"--data-root {settings.data_root}")
+    return " ".join(parts + [f"--out {settings.out}"])
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="mnist", choices=sorted(MODELS))

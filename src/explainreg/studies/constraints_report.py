@@ -115,6 +115,8 @@ def write_report(out: Path, settings, record: dict[str, Any], models: dict, metr
                  histories: dict[str, list[dict[str, Any]]], x: torch.Tensor, y: torch.Tensor) -> Path:
     import pandas as pd
 
+    from .constraints import command_line
+
     rows, table = results_table(settings, metrics)
     pd.DataFrame(rows).to_csv(out / "results.csv.tmp", index=False)
     (out / "results.csv.tmp").replace(out / "results.csv")
@@ -138,8 +140,7 @@ def write_report(out: Path, settings, record: dict[str, Any], models: dict, metr
     for path, caption in figures + ([penalty] if penalty else []):
         report.figure(path, caption)
     report.heading("Reproduce")
-    report.code(f"explainreg study constraints --dataset {settings.dataset}" + (" --quick" if settings.quick else "")
-                + f" --out {settings.out}")
+    report.code(command_line(settings))
     env = record["environment"]
     report.text(f"explainreg {env['explainreg']}, torch {env['torch']}, Python {env['python']}; data: "
                 f"{data['train']} (train), {data['test']} (test). Settings and every curve: results.json.")
