@@ -11,6 +11,7 @@ import argparse
 import hashlib
 import json
 import math
+import shlex
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ from ..training import TrainConfig, evaluate_accuracy, train
 from . import register_study
 
 PENALTIES = ("gradient_l1", "consistency", "smoothness", "locality", "fidelity", "symmetry")
+#: each penalty's weight unless --weight or --sweep says otherwise (the seed's committed λ)
+DEFAULT_WEIGHT = 0.1
 MODELS = {"mnist": "cnn3b", "fashion-mnist": "cnn4b"}
 #: (key, column title, higher is better)
 COLUMNS = (("test_accuracy", "test accuracy (%)", True), ("morf", "MoRF AUC", True),
@@ -64,7 +67,7 @@ class Settings:
     eval_images: int = 10000
     roar_train: int | None = None
     roar_epochs: int = 6
-    weights: dict[str, float] = field(default_factory=lambda: {p: 0.1 for p in PENALTIES})
+    weights: dict[str, float] = field(default_factory=lambda: {p: DEFAULT_WEIGHT for p in PENALTIES})
     penalties: tuple[str, ...] = PENALTIES
     sweep: tuple[float, ...] = ()
     tolerance: float = 0.01
@@ -217,10 +220,10 @@ def command_line(settings: Settings) -> str:
     if settings.sweep:
         parts.append(f"--sweep {','.join(f'{w:g}' for w in settings.sweep)} --tolerance {settings.tolerance:g}")
     parts += [f"--weight {name}={settings.weights[name]:g}" for name in settings.penalties
-              if not settings.sweep and settings.weights.get(name, 0.1) != 0.1]
+              if not settings.sweep and settings.weights.get(name, DEFAULT_WEIGHT) != DEFAULT_WEIGHT]
     if settings.data_root:
-        parts.append(f"--data-root {settings.data_root}")
-    return " ".join(parts + [f"--out {settings.out}"])
+        parts.append(f"--data-root {shlex.quote(str(settings.data_root))}")
+    return " ".join(parts + [f"--out {shlex.quote(str(settings.out))}"])
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -254,7 +257,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     unknown = set(penalties) - set(PENALTIES)
     if unknown:
         raise ValueError(f"--penalties: unknown {sorted(unknown)}; choose among {', '.join(PENALTIES)}")
-    weights = {p: 0.1 for p in PENALTIES}
+    weights = {p: DEFAULT_WEIGHT for p in PENALTIES}
     for item in args.weight or []:
         name, _, value = item.partition("=")
         if name not in PENALTIES or not value:
