@@ -59,3 +59,40 @@ def test_command_line_names_every_non_default_setting():
     # the printed command parses back to the same settings
     again = settings_from_args(build_parser().parse_args(line.split()[1:]))
     assert again == settings_from_args(build_parser().parse_args(argv))
+
+
+def test_jobs_train_in_processes_the_same_models_and_more_epochs_extend_them(tmp_path):
+    import torch
+
+    from explainreg.cli import build_parser
+    from explainreg.studies.constraints import run_study, settings_from_args
+
+    def settings(out, *extra):
+        argv = ["study", "constraints", "--quick", "--out", str(out), "--limit-train", "150", "--limit-test", "60",
+                "--eval-images", "20", "--roar-train", "60", "--penalties", "gradient_l1,locality", *extra]
+        return settings_from_args(build_parser().parse_args(argv))
+
+    run_study(settings(tmp_path / "serial"))
+    run_study(settings(tmp_path / "parallel"), jobs=2)
+    for run in ["baseline", "gradient_l1-w0.1", "locality-w0.1"]:
+        serial, parallel = (torch.load(tmp_path / kind / "runs" / run / "checkpoint.pt", weights_only=False)["model"]
+                            for kind in ("serial", "parallel"))
+        for key in serial:  # one torch thread in a worker vs the test's own: equal up to float summation order
+            torch.testing.assert_close(parallel[key], serial[key], rtol=1e-4, atol=1e-5)
+    table = pd.read_csv(tmp_path / "parallel" / "results.csv")
+    assert list(table["model"]) == ["baseline", "gradient_l1", "locality"] and table["roar"].notna().all()
+    # asking for more epochs resumes the finished runs and re-evaluates them (the cache knows the epochs)
+    run_study(settings(tmp_path / "parallel", "--epochs", "2"), jobs=2)
+    state = torch.load(tmp_path / "parallel" / "runs" / "locality-w0.1" / "checkpoint.pt", weights_only=False)
+    assert state["epoch"] == 1 and [h["epoch"] for h in state["history"]] == [1, 2]
+    evaluation = json.loads((tmp_path / "parallel" / "runs" / "locality-w0.1" / "study_evaluation.json").read_text())
+    assert evaluation["metrics"]["test_accuracy"]["value"] == 100 * state["history"][-1]["test_accuracy"]
+
+
+def test_jobs_must_be_positive(tmp_path):
+    import pytest
+
+    assert main(["study", "constraints", "--quick", "--out", str(tmp_path), "--jobs", "0"]) != 0
+    from explainreg.studies.constraints import Settings, run_study
+    with pytest.raises(ValueError, match="jobs must be a positive integer"):
+        run_study(Settings(out=str(tmp_path)), jobs=0)

@@ -11,8 +11,10 @@ import argparse
 import hashlib
 import json
 import math
+import multiprocessing
 import shlex
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,7 +146,7 @@ def select_weights(settings: Settings, train_set: ArrayDataset, test_set: ArrayD
 
 # ---------------------------------------------------------------------------------------- evaluation
 def _eval_key(settings: Settings) -> str:
-    keys = ("eval_images", "roar_train", "roar_epochs", "batch_size", "seed", "limit_test")
+    keys = ("eval_images", "roar_train", "roar_epochs", "batch_size", "seed", "limit_test", "epochs", "limit_train")
     return hashlib.sha1(json.dumps({k: getattr(settings, k) for k in keys}).encode()).hexdigest()[:12]
 
 
@@ -170,14 +172,59 @@ def evaluate_model(model, run_dir: Path, x: torch.Tensor, y: torch.Tensor, test_
 
 
 # --------------------------------------------------------------------------------------------- study
-def run_study(settings: Settings) -> Path:
-    """Train, evaluate and report; returns the path of ``report.html``."""
+#: relative cost of a training step with each penalty (CNN4b, one core; README "Speed"), to start the
+#: dearest models first when they are spread over processes
+STEP_COST = {"baseline": 1.0, "gradient_l1": 2.4, "consistency": 2.4, "smoothness": 2.4, "locality": 2.4,
+             "fidelity": 3.0, "symmetry": 4.1}
+
+
+def _load(settings: Settings) -> tuple[ArrayDataset, ArrayDataset]:
+    load = dict(root=settings.data_root, allow_bundled=settings.data_root is None and settings.quick)
+    return (load_dataset(settings.dataset, "train", limit=settings.limit_train, **load),
+            load_dataset(settings.dataset, "test", limit=settings.limit_test, **load))
+
+
+def _run_model(name: str, settings: Settings, train_set: ArrayDataset, test_set: ArrayDataset):
+    """Train (or reuse) and evaluate (or reuse) one model of the study: ``(model, result, metrics)``."""
+    penalty = None if name == "baseline" else name
+    weight = settings.weights.get(name, 0.0)
+    run_dir = Path(settings.out) / "runs" / (name if penalty is None else f"{name}-w{weight:g}")
+    print(f"[{name}] training in {run_dir}", flush=True)
+    model, result = train_model(run_dir, penalty, weight, train_set, test_set, settings)
+    n_eval = min(settings.eval_images, len(test_set))
+    print(f"[{name}] evaluating on {n_eval} test images", flush=True)
+    roar_train = train_set.take(settings.roar_train) if settings.roar_train else train_set
+    metrics = evaluate_model(model, run_dir, test_set.x[:n_eval], test_set.y[:n_eval], test_set, roar_train, settings)
+    return model, result, metrics
+
+
+def _worker(name: str, settings: Settings, threads: int) -> str:
+    """One model in a worker process (``--jobs``): its results land in its run folder."""
+    torch.set_num_threads(threads)
+    _run_model(name, settings, *_load(settings))
+    return name
+
+
+def _run_in_parallel(names: list[str], settings: Settings, jobs: int) -> None:
+    """Train and evaluate ``names`` in ``jobs`` processes of ``threads // jobs`` torch threads each,
+    dearest first. Every result is written to its run folder, which the caller then reuses."""
+    threads = max(1, torch.get_num_threads() // jobs)
+    print(f"{len(names)} models in {jobs} processes of {threads} thread(s)", flush=True)
+    order = sorted(names, key=lambda n: -STEP_COST.get(n, 1.0))
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for future in [pool.submit(_worker, name, settings, threads) for name in order]:
+            print(f"[{future.result()}] done", flush=True)
+
+
+def run_study(settings: Settings, jobs: int = 1) -> Path:
+    """Train, evaluate and report; returns the path of ``report.html``. ``jobs > 1`` trains and
+    evaluates the models in that many processes (each with its share of torch's threads)."""
     from .constraints_report import write_report
 
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     out = Path(settings.out)
-    load = dict(root=settings.data_root, allow_bundled=settings.data_root is None and settings.quick)
-    train_set = load_dataset(settings.dataset, "train", limit=settings.limit_train, **load)
-    test_set = load_dataset(settings.dataset, "test", limit=settings.limit_test, **load)
+    train_set, test_set = _load(settings)
     for split, data in (("train", train_set), ("test", test_set)):
         print(f"{split}: {len(data)} images from {data.source}", flush=True)
     selection = None
@@ -187,18 +234,12 @@ def run_study(settings: Settings) -> Path:
         print(f"weights chosen on validation: {selection['chosen']}", flush=True)
     n_eval = min(settings.eval_images, len(test_set))
     x, y = test_set.x[:n_eval], test_set.y[:n_eval]
-    roar_train = train_set.take(settings.roar_train) if settings.roar_train else train_set
     names = ["baseline", *settings.penalties]
+    if jobs > 1:
+        _run_in_parallel(names, settings, jobs)
     models, metrics, histories = {}, {}, {}
     for name in names:
-        penalty = None if name == "baseline" else name
-        weight = settings.weights.get(name, 0.0)
-        run_dir = out / "runs" / (name if penalty is None else f"{name}-w{weight:g}")
-        print(f"[{name}] training in {run_dir}", flush=True)
-        model, result = train_model(run_dir, penalty, weight, train_set, test_set, settings)
-        print(f"[{name}] evaluating on {n_eval} test images", flush=True)
-        models[name] = model
-        metrics[name] = evaluate_model(model, run_dir, x, y, test_set, roar_train, settings)
+        models[name], result, metrics[name] = _run_model(name, settings, train_set, test_set)
         histories[name] = result.steps
     record = {"study": "constraints", "settings": asdict(settings), "environment": runs.environment(),
               "data": {"train": train_set.source, "test": test_set.source, "n_train": len(train_set),
@@ -246,6 +287,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                              ("roar-train", int, "train images for ROAR retraining"),
                              ("roar-epochs", int, "ROAR retraining epochs"), ("seed", int, "random seed")):
         p.add_argument(f"--{name}", type=kind, default=None, help=f"{text} (overrides the mode's default)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="train and evaluate the models in this many processes, sharing torch's threads (default 1)")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -274,7 +317,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = run_study(settings_from_args(args))
+    report = run_study(settings_from_args(args), jobs=args.jobs)
     print(f"report: {report}\n        {report.with_suffix('.md')}")
     return 0
 
