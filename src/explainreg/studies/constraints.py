@@ -184,24 +184,32 @@ def _load(settings: Settings) -> tuple[ArrayDataset, ArrayDataset]:
             load_dataset(settings.dataset, "test", limit=settings.limit_test, **load))
 
 
-def _run_model(name: str, settings: Settings, train_set: ArrayDataset, test_set: ArrayDataset):
+def _eval_data(settings: Settings, train_set: ArrayDataset,
+               test_set: ArrayDataset) -> tuple[torch.Tensor, torch.Tensor, ArrayDataset]:
+    """The metrics' test images ``(x, y)`` (the first ``eval_images``) and ROAR's training set."""
+    n_eval = min(settings.eval_images, len(test_set))
+    roar_train = train_set.take(settings.roar_train) if settings.roar_train else train_set
+    return test_set.x[:n_eval], test_set.y[:n_eval], roar_train
+
+
+def _run_model(name: str, settings: Settings, train_set: ArrayDataset, test_set: ArrayDataset,
+               eval_data: tuple[torch.Tensor, torch.Tensor, ArrayDataset]):
     """Train (or reuse) and evaluate (or reuse) one model of the study: ``(model, result, metrics)``."""
     penalty = None if name == "baseline" else name
     weight = settings.weights.get(name, 0.0)
     run_dir = Path(settings.out) / "runs" / (name if penalty is None else f"{name}-w{weight:g}")
     print(f"[{name}] training in {run_dir}", flush=True)
     model, result = train_model(run_dir, penalty, weight, train_set, test_set, settings)
-    n_eval = min(settings.eval_images, len(test_set))
-    print(f"[{name}] evaluating on {n_eval} test images", flush=True)
-    roar_train = train_set.take(settings.roar_train) if settings.roar_train else train_set
-    metrics = evaluate_model(model, run_dir, test_set.x[:n_eval], test_set.y[:n_eval], test_set, roar_train, settings)
-    return model, result, metrics
+    x, y, roar_train = eval_data
+    print(f"[{name}] evaluating on {len(x)} test images", flush=True)
+    return model, result, evaluate_model(model, run_dir, x, y, test_set, roar_train, settings)
 
 
 def _worker(name: str, settings: Settings, threads: int) -> str:
     """One model in a worker process (``--jobs``): its results land in its run folder."""
     torch.set_num_threads(threads)
-    _run_model(name, settings, *_load(settings))
+    train_set, test_set = _load(settings)
+    _run_model(name, settings, train_set, test_set, _eval_data(settings, train_set, test_set))
     return name
 
 
@@ -232,18 +240,18 @@ def run_study(settings: Settings, jobs: int = 1) -> Path:
         selection = select_weights(settings, train_set, test_set)
         settings.weights = {**settings.weights, **selection["chosen"]}
         print(f"weights chosen on validation: {selection['chosen']}", flush=True)
-    n_eval = min(settings.eval_images, len(test_set))
-    x, y = test_set.x[:n_eval], test_set.y[:n_eval]
+    eval_data = _eval_data(settings, train_set, test_set)
+    x, y, _ = eval_data
     names = ["baseline", *settings.penalties]
     if jobs > 1:
         _run_in_parallel(names, settings, jobs)
     models, metrics, histories = {}, {}, {}
     for name in names:
-        models[name], result, metrics[name] = _run_model(name, settings, train_set, test_set)
+        models[name], result, metrics[name] = _run_model(name, settings, train_set, test_set, eval_data)
         histories[name] = result.steps
     record = {"study": "constraints", "settings": asdict(settings), "environment": runs.environment(),
               "data": {"train": train_set.source, "test": test_set.source, "n_train": len(train_set),
-                       "n_test": len(test_set), "n_eval": n_eval}, "selection": selection}
+                       "n_test": len(test_set), "n_eval": len(x)}, "selection": selection}
     return write_report(out, settings, record, models, metrics, histories, x, y)
 
 
