@@ -17,3 +17,9 @@ __all__ += [
     "PixelBlobSampler", "add_decoy", "color_mnist", "color_mnist_blob_sampler", "color_mnist_stats",
     "color_palette", "decoy_corner_mask", "decoy_mnist", "masked_dataset", "pixel_nonzero_frequency",
 ]
+
+from .folder import ImageFolder, ImageReadError, image_folder, read_image, read_mask  # noqa: E402
+from .image_ops import ImageTransform, center_crop, resize  # noqa: E402
+
+__all__ += ["ImageFolder", "ImageReadError", "ImageTransform", "center_crop", "image_folder", "read_image",
+            "read_mask", "resize"]

@@ -42,11 +42,18 @@ def iterate_batches(dataset: Dataset, batch_size: int, *, seed: int = 0, epoch: 
             extras = {k: v[index].to(device) for k, v in dataset.extras.items()}
             yield dataset.x[index].to(device), dataset.y[index].to(device), extras
         return
-    loader = DataLoader(torch.utils.data.Subset(dataset, order.tolist()), batch_size=batch_size, shuffle=False)
+    # a data set may ask for DataLoader settings (workers, pinned memory): e.g. data.ImageFolder.loader_options
+    options = dict(getattr(dataset, "loader_options", None) or {})
+    if options.get("pin_memory") and torch.device(device).type != "cuda":
+        options["pin_memory"] = False  # pinning only helps host-to-GPU copies
+    blocking = not options.get("pin_memory", False)
+    loader = DataLoader(torch.utils.data.Subset(dataset, order.tolist()), batch_size=batch_size, shuffle=False,
+                        **options)
     for item in loader:
         x, y, *rest = item
         extras = rest[0] if rest and isinstance(rest[0], dict) else {}
-        yield x.to(device), y.to(device), {k: v.to(device) for k, v in extras.items()}
+        yield (x.to(device, non_blocking=not blocking), y.to(device, non_blocking=not blocking),
+               {k: v.to(device, non_blocking=not blocking) for k, v in extras.items()})
 
 
 def num_batches(dataset: Dataset, batch_size: int) -> int:
