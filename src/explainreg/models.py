@@ -86,3 +86,9 @@ def sgt_mnist_cnn(num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
 
 
 register_model("sgt_mnist_cnn", sgt_mnist_cnn)
+
+from .sequence_models import LSTMClassifier, TCNClassifier, TransformerClassifier  # noqa: E402  (time series, B×C×T)
+
+register_model("lstm", LSTMClassifier)
+register_model("tcn", TCNClassifier)
+register_model("transformer", TransformerClassifier)

@@ -23,3 +23,9 @@ from .image_ops import ImageTransform, center_crop, resize  # noqa: E402
 
 __all__ += ["ImageFolder", "ImageReadError", "ImageTransform", "center_crop", "image_folder", "read_image",
             "read_mask", "resize"]
+
+from .synthetic_ts import BOX_LAYOUTS, PROCESSES, BoxLayout, saliency_benchmark  # noqa: E402
+from .ucr import UCR_DATASETS, SeriesDataset, TsFormatError, load_ucr, read_ts  # noqa: E402
+
+__all__ += ["BOX_LAYOUTS", "BoxLayout", "PROCESSES", "SeriesDataset", "TsFormatError", "UCR_DATASETS", "load_ucr",
+            "read_ts", "saliency_benchmark"]

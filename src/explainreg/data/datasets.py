@@ -88,7 +88,8 @@ def _check_name(name: str) -> str:
     if key == "fashionmnist":
         key = "fashion-mnist"
     if key not in SOURCES:
-        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}, "
+                         "and the UCR/UEA archive's sets as 'ucr/NAME' (e.g. 'ucr/GunPoint')")
     return key
 
 
@@ -133,7 +134,14 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
 
     Pixels are in [0, 1] (as the seed); ``normalize=True`` applies the data set's train mean/std,
     a ``(mean, std)`` pair applies those. ``limit`` keeps the first ``limit`` images.
+
+    ``"ucr/NAME"`` (e.g. ``"ucr/GunPoint"``) loads a UCR/UEA archive set from ``ROOT/ucr/NAME/NAME_{TRAIN,TEST}.ts``
+    as a :class:`~explainreg.data.ucr.SeriesDataset` of N×C×T series (see :func:`explainreg.data.ucr.load_ucr`).
     """
+    if isinstance(name, str) and name.lower().startswith("ucr/"):
+        from .ucr import load_ucr
+
+        return load_ucr(name, split, root, limit=limit)
     key = _check_name(name)
     folder, description = locate(key, split, root, download=download, allow_bundled=allow_bundled)
     image_file, label_file = SOURCES[key].split_files(split)
