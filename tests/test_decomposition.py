@@ -259,7 +259,7 @@ def test_register_rule_for_a_custom_layer():
     x = torch.randn(3, 4)
     with pytest.raises(UnsupportedLayerError, match="register_rule"):
         decompose(net, x, torch.tensor([1.0, 0, 0, 0]))
-    register_rule(Scale, lambda m, d: Decomposed(d.rel * m.s, d.total * m.s))
+    register_rule(Scale, lambda m, d: Decomposed(d.rel * m.s, d.irrel * m.s, d.total * m.s))
     rel, irrel = decompose(net, x, torch.tensor([1.0, 0, 0, 0]))
     torch.testing.assert_close(rel + irrel, net(x))
 
@@ -276,7 +276,7 @@ def test_register_function_rule():
     net, x = UsesGelu(), torch.randn(2, 4)
     with pytest.raises(UnsupportedLayerError, match="gelu"):
         decompose(net, x, torch.ones(4))
-    register_function_rule(F.gelu, lambda d, **kw: Decomposed(F.gelu(d.rel), F.gelu(d.total)))
+    register_function_rule(F.gelu, lambda d, **kw: Decomposed(F.gelu(d.rel), F.gelu(d.sum) - F.gelu(d.rel), F.gelu(d.total)))
     rel, irrel = decompose(net, x, torch.ones(4))
     torch.testing.assert_close(rel + irrel, net(x))
 

@@ -1,8 +1,10 @@
 """The contextual-decomposition engine: trace any network with torch.fx and run the CD rules.
 
 ``decompose(model, x, mask)`` splits every logit into ``rel`` (due to the masked region) and
-``irrel`` (everything else, biases included) with ``rel + irrel = model(x)`` (methods.md A.3, B.2 §2.1).
-Several blobs are decomposed in one pass by stacking them into the batch dimension.
+``irrel`` (everything else, biases included) with ``rel + irrel = model(x)`` (methods.md A.3, A.6,
+B.2 §2.1). Both parts are propagated by every rule (two streams), so an all-ones mask leaves
+irrel ≈ 0 and an all-zeros mask rel = 0 at any depth. Several blobs are decomposed in one pass
+by stacking them into the batch dimension.
 """
 from __future__ import annotations
 
@@ -10,10 +12,16 @@ import weakref
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import fx, nn
 
 from .._validation import check_batch
-from .rules import FUNCTION_RULES, RULES, Decomposed, find_rule
+from .rules import FUNCTION_RULES, RULES, Decomposed, find_rule, relevant_first
+
+#: the orders in which CD may visit a ReLU directly followed by a max-pool
+ORDERS = ("forward", "seed")
+_RELU_TARGETS = (F.relu, torch.relu, "relu")
+_POOL_TARGETS = (F.max_pool1d, F.max_pool2d, F.max_pool3d)
 
 
 class UnsupportedLayerError(TypeError):
@@ -78,12 +86,44 @@ def supported_layers() -> list[str]:
     return sorted({cls.__name__.lstrip("_").replace("DropoutNd", "Dropout") for cls in RULES})
 
 
-def run_rules(model: nn.Module, start: Decomposed, *, record: dict[str, Decomposed] | None = None) -> Decomposed:
-    """Propagate a decomposition of the input through ``model``'s traced forward pass."""
+def _is_relu(model: nn.Module, node: fx.Node) -> bool:
+    if node.op == "call_module":
+        return type(model.get_submodule(node.target)) is nn.ReLU
+    return node.op in ("call_function", "call_method") and node.target in _RELU_TARGETS
+
+
+def _is_max_pool(model: nn.Module, node: fx.Node) -> bool:
+    if node.op == "call_module":
+        return isinstance(model.get_submodule(node.target), nn.modules.pooling._MaxPoolNd)
+    return node.op == "call_function" and node.target in _POOL_TARGETS
+
+
+def _seed_swaps(model: nn.Module, graph: fx.Graph) -> set[fx.Node]:
+    """The ReLU nodes whose only user is a max-pool: the seed decomposes those as pool → ReLU."""
+    return {n for n in graph.nodes if _is_relu(model, n) and len(n.users) == 1
+            and _is_max_pool(model, next(iter(n.users)))}
+
+
+def run_rules(model: nn.Module, start: Decomposed, *, record: dict[str, Decomposed] | None = None,
+              order: str = "forward") -> Decomposed:
+    """Propagate a decomposition of the input through ``model``'s traced forward pass.
+
+    ``order="seed"`` visits every ReLU that feeds a max-pool after the pool, as CDEP's
+    ``cd(..., model_type="mnist")`` does (conv → pool → ReLU; methods.md A.6): the forward values
+    are the same, the decomposition is not (the pool's indices then come from the pre-ReLU total).
+    """
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     graph = trace(model)
+    swapped = _seed_swaps(model, graph) if order == "seed" else set()
+    deferred: set[fx.Node] = set()
     env: dict[fx.Node, Any] = {}
     placeholders = 0
     for node in graph.nodes:
+        if node in swapped and isinstance(env.get(node.args[0]), Decomposed):
+            env[node] = env[node.args[0]]  # the ReLU runs after the pool that uses it
+            deferred.add(next(iter(node.users)))
+            continue
         if node.op == "placeholder":
             if placeholders == 0:
                 env[node] = start
@@ -116,7 +156,7 @@ def run_rules(model: nn.Module, start: Decomposed, *, record: dict[str, Decompos
                     f"contextual decomposition has no rule for {type(module).__name__} (module '{node.target}' of "
                     f"{type(model).__name__}). Supported layers: {', '.join(supported_layers())}. Add one with "
                     f"explainreg.decomposition.register_rule({type(module).__name__}, rule), where "
-                    "rule(module, d: Decomposed) -> Decomposed(rel, total)")
+                    "rule(module, d: Decomposed) -> Decomposed(rel, irrel, total)")
             if len(args) != 1 or kwargs or not isinstance(args[0], Decomposed):
                 raise UnsupportedLayerError(f"module '{node.target}' ({type(module).__name__}) must be called on one "
                                             "decomposed tensor")
@@ -137,6 +177,8 @@ def run_rules(model: nn.Module, start: Decomposed, *, record: dict[str, Decompos
             env[node] = rule(*args, **kwargs)
         else:  # pragma: no cover - fx has no other node kinds
             raise UnsupportedLayerError(f"unexpected fx node {node.op}")
+        if node in deferred:
+            env[node] = relevant_first(env[node], F.relu)
         if record is not None and isinstance(env[node], Decomposed):
             record[node.target if node.op == "call_module" else node.name] = env[node]
     raise UnsupportedLayerError(f"{type(model).__name__}.forward has no output")  # pragma: no cover
@@ -210,7 +252,7 @@ def normalize_mask(mask: Any, x: torch.Tensor, blobs: bool = False) -> torch.Ten
 
 
 def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = False,
-              return_layers: bool = False):
+              return_layers: bool = False, order: str = "forward"):
     """Contextual decomposition of the logits of ``model`` at ``x`` for the region ``mask``.
 
     At the input ``rel = m ⊙ x`` and ``irrel = (1 − m) ⊙ x``; the per-layer rules (B.2 §2.1, see
@@ -224,6 +266,16 @@ def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = Fal
     current mode (the seed put the model in eval mode for good). ``return_layers=True`` also
     returns ``{name: (rel, irrel)}`` for every decomposed intermediate activation (modules by their
     qualified name, e.g. ``"0"`` or ``"features.conv1"``; functions by their fx node name).
+    ``order="seed"`` decomposes a ReLU that feeds a max-pool after the pool, as CDEP's code does
+    (see :func:`run_rules`); the default follows the model's forward order.
+
+    Example::
+
+        >>> net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+        >>> x = torch.randn(5, 4)
+        >>> rel, irrel = decompose(net, x, torch.tensor([1.0, 1.0, 0.0, 0.0]))
+        >>> bool(torch.allclose(rel + irrel, net(x), atol=1e-6))
+        True
     """
     check_batch(x)
     is_stack = blobs or isinstance(mask, (list, tuple))
@@ -232,8 +284,9 @@ def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = Fal
         raise ValueError("mask selects no input element (all zeros): there is no relevant region to decompose")
     n = m.shape[0]
     rel0 = (m * x.unsqueeze(0)).reshape(n * x.shape[0], *x.shape[1:])
+    irrel0 = ((1 - m) * x.unsqueeze(0)).reshape(n * x.shape[0], *x.shape[1:])
     record: dict[str, Decomposed] | None = {} if return_layers else None
-    out = run_rules(model, Decomposed(rel0, x), record=record)
+    out = run_rules(model, Decomposed(rel0, irrel0, x), record=record, order=order)
     rel, irrel = out.rel, out.irrel
     if rel.dim() != 2:
         raise ValueError(f"the model must return logits of shape B×K, got {tuple(out.total.shape)}")
@@ -246,5 +299,5 @@ def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = Fal
     return rel, irrel
 
 
-__all__ = ["Decomposed", "UnsupportedLayerError", "decompose", "normalize_mask", "run_rules", "trace",
+__all__ = ["ORDERS", "Decomposed", "UnsupportedLayerError", "decompose", "normalize_mask", "run_rules", "trace",
            "supported_layers"]

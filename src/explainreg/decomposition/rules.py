@@ -1,24 +1,29 @@
-"""Contextual-decomposition rules per layer type (methods.md B.2 §2.1) and their registry.
+"""Contextual-decomposition rules per layer type (methods.md A.6, B.2 §2.1) and their registry.
 
-A decomposition is held as :class:`Decomposed`: the relevant part ``rel`` (one copy of the batch
-per blob, stacked blob-major: N·B rows) and the ``total`` activation of the ordinary forward pass
-(B rows, shared by every blob). The irrelevant part is never propagated: it is
-``irrel = total − rel``, so **rel + irrel equals the ordinary activation at every layer by
-construction**, and one CD pass costs one extra stream per blob instead of two.
+A decomposition is held as :class:`Decomposed`: the relevant part ``rel`` and the irrelevant part
+``irrel`` (one copy of the batch per blob each, stacked blob-major: N·B rows), **both propagated
+by every rule**, and the ``total`` activation of the ordinary forward pass (B rows, shared by
+every blob). ``total`` is a reference, not a stream: it gives max-pooling its indices and
+training-mode BatchNorm its batch statistics. ``rel + irrel`` equals ``total`` up to rounding at
+every layer; it is never used to *derive* irrel (``irrel = total − rel`` cancels catastrophically in
+float32 and the bias split then amplifies the error layer after layer).
 
 A rule maps ``(module, d_in) -> d_out``. Built-in rules:
 
 * Conv / Linear / BatchNorm (affine ``W·+b``): ``r = W·rel``, ``s = W·irrel``,
-  ``rel' = r + b·|r| / (|r| + |s| + ε)`` (ε = 1e-19), ``irrel' = total' − rel'``. When r = s = 0 the
-  whole bias goes to irrel (the seed drops it there, breaking the sum).
-  BatchNorm uses its running statistics in eval mode and the batch statistics of the total in
-  training mode (without touching the running statistics).
-* ReLU / LeakyReLU (relevant part first): ``rel' = f(rel)``, ``irrel' = f(total) − f(rel)``.
-* Tanh / Sigmoid (Shapley value of the two players rel and irrel):
-  ``rel' = ½[(f(rel) − f(0)) + (f(total) − f(irrel))]``, ``irrel' = f(total) − rel'``.
+  ``rel' = r + b·|r| / (|r| + |s| + ε)``, ``irrel' = s + b·(|s| + ε) / (|r| + |s| + ε)``
+  (ε = 1e-19): when r = s = 0 the whole bias goes to irrel (the seed drops it there, breaking the
+  sum). BatchNorm uses its running statistics in eval mode and the batch statistics of the total
+  in training mode (without touching the running statistics).
+* ReLU / LeakyReLU (relevant part first): ``rel' = f(rel)``, ``irrel' = f(rel + irrel) − f(rel)``.
+* Tanh / Sigmoid (Shapley value of the two players rel and irrel, f(0) to irrel):
+  ``rel' = ½[(f(rel) − f(0)) + (f(rel + irrel) − f(irrel))]``,
+  ``irrel' = ½[(f(irrel) + f(0)) + (f(rel + irrel) − f(rel))]``.
 * MaxPool: argmax indices of the pool of the *total*; both parts read at those indices.
-* AvgPool / AdaptiveAvgPool / Dropout (eval: identity; training: one mask shared by both parts) /
+* AvgPool / AdaptiveAvgPool / Dropout (eval: identity; training: one mask shared by all parts) /
   Flatten / Identity: linear without bias, applied to each part.
+* A constant tensor added in a custom forward (``fc(x) + b``) is a bias: it is split like
+  ``nn.Linear``'s.
 """
 from __future__ import annotations
 
@@ -36,13 +41,28 @@ EPS = 1e-19
 
 @dataclass
 class Decomposed:
-    """One activation split in two: ``rel`` (N·B×…, blob-major) and ``total`` (B×…).
+    """One activation split in two streams: ``rel`` and ``irrel`` (N·B×…, blob-major), and the
+    ordinary forward activation ``total`` (B×…), with ``rel + irrel ≈ tile(total)``.
 
-    ``irrel = total − rel`` (tiled over the N blobs); ``tile(t)`` repeats a B-row tensor N times.
+    ``tile(t)`` repeats a B-row tensor for each of the N blobs.
     """
 
     rel: torch.Tensor
+    irrel: torch.Tensor
     total: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.rel, torch.Tensor) and isinstance(self.irrel, torch.Tensor)
+                and isinstance(self.total, torch.Tensor)):
+            raise TypeError("Decomposed(rel, irrel, total) takes three tensors; a rule returns "
+                            "Decomposed(f(d.rel), f(d.irrel), f(d.total)) for a linear, bias-free f")
+        if self.rel.shape != self.irrel.shape:
+            raise ValueError(f"Decomposed: rel {tuple(self.rel.shape)} and irrel {tuple(self.irrel.shape)} "
+                             "must have the same shape")
+        if self.total.dim() == 0 or self.rel.shape[0] % max(self.total.shape[0], 1) \
+                or self.rel.shape[1:] != self.total.shape[1:]:
+            raise ValueError(f"Decomposed: rel {tuple(self.rel.shape)} must be N copies of total "
+                             f"{tuple(self.total.shape)} stacked in the batch dimension")
 
     @property
     def n_blobs(self) -> int:
@@ -55,9 +75,14 @@ class Decomposed:
             return t
         return t.unsqueeze(0).expand(n, *t.shape).reshape(n * t.shape[0], *t.shape[1:])
 
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "Decomposed":
+        """A linear, bias-free map applied to each part and to the total."""
+        return Decomposed(fn(self.rel), fn(self.irrel), fn(self.total))
+
     @property
-    def irrel(self) -> torch.Tensor:
-        return self.tile(self.total) - self.rel
+    def sum(self) -> torch.Tensor:
+        """``rel + irrel`` per blob (N·B rows)."""
+        return self.rel + self.irrel
 
 
 ModuleRule = Callable[[nn.Module, Decomposed], Decomposed]
@@ -72,10 +97,11 @@ FUNCTION_RULES: dict[Any, FunctionRule] = {}
 def register_rule(module_type: type, rule: ModuleRule | None = None):
     """Teach the engine a layer type: ``rule(module, d: Decomposed) -> Decomposed``.
 
-    Usable as a decorator (``@register_rule(MyLayer)``). Subclasses inherit their parent's rule
-    unless they have their own. A rule must return ``total`` = the module's ordinary output and
-    ``rel`` = the part of it due to the relevant input, e.g. for a bias-free linear layer
-    ``Decomposed(module(d.rel), module(d.total))``.
+    Usable as a decorator (``@register_rule(MyLayer)``). A subclass inherits its parent's rule only
+    when it does not override ``forward``; one that does is traced through its own forward (or
+    refused with :class:`UnsupportedLayerError`) unless it has a rule of its own. A rule returns
+    both parts and the module's ordinary output, e.g. for a bias-free linear layer
+    ``Decomposed(module(d.rel), module(d.irrel), module(d.total))`` (or ``d.map(module)``).
     """
     if not isinstance(module_type, type) or not issubclass(module_type, nn.Module):
         raise TypeError(f"module_type must be an nn.Module subclass, got {module_type!r}")
@@ -102,9 +128,16 @@ def register_function_rule(target: Any, rule: FunctionRule | None = None):
 
 
 def find_rule(module_type: type) -> ModuleRule | None:
+    """The rule registered for ``module_type`` or the nearest parent whose ``forward`` it keeps.
+
+    A subclass that overrides ``forward`` (a weight-standardised conv, a LoRA-style linear) computes
+    something else than its parent, so it does not inherit the parent's rule (methods.md A.6).
+    """
     for cls in module_type.__mro__:
         if cls in RULES:
             return RULES[cls]
+        if "forward" in vars(cls) and not cls.__module__.startswith("torch."):
+            return None  # a forward of its own (torch's own subclasses share their base's rule)
     return None
 
 
@@ -113,76 +146,95 @@ def find_rule(module_type: type) -> ModuleRule | None:
 
 
 class _BiasSplit(torch.autograd.Function):
-    """``rel' = r + b·|r| / (|r| + |s| + ε)`` with ``s = u − r`` (u = W·total per blob), fused: a third
-    of the memory passes of the autograd graph of the same formula (the CD cost is elementwise-bound)."""
+    """``rel' = r + b·q``, ``irrel' = s + b·(1 − q)`` with ``q = |r| / (|r| + |s| + ε)``, fused
+    (the CD cost is elementwise-bound; the autograd graph of the same formula makes 3× the passes)."""
 
     @staticmethod
-    def forward(ctx, r: torch.Tensor, u: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
-        r_blobs = r.view(-1, *u.shape)
-        s = u.unsqueeze(0) - r_blobs
-        sign_s = s.sign()
-        r_abs = r_blobs.abs()
-        denominator = s.abs_().add_(r_abs).add_(eps)
-        share = r_abs.div_(denominator)
-        ctx.save_for_backward(r, sign_s, share, denominator, bias)
-        return torch.addcmul(r, bias, share.view_as(r))
+    def forward(ctx, r: torch.Tensor, s: torch.Tensor, bias: torch.Tensor, eps: float):
+        denominator = s.abs().add_(r.abs()).add_(eps)
+        share = r.abs().div_(denominator)
+        ctx.save_for_backward(r, s, share, denominator, bias)
+        rel = torch.addcmul(r, bias, share)
+        irrel = s + bias - bias * share
+        return rel, irrel
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor):
-        r, sign_s, share, denominator, bias = ctx.saved_tensors
-        g = grad.reshape(share.shape)
-        t = (g * bias).div_(denominator)  # g·b / D
-        tw = t * sign_s * share  # g·b·sgn(s)·q / D
-        grad_r = torch.sign(r).view_as(share).mul(1 - share).mul_(t).add_(tw).add_(g).view_as(r)
-        grad_u = -tw.sum(0) if ctx.needs_input_grad[1] else None
-        grad_b = (g * share).sum_to_size(bias.shape) if ctx.needs_input_grad[2] else None
-        return grad_r, grad_u, grad_b, None
+    def backward(ctx, grad_rel: torch.Tensor, grad_irrel: torch.Tensor):
+        r, s, share, denominator, bias = ctx.saved_tensors
+        diff = grad_rel - grad_irrel
+        t = (diff * bias).div_(denominator)  # (g_rel − g_irrel)·b / D
+        grad_r = grad_rel + t * r.sign() * (1 - share) if ctx.needs_input_grad[0] else None
+        grad_s = grad_irrel - t * s.sign() * share if ctx.needs_input_grad[1] else None
+        grad_b = (grad_irrel + diff * share).sum_to_size(bias.shape) if ctx.needs_input_grad[2] else None
+        return grad_r, grad_s, grad_b, None
+
+
+def split_bias(r: torch.Tensor, s: torch.Tensor, bias: torch.Tensor | float | None,
+               eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Add a bias to the two parts in proportion to their magnitudes (CD's affine rule)."""
+    if bias is None:
+        return r, s
+    if not isinstance(bias, torch.Tensor):
+        bias = torch.tensor(bias, dtype=r.dtype, device=r.device)
+    return _BiasSplit.apply(r, s, bias.to(r.dtype), eps)
 
 
 def affine(d: Decomposed, linear_part: Callable[[torch.Tensor], torch.Tensor], total_out: torch.Tensor,
            bias: torch.Tensor | None, eps: float = EPS) -> Decomposed:
     """Affine layer ``total_out = linear_part(total) + bias``: bias split in proportion to |r|, |s|."""
-    r = linear_part(d.rel)
-    if bias is None:
-        return Decomposed(r, total_out)
-    return Decomposed(_BiasSplit.apply(r, total_out - bias, bias, eps), total_out)
+    rel, irrel = split_bias(linear_part(d.rel), linear_part(d.irrel), bias, eps)
+    return Decomposed(rel, irrel, total_out)
 
 
 def relevant_first(d: Decomposed, fn: Callable[[torch.Tensor], torch.Tensor]) -> Decomposed:
-    """``rel' = f(rel)``, ``irrel' = f(total) − f(rel)`` (ReLU-type rule)."""
-    return Decomposed(fn(d.rel), fn(d.total))
+    """``rel' = f(rel)``, ``irrel' = f(rel + irrel) − f(rel)`` (ReLU-type rule)."""
+    rel = fn(d.rel)
+    return Decomposed(rel, fn(d.sum) - rel, fn(d.total))
 
 
-def shapley(d: Decomposed, fn: Callable[[torch.Tensor], torch.Tensor]) -> Decomposed:
-    """Two-player Shapley split: ``rel' = ½[(f(rel) − f(0)) + (f(total) − f(irrel))]``."""
-    total_out = fn(d.total)
+def shapley(d: Decomposed, fn: Callable[[torch.Tensor], torch.Tensor], eps: float = EPS) -> Decomposed:
+    """Two-player Shapley split of ``f(rel + irrel) − f(0)``; the constant ``f(0)`` is a bias, split
+    like the affine rule's (all of it to rel for an all-ones mask, to irrel for an all-zeros one):
+    ``a_rel = ½[(f(rel) − f(0)) + (f(rel + irrel) − f(irrel))]``, ``a_irrel`` symmetric."""
     f0 = fn(torch.zeros((), dtype=d.rel.dtype, device=d.rel.device))
-    rel = 0.5 * ((fn(d.rel) - f0) + (d.tile(total_out) - fn(d.irrel)))
-    return Decomposed(rel, total_out)
+    f_rel, f_irrel, f_sum = fn(d.rel), fn(d.irrel), fn(d.sum)
+    a_rel = 0.5 * ((f_rel - f0) + (f_sum - f_irrel))
+    a_irrel = 0.5 * ((f_irrel - f0) + (f_sum - f_rel))
+    rel, irrel = split_bias(a_rel, a_irrel, f0 if bool(f0 != 0) else None, eps)
+    return Decomposed(rel, irrel, fn(d.total))
 
 
 def both(d: Decomposed, fn: Callable[[torch.Tensor], torch.Tensor]) -> Decomposed:
     """A linear, bias-free map applied to each part."""
-    return Decomposed(fn(d.rel), fn(d.total))
+    return d.map(fn)
 
 
 def reshape_like(d: Decomposed, fn: Callable[[torch.Tensor], torch.Tensor]) -> Decomposed:
-    """A per-sample reshape (view, flatten from dim 1, ...): computed on the total, copied to rel."""
+    """A per-sample reshape (view, flatten from dim 1, ...): computed on the total, copied to the parts."""
     total_out = fn(d.total)
     if not isinstance(total_out, torch.Tensor) or total_out.dim() == 0 or total_out.shape[0] != d.total.shape[0]:
         raise ValueError(f"contextual decomposition needs reshapes that keep the batch dimension; "
                          f"{tuple(d.total.shape)} became {tuple(getattr(total_out, 'shape', ()))}. "
                          "Use x.view(x.size(0), -1) or torch.flatten(x, 1)")
-    return Decomposed(d.rel.reshape(d.rel.shape[0], *total_out.shape[1:]), total_out)
+    shape = (d.rel.shape[0], *total_out.shape[1:])
+    return Decomposed(d.rel.reshape(shape), d.irrel.reshape(shape), total_out)
 
 
 def max_pool(d: Decomposed, pool: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Decomposed:
     """Both parts read at the argmax indices of the pool of the total (``pool`` returns indices)."""
     total_out, idx = pool(d.total)
-    idx = d.tile(idx)
-    rel = d.rel.flatten(2).gather(2, idx.flatten(2)).view(idx.shape)
-    return Decomposed(rel, total_out)
+    idx = d.tile(idx).flatten(2)
+    shape = (d.rel.shape[0], *total_out.shape[1:])
+    take = lambda t: t.flatten(2).gather(2, idx).view(shape)  # noqa: E731
+    return Decomposed(take(d.rel), take(d.irrel), total_out)
+
+
+def _tiled(d: Decomposed, c: Any) -> Any:
+    """A plain tensor with the batch's B rows, repeated for the N blobs (other values unchanged)."""
+    if isinstance(c, torch.Tensor) and c.dim() == d.total.dim() and c.dim() > 0 and c.shape[0] == d.total.shape[0]:
+        return d.tile(c)
+    return c
 
 
 # ----------------------------------------------------------------------------------------------
@@ -268,12 +320,17 @@ for _cls in (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.
     register_rule(_cls, _linear_no_bias)
 
 
+def _shared_dropout(d: Decomposed, p: float) -> Decomposed:
+    keep = F.dropout(torch.ones_like(d.total), p, training=True)
+    tiled = d.tile(keep)
+    return Decomposed(d.rel * tiled, d.irrel * tiled, d.total * keep)
+
+
 @register_rule(nn.modules.dropout._DropoutNd)
 def _dropout(m: nn.modules.dropout._DropoutNd, d: Decomposed) -> Decomposed:
     if not m.training or m.p == 0:
         return d
-    keep = F.dropout(torch.ones_like(d.total), m.p, training=True)
-    return Decomposed(d.rel * d.tile(keep), d.total * keep)
+    return _shared_dropout(d, m.p)
 
 
 @register_rule(nn.Flatten)
@@ -290,10 +347,6 @@ def _unflatten(m: nn.Unflatten, d: Decomposed) -> Decomposed:
 
 # ----------------------------------------------------------------------------------------------
 # function and method rules (functional calls in a custom forward, seen through torch.fx)
-
-
-def _first_decomposed(args) -> Decomposed:
-    return next(a for a in args if isinstance(a, Decomposed))
 
 
 def _unary(rule: Callable[[Decomposed, Callable], Decomposed], fn: Callable) -> FunctionRule:
@@ -341,8 +394,7 @@ for _fn in (F.max_pool1d, F.max_pool2d, F.max_pool3d):
 def _functional_dropout(d: Decomposed, p: float = 0.5, training: bool = True, inplace: bool = False):
     if not training or p == 0:
         return d
-    keep = F.dropout(torch.ones_like(d.total), p, training=True)
-    return Decomposed(d.rel * d.tile(keep), d.total * keep)
+    return _shared_dropout(d, p)
 
 
 @register_function_rule(F.linear)
@@ -350,15 +402,30 @@ def _functional_linear(d: Decomposed, weight: torch.Tensor, bias: torch.Tensor |
     return affine(d, lambda t: F.linear(t, weight), F.linear(d.total, weight, bias), bias)
 
 
+def _functional_conv(fn: Callable) -> FunctionRule:
+    def apply(d: Decomposed, weight: torch.Tensor, bias: torch.Tensor | None = None, *args, **kwargs):
+        b = None if bias is None else bias.view(-1, *([1] * (d.total.dim() - 2)))
+        return affine(d, lambda t: fn(t, weight, None, *args, **kwargs), fn(d.total, weight, bias, *args, **kwargs), b)
+
+    return apply
+
+
+for _fn in (F.conv1d, F.conv2d, F.conv3d):
+    register_function_rule(_fn, _functional_conv(_fn))
+
+
 def _add(a, b, sign: float = 1.0):
-    """Sums: parts add; a plain tensor or number added to a decomposition is irrelevant context."""
+    """Sums: parts add; a plain tensor or number added to a decomposition is a bias, split between
+    the parts like ``nn.Linear``'s bias (so ``fc(x) + b`` decomposes as ``nn.Linear`` would)."""
     if isinstance(a, Decomposed) and isinstance(b, Decomposed):
         if a.n_blobs != b.n_blobs:
             raise ValueError("cannot add decompositions with different numbers of blobs")
-        return Decomposed(a.rel + sign * b.rel, a.total + sign * b.total)
+        return Decomposed(a.rel + sign * b.rel, a.irrel + sign * b.irrel, a.total + sign * b.total)
     if isinstance(a, Decomposed):
-        return Decomposed(a.rel, a.total + sign * b)
-    return Decomposed(sign * b.rel, a + sign * b.total)
+        rel, irrel = split_bias(a.rel, a.irrel, _tiled(a, sign * b))
+        return Decomposed(rel, irrel, a.total + sign * b)
+    rel, irrel = split_bias(sign * b.rel, sign * b.irrel, _tiled(b, a))
+    return Decomposed(rel, irrel, a + sign * b.total)
 
 
 def _scale(a, b):
@@ -366,9 +433,8 @@ def _scale(a, b):
         raise ValueError("contextual decomposition cannot multiply two decomposed tensors; "
                          "register a rule for the module that does it")
     d, c = (a, b) if isinstance(a, Decomposed) else (b, a)
-    c_rel = d.tile(c) if isinstance(c, torch.Tensor) and c.dim() > 0 and c.shape[0] == d.total.shape[0] \
-        and d.total.dim() == c.dim() else c
-    return Decomposed(d.rel * c_rel, d.total * c)
+    c_parts = _tiled(d, c)
+    return Decomposed(d.rel * c_parts, d.irrel * c_parts, d.total * c)
 
 
 def _plus(a, b, alpha: float = 1):
@@ -391,18 +457,18 @@ for _fn in (operator.mul, operator.imul, torch.mul, "mul"):
     register_function_rule(_fn, _scale)
 for _fn in (operator.truediv, operator.itruediv, "div"):
     register_function_rule(_fn, _divide)
-register_function_rule(operator.neg, lambda a: Decomposed(-a.rel, -a.total))
+register_function_rule(operator.neg, lambda a: a.map(torch.neg))
 
 
 @register_function_rule(torch.cat)
 def _cat(tensors, dim: int = 0):
     if dim == 0 or (dim < 0 and dim + tensors[0].total.dim() == 0):
         raise ValueError("contextual decomposition cannot concatenate along the batch dimension")
-    ds = [t if isinstance(t, Decomposed) else None for t in tensors]
-    ref = next(d for d in ds if d is not None)
-    rels = [d.rel if d is not None else torch.zeros_like(ref.tile(t)) for d, t in zip(ds, tensors)]
-    totals = [d.total if d is not None else t for d, t in zip(ds, tensors)]
-    return Decomposed(torch.cat(rels, dim), torch.cat(totals, dim))
+    ref = next(t for t in tensors if isinstance(t, Decomposed))
+    rels = [t.rel if isinstance(t, Decomposed) else torch.zeros_like(ref.tile(t)) for t in tensors]
+    irrels = [t.irrel if isinstance(t, Decomposed) else ref.tile(t) for t in tensors]
+    totals = [t.total if isinstance(t, Decomposed) else t for t in tensors]
+    return Decomposed(torch.cat(rels, dim), torch.cat(irrels, dim), torch.cat(totals, dim))
 
 
 # queries answered by the total (x.size(0), x.shape, x.dim())
