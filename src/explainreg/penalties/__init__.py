@@ -13,3 +13,6 @@ __all__ = [
 from .saliency_guided import SaliencyGuided, kl_divergence, saliency_guided_mask  # noqa: E402
 
 __all__ += ["SaliencyGuided", "saliency_guided_mask", "kl_divergence"]
+from .xil import HINT, RBR, RRRGradCAM  # noqa: E402
+
+__all__ += ["RRRGradCAM", "HINT", "RBR"]

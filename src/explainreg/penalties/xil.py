@@ -1,0 +1,249 @@
+"""The XIL penalties beside RRR and CDEP: RRR-GradCAM, HINT and RBR (methods.md A.11).
+
+All three are differentiable to the weights (``create_graph=True`` throughout). Grad-CAM is built
+here from a forward hook and ``torch.autograd.grad``: Captum's ``LayerGradCam`` computes its
+gradients without ``create_graph``, so a loss on its maps gives no gradient through the Grad-CAM
+weights α (the XIL code used it inside its losses).
+
+Masks: ``mask`` (1 = must not matter, m⁻) as for RRR/CDEP; HINT's reward mask ``reward_mask``
+(1 = should matter, m⁺) is a separate batch extra, so a data set can carry both.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._validation import check_choice
+from .annotation import _AnnotationPenalty, _image_mask
+from .base import PenaltyContext, register_penalty
+
+REDUCTIONS = ("sum", "mean")
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
+
+
+# ----------------------------------------------------------------------------------------------
+# pure functions
+
+
+def find_conv_layer(model: nn.Module, layer: str | nn.Module | None = None) -> nn.Module:
+    """The module Grad-CAM is taken at: ``layer`` by name (``model.named_modules()``) or module; None =
+    the last ``nn.Conv2d`` (in registration order, as XIL's ``get_last_conv_layer``)."""
+    if isinstance(layer, nn.Module):
+        return layer
+    modules = dict(model.named_modules())
+    if layer is None:
+        convs = [m for m in modules.values() if isinstance(m, nn.Conv2d)]
+        if not convs:
+            raise ValueError("Grad-CAM needs a convolutional layer and the model has no nn.Conv2d: pass "
+                             f"layer='<name>', one of {', '.join(n for n in modules if n) or 'none'}")
+        return convs[-1]
+    if layer not in modules:
+        raise ValueError(f"layer must name a module of the model, one of {', '.join(n for n in modules if n)}; "
+                         f"got {layer!r}")
+    return modules[layer]
+
+
+def forward_with_activation(model: nn.Module, x: torch.Tensor, layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits, A)``: one forward pass of ``x`` recording the output A of ``layer`` (its last call)."""
+    store: dict[str, torch.Tensor] = {}
+
+    def hook(module, inputs, output):
+        store["a"] = output
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        with torch.enable_grad():
+            logits = model(x)
+    finally:
+        handle.remove()
+    if "a" not in store or not isinstance(store["a"], torch.Tensor):
+        raise ValueError(f"the Grad-CAM layer {layer.__class__.__name__} was not called with a tensor output in "
+                         "the forward pass; pass layer='<name>' of a module the model runs")
+    return logits, store["a"]
+
+
+def grad_cam(logits: torch.Tensor, activation: torch.Tensor, target: torch.Tensor, *,
+             create_graph: bool = True) -> torch.Tensor:
+    """Signed Grad-CAM (Selvaraju et al. 2017, Captum's ``LayerGradCam`` without ReLU):
+    α_bk = mean_{h,w} ∂z_{b,t_b}/∂A_bkhw, cam_b = Σ_k α_bk A_bk.
+
+    Args:
+        logits: B×K, computed from ``activation`` (which must be part of their graph).
+        activation: B×K'×h×w layer output A.
+        target: B class indices t_b.
+        create_graph: keep the graph so that the map is differentiable to the weights.
+
+    Returns:
+        B×1×h×w maps.
+    """
+    score = logits.gather(1, target[:, None].to(logits.device)).sum()
+    (grads,) = torch.autograd.grad(score, activation, create_graph=create_graph, retain_graph=True)
+    weights = grads.mean(dim=tuple(range(2, grads.dim())), keepdim=True)
+    return (weights * activation).sum(1, keepdim=True)
+
+
+def normalize_map(a: torch.Tensor, positive_only: bool = False, eps: float = 1e-6) -> torch.Tensor:
+    """XIL's per-sample normalisation (``norm_saliencies_fast``): a⁺ = max(a, 0) if ``positive_only``;
+    â_b = (a_b − min a_b) / (max(a_b − min a_b) + eps) over all entries but the batch dimension."""
+    flat = a.flatten(1)
+    if positive_only:
+        flat = flat.clamp_min(0)
+    flat = flat - flat.min(1, keepdim=True).values
+    return (flat / (flat.max(1, keepdim=True).values + eps)).view_as(a)
+
+
+def resize_map(m: torch.Tensor, size: tuple[int, ...], mode: str = "bilinear") -> torch.Tensor:
+    """B×C×H×W maps resized to ``size`` (``F.interpolate``, ``align_corners=False`` where it applies)."""
+    check_choice("interpolation", mode, INTERPOLATIONS)
+    if tuple(m.shape[2:]) == tuple(size):
+        return m
+    kwargs = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
+    return F.interpolate(m, size=tuple(size), mode=mode, **kwargs)
+
+
+def _reduce(values: torch.Tensor, reduction: str, batch: int) -> torch.Tensor:
+    total = values.sum()
+    return total if reduction == "sum" else total / batch
+
+
+def rrr_gradcam(cam: torch.Tensor, mask: torch.Tensor, *, reduction: str = "sum",
+                interpolation: str = "bilinear") -> torch.Tensor:
+    """R = Σ_b Σ_{h,w} (m⁻ ⊙ Â)² (``reduction="sum"``) or that / B (``"mean"``).
+
+    Args:
+        cam: B×1×h×w Grad-CAM maps, already normalised (:func:`normalize_map`).
+        mask: B|1×C×H×W penalty mask (channels reduced by max), resized to h×w with ``interpolation``
+            (XIL: ``transforms.Resize``, bilinear).
+    """
+    check_choice("reduction", reduction, REDUCTIONS)
+    m = mask.to(cam.dtype).amax(1, keepdim=True)
+    m = resize_map(m, tuple(cam.shape[2:]), interpolation)
+    return _reduce((m * cam).pow(2), reduction, cam.shape[0])
+
+
+def hint(cam: torch.Tensor, reward_mask: torch.Tensor, *, reduction: str = "mean",
+         interpolation: str = "nearest") -> torch.Tensor:
+    """R = MSE(up(Â), m⁺) = mean_{b,c,h,w} (up(Â) − m⁺)² (``"mean"``) or the sum (``"sum"``, XIL's default).
+
+    Args:
+        cam: B×1×h×w normalised Grad-CAM maps of the true class.
+        reward_mask: B|1×C×H×W, 1 = where the model should look; Â is upsampled to H×W with
+            ``interpolation`` (XIL: Captum's ``LayerAttribution.interpolate``, nearest) and broadcast
+            over the mask's channels.
+    """
+    check_choice("reduction", reduction, REDUCTIONS)
+    up = resize_map(cam, tuple(reward_mask.shape[2:]), interpolation)
+    target = reward_mask.to(cam.dtype).expand(cam.shape[0], *reward_mask.shape[1:])
+    up = up.expand_as(target)
+    return F.mse_loss(up, target, reduction=reduction)
+
+
+def influence_gradient(model: nn.Module, x: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """RBR's IF = ∂q/∂x with q = Σ over all trainable parameters θ of ∂CE/∂θ (one scalar; CE the
+    batch-mean cross-entropy, the Hessian replaced by the identity as in XIL). Third-order path:
+    both gradients with ``create_graph=True``. ``logits`` must come from ``x`` (requires grad)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("RBR needs trainable parameters: the model has none with requires_grad=True")
+    ce = F.cross_entropy(logits, y)
+    grads = torch.autograd.grad(ce, params, create_graph=True, allow_unused=True)
+    q = sum(g.sum() for g in grads if g is not None)
+    if not isinstance(q, torch.Tensor) or not q.requires_grad:
+        raise ValueError("RBR: the cross-entropy's parameter gradients do not depend on the input")
+    (influence,) = torch.autograd.grad(q, x, create_graph=True, retain_graph=True)
+    return influence
+
+
+def rbr(influence: torch.Tensor, g: torch.Tensor, mask: torch.Tensor, *, reduction: str = "sum") -> torch.Tensor:
+    """R = Σ_b Σ_{c,h,w} (m⁻ ⊙ IF ⊙ g)² (``"sum"``) or that / B (``"mean"``); g = ∂ Σ_k log p_k / ∂x."""
+    check_choice("reduction", reduction, REDUCTIONS)
+    return _reduce((mask * influence * g).pow(2), reduction, g.shape[0])
+
+
+# ----------------------------------------------------------------------------------------------
+# classes
+
+
+class _GradCAMPenalty(_AnnotationPenalty):
+    """Shared: the Grad-CAM layer and its normalised maps (one extra hooked forward pass on x)."""
+
+    def __init__(self, layer: str | None = None, reduction: str = "sum", positive_only: bool = False,
+                 interpolation: str = "bilinear") -> None:
+        super().__init__(None)
+        check_choice("reduction", reduction, REDUCTIONS)
+        check_choice("interpolation", interpolation, INTERPOLATIONS)
+        if layer is not None and not isinstance(layer, str):
+            raise TypeError(f"layer must be the name of a module (model.named_modules()), got {type(layer).__name__}")
+        self.layer, self.reduction = layer, reduction
+        self.positive_only, self.interpolation = bool(positive_only), interpolation
+
+    def settings(self) -> dict[str, Any]:
+        return {"layer": self.layer, "reduction": self.reduction, "positive_only": self.positive_only,
+                "interpolation": self.interpolation}
+
+    def cam(self, ctx: PenaltyContext, target: str) -> torch.Tensor:
+        """Normalised Grad-CAM Â (B×1×h×w) of the predicted (``"predicted"``) or true (``"label"``) class."""
+        layer = find_conv_layer(ctx.model, self.layer)
+        x = ctx.x.detach()
+        logits, activation = forward_with_activation(ctx.model, x, layer)
+        t = logits.detach().argmax(1) if target == "predicted" else ctx.y
+        with torch.enable_grad():
+            return normalize_map(grad_cam(logits, activation, t), positive_only=self.positive_only)
+
+
+@register_penalty("rrr_g", "rrr_gc", "rrr_gradcam", "rrrg")
+class RRRGradCAM(_GradCAMPenalty):
+    """R = Σ (m⁻ ⊙ Â)², Â the normalised, signed Grad-CAM of the **predicted** class on ``layer``
+    (default: the last Conv2d), m⁻ resized to Â's size (Schramowski et al. 2020; methods.md A.11).
+    ``reduction="mean"`` divides by B."""
+
+    name = "rrr_gradcam"
+    needs_input_grad = False
+
+    def compute(self, ctx: PenaltyContext) -> torch.Tensor:
+        mask = _image_mask(ctx.extra("mask", self.name), ctx.x, self.name)
+        return rrr_gradcam(self.cam(ctx, "predicted"), mask, reduction=self.reduction,
+                           interpolation=self.interpolation)
+
+
+@register_penalty()
+class HINT(_GradCAMPenalty):
+    """R = MSE(up(Â), m⁺): the normalised Grad-CAM of the **true** class (``positive_only``: of its
+    positive part) upsampled to the reward mask ``reward_mask`` (Selvaraju et al. 2019; A.11).
+    ``reduction="sum"`` is XIL's Σ (up(Â) − m⁺)²."""
+
+    name = "hint"
+    needs_input_grad = False
+
+    def __init__(self, layer: str | None = None, reduction: str = "mean", positive_only: bool = False,
+                 interpolation: str = "nearest") -> None:
+        super().__init__(layer, reduction, positive_only, interpolation)
+
+    def compute(self, ctx: PenaltyContext) -> torch.Tensor:
+        reward = _image_mask(ctx.extra("reward_mask", self.name), ctx.x, self.name)
+        return hint(self.cam(ctx, "label"), reward, reduction=self.reduction, interpolation=self.interpolation)
+
+
+@register_penalty("right_for_better_reasons")
+class RBR(_AnnotationPenalty):
+    """R = Σ (m⁻ ⊙ IF ⊙ g)², IF = ∂/∂x Σ_θ ∂CE/∂θ (influence-function path, identity Hessian) and
+    g = ∂ Σ_k log p_k/∂x (Shao et al. 2021; A.11). Third-order: the dearest penalty here."""
+
+    name = "rbr"
+
+    def __init__(self, reduction: str = "sum") -> None:
+        super().__init__(None)
+        check_choice("reduction", reduction, REDUCTIONS)
+        self.reduction = reduction
+
+    def settings(self) -> dict[str, Any]:
+        return {"reduction": self.reduction}
+
+    def compute(self, ctx: PenaltyContext) -> torch.Tensor:
+        mask = _image_mask(ctx.extra("mask", self.name), ctx.x, self.name)
+        with torch.enable_grad():
+            influence = influence_gradient(ctx.model, ctx.x, ctx.logits, ctx.y)
+            return rbr(influence, ctx.saliency("sum_log_prob"), mask, reduction=self.reduction)
