@@ -7,17 +7,24 @@ Seed 1's six tests: :class:`MoRF`, :class:`Faithfulness`, :class:`Complexity`, :
 :class:`FaithfulnessCorrelation`, :class:`Sparseness`, :class:`PixelFlipping`,
 :class:`RegionPerturbation`, :class:`ROAD`, :class:`MaxSensitivity`, with ``convention="quantus"``
 where Quantus 0.6 has the metric (see docs/metrics.md).
+
+Random draws and tie-breaks are keyed per image by (seed, the image's position in the data set), so
+no value depends on batching; forward passes are chunked by the model's activation memory
+(``ACTIVATION_BUDGET``, capped by ``max_batch``); constant attribution maps are counted in
+``MetricResult.n_degenerate`` with a :class:`DegenerateAttributionWarning`.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from ._core import (MAX_BATCH, SEED_PERCENTILES, Metric, MetricResult, above_percentile_masks, nonzero_percentile,
-                    results_frame, trapezoid)
+from .._random import descending_ranks, keyed_draw
+from ._core import (ACTIVATION_BUDGET, MAX_BATCH, SEED_PERCENTILES, DegenerateAttributionWarning, Metric,
+                    MetricResult, above_percentile_masks, activation_bytes, degenerate_maps, nonzero_percentile,
+                    results_frame, rows_per_forward, trapezoid)
 from .complexity import Complexity, Sparseness, complexity, complexity_scores, sparseness, sparseness_scores
 from .perturbation import (Faithfulness, FaithfulnessCorrelation, LeRF, MaskedAccuracy, MoRF, PixelFlipping,
                            RegionPerturbation, faithfulness, faithfulness_correlation, faithfulness_correlation_scores,
-                           faithfulness_scores, lerf, masked_accuracy, masked_accuracy_rows, morf, morf_curve,
+                           faithfulness_scores, keyed_subsets, lerf, masked_accuracy, masked_accuracy_rows, morf, morf_curve,
                            pixel_flipping, pixel_flipping_curve, region_perturbation, region_perturbation_curve)
 from .road import ROAD, noisy_linear_imputation, road, road_rows, solve_imputation
 from .roar import ROAR, fresh_copy, remove_top, roar, roar_curve
@@ -51,6 +58,8 @@ def build_metric(name: str, **settings: Any) -> Metric:
 
 
 __all__ = [
+    "ACTIVATION_BUDGET", "DegenerateAttributionWarning", "activation_bytes", "degenerate_maps", "descending_ranks",
+    "keyed_draw", "keyed_subsets", "rows_per_forward",
     "MAX_BATCH", "METRICS", "SEED_PERCENTILES", "SEED_TESTS", "Complexity", "Faithfulness", "FaithfulnessCorrelation",
     "GaussianNoise", "LeRF", "MaskedAccuracy", "MaxSensitivity", "Metric", "MetricResult", "MoRF", "PixelFlipping",
     "ROAD", "ROAR", "RegionPerturbation", "Sparseness", "SquareBlocks", "above_percentile_masks", "build_metric",
@@ -63,3 +72,9 @@ __all__ = [
     "square_block_rows",
     "square_blocks", "trapezoid",
 ]
+
+from .ground_truth import (AUP, AUR, aup, aup_aur, aur, ground_truth_curves, random_ranking,  # noqa: E402
+                           ranking_precision_recall)
+
+__all__ += ["AUP", "AUR", "aup", "aup_aur", "aur", "ground_truth_curves", "random_ranking",
+            "ranking_precision_recall"]

@@ -3,12 +3,15 @@ the result record and the accumulating base class."""
 from __future__ import annotations
 
 import math
+import warnings
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
 import torch
 from torch import nn
 
+from .._random import as_index
 from .._validation import check_batch, check_choice, check_labels, check_logits
 from ..attribution import model_device
 
@@ -62,15 +65,54 @@ def broadcast_attributions(attributions: torch.Tensor, x: torch.Tensor) -> torch
 
 
 # ------------------------------------------------------------------------------------------- forwards
-#: default rows per forward pass of the perturbed stacks. 512 is the fastest for the seeds' small CNNs on a
-#: CPU (CNN3b, one thread: 256–512 rows cost ≈ 0.55× per row what 2048 do, the activations stay in cache);
-#: raise it on a GPU (``max_batch=8192``) where bigger batches fill the device.
-MAX_BATCH = 512
+#: the most rows per forward pass of the perturbed stacks; the chunk actually used is the smaller of this
+#: and the rows whose activations fit ``ACTIVATION_BUDGET`` (see :func:`rows_per_forward`).
+MAX_BATCH = 8192
+#: bytes of activations (sum over the model's modules of their outputs) per forward pass, by device type.
+#: On a CPU a chunk whose activations stay in cache is fastest: 64 MiB gives CNN3b (≈ 0.09 MB of
+#: activations per row) ≈ 760 rows and CNN4b (≈ 1.3 MB per row) ≈ 50 rows (benchmarks/metrics_speed.py).
+#: On a GPU bigger chunks fill the device. Change the entries to tune (e.g. ``ACTIVATION_BUDGET["cuda"] = 8 << 30``).
+ACTIVATION_BUDGET: dict[str, int] = {"cpu": 64 << 20, "cuda": 2 << 30, "mps": 1 << 30}
+_ACTIVATION_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+def activation_bytes(model: nn.Module, sample: torch.Tensor) -> int:
+    """Bytes of activations of one forward pass of ``sample`` (1×...): the input plus the outputs of
+    every leaf module (modules without children), measured once per model, input shape and dtype."""
+    key = (tuple(sample.shape[1:]), sample.dtype, str(sample.device))
+    cache = _ACTIVATION_CACHE.setdefault(model, {})
+    if key in cache:
+        return cache[key]
+    total = [sample[:1].numel() * sample.element_size()]
+
+    def hook(module, inputs, output):
+        for t in (output if isinstance(output, (tuple, list)) else (output,)):
+            if isinstance(t, torch.Tensor):
+                total[0] += t.numel() * t.element_size()
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())] or [model]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with torch.no_grad():
+            model(sample[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    cache[key] = total[0]
+    return total[0]
+
+
+def rows_per_forward(model: nn.Module, sample: torch.Tensor, max_batch: int = MAX_BATCH) -> int:
+    """Rows per forward pass: min(``max_batch``, ``ACTIVATION_BUDGET[device]`` // activation bytes per
+    row), at least 1. ``sample`` is one input row (1×...) on the model's device."""
+    budget = ACTIVATION_BUDGET.get(sample.device.type, ACTIVATION_BUDGET["cpu"])
+    per_row = max(1, activation_bytes(model, sample))
+    return max(1, min(int(max_batch), budget // per_row))
 
 
 def forward_chunks(model: nn.Module, x: torch.Tensor, max_batch: int = MAX_BATCH, *, output: str = "prob",
                    index: torch.Tensor | None = None) -> torch.Tensor:
-    """Model outputs for a big stack ``x`` (N×...), chunked by ``max_batch``, without gradients.
+    """Model outputs for a big stack ``x`` (N×...), chunked by :func:`rows_per_forward`, without gradients.
 
     ``output``: ``"prob"`` softmax, ``"logit"``, ``"label"`` argmax. With ``index`` (N,), only the
     output of class ``index[n]`` for each row (shape N); else N×K (N for labels).
@@ -79,17 +121,18 @@ def forward_chunks(model: nn.Module, x: torch.Tensor, max_batch: int = MAX_BATCH
     device = model_device(model)
     out = []
     with torch.no_grad():
-        for start in range(0, x.shape[0], max_batch):
-            z = model(x[start:start + max_batch].to(device))
+        rows = rows_per_forward(model, x[:1].to(device), max_batch) if len(x) else 1
+        for start in range(0, x.shape[0], rows):
+            z = model(x[start:start + rows].to(device))
             if start == 0:
-                check_logits(z, min(max_batch, x.shape[0]))
+                check_logits(z, min(rows, x.shape[0]))
             if output == "label":
                 out.append(z.argmax(1))
                 continue
             if output == "prob":
                 z = z.softmax(1)
             if index is not None:
-                z = z.gather(1, index[start:start + max_batch].to(device)[:, None]).squeeze(1)
+                z = z.gather(1, index[start:start + rows].to(device)[:, None]).squeeze(1)
             out.append(z)
     return torch.cat(out)
 
@@ -169,7 +212,10 @@ def nanmean(values: torch.Tensor, dim: int = 0) -> torch.Tensor:
 @dataclass
 class MetricResult:
     """One metric's outcome: a scalar ``value`` (AUC or mean), an optional curve over ``steps``,
-    the per-image scores and the metric's settings."""
+    the per-image scores and the metric's settings. ``n_nan``: images whose score is undefined
+    (skipped in the mean); ``n_degenerate``: images whose attribution map is constant (e.g. all
+    zero), which carries no ranking: removal metrics remove nothing (percentile rules) or remove in
+    the random tie order, correlations and entropies are NaN (see :func:`degenerate_maps`)."""
 
     name: str
     value: float
@@ -181,6 +227,7 @@ class MetricResult:
     curve_name: str = "value"
     n_images: int = 0
     n_nan: int = 0
+    n_degenerate: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -188,7 +235,8 @@ class MetricResult:
         """A tidy table: one row for the summary (``step`` NaN) and one per curve point."""
         import pandas as pd
 
-        base = dict(labels, metric=self.name, higher_is_better=self.higher_is_better, n_images=self.n_images)
+        base = dict(labels, metric=self.name, higher_is_better=self.higher_is_better, n_images=self.n_images,
+                    n_degenerate=self.n_degenerate)
         rows = [dict(base, kind="summary", step=math.nan, value=float(self.value), n_nan=self.n_nan)]
         if self.curve is not None and self.steps is not None:
             for s, v in zip(self.steps.tolist(), self.curve.tolist()):
@@ -197,7 +245,8 @@ class MetricResult:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"value": float(self.value), "higher_is_better": self.higher_is_better,
-                               "n_images": self.n_images, "n_nan": self.n_nan, "settings": _plain(self.settings)}
+                               "n_images": self.n_images, "n_nan": self.n_nan,
+                               "n_degenerate": self.n_degenerate, "settings": _plain(self.settings)}
         if self.curve is not None and self.steps is not None:
             out.update(step_name=self.step_name, curve_name=self.curve_name, steps=self.steps.tolist(),
                        curve=self.curve.tolist())
@@ -228,19 +277,46 @@ def results_frame(results: dict[str, MetricResult] | Sequence[MetricResult], **l
 
 
 # ------------------------------------------------------------------------------------ accumulating
+class DegenerateAttributionWarning(UserWarning):
+    """Some attribution maps are constant (e.g. all zero): see ``MetricResult.n_degenerate``."""
+
+
+def degenerate_maps(attributions: torch.Tensor, kind: str = "constant") -> torch.Tensor:
+    """B booleans: is the map of image b degenerate? ``kind="constant"``: max = min over all its
+    entries (e.g. all zero: no ranking, the removal and correlation metrics' notion);
+    ``"zero"``: all entries 0 (entropy and Gini undefined)."""
+    check_choice("kind", kind, ("constant", "zero"))
+    flat = attributions.detach().flatten(1)
+    if kind == "zero":
+        return (flat == 0).all(1)
+    return flat.amax(1) == flat.amin(1)
+
+
 class Metric:
     """Accumulating form of a metric: ``update(model, x, y, attributions)`` on each batch, then
     ``compute() -> MetricResult``. Subclasses implement ``per_image`` (a pure function of one batch,
-    returning a B-vector or a B×S curve) and ``summarize`` (per-image rows of all batches → result)."""
+    returning a B-vector or a B×S curve) and ``summarize`` (per-image rows of all batches → result).
+
+    Random draws (stochastic metrics) and tie-breaks are keyed by the metric's ``seed`` and each
+    image's position in the data set, ``self.batch_index`` during ``per_image``: a running count
+    over the ``update`` calls since the last ``reset``, or the ``index`` passed to ``update`` (e.g.
+    the global positions of a process's share). So a value does not depend on how the images are
+    batched or chunked. ``compute`` warns (:class:`DegenerateAttributionWarning`) and reports
+    ``n_degenerate`` when some attribution maps are constant."""
 
     name: ClassVar[str] = "metric"
     higher_is_better: ClassVar[bool] = True
     needs_attributions: ClassVar[bool] = True
     needs_model: ClassVar[bool] = True
+    #: which maps count in ``n_degenerate`` (see :func:`degenerate_maps`).
+    degenerate: ClassVar[str] = "constant"
 
     def __init__(self) -> None:
         self._rows: list[torch.Tensor] = []
         self._batches = 0
+        self._offset = 0
+        self._n_degenerate = 0
+        self.batch_index = torch.zeros(0, dtype=torch.long)
 
     def settings(self) -> dict[str, Any]:
         return {}
@@ -252,14 +328,32 @@ class Metric:
     def summarize(self, rows: torch.Tensor) -> MetricResult:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _begin_update(self, x: torch.Tensor | None, attributions: torch.Tensor | None,
+                      index: torch.Tensor | None) -> None:
+        """Set ``batch_index`` for this batch and advance the running offset."""
+        n = len(x) if x is not None else len(attributions)
+        if index is None:
+            self.batch_index = torch.arange(self._offset, self._offset + n)
+        else:
+            self.batch_index = as_index(index, n)
+        self._offset += n
+
+    def _count_degenerate(self, attributions: torch.Tensor | None) -> None:
+        if attributions is not None and self.needs_attributions:
+            self._n_degenerate += int(degenerate_maps(attributions, self.degenerate).sum())
+
     def update(self, model: nn.Module | None, x: torch.Tensor, y: torch.Tensor | None = None,
-               attributions: torch.Tensor | None = None) -> "Metric":
+               attributions: torch.Tensor | None = None, *, index: torch.Tensor | None = None) -> "Metric":
+        """Add one batch. ``index`` (B,): the images' positions in the data set, which key their
+        random draws and tie-breaks (default: the running count of images seen since ``reset``)."""
         if self.needs_attributions and attributions is None:
             raise ValueError(f"{self.name} needs attributions: call update(model, x, y, attributions)")
         if self.needs_model and model is None:
             raise ValueError(f"{self.name} needs the model: call update(model, x, y, attributions)")
+        self._begin_update(x, attributions, index)
         with eval_mode(model):
             rows = self.per_image(model, x, y, attributions)
+        self._count_degenerate(attributions)
         self._rows.append(rows.detach())
         self._batches += 1
         return self
@@ -267,6 +361,8 @@ class Metric:
     def reset(self) -> None:
         self._rows.clear()
         self._batches = 0
+        self._offset = 0
+        self._n_degenerate = 0
 
     def compute(self) -> MetricResult:
         if not self._rows:
@@ -274,13 +370,25 @@ class Metric:
         device = self._rows[0].device
         result = self.summarize(torch.cat([r.to(device) for r in self._rows]))
         result.settings = {**self.settings(), **result.settings}
+        self._report_degenerate(result)
         return result
 
+    def _report_degenerate(self, result: MetricResult) -> None:
+        result.n_degenerate = self._n_degenerate
+        if self._n_degenerate:
+            what = ("constant (e.g. all zero) and carry no ranking: their scores are NaN (skipped) or come from "
+                    "removing nothing / removing in random order" if self.degenerate == "constant"
+                    else "all zero: their scores are NaN (skipped)")
+            warnings.warn(f"{self.name}: {self._n_degenerate} of {result.n_images} attribution maps are {what}; "
+                          f"n_nan = {result.n_nan}, n_degenerate = {self._n_degenerate}. Check the attribution "
+                          f"method (zero gradients: a saturated model, dead ReLUs, a zero baseline on a zero input).",
+                          DegenerateAttributionWarning, stacklevel=3)
+
     def __call__(self, model: nn.Module | None, x: torch.Tensor, y: torch.Tensor | None = None,
-                 attributions: torch.Tensor | None = None) -> MetricResult:
+                 attributions: torch.Tensor | None = None, *, index: torch.Tensor | None = None) -> MetricResult:
         """One-shot: reset, update with this batch, compute."""
         self.reset()
-        return self.update(model, x, y, attributions).compute()
+        return self.update(model, x, y, attributions, index=index).compute()
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())

@@ -9,22 +9,28 @@ from torch import nn
 
 from .._validation import check_choice
 from ..attribution import model_device
-from ._core import MAX_BATCH
+from ._core import MAX_BATCH, rows_per_forward
 
 
 def forward_copies(model: nn.Module, make: Callable[[int, int], torch.Tensor], n_images: int, n_copies: int,
                    index: torch.Tensor | None, *, max_batch: int = MAX_BATCH, output: str = "prob") -> torch.Tensor:
     """Run ``model`` on ``make(i0, i1)`` (the (i1−i0)×S×... perturbed copies of images i0..i1) for all
     images; returns B×S: the output of class ``index[b]`` for each copy (``output`` = ``"prob"`` or
-    ``"logit"``), or the predicted labels (``output="label"``, ``index`` ignored)."""
+    ``"logit"``), or the predicted labels (``output="label"``, ``index`` ignored).
+
+    Images go through in groups of ⌊rows / S⌋, rows = :func:`rows_per_forward` (the activation
+    budget, capped by ``max_batch``). ``make`` must give each image the same copies whatever the
+    group (draw randomness per image, see :mod:`explainreg._random`)."""
     check_choice("output", output, ("prob", "logit", "label"))
     device = model_device(model)
-    group = max(1, int(max_batch) // max(1, n_copies))
     rows = []
     with torch.no_grad():
+        first = make(0, min(1, n_images)) if n_images else None
+        per_forward = rows_per_forward(model, first[0, :1].to(device), max_batch) if n_images else 1
+        group = max(1, per_forward // max(1, n_copies))
         for i0 in range(0, n_images, group):
             i1 = min(n_images, i0 + group)
-            xs = make(i0, i1)
+            xs = first if (i0 == 0 and i1 == 1) else make(i0, i1)
             z = model(xs.reshape((-1,) + tuple(xs.shape[2:])).to(device))
             if output == "label":
                 rows.append(z.argmax(1).view(i1 - i0, n_copies))
@@ -33,7 +39,7 @@ def forward_copies(model: nn.Module, make: Callable[[int, int], torch.Tensor], n
                 z = z.softmax(1)
             z = z.view(i1 - i0, n_copies, -1)
             rows.append(z.gather(2, index[i0:i1, None, None].expand(-1, n_copies, 1).to(device)).squeeze(2))
-    return torch.cat(rows)
+    return torch.cat(rows) if rows else torch.zeros(0, n_copies, device=device)
 
 
 def fill_value(x: torch.Tensor, baseline) -> torch.Tensor:

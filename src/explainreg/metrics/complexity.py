@@ -70,6 +70,7 @@ class Complexity(Metric):
     name = "complexity"
     higher_is_better = False
     needs_model = False
+    degenerate = "zero"
 
     def __init__(self, compat: bool = False, convention: str = "explainreg") -> None:
         super().__init__()
@@ -94,6 +95,7 @@ class Sparseness(Metric):
     name = "sparseness"
     higher_is_better = True
     needs_model = False
+    degenerate = "zero"
 
     def __init__(self, convention: str = "explainreg") -> None:
         super().__init__()

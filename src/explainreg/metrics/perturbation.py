@@ -1,7 +1,14 @@
 """Removal (perturbation) metrics: MoRF / LeRF, the seed's cumulative faithfulness, the Bhatt et al.
 faithfulness correlation, pixel flipping, region perturbation and SGT's masked accuracy
 (methods.md A.5, B.1 §1.5, B.3 §3.3). Every perturbed copy of every image of a batch goes through
-one stack of forward passes chunked by ``max_batch``.
+one stack of forward passes chunked by the activation budget (``max_batch`` caps the rows).
+
+Rankings (pixel flipping, region perturbation, masked accuracy) break ties by a seeded random order
+per image (:func:`explainreg._random.descending_ranks`, keyed by ``seed`` and the image's position
+in the data set), not by raster order. The seed's percentile rules (MoRF, LeRF, faithfulness, ROAR)
+need no tie-break: entries tied in value are removed together (a > q). Random subsets
+(faithfulness correlation) and random region orders are drawn per image the same way, so no value
+depends on the batching.
 """
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from .._random import as_index, descending_ranks, keyed_draw
 from .._validation import check_choice
 from ._core import (CONVENTIONS, MAX_BATCH, SEED_PERCENTILES, Metric, MetricResult, above_percentile_masks,
                     check_fractions, check_positive_int, curve_result, eval_mode, forward_chunks, prepare,
@@ -145,17 +153,26 @@ def random_subsets(n_images: int, n_features: int, nr_runs: int, subset_size: in
     return keys.topk(subset_size, dim=-1).indices
 
 
+def keyed_subsets(seed: int, index: torch.Tensor, n_features: int, nr_runs: int, subset_size: int,
+                  device=None) -> torch.Tensor:
+    """As :func:`random_subsets`, image b's subsets drawn from its own generator keyed by
+    (``seed``, ``index[b]``, stream ``"subsets"``): the top-k of R×N keyed uniform keys."""
+    keys = keyed_draw("uniform", seed, index, (nr_runs, n_features), "subsets", device=device)
+    return keys.topk(subset_size, dim=-1).indices
+
+
 def faithfulness_correlation_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                                     attributions: torch.Tensor, *, nr_runs: int = 100, subset_size: int = 224,
                                     convention: str = "explainreg", baseline: Any = None,
                                     subsets: torch.Tensor | None = None, seed: int = 0,
-                                    max_batch: int = MAX_BATCH) -> torch.Tensor:
+                                    index: torch.Tensor | None = None, max_batch: int = MAX_BATCH) -> torch.Tensor:
     """Bhatt et al. (2020) faithfulness correlation per image: over ``nr_runs`` random subsets S of
     ``subset_size`` features, Pearson corr(Σ_{i∈S} a_i, f_y(x) − f_y(x with S set to the baseline)).
 
     ``convention="explainreg"``: f = softmax probability, baseline 0. ``"quantus"``: f = logit,
     baseline = the image's minimum ("black"), as ``quantus.FaithfulnessCorrelation``. ``subsets``
-    (B×R×k indices) fixes the random subsets; otherwise they are drawn with ``seed``.
+    (B×R×k indices) fixes the random subsets; otherwise image b's are drawn by :func:`keyed_subsets`
+    from ``seed`` and ``index[b]`` (its position in the data set, default b).
     """
     check_choice("convention", convention, CONVENTIONS)
     x, y, a = prepare(model, x, y, attributions)
@@ -167,8 +184,7 @@ def faithfulness_correlation_scores(model: nn.Module, x: torch.Tensor, y: torch.
         check_positive_int("subset_size", subset_size)
         if subset_size > n:
             raise ValueError(f"subset_size must be at most the number of features ({n}), got {subset_size}")
-        gen = torch.Generator(device=x.device).manual_seed(int(seed))
-        subsets = random_subsets(b, n, nr_runs, subset_size, gen, x.device)
+        subsets = keyed_subsets(seed, as_index(index, b), n, nr_runs, subset_size, x.device)
     elif subsets.dim() != 3 or subsets.shape[0] != b:
         raise ValueError(f"subsets must have shape B×R×k = ({b}, R, k), got {tuple(subsets.shape)}")
     subsets = subsets.to(x.device)
@@ -209,10 +225,9 @@ class FaithfulnessCorrelation(Metric):
                 "baseline": self.baseline, "seed": self.seed}
 
     def per_image(self, model, x, y, attributions):
-        # A different seed per batch keeps draws independent across batches yet reproducible.
         return faithfulness_correlation_scores(
             model, x, y, attributions, nr_runs=self.nr_runs, subset_size=self.subset_size,
-            convention=self.convention, baseline=self.baseline, seed=self.seed + 7919 * self._batches,
+            convention=self.convention, baseline=self.baseline, seed=self.seed, index=self.batch_index,
             max_batch=self.max_batch)
 
     def summarize(self, rows):
@@ -225,14 +240,6 @@ def faithfulness_correlation(model, x, y, attributions, **settings) -> MetricRes
 
 
 # ------------------------------------------------------------------------------------- pixel flipping
-def _descending_ranks(scores: torch.Tensor) -> torch.Tensor:
-    """rank[b, i] = position of feature i when row b is sorted by decreasing score (stable)."""
-    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
-    ranks = torch.empty_like(order)
-    ranks.scatter_(1, order, torch.arange(scores.shape[1], device=scores.device).expand_as(order))
-    return ranks
-
-
 def _per_image_auc(metric: Metric, rows: torch.Tensor, step_name: str, curve_name: str) -> MetricResult:
     """Mean curve over steps 1..S, summarised as the mean of the per-image AUCs (unit spacing, as Quantus)."""
     steps = torch.arange(1, rows.shape[1] + 1, dtype=torch.float64)
@@ -243,17 +250,19 @@ def _per_image_auc(metric: Metric, rows: torch.Tensor, step_name: str, curve_nam
 
 def pixel_flipping_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
                          features_in_step: int = 1, convention: str = "explainreg", baseline: Any = None,
+                         seed: int = 0, index: torch.Tensor | None = None,
                          max_batch: int = MAX_BATCH) -> torch.Tensor:
-    """Pixel flipping (Bach et al. 2015): features sorted by decreasing a; after step j the first
-    (j+1)·``features_in_step`` are set to the baseline; returns p_y (softmax) after each step,
-    B×⌈N/k⌉. Baseline: 0 (``"explainreg"``) or the image minimum (``"quantus"``'s "black")."""
+    """Pixel flipping (Bach et al. 2015): features sorted by decreasing a (ties in a seeded random
+    order per image, keyed by ``seed`` and ``index``); after step j the first (j+1)·``features_in_step``
+    are set to the baseline; returns p_y (softmax) after each step, B×⌈N/k⌉. Baseline: 0
+    (``"explainreg"``) or the image minimum (``"quantus"``'s "black")."""
     check_choice("convention", convention, CONVENTIONS)
     k = check_positive_int("features_in_step", features_in_step)
     x, y, a = prepare(model, x, y, attributions)
     flat_x = x.flatten(1)
     n = flat_x.shape[1]
     steps = math.ceil(n / k)
-    ranks = _descending_ranks(a.flatten(1))
+    ranks = descending_ranks(a.flatten(1).double(), seed, as_index(index, len(x)))
     limits = torch.arange(1, steps + 1, device=x.device) * k
     output = "prob"  # Quantus's PixelFlipping also defaults to softmax=True
     if baseline is None:
@@ -276,19 +285,21 @@ class PixelFlipping(Metric):
     higher_is_better = False
 
     def __init__(self, features_in_step: int = 1, convention: str = "explainreg", baseline: Any = None,
-                 max_batch: int = MAX_BATCH) -> None:
+                 seed: int = 0, max_batch: int = MAX_BATCH) -> None:
         super().__init__()
         check_choice("convention", convention, CONVENTIONS)
         self.features_in_step = check_positive_int("features_in_step", features_in_step)
-        self.convention, self.baseline = convention, baseline
+        self.convention, self.baseline, self.seed = convention, baseline, int(seed)
         self.max_batch = check_positive_int("max_batch", max_batch)
 
     def settings(self):
-        return {"features_in_step": self.features_in_step, "convention": self.convention, "baseline": self.baseline}
+        return {"features_in_step": self.features_in_step, "convention": self.convention, "baseline": self.baseline,
+                "seed": self.seed}
 
     def per_image(self, model, x, y, attributions):
         return pixel_flipping_curve(model, x, y, attributions, features_in_step=self.features_in_step,
-                                    convention=self.convention, baseline=self.baseline, max_batch=self.max_batch)
+                                    convention=self.convention, baseline=self.baseline, seed=self.seed,
+                                    index=self.batch_index, max_batch=self.max_batch)
 
     def summarize(self, rows):
         return _per_image_auc(self, rows, "step", "output")
@@ -308,10 +319,11 @@ def _pad_sizes(dim: int, patch: int) -> tuple[int, int]:
 def region_perturbation_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
                               patch_size: int = 8, order: str = "morf", regions_evaluation: int = 100,
                               convention: str = "explainreg", baseline: Any = None, seed: int = 0,
-                              max_batch: int = MAX_BATCH) -> torch.Tensor:
+                              index: torch.Tensor | None = None, max_batch: int = MAX_BATCH) -> torch.Tensor:
     """Region perturbation (Samek et al. 2017): the image (padded to a multiple of ``patch_size`` as
     Quantus does) is cut into non-overlapping patches ranked by their attribution sum (``morf``:
-    decreasing, ``lerf``: increasing, ``random``); patches are set to the baseline one after the
+    decreasing, ``lerf``: increasing, ties in a seeded random order per image; ``random``: a seeded
+    random order per image; both keyed by ``seed`` and ``index``); patches are set to the baseline one after the
     other; returns p_y(x) − p_y(x perturbed) (softmax) after each of the first ``regions_evaluation``
     patches. Baseline: 0 (``"explainreg"``) or the image minimum (``"quantus"``'s "black")."""
     check_choice("convention", convention, CONVENTIONS)
@@ -326,12 +338,12 @@ def region_perturbation_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor
     a_pad = torch.nn.functional.pad(a, (pl, pr, pt, pb))
     nh, nw = a_pad.shape[2] // patch, a_pad.shape[3] // patch
     sums = a_pad.reshape(b, c, nh, patch, nw, patch).sum((1, 3, 5)).flatten(1)          # B×P
+    idx = as_index(index, b)
     if order == "random":
-        gen = torch.Generator(device=x.device).manual_seed(int(seed))
-        keys = torch.rand(sums.shape, generator=gen, device=x.device)
+        keys = keyed_draw("uniform", seed, idx, (sums.shape[1],), "order", device=x.device)
     else:
         keys = sums.double() if order == "morf" else -sums.double()
-    ranks = _descending_ranks(keys)                                                      # B×P
+    ranks = descending_ranks(keys, seed, idx)                                           # B×P
     # Patch id of every original pixel.
     rows_id = (torch.arange(h, device=x.device) + pt) // patch
     cols_id = (torch.arange(w, device=x.device) + pl) // patch
@@ -374,12 +386,12 @@ class RegionPerturbation(Metric):
 
     def settings(self):
         return {"patch_size": self.patch_size, "order": self.order, "regions_evaluation": self.regions_evaluation,
-                "convention": self.convention, "baseline": self.baseline}
+                "convention": self.convention, "baseline": self.baseline, "seed": self.seed}
 
     def per_image(self, model, x, y, attributions):
         return region_perturbation_curve(model, x, y, attributions, patch_size=self.patch_size, order=self.order,
                                          regions_evaluation=self.regions_evaluation, convention=self.convention,
-                                         baseline=self.baseline, seed=self.seed + 7919 * self._batches,
+                                         baseline=self.baseline, seed=self.seed, index=self.batch_index,
                                          max_batch=self.max_batch)
 
     def summarize(self, rows):
@@ -397,24 +409,34 @@ SGT_DROPS = tuple(range(0, 100, 10))
 
 def masked_accuracy_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
                          drops: Sequence[float] = SGT_DROPS, background: Any = "corner", compat: bool = False,
+                         seed: int = 0, index: torch.Tensor | None = None,
                          max_batch: int = MAX_BATCH) -> torch.Tensor:
     """SGT's masked accuracy (methods.md B.3 §3.3): the k = ⌊H·W·d/100⌋ pixels with the largest
-    channel-mean |a| are replaced by the background (default ``"corner"``: each image's own pixel
+    channel-mean |a| (ties in a seeded random order per image, keyed by ``seed`` and ``index``) are replaced by the background (default ``"corner"``: each image's own pixel
     [c, 0, 0]); returns correct[b, s] ∈ {0, 1}. ``compat=True``: k = max(1, …) as the seed (one
-    pixel is masked even at d = 0)."""
+    pixel is masked even at d = 0).
+
+    Series B×C×T (methods.md A.10): every (channel, step) entry is a feature, ranked by its own |a|;
+    k = ⌊C·T·d/100⌋ and ``"corner"`` is each series' first step of the same channel, x[b, c, 0]."""
     x, y, a = prepare(model, x, y, attributions)
     ds = check_fractions("drops", drops, 0.0, 100.0)
-    if x.dim() != 4:
-        raise ValueError(f"masked accuracy needs images B×C×H×W, got x of shape {tuple(x.shape)}")
+    series = x.dim() == 3
+    if series:
+        x, a = x[:, None], a[:, None]                      # B×1×C×T: each entry of C×T is one "pixel"
+        model = _Squeeze1(model)
+    elif x.dim() != 4:
+        raise ValueError(f"masked accuracy needs images B×C×H×W or series B×C×T, got x of shape {tuple(x.shape)}")
     b, c, h, w = x.shape
     score = a.abs().mean(1).flatten(1)                                             # B×HW
-    ranks = _descending_ranks(score.double())
+    ranks = descending_ranks(score.double(), seed, as_index(index, b))
     ks = [int(h * w * d / 100.0) for d in ds]
     if compat:
         ks = [max(1, k) for k in ks]
     limits = torch.tensor(ks, device=x.device).view(1, -1, 1, 1, 1)
     pixel_rank = ranks.view(b, 1, 1, h, w)
-    if isinstance(background, str) and background == "corner":
+    if isinstance(background, str) and background == "corner" and series:
+        fill = x[:, :, :, :1][:, None]                                               # B×1×1×C×1: x[b, c, 0]
+    elif isinstance(background, str) and background == "corner":
         fill = x[:, :, :1, :1][:, None]                                              # B×1×C×1×1
     else:
         fill = fill_value(x, background)
@@ -427,6 +449,17 @@ def masked_accuracy_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
     return (labels == y[:, None]).double()
 
 
+class _Squeeze1(nn.Module):
+    """Runs a series model on B×1×C×T copies (the series as one-channel "images")."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.squeeze(1))
+
+
 class MaskedAccuracy(Metric):
     """SGT masked-accuracy curve over the drop percentage; summary: its trapezoid AUC over the
     fraction dropped d/100. Lower is better (accuracy falls faster when the salient pixels go)."""
@@ -435,18 +468,19 @@ class MaskedAccuracy(Metric):
     higher_is_better = False
 
     def __init__(self, drops: Sequence[float] = SGT_DROPS, background: Any = "corner", compat: bool = False,
-                 max_batch: int = MAX_BATCH) -> None:
+                 seed: int = 0, max_batch: int = MAX_BATCH) -> None:
         super().__init__()
         self.drops = check_fractions("drops", drops, 0.0, 100.0)
-        self.background, self.compat = background, bool(compat)
+        self.background, self.compat, self.seed = background, bool(compat), int(seed)
         self.max_batch = check_positive_int("max_batch", max_batch)
 
     def settings(self):
-        return {"drops": list(self.drops), "background": self.background, "compat": self.compat}
+        return {"drops": list(self.drops), "background": self.background, "compat": self.compat, "seed": self.seed}
 
     def per_image(self, model, x, y, attributions):
         return masked_accuracy_rows(model, x, y, attributions, drops=self.drops, background=self.background,
-                                    compat=self.compat, max_batch=self.max_batch)
+                                    compat=self.compat, seed=self.seed, index=self.batch_index,
+                                    max_batch=self.max_batch)
 
     def summarize(self, rows):
         steps = [d / 100.0 for d in self.drops]
@@ -462,6 +496,6 @@ __all__ = [
     "Faithfulness", "FaithfulnessCorrelation", "LeRF", "MaskedAccuracy", "MoRF", "PixelFlipping",
     "RegionPerturbation", "faithfulness", "faithfulness_correlation", "faithfulness_correlation_scores",
     "faithfulness_scores", "lerf", "masked_accuracy", "masked_accuracy_rows", "morf", "morf_curve",
-    "pixel_flipping", "pixel_flipping_curve", "random_subsets", "region_perturbation", "region_perturbation_curve",
+    "keyed_subsets", "pixel_flipping", "pixel_flipping_curve", "random_subsets", "region_perturbation", "region_perturbation_curve",
     "eval_mode",
 ]

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._random import as_index, descending_ranks, keyed_draw
 from .._validation import check_choice
 from ._core import (CONVENTIONS, MAX_BATCH, Metric, MetricResult, check_fractions, check_positive_int, curve_result,
                     prepare)
@@ -107,10 +108,11 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def noisy_linear_imputation(x: torch.Tensor, removed: torch.Tensor, *, noise: float = 0.01,
                             generator: torch.Generator | None = None, tol: float = 1e-5,
-                            max_iter: int = 1000) -> torch.Tensor:
+                            max_iter: int = 1000, eps: torch.Tensor | None = None) -> torch.Tensor:
     """ROAD's noisy linear imputation of images ``x`` (B×C×H×W or B×H×W) at the pixels ``removed``
     (B×H×W bool, shared by the channels): linear imputation (see :func:`solve_imputation`) plus
-    ``noise``·N(0, 1) on the imputed pixels, drawn with ``generator``."""
+    ``noise``·ε on the imputed pixels, ε ~ N(0, 1) drawn with ``generator``, or given as ``eps``
+    (the shape of x)."""
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
     squeeze = x.dim() == 3
@@ -122,8 +124,9 @@ def noisy_linear_imputation(x: torch.Tensor, removed: torch.Tensor, *, noise: fl
     rem = removed[:, None].expand(b, c, h, w).reshape(b * c, h, w)
     out = solve_imputation(xs.reshape(b * c, h, w), rem, tol=tol, max_iter=max_iter).view(b, c, h, w)
     if noise > 0:
-        eps = torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)
-        out = out + noise * eps * rem.view(b, c, h, w).to(out.dtype)
+        if eps is None:
+            eps = torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)
+        out = out + noise * eps.reshape(out.shape).to(out.device, out.dtype) * rem.view(b, c, h, w).to(out.dtype)
     return out[:, 0] if squeeze else out
 
 
@@ -133,10 +136,13 @@ QUANTUS_PERCENTAGES = tuple(range(1, 100, 2))
 
 def road_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
               percentages: Sequence[float] = ROAD_PERCENTAGES, order: str = "morf", noise: float = 0.01,
-              seed: int = 0, tol: float = 1e-5, max_batch: int = MAX_BATCH) -> torch.Tensor:
+              seed: int = 0, index: torch.Tensor | None = None, tol: float = 1e-5,
+              max_batch: int = MAX_BATCH) -> torch.Tensor:
     """correct[b, s]: is argmax f(x̃) = y after removing ``percentages[s]`` % of the pixels (top by the
-    channel-summed attribution for ``morf``, bottom for ``lerf``; k = ⌊H·W·p/100⌋, stable order) and
-    imputing them by noisy linear imputation."""
+    channel-summed attribution for ``morf``, bottom for ``lerf``; k = ⌊H·W·p/100⌋; ties in a seeded
+    random order per image) and imputing them by noisy linear imputation. The tie order and the
+    imputation noise of image b (S×C×H×W) are keyed by ``seed`` and ``index[b]`` (its position in
+    the data set, default b), so no value depends on the batching."""
     check_choice("order", order, ("morf", "lerf"))
     ps = check_fractions("percentages", percentages, 0.0, 100.0)
     x, y, a = prepare(model, x, y, attributions)
@@ -144,17 +150,17 @@ def road_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: 
         raise ValueError(f"ROAD needs images B×C×H×W, got x of shape {tuple(x.shape)}")
     b, c, h, w = x.shape
     score = a.sum(1).flatten(1).double()
-    order_idx = torch.sort(score, dim=1, descending=(order == "morf"), stable=True).indices
-    ranks = torch.empty_like(order_idx)
-    ranks.scatter_(1, order_idx, torch.arange(h * w, device=x.device).expand_as(order_idx))
+    idx = as_index(index, b)
+    ranks = descending_ranks(score if order == "morf" else -score, seed, idx)
     ks = torch.tensor([int(h * w * p / 100.0) for p in ps], device=x.device)
-    gen = torch.Generator(device=x.device).manual_seed(int(seed))
     s = len(ps)
 
     def make(i0, i1):
         removed = (ranks[i0:i1, None, :] < ks[None, :, None]).view((i1 - i0) * s, h, w)
         xs = x[i0:i1, None].expand(-1, s, -1, -1, -1).reshape((i1 - i0) * s, c, h, w)
-        return noisy_linear_imputation(xs, removed, noise=noise, generator=gen, tol=tol).view(i1 - i0, s, c, h, w)
+        eps = keyed_draw("normal", seed, idx[i0:i1], (s, c, h, w), "noise", device=x.device,
+                         dtype=x.dtype) if noise > 0 else None
+        return noisy_linear_imputation(xs, removed, noise=noise, tol=tol, eps=eps).view(i1 - i0, s, c, h, w)
 
     labels = forward_copies(model, make, b, s, None, max_batch=max_batch, output="label")
     return (labels == y[:, None]).double()
@@ -186,7 +192,7 @@ class ROAD(Metric):
 
     def per_image(self, model, x, y, attributions):
         return road_rows(model, x, y, attributions, percentages=self.percentages, order=self.order, noise=self.noise,
-                         seed=self.seed + 7919 * self._batches, tol=self.tol, max_batch=self.max_batch)
+                         seed=self.seed, index=self.batch_index, tol=self.tol, max_batch=self.max_batch)
 
     def summarize(self, rows) -> MetricResult:
         return curve_result(self, rows, [p / 100.0 for p in self.percentages], step_name="fraction_removed",

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from ..attribution import attribute, model_device
+from ..attribution import attribute, check_options, model_device, resolve_method
 from ..data import ArrayDataset
 from ._core import Metric, MetricResult, above_percentile_masks, check_fractions, curve_result, prepare
 from ._stack import fill_value
@@ -100,6 +100,8 @@ class ROAR(Metric):
                  model_factory: Callable[[], nn.Module] | None = None, baseline: Any = 0.0, progress: bool = False,
                  **attribution_options: Any) -> None:
         super().__init__()
+        if isinstance(method, str):
+            check_options(resolve_method(method), attribution_options)
         self.train_set = train_set
         self.kwargs = dict(fractions=check_fractions("fractions", fractions, 0.0, 1.0), method=method, epochs=epochs,
                            batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed, model_factory=model_factory,
@@ -116,10 +118,12 @@ class ROAR(Metric):
         super().reset()
         self._x.clear(), self._y.clear(), self._a.clear()
 
-    def update(self, model, x, y=None, attributions=None):
+    def update(self, model, x, y=None, attributions=None, *, index=None):
         if attributions is None:
             raise ValueError("roar needs attributions: call update(model, x, y, attributions)")
         x, y, a = prepare(model, x, y, attributions)
+        self._begin_update(x, a, index)
+        self._count_degenerate(a)
         self._model = model
         self._x.append(x), self._y.append(y), self._a.append(a)
         self._batches += 1
@@ -129,7 +133,9 @@ class ROAR(Metric):
         if not self._x:
             raise RuntimeError("roar: call update(...) with at least one batch before compute()")
         test = ArrayDataset(torch.cat(self._x), torch.cat(self._y), name="roar-test")
-        return roar_curve(self._model, self.train_set, test, test_attributions=torch.cat(self._a), **self.kwargs)
+        result = roar_curve(self._model, self.train_set, test, test_attributions=torch.cat(self._a), **self.kwargs)
+        self._report_degenerate(result)
+        return result
 
 
 def roar(model, train_set: ArrayDataset, test_set: ArrayDataset, **settings) -> MetricResult:

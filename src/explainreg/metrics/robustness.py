@@ -1,5 +1,10 @@
 """Robustness: accuracy under Gaussian noise and under square occluding blocks (the seed's tests 5
-and 6, methods.md A.5, B.1 §1.5), and the max-sensitivity of explanations (Yeh et al. 2019)."""
+and 6, methods.md A.5, B.1 §1.5), and the max-sensitivity of explanations (Yeh et al. 2019).
+
+Every random draw of image b (its noise, its blocks, its perturbations) comes from a generator keyed
+by the metric's ``seed`` and the image's position in the data set (``index[b]``, see
+:mod:`explainreg._random`), so a value never depends on the batch size, ``max_batch`` or the number
+of ``update`` calls."""
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
@@ -7,8 +12,10 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from .._random import as_index, keyed_draw
+from .._validation import check_choice
 from ..attribution import explainer
-from ._core import (MAX_BATCH, Metric, MetricResult, check_fractions, check_positive_int, curve_result, prepare,
+from ._core import (CONVENTIONS, MAX_BATCH, Metric, MetricResult, check_fractions, check_positive_int, curve_result, prepare,
                     scalar_result)
 from ._stack import forward_copies
 
@@ -16,23 +23,21 @@ GAUSSIAN_SIGMAS = (0.1, 0.5, 1.0, 1.5)
 BLOCK_SIZES = (6, 8, 10, 12)
 
 
-def _generator(device, seed: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(int(seed))
-
-
 def gaussian_noise_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                         sigmas: Sequence[float] = GAUSSIAN_SIGMAS, compat: bool = False, seed: int = 0,
-                        max_batch: int = MAX_BATCH) -> torch.Tensor:
-    """correct[b, s] for x + σ_s·N(0, 1) with σ ∈ (0, *sigmas) (σ = 0: the clean image);
+                        index: torch.Tensor | None = None, max_batch: int = MAX_BATCH) -> torch.Tensor:
+    """correct[b, s] for x_b + σ_s·ε_{b,s} with σ ∈ (0, *sigmas) (σ = 0: the clean image), ε_b
+    (S×C×H×W) ~ N(0, 1) from image b's generator (``seed``, ``index[b]``, stream ``"gaussian"``);
     ``compat=True`` adds the seed's +1 shift to every noisy image (not to the clean one)."""
     x, y, _ = prepare(model, x, y)
     sig = torch.tensor((0.0,) + check_fractions("sigmas", sigmas, 0.0, float("inf")), dtype=x.dtype, device=x.device)
     shift = torch.where(sig > 0, torch.ones_like(sig), torch.zeros_like(sig)) if compat else torch.zeros_like(sig)
     view = (1, -1) + (1,) * (x.dim() - 1)
-    gen = _generator(x.device, seed)
+    idx = as_index(index, len(x))
 
     def make(i0, i1):
-        eps = torch.randn((i1 - i0, len(sig)) + tuple(x.shape[1:]), generator=gen, device=x.device, dtype=x.dtype)
+        eps = keyed_draw("normal", seed, idx[i0:i1], (len(sig),) + tuple(x.shape[1:]), "gaussian", device=x.device,
+                         dtype=x.dtype)
         return x[i0:i1, None] + sig.view(view) * eps + shift.view(view)
 
     labels = forward_copies(model, make, len(x), len(sig), None, max_batch=max_batch, output="label")
@@ -41,11 +46,13 @@ def gaussian_noise_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
 
 def square_block_images(x: torch.Tensor, sizes: Sequence[int] = BLOCK_SIZES, *, min_size: int = 2,
                         low: float = 0.5, high: float = 1.0, generator: torch.Generator | None = None,
-                        include_clean: bool = True) -> torch.Tensor:
+                        include_clean: bool = True, uniforms: torch.Tensor | None = None) -> torch.Tensor:
     """B×S×C×H×W copies of x, each with one square block (the seed's ``AddSquareMask``, methods.md
     B.1 §1.5 item 6): half-size r ~ U{min_size..s}, centre i, j ~ U{r..H−r} (resp. W), the
     (2r)×(2r) square [i−r, i+r)×[j−r, j+r) over all channels set to one value ~ U(low, high).
-    With ``include_clean`` the first copy is x itself (s = 0)."""
+    With ``include_clean`` the first copy is x itself (s = 0). The four U(0, 1) numbers of copy
+    (b, s) (half-size, row, column, value) are ``uniforms[b, s]`` (B×S×4) if given, else drawn with
+    ``generator``."""
     if x.dim() != 4:
         raise ValueError(f"square blocks need images B×C×H×W, got x of shape {tuple(x.shape)}")
     sizes = tuple(check_positive_int("sizes", s) for s in sizes)
@@ -56,7 +63,12 @@ def square_block_images(x: torch.Tensor, sizes: Sequence[int] = BLOCK_SIZES, *, 
     s = len(smax)
     rows_ = torch.arange(h, device=x.device).view(1, 1, h, 1)
     cols_ = torch.arange(w, device=x.device).view(1, 1, 1, w)
-    u = torch.rand((4, n, s), generator=generator, device=x.device)
+    if uniforms is None:
+        u = torch.rand((4, n, s), generator=generator, device=x.device)
+    else:
+        if tuple(uniforms.shape) != (n, s, 4):
+            raise ValueError(f"uniforms must have shape B×S×4 = {(n, s, 4)}, got {tuple(uniforms.shape)}")
+        u = uniforms.to(x.device).permute(2, 0, 1)
     span = (smax - min_size + 1).clamp_min(1)
     r = min_size + (u[0] * span).floor().long().clamp_max(span - 1)
     ci = r + (u[1] * (h - 2 * r + 1)).floor().long()
@@ -70,14 +82,17 @@ def square_block_images(x: torch.Tensor, sizes: Sequence[int] = BLOCK_SIZES, *, 
 
 def square_block_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, sizes: Sequence[int] = BLOCK_SIZES,
                       min_size: int = 2, low: float = 0.5, high: float = 1.0, seed: int = 0,
-                      max_batch: int = MAX_BATCH) -> torch.Tensor:
-    """correct[b, s] under one square block per image (s = 0: clean), see :func:`square_block_images`."""
+                      index: torch.Tensor | None = None, max_batch: int = MAX_BATCH) -> torch.Tensor:
+    """correct[b, s] under one square block per image (s = 0: clean), see :func:`square_block_images`;
+    image b's S×4 uniforms come from its generator (``seed``, ``index[b]``, stream ``"blocks"``)."""
     x, y, _ = prepare(model, x, y)
     square_block_images(x[:1], sizes, min_size=min_size)  # validate early
-    gen = _generator(x.device, seed)
+    idx = as_index(index, len(x))
+    n_copies = len(tuple(sizes)) + 1
 
     def make(i0, i1):
-        return square_block_images(x[i0:i1], sizes, min_size=min_size, low=low, high=high, generator=gen)
+        u = keyed_draw("uniform", seed, idx[i0:i1], (n_copies, 4), "blocks", device=x.device)
+        return square_block_images(x[i0:i1], sizes, min_size=min_size, low=low, high=high, uniforms=u)
 
     labels = forward_copies(model, make, len(x), len(sizes) + 1, None, max_batch=max_batch, output="label")
     return (labels == y[:, None]).double()
@@ -100,8 +115,8 @@ class GaussianNoise(Metric):
         return {"sigmas": list(self.sigmas), "compat": self.compat, "seed": self.seed}
 
     def per_image(self, model, x, y, attributions):
-        return gaussian_noise_rows(model, x, y, sigmas=self.sigmas, compat=self.compat,
-                                   seed=self.seed + 7919 * self._batches, max_batch=self.max_batch)
+        return gaussian_noise_rows(model, x, y, sigmas=self.sigmas, compat=self.compat, seed=self.seed,
+                                   index=self.batch_index, max_batch=self.max_batch)
 
     def summarize(self, rows):
         return curve_result(self, rows, (0.0,) + self.sigmas, step_name="sigma", curve_name="accuracy")
@@ -125,8 +140,8 @@ class SquareBlocks(Metric):
         return {"sizes": list(self.sizes), "min_size": self.min_size, "seed": self.seed}
 
     def per_image(self, model, x, y, attributions):
-        return square_block_rows(model, x, y, sizes=self.sizes, min_size=self.min_size,
-                                 seed=self.seed + 7919 * self._batches, max_batch=self.max_batch)
+        return square_block_rows(model, x, y, sizes=self.sizes, min_size=self.min_size, seed=self.seed,
+                                 index=self.batch_index, max_batch=self.max_batch)
 
     def summarize(self, rows):
         return curve_result(self, rows, (0.0,) + tuple(float(s) for s in self.sizes), step_name="max_block_size",
@@ -146,13 +161,16 @@ def square_blocks(model, x, y, attributions=None, **settings) -> MetricResult:
 # ------------------------------------------------------------------------------------ max-sensitivity
 def max_sensitivity_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
                            method: str | Callable = "saliency", nr_samples: int = 200, lower_bound: float = 0.2,
-                           upper_bound: float | None = None, seed: int = 0, noise: torch.Tensor | None = None,
-                           max_batch: int = 4096, options: dict[str, Any] | None = None) -> torch.Tensor:
+                           upper_bound: float | None = None, seed: int = 0, index: torch.Tensor | None = None,
+                           noise: torch.Tensor | None = None, max_batch: int = 4096,
+                           options: dict[str, Any] | None = None) -> torch.Tensor:
     """Per image max_r ‖a(x) − a(x + ε_r)‖_F / ‖a(x)‖_F over ``nr_samples`` perturbations ε_r with
     entries ~ U(−lower_bound, lower_bound) (or U(lower_bound, upper_bound)), as ``quantus.MaxSensitivity``;
     ``a(·)`` = ``method`` (a name for :func:`explainreg.attribution.attribute` with ``options``, or a
     callable ``(model, x, target) -> a``) for the label y. All perturbed copies of a group of images
-    are explained in one call. ``noise`` (R×B×...) fixes the perturbations. NaN where ‖a(x)‖ = 0."""
+    are explained in one call. ``noise`` (R×B×...) fixes the perturbations; otherwise image b's R
+    perturbations come from its generator (``seed``, ``index[b]``, stream ``"sensitivity"``).
+    NaN where ‖a(x)‖ = 0."""
     x, y, a = prepare(model, x, y, attributions)
     explain = explainer(method, **(options or {}))
     b = x.shape[0]
@@ -164,51 +182,62 @@ def max_sensitivity_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, a
     nr_samples = check_positive_int("nr_samples", nr_samples)
     if upper_bound is not None and upper_bound <= lower_bound:
         raise ValueError(f"upper_bound must exceed lower_bound ({lower_bound}), got {upper_bound}")
-    gen = _generator(x.device, seed)
+    idx = as_index(index, b)
     group = max(1, int(max_batch) // nr_samples)
     denom = a.flatten(1).norm(dim=1)
     out = []
     for i0 in range(0, b, group):
         i1 = min(b, i0 + group)
-        shape = (nr_samples, i1 - i0) + tuple(x.shape[1:])
         if noise is not None:
             eps = noise[:, i0:i1]
-        elif upper_bound is None:
-            eps = (torch.rand(shape, generator=gen, device=x.device, dtype=x.dtype) * 2 - 1) * lower_bound
         else:
-            eps = lower_bound + torch.rand(shape, generator=gen, device=x.device, dtype=x.dtype) * (
-                upper_bound - lower_bound)
+            u = keyed_draw("uniform", seed, idx[i0:i1], (nr_samples,) + tuple(x.shape[1:]), "sensitivity",
+                           device=x.device, dtype=x.dtype).transpose(0, 1)              # R×G×...
+            if upper_bound is None:
+                eps = (u * 2 - 1) * lower_bound
+            else:
+                eps = lower_bound + u * (upper_bound - lower_bound)
         xp = (x[None, i0:i1] + eps).flatten(0, 1)
-        ap = explain(model, xp, y[i0:i1].repeat(nr_samples)).reshape(nr_samples, i1 - i0, -1)
+        if isinstance(method, str):  # key stochastic attributions by (image position, sample)
+            rows_index = (idx[i0:i1][None, :] * nr_samples + torch.arange(nr_samples)[:, None]).flatten()
+            ap = explain(model, xp, y[i0:i1].repeat(nr_samples), index=rows_index)
+        else:
+            ap = explain(model, xp, y[i0:i1].repeat(nr_samples))
+        ap = ap.reshape(nr_samples, i1 - i0, -1)
         diff = (a[i0:i1].flatten(1)[None] - ap).norm(dim=2)                 # R×G
         out.append((diff / denom[None, i0:i1]).amax(0))
     return torch.cat(out)
 
 
 class MaxSensitivity(Metric):
-    """Mean over images of the max-sensitivity (lower is better)."""
+    """Mean over images of the max-sensitivity (lower is better). ``convention``: ``"explainreg"``
+    and ``"quantus"`` are the same computation (Quantus 0.6's defaults: 200 samples of U(−0.2, 0.2),
+    Frobenius norms, no normalisation), accepted for symmetry with the other metrics. ``options``
+    are passed to the attribution ``method`` and checked against the options it accepts."""
 
     name = "max_sensitivity"
     higher_is_better = False
 
     def __init__(self, method: str | Callable = "saliency", nr_samples: int = 200, lower_bound: float = 0.2,
-                 upper_bound: float | None = None, seed: int = 0, max_batch: int = 4096, **options: Any) -> None:
+                 upper_bound: float | None = None, seed: int = 0, max_batch: int = 4096,
+                 convention: str = "explainreg", **options: Any) -> None:
         super().__init__()
-        self.method, self.options = method, options
+        check_choice("convention", convention, CONVENTIONS)
+        self.method, self.options, self.convention = method, options, convention
         self.nr_samples = check_positive_int("nr_samples", nr_samples)
         self.lower_bound, self.upper_bound, self.seed = float(lower_bound), upper_bound, int(seed)
         self.max_batch = check_positive_int("max_batch", max_batch)
-        explainer(method)  # validate the name early
+        explainer(method, **options)  # validate the name and the options early
 
     def settings(self):
         return {"method": self.method if isinstance(self.method, str) else getattr(self.method, "__name__", "custom"),
                 "nr_samples": self.nr_samples, "lower_bound": self.lower_bound, "upper_bound": self.upper_bound,
-                "seed": self.seed, **self.options}
+                "seed": self.seed, "convention": self.convention, **self.options}
 
     def per_image(self, model, x, y, attributions):
         return max_sensitivity_scores(model, x, y, attributions, method=self.method, nr_samples=self.nr_samples,
                                       lower_bound=self.lower_bound, upper_bound=self.upper_bound,
-                                      seed=self.seed + 7919 * self._batches, max_batch=self.max_batch,
+                                      seed=self.seed, index=self.batch_index, max_batch=self.max_batch,
                                       options=self.options)
 
     def summarize(self, rows):

@@ -1,0 +1,358 @@
+"""Localisation of attributions against ground-truth masks (methods.md A.11): XIL's wrong-reason
+score WR and Quantus 0.6's localisation metrics, batched in torch.
+
+Every metric here compares a batch of attributions ``a`` (B×C×H×W or B×1×H×W) with a mask ``s`` of
+the same H×W (B×{1,C}×H×W, broadcast over the attribution's channels). Quantus's masks mark the
+region the explanation *should* hit (its ``s_batch``); WR's mask marks the region that must *not*
+matter (m⁻, XIL's confounder). Per image, with a and s flattened to D entries:
+
+- pointing game: 1 if a maximum of a lies in s (``weighted``: 1 − |s|/D for a hit), else 0.
+- attribution localisation (Kohlbrenner 2020): Σ_s a / (Σ a + 1e-9), a = |a| by default
+  (``positive_only`` clips at 0 first); NaN if the ratio exceeds 1 (Quantus's rule); ``weighted``
+  multiplies by |s|/D.
+- top-k intersection (Theiner 2021): |top-k(a) ∩ s| / k (``concept_influence``: × D/|s|), k = min(k, D).
+- relevance rank accuracy (Arras 2021): |top-|s|(a) ∩ s| / |s|.
+- relevance mass accuracy (Arras 2021): Σ_s a / Σ a.
+- AUC: the ROC AUC of a as a score for s (sklearn's ``roc_curve`` + ``auc``: ties count ½).
+
+All are NaN for an empty mask (Quantus; its pointing game's NaN becomes ``True`` in a bool array — a
+quirk not reproduced). Quantus first divides the whole batch by max|a| (``normalise=True``): no score
+here depends on that scale except through the 1e-9 of attribution localisation. Top-k rankings break
+ties by index (Quantus's ``np.argsort`` breaks them arbitrarily).
+
+WR (XIL's ``quantify_wrong_reason``): per map â = normalise(max(a, 0)) to [0, 1] (XIL's
+(a − min)/(max − min + 1e-6)); maps that are all 0 after that are left out; threshold t = mean over
+the data set of each map's mean; bin(â) = 1 where â > t, 0 where â < t, â where â = t (XIL's in-place
+rule); WR_b = Σ(m⁻ · bin) / Σ m⁻; WR = 100 · mean_b WR_b. Lower is better. The threshold is a data-set
+statistic: :class:`WrongReason` accumulates the maps and computes it at the end.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ._core import Metric, MetricResult, scalar_result
+from .ground_truth import ranking_precision_recall
+
+__all__ = [
+    "LOCALISATION_METRICS", "MaskMetric", "PointingGame", "AttributionLocalisation", "TopKIntersection",
+    "RelevanceRankAccuracy", "RelevanceMassAccuracy", "LocalisationAUC", "WrongReason", "pointing_game",
+    "attribution_localisation", "top_k_intersection", "relevance_rank_accuracy", "relevance_mass_accuracy",
+    "localisation_auc", "wrong_reason", "wrong_reason_maps", "wrong_reason_scores", "wrong_reason_threshold",
+    "xil_normalize",
+]
+
+
+# ------------------------------------------------------------------------------------------ inputs
+def _flatten(attributions: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(a, s)`` as B×D float64 and bool, the mask broadcast over the attribution's channels."""
+    if not isinstance(attributions, torch.Tensor) or not attributions.is_floating_point():
+        raise TypeError("attributions must be a floating-point tensor B×C×H×W (or B×1×H×W)")
+    if attributions.dim() < 2:
+        raise ValueError(f"attributions must be batched (B×...), got shape {tuple(attributions.shape)}")
+    mask = torch.as_tensor(mask, device=attributions.device)
+    a_shape, m_shape = tuple(attributions.shape), tuple(mask.shape)
+    if mask.dim() == attributions.dim() - 1 and attributions.dim() >= 3:
+        mask = mask.unsqueeze(1)
+    ok = mask.dim() == attributions.dim() and mask.shape[0] == attributions.shape[0] \
+        and mask.shape[2:] == attributions.shape[2:] and mask.shape[1] in (1, attributions.shape[1])
+    if not ok:
+        raise ValueError(f"mask of shape {m_shape} does not match the attributions {a_shape}; give B×H×W, "
+                         "B×1×H×W or B×C×H×W with the attributions' batch size and H×W")
+    if not torch.isfinite(attributions).all():
+        raise ValueError("attributions contain non-finite values (NaN or inf); fix or drop those maps")
+    s = (mask != 0).expand_as(attributions)
+    return attributions.detach().flatten(1).double(), s.flatten(1)
+
+
+def _nan_where_empty(scores: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    return torch.where(s.any(1), scores, torch.full_like(scores, float("nan")))
+
+
+# ------------------------------------------------------------------------------------- functionals
+def pointing_game(attributions: torch.Tensor, mask: torch.Tensor, *, weighted: bool = False,
+                  abs: bool = False) -> torch.Tensor:
+    """Per image: 1.0 if an entry holding the maximum attribution lies in the mask, else 0.0
+    (``weighted``: a hit scores 1 − |s|/D). B scores, NaN for an empty mask (Quantus ``PointingGame``)."""
+    a, s = _flatten(attributions, mask)
+    a = a.abs() if abs else a
+    hit = ((a == a.max(1, keepdim=True).values) & s).any(1).double()
+    if weighted:
+        hit = torch.where(hit > 0, 1 - s.sum(1) / s.shape[1], hit)
+    return _nan_where_empty(hit, s)
+
+
+def attribution_localisation(attributions: torch.Tensor, mask: torch.Tensor, *, abs: bool = True,
+                             positive_only: bool = False, weighted: bool = False) -> torch.Tensor:
+    """Per image: Σ_s a / (Σ a + 1e-9) with a = |a| (``abs``, Quantus's default) or clipped at 0
+    (``positive_only``, applied first); NaN if above 1 or the mask is empty; ``weighted``: × |s|/D."""
+    a, s = _flatten(attributions, mask)
+    if positive_only:
+        a = a.clamp_min(0)
+    if abs:
+        a = a.abs()
+    ratio = (a * s).sum(1) / (a.sum(1) + 1e-9)
+    ratio = torch.where(ratio > 1, torch.full_like(ratio, float("nan")), ratio)
+    if weighted:
+        ratio = ratio * s.sum(1) / s.shape[1]
+    return _nan_where_empty(ratio, s)
+
+
+def top_k_intersection(attributions: torch.Tensor, mask: torch.Tensor, *, k: int = 1000,
+                       concept_influence: bool = False, abs: bool = False) -> torch.Tensor:
+    """Per image: |top-k(a) ∩ s| / k with k = min(``k``, D) (``concept_influence``: × D/|s|); NaN for an
+    empty mask (Quantus ``TopKIntersection``)."""
+    if int(k) != k or k < 1:
+        raise ValueError(f"k must be a positive whole number of features, got {k}")
+    a, s = _flatten(attributions, mask)
+    a = a.abs() if abs else a
+    kk = min(int(k), a.shape[1])
+    precision, _ = ranking_precision_recall(a, s, torch.tensor([kk]))
+    tki = precision[:, 0]
+    if concept_influence:
+        tki = tki * a.shape[1] / s.sum(1).clamp_min(1)
+    return _nan_where_empty(tki, s)
+
+
+def relevance_rank_accuracy(attributions: torch.Tensor, mask: torch.Tensor, *, abs: bool = False) -> torch.Tensor:
+    """Per image: the share of the |s| highest attributions that lie in s; NaN for an empty mask."""
+    a, s = _flatten(attributions, mask)
+    a = a.abs() if abs else a
+    precision, _ = ranking_precision_recall(a, s, s.sum(1, keepdim=True))
+    return _nan_where_empty(precision[:, 0], s)
+
+
+def relevance_mass_accuracy(attributions: torch.Tensor, mask: torch.Tensor, *, abs: bool = False) -> torch.Tensor:
+    """Per image: Σ_s a / Σ a (signed unless ``abs``); NaN for an empty mask."""
+    a, s = _flatten(attributions, mask)
+    a = a.abs() if abs else a
+    return _nan_where_empty((a * s).sum(1) / a.sum(1), s)
+
+
+def localisation_auc(attributions: torch.Tensor, mask: torch.Tensor, *, abs: bool = False) -> torch.Tensor:
+    """Per image: ROC AUC of a as a score for s, by ranks (Mann–Whitney, ties ½):
+    AUC = (Σ_{i∈s} r_i − n₁(n₁+1)/2) / (n₁ n₀), r the average ranks; NaN if s is empty or full."""
+    a, s = _flatten(attributions, mask)
+    a = a.abs() if abs else a
+    ordered = a.sort(1).values
+    below = torch.searchsorted(ordered, a, right=False).double()       # entries < a_i
+    upto = torch.searchsorted(ordered, a, right=True).double()         # entries ≤ a_i
+    ranks = (below + 1 + upto) / 2                                     # average rank, 1-based
+    n1 = s.sum(1).double()
+    n0 = s.shape[1] - n1
+    auc = ((ranks * s).sum(1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+    return torch.where((n1 > 0) & (n0 > 0), auc, torch.full_like(auc, float("nan")))
+
+
+# ------------------------------------------------------------------------------------------- WR
+def xil_normalize(attributions: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """XIL's ``norm_saliencies_fast(positive_only=True)``: â_b = (a⁺_b − min a⁺_b) / (max(a⁺_b − min a⁺_b) + eps),
+    a⁺ = max(a, 0), per image over all entries. Float64, the shape of the input."""
+    flat = attributions.detach().flatten(1).double().clamp_min(0)
+    flat = flat - flat.min(1, keepdim=True).values
+    return (flat / (flat.max(1, keepdim=True).values + eps)).view(attributions.shape)
+
+
+def wrong_reason_threshold(maps: torch.Tensor) -> torch.Tensor:
+    """t = mean over images of each normalised map's mean (maps B×..., already :func:`xil_normalize`d;
+    all-zero maps left out, as XIL). A float64 scalar."""
+    flat = maps.flatten(1).double()
+    keep = flat.sum(1) != 0
+    return flat[keep].mean(1).mean() if bool(keep.any()) else flat.new_tensor(float("nan"))
+
+
+def wrong_reason_scores(maps: torch.Tensor, mask: torch.Tensor, threshold: float | torch.Tensor) -> torch.Tensor:
+    """Per image WR_b = Σ(m⁻ · bin(â)) / Σ m⁻ with bin(â) = 1 (â > t), 0 (â < t), â (â = t); NaN for
+    an all-zero map (left out by XIL) or an empty mask. ``maps``: normalised, B×{1,C}×H×W."""
+    a, s = _flatten(maps, mask)
+    m = s.double()
+    t = torch.as_tensor(threshold, dtype=torch.float64, device=a.device)
+    binary = torch.where(a > t, torch.ones_like(a), torch.where(a < t, torch.zeros_like(a), a))
+    scores = (m * binary).sum(1) / m.sum(1)
+    keep = (a.sum(1) != 0) & (m.sum(1) > 0)
+    return torch.where(keep, scores, torch.full_like(scores, float("nan")))
+
+
+def wrong_reason(attributions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """WR of one batch taken as the whole data set: 100 · mean_b WR_b, threshold from the same maps."""
+    maps = xil_normalize(attributions)
+    return 100 * wrong_reason_scores(maps, mask, wrong_reason_threshold(maps)).nanmean()
+
+
+def wrong_reason_maps(model: nn.Module, x: torch.Tensor, method: str = "gradcam", *,
+                      layer: str | None = None, target: torch.Tensor | None = None) -> torch.Tensor:
+    """XIL's two WR attributions, explaining the predicted class (``target`` overrides it):
+    ``"gradcam"``: Grad-CAM with ReLU on ``layer`` (default: the last Conv2d), nearest-upsampled to H×W
+    (Captum ``LayerGradCam`` + ``LayerAttribution.interpolate``), B×1×H×W; ``"input_gradient"`` (XIL's
+    ``ig_ross``): ∂ Σ_k log p_k / ∂x summed over channels, B×1×H×W. Detached."""
+    from ..penalties.xil import find_conv_layer, forward_with_activation, grad_cam, resize_map
+
+    if method not in ("gradcam", "input_gradient"):
+        raise ValueError(f"method must be 'gradcam' or 'input_gradient' (XIL's ig_ross); got {method!r}")
+    was_training = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        x = x.detach().requires_grad_(method == "input_gradient")
+        if method == "input_gradient":
+            with torch.enable_grad():
+                log_p = torch.log_softmax(model(x), 1)
+                (g,) = torch.autograd.grad(log_p.sum(), x)
+            return g.sum(1, keepdim=True).detach()
+        with torch.enable_grad():
+            logits, act = forward_with_activation(model, x, find_conv_layer(model, layer))
+            t = logits.detach().argmax(1) if target is None else target
+            cam = grad_cam(logits, act, t, create_graph=False).clamp_min(0)
+        return resize_map(cam.detach(), tuple(x.shape[2:]), "nearest")
+    finally:
+        for module, flag in was_training:
+            module.train(flag)
+
+
+# --------------------------------------------------------------------------------------- classes
+class MaskMetric(Metric):
+    """Accumulating localisation metric: ``update(model, x, y, attributions, mask)`` per batch (model,
+    x and y are not used and may be None), ``compute()`` the mean over images, NaN-safe."""
+
+    needs_model: ClassVar[bool] = False
+    function: ClassVar[Any] = None
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__()
+        self.options = options
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self.options)
+
+    def update(self, model: nn.Module | None, x: torch.Tensor | None, y: torch.Tensor | None = None,
+               attributions: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> "MaskMetric":
+        if attributions is None or mask is None:
+            raise ValueError(f"{self.name} needs attributions and a ground-truth mask: call "
+                             "update(model, x, y, attributions, mask)")
+        self._rows.append(self.per_image(model, x, y, attributions, mask).detach().cpu())
+        self._batches += 1
+        return self
+
+    def per_image(self, model, x, y, attributions, mask=None) -> torch.Tensor:
+        return type(self).function(attributions, mask, **self.options)
+
+    def summarize(self, rows: torch.Tensor) -> MetricResult:
+        return scalar_result(self, rows)
+
+    def __call__(self, model, x, y=None, attributions=None, mask=None) -> MetricResult:
+        self.reset()
+        return self.update(model, x, y, attributions, mask).compute()
+
+
+class PointingGame(MaskMetric):
+    """Share of images whose maximum attribution lies in the mask (:func:`pointing_game`)."""
+
+    name = "pointing_game"
+    higher_is_better = True
+    function = staticmethod(pointing_game)
+
+    def __init__(self, weighted: bool = False, abs: bool = False) -> None:
+        super().__init__(weighted=bool(weighted), abs=bool(abs))
+
+
+class AttributionLocalisation(MaskMetric):
+    """Mean share of |a| inside the mask (:func:`attribution_localisation`)."""
+
+    name = "attribution_localisation"
+    higher_is_better = True
+    function = staticmethod(attribution_localisation)
+
+    def __init__(self, abs: bool = True, positive_only: bool = False, weighted: bool = False) -> None:
+        super().__init__(abs=bool(abs), positive_only=bool(positive_only), weighted=bool(weighted))
+
+
+class TopKIntersection(MaskMetric):
+    """Mean share of the k highest attributions inside the mask (:func:`top_k_intersection`)."""
+
+    name = "top_k_intersection"
+    higher_is_better = True
+    function = staticmethod(top_k_intersection)
+
+    def __init__(self, k: int = 1000, concept_influence: bool = False, abs: bool = False) -> None:
+        if int(k) != k or k < 1:
+            raise ValueError(f"k must be a positive whole number of features, got {k}")
+        super().__init__(k=int(k), concept_influence=bool(concept_influence), abs=bool(abs))
+
+
+class RelevanceRankAccuracy(MaskMetric):
+    """Mean share of the |s| highest attributions inside the mask (:func:`relevance_rank_accuracy`)."""
+
+    name = "relevance_rank_accuracy"
+    higher_is_better = True
+    function = staticmethod(relevance_rank_accuracy)
+
+    def __init__(self, abs: bool = False) -> None:
+        super().__init__(abs=bool(abs))
+
+
+class RelevanceMassAccuracy(MaskMetric):
+    """Mean share of the attribution mass inside the mask (:func:`relevance_mass_accuracy`)."""
+
+    name = "relevance_mass_accuracy"
+    higher_is_better = True
+    function = staticmethod(relevance_mass_accuracy)
+
+    def __init__(self, abs: bool = False) -> None:
+        super().__init__(abs=bool(abs))
+
+
+class LocalisationAUC(MaskMetric):
+    """Mean ROC AUC of the attributions as scores for the mask (:func:`localisation_auc`)."""
+
+    name = "localisation_auc"
+    higher_is_better = True
+    function = staticmethod(localisation_auc)
+
+    def __init__(self, abs: bool = False) -> None:
+        super().__init__(abs=bool(abs))
+
+
+class WrongReason(MaskMetric):
+    """XIL's WR (×100, lower is better): the maps and masks of every batch are kept (N×H×W floats on
+    the CPU) because the binarisation threshold is the mean over the whole data set (see the module
+    docstring). ``compute().extra`` holds the threshold and the number of all-zero maps left out."""
+
+    name = "wrong_reason"
+    higher_is_better = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._maps: list[torch.Tensor] = []
+        self._masks: list[torch.Tensor] = []
+
+    def reset(self) -> None:
+        super().reset()
+        self._maps.clear()
+        self._masks.clear()
+
+    def update(self, model, x, y=None, attributions=None, mask=None) -> "WrongReason":
+        if attributions is None or mask is None:
+            raise ValueError("wrong_reason needs attributions and the penalty mask m⁻: call "
+                             "update(model, x, y, attributions, mask)")
+        a, s = _flatten(attributions, mask)  # checks shapes
+        self._maps.append(xil_normalize(attributions).flatten(1).cpu())
+        self._masks.append(s.cpu())
+        self._batches += 1
+        return self
+
+    def compute(self) -> MetricResult:
+        if not self._maps:
+            raise RuntimeError("wrong_reason: call update(...) with at least one batch before compute()")
+        maps, masks = torch.cat(self._maps), torch.cat(self._masks)
+        threshold = wrong_reason_threshold(maps)
+        rows = wrong_reason_scores(maps, masks, threshold) * 100
+        result = scalar_result(self, rows)
+        result.extra = {"threshold": float(threshold), "all_zero_maps": int((maps.sum(1) == 0).sum())}
+        return result
+
+
+LOCALISATION_METRICS: dict[str, type[MaskMetric]] = {
+    cls.name: cls for cls in (PointingGame, AttributionLocalisation, TopKIntersection, RelevanceRankAccuracy,
+                              RelevanceMassAccuracy, LocalisationAUC, WrongReason)
+}
