@@ -25,8 +25,13 @@ def test_train_command_writes_a_run_folder(tmp_path, capsys):
     assert main(["train", "--epochs", "1", "--limit-train", "600", "--limit-test", "200", "--out", str(out),
                  "--no-progress"]) == 2
     assert "resume" in capsys.readouterr().err
-    assert main(["train", "--penalty", "smoothness", "--epochs", "1", "--limit-train", "600", "--limit-test", "200",
-                 "--out", str(out), "--no-progress", "--resume"]) == 0
+    same = ["train", "--dataset", "mnist", "--penalty", "smoothness", "--penalty", "gradient_l1=0.5",
+            "--penalty-option", "smoothness.compat=true", "--epochs", "1", "--limit-train", "2000", "--lr", "3e-3",
+            "--limit-test", "200", "--batch-size", "30", "--out", str(out), "--no-progress", "--resume"]
+    assert main(same) == 0
+    # other settings are refused with the differences listed (tests/test_reliability.py has more)
+    assert main([a if a != "2000" else "600" for a in same]) == 2
+    assert "limit_train: 2000 → 600" in capsys.readouterr().err
 
 
 def test_bad_arguments_give_clear_errors(tmp_path, capsys):

@@ -4,12 +4,22 @@ from __future__ import annotations
 import torch
 
 
-def check_batch(x: torch.Tensor, y: torch.Tensor | None = None, *, min_dim: int = 2) -> None:
-    """Check that ``x`` is a finite floating batch and ``y`` one integer label per sample."""
+def check_batch(x: torch.Tensor, y: torch.Tensor | None = None, *, min_dim: int = 2, tokens: bool = False) -> None:
+    """Check that ``x`` is a finite floating batch and ``y`` one integer label per sample.
+
+    ``tokens=True`` (callers that understand token inputs, methods.md A.7) also accepts integer
+    token ids of shape B×T with non-negative values."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if tokens and not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool:
+        check_token_ids(x)
+        if y is not None:
+            check_batch(x.new_zeros(x.shape[0], 1, dtype=torch.float32), y)
+        return
     if not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor (e.g. images scaled to [0, 1]), got {x.dtype}")
+        hint = ("; integer token ids (B×T) are accepted by saliency, the penalties, Objective and decompose"
+                if not tokens else "")
+        raise TypeError(f"x must be a floating-point tensor (e.g. images scaled to [0, 1]), got {x.dtype}{hint}")
     if x.dim() < min_dim:
         raise ValueError(f"x must be batched with shape B×... ({min_dim}+ dims), got shape {tuple(x.shape)}; "
                          "add a batch dimension with x.unsqueeze(0)")
@@ -19,10 +29,28 @@ def check_batch(x: torch.Tensor, y: torch.Tensor | None = None, *, min_dim: int 
         raise ValueError(f"x contains {int((~torch.isfinite(x)).sum())} non-finite values (NaN or inf); clean the inputs")
     if y is None:
         return
-    if not isinstance(y, torch.Tensor) or y.dtype in (torch.float16, torch.float32, torch.float64, torch.bool):
+    if not isinstance(y, torch.Tensor) or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
         raise TypeError(f"y must be an integer tensor of class indices, got {getattr(y, 'dtype', type(y).__name__)}")
+    if y.dtype != torch.long:
+        raise TypeError(f"y must hold int64 (torch.long) class indices, got {y.dtype}: convert with y.long() "
+                        "(cross-entropy and indexing need int64; uint8 would even index as a mask)")
     if y.dim() != 1 or y.shape[0] != x.shape[0]:
         raise ValueError(f"y must have shape (B,) = ({x.shape[0]},) matching x, got {tuple(y.shape)}")
+
+
+def check_token_ids(ids: torch.Tensor, num_embeddings: int | None = None) -> None:
+    """Check integer token ids: shape B×T with B, T ≥ 1, values in [0, num_embeddings)."""
+    if ids.dim() != 2:
+        raise ValueError(f"token ids must have shape B×T (sentences × positions), got shape {tuple(ids.shape)}; "
+                         "add a batch dimension with ids.unsqueeze(0)")
+    if ids.shape[0] == 0 or ids.shape[1] == 0:
+        raise ValueError(f"token ids are empty (shape {tuple(ids.shape)}): give at least one sentence of one token")
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or (num_embeddings is not None and high >= num_embeddings):
+        bound = f"[0, {num_embeddings - 1}]" if num_embeddings is not None else "[0, ∞)"
+        raise ValueError(f"token ids must lie in {bound} (the embedding has "
+                         f"{num_embeddings if num_embeddings is not None else 'an unknown number of'} rows), "
+                         f"got min {low} and max {high}; encode the sentences with the model's vocabulary")
 
 
 def check_labels(y: torch.Tensor, num_classes: int) -> None:
@@ -36,6 +64,51 @@ def check_logits(logits: torch.Tensor, batch_size: int) -> None:
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != batch_size:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"the model must return logits of shape B×K = ({batch_size}, K), got {shape}")
+
+
+def check_int(name: str, value) -> None:
+    """``value`` must be a Python or NumPy integer (not a bool, not a float such as 2.5 or 2.0)."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+
+
+def check_number(name: str, value) -> None:
+    """``value`` must be a finite real number."""
+    import math
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise TypeError(f"{name} must be a finite number, got {value!r} ({type(value).__name__})")
+
+
+def check_model_input(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """Check ``x`` against the model's first layer and parameters: a conv net needs B×C×H×W (B×C×L,
+    B×C×D×H×W for Conv1d/3d) with its ``in_channels``, and ``x`` the parameters' floating dtype."""
+    params = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
+    if params is not None and params.is_floating_point() and x.is_floating_point() and x.dtype != params.dtype:
+        cast = {torch.float32: "x.float()", torch.float64: "x.double()", torch.float16: "x.half()",
+                torch.bfloat16: "x.bfloat16()"}.get(params.dtype, f"x.to({params.dtype})")
+        raise TypeError(f"x is {x.dtype} but the model's parameters are {params.dtype}; convert the inputs with "
+                        f"{cast} (or the model with model.to({x.dtype}))")
+    if not isinstance(model, torch.nn.Module):
+        return
+    first = next((m for m in model.modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d,
+                                                              torch.nn.Linear))), None)
+    if first is None or isinstance(first, torch.nn.Linear):
+        return
+    dims = {torch.nn.Conv1d: ("B×C×L", 3), torch.nn.Conv2d: ("B×C×H×W", 4), torch.nn.Conv3d: ("B×C×D×H×W", 5)}
+    layout, ndim = next(v for k, v in dims.items() if isinstance(first, k))
+    channels = first.in_channels
+    if x.dim() == ndim - 1:
+        raise ValueError(f"the model's first layer ({type(first).__name__}, in_channels={channels}) expects {layout} "
+                         f"inputs, got shape {tuple(x.shape)}: the channel dimension is missing; add it with "
+                         "x.unsqueeze(1)" + (" (grey images have C = 1)" if channels == 1 else ""))
+    if x.dim() == ndim and x.shape[1] != channels:
+        raise ValueError(f"the model's first layer ({type(first).__name__}) expects {layout} inputs with C = {channels} "
+                         f"channels, got shape {tuple(x.shape)} (C = {x.shape[1]}); check the channel order "
+                         "(channels first) or build the model with in_channels=" + str(x.shape[1]))
 
 
 def check_choice(name: str, value, choices) -> None:
@@ -55,3 +128,41 @@ def check_range(name: str, value: float, low: float | None = None, high: float |
         hi = ")" if high_open else "]"
         raise ValueError(f"{name} must be in {lo}{low if low is not None else '-inf'}, "
                          f"{high if high is not None else 'inf'}{hi}; got {value}")
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type=`` for counts that must be ≥ 1 (epochs, batch sizes, image limits)."""
+    return _parsed(text, int, 1, "a whole number ≥ 1")
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse ``type=`` for whole numbers ≥ 0 (seeds, patience)."""
+    return _parsed(text, int, 0, "a whole number ≥ 0")
+
+
+def nonnegative_float(text: str) -> float:
+    """argparse ``type=`` for finite numbers ≥ 0 (penalty weights, weight decay)."""
+    return _parsed(text, float, 0, "a finite number ≥ 0")
+
+
+def positive_float(text: str) -> float:
+    """argparse ``type=`` for finite numbers > 0 (learning rates)."""
+    value = _parsed(text, float, 0, "a finite number > 0")
+    if value == 0:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _parsed(text: str, kind, low, what: str):
+    import argparse
+    import math
+
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    if (kind is float and not math.isfinite(value)) or value < low:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+    return value

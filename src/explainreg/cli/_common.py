@@ -40,3 +40,39 @@ def parse_settings(items: list[str] | None) -> dict[str, dict]:
             value = raw
         settings.setdefault(name, {})[option] = value
     return settings
+
+
+def check_penalty_options(name: str, options: dict) -> None:
+    """``--penalty-option`` values against the penalty's constructor: known option names, and a
+    value of the default's kind (a list for a tuple default, true/false for a flag, a number)."""
+    import inspect
+
+    from ..penalties import PENALTIES
+
+    key = name.lower().replace("-", "_")
+    if key not in PENALTIES:
+        return  # build_penalty names the unknown penalty
+    params = {k: v for k, v in inspect.signature(PENALTIES[key].__init__).parameters.items()
+              if k != "self" and v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY)}
+    for option, value in options.items():
+        if option not in params:
+            raise ValueError(f"--penalty-option {name}.{option}: {name} has no option {option!r}; its options: "
+                             f"{', '.join(params) or 'none'}")
+        default = params[option].default
+        if default is inspect.Parameter.empty or default is None:
+            continue
+        example = f"{name}.{option}=" + ("[" + ",".join(map(str, default)) + "]" if isinstance(default, (tuple, list))
+                                          else str(default).lower() if isinstance(default, bool) else str(default))
+        if isinstance(default, (tuple, list)):
+            ok = isinstance(value, list)
+        elif isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            kind = ("a list" if isinstance(default, (tuple, list)) else "true or false" if isinstance(default, bool)
+                    else "a number" if isinstance(default, (int, float)) else f"a {type(default).__name__}")
+            raise ValueError(f"--penalty-option {name}.{option}={json.dumps(value) if not isinstance(value, str) else value}"
+                             f": {option} takes {kind} (default {default!r}); write it e.g. as {example}")

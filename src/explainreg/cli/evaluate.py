@@ -1,9 +1,19 @@
 """``explainreg evaluate RUN_DIR``: the attribution metrics of a trained run, written into its folder
-(``metrics.json``, ``metrics.csv`` and one PNG per curve)."""
+(``metrics.json``, ``metrics.csv`` and one PNG per curve) or ``--output DIR``.
+
+The output folder is checked for writability before anything is computed; should writing still
+fail afterwards, the results go to a fallback folder under the system's temporary directory and
+the command says where (nothing computed is lost). The test data are those the run recorded
+(the bundled subset when it trained on it), unless ``--data-root`` says otherwise."""
 from __future__ import annotations
 
 import json
+import os
+import sys
+import tempfile
 from pathlib import Path
+
+from .._validation import nonnegative_int, positive_int
 
 from ..metrics._core import MAX_BATCH
 
@@ -22,18 +32,20 @@ def register(subparsers) -> None:
     p.add_argument("--attribution", default="saliency",
                    help="comma-separated attribution methods (saliency, ig, smoothgrad, deeplift, gradient_shap, "
                         "input_x_gradient, occlusion, gradcam, random)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N test images only")
+    p.add_argument("--limit", type=positive_int, default=None, help="evaluate the first N test images only")
     p.add_argument("--data-root", default=None, help="folder holding mnist/ or fashion-mnist/ (default: the run's)")
-    p.add_argument("--batch-size", type=int, default=250, help="images per update (default 250)")
-    p.add_argument("--max-batch", type=int, default=MAX_BATCH,
+    p.add_argument("--batch-size", type=positive_int, default=250, help="images per update (default 250)")
+    p.add_argument("--max-batch", type=positive_int, default=MAX_BATCH,
                    help=f"rows per forward pass (default {MAX_BATCH}; raise it on a GPU)")
-    p.add_argument("--roar-epochs", type=int, default=6, help="ROAR retraining epochs (seed: 6)")
-    p.add_argument("--roar-batch-size", type=int, default=30, help="ROAR retraining batch size (seed: 30)")
-    p.add_argument("--roar-train-limit", type=int, default=None, help="ROAR: use the first N train images")
+    p.add_argument("--roar-epochs", type=positive_int, default=6, help="ROAR retraining epochs (seed: 6)")
+    p.add_argument("--roar-batch-size", type=positive_int, default=30, help="ROAR retraining batch size (seed: 30)")
+    p.add_argument("--roar-train-limit", type=positive_int, default=None, help="ROAR: use the first N train images")
     p.add_argument("--compat", action="store_true",
                    help="the seed's quirks: complexity log(p+0.01), Gaussian +1 shift, masked accuracy k≥1")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    p.add_argument("--output", metavar="DIR", default=None,
+                   help="write metrics.json, metrics.csv and the plots here (default: RUN_DIR)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -58,6 +70,7 @@ def run(args) -> int:
     from ..training import resolve_device
 
     run_dir = Path(args.run_dir)
+    output = Path(args.output) if args.output else run_dir
     names = [resolve_metric(m) for m in args.metrics.split(",") if m.strip()]
     methods = [resolve_method(m) for m in args.attribution.split(",") if m.strip()]
     if not names or not methods:
@@ -66,16 +79,23 @@ def run(args) -> int:
         raise ValueError(f"--limit must be a positive number of images, got {args.limit}")
     device = resolve_device(args.device)
     model, config = load_run(run_dir, device=device)
-    root = args.data_root or config.get("data_root")
-    dataset, normalize = config.get("dataset", "mnist"), config.get("normalize", False)
-    test = load_dataset(dataset, "test", root, normalize=normalize, limit=args.limit)
+    check_writable(output)  # before hours of metrics, not after
+    dataset, normalize = config.get("dataset"), config.get("normalize", False)
+    if dataset is None or normalize is None:
+        raise ValueError(f"{run_dir / 'config.json'} does not say which data set (or which normalisation) the model "
+                         "was trained on; pass run_info={'dataset': 'mnist', 'normalize': False} to train(...)")
+    root, allow_bundled = data_root_of(config, args.data_root)
+    test = load_dataset(dataset, "test", root, normalize=normalize, limit=args.limit, allow_bundled=allow_bundled)
+    if "bundled" in test.source:
+        print(f"evaluating on the bundled subset ({test.source}), as the run was trained on it", file=sys.stderr)
     x_all, y_all = test.x.to(device), test.y.to(device)
     attribution_free = [n for n in names if not METRICS[n].needs_attributions]
     per_method = [n for n in names if METRICS[n].needs_attributions]
     results: dict[str, dict] = {}
     train = None
     if "roar" in per_method:
-        train = load_dataset(dataset, "train", root, normalize=normalize, limit=args.roar_train_limit)
+        train = load_dataset(dataset, "train", root, normalize=normalize, limit=args.roar_train_limit,
+                             allow_bundled=allow_bundled)
     jobs = [(None, attribution_free)] if attribution_free else []
     jobs += [(m, per_method) for m in methods] if per_method else []
     total = sum(len(x_all) for _ in jobs)
@@ -106,16 +126,62 @@ def run(args) -> int:
     bar.close()
     summary = {"run_dir": str(run_dir), "dataset": dataset, "n_images": len(x_all), "metrics": names,
                "attribution": methods, "compat": args.compat, "seed": args.seed, "results": results}
-    atomic_write_json(run_dir / "metrics.json", summary)
     import pandas as pd
 
     table = pd.concat(frames, ignore_index=True)
-    atomic_write_bytes(run_dir / "metrics.csv", table.to_csv(index=False).encode())
-    plots = _plot_curves(results, run_dir)
     print(json.dumps({m: {n: round(r["value"], 4) for n, r in rs.items()} for m, rs in results.items()}, indent=1))
-    print(f"wrote {run_dir / 'metrics.json'}, {run_dir / 'metrics.csv'} and {len(plots)} plots")
+    try:
+        plots = _write(output, summary, table, results, atomic_write_json, atomic_write_bytes)
+    except OSError as exc:
+        fallback = Path(tempfile.mkdtemp(prefix="explainreg-metrics-"))
+        plots = _write(fallback, summary, table, results, atomic_write_json, atomic_write_bytes)
+        print(f"could not write into {output} ({exc}); the results are safe in {fallback}: "
+              f"{fallback / 'metrics.json'}, {fallback / 'metrics.csv'} and {len(plots)} plots", file=sys.stderr)
+        return 1
+    print(f"wrote {output / 'metrics.json'}, {output / 'metrics.csv'} and {len(plots)} plots")
     del torch
     return 0
+
+
+def check_writable(folder: Path) -> None:
+    """Raise ``PermissionError`` naming ``folder`` when files cannot be created in it (tried, not guessed)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise PermissionError(f"cannot write the metrics into {folder} ({exc.strerror or exc}); nothing was computed. "
+                              "Pass --output DIR to write them elsewhere, or make the folder writable") from None
+
+
+def data_root_of(config: dict, data_root: str | None) -> tuple[str | Path | None, bool]:
+    """``(root, allow_bundled)`` for the run's data: ``--data-root`` first; a run trained on the
+    bundled subset gets it again; else the root the run gave, ``$EXPLAINREG_DATA``, or the root it
+    resolved when it trained."""
+    from ..data import ENV_VAR
+    from ..data.sources import BUNDLED_DIR
+
+    if data_root is not None:
+        return data_root, False
+    if config.get("data") == "bundled" or "bundled subset" in str(config.get("test_source", "")):
+        return BUNDLED_DIR, True
+    if config.get("data_root"):
+        return config["data_root"], False
+    if os.environ.get(ENV_VAR):
+        return None, False
+    if config.get("data_root_used"):
+        return config["data_root_used"], False
+    # a run trained from Python records where its data came from ("FOLDER[ (downloaded)][, N rows]")
+    folder = str(config.get("test_source", "")).split(",")[0].removesuffix(" (downloaded)")
+    return (folder if folder and Path(folder).is_dir() else None), False
+
+
+def _write(folder: Path, summary: dict, table, results: dict, write_json, write_bytes) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "metrics.json", {**summary, "output": str(folder)})
+    write_bytes(folder / "metrics.csv", table.to_csv(index=False).encode())
+    return _plot_curves(results, folder)
 
 
 def _plot_curves(results: dict[str, dict], run_dir: Path) -> list[Path]:

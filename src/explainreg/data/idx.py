@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,33 @@ def _open(path: Path, mode: str):
     return gzip.open(path, mode) if str(path).endswith(".gz") else open(path, mode)
 
 
+def _damaged(path: Path, problem: str) -> ValueError:
+    """The error for a damaged data file: its name, what is wrong, its md5 against the official one."""
+    from .sources import expected_md5, md5
+
+    expected = expected_md5(path)
+    check = ""
+    if expected is not None:
+        actual = md5(path)
+        check = (f" Its md5 is {actual}, the official file's is {expected}." if actual != expected else
+                 f" Its md5 matches the official file's ({expected}), so the copy is fine: report this as a bug.")
+    return ValueError(f"{path} is damaged: {problem}.{check} Delete it and download it again (explainreg fetches "
+                      "missing MNIST/Fashion-MNIST files when online), or copy it again from its source.")
+
+
 def read_idx(path: str | os.PathLike) -> torch.Tensor:
-    """Return the array stored in an IDX file as a ``torch.uint8`` tensor."""
+    """Return the array stored in an IDX file as a ``torch.uint8`` tensor.
+
+    A truncated or corrupted file (gzip end-of-stream or CRC errors, a short body) raises a
+    ``ValueError`` naming the file, with its md5 against the official one when it is known."""
     path = Path(path)
-    with _open(path, "rb") as f:
-        raw = f.read()
+    try:
+        with _open(path, "rb") as f:
+            raw = f.read()
+    except EOFError:
+        raise _damaged(path, "the gzip stream ends early (the file is truncated)") from None
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise _damaged(path, f"it is not a valid gzip file any more ({exc})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise ValueError(f"{path} is not an IDX file (bad magic number); is it corrupted?")
     dtype, ndim = raw[2], raw[3]

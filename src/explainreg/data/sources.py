@@ -101,6 +101,19 @@ def md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def expected_md5(path: str | os.PathLike) -> str | None:
+    """The official md5 of a data file, from its name and folder (``mnist/``, ``MNIST/raw/``, ...);
+    None when the file is not one of the official ``.gz`` files or the data set cannot be told."""
+    path = Path(path)
+    if BUNDLED_DIR in path.resolve().parents:  # the bundled subsets are not the official files
+        return None
+    folders = {part.lower() for part in path.parent.parts[-2:]}
+    for source in SOURCES.values():
+        if path.name in source.files and folders & {source.name.lower(), source.torchvision_name.lower()}:
+            return source.files[path.name]
+    return None
+
+
 def download(source: IdxSource, split: str, folder: Path, timeout: float = 20.0) -> Path:
     """Download the two files of ``split`` into ``folder``, verifying md5 checksums.
 

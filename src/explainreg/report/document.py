@@ -42,12 +42,30 @@ class Table:
         return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{notes}"
 
 
+#: what a quick-mode report says at its top, and under its tables
+SMOKE_TEST = ("Quick mode: a smoke test, not a result. The models saw a small subset for a short time with one "
+              "seed, so the numbers only show that the pipeline runs end to end; no model is marked best and no "
+              "spread is given. Run the full study for results.")
+
+
+def mean_std(mean: float, std: float, n: int, digits: int = 2) -> str:
+    """``"m ± s"`` over ``n`` ≥ 2 runs; ``"m (1 run)"`` for one, where a spread of 0.00 would mislead."""
+    if n < 2:
+        return f"{mean:.{digits}f} (1 run)"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
 @dataclass
 class Report:
     """Build with ``heading``/``text``/``table``/``figure``/``code``; ``write(folder)`` renders."""
 
     title: str
     blocks: list[tuple[str, object]] = field(default_factory=list)
+
+    def smoke_test(self, text: str = SMOKE_TEST) -> "Report":
+        """Mark the report as a smoke test: a warning block right under the title."""
+        self.blocks.insert(0, ("warning", text))
+        return self
 
     def heading(self, text: str, level: int = 2) -> "Report":
         self.blocks.append(("heading", (level, text)))
@@ -76,6 +94,8 @@ class Report:
                 out.append("#" * value[0] + " " + value[1])
             elif kind == "text":
                 out.append(value)
+            elif kind == "warning":
+                out.append(f"> **{value}**")
             elif kind == "code":
                 out.append(f"```\n{value}\n```")
             elif kind == "table":
@@ -92,6 +112,8 @@ class Report:
                 out.append(f"<h{value[0]}>{html.escape(value[1])}</h{value[0]}>")
             elif kind == "text":
                 out.append(f"<p>{html.escape(value)}</p>")
+            elif kind == "warning":
+                out.append(f"<p class='warning'><strong>{html.escape(value)}</strong></p>")
             elif kind == "code":
                 out.append(f"<pre>{html.escape(value)}</pre>")
             elif kind == "table":
@@ -105,7 +127,8 @@ class Report:
                  "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;"
                  "text-align:right}th{background:#f3f3f3}td.best{font-weight:bold;background:#e8f4e8}"
                  "img{max-width:100%}figcaption{font-style:italic;color:#555}.notes{font-size:90%;color:#555}"
-                 "pre{background:#f6f6f6;padding:8px;overflow-x:auto}")
+                 "pre{background:#f6f6f6;padding:8px;overflow-x:auto}"
+                 ".warning{background:#fff4e0;border-left:4px solid #e0a000;padding:6px 10px}")
         return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
                 f"<style>{style}</style></head><body><h1>{html.escape(self.title)}</h1>{''.join(out)}</body></html>\n")
 

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from .. import runs
+from .._validation import nonnegative_float, nonnegative_int, positive_int
 from ..attribution import attribute
 from ..data import ArrayDataset, load_dataset
 from ..metrics import complexity, faithfulness, gaussian_noise, morf, roar, square_blocks
@@ -290,12 +291,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="pick each penalty's weight among these on a validation split (e.g. 0.01,0.1,1)")
     p.add_argument("--tolerance", type=float, default=0.01,
                    help="sweep: largest weight whose validation accuracy is within this of the baseline's (0.01)")
-    for name, kind, text in (("epochs", int, "training epochs"), ("limit-train", int, "train images"),
-                             ("limit-test", int, "test images"), ("eval-images", int, "test images for the metrics"),
-                             ("roar-train", int, "train images for ROAR retraining"),
-                             ("roar-epochs", int, "ROAR retraining epochs"), ("seed", int, "random seed")):
+    for name, kind, text in (("epochs", positive_int, "training epochs"), ("limit-train", positive_int, "train images"),
+                             ("limit-test", positive_int, "test images"),
+                             ("eval-images", positive_int, "test images for the metrics"),
+                             ("roar-train", positive_int, "train images for ROAR retraining"),
+                             ("roar-epochs", positive_int, "ROAR retraining epochs"),
+                             ("seed", nonnegative_int, "random seed")):
         p.add_argument(f"--{name}", type=kind, default=None, help=f"{text} (overrides the mode's default)")
-    p.add_argument("--jobs", type=int, default=1,
+    p.add_argument("--jobs", type=positive_int, default=1,
                    help="train and evaluate the models in this many processes, sharing torch's threads (default 1)")
 
 
@@ -313,8 +316,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         name, _, value = item.partition("=")
         if name not in PENALTIES or not value:
             raise ValueError(f"--weight {item!r}: write PENALTY=WEIGHT with PENALTY among {', '.join(PENALTIES)}")
-        weights[name] = float(value)
-    sweep = tuple(float(w) for w in args.sweep.split(",")) if args.sweep else ()
+        try:
+            weights[name] = nonnegative_float(value)
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(f"--weight {item!r}: the weight {exc}, e.g. {name}=0.1") from None
+    try:
+        sweep = tuple(float(w) for w in args.sweep.split(",")) if args.sweep else ()
+    except ValueError:
+        raise ValueError(f"--sweep {args.sweep!r}: write comma-separated numbers, e.g. 0.01,0.1,1") from None
     if any(not math.isfinite(w) or w < 0 for w in sweep):
         raise ValueError(f"--sweep weights must be finite and ≥ 0, got {args.sweep}")
     out = args.out or f"results/constraints-{args.dataset}{'-quick' if args.quick else ''}"

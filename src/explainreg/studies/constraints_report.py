@@ -1,4 +1,5 @@
-"""The report of the constraints study: table (best per column marked, the seed's values beside),
+"""The report of the constraints study: table (best per column marked, except in quick mode, which
+the report marks as a smoke test; the seed's values beside),
 results.csv/json, and figures (saliency grids, MoRF/ROAR/robustness curves, penalties during training)."""
 from __future__ import annotations
 
@@ -45,7 +46,10 @@ def results_table(settings, metrics: dict[str, dict[str, Any]]) -> tuple[list[di
             marks.append(row[key] == best)
         cells.append(line)
         bold.append(marks)
-    notes = ("Bold: best in the column. Arrows: the direction that is better. "
+    if settings.quick:  # one seed, a subset, one epoch: nothing to rank
+        bold = None
+    notes = (("Quick mode (smoke test): no best is marked. " if settings.quick else "Bold: best in the column. ")
+             + "Arrows: the direction that is better. "
              + ("In parentheses: the seed's published value (methods.md B.1 §1.4, §1.7; one run each, "
                 "its complexity from one image, its ROAR/Gauss AUCs with its own settings)." if seed else
                 "The seed published no Fashion-MNIST numbers."))
@@ -126,6 +130,8 @@ def write_report(out: Path, settings, record: dict[str, Any], models: dict, metr
     penalty = penalty_figure(folder, histories)
     mode = "quick" if settings.quick else "full"
     report = Report(f"Explanation constraints on {settings.dataset} ({settings.model}, {mode} run)")
+    if settings.quick:
+        report.smoke_test()
     data = record["data"]
     report.text(f"{len(rows)} models: the unconstrained baseline and one per penalty, each trained for "
                 f"{settings.epochs} epoch(s) with Adam (lr {settings.lr}, batch {settings.batch_size}, seed "
