@@ -78,3 +78,14 @@ from .ground_truth import (AUP, AUR, aup, aup_aur, aur, ground_truth_curves, ran
 
 __all__ += ["AUP", "AUR", "aup", "aup_aur", "aur", "ground_truth_curves", "random_ranking",
             "ranking_precision_recall"]
+
+from .localisation import (LOCALISATION_METRICS, AttributionLocalisation, LocalisationAUC,  # noqa: E402
+                           MaskMetric, PointingGame, RelevanceMassAccuracy, RelevanceRankAccuracy,
+                           TopKIntersection, WrongReason, attribution_localisation, localisation_auc,
+                           pointing_game, relevance_mass_accuracy, relevance_rank_accuracy, top_k_intersection,
+                           wrong_reason)
+
+__all__ += ["LOCALISATION_METRICS", "AttributionLocalisation", "LocalisationAUC", "MaskMetric", "PointingGame",
+            "RelevanceMassAccuracy", "RelevanceRankAccuracy", "TopKIntersection", "WrongReason",
+            "attribution_localisation", "localisation_auc", "pointing_game", "relevance_mass_accuracy",
+            "relevance_rank_accuracy", "top_k_intersection", "wrong_reason"]

@@ -34,7 +34,6 @@ import torch
 from torch import nn
 
 from ._core import Metric, MetricResult, scalar_result
-from .ground_truth import ranking_precision_recall
 
 __all__ = [
     "LOCALISATION_METRICS", "MaskMetric", "PointingGame", "AttributionLocalisation", "TopKIntersection",
@@ -65,6 +64,14 @@ def _flatten(attributions: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tens
         raise ValueError("attributions contain non-finite values (NaN or inf); fix or drop those maps")
     s = (mask != 0).expand_as(attributions)
     return attributions.detach().flatten(1).double(), s.flatten(1)
+
+
+def _top_share(a: torch.Tensor, s: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """|top-k_b(a_b) ∩ s_b| / k_b per image (ranked by a descending, ties by index; k_b ≥ 1)."""
+    order = a.sort(dim=1, descending=True, stable=True).indices
+    hits = torch.cat([s.new_zeros(s.shape[0], 1, dtype=torch.float64), s.gather(1, order).double().cumsum(1)], 1)
+    k = k.to(torch.long).reshape(-1, 1).expand(s.shape[0], 1)
+    return hits.gather(1, k)[:, 0] / k[:, 0].clamp_min(1).double()
 
 
 def _nan_where_empty(scores: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -109,8 +116,7 @@ def top_k_intersection(attributions: torch.Tensor, mask: torch.Tensor, *, k: int
     a, s = _flatten(attributions, mask)
     a = a.abs() if abs else a
     kk = min(int(k), a.shape[1])
-    precision, _ = ranking_precision_recall(a, s, torch.tensor([kk]))
-    tki = precision[:, 0]
+    tki = _top_share(a, s, torch.tensor([kk], device=a.device))
     if concept_influence:
         tki = tki * a.shape[1] / s.sum(1).clamp_min(1)
     return _nan_where_empty(tki, s)
@@ -120,8 +126,7 @@ def relevance_rank_accuracy(attributions: torch.Tensor, mask: torch.Tensor, *, a
     """Per image: the share of the |s| highest attributions that lie in s; NaN for an empty mask."""
     a, s = _flatten(attributions, mask)
     a = a.abs() if abs else a
-    precision, _ = ranking_precision_recall(a, s, s.sum(1, keepdim=True))
-    return _nan_where_empty(precision[:, 0], s)
+    return _nan_where_empty(_top_share(a, s, s.sum(1)), s)
 
 
 def relevance_mass_accuracy(attributions: torch.Tensor, mask: torch.Tensor, *, abs: bool = False) -> torch.Tensor:
