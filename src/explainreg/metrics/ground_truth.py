@@ -59,7 +59,7 @@ def ranking_precision_recall(scores: torch.Tensor, mask: torch.Tensor, ks: torch
     w = torch.ones_like(scores, dtype=torch.float64) if weights is None else weights.double()
     w = torch.where(torch.isneginf(scores), torch.zeros_like(w), w)
     m = mask.to(torch.float64)
-    order = scores.double().sort(1, descending=True, stable=True).indices
+    order = scores.double().sort(dim=1, descending=True, stable=True).indices
     w_sorted, m_sorted = w.gather(1, order), m.gather(1, order)
     zero = torch.zeros(b, 1, dtype=torch.float64, device=scores.device)
     hits = torch.cat([zero, (w_sorted * m_sorted).cumsum(1)], 1).gather(1, ks)          # B×S
@@ -124,7 +124,7 @@ def ground_truth_curves(attributions: torch.Tensor, ground_truth: torch.Tensor,
         ks = torch.minimum(ks, n_valid.long())
         return ranking_precision_recall(scores, truth, ks)
     weights = _rescaled(scores)
-    mass = weights.sort(1, descending=True, stable=True).values.cumsum(1)                  # B×D
+    mass = weights.sort(dim=1, descending=True, stable=True).values.cumsum(1)                  # B×D
     total = mass[:, -1:]
     ks = (mass[:, None, :] < fr[None, :, None] * total[:, :, None] - 1e-12).sum(2) + 1      # fewest with mass ≥ f
     ks = torch.minimum(ks, n_valid.long())

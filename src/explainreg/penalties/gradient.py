@@ -11,6 +11,32 @@ from . import functional as P
 from .base import Penalty, PenaltyContext, register_penalty
 
 
+def input_layout(ctx: PenaltyContext) -> str:
+    """The layout of the batch (methods.md A.7): the context's ``inputs.layout`` when it has one,
+    else from x: 4 dims ``"image"`` (B×C×H×W), 3 ``"series"`` (B×C×T), 2 ``"tabular"`` (B×F)."""
+    inputs = getattr(ctx, "inputs", None)
+    if inputs is not None and getattr(inputs, "layout", None):
+        return inputs.layout
+    return {4: "image", 3: "series", 2: "tabular"}.get(ctx.x.dim(), f"{ctx.x.dim()}-d")
+
+
+def require_layout(ctx: PenaltyContext, allowed: Sequence[str], who: str, why: str) -> str:
+    """The batch's layout, or a clear error when ``who`` is not defined for it."""
+    layout = input_layout(ctx)
+    if layout not in allowed:
+        raise ValueError(f"{who} is defined for {' and '.join(allowed)} inputs, not {layout} inputs "
+                         f"(x of shape {tuple(ctx.x.shape)}): {why}")
+    return layout
+
+
+def smoothness_along_time(g: torch.Tensor, offset: int = 1) -> torch.Tensor:
+    """Total variation of a series saliency g (B×C×T) along time only (methods.md A.7):
+    R = mean over b, c and valid t of |g[b, c, t] − g[b, c, t − o]| (no padding; channels unordered)."""
+    if offset < 1 or offset >= g.shape[-1]:
+        raise ValueError(f"offset must be in [1, {g.shape[-1] - 1}] for series of {g.shape[-1]} steps, got {offset}")
+    return (g[..., offset:] - g[..., :-offset]).abs().mean()
+
+
 class _SaliencyPenalty(Penalty):
     """Shared settings: which saliency target the penalty constrains (``"logit"`` as the seed)."""
 
@@ -49,6 +75,14 @@ class Smoothness(_SaliencyPenalty):
         return {"offset": self.offset, "compat": self.compat, **super().settings()}
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
+        layout = require_layout(ctx, ("image", "series"), "Smoothness",
+                                "it compares neighbouring pixels (images) or time steps (series); other axes are "
+                                "unordered (on B×F it would compare different samples)")
+        if layout == "series":
+            if self.compat:
+                raise ValueError("Smoothness(compat=True) reproduces the seed's image code (o = 2, zero padding); "
+                                 "series use compat=False (total variation along time)")
+            return smoothness_along_time(ctx.saliency(self.target), self.offset)
         return P.smoothness(ctx.saliency(self.target), self.offset, self.compat)
 
 
@@ -70,7 +104,13 @@ class Locality(_SaliencyPenalty):
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         mask = ctx.extras.get("mask") if self.use_mask else None
         if mask is None:
+            require_layout(ctx, ("image",), "Locality without a mask",
+                           "its target is the image itself (channel mean, min–max normalised); pass mask=... "
+                           "(the region the saliency should cover) for other inputs")
             target_map = P.input_target(ctx.x)
+        elif require_layout(ctx, ("image", "series"), "Locality with a mask",
+                            "the mask must line up with the input's pixels or time steps") == "series":
+            target_map = _as_series_mask(mask, ctx.x, "Locality")
         else:
             target_map = _as_image_mask(mask, ctx.x, "Locality")
         return P.locality(ctx.saliency(self.target), target_map, self.eps)
@@ -91,6 +131,8 @@ class Fidelity(_SaliencyPenalty):
         return {"threshold": self.threshold, **super().settings()}
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
+        require_layout(ctx, ("image", "series", "tabular"), "Fidelity",
+                       "it multiplies the input by 1 − ĝ and runs the model again; token ids cannot be scaled")
         return P.fidelity(ctx.model, ctx.x, ctx.saliency(self.target), ctx.logits, self.threshold)
 
 
@@ -110,7 +152,9 @@ class Consistency(_SaliencyPenalty):
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         predicted = ctx.logits.detach().argmax(1)
-        return P.consistency(ctx.saliency(self.target), ctx.x, predicted, self.eps)
+        # token batches: the input similarity is that of the (padding-free) embeddings (methods.md A.7)
+        explained = ctx.inputs.strip_padding(ctx.explained) if hasattr(ctx, "inputs") else ctx.x
+        return P.consistency(ctx.saliency(self.target), explained, predicted, self.eps)
 
 
 @register_penalty("symm", "rotation")
@@ -131,6 +175,7 @@ class Symmetry(_SaliencyPenalty):
         return {"angles": list(self.angles), "interpolation": self.interpolation, **super().settings()}
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
+        require_layout(ctx, ("image",), "Symmetry", "it rotates the input in the image plane")
         angle = self.angles[int(torch.randint(len(self.angles), (1,), generator=ctx.rng()))]
         return P.symmetry(ctx.model, ctx.x, ctx.y, ctx.saliency(self.target), angle, self.target, self.interpolation)
 
@@ -148,3 +193,18 @@ def _as_image_mask(mask: torch.Tensor, x: torch.Tensor, who: str) -> torch.Tenso
         raise ValueError(f"{who}: mask of shape {tuple(mask.shape)} does not match the inputs {tuple(x.shape)}; "
                          "give H×W, B×H×W, B×1×H×W or B×C×H×W")
     return mask.to(x.dtype)
+
+
+def _as_series_mask(mask: torch.Tensor, x: torch.Tensor, who: str) -> torch.Tensor:
+    """Broadcast a mask over series (T, B×T, B×1×T or B×C×T) to B×{1,C}×T floats."""
+    m = torch.as_tensor(mask, device=x.device)
+    original = tuple(m.shape)
+    if m.dim() == 1:
+        m = m[None, None]
+    elif m.dim() == 2:
+        m = m[:, None]
+    ok = m.dim() == 3 and m.shape[-1] == x.shape[-1] and m.shape[0] in (1, x.shape[0]) and m.shape[1] in (1, x.shape[1])
+    if not ok:
+        raise ValueError(f"{who}: mask of shape {original} does not match the series {tuple(x.shape)} (B×C×T); "
+                         "give T, B×T, B×1×T or B×C×T (a B×T×F mask needs mask.transpose(1, 2))")
+    return m.to(x.dtype)
