@@ -142,6 +142,13 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
         from .ucr import load_ucr
 
         return load_ucr(name, split, root, limit=limit)
+    shortcut = str(name).lower().replace("_", "-")
+    shortcut = {"decoymnist": "decoy-mnist", "decoyfmnist": "decoy-fmnist", "colormnist": "color-mnist"}.get(shortcut,
+                                                                                                              shortcut)
+    if shortcut in ("decoy-mnist", "decoy-fmnist", "color-mnist"):  # generated from the IDX files (data/shortcuts.py)
+        from .shortcuts import SHORTCUT_DATASETS
+
+        return SHORTCUT_DATASETS[shortcut](split, root, limit=limit)
     key = _check_name(name)
     folder, description = locate(key, split, root, download=download, allow_bundled=allow_bundled)
     image_file, label_file = SOURCES[key].split_files(split)

@@ -54,8 +54,8 @@ def _root_key(root) -> str | None:
 
 
 @lru_cache(maxsize=4)
-def _mnist(split: str, root: str | None) -> ArrayDataset:
-    return load_dataset("mnist", split, root)
+def _mnist(split: str, root: str | None, name: str = "mnist") -> ArrayDataset:
+    return load_dataset(name, split, root)
 
 
 def _split_index(n: int, split: str, val_fraction: float, split_seed: int, limit: int | None) -> torch.Tensor:
@@ -184,26 +184,52 @@ def add_decoy(images: torch.Tensor, values: torch.Tensor, generator: torch.Gener
 
 def decoy_mnist(split: str = "train", root: str | os.PathLike | None = None, *, seed: int = 0,
                 val_fraction: float = 0.1, split_seed: int = 0, limit: int | None = None,
-                with_mask: bool = True) -> ArrayDataset:
+                with_mask: bool = True, mask: str = "corners", reward_mask: bool = False,
+                source: str = "mnist") -> ArrayDataset:
     """DecoyMNIST (B.2 §2.5): grey 1×28×28 in [−1, 1] with a 5×5 corner patch of grey
     ``255 − 25y`` (``train``/``val``: a 90/10 split of the decoy training set) or ``25y`` (``test``).
 
     Corners are drawn with ``seed`` (the seed's code was unseeded); ``extras["mask"]`` (bool
-    N×1×28×28) marks the four corners, the CDEP/RRR/EG blob. ``limit`` keeps the first images.
+    N×1×28×28) marks the four corners, the CDEP/RRR/EG blob (``mask="corners"``), or only the corner
+    that holds the patch (``mask="patch"``, XIL's masks). ``reward_mask=True`` adds
+    ``extras["reward_mask"]``: the object, pixels of the source image > 1/255 (XIL's HINT masks).
+    ``source="fashion-mnist"`` makes Decoy-FMNIST (:func:`decoy_fmnist`). ``limit`` keeps the first images.
     """
     _check_split(split)
-    source = _mnist("test" if split == "test" else "train", _root_key(root))
-    y = source.y
+    if mask not in ("corners", "patch"):
+        raise ValueError(f"mask must be 'corners' (the four corners) or 'patch' (the patch's corner); got {mask!r}")
+    if source not in ("mnist", "fashion-mnist"):
+        raise ValueError(f"source must be 'mnist' or 'fashion-mnist'; got {source!r}")
+    base = _mnist("test" if split == "test" else "train", _root_key(root), source)
+    y = base.y
     generator = torch.Generator().manual_seed(seed * 2 + (split == "test"))
+    corners = torch.Generator()
+    corners.set_state(generator.get_state())  # the same draws as add_decoy's, for the patch masks
     values = 25.0 * y if split == "test" else 255.0 - 25.0 * y
-    x = add_decoy(source.x * 255.0, values.float(), generator)  # corners drawn for the whole set
-    index = _split_index(len(source), split, val_fraction, split_seed, limit)
-    x = x[index] / 255.0 * 2.0 - 1.0
+    x = add_decoy(base.x * 255.0, values.float(), generator)  # corners drawn for the whole set
+    index = _split_index(len(base), split, val_fraction, split_seed, limit)
     extras: dict[str, torch.Tensor] = {}
-    if with_mask:
+    if with_mask and mask == "corners":
         extras["mask"] = decoy_corner_mask(x.shape[-1])[None, None].expand(len(index), 1, *x.shape[-2:])
-    return ArrayDataset(x, y[index].clone(), extras, name="decoymnist",
-                        source=f"DecoyMNIST {split} (seed {seed}) from {source.source}, {len(index)} images")
+    elif with_mask:
+        patches = add_decoy(torch.zeros(len(base), 1, *x.shape[-2:]), torch.ones(len(base)), corners)
+        extras["mask"] = patches[index].bool()
+    if reward_mask:
+        extras["reward_mask"] = base.x[index] * 255.0 > 1
+    x = x[index] / 255.0 * 2.0 - 1.0
+    name, title = ("decoymnist", "DecoyMNIST") if source == "mnist" else ("decoyfmnist", "Decoy-FMNIST")
+    return ArrayDataset(x, y[index].clone(), extras, name=name,
+                        source=f"{title} {split} (seed {seed}) from {base.source}, {len(index)} images")
+
+
+def decoy_fmnist(split: str = "train", root: str | os.PathLike | None = None, **options: Any) -> ArrayDataset:
+    """Decoy-FMNIST (methods.md A.11): the DecoyMNIST recipe of :func:`decoy_mnist` on Fashion-MNIST
+    (patch grey 255 − 25y in training, 25y at test, where y is the garment class)."""
+    return decoy_mnist(split, root, source="fashion-mnist", **options)
+
+
+#: the generated shortcut data sets by name, each ``loader(split, root, **options)``
+SHORTCUT_DATASETS = {"decoy-mnist": decoy_mnist, "decoy-fmnist": decoy_fmnist, "color-mnist": color_mnist}
 
 
 def masked_dataset(x: Any, y: Any, mask: Any, *, name: str = "custom", source: str = "in memory") -> ArrayDataset:
