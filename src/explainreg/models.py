@@ -5,7 +5,8 @@ these are only the architectures the published studies used (methods.md B.1 §1.
 """
 from __future__ import annotations
 
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 from torch import nn
 
@@ -37,12 +38,75 @@ def register_model(name: str, builder: Callable[..., nn.Module]) -> None:
     MODELS[name.lower()] = builder
 
 
-def build_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered reference network by name (see ``MODELS``)."""
+class ModelImportError(ValueError):
+    """A ``module:callable`` model path does not import or does not name a callable."""
+
+
+def import_callable(path: str, search_path: str | None = None) -> Callable[..., nn.Module]:
+    """The callable named by ``"package.module:attr.sub"`` (a user's model class or builder).
+
+    ``search_path``: a folder tried (prepended to ``sys.path``) when the module does not import
+    as it is, e.g. the folder a run recorded when it was trained.
+    """
+    import importlib
+    import sys
+
+    module_name, colon, attr = path.partition(":")
+    if not colon or not module_name or not attr:
+        raise ModelImportError(f"model path {path!r} must be 'module:callable', e.g. 'mypkg.nets:ResNet50'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if search_path is None or not Path(search_path).is_dir():
+            raise ModelImportError(f"model path {path!r}: module {module_name!r} does not import ({exc}); put its "
+                                   "folder on PYTHONPATH or install it") from exc
+        sys.path.insert(0, str(search_path))
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc2:
+            raise ModelImportError(f"model path {path!r}: module {module_name!r} does not import, also from "
+                                   f"{search_path} ({exc2}); put its folder on PYTHONPATH") from exc2
+    except Exception as exc:  # the user's module raised while importing
+        raise ModelImportError(f"model path {path!r}: importing {module_name!r} failed: "
+                               f"{type(exc).__name__}: {exc}") from exc
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ModelImportError(f"model path {path!r}: {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ModelImportError(f"model path {path!r}: {attr!r} is a {type(obj).__name__}, not a callable "
+                               "that builds an nn.Module")
+    return obj
+
+
+def module_folder(path: str) -> str | None:
+    """The ``sys.path`` entry from which the module of a ``module:callable`` path was imported."""
+    import importlib
+
+    module = importlib.import_module(path.partition(":")[0])
+    file = getattr(module, "__file__", None)
+    if file is None:
+        return None
+    top = Path(file).resolve().parent
+    for _ in range(module.__name__.count(".") + (Path(file).name == "__init__.py")):
+        top = top.parent
+    return str(top)
+
+
+def build_model(name: str, search_path: str | None = None, **kwargs) -> nn.Module:
+    """Build a registered reference network by name (see ``MODELS``), or a user's model from a
+    ``"module:callable"`` path (called with ``kwargs``; must return an ``nn.Module``)."""
+    if ":" in name:
+        model = import_callable(name, search_path)(**kwargs)
+        if not isinstance(model, nn.Module):
+            raise ModelImportError(f"model path {name!r} returned a {type(model).__name__}, not an nn.Module")
+        return model
     try:
         builder = MODELS[name.lower()]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(MODELS))}") from None
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(MODELS))}, or a "
+                         "'module:callable' path to your own") from None
     return builder(**kwargs)
 
 
@@ -92,3 +156,8 @@ from .sequence_models import LSTMClassifier, TCNClassifier, TransformerClassifie
 register_model("lstm", LSTMClassifier)
 register_model("tcn", TCNClassifier)
 register_model("transformer", TransformerClassifier)
+
+from .backbones import ResNet, VGG, resnet18, vgg_small  # noqa: E402  (deep nets: ResNet-18-, VGG-shaped)
+
+register_model("resnet18", resnet18)
+register_model("vgg_small", vgg_small)

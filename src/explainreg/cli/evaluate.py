@@ -81,10 +81,16 @@ def run(args) -> int:
     model, config = load_run(run_dir, device=device)
     check_writable(output)  # before hours of metrics, not after
     dataset, normalize = config.get("dataset"), config.get("normalize", False)
-    if dataset is None or normalize is None:
+    folder = config.get("image_folder")  # trained with --data folder:PATH: read its test split into memory
+    if folder is not None:
+        from ..data.folder import folder_from_settings, random_subset
+
+        def load_dataset(_dataset, split, _root=None, *, limit=None, **_):  # noqa: F811
+            return random_subset(folder_from_settings(folder, split), limit, folder.get("split_seed", 0)).to_memory()
+    elif dataset is None or normalize is None:
         raise ValueError(f"{run_dir / 'config.json'} does not say which data set (or which normalisation) the model "
                          "was trained on; pass run_info={'dataset': 'mnist', 'normalize': False} to train(...)")
-    root, allow_bundled = data_root_of(config, args.data_root)
+    root, allow_bundled = data_root_of(config, args.data_root) if folder is None else (None, False)
     test = load_dataset(dataset, "test", root, normalize=normalize, limit=args.limit, allow_bundled=allow_bundled)
     if "bundled" in test.source:
         print(f"evaluating on the bundled subset ({test.source}), as the run was trained on it", file=sys.stderr)

@@ -269,3 +269,51 @@ class ImageFolder(Dataset):
 def image_folder(root: str | os.PathLike, masks: str | os.PathLike | None = None, **options: Any) -> ImageFolder:
     """Open ``ROOT/<class>/<image>`` (or a CSV) with optional ``MASKS/<class>/<stem>.png``; see :class:`ImageFolder`."""
     return ImageFolder(root, masks, **options)
+
+
+def folder_splits(path: str | os.PathLike, masks: str | os.PathLike | None = None, *, test_fraction: float = 0.2,
+                  split_seed: int = 0, **options: Any) -> tuple[ImageFolder, ImageFolder]:
+    """``(train, test)`` image folders from ``PATH``.
+
+    ``PATH/train/<class>/…`` and ``PATH/test/<class>/…`` (masks ``MASKS/train/…``, ``MASKS/test/…``)
+    are used as they are; otherwise ``PATH/<class>/…`` is split at random (``split_seed``) with
+    ``test_fraction`` of the images held out for testing. ``options`` as :class:`ImageFolder`.
+    """
+    path = Path(path)
+    mask_root = Path(masks) if masks is not None else None
+    if (path / "train").is_dir() and (path / "test").is_dir():
+        train_masks = test_masks = None
+        if mask_root is not None:
+            train_masks = mask_root / "train" if (mask_root / "train").is_dir() else mask_root
+            test_masks = mask_root / "test" if (mask_root / "test").is_dir() else None
+        train = ImageFolder(path / "train", train_masks, **options)
+        test = ImageFolder(path / "test", test_masks, **{**options, "classes": train.classes})
+        return train, test
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction} ({path} has no train/ and test/ "
+                         "sub-folders, so a random part is held out for testing)")
+    full = ImageFolder(path, mask_root, **options)
+    order = torch.randperm(len(full), generator=torch.Generator().manual_seed(split_seed))
+    n_test = max(1, int(round(test_fraction * len(full))))
+    return full.subset(order[n_test:].sort().values), full.subset(order[:n_test].sort().values)
+
+
+def random_subset(data: ImageFolder, n: int | None, seed: int = 0) -> ImageFolder:
+    """``n`` images of ``data`` drawn at random (``seed``), kept in folder order; ``None``: all."""
+    if n is None or n >= len(data):
+        return data
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
+    return data.subset(order.sort().values)
+
+
+def folder_from_settings(settings: dict[str, Any], split: str) -> ImageFolder:
+    """Rebuild the ``split`` (``"train"``/``"test"``) folder recorded by ``explainreg train --data folder:…``."""
+    options = {k: settings[k] for k in ("mode", "size", "crop", "mean", "std") if settings.get(k) is not None}
+    for key in ("size", "crop"):
+        if isinstance(options.get(key), list):
+            options[key] = tuple(options[key])
+    train, test = folder_splits(settings["path"], settings.get("masks"), test_fraction=settings["test_fraction"],
+                                split_seed=settings["split_seed"], **options)
+    data = train if split == "train" else test
+    limit = settings.get(f"limit_{split}")
+    return random_subset(data, limit, settings.get("split_seed", 0))
