@@ -14,6 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 LAYOUTS = ("BxCxT", "BxTxF")
 
@@ -135,7 +136,8 @@ def sinusoidal_positions(steps: int, width: int, device=None, dtype=None) -> tor
 class TransformerClassifier(_SequenceClassifier):
     """Small Transformer encoder: linear embedding of each time step, sinusoidal positions, ``layers``
     encoder layers (``heads`` heads, width ``width``, GELU feed-forward 2·width), mean over time,
-    linear head. Any T (the positions are computed for the batch's length).
+    linear head. Any T (the positions are computed for the batch's length). Attention runs on the
+    plain "math" kernel: the fused CPU kernels have no double backward (input-gradient penalties).
 
     Shape: x B×C×T (or B×T×F) → logits B×K.
     """
@@ -153,7 +155,9 @@ class TransformerClassifier(_SequenceClassifier):
     def forward_time_major(self, x: torch.Tensor) -> torch.Tensor:
         h = self.embed(x)
         h = h + sinusoidal_positions(h.shape[1], h.shape[2], h.device, h.dtype)
-        return self.head(self.encoder(h).mean(1))
+        with sdpa_kernel(SDPBackend.MATH):
+            h = self.encoder(h)
+        return self.head(h.mean(1))
 
 
 __all__ = ["CausalConv1d", "LAYOUTS", "LSTMClassifier", "TCNClassifier", "TemporalBlock", "TransformerClassifier",
