@@ -68,6 +68,8 @@ def register(subparsers) -> None:
     p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
     p.add_argument("--weight-decay", type=nonnegative_float, default=0.0)
     p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--log-every", type=positive_int, default=50, metavar="N",
+                   help="log the training terms into steps.json every N steps (50)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--normalize", action="store_true", help="standardise inputs with the train mean/std "
                                                             "(default: pixels in [0, 1], as the seed)")
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out} is an existing file, not a run folder; choose a folder name")
     objective = Objective({build_penalty(n, **settings.get(n, {})): w for n, w in penalties.items()}, seed=args.seed)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                         weight_decay=args.weight_decay, seed=args.seed, device=args.device,
+                         weight_decay=args.weight_decay, seed=args.seed, device=args.device, log_every=args.log_every,
                          progress=not args.no_progress and sys.stderr.isatty(), freeze=tuple(args.freeze or ()),
                          grad_clip=args.grad_clip, amp=args.amp)
     if args.data:
