@@ -12,6 +12,9 @@ def check_batch(x: torch.Tensor, y: torch.Tensor | None = None, *, min_dim: int 
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if tokens and not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool:
+        if x.dim() != 2:
+            raise TypeError(f"x must be a floating-point tensor (e.g. images scaled to [0, 1]) or B×T integer token "
+                            f"ids, got {x.dtype} of shape {tuple(x.shape)}; convert images with x.float() / 255")
         check_token_ids(x)
         if y is not None:
             check_batch(x.new_zeros(x.shape[0], 1, dtype=torch.float32), y)

@@ -8,6 +8,7 @@ unconstrained baseline.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -51,11 +52,18 @@ class Objective(nn.Module):
     Call as ``objective(model, x, y, **extras)``; returns an :class:`ObjectiveOutput`.
     ``seed`` seeds the generator that random penalties (Symmetry's angle, ...) draw from;
     ``monitor_every`` says how often weight-0 penalties are computed for logging (1: every batch).
+    ``rates`` (XIL's normalisation rates, A.11: penalty name -> rate) multiply the weights; ``clip``
+    (name -> cap, or one cap for all) caps each raw R before weighting (no gradient above the cap).
+    Batches of integer token ids (B×T, with ``lengths`` or ``padding_mask`` among the extras) are
+    explained through the model's embedding, or the module named by ``explained_layer`` (A.7).
     """
 
     def __init__(self, penalties: Mapping[Penalty | str, float] | Iterable | None = None, *,
-                 seed: int = 0, cross_entropy: bool = True, monitor_every: int = 1) -> None:
+                 seed: int = 0, cross_entropy: bool = True, monitor_every: int = 1,
+                 rates: Mapping[str, float] | None = None, clip: Mapping[str, float] | float | None = None,
+                 explained_layer: str | None = None) -> None:
         super().__init__()
+        self.explained_layer = explained_layer
         pairs = _as_pairs(penalties)
         self.penalties = nn.ModuleList(p for p, _ in pairs)
         self.weights = [w for _, w in pairs]
@@ -66,6 +74,8 @@ class Objective(nn.Module):
         self.monitor_every = int(monitor_every)
         self.calls = 0
         self.generator = torch.Generator().manual_seed(seed)
+        self.set_rates(rates)
+        self.clip = _per_penalty("clip", clip, self.names)
 
     def _active(self) -> list[tuple[str, Penalty, float]]:
         monitor = self.calls % self.monitor_every == 0
@@ -75,7 +85,7 @@ class Objective(nn.Module):
         active = self._active()
         self.calls += 1
         needs_grad = any(p.needs_input_grad for _, p, _ in active)
-        ctx = PenaltyContext(model, x, y, extras, self.generator, input_grad=needs_grad)
+        ctx = PenaltyContext(model, x, y, extras, self.generator, input_grad=needs_grad, layer=self.explained_layer)
         terms: dict[str, float] = {}
         loss = F.cross_entropy(ctx.logits, y) if self.cross_entropy else ctx.logits.new_zeros(())
         terms["ce"] = float(loss.detach()) if self.cross_entropy else 0.0
@@ -85,16 +95,43 @@ class Objective(nn.Module):
                     value = penalty.compute(ctx).detach()
             else:
                 value = penalty.compute(ctx)
-                loss = loss + weight * value
+                capped = value if self.clip.get(name) is None else value.clamp(max=self.clip[name])
+                loss = loss + weight * self.rates.get(name, 1.0) * capped
             terms[name] = float(value.detach())
         terms["loss"] = float(loss.detach())
         return ObjectiveOutput(loss, terms, ctx.logits)
 
+    def set_rates(self, rates: Mapping[str, float] | None) -> None:
+        """XIL's normalisation rates (methods.md A.11): penalty ``name`` enters the loss as
+        weight · rate · R (see :func:`explainreg.training.rates.normalisation_rates`); None: all 1."""
+        self.rates = _per_penalty("rates", rates, self.names)
+
     def config(self) -> list[dict[str, Any]]:
         """Each penalty's name, weight and settings (for run configs)."""
         return [{"name": n, "penalty": p.name, "weight": w, "settings": p.settings(),
-                 **({"monitor_every": self.monitor_every} if w == 0 else {})}
+                 **({"monitor_every": self.monitor_every} if w == 0 else {}),
+                 **({"rate": self.rates[n]} if n in self.rates else {}),
+                 **({"clip": self.clip[n]} if n in self.clip else {})}
                 for n, p, w in zip(self.names, self.penalties, self.weights)]
+
+
+def _per_penalty(what: str, values: Mapping[str, float] | float | None, names: list[str]) -> dict[str, float]:
+    """``{penalty name: value}`` for ``rates`` / ``clip`` (a number applies to every penalty), checked."""
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        values = {n: values for n in names}
+    unknown = set(values) - set(names)
+    if unknown:
+        raise ValueError(f"{what} names penalties {sorted(unknown)} that are not in the objective "
+                         f"(its penalties: {', '.join(names) or 'none'})")
+    out = {}
+    for name, value in values.items():
+        value = float(value)
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{what}[{name!r}] must be a finite number ≥ 0, got {value}")
+        out[name] = value
+    return out
 
 
 def _unique_names(names: list[str]) -> list[str]:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validation import check_batch, check_choice, check_labels, check_logits
+from .inputs import ExplainedInput
 
 TARGETS = ("logit", "log_prob", "nll", "sum_log_prob")
 
@@ -37,27 +38,36 @@ def gradient_of(logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, target: 
 
 
 def forward_with_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: str = "logit",
-                          create_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run the model once on a grad-enabled copy of ``x``; return ``(x_req, logits, g)``."""
-    check_batch(x, y)
+                          create_graph: bool = True, *, layer: str | nn.Module | None = None,
+                          lengths: torch.Tensor | None = None,
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the model once; return ``(explained, logits, g)`` with ``g = ∂ Σ_b t_b / ∂ explained``.
+
+    Dense inputs: explained = a grad-enabled copy of ``x``. Token ids (B×T integers, methods.md A.7):
+    explained = the output e (B×T×E) of the model's embedding (``layer``, found automatically),
+    g is zero at padding positions (``lengths`` or the embedding's ``padding_idx``).
+    """
+    check_batch(x, y, tokens=True)
     check_choice("target", target, TARGETS)
-    x_req = x if x.requires_grad else x.detach().requires_grad_(True)
+    inputs = ExplainedInput.build(model, x, {"lengths": lengths}, layer=layer)
+    explained, logits = inputs.forward(model, requires_grad=True)  # x itself when it already requires grad
     with torch.enable_grad():
-        logits = model(x_req)
         check_logits(logits, x.shape[0])
         check_labels(y, logits.shape[1])
-        g = gradient_of(logits, x_req, y, target, create_graph)
-    return x_req, logits, g
+        g = gradient_of(logits, explained, y, target, create_graph)
+    return explained, logits, inputs.strip_padding(g)
 
 
 def saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: str = "logit",
-             create_graph: bool = True) -> torch.Tensor:
-    """Signed input gradient of ``target`` for each sample's label ``y``, shape of ``x``.
+             create_graph: bool = True, *, layer: str | nn.Module | None = None,
+             lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """Signed input gradient of ``target`` for each sample's label ``y``, shape of ``x``; for token
+    ids the gradient w.r.t. the token embeddings, B×T×E, 0 at padding (methods.md A.7).
 
     With ``create_graph=True`` (default) the result is differentiable w.r.t. the model's
     parameters, so it can be penalised in a training loss (double back-propagation).
     """
-    return forward_with_saliency(model, x, y, target, create_graph)[2]
+    return forward_with_saliency(model, x, y, target, create_graph, layer=layer, lengths=lengths)[2]
 
 
 def minmax_normalize(g: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:

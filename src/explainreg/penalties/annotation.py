@@ -17,6 +17,7 @@ from .._validation import check_choice, check_range
 from ..decomposition import decompose, normalize_mask
 from ..saliency import TARGETS, gradient_of
 from .base import Penalty, PenaltyContext, register_penalty
+from .text import cdep_text
 
 #: ``sampler(generator, x) -> N×H×W`` (or N×C×H×W) blobs shared by the batch
 BlobSampler = Callable[[torch.Generator, torch.Tensor], torch.Tensor]
@@ -78,16 +79,20 @@ def draw_references(batch_size: int, n_refs: int, generator: torch.Generator) ->
 
 
 def expected_gradient_terms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor,
-                            alpha: torch.Tensor, *, create_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                            alpha: torch.Tensor, *, create_graph: bool = True,
+                            detach: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x_b − x′_br, ∂p_y(x̃_br)/∂x̃_br)``, each B×R×…, for x̃_br = x′_br + α_br (x_b − x′_br),
-    x′_br = x[index_br]: one forward and one (``create_graph``) backward on the B·R inputs."""
+    x′_br = x[index_br]: one forward and one (``create_graph``) backward on the B·R inputs.
+    ``detach=False`` keeps x's own graph (token embeddings, which depend on the embedding weights)."""
     B, R = index.shape
-    x = x.detach()
+    x = x.detach() if detach else x
     index, alpha = index.to(x.device), alpha.to(x.device, x.dtype)
     refs = x[index.reshape(-1)]  # (B·R)×…
     diff = x.repeat_interleave(R, 0) - refs
     a = alpha.reshape(-1, *([1] * (x.dim() - 1)))
-    x_tilde = (refs + a * diff).requires_grad_(True)
+    x_tilde = refs + a * diff
+    if not x_tilde.requires_grad:
+        x_tilde.requires_grad_(True)
     with torch.enable_grad():
         logits = model(x_tilde)
         p_y = F.softmax(logits, 1).gather(1, y.repeat_interleave(R)[:, None]).sum()
@@ -165,7 +170,13 @@ class _AnnotationPenalty(Penalty):
         self.blob_sampler = blob_sampler
 
     def _mask(self, ctx: PenaltyContext) -> tuple[torch.Tensor, bool]:
-        """``(mask, blobs)``: the image mask (B|1×{1,C}×H×W), or N×1×{1,C}×H×W sampled blobs."""
+        """``(mask, blobs)``: the image mask (B|1×{1,C}×H×W), or N×1×{1,C}×H×W sampled blobs;
+        for token batches the B×T token mask as B×T×1 (padding 0), broadcast over E (methods.md A.7)."""
+        if getattr(ctx, "inputs", None) is not None and ctx.inputs.is_tokens:
+            if self.blob_sampler is not None:
+                raise ValueError(f"{self.name}: blob_sampler draws pixel blobs; token batches take a B×T token "
+                                 "mask from the extras (mask=...)")
+            return ctx.inputs.mask(ctx.extra("mask", self.name), ctx.explained, self.name), False
         if self.blob_sampler is not None:
             blobs = torch.as_tensor(self.blob_sampler(ctx.rng(), ctx.x)).to(ctx.x.device, ctx.x.dtype)
             if blobs.dim() == ctx.x.dim() - 1:
@@ -191,6 +202,9 @@ class CDEP(_AnnotationPenalty):
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         mask, blobs = self._mask(ctx)
+        if ctx.inputs.is_tokens:  # the seed's text form (methods.md A.8), on the sentences with a masked token
+            return cdep_text(ctx.model, ctx.x, ctx.y, mask[..., 0], layer=ctx.inputs.layer,
+                             lengths=ctx.extras.get("lengths"))
         x = ctx.x.detach()
         if blobs:  # N×1×{1,C}×H×W -> 1×N×{1,C}×H×W: the same N blobs for every image
             return cdep(ctx.model, x, mask.transpose(0, 1), blobs=True)
@@ -217,7 +231,10 @@ class RRR(_AnnotationPenalty):
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         mask, blobs = self._mask(ctx)
-        return rrr(ctx.saliency(self.target), mask, channel_sum=self.channel_sum, blobs=blobs)
+        g = ctx.saliency(self.target)
+        if ctx.inputs.is_tokens:  # B×T×E: the embedding dimension plays the channels' part
+            g, mask = g.transpose(1, 2), mask.transpose(1, 2)
+        return rrr(g, mask, channel_sum=self.channel_sum, blobs=blobs)
 
 
 @register_penalty("eg", "expected_gradients")
@@ -244,7 +261,11 @@ class ExpectedGradients(_AnnotationPenalty):
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         mask, blobs = self._mask(ctx)
         index, alpha = draw_references(ctx.x.shape[0], self.n_refs, ctx.rng())
-        diff, grad = expected_gradient_terms(ctx.model, ctx.x, ctx.y, index, alpha)
+        if ctx.inputs.is_tokens:  # references and interpolation in embedding space (methods.md A.7)
+            diff, grad = expected_gradient_terms(lambda e: ctx.inputs.run(ctx.model, e), ctx.explained, ctx.y,
+                                                 index, alpha, detach=False)
+        else:
+            diff, grad = expected_gradient_terms(ctx.model, ctx.x, ctx.y, index, alpha)
         if self.compat:
             return expected_gradients_seed_penalty(diff, grad, mask, blobs=blobs)
         return expected_gradients_penalty((diff * grad).mean(1), mask, blobs=blobs)

@@ -11,23 +11,33 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
-from .._validation import check_batch, check_labels, check_logits
+from .._validation import check_batch, check_labels, check_logits, check_model_input
+from ..inputs import ExplainedInput
 from ..saliency import gradient_of, minmax_normalize
 
 
 class PenaltyContext:
     """One batch seen by the penalties: the model, a grad-enabled ``x``, its logits, and lazily
-    computed, cached saliency maps (``create_graph=True``) for each target."""
+    computed, cached saliency maps (``create_graph=True``) for each target.
+
+    ``inputs`` (:class:`~explainreg.inputs.ExplainedInput`) says what is explained (methods.md A.7):
+    ``explained`` is ``x`` itself for images, series and tabular data, and the output of the model's
+    embedding (B×T×E, from this same forward pass) for integer token ids; ``layer`` names that
+    embedding when the model has none or several. Saliency maps are taken w.r.t. ``explained``
+    and are zero at padding."""
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, extras: dict[str, Any] | None = None,
-                 generator: torch.Generator | None = None, input_grad: bool = True) -> None:
-        check_batch(x, y)
+                 generator: torch.Generator | None = None, input_grad: bool = True,
+                 layer: str | nn.Module | None = None) -> None:
+        check_batch(x, y, tokens=True)
+        if x.is_floating_point():
+            check_model_input(model, x)
         self.model, self.y = model, y
         self.extras = dict(extras or {})
         self.generator = generator
-        self.x = x.detach().requires_grad_(True) if input_grad and not x.requires_grad else x
-        with torch.enable_grad():
-            self.logits = model(self.x)
+        self.inputs = ExplainedInput.build(model, x, self.extras, layer=layer)
+        self.explained, self.logits = self.inputs.forward(model, requires_grad=input_grad)
+        self.x = self.explained if not self.inputs.is_tokens else x
         check_logits(self.logits, x.shape[0])
         check_labels(y, self.logits.shape[1])
         self._saliency: dict[str, torch.Tensor] = {}
@@ -36,10 +46,11 @@ class PenaltyContext:
     def saliency(self, target: str = "logit") -> torch.Tensor:
         """Signed input gradient g of ``target`` (see :func:`explainreg.saliency`), computed once."""
         if target not in self._saliency:
-            if not self.x.requires_grad:
+            if not self.explained.requires_grad:
                 raise RuntimeError("this context was built without input gradients; build it with input_grad=True")
             with torch.enable_grad():
-                self._saliency[target] = gradient_of(self.logits, self.x, self.y, target, create_graph=True)
+                g = gradient_of(self.logits, self.explained, self.y, target, create_graph=True)
+                self._saliency[target] = self.inputs.strip_padding(g)
         return self._saliency[target]
 
     def normalized_saliency(self, target: str = "logit") -> torch.Tensor:
@@ -72,8 +83,9 @@ class Penalty(nn.Module):
     better: ClassVar[str] = "lower"
 
     def forward(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
-                generator: torch.Generator | None = None, **extras: Any) -> torch.Tensor:
-        ctx = PenaltyContext(model, x, y, extras, generator, input_grad=self.needs_input_grad)
+                generator: torch.Generator | None = None, layer: str | nn.Module | None = None,
+                **extras: Any) -> torch.Tensor:
+        ctx = PenaltyContext(model, x, y, extras, generator, input_grad=self.needs_input_grad, layer=layer)
         return self.compute(ctx)
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:  # pragma: no cover - abstract

@@ -22,6 +22,7 @@ from torch import nn
 from .._validation import check_choice
 from ..saliency import TARGETS, saliency
 from .base import Penalty, PenaltyContext, register_penalty
+from .text import saliency_guided_tokens
 
 ORDERS = ("abs", "signed")
 
@@ -107,7 +108,7 @@ def kl_divergence(logits: torch.Tensor, masked_logits: torch.Tensor) -> torch.Te
 
 
 def detached_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: str = "log_prob",
-                      eval_mode: bool = True) -> torch.Tensor:
+                      eval_mode: bool = True, layer: Any = None) -> torch.Tensor:
     """∂ Σ_b t_b / ∂x on a detached copy of x, no graph kept; the model in eval mode (dropout off)
     while it runs when ``eval_mode``, each module's mode restored afterwards."""
     flags = [(m, m.training) for m in model.modules()]
@@ -115,7 +116,7 @@ def detached_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target
         model.eval()
     try:
         with torch.enable_grad():
-            g = saliency(model, x.detach(), y, target=target, create_graph=False)
+            g = saliency(model, x.detach(), y, target=target, create_graph=False, layer=layer)
     finally:
         for module, flag in flags:
             module.train(flag)
@@ -149,9 +150,24 @@ class SaliencyGuided(Penalty):
                 "eval_saliency": self.eval_saliency}
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
+        if getattr(ctx, "inputs", None) is not None and ctx.inputs.is_tokens:
+            return self._tokens(ctx)
         g = detached_saliency(ctx.model, ctx.x, ctx.y, self.target, self.eval_saliency)
         generator = ctx.rng() if self.fill == "random" else None
         x_masked, _ = saliency_guided_mask(ctx.x.detach(), g, self.fraction, self.by, self.fill, generator)
         with torch.enable_grad():
             masked_logits = ctx.model(x_masked)
+        return kl_divergence(ctx.logits, masked_logits)
+
+    def _tokens(self, ctx: PenaltyContext) -> torch.Tensor:
+        """Token batches: rank tokens by s_bt = Σ_e g·e of the detached embedding saliency and replace
+        the embeddings of the ⌊fraction · L_b⌋ lowest (methods.md A.7; padding never masked)."""
+        g = detached_saliency(ctx.model, ctx.x, ctx.y, self.target, self.eval_saliency, layer=ctx.inputs.layer)
+        e = ctx.explained
+        scores = ctx.inputs.scores(ctx.inputs.strip_padding(g), e.detach())
+        generator = ctx.rng() if self.fill == "random" else None
+        e_masked, _ = saliency_guided_tokens(e, scores, ctx.inputs.padding, self.fraction, self.by, self.fill,
+                                             generator)
+        with torch.enable_grad():
+            masked_logits = ctx.inputs.run(ctx.model, e_masked)
         return kl_divergence(ctx.logits, masked_logits)

@@ -1,0 +1,455 @@
+"""Contextual decomposition for token sequences (methods.md A.8; Murdoch et al. 2018, CDEP text).
+
+``decompose_tokens(model, ids, token_mask)`` splits each logit of a text model into ``rel`` (due
+to the masked tokens) and ``irrel`` (the other tokens and the biases). The decomposition starts at
+the model's ``nn.Embedding``: ``rel = m ⊙ e``, ``irrel = (1 − m) ⊙ e`` with e = Embedding(ids) and
+m the B×T token mask broadcast over E; the usual engine rules carry it to the logits.
+
+Sequence rules registered here:
+
+* ``nn.LSTM`` (any number of layers, uni- or bidirectional, ``batch_first`` or not). Per layer and
+  direction, the gate pre-activations a = W_ih x_t + W_hh h_{t−1} + b have three parts: rel
+  (W_ih x_t^rel + W_hh h^rel), irrel (likewise) and the bias b. σ and tanh of a three-part sum are
+  linearised by :func:`propagate_three`: L_rel = ½[φ(a+c) − φ(c) + φ(a+b+c) − φ(b+c)], L_irrel
+  symmetric, φ(c) the bias share. Products of shares (:func:`share_product`) go to rel when all
+  factors are rel or bias (with at least one rel), to irrel when any factor is irrel, and
+  bias × bias to rel when token t is masked, else to irrel. The cell
+  c_t = f ⊙ c_{t−1} + i ⊙ g is expanded that way; h_t = o ⊙ tanh(c_t) with the two-part rule
+  :func:`propagate_tanh_two` and the output gate o taken whole. Exact: h_rel + h_irrel = h.
+* ``nn.GRU``: the same rules on r, z, n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)) and
+  h' = (1 − z) ⊙ n + z ⊙ h (the r ⊙ (·) product's bias × bias share joins n's bias).
+* indexing (``out[:, -1]``, ``h_n[-1]``, ``out[arange(B), lengths − 1]``), ``gather``,
+  ``transpose`` / ``permute``, ``mean`` over time (linear), ``max`` / ``amax`` over time (both parts
+  read at the argmax of the total), ``LayerNorm`` (affine in eval with the statistics of the
+  total: ((x − μ)/σ)·γ + β, the mean subtracted from each part, β and −μγ/σ … split as a bias),
+  ``GELU`` (the Shapley two-player rule, as tanh/sigmoid).
+
+Only single-mask (N = 1) decompositions are supported for token inputs. The loop over time steps
+is the only Python loop of the LSTM / GRU rules (directions run together as a batched matmul).
+"""
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import operator
+from typing import Any, Callable, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..inputs import find_embedding, padding_mask, token_mask as _token_mask
+from .._validation import check_token_ids
+from .rules import EPS, Decomposed, register_function_rule, register_rule, shapley, split_bias
+
+#: B×T token mask of the running token decomposition (None outside one); the LSTM / GRU rules read it
+#: to give the bias × bias share of step t to rel when token t is masked.
+_STEP_MASK: contextvars.ContextVar[torch.Tensor | None] = contextvars.ContextVar("cd_step_mask", default=None)
+
+_FIELDS = {f.name for f in dataclasses.fields(Decomposed)}
+
+
+def _make(rel: torch.Tensor, irrel: torch.Tensor, total: torch.Tensor) -> Decomposed:
+    """A Decomposed from both parts and the ordinary activation."""
+    if "total" in _FIELDS:
+        return Decomposed(rel, irrel, total)
+    return Decomposed(rel, irrel)  # pragma: no cover - total derived from the parts
+
+
+# ----------------------------------------------------------------------------------------------
+# pure functions on (rel, irrel, bias) shares
+
+
+def propagate_three(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
+                    fn: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Shares of φ(a + b + c) for rel a, irrel b and bias c (Murdoch et al. 2018):
+    ``(½[φ(a+c) − φ(c) + φ(a+b+c) − φ(b+c)], ½[φ(b+c) − φ(c) + φ(a+b+c) − φ(a+c)], φ(c))``; they sum
+    to φ(a + b + c)."""
+    f_c, f_ac, f_bc, f_abc = fn(c), fn(a + c), fn(b + c), fn(a + b + c)
+    return 0.5 * (f_ac - f_c + f_abc - f_bc), 0.5 * (f_bc - f_c + f_abc - f_ac), f_c.expand_as(f_abc)
+
+
+def propagate_tanh_two(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shares of tanh(a + b): ``(½[tanh(a) + tanh(a+b) − tanh(b)], ½[tanh(b) + tanh(a+b) − tanh(a)])``."""
+    t_a, t_b, t_ab = torch.tanh(a), torch.tanh(b), torch.tanh(a + b)
+    return 0.5 * (t_a + t_ab - t_b), 0.5 * (t_b + t_ab - t_a)
+
+
+def share_product(u: tuple, v: tuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Expand (u_r + u_i + u_b) ⊙ (v_r + v_i + v_b) into ``(rel, irrel, bias)``:
+    rel = u_r (v_r + v_b) + u_b v_r, irrel = u_i (v_r + v_i + v_b) + (u_r + u_b) v_i, bias = u_b v_b."""
+    ur, ui, ub = u
+    vr, vi, vb = v
+    return ur * (vr + vb) + ub * vr, ui * (vr + vi + vb) + (ur + ub) * vi, ub * vb
+
+
+def _step_mask(batch: int, steps: int, like: torch.Tensor) -> torch.Tensor:
+    """The B×T token mask of the running decomposition (zeros when none: bias × bias to irrel)."""
+    m = _STEP_MASK.get()
+    if m is None or tuple(m.shape) != (batch, steps):
+        return like.new_zeros(batch, steps)
+    return m.to(like.dtype)
+
+
+def lstm_layer(x_rel: torch.Tensor, x_irrel: torch.Tensor, step_mask: torch.Tensor, w_ih: torch.Tensor,
+               w_hh: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """CD through one LSTM layer, all directions at once (methods.md A.8).
+
+    Args:
+        x_rel, x_irrel: the two parts of the layer input, B×T×I (batch first).
+        step_mask: B×T in [0, 1]; the share of step t's bias × bias products that goes to rel.
+        w_ih: D×4H×I, w_hh: D×4H×H, bias: D×4H (b_ih + b_hh), gates in PyTorch's order i, f, g, o;
+            D = 2 for a bidirectional layer (direction 1 reads the sequence backwards).
+
+    Returns:
+        ``(out_rel, out_irrel, h_rel, h_irrel, c_rel, c_irrel)``: outputs B×T×(D·H) (directions
+        concatenated as nn.LSTM), final states D×B×H, with out_rel + out_irrel = the LSTM's output.
+    """
+    D, G, _ = w_ih.shape
+    H = G // 4
+    B, T, _ = x_rel.shape
+    ax_rel = torch.einsum("bti,dgi->dtbg", x_rel, w_ih)  # D×T×B×4H
+    ax_irrel = torch.einsum("bti,dgi->dtbg", x_irrel, w_ih)
+    m = step_mask.to(x_rel.dtype).T[None].expand(D, T, B).clone()  # D×T×B
+    if D == 2:
+        ax_rel = torch.stack([ax_rel[0], ax_rel[1].flip(0)])
+        ax_irrel = torch.stack([ax_irrel[0], ax_irrel[1].flip(0)])
+        m[1] = m[1].flip(0)
+    b_i, b_f, b_g, b_o = bias[:, None, :].chunk(4, -1)  # D×1×H each
+    w_hh_t = w_hh.transpose(1, 2)  # D×H×4H
+    h_rel = x_rel.new_zeros(D, B, H)
+    h_irrel, c_rel, c_irrel = torch.zeros_like(h_rel), torch.zeros_like(h_rel), torch.zeros_like(h_rel)
+    zero = h_rel
+    outs_rel, outs_irrel = [], []
+    for t in range(T):
+        a_rel = ax_rel[:, t] + torch.bmm(h_rel, w_hh_t)  # D×B×4H
+        a_irrel = ax_irrel[:, t] + torch.bmm(h_irrel, w_hh_t)
+        r_i, r_f, r_g, r_o = a_rel.chunk(4, -1)
+        s_i, s_f, s_g, s_o = a_irrel.chunk(4, -1)
+        i3 = propagate_three(r_i, s_i, b_i, torch.sigmoid)
+        g3 = propagate_three(r_g, s_g, b_g, torch.tanh)
+        f3 = propagate_three(r_f, s_f, b_f, torch.sigmoid)
+        ig_rel, ig_irrel, ig_bias = share_product(i3, g3)
+        fc_rel, fc_irrel, _ = share_product(f3, (c_rel, c_irrel, zero))
+        mt = m[:, t, :, None]
+        c_rel = ig_rel + fc_rel + mt * ig_bias
+        c_irrel = ig_irrel + fc_irrel + (1 - mt) * ig_bias
+        o = torch.sigmoid(r_o + s_o + b_o)
+        t_rel, t_irrel = propagate_tanh_two(c_rel, c_irrel)
+        h_rel, h_irrel = o * t_rel, o * t_irrel
+        outs_rel.append(h_rel)
+        outs_irrel.append(h_irrel)
+    return (*_directions_out(outs_rel, outs_irrel, D), h_rel, h_irrel, c_rel, c_irrel)
+
+
+def gru_layer(x_rel: torch.Tensor, x_irrel: torch.Tensor, step_mask: torch.Tensor, w_ih: torch.Tensor,
+              w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """CD through one GRU layer, all directions at once: gates r, z linearised with
+    :func:`propagate_three`; n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)) with the product expanded by
+    :func:`share_product` (its bias × bias part joins n's bias); h' = (1 − z) ⊙ n + z ⊙ h expanded the
+    same way (bias × bias of step t to rel when token t is masked). Shapes as :func:`lstm_layer`
+    with 3H gate rows (r, z, n); returns ``(out_rel, out_irrel, h_rel, h_irrel)``."""
+    D, G, _ = w_ih.shape
+    H = G // 3
+    B, T, _ = x_rel.shape
+    ax_rel = torch.einsum("bti,dgi->dtbg", x_rel, w_ih)
+    ax_irrel = torch.einsum("bti,dgi->dtbg", x_irrel, w_ih)
+    m = step_mask.to(x_rel.dtype).T[None].expand(D, T, B).clone()
+    if D == 2:
+        ax_rel = torch.stack([ax_rel[0], ax_rel[1].flip(0)])
+        ax_irrel = torch.stack([ax_irrel[0], ax_irrel[1].flip(0)])
+        m[1] = m[1].flip(0)
+    bi_r, bi_z, bi_n = b_ih[:, None, :].chunk(3, -1)
+    bh_r, bh_z, bh_n = b_hh[:, None, :].chunk(3, -1)
+    w_hh_t = w_hh.transpose(1, 2)
+    h_rel = x_rel.new_zeros(D, B, H)
+    h_irrel = torch.zeros_like(h_rel)
+    zero = h_rel
+    outs_rel, outs_irrel = [], []
+    for t in range(T):
+        xr_r, xr_z, xr_n = ax_rel[:, t].chunk(3, -1)
+        xi_r, xi_z, xi_n = ax_irrel[:, t].chunk(3, -1)
+        hr_r, hr_z, hr_n = torch.bmm(h_rel, w_hh_t).chunk(3, -1)
+        hi_r, hi_z, hi_n = torch.bmm(h_irrel, w_hh_t).chunk(3, -1)
+        r3 = propagate_three(xr_r + hr_r, xi_r + hi_r, bi_r + bh_r, torch.sigmoid)
+        z3 = propagate_three(xr_z + hr_z, xi_z + hi_z, bi_z + bh_z, torch.sigmoid)
+        ru_rel, ru_irrel, ru_bias = share_product(r3, (hr_n, hi_n, bh_n.expand_as(hr_n)))
+        n3 = propagate_three(xr_n + ru_rel, xi_n + ru_irrel, bi_n + ru_bias, torch.tanh)
+        one_minus_z = (-z3[0], -z3[1], 1 - z3[2])
+        zn_rel, zn_irrel, zn_bias = share_product(one_minus_z, n3)
+        zh_rel, zh_irrel, _ = share_product(z3, (h_rel, h_irrel, zero))
+        mt = m[:, t, :, None]
+        h_rel = zn_rel + zh_rel + mt * zn_bias
+        h_irrel = zn_irrel + zh_irrel + (1 - mt) * zn_bias
+        outs_rel.append(h_rel)
+        outs_irrel.append(h_irrel)
+    return (*_directions_out(outs_rel, outs_irrel, D), h_rel, h_irrel)
+
+
+def _directions_out(outs_rel: list[torch.Tensor], outs_irrel: list[torch.Tensor], D: int):
+    """Stack the per-step D×B×H states into B×T×(D·H), direction 1 put back in forward time."""
+    rel, irrel = torch.stack(outs_rel, 2), torch.stack(outs_irrel, 2)  # D×B×T×H
+    if D == 2:
+        rel = torch.stack([rel[0], rel[1].flip(1)])
+        irrel = torch.stack([irrel[0], irrel[1].flip(1)])
+    return torch.cat(list(rel), -1), torch.cat(list(irrel), -1)
+
+
+# ----------------------------------------------------------------------------------------------
+# module rules
+
+
+def _check_recurrent(m: nn.RNNBase, d: Decomposed) -> None:
+    if getattr(m, "proj_size", 0):
+        raise ValueError(f"contextual decomposition does not support {type(m).__name__}(proj_size > 0)")
+    if m.training and m.dropout > 0 and m.num_layers > 1:
+        raise ValueError(f"contextual decomposition of {type(m).__name__}(dropout={m.dropout}) in training mode "
+                         "would need the forward pass's dropout masks; call model.eval() or use dropout=0")
+    if d.n_blobs != 1:
+        raise ValueError(f"contextual decomposition of {type(m).__name__} supports one mask (N = 1), got {d.n_blobs}")
+    if d.rel.dim() != 3:
+        raise ValueError(f"{type(m).__name__} input must be batched (B×T×I or T×B×I), got {tuple(d.rel.shape)}")
+
+
+def _weights(m: nn.RNNBase, layer: int, D: int, rows: int):
+    suffixes = [f"_l{layer}"] + ([f"_l{layer}_reverse"] if D == 2 else [])
+    w_ih = torch.stack([getattr(m, "weight_ih" + s) for s in suffixes])
+    w_hh = torch.stack([getattr(m, "weight_hh" + s) for s in suffixes])
+    if m.bias:
+        b_ih = torch.stack([getattr(m, "bias_ih" + s) for s in suffixes])
+        b_hh = torch.stack([getattr(m, "bias_hh" + s) for s in suffixes])
+    else:
+        b_ih = b_hh = w_ih.new_zeros(D, rows)
+    return w_ih, w_hh, b_ih, b_hh
+
+
+def _recurrent(m: nn.RNNBase, d: Decomposed, kind: str):
+    _check_recurrent(m, d)
+    total_out = m(d.total)
+    rel, irrel = d.rel, d.irrel
+    if not m.batch_first:
+        rel, irrel = rel.transpose(0, 1), irrel.transpose(0, 1)
+    B, T = rel.shape[:2]
+    step = _step_mask(B, T, rel)
+    D = 2 if m.bidirectional else 1
+    finals: list[list[torch.Tensor]] = []
+    for layer in range(m.num_layers):
+        w_ih, w_hh, b_ih, b_hh = _weights(m, layer, D, (4 if kind == "lstm" else 3) * m.hidden_size)
+        if kind == "lstm":
+            rel, irrel, *states = lstm_layer(rel, irrel, step, w_ih, w_hh, b_ih + b_hh)
+        else:
+            rel, irrel, *states = gru_layer(rel, irrel, step, w_ih, w_hh, b_ih, b_hh)
+        finals.append(states)
+    if not m.batch_first:
+        rel, irrel = rel.transpose(0, 1), irrel.transpose(0, 1)
+    out = _make(rel, irrel, total_out[0])
+    # final states: (num_layers·D)×B×H, layer-major as nn.LSTM / nn.GRU
+    h = _make(torch.cat([s[0] for s in finals]), torch.cat([s[1] for s in finals]), total_out[1][0]
+              if kind == "lstm" else total_out[1])
+    if kind == "gru":
+        return out, h
+    c = _make(torch.cat([s[2] for s in finals]), torch.cat([s[3] for s in finals]), total_out[1][1])
+    return out, (h, c)
+
+
+@register_rule(nn.LSTM)
+def _lstm(m: nn.LSTM, d: Decomposed):
+    return _recurrent(m, d, "lstm")
+
+
+@register_rule(nn.GRU)
+def _gru(m: nn.GRU, d: Decomposed):
+    return _recurrent(m, d, "gru")
+
+
+@register_rule(nn.RNN)
+def _rnn(m: nn.RNN, d: Decomposed):
+    raise ValueError("contextual decomposition has no rule for nn.RNN (Elman); use nn.LSTM or nn.GRU, or register "
+                     "one with explainreg.decomposition.register_rule(nn.RNN, rule)")
+
+
+@register_rule(nn.Embedding)
+def _embedding_of_decomposed(m: nn.Embedding, d: Decomposed):
+    raise ValueError("an nn.Embedding cannot take a decomposed input; token models are decomposed from their "
+                     "token ids with decompose(model, ids, token_mask)")
+
+
+@register_rule(nn.LayerNorm)
+def _layer_norm(m: nn.LayerNorm, d: Decomposed) -> Decomposed:
+    """LayerNorm as an affine map with the statistics of the total (as BatchNorm in eval mode):
+    y = (x − μ(x))·s + β, s = γ/√(σ²(x)+ε); the mean over the normalised dims is subtracted from each
+    part (linear), then both parts are scaled by s and β is split as a bias."""
+    dims = tuple(range(-len(m.normalized_shape), 0))
+    total = d.total
+    mean = total.mean(dims, keepdim=True)
+    scale = torch.rsqrt(total.var(dims, unbiased=False, keepdim=True) + m.eps)
+    weight = m.weight if m.weight is not None else 1.0
+    r = (d.rel - d.rel.mean(dims, keepdim=True)) * d.tile(scale) * weight
+    s = (d.irrel - d.irrel.mean(dims, keepdim=True)) * d.tile(scale) * weight
+    rel, irrel = split_bias(r, s, m.bias, EPS) if m.bias is not None else (r, s)
+    return _make(rel, irrel, m(total))
+
+
+@register_rule(nn.GELU)
+def _gelu(m: nn.GELU, d: Decomposed) -> Decomposed:
+    return shapley(d, lambda t: F.gelu(t, approximate=m.approximate))
+
+
+register_function_rule(F.gelu, lambda d, approximate="none": shapley(d, lambda t: F.gelu(t, approximate=approximate)))
+
+
+# ----------------------------------------------------------------------------------------------
+# function and method rules on sequences
+
+
+def _touches_batch(index: Any) -> bool:
+    first = index[0] if isinstance(index, tuple) and index else index
+    return not (isinstance(first, slice) and first == slice(None)) and first is not Ellipsis
+
+
+@register_function_rule(operator.getitem)
+def _getitem(a: Any, index: Any):
+    """``tuple[i]`` plainly; ``d[index]`` applied to both parts and the total (a tensor index built from
+    the batch, e.g. ``out[arange(B), lengths − 1]``, needs one mask, N = 1)."""
+    if not isinstance(a, Decomposed):
+        return a[index]
+    if a.n_blobs != 1 and _touches_batch(index):
+        raise ValueError("contextual decomposition with several blobs cannot index the batch dimension")
+    return _make(a.rel[index], a.irrel[index], a.total[index])
+
+
+def _same_on_parts(name: str) -> Callable:
+    def apply(d: Decomposed, *args, **kwargs):
+        fn = (lambda t: getattr(t, name)(*args, **kwargs))
+        out = fn(d.total)
+        if d.n_blobs != 1 and (not isinstance(out, torch.Tensor) or out.dim() == 0 or out.shape[0] != d.total.shape[0]):
+            raise ValueError(f"contextual decomposition with several blobs needs {name} to keep the batch dimension")
+        return _make(fn(d.rel), fn(d.irrel), out)
+
+    return apply
+
+
+for _name in ("transpose", "permute", "squeeze", "unsqueeze", "select", "narrow"):
+    register_function_rule(_name, _same_on_parts(_name))
+for _fn, _name in ((torch.transpose, "transpose"), (torch.permute, "permute"), (torch.squeeze, "squeeze"),
+                   (torch.unsqueeze, "unsqueeze"), (torch.select, "select"), (torch.narrow, "narrow")):
+    register_function_rule(_fn, (lambda name: lambda d, *a, **k: _same_on_parts(name)(d, *a, **k))(_name))
+
+
+def _gather(d: Decomposed, dim: int, index: torch.Tensor):
+    if d.n_blobs != 1:
+        index = d.tile(index)
+    return _make(d.rel.gather(dim, index), d.irrel.gather(dim, index), d.total.gather(dim, index))
+
+
+register_function_rule("gather", _gather)
+register_function_rule(torch.gather, _gather)
+
+
+def _mean(d: Decomposed, dim=None, keepdim: bool = False, **kwargs):
+    if dim is None or (isinstance(dim, int) and dim == 0) or (isinstance(dim, (tuple, list)) and 0 in dim):
+        raise ValueError("contextual decomposition needs mean over non-batch dimensions, e.g. x.mean(1)")
+    fn = (lambda t: t.mean(dim, keepdim=keepdim, **kwargs))
+    return _make(fn(d.rel), fn(d.irrel), fn(d.total))
+
+
+register_function_rule("mean", _mean)
+register_function_rule(torch.mean, _mean)
+
+
+def _sum(d: Decomposed, dim=None, keepdim: bool = False, **kwargs):
+    if dim is None or (isinstance(dim, int) and dim == 0) or (isinstance(dim, (tuple, list)) and 0 in dim):
+        raise ValueError("contextual decomposition needs sums over non-batch dimensions, e.g. x.sum(1)")
+    fn = (lambda t: t.sum(dim, keepdim=keepdim, **kwargs))
+    return _make(fn(d.rel), fn(d.irrel), fn(d.total))
+
+
+register_function_rule("sum", _sum)
+register_function_rule(torch.sum, _sum)
+
+
+def _amax(d: Decomposed, dim: int, keepdim: bool = False):
+    """Max over a non-batch dim: both parts read at the argmax of the total (as max pooling)."""
+    if not isinstance(dim, int) or dim % d.total.dim() == 0:
+        raise ValueError("contextual decomposition needs max over one non-batch dimension, e.g. x.max(1)")
+    index = d.total.argmax(dim, keepdim=True)
+    if d.n_blobs != 1:
+        index = d.tile(index)
+    take = (lambda t: t.gather(dim, index) if keepdim else t.gather(dim, index).squeeze(dim))
+    out = d.total.amax(dim, keepdim=keepdim)
+    return _make(take(d.rel), take(d.irrel), out)
+
+
+register_function_rule("amax", _amax)
+register_function_rule(torch.amax, _amax)
+
+
+class MaxResult(NamedTuple):
+    """``x.max(dim)`` of a decomposition: the decomposed ``values`` and the argmax ``indices`` of the total."""
+
+    values: Decomposed
+    indices: torch.Tensor
+
+
+def _max(d: Decomposed, dim: int | None = None, keepdim: bool = False) -> MaxResult:
+    if dim is None:
+        raise ValueError("contextual decomposition needs max over one non-batch dimension, e.g. x.max(1)")
+    return MaxResult(_amax(d, dim, keepdim), d.total.argmax(dim, keepdim=keepdim))
+
+
+register_function_rule("max", _max)
+register_function_rule(torch.max, _max)
+
+
+# ----------------------------------------------------------------------------------------------
+# the public call
+
+
+def decompose_tokens(model: nn.Module, ids: torch.Tensor, token_mask: Any, *, layer: str | nn.Module | None = None,
+                     lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Contextual decomposition of a text model's logits for the tokens ``token_mask`` marks.
+
+    ``rel = m ⊙ e`` and ``irrel = (1 − m) ⊙ e`` at the output e of the model's embedding (``layer``,
+    found automatically), then the engine's rules (this module's for LSTM / GRU, indexing, pooling);
+    padding (``lengths`` or the embedding's ``padding_idx``) is never relevant.
+
+    Args:
+        model: maps token ids B×T to logits B×K.
+        ids: B×T integer token ids.
+        token_mask: B×T (or T, shared) in [0, 1], 1 = the token the explanation concerns.
+
+    Returns:
+        ``(rel, irrel)``, each B×K, with rel + irrel = model(ids).
+    """
+    from .engine import UnsupportedLayerError, run_rules
+
+    if not isinstance(ids, torch.Tensor) or ids.is_floating_point():
+        raise TypeError("ids must be an integer tensor of token ids (B×T)")
+    check_token_ids(ids)
+    try:
+        embedding = find_embedding(model, layer)
+    except ValueError as exc:
+        raise UnsupportedLayerError(str(exc)) from exc
+    check_token_ids(ids, getattr(embedding, "num_embeddings", None))
+    real = padding_mask(ids, lengths=lengths, padding_idx=getattr(embedding, "padding_idx", None))
+    m = _token_mask(token_mask, ids, "token_mask") * real
+
+    def split(module: nn.Module, args: Any, e: torch.Tensor) -> Decomposed:
+        if e.shape[:2] != ids.shape:
+            raise ValueError(f"the embedding output {tuple(e.shape)} does not start with the ids' B×T {tuple(ids.shape)}")
+        w = m.to(e.dtype).view(*m.shape, *([1] * (e.dim() - 2)))
+        return _make(w * e, (1 - w) * e, e)
+
+    handle = embedding.register_forward_hook(split)
+    token = _STEP_MASK.set(m)
+    try:
+        out = run_rules(model, ids)
+    finally:
+        _STEP_MASK.reset(token)
+        handle.remove()
+    if not isinstance(out, Decomposed) or out.rel.dim() != 2:
+        raise ValueError(f"the model must return logits of shape B×K, got {getattr(out, 'total', out)}")
+    return out.rel, out.irrel
+
+
+__all__ = ["decompose_tokens", "gru_layer", "lstm_layer", "propagate_tanh_two", "propagate_three", "share_product"]

@@ -1,0 +1,314 @@
+"""What is explained: the input layout of a batch and the tensor its saliency is taken with respect to
+(methods.md A.7).
+
+Four layouts:
+
+* ``"image"``   x B×C×H×W; the explained tensor is x; masks H×W, B×H×W, B×1×H×W or B×C×H×W.
+* ``"series"``  x B×C×T (channels × time); the explained tensor is x; masks T, B×T, B×1×T or B×C×T.
+* ``"tabular"`` x B×F; the explained tensor is x; masks F or B×F.
+* ``"tokens"``  integer ids B×T go into the model; the explained tensor is the output
+  e = Embedding(ids), B×T×E, of the model's ``nn.Embedding`` (found automatically, or the module
+  named by ``layer``); masks are B×T (1 = the token the explanation concerns), broadcast over E;
+  a padding mask B×T (True = a real token) excludes padding everywhere.
+
+:class:`ExplainedInput` answers, for one batch, the layout, how to run the model and obtain the
+explained tensor (one forward), how to run the model at a *replaced* explained tensor (perturbed
+embeddings for expected gradients or SGT), and how a mask lines up with it. Penalties, saliency,
+metrics and CD are written once against it and refuse, with :meth:`ExplainedInput.require`, the
+layouts their definition does not cover.
+
+Token saliency is reduced over E for ranking and metrics (:func:`token_scores`):
+``s_bt = Σ_e g_bte · e_bte`` (gradient × input, default) or ``s_bt = ‖g_bt‖₂``.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from ._validation import check_choice, check_token_ids
+
+LAYOUTS = ("image", "series", "tabular", "tokens")
+REDUCTIONS = ("grad_x_input", "norm")
+
+
+class NoEmbeddingError(ValueError):
+    """Token ids were given, but no embedding layer could be found (or the named one is wrong)."""
+
+
+def infer_layout(x: torch.Tensor, layout: str | None = None) -> str:
+    """The layout of ``x``: ``layout`` when given (checked against x), else integer → ``"tokens"``,
+    float with 4 dims → ``"image"``, 3 → ``"series"``, 2 → ``"tabular"``."""
+    integer = not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool
+    if layout is not None:
+        check_choice("layout", layout, LAYOUTS)
+        if (layout == "tokens") != integer:
+            raise TypeError(f"layout={layout!r} needs {'integer token ids' if layout == 'tokens' else 'floats'}, "
+                            f"got x of dtype {x.dtype}")
+        want = {"image": 4, "series": 3, "tabular": 2, "tokens": 2}[layout]
+        if x.dim() != want:
+            raise ValueError(f"layout={layout!r} needs x with {want} dims, got shape {tuple(x.shape)}")
+        return layout
+    if integer:
+        return "tokens"
+    if x.dim() >= 4:
+        return "image"
+    return "series" if x.dim() == 3 else "tabular"
+
+
+def find_embedding(model: nn.Module, layer: str | nn.Module | None = None) -> nn.Module:
+    """The module whose output is the explained tensor for token inputs.
+
+    ``layer``: a module of ``model`` or its qualified name (``"encoder.embed"``); ``None``: the one
+    ``nn.Embedding`` of the model (an error when there are none or several).
+    """
+    if isinstance(layer, nn.Module):
+        if not any(m is layer for m in model.modules()):
+            raise NoEmbeddingError(f"layer {type(layer).__name__} is not a submodule of {type(model).__name__}")
+        return layer
+    if isinstance(layer, str):
+        try:
+            return model.get_submodule(layer)
+        except AttributeError:
+            names = [n for n, _ in model.named_modules() if n]
+            raise NoEmbeddingError(f"layer={layer!r} is not a submodule of {type(model).__name__}; its submodules: "
+                                   f"{', '.join(names[:20])}{' …' if len(names) > 20 else ''}") from None
+    if layer is not None:
+        raise TypeError(f"layer must be a module, its qualified name or None, got {type(layer).__name__}")
+    found = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Embedding)]
+    if not found:
+        raise NoEmbeddingError(
+            f"token ids were given but {type(model).__name__} has no nn.Embedding, so there is no embedding "
+            "output to explain; name the explained layer (layer='name' / explained_layer='name') or pass "
+            "float inputs")
+    if len(found) > 1:
+        raise NoEmbeddingError(f"{type(model).__name__} has several nn.Embedding modules "
+                               f"({', '.join(n for n, _ in found)}); name the explained one with layer='name'")
+    return found[0][1]
+
+
+@contextmanager
+def captured_output(module: nn.Module, requires_grad: bool = False) -> Iterator[list[torch.Tensor]]:
+    """Within the block, every output of ``module`` is appended to the yielded list (made to require
+    grad when ``requires_grad``, e.g. behind a frozen embedding, so that saliency can be taken)."""
+    outputs: list[torch.Tensor] = []
+
+    def hook(m: nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
+        if requires_grad and not out.requires_grad:
+            out = out.detach().requires_grad_(True)
+        outputs.append(out)
+        return out
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield outputs
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def replaced_output(module: nn.Module, value: torch.Tensor) -> Iterator[None]:
+    """Within the block, ``module`` returns ``value`` instead of its own output (same shape)."""
+
+    def hook(m: nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
+        if tuple(out.shape) != tuple(value.shape):
+            raise ValueError(f"the replacement for the output of {type(m).__name__} has shape {tuple(value.shape)}, "
+                             f"the layer returns {tuple(out.shape)}")
+        return value
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def padding_mask(ids: torch.Tensor, *, lengths: torch.Tensor | None = None, padding_idx: int | None = None,
+                 mask: torch.Tensor | None = None) -> torch.Tensor:
+    """B×T bool, True at real tokens: from ``mask`` (given), ``lengths`` (the first lengths_b positions),
+    ``padding_idx`` (ids ≠ padding_idx) or all True. Every sentence must keep at least one token."""
+    B, T = ids.shape
+    if mask is not None:
+        mask = torch.as_tensor(mask, device=ids.device)
+        if tuple(mask.shape) != (B, T):
+            raise ValueError(f"padding_mask of shape {tuple(mask.shape)} does not match the token ids {(B, T)}; "
+                             "give B×T with True (1) at real tokens")
+        real = mask.bool()
+    elif lengths is not None:
+        lengths = torch.as_tensor(lengths, device=ids.device)
+        if lengths.shape != (B,) or lengths.is_floating_point():
+            raise ValueError(f"lengths must be B = {B} integers (tokens per sentence), got {tuple(lengths.shape)} "
+                             f"{lengths.dtype}")
+        if int(lengths.max()) > T:
+            raise ValueError(f"lengths reach {int(lengths.max())} but the ids have only T = {T} positions")
+        real = torch.arange(T, device=ids.device)[None, :] < lengths[:, None]
+    elif padding_idx is not None:
+        real = ids != padding_idx
+    else:
+        real = torch.ones(B, T, dtype=torch.bool, device=ids.device)
+    empty = (~real.any(1)).nonzero().flatten()
+    if len(empty):
+        raise ValueError(f"sentence(s) {empty[:10].tolist()} of the batch have no tokens (empty sentences); "
+                         "drop them from the data set")
+    return real
+
+
+def token_mask(mask: Any, ids: torch.Tensor, who: str = "mask") -> torch.Tensor:
+    """A per-token mask as B×T floats in [0, 1]: accepts B×T (per sentence) or T (shared)."""
+    m = torch.as_tensor(mask, device=ids.device)
+    original = tuple(m.shape)
+    if m.dim() == 1:
+        m = m[None].expand(ids.shape[0], -1)
+    if m.dim() != 2 or tuple(m.shape) != tuple(ids.shape):
+        raise ValueError(f"{who}: token mask of shape {original} does not match the token ids {tuple(ids.shape)}; "
+                         "give one value per token, B×T (1 = the token the explanation concerns)")
+    m = m.to(torch.float32 if not m.is_floating_point() else m.dtype)
+    if not torch.isfinite(m).all() or float(m.min()) < 0 or float(m.max()) > 1:
+        raise ValueError(f"{who}: token mask values must lie in [0, 1]")
+    return m
+
+
+def dense_mask(mask: Any, x: torch.Tensor, layout: str, who: str = "mask") -> torch.Tensor:
+    """A mask over a dense input (image, series, tabular) as (B|1)×(1|C)×S floats, S = x.shape[2:],
+    or (B|1)×F for tabular: accepts S, B×S, B×1×S, B×C×S (and F, B×F)."""
+    m = torch.as_tensor(mask, device=x.device)
+    original = tuple(m.shape)
+    if layout == "tabular":
+        m = m.reshape(1, -1) if m.dim() == 1 else m
+        if m.dim() != 2 or m.shape[1] != x.shape[1] or m.shape[0] not in (1, x.shape[0]):
+            raise ValueError(f"{who}: mask of shape {original} does not match the inputs {tuple(x.shape)}; "
+                             "give F or B×F")
+    else:
+        if m.dim() == x.dim() - 2:
+            m = m[None, None]
+        elif m.dim() == x.dim() - 1:
+            m = m[:, None]
+        ok = m.dim() == x.dim() and m.shape[2:] == x.shape[2:] and m.shape[0] in (1, x.shape[0]) \
+            and m.shape[1] in (1, x.shape[1]) and m.numel() > 0
+        if not ok:
+            forms = "H×W, B×H×W, B×1×H×W or B×C×H×W with the input's H×W" if layout == "image" else \
+                "T, B×T, B×1×T or B×C×T with the input's T"
+            raise ValueError(f"{who}: mask of shape {original} does not match the inputs {tuple(x.shape)}; "
+                             f"give {forms}")
+    m = m.to(x.dtype)
+    if not torch.isfinite(m).all() or float(m.min()) < 0 or float(m.max()) > 1:
+        raise ValueError(f"{who}: mask values must lie in [0, 1] (1 = the region not to use)")
+    return m
+
+
+def token_scores(g: torch.Tensor, e: torch.Tensor | None = None, reduce: str = "grad_x_input",
+                 padding: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-token saliency B×T from the embedding-space gradient g (B×T×E):
+    ``"grad_x_input"``: s_bt = Σ_e g_bte · e_bte (needs e); ``"norm"``: s_bt = ‖g_bt‖₂.
+    Padding positions (``padding`` False) get 0."""
+    check_choice("reduce", reduce, REDUCTIONS)
+    if g.dim() != 3:
+        raise ValueError(f"g must be the B×T×E gradient w.r.t. the token embeddings, got shape {tuple(g.shape)}")
+    if reduce == "norm":
+        s = g.norm(dim=2)
+    else:
+        if e is None or e.shape != g.shape:
+            raise ValueError("reduce='grad_x_input' needs the embeddings e of g's shape")
+        s = (g * e).sum(2)
+    return s if padding is None else s * padding.to(s.dtype)
+
+
+@dataclass
+class ExplainedInput:
+    """One batch as seen by explanations: its ``layout``, the model input ``x``, the ``padding`` mask
+    (B×T bool, tokens only; None elsewhere) and the ``layer`` whose output is explained (tokens)."""
+
+    layout: str
+    x: torch.Tensor
+    padding: torch.Tensor | None = None
+    layer: nn.Module | None = None
+
+    @classmethod
+    def build(cls, model: nn.Module, x: torch.Tensor, extras: dict[str, Any] | None = None, *,
+              layer: str | nn.Module | None = None, layout: str | None = None) -> "ExplainedInput":
+        """Infer the layout of ``x``; for tokens find the embedding (``layer``), check the ids against
+        its size and build the padding mask from ``extras`` (``padding_mask`` or ``lengths``) or the
+        embedding's ``padding_idx``."""
+        layout = infer_layout(x, layout)
+        if layout != "tokens":
+            return cls(layout, x)
+        check_token_ids(x)
+        module = find_embedding(model, layer)
+        rows = getattr(module, "num_embeddings", None)
+        check_token_ids(x, rows)
+        extras = extras or {}
+        pad = padding_mask(x, lengths=extras.get("lengths"), padding_idx=getattr(module, "padding_idx", None),
+                           mask=extras.get("padding_mask"))
+        return cls(layout, x, pad, module)
+
+    @property
+    def is_tokens(self) -> bool:
+        return self.layout == "tokens"
+
+    def require(self, allowed: Sequence[str], who: str, why: str = "") -> None:
+        """Raise a clear error unless the layout is one of ``allowed``."""
+        if self.layout not in allowed:
+            raise ValueError(f"{who} is defined for {', '.join(allowed)} inputs, not {self.layout} "
+                             f"(x of shape {tuple(self.x.shape)}){': ' + why if why else ''}")
+
+    def forward(self, model: nn.Module, requires_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """One forward pass: ``(explained, logits)``. Dense layouts: explained = x (grad-enabled when
+        ``requires_grad``); tokens: the embedding output of this very pass (part of the graph)."""
+        with torch.enable_grad():
+            if not self.is_tokens:
+                x = self.x.detach().requires_grad_(True) if requires_grad and not self.x.requires_grad else self.x
+                return x, model(x)
+            with captured_output(self.layer, requires_grad=requires_grad) as outputs:
+                logits = model(self.x)
+        if len(outputs) != 1:
+            raise ValueError(f"the explained layer {type(self.layer).__name__} ran {len(outputs)} times in one forward "
+                             "pass; name a layer that runs once (layer='name')")
+        return outputs[0], logits
+
+    def run(self, model: nn.Module, explained: torch.Tensor) -> torch.Tensor:
+        """The logits at a replaced explained tensor with R·B rows (R copies of each sample, sample-
+        major as ``repeat_interleave``): dense layouts ``model(explained)``; tokens: the model on the ids
+        (repeated R times) with the embedding output replaced by ``explained``."""
+        if not self.is_tokens:
+            return model(explained)
+        B = self.x.shape[0]
+        if explained.shape[0] % B:
+            raise ValueError(f"explained tensor has {explained.shape[0]} rows, not a multiple of the batch {B}")
+        repeat = explained.shape[0] // B
+        ids = self.x.repeat_interleave(repeat, 0) if repeat > 1 else self.x
+        with replaced_output(self.layer, explained):
+            return model(ids)
+
+    def mask(self, mask: Any, like: torch.Tensor, who: str = "mask") -> torch.Tensor:
+        """``mask`` broadcastable against the explained tensor ``like``: tokens B×T×1 (padding zeroed);
+        dense layouts as :func:`dense_mask`."""
+        if self.is_tokens:
+            return (token_mask(mask, self.x, who).to(like.dtype) * self.padding.to(like.dtype))[..., None]
+        return dense_mask(mask, like, self.layout, who)
+
+    def strip_padding(self, t: torch.Tensor) -> torch.Tensor:
+        """Zero the padding positions of a B×T×… tensor (identity for dense layouts)."""
+        if not self.is_tokens:
+            return t
+        pad = self.padding.to(t.dtype)
+        return t * pad.view(*pad.shape, *([1] * (t.dim() - 2)))
+
+    def scores(self, g: torch.Tensor, explained: torch.Tensor, reduce: str = "grad_x_input") -> torch.Tensor:
+        """Token saliency B×T (:func:`token_scores`, padding 0); dense layouts return g unchanged."""
+        if not self.is_tokens:
+            return g
+        return token_scores(g, explained, reduce, self.padding)
+
+
+def explain_input(model: nn.Module, x: torch.Tensor, extras: dict[str, Any] | None = None, *,
+                  layer: str | nn.Module | None = None, layout: str | None = None) -> ExplainedInput:
+    """Shorthand for :meth:`ExplainedInput.build`."""
+    return ExplainedInput.build(model, x, extras, layer=layer, layout=layout)
+
+
+__all__ = ["ExplainedInput", "LAYOUTS", "NoEmbeddingError", "REDUCTIONS", "captured_output", "dense_mask",
+           "explain_input", "find_embedding", "infer_layout", "padding_mask", "replaced_output", "token_mask",
+           "token_scores"]

@@ -1,0 +1,87 @@
+"""Penalties on token batches (methods.md A.7, A.8): the CDEP text penalty and SGT's token masking.
+
+* CDEP text (the seed's ``cd_penalty_for_one_decoy_all``): over the sentences S that contain a
+  masked token, with (rel, irrel) the contextual decomposition of the true-class logit for the
+  masked tokens,
+
+      R = −(1/|S|) Σ_{b∈S} log softmax([rel_{b,y_b}, irrel_{b,y_b}])[irrel]
+        =  (1/|S|) Σ_{b∈S} softplus(rel_{b,y_b} − irrel_{b,y_b})
+
+  (maximise the irrelevant share of the true-class logit); 0 (connected to the weights) when no
+  sentence of the batch has a masked token.
+* Saliency Guided Training on tokens: the ⌊fraction · L_b⌋ real tokens of lowest saliency
+  (per-token score s_bt, ranked by |s| or s) have their embeddings replaced by U(min e_b, max e_b)
+  draws (or a constant); padding is never masked and never counts in L_b.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._validation import check_choice
+
+
+def cdep_text_penalty(rel: torch.Tensor, irrel: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """R = −mean_b log softmax([rel_{b,y_b}, irrel_{b,y_b}])[1] for B×K decompositions of the
+    sentences that contain a masked token (all rows count)."""
+    if rel.shape != irrel.shape or rel.dim() != 2 or y.shape != rel.shape[:1]:
+        raise ValueError(f"rel and irrel must be B×K with y of length B, got {tuple(rel.shape)}, "
+                         f"{tuple(irrel.shape)} and {tuple(y.shape)}")
+    pair = torch.stack([rel.gather(1, y[:, None]).squeeze(1), irrel.gather(1, y[:, None]).squeeze(1)], 1)
+    return -F.log_softmax(pair, 1)[:, 1].mean()
+
+
+def cdep_text(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, token_mask: torch.Tensor, *,
+              layer: Any = None, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """The CDEP text penalty (see the module docstring): one batched CD pass over the sentences of
+    ``ids`` (B×T) whose ``token_mask`` (B×T, padding already 0) has a non-zero entry."""
+    from ..decomposition import decompose_tokens
+
+    has = (token_mask != 0).any(1)
+    if not bool(has.any()):
+        params = [p for p in model.parameters() if p.requires_grad]
+        return sum((p.sum() * 0 for p in params), token_mask.new_zeros((), dtype=torch.float32))
+    rows = has.nonzero().flatten()
+    with torch.enable_grad():
+        rel, irrel = decompose_tokens(model, ids[rows], token_mask[rows], layer=layer,
+                                      lengths=None if lengths is None else lengths[rows])
+    return cdep_text_penalty(rel, irrel, y[rows])
+
+
+def saliency_guided_tokens(e: torch.Tensor, scores: torch.Tensor, padding: torch.Tensor, fraction: float,
+                           by: str = "abs", fill: str | float = "random",
+                           generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace the embeddings of each sentence's k_b = ⌊fraction · L_b⌋ lowest-saliency real tokens.
+
+    Args:
+        e: token embeddings B×T×E (kept differentiable at the kept tokens).
+        scores: per-token saliency B×T; ranked by |s| (``by="abs"``) or s (``"signed"``).
+        padding: B×T bool, True at real tokens (L_b of them).
+        fill: ``"random"``: U(min e_b, max e_b) per entry over sentence b's real tokens; or a constant.
+
+    Returns:
+        ``(e_masked, masked)`` with ``masked`` B×T bool (True = replaced).
+    """
+    check_choice("by", by, ("abs", "signed"))
+    s = scores.detach().abs() if by == "abs" else scores.detach()
+    s = s.masked_fill(~padding, math.inf)
+    ranks = torch.sort(s, dim=1, stable=True).indices.argsort(1)
+    k = torch.floor(padding.sum(1).to(torch.float64) * fraction + 1e-9).long()
+    masked = (ranks < k[:, None]) & padding
+    if fill == "random":
+        real = padding[..., None]
+        low = e.detach().masked_fill(~real, math.inf).amin((1, 2), keepdim=True)
+        high = e.detach().masked_fill(~real, -math.inf).amax((1, 2), keepdim=True)
+        device = generator.device if generator is not None else e.device
+        u = torch.rand(e.shape, generator=generator, device=device, dtype=e.dtype).to(e.device)
+        values = low + (high - low) * u
+    else:
+        values = torch.full_like(e, float(fill))
+    return torch.where(masked[..., None], values, e), masked
+
+
+__all__ = ["cdep_text", "cdep_text_penalty", "saliency_guided_tokens"]
