@@ -13,7 +13,8 @@ explains the model's own prediction. Methods:
   ``baselines`` (M×... or one baseline; default 0), as Captum's ``GradientShap``, in one batched backward.
 - ``input_x_gradient``: x ⊙ ∂z_t/∂x.
 - ``occlusion``: z_t(x) − z_t(x with a sliding window set to 0), windows ``window``×``window``.
-- ``gradcam``: ReLU-free Grad-CAM on a named layer (default: the last ``Conv2d``), bilinearly
+- ``gradcam``: ReLU-free Grad-CAM on a named layer (default: the last ``Conv2d``, or ``Conv1d`` for
+  B×C×T inputs, upsampled linearly in time), bilinearly
   upsampled to H×W and repeated over channels.
 - ``random``: U(0, 1) noise, a control.
 
@@ -104,12 +105,15 @@ class _EvalMode:
             module.train(flag)
 
 
-def _find_layer(model: nn.Module, layer: str | nn.Module | None) -> nn.Module:
+def _find_layer(model: nn.Module, layer: str | nn.Module | None, input_dim: int = 4) -> nn.Module:
+    """The module named ``layer`` (a dotted name, e.g. ``"layer4.1.conv2"``), or by default the last
+    convolution of the input's kind: ``Conv1d`` for B×C×T inputs (``input_dim`` 3), ``Conv2d`` for B×C×H×W."""
     if isinstance(layer, nn.Module):
         return layer
     modules = dict(model.named_modules())
     if layer is None:
-        convs = [m for m in modules.values() if isinstance(m, nn.Conv2d)]
+        kind = nn.Conv1d if input_dim == 3 else nn.Conv2d
+        convs = [m for m in modules.values() if isinstance(m, kind)]
         if not convs:
             raise ValueError("gradcam needs a convolutional layer: pass layer='<name>' (one of "
                              f"{', '.join(n for n in modules if n) or 'none'})")
@@ -190,9 +194,13 @@ def _attribute_chunk(model: nn.Module, x: torch.Tensor, t: torch.Tensor, method:
             x, sliding_window_shapes=(c, w, w), strides=(c, s, s), baselines=opts.get("baselines", 0.0),
             target=t, perturbations_per_eval=max(1, opts["max_batch"] // len(x)))
     if method == "gradcam":
-        layer = _find_layer(model, opts.get("layer"))
+        layer = _find_layer(model, opts.get("layer"), x.dim())
         cam = ca.LayerGradCam(model, layer).attribute(x, target=t, relu_attributions=opts.get("relu", False))
-        up = ca.LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+        if cam.dim() != x.dim():
+            raise ValueError(f"gradcam: layer {opts.get('layer')!r} outputs shape {tuple(cam.shape)}, which cannot be "
+                             f"mapped onto inputs {tuple(x.shape)}; name a convolutional layer (B×C×T or B×C×H×W)")
+        mode = "linear" if x.dim() == 3 else "bilinear"  # Conv1d (time series) or Conv2d (images)
+        up = ca.LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode=mode)
         return up.expand_as(x)
     if method == "random":
         return keyed_draw("uniform", seed, index, tuple(x.shape[1:]), "random", device=x.device, dtype=x.dtype)
