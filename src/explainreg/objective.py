@@ -54,12 +54,16 @@ class Objective(nn.Module):
     ``monitor_every`` says how often weight-0 penalties are computed for logging (1: every batch).
     ``rates`` (XIL's normalisation rates, A.11: penalty name -> rate) multiply the weights; ``clip``
     (name -> cap, or one cap for all) caps each raw R before weighting (no gradient above the cap).
+    Batches of integer token ids (B×T, with ``lengths`` or ``padding_mask`` among the extras) are
+    explained through the model's embedding, or the module named by ``explained_layer`` (A.7).
     """
 
     def __init__(self, penalties: Mapping[Penalty | str, float] | Iterable | None = None, *,
                  seed: int = 0, cross_entropy: bool = True, monitor_every: int = 1,
-                 rates: Mapping[str, float] | None = None, clip: Mapping[str, float] | float | None = None) -> None:
+                 rates: Mapping[str, float] | None = None, clip: Mapping[str, float] | float | None = None,
+                 explained_layer: str | None = None) -> None:
         super().__init__()
+        self.explained_layer = explained_layer
         pairs = _as_pairs(penalties)
         self.penalties = nn.ModuleList(p for p, _ in pairs)
         self.weights = [w for _, w in pairs]
@@ -81,7 +85,7 @@ class Objective(nn.Module):
         active = self._active()
         self.calls += 1
         needs_grad = any(p.needs_input_grad for _, p, _ in active)
-        ctx = PenaltyContext(model, x, y, extras, self.generator, input_grad=needs_grad)
+        ctx = PenaltyContext(model, x, y, extras, self.generator, input_grad=needs_grad, layer=self.explained_layer)
         terms: dict[str, float] = {}
         loss = F.cross_entropy(ctx.logits, y) if self.cross_entropy else ctx.logits.new_zeros(())
         terms["ce"] = float(loss.detach()) if self.cross_entropy else 0.0
