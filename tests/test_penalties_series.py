@@ -1,0 +1,98 @@
+"""Every penalty on B×C×T series (real UCR data): weight gradients, or its clear error; Smoothness
+along time only; SGT masks exactly k features per series."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from explainreg.data import load_dataset
+from explainreg.models import build_model
+from explainreg.penalties import PENALTIES, Locality, SaliencyGuided, Smoothness, saliency_guided_mask
+from explainreg.penalties.saliency_guided import masked_count
+from explainreg.saliency import saliency
+
+ROOT = Path(os.environ.get("EXPLAINREG_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+pytestmark = pytest.mark.skipif(not (ROOT / "ucr").is_dir(), reason="shared UCR data not found")
+#: penalties whose definition does not cover series, with the start of their error
+REFUSED = {"Symmetry": "Symmetry is defined for image inputs, not series",
+           "CDEP": "contextual decomposition could not",
+           "RRRGradCAM": "Grad-CAM needs a convolutional layer", "HINT": "Grad-CAM needs a convolutional layer"}
+
+
+@pytest.fixture(scope="module")
+def motions():
+    d = load_dataset("ucr/BasicMotions", "train", ROOT)
+    mask = torch.zeros(6, 6, 100)
+    mask[:, :, 30:60] = 1.0                                # a time window on every channel
+    return d.x[::7][:6], d.y[::7][:6], mask
+
+
+@pytest.mark.parametrize("arch", ["tcn", "lstm"])
+def test_every_penalty_gives_weight_gradients_or_a_clear_error(arch, motions):
+    x, y, mask = motions
+    for cls in sorted(set(PENALTIES.values()), key=lambda c: c.__name__):
+        torch.manual_seed(0)
+        model = build_model(arch, in_channels=6, num_classes=4)
+        extras = {"mask": mask, "reward_mask": mask}
+        if cls.__name__ in REFUSED:
+            with pytest.raises(Exception, match=REFUSED[cls.__name__]):
+                cls()(model, x, y, generator=torch.Generator().manual_seed(0), **extras)
+            continue
+        r = cls()(model, x, y, generator=torch.Generator().manual_seed(0), **extras)
+        grads = torch.autograd.grad(r, list(model.parameters()), allow_unused=True)
+        total = sum(float(g.abs().sum()) for g in grads if g is not None)
+        assert torch.isfinite(r) and total > 0, f"{cls.__name__} on {arch}: no weight gradient"
+
+
+def test_smoothness_is_along_time_only(motions):
+    x, y, _ = motions
+    torch.manual_seed(0)
+    model = build_model("tcn", in_channels=6, num_classes=4).eval()     # no dropout: one saliency
+    r = Smoothness()(model, x, y)
+    g = saliency(model, x, y).detach()
+    plain = sum(float((g[b, c, t] - g[b, c, t - 1]).abs()) for b in range(6) for c in range(6)
+                for t in range(1, 100)) / (6 * 6 * 99)
+    assert float(r) == pytest.approx(plain, rel=1e-5)
+    # channels are unordered: permuting them (with the model's first layer) leaves R unchanged
+    perm = torch.tensor([3, 0, 5, 1, 4, 2])
+    twin = build_model("tcn", in_channels=6, num_classes=4).eval()
+    twin.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        for name in ("blocks.0.net.0", "blocks.0.skip"):          # twin's channel j is model's perm[j]
+            twin.get_submodule(name).weight.copy_(model.get_submodule(name).weight[:, perm])
+    assert float(Smoothness()(twin, x[:, perm], y)) == pytest.approx(float(r), rel=1e-4)
+    with pytest.raises(ValueError, match="compat=True. reproduces the seed's image code"):
+        Smoothness(compat=True)(model, x, y)
+
+
+def test_image_only_penalties_refuse_other_layouts(motions):
+    x, y, mask = motions
+    model = build_model("tcn", in_channels=6, num_classes=4)
+    with pytest.raises(ValueError, match="Locality without a mask is defined for image inputs, not series"):
+        Locality()(model, x, y)
+    assert torch.isfinite(Locality()(model, x, y, mask=mask[:, 0]))          # B×T mask is broadcast
+    with pytest.raises(ValueError, match=r"mask of shape \(6, 100, 6\) does not match the series"):
+        Locality()(model, x, y, mask=mask.transpose(1, 2))
+    flat = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(600, 4))
+    with pytest.raises(ValueError, match="Smoothness is defined for image and series inputs, not tabular"):
+        Smoothness()(flat, x.flatten(1), y)
+
+
+def test_sgt_masks_exactly_k_features_per_series(motions):
+    x, y, _ = motions
+    model = build_model("lstm", in_channels=6, num_classes=4)
+    g = saliency(model, x, y, create_graph=False)
+    for fraction in (0.1, 0.5, 0.9):
+        masked, mask = saliency_guided_mask(x, g, fraction, generator=torch.Generator().manual_seed(0))
+        k = masked_count(600, fraction)
+        assert mask.shape == x.shape and mask.flatten(1).sum(1).tolist() == [k] * 6
+        # the masked features are the k smallest |g| of each series; the others are untouched
+        for b in range(6):
+            threshold = g[b].abs().flatten().sort().values[k - 1]
+            assert (g[b].abs()[mask[b]] <= threshold).all()
+        assert torch.equal(masked[~mask], x[~mask])
+    r = SaliencyGuided(0.5)(model, x, y, generator=torch.Generator().manual_seed(0))
+    assert float(r) >= -1e-6 and r.requires_grad      # KL ≥ 0 up to float rounding
