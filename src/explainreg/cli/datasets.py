@@ -27,4 +27,13 @@ def run(args: argparse.Namespace) -> int:
                 where = "not found"
             bundled = "yes" if find_split(BUNDLED_DIR, SOURCES[name], split) else "no"
             print(f"  {name:<14} {split:<5} {where}   (bundled subset: {bundled})")
+    from ..data.ucr import UCR_DATASETS, locate_ts
+
+    for name in UCR_DATASETS:                       # UCR/UEA archive sets: load_dataset("ucr/NAME")
+        for split in ("train", "test"):
+            try:
+                where = str(locate_ts(name, split, args.data_root))
+            except DataNotFoundError:
+                where = "not found"
+            print(f"  ucr/{name:<18} {split:<5} {where}")
     return 0
