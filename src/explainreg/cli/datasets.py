@@ -27,6 +27,10 @@ def run(args: argparse.Namespace) -> int:
                 where = "not found"
             bundled = "yes" if find_split(BUNDLED_DIR, SOURCES[name], split) else "no"
             print(f"  {name:<14} {split:<5} {where}   (bundled subset: {bundled})")
+    from ..data.text import text_sources
+
+    for name, splits, where in text_sources(args.data_root):
+        print(f"  {name:<14} {splits:<14} {where}")
     from ..data.ucr import UCR_DATASETS, locate_ts
 
     for name in UCR_DATASETS:                       # UCR/UEA archive sets: load_dataset("ucr/NAME")

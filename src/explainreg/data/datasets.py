@@ -26,6 +26,8 @@ from .sources import (
 #: Mean and standard deviation of the training pixels on [0, 1].
 STATS: dict[str, tuple[float, float]] = {"mnist": (0.1307, 0.3081), "fashion-mnist": (0.2860, 0.3530)}
 SPLITS = ("train", "test")
+#: text data sets (data/text.py): token ids with lengths and token masks; SST also has a "dev" split
+TEXT_NAMES = ("sst", "sst-2", "sst2", "sst-decoy", "sst-article", "sst-gender", "rotten-tomatoes", "rt")
 
 
 @dataclass
@@ -138,6 +140,10 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
     ``"ucr/NAME"`` (e.g. ``"ucr/GunPoint"``) loads a UCR/UEA archive set from ``ROOT/ucr/NAME/NAME_{TRAIN,TEST}.ts``
     as a :class:`~explainreg.data.ucr.SeriesDataset` of N×C×T series (see :func:`explainreg.data.ucr.load_ucr`).
     """
+    if isinstance(name, str) and name.lower().replace("_", "-") in TEXT_NAMES:
+        from .text import load_text_dataset  # SST (sst, sst-2, sst-decoy|article|gender), rotten-tomatoes
+
+        return load_text_dataset(name, split, root, limit=limit)
     if isinstance(name, str) and name.lower().startswith("ucr/"):
         from .ucr import load_ucr
 

@@ -36,6 +36,10 @@ def iterate_batches(dataset: Dataset, batch_size: int, *, seed: int = 0, epoch: 
     """Yield ``(x, y, extras)`` batches on ``device``; this process's shard of the epoch's order."""
     rank, world_size = world()
     order = epoch_order(len(dataset), seed, epoch, shuffle)[rank::world_size]
+    if callable(getattr(dataset, "batch", None)):  # e.g. data.text.TextDataset: trims padding to the batch
+        for start in range(0, len(order), batch_size):
+            yield dataset.batch(order[start:start + batch_size], device)
+        return
     if isinstance(dataset, ArrayDataset):
         for start in range(0, len(order), batch_size):
             index = order[start:start + batch_size]
