@@ -1,5 +1,6 @@
 """Cost of a training step with CDEP, RRR and Expected Gradients relative to a plain CE step.
 
+The XIL penalties (RRR-GradCAM, HINT, RBR; methods.md A.11) share the DecoyMNIST table.
 Median wall time of one optimiser step (objective + backward + Adam step) on real DecoyMNIST
 batches with CDEP's DecoyMNIST net, each divided by a plain cross-entropy step measured in the
 same run (round-robin, so load changes hit all alike); then CDEP's cost on ColorMNIST batches
@@ -24,7 +25,7 @@ from _common import interleaved_medians as medians  # noqa: E402
 from explainreg.data import color_mnist, color_mnist_blob_sampler, decoy_mnist
 from explainreg.models import cdep_colormnist_net, cdep_decoymnist_net
 from explainreg.objective import Objective
-from explainreg.penalties import CDEP, RRR, ExpectedGradients
+from explainreg.penalties import CDEP, HINT, RBR, RRR, ExpectedGradients, RRRGradCAM
 
 
 def make_step(model: torch.nn.Module, objective: Objective, x, y, extras) -> Callable[[], None]:
@@ -55,8 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     B = args.batch_size
 
-    decoy = decoy_mnist("train", args.data_root, limit=B)
-    x, y, extras = decoy.x, decoy.y, {"mask": decoy.extras["mask"]}
+    decoy = decoy_mnist("train", args.data_root, limit=B, reward_mask=True)
+    x, y, extras = decoy.x, decoy.y, {"mask": decoy.extras["mask"], "reward_mask": decoy.extras["reward_mask"]}
     methods = {
         "plain CE": Objective(),
         "CDEP (1 blob: 4 corners)": Objective({CDEP(): 100.0}),
@@ -64,6 +65,9 @@ def main(argv: list[str] | None = None) -> None:
         "RRR (nll, CDEP's Grad)": Objective({RRR("nll"): 10.0}),
         "EG (2 refs)": Objective({ExpectedGradients(2): 1.0}),
         "EG (10 refs)": Objective({ExpectedGradients(10): 1.0}),
+        "RRR-GradCAM (XIL)": Objective({RRRGradCAM(): 10.0}),
+        "HINT (XIL)": Objective({HINT(): 1.0}),
+        "RBR (XIL, third order)": Objective({RBR(): 1.0}),
     }
     steps = {name: make_step(cdep_decoymnist_net(), obj, x, y, extras) for name, obj in methods.items()}
     t = medians(steps, args.repeats)
