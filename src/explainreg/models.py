@@ -161,3 +161,10 @@ from .backbones import ResNet, VGG, resnet18, vgg_small  # noqa: E402  (deep net
 
 register_model("resnet18", resnet18)
 register_model("vgg_small", vgg_small)
+
+from . import text_models  # noqa: E402  (text classifiers over token ids B×T, methods.md A.8–A.9)
+
+register_model("cdep_lstm", text_models.cdep_lstm)
+register_model("text_lstm", text_models.LSTMClassifier)
+register_model("text_cnn", text_models.CNNClassifier)
+register_model("text_transformer", text_models.TransformerClassifier)
