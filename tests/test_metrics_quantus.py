@@ -91,3 +91,58 @@ def test_road_without_noise(data):
                                                                           batch_size=N)
     ours = M.road(model, x, y, a, percentages=pcts, noise=0.0, convention="quantus")
     np.testing.assert_allclose(ours.curve.numpy(), np.array([q[p] for p in pcts]), atol=1e-9)
+
+
+# ------------------------------------------------------------------- tied maps (no noise added)
+@pytest.fixture(scope="module")
+def tied(data):
+    """Integrated gradients with a zero baseline: exactly 0 wherever the MNIST image is 0 (ties)."""
+    model, x, y, _ = data
+    a = attribute(model, x, y, "ig", n_steps=8)
+    assert ((a == 0).flatten(1).sum(1) > 300).all()
+    return model, x, y, a
+
+
+def _as_order(ranks, shape):
+    """A tie-free map whose descending order is ``ranks`` (B×N): what Quantus's argsort then follows."""
+    return (ranks.shape[1] - ranks).float().view(shape)
+
+
+def test_tied_maps_road_same_tie_order(tied):
+    """explainreg breaks ties by its seeded random order; fed a map with that order, Quantus agrees exactly."""
+    model, x, y, a = tied
+    pcts = [10, 40, 70, 95]
+    ranks = M.descending_ranks(a.sum(1).flatten(1).double(), seed=0)
+    a_q = _as_order(ranks, a.shape).numpy()
+    q = quantus.ROAD(percentages=pcts, noise=0.0, disable_warnings=True)(model, *_np(x, y), a_q, device="cpu",
+                                                                          batch_size=N)
+    ours = M.road(model, x, y, a, percentages=pcts, noise=0.0, convention="quantus")
+    np.testing.assert_allclose(ours.curve.numpy(), np.array([q[p] for p in pcts]), atol=1e-9)
+    # on the raw tied map Quantus's (arbitrary) tie order differs; the curves stay within 0.25 per point
+    q_raw = quantus.ROAD(percentages=pcts, noise=0.0, disable_warnings=True)(model, *_np(x, y, a), device="cpu",
+                                                                              batch_size=N)
+    assert np.abs(ours.curve.numpy() - np.array([q_raw[p] for p in pcts])).max() <= 0.25
+
+
+def test_tied_maps_pixel_flipping_same_tie_order(tied):
+    model, x, y, a = tied
+    ranks = M.descending_ranks(a.flatten(1).double(), seed=0)
+    q = quantus.PixelFlipping(features_in_step=28, disable_warnings=True)(
+        model, *_np(x, y), _as_order(ranks, a.shape).numpy(), device="cpu")
+    ours = M.pixel_flipping_curve(model, x, y, a, features_in_step=28, convention="quantus")
+    np.testing.assert_allclose(ours.numpy(), np.asarray(q), atol=2e-4, rtol=1e-4)
+
+
+def test_tied_maps_region_perturbation_same_tie_order(tied):
+    model, x, y, a = tied
+    # patch sums of the padded map (28 → 32: 2 rows/cols of zeros each side), 16 patches of 8×8
+    sums = torch.nn.functional.pad(a, (2, 2, 2, 2)).reshape(N, 1, 4, 8, 4, 8).sum((1, 3, 5)).flatten(1)
+    assert (sums == 0).any()  # tied (empty) patches exist
+    ranks = M.descending_ranks(sums.double(), seed=0)                       # B×16
+    real = torch.nn.functional.pad(torch.ones(1, 1, 28, 28), (2, 2, 2, 2)).reshape(4, 8, 4, 8).sum((1, 3))
+    pid = ((torch.arange(28) + 2) // 8)[:, None] * 4 + ((torch.arange(28) + 2) // 8)[None, :]
+    a_q = ((16 - ranks).double() / real.flatten()[None])[:, pid.flatten()].float().view(N, 1, 28, 28)
+    q = quantus.RegionPerturbation(patch_size=8, regions_evaluation=10, disable_warnings=True)(
+        model, *_np(x, y, a_q), device="cpu")
+    ours = M.region_perturbation_curve(model, x, y, a, patch_size=8, regions_evaluation=10, convention="quantus")
+    np.testing.assert_allclose(ours.numpy(), np.asarray(q), atol=2e-4, rtol=1e-4)

@@ -412,8 +412,8 @@ def masked_accuracy_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
                          seed: int = 0, index: torch.Tensor | None = None,
                          max_batch: int = MAX_BATCH) -> torch.Tensor:
     """SGT's masked accuracy (methods.md B.3 §3.3): the k = ⌊H·W·d/100⌋ pixels with the largest
-    channel-mean |a| (ties in a seeded random order per image, keyed by ``seed`` and ``index``) are replaced by the background (default ``"corner"``: each image's own pixel
-    [c, 0, 0]); returns correct[b, s] ∈ {0, 1}. ``compat=True``: k = max(1, …) as the seed (one
+    channel-mean |a| (ties in a seeded random order per image, keyed by ``seed`` and ``index``) are
+    replaced by the background (default ``"corner"``: each image's own pixel [c, 0, 0]); returns correct[b, s] ∈ {0, 1}. ``compat=True``: k = max(1, …) as the seed (one
     pixel is masked even at d = 0).
 
     Series B×C×T (methods.md A.10): every (channel, step) entry is a feature, ranked by its own |a|;
