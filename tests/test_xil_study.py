@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 import csv
 
+import pytest
 import torch
 
 from explainreg.studies.xil import add_arguments, corrupt, run
 
 
+@pytest.mark.slow  # ≈ 45 s on a shared CPU: three short trainings and WR on 128 test images
 def test_quick_study_writes_report(tmp_path):
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -20,7 +22,7 @@ def test_quick_study_writes_report(tmp_path):
     for r in rows:
         assert 0 <= float(r["accuracy"]) <= 100 and 0 <= float(r["wr_gradcam"]) <= 100
         assert 0 <= float(r["wr_ig"]) <= 100
-    assert float(rows[1]["rate"]) > 0  # HINT's normalisation rate was computed
+    assert rows[1]["rate"] == "nan"  # HINT: no normalisation rate by default (CDEP only)
     report = (tmp_path / "report.md").read_text()
     assert "| hint |" in report and "explainreg study xil" in report
 
