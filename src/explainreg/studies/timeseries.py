@@ -50,8 +50,8 @@ LABELS = {"saliency": "Gradient", "integrated_gradients": "IG", "smoothgrad": "S
           "gradient_shap": "GradientSHAP", "random": "Random"}
 LAYOUTS = ("Middle", "SmallMiddle", "RareTime", "RareFeature", "Moving_SmallMiddle")
 DROPS = tuple(range(0, 100, 10))
-QUICK = {"n_train": 160, "n_test": 40, "epochs": 6, "ucr_epochs": 30, "eval_samples": 24, "ig_steps": 8,
-         "layouts": LAYOUTS[:4] + ("Moving_Middle",), "ucr": ("GunPoint", "BasicMotions"), "models": MODELS}
+QUICK = {"n_train": 160, "n_test": 32, "epochs": 5, "ucr_epochs": 30, "eval_samples": 16, "ig_steps": 8,
+         "layouts": ("Middle", "RareTime", "Moving_SmallMiddle"), "ucr": ("GunPoint",), "models": MODELS}
 FULL = {"n_train": 1000, "n_test": 100, "epochs": 20, "ucr_epochs": 100, "eval_samples": 100, "ig_steps": 32,
         "layouts": LAYOUTS, "ucr": UCR_DATASETS, "models": MODELS}
 #: The SGT poster's best time-series result (methods.md B.3 §3.4): TCN + IG, weighted Diff(AUP).
