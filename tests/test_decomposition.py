@@ -32,10 +32,16 @@ def hand_relu(rel, irrel):
 
 
 def hand_pool(rel, irrel, total):
-    # indices of the pool of the total activation (rel + irrel up to rounding; with exact ties after
-    # a ReLU, rounding noise in rel + irrel would pick arbitrary indices, so the exact total is used)
-    _, idx = F.max_pool2d(total, 2, return_indices=True)
-    take = lambda t: t.flatten(2).gather(2, idx.flatten(2)).view(idx.shape)  # noqa: E731
+    # 2×2/2 windows of the total activation; the entries tied for the window's maximum (zeros after a
+    # ReLU, a constant background) share the output equally (the seed's rel + irrel picks among
+    # them by rounding noise)
+    B, C, H, W = total.shape
+    win = lambda t: F.unfold(t.reshape(B * C, 1, H, W), 2, stride=2)  # (B·C)×4×L  # noqa: E731
+    t = win(total)
+    top = t.max(1, keepdim=True).values
+    share = (t >= top - max(1e-6, 8 * torch.finfo(t.dtype).eps) * top.abs()).float()
+    share = share / share.sum(1, keepdim=True)
+    take = lambda v: (win(v) * share).sum(1).view(B, C, H // 2, W // 2)  # noqa: E731
     return take(rel), take(irrel)
 
 
@@ -265,25 +271,26 @@ def test_register_rule_for_a_custom_layer():
 
 
 def test_register_function_rule():
-    class UsesGelu(nn.Module):
+    class UsesHardswish(nn.Module):
         def __init__(self):
             super().__init__()
             self.fc = nn.Linear(4, 3)
 
         def forward(self, x):
-            return self.fc(F.gelu(x))
+            return self.fc(F.hardswish(x))
 
-    net, x = UsesGelu(), torch.randn(2, 4)
-    with pytest.raises(UnsupportedLayerError, match="gelu"):
+    net, x = UsesHardswish(), torch.randn(2, 4)
+    with pytest.raises(UnsupportedLayerError, match="hardswish"):
         decompose(net, x, torch.ones(4))
-    register_function_rule(F.gelu, lambda d, **kw: Decomposed(F.gelu(d.rel), F.gelu(d.sum) - F.gelu(d.rel), F.gelu(d.total)))
+    register_function_rule(F.hardswish, lambda d, **kw: Decomposed(F.hardswish(d.rel), F.hardswish(d.sum)
+                                                                   - F.hardswish(d.rel), F.hardswish(d.total)))
     rel, irrel = decompose(net, x, torch.ones(4))
     torch.testing.assert_close(rel + irrel, net(x))
 
 
 def test_unsupported_layer_error_names_the_layer():
-    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.GELU(), nn.Flatten(), nn.Linear(2 * 26 * 26, 3))
-    with pytest.raises(UnsupportedLayerError, match=r"GELU \(module '1'.*register_rule\(GELU"):
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Hardswish(), nn.Flatten(), nn.Linear(2 * 26 * 26, 3))
+    with pytest.raises(UnsupportedLayerError, match=r"Hardswish \(module '1'.*register_rule\(Hardswish"):
         decompose(net, torch.randn(2, 1, 28, 28), torch.ones(28, 28))
     with pytest.raises(UnsupportedLayerError, match="Softmax"):
         decompose(nn.Sequential(nn.Linear(3, 3), nn.Softmax(1)), torch.randn(2, 3), torch.ones(3))

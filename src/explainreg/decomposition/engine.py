@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from .._validation import check_batch
-from .rules import FUNCTION_RULES, RULES, Decomposed, find_rule, relevant_first
+from .rules import FUNCTION_RULES, RULES, Decomposed, affine_batch_norm, find_rule, relevant_first
 
 #: the orders in which CD may visit a ReLU directly followed by a max-pool
 ORDERS = ("forward", "seed")
@@ -98,6 +98,22 @@ def _is_max_pool(model: nn.Module, node: fx.Node) -> bool:
     return node.op == "call_function" and node.target in _POOL_TARGETS
 
 
+def _affine_bn_pairs(model: nn.Module, graph: fx.Graph) -> dict[fx.Node, fx.Node]:
+    """BatchNorm node -> the Linear/Conv node whose output is its only input (and has no other use)."""
+    pairs = {}
+    for n in graph.nodes:
+        if n.op != "call_module" or len(n.users) != 1:
+            continue
+        user = next(iter(n.users))
+        layer = model.get_submodule(n.target)
+        if type(layer) not in (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d) or user.op != "call_module":
+            continue
+        bn = model.get_submodule(user.target)
+        if type(bn) in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d) and user.args == (n,) and not user.kwargs:
+            pairs[user] = n
+    return pairs
+
+
 def _seed_swaps(model: nn.Module, graph: fx.Graph) -> set[fx.Node]:
     """The ReLU nodes whose only user is a max-pool: the seed decomposes those as pool → ReLU."""
     return {n for n in graph.nodes if _is_relu(model, n) and len(n.users) == 1
@@ -116,6 +132,8 @@ def run_rules(model: nn.Module, start: Decomposed, *, record: dict[str, Decompos
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     graph = trace(model)
     swapped = _seed_swaps(model, graph) if order == "seed" else set()
+    fused = _affine_bn_pairs(model, graph)
+    folded = set(fused.values())
     deferred: set[fx.Node] = set()
     env: dict[fx.Node, Any] = {}
     placeholders = 0
@@ -149,6 +167,15 @@ def run_rules(model: nn.Module, start: Decomposed, *, record: dict[str, Decompos
             module = model.get_submodule(node.target)
             if not _has_decomposed(args) and not _has_decomposed(kwargs):
                 env[node] = module(*args, **kwargs)
+                continue
+            if node in folded and isinstance(args[0], Decomposed) and record is None:
+                env[node] = args[0]  # decomposed together with the BatchNorm that follows
+                continue
+            if node in fused and fused[node] in folded and isinstance(env[fused[node]], Decomposed):
+                layer_node = fused[node]
+                env[node] = affine_batch_norm(model.get_submodule(layer_node.target), module, env[layer_node.args[0]])
+                if record is not None:
+                    record[node.target] = env[node]
                 continue
             rule = find_rule(type(module))
             if rule is None:
@@ -277,6 +304,10 @@ def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = Fal
         >>> bool(torch.allclose(rel + irrel, net(x), atol=1e-6))
         True
     """
+    if isinstance(x, torch.Tensor) and not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool:
+        from .recurrent import decompose_tokens  # token ids B×T, mask B×T over tokens (methods.md A.8)
+
+        return decompose_tokens(model, x, mask)
     check_batch(x)
     is_stack = blobs or isinstance(mask, (list, tuple))
     m = normalize_mask(mask, x, blobs=blobs)

@@ -19,7 +19,9 @@ A rule maps ``(module, d_in) -> d_out``. Built-in rules:
 * Tanh / Sigmoid (Shapley value of the two players rel and irrel, f(0) to irrel):
   ``rel' = ½[(f(rel) − f(0)) + (f(rel + irrel) − f(irrel))]``,
   ``irrel' = ½[(f(irrel) + f(0)) + (f(rel + irrel) − f(rel))]``.
-* MaxPool: argmax indices of the pool of the *total*; both parts read at those indices.
+* MaxPool: the window's maximum of the *total* selects the entry both parts are read at; entries
+  tied for the maximum (within a relative 1e-6) share the output equally, so the rule does not
+  depend on how a kernel or rounding breaks ties (argmax indices for dilated and adaptive pools).
 * AvgPool / AdaptiveAvgPool / Dropout (eval: identity; training: one mask shared by all parts) /
   Flatten / Identity: linear without bias, applied to each part.
 * A constant tensor added in a custom forward (``fc(x) + b``) is a bias: it is split like
@@ -221,8 +223,59 @@ def reshape_like(d: Decomposed, fn: Callable[[torch.Tensor], torch.Tensor]) -> D
     return Decomposed(d.rel.reshape(shape), d.irrel.reshape(shape), total_out)
 
 
+
+
+#: entries of a max-pool window within a relative TIE_RTOL of its maximum are tied for it (the same
+#: threshold in every precision, and never below 8 units of rounding of the dtype)
+TIE_RTOL = 1e-6
+
+
+def tie_tolerance(dtype: torch.dtype) -> float:
+    return max(TIE_RTOL, 8 * torch.finfo(dtype).eps)
+
+
+def _windows(t: torch.Tensor, kernel: tuple[int, ...], stride: tuple[int, ...], padding: tuple[int, ...],
+             out_shape: tuple[int, ...], fill: float) -> torch.Tensor:
+    """B×C×O₁×…×O_k×(K₁·…·K_k): the pooling windows of ``t`` (padding filled with ``fill``)."""
+    k = len(kernel)
+    pads: list[int] = []
+    for i in reversed(range(k)):
+        need = (out_shape[i] - 1) * stride[i] + kernel[i]
+        right = max(0, need - (t.shape[2 + i] + padding[i]))
+        pads += [padding[i], right]
+    t = F.pad(t, pads, value=fill)
+    for i in range(k):
+        t = t.unfold(2 + i, kernel[i], stride[i]).narrow(2 + i, 0, out_shape[i])
+    return t.flatten(2 + k)
+
+
+def max_pool_shared_ties(d: Decomposed, kernel, stride, padding, total_out: torch.Tensor) -> Decomposed:
+    """Max-pooling in which the entries tied for the window's maximum of the total (within a relative
+    ``TIE_RTOL`` = 1e-6) share its output equally: ``rel' = Σ_{j tied} rel_j / n_tied``, irrel likewise.
+
+    Ties are common (zeros after a ReLU, equal activations over a constant background). Among exact
+    ties the index a pooling kernel returns differs between float32 and float64 kernels, and
+    rounding breaks ties that are exact in exact arithmetic differently in each precision; either
+    moved rel by up to a third of the logit scale on deep nets. Sharing makes the rule independent
+    of both (methods.md A.6). A window whose two largest entries differ by about the threshold can
+    still be decided differently by rounding: CD's max-pool rule is discontinuous there.
+    """
+    k = total_out.dim() - 2
+    as_tuple = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,) * k  # noqa: E731
+    kernel, padding = as_tuple(kernel), as_tuple(padding)
+    stride = as_tuple(stride) if stride not in (None, (), []) else kernel
+    out_shape = tuple(total_out.shape[2:])
+    win = _windows(d.total, kernel, stride, padding, out_shape, float("-inf"))
+    top = win.amax(-1, keepdim=True)
+    tied = (win >= top - tie_tolerance(win.dtype) * top.abs()).to(d.rel.dtype)
+    weights = d.tile(tied / tied.sum(-1, keepdim=True))
+    share = lambda t: (_windows(t, kernel, stride, padding, out_shape, 0.0) * weights).sum(-1)  # noqa: E731
+    return Decomposed(share(d.rel), share(d.irrel), total_out)
+
+
 def max_pool(d: Decomposed, pool: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Decomposed:
-    """Both parts read at the argmax indices of the pool of the total (``pool`` returns indices)."""
+    """Both parts read at the argmax indices of the pool of the total (``pool`` returns indices);
+    used where windows cannot be formed by unfolding (dilation, adaptive pooling)."""
     total_out, idx = pool(d.total)
     idx = d.tile(idx).flatten(2)
     shape = (d.rel.shape[0], *total_out.shape[1:])
@@ -255,9 +308,9 @@ for _cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d):
     register_rule(_cls, _conv)
 
 
-@register_rule(nn.modules.batchnorm._BatchNorm)
-def _batch_norm(m: nn.modules.batchnorm._BatchNorm, d: Decomposed) -> Decomposed:
-    t = d.total
+def _batch_norm_affine(m: nn.modules.batchnorm._BatchNorm, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """BatchNorm as ``t·scale + shift``: running statistics in eval mode, the batch statistics of the
+    total ``t`` in training mode (running statistics untouched)."""
     dims = [0] + list(range(2, t.dim()))
     if m.training or m.running_mean is None:
         mean, var = t.mean(dims), t.var(dims, unbiased=False)
@@ -268,8 +321,33 @@ def _batch_norm(m: nn.modules.batchnorm._BatchNorm, d: Decomposed) -> Decomposed
         scale = scale * m.weight
     shift = -mean * scale + (m.bias if m.bias is not None else 0)
     shape = (-1,) + (1,) * (t.dim() - 2)
-    scale, shift = scale.view(shape), shift.view(shape)
-    return affine(d, lambda x: x * scale, t * scale + shift, shift)
+    return scale.view(shape), shift.view(shape)
+
+
+@register_rule(nn.modules.batchnorm._BatchNorm)
+def _batch_norm(m: nn.modules.batchnorm._BatchNorm, d: Decomposed) -> Decomposed:
+    scale, shift = _batch_norm_affine(m, d.total)
+    return affine(d, lambda x: x * scale, d.total * scale + shift, shift)
+
+
+def affine_batch_norm(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm, d: Decomposed) -> Decomposed:
+    """A Linear / Conv layer directly followed by BatchNorm, decomposed as the one affine map they
+    are: ``rel' = scale·W·rel + b'·q`` with the folded bias ``b' = scale·b + shift``.
+
+    Splitting the layer's bias and then BatchNorm's shift separately would hand out two large,
+    nearly opposite bias shares (BatchNorm subtracts the mean the layer's bias created), whose
+    rounding the next layers amplify; folded, they cancel before the split (methods.md A.6).
+    """
+    pre = layer(d.total)
+    scale, shift = _batch_norm_affine(bn, pre)
+    if isinstance(layer, nn.Linear):
+        linear_part = lambda t: F.linear(t, layer.weight)  # noqa: E731
+        bias = layer.bias
+    else:
+        linear_part = lambda t: layer._conv_forward(t, layer.weight, None)  # noqa: E731
+        bias = None if layer.bias is None else layer.bias.view(-1, *([1] * (d.total.dim() - 2)))
+    folded = shift if bias is None else bias * scale + shift
+    return affine(d, lambda t: linear_part(t) * scale, pre * scale + shift, folded)
 
 
 @register_rule(nn.ReLU)
@@ -292,10 +370,23 @@ def _sigmoid(m: nn.Module, d: Decomposed) -> Decomposed:
     return shapley(d, torch.sigmoid)
 
 
+def _pool_with_ties(fn: Callable, d: Decomposed, kernel_size, stride=None, padding=0, dilation=1,
+                    ceil_mode: bool = False) -> Decomposed:
+    if stride in (None, (), []):
+        stride = kernel_size
+    dilated = dilation not in (1, (1,), (1, 1), (1, 1, 1))
+    if dilated:
+        return max_pool(d, lambda t: fn(t, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode,
+                                        return_indices=True))
+    total_out = fn(d.total, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode)
+    return max_pool_shared_ties(d, kernel_size, stride, padding, total_out)
+
+
+
+
 def _max_pool_module(m: nn.modules.pooling._MaxPoolNd, d: Decomposed) -> Decomposed:
     fn = F.max_pool1d if isinstance(m, nn.MaxPool1d) else F.max_pool2d if isinstance(m, nn.MaxPool2d) else F.max_pool3d
-    return max_pool(d, lambda t: fn(t, m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode,
-                                    return_indices=True))
+    return _pool_with_ties(fn, d, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode)
 
 
 for _cls in (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d):
@@ -381,7 +472,7 @@ def _functional_max_pool(fn: Callable) -> FunctionRule:
     def apply(d: Decomposed, *args, return_indices: bool = False, **kwargs):
         if return_indices:
             raise ValueError("contextual decomposition does not support max pooling with return_indices=True")
-        return max_pool(d, lambda t: fn(t, *args, return_indices=True, **kwargs))
+        return _pool_with_ties(fn, d, *args, **kwargs)
 
     return apply
 
