@@ -362,8 +362,8 @@ def sst_bias(bias: str, root: str | os.PathLike | None = None, *, seed: int = 0,
     """CDEP's biased SST-2 (methods.md A.9): the training set with the ``bias`` ("decoy", "article",
     "gender") and its token masks; dev and test clean (for article/gender the test keeps the
     sentences containing either word of the pair). The vocabulary is built from the biased train, dev
-    and test sentences (as the seed's torchtext field). ``limit``: the first ``limit`` sentences of
-    each split (quick runs)."""
+    and test sentences (as the seed's torchtext field). ``limit``: a seeded random subset of ``limit``
+    sentences of each split (quick runs; the files are grouped by label, so not the first ones)."""
     if bias not in BIASES:
         raise ValueError(f"bias must be one of {', '.join(BIASES)}, got {bias!r}")
     train = binary_sst(read_sst("train", root, subtrees=subtrees))
@@ -374,13 +374,23 @@ def sst_bias(bias: str, root: str | os.PathLike | None = None, *, seed: int = 0,
     else:
         train, masks = replacement_bias(train, bias)
         test = contains_any(test, REPLACEMENTS[bias][:2])
-    if limit is not None:
-        train, masks, dev, test = train[:limit], masks[:limit], dev[:limit], test[:limit]
+    if limit is not None:  # a seeded random subset of each split (the tree files are grouped by label)
+        keep = _subset(len(train), limit, seed)
+        train, masks = [train[i] for i in keep], [masks[i] for i in keep]
+        dev = [dev[i] for i in _subset(len(dev), limit, seed + 1)]
+        test = [test[i] for i in _subset(len(test), limit, seed + 2)]
     vocab = Vocabulary.build([*train, *dev, *test])
     src = f"SST-2 ({bias} bias, seed {seed})"
     return TextSplits(TextDataset.from_sentences(train, vocab, masks, f"sst-{bias}", src),
                       TextDataset.from_sentences(dev, vocab, None, "sst-2", "SST-2 dev"),
                       TextDataset.from_sentences(test, vocab, None, "sst-2", "SST-2 test"), vocab)
+
+
+def _subset(n: int, limit: int, seed: int) -> list[int]:
+    """``limit`` of ``n`` indices drawn without replacement (seeded), in their original order."""
+    if limit >= n:
+        return list(range(n))
+    return sorted(torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:limit].tolist())
 
 
 def load_text_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None, *,

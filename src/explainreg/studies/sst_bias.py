@@ -1,0 +1,209 @@
+"""CDEP's SST bias studies (methods.md A.9, B.2 §2.6–§2.7): ``explainreg study sst-bias --bias decoy|article|gender``.
+
+Trains CDEP's LSTM (GloVe 50-d embedding, fine-tuned; 1-layer LSTM, hidden 128; head on the last
+state) on the biased SST-2 training set, unpenalised (λ = 0) and with the CDEP text penalty over the
+paper's λ grid {0, 100, …, 600} and several seeds, plus RRR on the embeddings at one λ; Adam
+(defaults), batch 64, early stopping on the clean dev set (patience 3, the best dev epoch kept). Writes
+``runs.csv`` (one row per run), ``results.csv`` (test accuracy mean ± std per method and λ),
+``accuracy_vs_lambda.png``, and ``summary.md`` / ``summary.html`` with the paper's numbers beside
+ours and example training sentences with the CD score (rel of the true-class logit) of the bias word
+under the unpenalised and the best CDEP model. Finished runs are skipped on a rerun.
+
+λ is on the seed's scale: our CDEP text penalty is the seed's (mean over the sentences that contain
+the bias word of −log softmax([rel_y, irrel_y])[irrel]). RRR has no paper number here (CDEP's text
+experiments compare against vanilla only); its λ is ours.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._validation import nonnegative_float, nonnegative_int, positive_int
+from ..data.text import BIASES, DECOY_WORDS, REPLACEMENTS, glove_vectors, sst_bias
+from ..decomposition import decompose
+from ..objective import Objective
+from ..penalties import CDEP, RRR
+from ..report import Report, Table, mean_std, new_figure, save_figure
+from ..text_models import cdep_lstm
+from ..training import TrainConfig, train
+from . import register_study
+
+#: the paper's test accuracies (%), notebook @ 12a4f96 (B.2 §2.7): λ = 0 and the best λ
+PAPER = {"decoy": {0: 56.6, 600: 75.4}, "article": {0: 57.8, 500: 68.2}, "gender": {0: 64.3, 500: 78.0}}
+LAMBDAS = (0.0, 100.0, 200.0, 300.0, 400.0, 500.0, 600.0)
+METHODS = ("cdep", "rrr")
+QUICK = dict(limit=400, epochs=2, lambdas=(0.0, 600.0), seeds=(0,))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bias", choices=BIASES, required=True, help="which CDEP bias variant of SST")
+    parser.add_argument("--out", default=None, help="output folder (default: results/sst-bias-<bias>)")
+    parser.add_argument("--data-root", default=None, help="folder holding sst/ and glove/ (default: $EXPLAINREG_DATA)")
+    parser.add_argument("--quick", action="store_true", help="a 1–2 minute CPU smoke test on a real subset")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--lambdas", nargs="+", type=nonnegative_float, default=None,
+                        help="CDEP weights (paper: 0 100 … 600; λ = 0 is the unpenalised model)")
+    parser.add_argument("--rrr-lambda", type=nonnegative_float, default=10.0, help="RRR weight (ours)")
+    parser.add_argument("--seeds", nargs="+", type=nonnegative_int, default=None, help="default 0 1 2")
+    parser.add_argument("--epochs", type=positive_int, default=None, help="at most this many epochs (default 100)")
+    parser.add_argument("--patience", type=nonnegative_int, default=3)
+    parser.add_argument("--limit", type=positive_int, default=None, help="the first N sentences of each split")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    parser.add_argument("--device", default=None)
+
+
+def _grid(args: argparse.Namespace) -> list[tuple[str, float, int]]:
+    lambdas = args.lambdas or (QUICK["lambdas"] if args.quick else LAMBDAS)
+    seeds = args.seeds or (QUICK["seeds"] if args.quick else (0, 1, 2))
+    runs = []
+    for seed in seeds:
+        for lam in lambdas:
+            method = "vanilla" if lam == 0 else "cdep"
+            if method == "vanilla" or "cdep" in args.methods:
+                runs.append((method, float(lam), seed))
+        if "rrr" in args.methods:
+            runs.append(("rrr", float(args.rrr_lambda), seed))
+    return runs
+
+
+def _objective(method: str, lam: float, seed: int) -> Objective:
+    if method == "vanilla":
+        return Objective(seed=seed)
+    penalty = CDEP() if method == "cdep" else RRR()
+    return Objective({penalty: lam}, seed=seed)
+
+
+def bias_scores(model: torch.nn.Module, ids: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """CD rel of the true-class logit for the masked (bias) token of each sentence, in eval mode."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            rel, _ = decompose(model, ids, mask)
+    finally:
+        model.train(was)
+    return rel.gather(1, y[:, None]).squeeze(1)
+
+
+def run_study(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out or f"results/sst-bias-{args.bias}")
+    out.mkdir(parents=True, exist_ok=True)
+    limit = args.limit or (QUICK["limit"] if args.quick else None)
+    epochs = args.epochs or (QUICK["epochs"] if args.quick else 100)
+    splits = sst_bias(args.bias, args.data_root, seed=0, limit=limit)
+    vectors, coverage = glove_vectors(splits.vocab, root=args.data_root)
+    examples = _example_rows(splits)
+    records: list[dict[str, Any]] = []
+    for method, lam, seed in _grid(args):
+        run_dir = out / "runs" / f"{method}-lambda{lam:g}-seed{seed}"
+        done = run_dir / "result.json"
+        if done.is_file():
+            records.append(json.loads(done.read_text()))
+            continue
+        torch.manual_seed(seed)
+        model = cdep_lstm(len(splits.vocab), 2, vectors=vectors)
+        config = TrainConfig(epochs=epochs, batch_size=64, seed=seed, patience=args.patience,
+                             select="best_val_accuracy", progress=False, eval_batch_size=500, device=args.device)
+        started = time.perf_counter()
+        result = train(model, _objective(method, lam, seed), splits.train, splits.test, config=config,
+                       val_set=splits.dev)
+        final = result.final
+        ids, y, mask = examples
+        scores = bias_scores(model, ids.to(next(model.parameters()).device), y.to(ids.device), mask.to(ids.device))
+        record = {"method": method, "lambda": lam, "seed": seed, "test_accuracy": 100 * final["test_accuracy"],
+                  "dev_accuracy": 100 * final["val_accuracy"], "best_epoch": result.best_epoch,
+                  "epochs_run": len(result.history), "seconds": time.perf_counter() - started,
+                  "bias_word_rel": [float(s) for s in scores]}
+        run_dir.mkdir(parents=True, exist_ok=True)
+        done.write_text(json.dumps(record, indent=2))
+        records.append(record)
+    write_report(out, args, records, splits, coverage, examples)
+    print(f"results in {out / 'summary.md'}")
+    return 0
+
+
+def _example_rows(splits, n: int = 4):
+    """The first ``n`` training sentences that contain the bias word: ids, labels, masks."""
+    has = (splits.train.extras["mask"].sum(1) > 0).nonzero().flatten()[:n]
+    ids, y, extras = splits.train.batch(has)
+    return ids, y, extras["mask"]
+
+
+def write_report(out: Path, args, records: list[dict[str, Any]], splits, coverage: float, examples) -> None:
+    with open(out / "runs.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["method", "lambda", "seed", "test_accuracy", "dev_accuracy", "best_epoch",
+                                         "epochs_run", "seconds"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(records)
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["method"], r["lambda"]), []).append(r)
+    rows, summary = [], []
+    paper = PAPER[args.bias]
+    for (method, lam), rs in sorted(groups.items(), key=lambda kv: (kv[0][0] == "rrr", kv[0][1])):
+        acc = torch.tensor([r["test_accuracy"] for r in rs], dtype=torch.float64)
+        std = float(acc.std()) if len(acc) > 1 else 0.0
+        summary.append({"method": method, "lambda": lam, "test_mean": float(acc.mean()), "test_std": std,
+                        "seeds": len(rs)})
+        ref = paper.get(int(lam)) if method != "rrr" else None
+        rows.append([method, f"{lam:g}", mean_std(float(acc.mean()), std, len(rs)),
+                     f"{ref:.1f}" if ref is not None else "–"])
+    with open(out / "results.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["method", "lambda", "test_mean", "test_std", "seeds"])
+        writer.writeheader()
+        writer.writerows(summary)
+    report = Report(f"CDEP on SST, {args.bias} bias: test accuracy (%)")
+    words = f"'{DECOY_WORDS[1]}' / '{DECOY_WORDS[0]}'" if args.bias == "decoy" else \
+        f"'{REPLACEMENTS[args.bias][1]}' / '{REPLACEMENTS[args.bias][0]}'"
+    report.text(f"Training set: SST-2 train with the {args.bias} bias ({words} in positive / negative sentences), "
+                f"{len(splits.train)} sentences; dev {len(splits.dev)}, test {len(splits.test)} (clean). GloVe "
+                f"coverage of the vocabulary: {100 * coverage:.1f} %. Paper: notebook @ 12a4f96 (300-d GloVe).")
+    if args.quick:
+        report.smoke_test()
+    report.table(Table(["method", "λ", "test accuracy (ours)", "paper"], rows, None,
+                       notes="λ = 0 is the unpenalised model; RRR on the embeddings at our λ (no paper number)."))
+    report.figure(_plot(summary, out / "accuracy_vs_lambda.png", args.bias), "test accuracy vs λ")
+    ids, y, _ = examples
+    seed0 = [r for r in records if r["seed"] == min(x["seed"] for x in records)]
+    vanilla = next((r for r in seed0 if r["method"] == "vanilla"), None)
+    cdeps = [r for r in seed0 if r["method"] == "cdep"]
+    best = max(cdeps, key=lambda r: r["dev_accuracy"]) if cdeps else None
+    if vanilla and best:
+        lines = []
+        for i, sentence in enumerate(splits.train.vocab.decode(row) for row in ids):
+            lines.append(f"{' '.join(sentence)}  (label {int(y[i])}): bias word CD rel {vanilla['bias_word_rel'][i]:+.3f}"
+                         f" unpenalised → {best['bias_word_rel'][i]:+.3f} CDEP λ = {best['lambda']:g}")
+        report.heading("Bias word's contribution to the true-class logit (CD rel), seed 0")
+        report.code("\n".join(lines))
+    report.write(out, name="summary")
+
+
+def _plot(summary: list[dict[str, Any]], path: Path, bias: str) -> Path:
+    fig, axes = new_figure(1, 1, width=6, height=4)
+    ax = axes[0][0]
+    cd = sorted((r for r in summary if r["method"] in ("vanilla", "cdep")), key=lambda r: r["lambda"])
+    if cd:
+        ax.errorbar([r["lambda"] for r in cd], [r["test_mean"] for r in cd], yerr=[r["test_std"] for r in cd],
+                    marker="o", capsize=3, label="CDEP (λ = 0: unpenalised)")
+    lams = sorted(PAPER[bias])
+    ax.plot(lams, [PAPER[bias][k] for k in lams], "k^--", label="paper")
+    for r in summary:
+        if r["method"] == "rrr":
+            ax.axhline(r["test_mean"], color="gray", linestyle=":", label=f"RRR λ = {r['lambda']:g}")
+    ax.set_xlabel("λ")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"SST {bias} bias")
+    ax.legend()
+    return save_figure(fig, path, dpi=120)
+
+
+register_study("sst-bias", "CDEP on SST with the decoy / article / gender bias (vanilla, CDEP over λ, RRR)",
+               add_arguments, run_study)

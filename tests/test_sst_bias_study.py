@@ -1,0 +1,31 @@
+"""The SST bias study end to end on a small real subset (methods.md A.9)."""
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from explainreg.cli import main
+
+
+def _run(out, *extra):
+    return main(["study", "sst-bias", "--bias", "gender", "--out", str(out), "--threads", "1", *extra])
+
+
+def test_sst_bias_study_writes_its_table(tmp_path):
+    assert _run(tmp_path, "--limit", "96", "--epochs", "1", "--lambdas", "0", "300", "--seeds", "0") == 0
+    rows = list(csv.DictReader(open(tmp_path / "runs.csv")))
+    assert [(r["method"], float(r["lambda"])) for r in rows] == [("vanilla", 0.0), ("cdep", 300.0), ("rrr", 10.0)]
+    assert all(0 <= float(r["test_accuracy"]) <= 100 for r in rows)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| cdep | 300 |" in summary and "64.3" in summary  # the paper's vanilla number beside ours
+    assert "bias word CD rel" in summary and (tmp_path / "accuracy_vs_lambda.png").is_file()
+    stamp = (tmp_path / "runs" / "cdep-lambda300-seed0" / "result.json").stat().st_mtime
+    assert _run(tmp_path, "--limit", "96", "--epochs", "1", "--lambdas", "0", "300", "--seeds", "0") == 0
+    assert (tmp_path / "runs" / "cdep-lambda300-seed0" / "result.json").stat().st_mtime == stamp  # finished runs kept
+
+
+@pytest.mark.slow
+def test_sst_bias_quick_mode(tmp_path):
+    assert main(["study", "sst-bias", "--bias", "decoy", "--quick", "--out", str(tmp_path), "--threads", "1"]) == 0
+    assert "Quick mode" in (tmp_path / "summary.md").read_text()
