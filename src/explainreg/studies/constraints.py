@@ -298,7 +298,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                              ("roar-epochs", positive_int, "ROAR retraining epochs"),
                              ("seed", nonnegative_int, "random seed")):
         p.add_argument(f"--{name}", type=kind, default=None, help=f"{text} (overrides the mode's default)")
-    p.add_argument("--jobs", type=positive_int, default=1,
+    p.add_argument("--jobs", type=int, default=1,
                    help="train and evaluate the models in this many processes, sharing torch's threads (default 1)")
 
 
