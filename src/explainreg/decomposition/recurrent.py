@@ -108,6 +108,13 @@ def lstm_layer(x_rel: torch.Tensor, x_irrel: torch.Tensor, step_mask: torch.Tens
     D, G, _ = w_ih.shape
     H = G // 4
     B, T, _ = x_rel.shape
+    # tanh(a) = 2σ(2a) − 1: with the g rows of the weights doubled, one σ serves all four gates, and the
+    # shares of tanh are twice those of σ(2a) (the −1 is part of the bias share)
+    mult = x_rel.new_ones(G)
+    mult[2 * H:3 * H] = 2
+    offset = torch.zeros_like(mult)
+    offset[2 * H:3 * H] = -1
+    w_ih, w_hh, bias = w_ih * mult[:, None], w_hh * mult[:, None], bias * mult
     ax_rel = torch.einsum("bti,dgi->dtbg", x_rel, w_ih)  # D×T×B×4H
     ax_irrel = torch.einsum("bti,dgi->dtbg", x_irrel, w_ih)
     m = step_mask.to(x_rel.dtype).T[None].expand(D, T, B).clone()  # D×T×B
@@ -115,26 +122,29 @@ def lstm_layer(x_rel: torch.Tensor, x_irrel: torch.Tensor, step_mask: torch.Tens
         ax_rel = torch.stack([ax_rel[0], ax_rel[1].flip(0)])
         ax_irrel = torch.stack([ax_irrel[0], ax_irrel[1].flip(0)])
         m[1] = m[1].flip(0)
-    b_i, b_f, b_g, b_o = bias[:, None, :].chunk(4, -1)  # D×1×H each
+    b = bias[:, None, :]  # D×1×4H
+    f_c = torch.sigmoid(b)
+    bias_share = f_c * mult + offset  # φ(c) of each gate: σ(b_i), σ(b_f), tanh(b_g), (σ(b_o))
+    half = 0.5 * mult
     w_hh_t = w_hh.transpose(1, 2)  # D×H×4H
     h_rel = x_rel.new_zeros(D, B, H)
     h_irrel, c_rel, c_irrel = torch.zeros_like(h_rel), torch.zeros_like(h_rel), torch.zeros_like(h_rel)
-    zero = h_rel
     outs_rel, outs_irrel = [], []
     for t in range(T):
-        a_rel = ax_rel[:, t] + torch.bmm(h_rel, w_hh_t)  # D×B×4H
-        a_irrel = ax_irrel[:, t] + torch.bmm(h_irrel, w_hh_t)
-        r_i, r_f, r_g, r_o = a_rel.chunk(4, -1)
-        s_i, s_f, s_g, s_o = a_irrel.chunk(4, -1)
-        i3 = propagate_three(r_i, s_i, b_i, torch.sigmoid)
-        g3 = propagate_three(r_g, s_g, b_g, torch.tanh)
-        f3 = propagate_three(r_f, s_f, b_f, torch.sigmoid)
-        ig_rel, ig_irrel, ig_bias = share_product(i3, g3)
-        fc_rel, fc_irrel, _ = share_product(f3, (c_rel, c_irrel, zero))
+        a_rel = torch.baddbmm(ax_rel[:, t], h_rel, w_hh_t)  # D×B×4H
+        a_irrel = torch.baddbmm(ax_irrel[:, t], h_irrel, w_hh_t)
+        f_ac, f_bc, f_abc = torch.sigmoid(a_rel + b), torch.sigmoid(a_irrel + b), torch.sigmoid(a_rel + a_irrel + b)
+        rel = half * (f_ac - f_c + f_abc - f_bc)  # propagate_three for every gate at once
+        irrel = half * (f_bc - f_c + f_abc - f_ac)
+        r_i, r_f, r_g, _ = rel.chunk(4, -1)
+        s_i, s_f, s_g, _ = irrel.chunk(4, -1)
+        b_i, b_f, b_g, _ = bias_share.chunk(4, -1)
+        o = f_abc[..., 3 * H:]
         mt = m[:, t, :, None]
-        c_rel = ig_rel + fc_rel + mt * ig_bias
-        c_irrel = ig_irrel + fc_irrel + (1 - mt) * ig_bias
-        o = torch.sigmoid(r_o + s_o + b_o)
+        i_bias_g = b_i * b_g
+        c_rel, c_irrel = (r_i * (r_g + b_g) + b_i * r_g + mt * i_bias_g + (r_f + b_f) * c_rel,
+                          s_i * (r_g + s_g + b_g) + (r_i + b_i) * s_g + (1 - mt) * i_bias_g
+                          + (r_f + s_f + b_f) * c_irrel + s_f * c_rel)
         t_rel, t_irrel = propagate_tanh_two(c_rel, c_irrel)
         h_rel, h_irrel = o * t_rel, o * t_irrel
         outs_rel.append(h_rel)
@@ -225,7 +235,6 @@ def _weights(m: nn.RNNBase, layer: int, D: int, rows: int):
 
 def _recurrent(m: nn.RNNBase, d: Decomposed, kind: str):
     _check_recurrent(m, d)
-    total_out = m(d.total)
     rel, irrel = d.rel, d.irrel
     if not m.batch_first:
         rel, irrel = rel.transpose(0, 1), irrel.transpose(0, 1)
@@ -242,14 +251,15 @@ def _recurrent(m: nn.RNNBase, d: Decomposed, kind: str):
         finals.append(states)
     if not m.batch_first:
         rel, irrel = rel.transpose(0, 1), irrel.transpose(0, 1)
-    out = _make(rel, irrel, total_out[0])
+    # the ordinary output is the sum of the parts (exact up to rounding, one mask): no second LSTM pass
+    out = _make(rel, irrel, rel + irrel)
     # final states: (num_layers·D)×B×H, layer-major as nn.LSTM / nn.GRU
-    h = _make(torch.cat([s[0] for s in finals]), torch.cat([s[1] for s in finals]), total_out[1][0]
-              if kind == "lstm" else total_out[1])
+    h_rel, h_irrel = torch.cat([s[0] for s in finals]), torch.cat([s[1] for s in finals])
+    h = _make(h_rel, h_irrel, h_rel + h_irrel)
     if kind == "gru":
         return out, h
-    c = _make(torch.cat([s[2] for s in finals]), torch.cat([s[3] for s in finals]), total_out[1][1])
-    return out, (h, c)
+    c_rel, c_irrel = torch.cat([s[2] for s in finals]), torch.cat([s[3] for s in finals])
+    return out, (h, _make(c_rel, c_irrel, c_rel + c_irrel))
 
 
 @register_rule(nn.LSTM)
