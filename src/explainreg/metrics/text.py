@@ -1,0 +1,110 @@
+"""Token attributions and ERASER faithfulness (methods.md A.7, A.9; DeYoung et al. 2020).
+
+:func:`token_attributions` scores each real token of a batch of token ids B×T from the gradient of
+the true-class logit w.r.t. the embedding output e (B×T×E), reduced over E (A.7):
+
+* ``"gradient"``: s = Σ_e g·e (gradient × input) of p_y's logit;
+* ``"integrated_gradients"``: s = Σ_e (e − 0) · mean_α ∂z_y/∂e (α·e), ``steps`` points, zero baseline;
+* ``"smoothgrad"``: s = Σ_e e · mean_n ∂z_y/∂e (e + σ·ε_n), σ = ``noise`` · (max e − min e) per sentence;
+* ``"random"``: U(0, 1) scores from ``generator`` (the reference ranking).
+
+:func:`eraser` — per sentence, the top-k% tokens by |s|, k ∈ {1, 5, 10, 20, 50} (k_b = max(1, ⌊k·L_b/100⌋)):
+comprehensiveness = p_y(x) − p_y(x without the top tokens), sufficiency = p_y(x) − p_y(the top tokens
+only), each averaged over k (AOPC) and over sentences. Removing a token deletes it (the sentence gets
+shorter, the rest keeps its order); comprehensiveness never deletes a sentence's last token.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .._validation import check_choice
+from ..inputs import ExplainedInput
+
+METHODS = ("gradient", "integrated_gradients", "smoothgrad", "random")
+PERCENTS = (1, 5, 10, 20, 50)
+
+
+def _grad_at(inputs: ExplainedInput, model: nn.Module, e: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """∂ Σ z_{y} / ∂e at embeddings e (R·B rows, sample-major), no graph kept."""
+    e = e.detach().requires_grad_(True)
+    with torch.enable_grad():
+        logits = inputs.run(model, e)
+        (g,) = torch.autograd.grad(logits.gather(1, y.repeat_interleave(e.shape[0] // len(y))[:, None]).sum(), e)
+    return g
+
+
+def token_attributions(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, method: str = "gradient", *,
+                       steps: int = 16, samples: int = 16, noise: float = 0.15, lengths: torch.Tensor | None = None,
+                       generator: torch.Generator | None = None, layer=None) -> torch.Tensor:
+    """Per-token attribution B×T of the true class (0 at padding); see the module docstring."""
+    check_choice("method", method, METHODS)
+    inputs = ExplainedInput.build(model, ids, {"lengths": lengths}, layer=layer)
+    inputs.require(("tokens",), "token_attributions")
+    real = inputs.padding
+    if method == "random":
+        gen = generator or torch.Generator().manual_seed(0)
+        return torch.rand(ids.shape, generator=gen).to(ids.device) * real
+    with torch.no_grad():
+        e, _ = inputs.forward(model, requires_grad=False)
+    e = e.detach()
+    B = len(ids)
+    if method == "gradient":
+        g = _grad_at(inputs, model, e, y)
+    elif method == "integrated_gradients":
+        alphas = (torch.arange(steps, dtype=e.dtype, device=e.device) + 0.5) / steps
+        path = (alphas.view(1, -1, 1, 1) * e[:, None]).reshape(B * steps, *e.shape[1:])
+        g = _grad_at(inputs, model, path, y).view(B, steps, *e.shape[1:]).mean(1)
+    else:
+        gen = generator or torch.Generator().manual_seed(0)
+        span = (e.amax((1, 2)) - e.amin((1, 2))).view(B, 1, 1, 1)
+        eps = torch.randn((B, samples, *e.shape[1:]), generator=gen).to(e.device, e.dtype)
+        noisy = (e[:, None] + noise * span * eps).reshape(B * samples, *e.shape[1:])
+        g = _grad_at(inputs, model, noisy, y).view(B, samples, *e.shape[1:]).mean(1)
+    return (g * e).sum(2) * real
+
+
+def _compact(ids: torch.Tensor, keep: torch.Tensor, padding_idx: int) -> torch.Tensor:
+    """Delete the tokens where ``keep`` is False: the kept ones move left in their order, padding after."""
+    order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices
+    out = ids.gather(1, order)
+    return out.masked_fill(torch.arange(ids.shape[1], device=ids.device)[None] >= keep.sum(1, keepdim=True), padding_idx)
+
+
+def _p_true(model: nn.Module, ids: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.softmax(model(ids), 1).gather(1, y[:, None]).squeeze(1)
+
+
+def eraser(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, scores: torch.Tensor, *,
+           percents: Sequence[float] = PERCENTS, padding_idx: int = 0) -> dict[str, torch.Tensor]:
+    """ERASER comprehensiveness and sufficiency (AOPC over ``percents``) per sentence, B each.
+
+    ``ids`` right-padded with ``padding_idx``; ``scores`` B×T, ranked by |score| among real tokens."""
+    if scores.shape != ids.shape:
+        raise ValueError(f"scores must have the ids' shape {tuple(ids.shape)}, got {tuple(scores.shape)}")
+    real = ids != padding_idx
+    lengths = real.sum(1)
+    if bool((lengths == 0).any()):
+        raise ValueError("ids hold empty sentences (all padding); drop them")
+    was = model.training
+    model.eval()
+    try:
+        base = _p_true(model, ids, y)
+        s = scores.detach().abs().masked_fill(~real, -1.0)
+        rank = torch.sort(s, dim=1, descending=True, stable=True).indices.argsort(1)
+        comp, suff = [], []
+        for pct in percents:
+            k = torch.clamp(torch.floor(lengths.to(torch.float64) * pct / 100).long(), min=1)
+            top = (rank < k[:, None]) & real
+            drop = top & (rank < (lengths - 1).clamp(min=0)[:, None])  # keep at least one token
+            comp.append(base - _p_true(model, _compact(ids, real & ~drop, padding_idx), y))
+            suff.append(base - _p_true(model, _compact(ids, top, padding_idx), y))
+    finally:
+        model.train(was)
+    return {"comprehensiveness": torch.stack(comp).mean(0), "sufficiency": torch.stack(suff).mean(0)}
+
+
+__all__ = ["METHODS", "PERCENTS", "eraser", "token_attributions"]

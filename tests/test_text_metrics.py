@@ -1,0 +1,73 @@
+"""Token attributions and ERASER comprehensiveness / sufficiency (methods.md A.9) on real SST sentences."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from explainreg.data.text import sst_bias
+from explainreg.inputs import token_scores
+from explainreg.metrics.text import eraser, token_attributions
+from explainreg.saliency import forward_with_saliency
+from explainreg.text_models import LSTMClassifier
+from explainreg.training.batches import iterate_batches
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def batch():
+    splits = sst_bias("decoy", limit=60)
+    torch.manual_seed(0)
+    model = LSTMClassifier(len(splits.vocab), 2, embedding_dim=10, hidden_size=12).eval()
+    x, y, extras = next(iterate_batches(splits.test, 12, shuffle=False))
+    return model, x, y, extras
+
+
+def test_gradient_attribution_is_gradient_times_embedding(batch):
+    model, x, y, _ = batch
+    e, _, g = forward_with_saliency(model, x, y)
+    torch.testing.assert_close(token_attributions(model, x, y, "gradient"),
+                               token_scores(g, e.detach(), padding=x != 0))
+
+
+def test_integrated_gradients_complete(batch):
+    model, x, y, _ = batch
+    s = token_attributions(model, x, y, "integrated_gradients", steps=64)
+    with torch.no_grad():
+        full = model(x).gather(1, y[:, None]).squeeze(1)
+        emb = model.embedding
+        zero = emb.weight.new_zeros(*x.shape, emb.embedding_dim)
+        from explainreg.inputs import replaced_output
+
+        with replaced_output(emb, zero):
+            base = model(x).gather(1, y[:, None]).squeeze(1)
+    torch.testing.assert_close(s.sum(1), full - base, atol=2e-3, rtol=2e-2)
+    assert (token_attributions(model, x, y, "smoothgrad")[x == 0] == 0).all()
+
+
+def test_eraser_matches_a_per_sentence_loop(batch):
+    model, x, y, _ = batch
+    scores = token_attributions(model, x, y, "gradient")
+    got = eraser(model, x, y, scores, percents=(10, 50))
+    for b in range(len(x)):
+        n = int((x[b] != 0).sum())
+        tokens = x[b, :n].tolist()
+        order = sorted(range(n), key=lambda t: -abs(float(scores[b, t])))
+        p = lambda toks: float(torch.softmax(model(torch.tensor([toks])), 1)[0, y[b]])  # noqa: E731
+        comp, suff = [], []
+        for pct in (10, 50):
+            k = max(1, int(n * pct / 100))
+            top = set(order[:k])
+            drop = set(order[:min(k, n - 1)])
+            comp.append(p(tokens) - p([w for t, w in enumerate(tokens) if t not in drop]) if drop else 0.0)
+            suff.append(p(tokens) - p([w for t, w in enumerate(tokens) if t in top]))
+        assert float(got["comprehensiveness"][b]) == pytest.approx(sum(comp) / 2, abs=1e-5)
+        assert float(got["sufficiency"][b]) == pytest.approx(sum(suff) / 2, abs=1e-5)
+
+
+def test_eraser_bad_input(batch):
+    model, x, y, _ = batch
+    with pytest.raises(ValueError, match="scores must have the ids' shape"):
+        eraser(model, x, y, torch.zeros(len(x), 3))
+    with pytest.raises(ValueError, match="empty sentences"):
+        eraser(model, torch.zeros(2, 4, dtype=torch.long), y[:2], torch.zeros(2, 4))
