@@ -55,6 +55,44 @@ def hand_cdep_net(net: nn.Sequential, x, mask):
     return hand_affine(net[9], rel, irrel)
 
 
+def seed_pool(rel, irrel, total):
+    # the seed's propagate_pooling: indices of the pool of rel + irrel, both parts read there (the
+    # exact total here: on exact ties, over a constant background, the seed's choice is rounding noise)
+    _, idx = F.max_pool2d(total, 2, return_indices=True)
+    take = lambda t: t.flatten(2).gather(2, idx.flatten(2)).view(idx.shape)  # noqa: E731
+    return take(rel), take(irrel)
+
+
+def seed_cd_mnist(net: nn.Sequential, x, mask):
+    """The seed's cd(..., model_type="mnist") written out: conv1 → pool → relu → conv2 → pool → relu →
+    view → fc1 → relu → fc2 (pool before ReLU, as its code runs it)."""
+    rel, irrel = x * mask, x * (1 - mask)
+    rel, irrel = hand_relu(*seed_pool(*hand_affine(net[0], rel, irrel), net[0](x)))
+    rel, irrel = hand_relu(*seed_pool(*hand_affine(net[3], rel, irrel), net[:4](x)))
+    rel, irrel = rel.flatten(1), irrel.flatten(1)
+    rel, irrel = hand_relu(*hand_affine(net[7], rel, irrel))
+    return hand_affine(net[9], rel, irrel)
+
+
+@pytest.mark.parametrize("build,channels", [(cdep_decoymnist_net, 1), (cdep_colormnist_net, 3)])
+def test_seed_order_reproduces_the_seeds_conv_pool_relu(mnist_test, build, channels):
+    torch.manual_seed(0)
+    net = build().eval()
+    x = (mnist_test.x[:16] * 2 - 1).repeat(1, channels, 1, 1)
+    mask = torch.zeros(28, 28)
+    mask[:5, :5] = mask[:5, -5:] = mask[-5:, :5] = mask[-5:, -5:] = 1
+    rel_ref, irrel_ref = seed_cd_mnist(net, x, mask)
+    rel, irrel = decompose(net, x, mask, order="seed")
+    torch.testing.assert_close(rel, rel_ref, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(irrel, irrel_ref, atol=1e-4, rtol=1e-4)
+    # and it is a different decomposition from the forward order's (same sum)
+    rel_fwd, irrel_fwd = decompose(net, x, mask)
+    torch.testing.assert_close(rel_fwd + irrel_fwd, rel + irrel, atol=1e-4, rtol=1e-4)
+    assert float((rel_fwd - rel).abs().max()) > 1e-3 * float(rel.abs().max())
+    with pytest.raises(ValueError, match="order must be one of"):
+        decompose(net, x, mask, order="pool-first")
+
+
 def test_two_layer_mlp_by_hand():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3))

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from .._validation import check_batch
-from .rules import FUNCTION_RULES, RULES, Decomposed, affine_batch_norm, find_rule, relevant_first
+from .rules import FUNCTION_RULES, RULES, Decomposed, affine_batch_norm, find_rule, max_pool, relevant_first
 
 #: the orders in which CD may visit a ReLU directly followed by a max-pool
 ORDERS = ("forward", "seed")
@@ -120,6 +120,17 @@ def _seed_swaps(model: nn.Module, graph: fx.Graph) -> set[fx.Node]:
             and _is_max_pool(model, next(iter(n.users)))}
 
 
+def _seed_pool_call(model: nn.Module, node: fx.Node, args: tuple, kwargs: dict):
+    """``t -> (pooled, indices)`` for a max-pool node (module or functional call)."""
+    if node.op == "call_module":
+        m = model.get_submodule(node.target)
+        fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[len(args[0].total.shape) - 2]
+        return lambda t: fn(t, m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode,
+                            return_indices=True)
+    options = {k: v for k, v in kwargs.items() if k != "return_indices"}
+    return lambda t: node.target(t, *args[1:], return_indices=True, **options)
+
+
 def run_rules(model: nn.Module, start: Decomposed, *, record: dict[str, Decomposed] | None = None,
               order: str = "forward") -> Decomposed:
     """Propagate a decomposition of the input through ``model``'s traced forward pass.
@@ -163,6 +174,11 @@ def run_rules(model: nn.Module, start: Decomposed, *, record: dict[str, Decompos
             continue
         args = fx.node.map_arg(node.args, lambda n: env[n])
         kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n])
+        if node in deferred:  # the seed's pool → ReLU, with the seed's pooling indices
+            env[node] = relevant_first(max_pool(args[0], _seed_pool_call(model, node, args, kwargs)), F.relu)
+            if record is not None:
+                record[node.target if node.op == "call_module" else node.name] = env[node]
+            continue
         if node.op == "call_module":
             module = model.get_submodule(node.target)
             if not _has_decomposed(args) and not _has_decomposed(kwargs):
@@ -204,8 +220,6 @@ def run_rules(model: nn.Module, start: Decomposed, *, record: dict[str, Decompos
             env[node] = rule(*args, **kwargs)
         else:  # pragma: no cover - fx has no other node kinds
             raise UnsupportedLayerError(f"unexpected fx node {node.op}")
-        if node in deferred:
-            env[node] = relevant_first(env[node], F.relu)
         if record is not None and isinstance(env[node], Decomposed):
             record[node.target if node.op == "call_module" else node.name] = env[node]
     raise UnsupportedLayerError(f"{type(model).__name__}.forward has no output")  # pragma: no cover

@@ -274,8 +274,9 @@ def max_pool_shared_ties(d: Decomposed, kernel, stride, padding, total_out: torc
 
 
 def max_pool(d: Decomposed, pool: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Decomposed:
-    """Both parts read at the argmax indices of the pool of the total (``pool`` returns indices);
-    used where windows cannot be formed by unfolding (dilation, adaptive pooling)."""
+    """Both parts read at the argmax indices of the pool of the total (``pool`` returns indices):
+    CDEP's ``propagate_pooling`` (which pools ``rel + irrel``, the total up to rounding), used for
+    ``order="seed"`` and where windows cannot be unfolded (dilation, adaptive pooling)."""
     total_out, idx = pool(d.total)
     idx = d.tile(idx).flatten(2)
     shape = (d.rel.shape[0], *total_out.shape[1:])

@@ -15,6 +15,8 @@ from torch import nn
 
 from .._validation import check_choice, check_range
 from ..decomposition import decompose, normalize_mask
+from ..decomposition.engine import ORDERS
+from ..modes import deterministic_dropout, frozen_norm_statistics
 from ..saliency import TARGETS, gradient_of
 from .base import Penalty, PenaltyContext, register_penalty
 from .text import cdep_text
@@ -40,17 +42,21 @@ def cdep_share(rel: torch.Tensor, irrel: torch.Tensor, weights: torch.Tensor | N
     return per_blob.sum()
 
 
-def cdep(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = False) -> torch.Tensor:
+def cdep(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = False, order: str = "forward") -> torch.Tensor:
     """R = Σ_blobs mean_{b,k} σ(rel_bk − irrel_bk), (rel, irrel) = CD of the logits for the blob.
 
     ``mask`` as :func:`explainreg.decomposition.decompose`; images whose mask is empty are left out
-    of the mean (and an all-empty mask gives 0).
+    of the mean (and an all-empty mask gives 0). ``order="seed"``: CDEP's conv → pool → ReLU order
+    (:func:`explainreg.decomposition.decompose`). CD decomposes the deterministic network: dropout
+    layers act as the identity during the pass (the cross-entropy forward keeps its dropout), and
+    BatchNorm running statistics are left untouched (methods.md A.6).
     """
     m = normalize_mask(mask, x, blobs=blobs)  # N×(B|1)×…
     weights = (m != 0).flatten(2).any(2).expand(m.shape[0], x.shape[0]).T  # B×N
     if not bool(weights.any()):
         return _zero(model, x)
-    rel, irrel = decompose(model, x, m.transpose(0, 1), blobs=True)  # B×N×K
+    with deterministic_dropout(model), frozen_norm_statistics(model):
+        rel, irrel = decompose(model, x, m.transpose(0, 1), blobs=True, order=order)  # B×N×K
     if bool(weights.all()):
         weights = None
     return cdep_share(rel, irrel, weights)
@@ -200,6 +206,15 @@ class CDEP(_AnnotationPenalty):
     name = "cdep"
     needs_input_grad = False
 
+    def __init__(self, blob_sampler: BlobSampler | None = None, order: str = "forward") -> None:
+        super().__init__(blob_sampler)
+        if order not in ORDERS:
+            raise ValueError(f"CDEP: order must be one of {ORDERS} ('seed' = CDEP's conv → pool → ReLU), got {order!r}")
+        self.order = order
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "order": self.order}
+
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         mask, blobs = self._mask(ctx)
         if ctx.inputs.is_tokens:  # the seed's text form (methods.md A.8), on the sentences with a masked token
@@ -207,8 +222,8 @@ class CDEP(_AnnotationPenalty):
                              lengths=ctx.extras.get("lengths"))
         x = ctx.x.detach()
         if blobs:  # N×1×{1,C}×H×W -> 1×N×{1,C}×H×W: the same N blobs for every image
-            return cdep(ctx.model, x, mask.transpose(0, 1), blobs=True)
-        return cdep(ctx.model, x, mask)
+            return cdep(ctx.model, x, mask.transpose(0, 1), blobs=True, order=self.order)
+        return cdep(ctx.model, x, mask, order=self.order)
 
 
 @register_penalty("right_for_right_reasons", "grad")

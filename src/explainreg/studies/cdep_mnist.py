@@ -85,15 +85,17 @@ SETTINGS = {
                "lambdas": {"cdep": [1000], "rrr": [100], "eg": [100]}},
     ),
 }
-METHODS = ("vanilla", "cdep", "rrr", "eg")
-LABELS = {"vanilla": "unpenalised", "cdep": "CDEP", "rrr": "RRR (Grad)", "eg": "Expected Gradients"}
+METHODS = ("vanilla", "cdep", "cdep_seed", "rrr", "eg")
+LABELS = {"vanilla": "unpenalised", "cdep": "CDEP", "cdep_seed": "CDEP, seed's CD order (conv → pool → ReLU)",
+          "rrr": "RRR (Grad)", "eg": "Expected Gradients"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder (default: results/<study>)")
     parser.add_argument("--data-root", default=None, help="folder holding mnist/ (default: $EXPLAINREG_DATA)")
     parser.add_argument("--quick", action="store_true", help="a few-minute CPU run on a real subset")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=[m for m in METHODS if m != "cdep_seed"],
+                        help="cdep_seed: CDEP with the seed's CD order (conv → pool → ReLU)")
     parser.add_argument("--lambdas", nargs="+", type=nonnegative_float, default=None,
                         help="λ values (paper scale) for every penalised method instead of the paper's grid")
     parser.add_argument("--seeds", nargs="+", type=nonnegative_int, default=None)
@@ -113,8 +115,8 @@ def build_penalty(method: str, lam: float, setting: Setting, n_refs: int, sample
     """The penalty object and its weight on explainreg's scale for a λ on the paper's scale."""
     from ..penalties import CDEP, RRR, ExpectedGradients
 
-    if method == "cdep":
-        return CDEP(blob_sampler=sampler), lam
+    if method in ("cdep", "cdep_seed"):
+        return CDEP(blob_sampler=sampler, order="seed" if method == "cdep_seed" else "forward"), lam
     if method == "rrr":
         return RRR(target="nll", blob_sampler=sampler), lam / setting.batch_size
     if method == "eg":
@@ -156,7 +158,7 @@ def run_grid(args: argparse.Namespace, study: str) -> int:
 
     jobs = []
     for method in args.methods:
-        lambdas = [0.0] if method == "vanilla" else (args.lambdas or grid[method])
+        lambdas = [0.0] if method == "vanilla" else (args.lambdas or grid["cdep" if method == "cdep_seed" else method])
         for lam in lambdas:
             for seed in seeds:
                 jobs.append((method, float(lam), seed))
@@ -251,7 +253,7 @@ def _plot(table, path: Path, study: str) -> Path:
     """Mean test accuracy ± std against λ per penalised method, the unpenalised net as a line."""
     fig, axes = new_figure(1, 1, width=6, height=4)
     ax = axes[0][0]
-    for method in ("cdep", "rrr", "eg"):
+    for method in ("cdep", "cdep_seed", "rrr", "eg"):
         part = table[table["method"] == method]
         if len(part):
             ax.errorbar(part["lambda"], part["test_mean"], yerr=part["test_std"], marker="o", capsize=3,
