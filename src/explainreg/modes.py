@@ -38,21 +38,19 @@ def frozen_norm_statistics(model: nn.Module) -> Iterator[nn.Module]:
         >>> float(bn.running_mean.abs().max()), int(bn.num_batches_tracked)
         (0.0, 0)
     """
-    saved = [(m, m.running_mean.clone() if m.running_mean is not None else None,
-              m.running_var.clone() if m.running_var is not None else None,
-              m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
+    names = ("running_mean", "running_var", "num_batches_tracked")
+    saved = [(m, {n: getattr(m, n) for n in names if getattr(m, n) is not None})
              for m in norm_layers(model) if m.training]
+    # the layers update copies; the originals (which autograd may have saved) are never written to
+    for m, originals in saved:
+        for n, t in originals.items():
+            setattr(m, n, t.clone())
     try:
         yield model
     finally:
-        with torch.no_grad():
-            for m, mean, var, count in saved:
-                if mean is not None:
-                    m.running_mean.copy_(mean)
-                if var is not None:
-                    m.running_var.copy_(var)
-                if count is not None:
-                    m.num_batches_tracked.copy_(count)
+        for m, originals in saved:
+            for n, t in originals.items():
+                setattr(m, n, t)
 
 
 @contextmanager
@@ -91,7 +89,7 @@ def warn_batch_norm_mixing(model: nn.Module) -> None:
     warnings.warn(
         f"{type(model).__name__} has BatchNorm layers in training mode: the batch's saliency is taken in one "
         "backward pass, and training-mode BatchNorm couples the samples (each image's saliency then depends on "
-        "the rest of the batch; measured: 6 % change of an image's saliency between batches of 16 and 2). "
+        "the rest of the batch it is in). "
         "For per-sample saliency use BatchNorm in eval mode for the explanation (model.eval() around it, or "
         "explainreg.modes.eval_mode) or per-sample gradients with torch.func. (methods.md A.1)",
         UserWarning, stacklevel=3)

@@ -92,9 +92,9 @@ class Objective(nn.Module):
         for name, penalty, weight in active:
             if weight == 0:
                 with torch.enable_grad():
-                    value = penalty.compute(ctx).detach()
+                    value = penalty.evaluate(ctx).detach()
             else:
-                value = penalty.compute(ctx)
+                value = penalty.evaluate(ctx)
                 capped = value if self.clip.get(name) is None else value.clamp(max=self.clip[name])
                 loss = loss + weight * self.rates.get(name, 1.0) * capped
             terms[name] = float(value.detach())

@@ -13,6 +13,7 @@ from torch import nn
 
 from .._validation import check_batch, check_labels, check_logits, check_model_input
 from ..inputs import ExplainedInput
+from ..modes import frozen_norm_statistics, warn_batch_norm_mixing
 from ..saliency import gradient_of, minmax_normalize
 
 
@@ -48,6 +49,7 @@ class PenaltyContext:
         if target not in self._saliency:
             if not self.explained.requires_grad:
                 raise RuntimeError("this context was built without input gradients; build it with input_grad=True")
+            warn_batch_norm_mixing(self.model)
             with torch.enable_grad():
                 g = gradient_of(self.logits, self.explained, self.y, target, create_graph=True)
                 self._saliency[target] = self.inputs.strip_padding(g)
@@ -86,7 +88,14 @@ class Penalty(nn.Module):
                 generator: torch.Generator | None = None, layer: str | nn.Module | None = None,
                 **extras: Any) -> torch.Tensor:
         ctx = PenaltyContext(model, x, y, extras, generator, input_grad=self.needs_input_grad, layer=layer)
-        return self.compute(ctx)
+        return self.evaluate(ctx)
+
+    def evaluate(self, ctx: PenaltyContext) -> torch.Tensor:
+        """``compute(ctx)`` with the model's BatchNorm running statistics left as they were: the
+        forward passes a penalty makes beyond the shared one (perturbed, masked, rotated or
+        interpolated copies; contextual decomposition) are not training data (methods.md A.6)."""
+        with frozen_norm_statistics(ctx.model):
+            return self.compute(ctx)
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
