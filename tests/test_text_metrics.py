@@ -71,3 +71,32 @@ def test_eraser_bad_input(batch):
         eraser(model, x, y, torch.zeros(len(x), 3))
     with pytest.raises(ValueError, match="empty sentences"):
         eraser(model, torch.zeros(2, 4, dtype=torch.long), y[:2], torch.zeros(2, 4))
+
+
+def test_token_deletion_curve_matches_a_per_sentence_loop(batch):
+    from explainreg.metrics.text import token_deletion_curve
+
+    model, x, y, _ = batch
+    scores = token_attributions(model, x, y, "gradient")
+    fractions = (0.0, 0.3, 0.6)
+    for order in ("morf", "lerf"):
+        got = token_deletion_curve(model, x, y, scores, fractions=fractions, order=order)
+        accuracy, ratio = [], []
+        for f in fractions:
+            correct, ratios = 0, []
+            for b in range(len(x)):
+                n = int((x[b] != 0).sum())
+                tokens = x[b, :n].tolist()
+                ranked = sorted(range(n), key=lambda t: -abs(float(scores[b, t])) if order == "morf"
+                                else abs(float(scores[b, t])))
+                gone = set(ranked[:min(int(n * f), n - 1)])
+                with torch.no_grad():
+                    p = torch.softmax(model(torch.tensor([tokens])), 1)[0]
+                    q = torch.softmax(model(torch.tensor([[w for t, w in enumerate(tokens) if t not in gone]])), 1)[0]
+                correct += int(q.argmax()) == int(y[b])
+                ratios.append(float(q[p.argmax()] / p.max()))
+            accuracy.append(correct / len(x))
+            ratio.append(sum(ratios) / len(ratios))
+        assert got["accuracy"].tolist() == pytest.approx(accuracy)
+        assert got["ratio"].tolist() == pytest.approx(ratio, abs=1e-6)
+        assert float(got["ratio"][0]) == pytest.approx(1.0)

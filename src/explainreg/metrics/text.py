@@ -107,4 +107,44 @@ def eraser(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, scores: torch.T
     return {"comprehensiveness": torch.stack(comp).mean(0), "sufficiency": torch.stack(suff).mean(0)}
 
 
-__all__ = ["METHODS", "PERCENTS", "eraser", "token_attributions"]
+def token_deletion_curve(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, scores: torch.Tensor, *,
+                         fractions: Sequence[float] = tuple(i / 10 for i in range(10)), order: str = "morf",
+                         padding_idx: int = 0) -> dict[str, torch.Tensor]:
+    """Delete each sentence's ⌊f·L_b⌋ highest- (``"morf"``) or lowest-ranked (``"lerf"``) tokens by |score|
+    for each fraction f (at least one token always stays), the token analogue of MoRF / LeRF and of
+    SGT's masked accuracy (A.5). Returns ``accuracy`` (F: accuracy w.r.t. ``y``), ``ratio`` (F: mean
+    p_c*(deleted) / p_c*(x), c* the original prediction) and ``auc`` (trapezoid of 1 − ratio over f;
+    higher is better for MoRF)."""
+    check_choice("order", order, ("morf", "lerf"))
+    if scores.shape != ids.shape:
+        raise ValueError(f"scores must have the ids' shape {tuple(ids.shape)}, got {tuple(scores.shape)}")
+    real = ids != padding_idx
+    lengths = real.sum(1)
+    if bool((lengths == 0).any()):
+        raise ValueError("ids hold empty sentences (all padding); drop them")
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            p = torch.softmax(model(ids), 1)
+        c = p.argmax(1)
+        p0 = p.gather(1, c[:, None]).squeeze(1)
+        s = scores.detach().abs()
+        s = s.masked_fill(~real, -1.0) if order == "morf" else (-s).masked_fill(~real, -float("inf"))
+        rank = torch.sort(s, dim=1, descending=True, stable=True).indices.argsort(1)
+        accuracy, ratio = [], []
+        for f in fractions:
+            k = torch.minimum(torch.floor(lengths.to(torch.float64) * f).long(), lengths - 1)
+            kept = _compact(ids, real & ~(rank < k[:, None]), padding_idx)
+            with torch.no_grad():
+                q = torch.softmax(model(kept), 1)
+            accuracy.append((q.argmax(1) == y).double().mean())
+            ratio.append((q.gather(1, c[:, None]).squeeze(1) / p0).double().mean())
+    finally:
+        model.train(was)
+    ratio_t = torch.stack(ratio)
+    x = torch.tensor(list(fractions), dtype=torch.float64)
+    return {"accuracy": torch.stack(accuracy), "ratio": ratio_t, "auc": torch.trapezoid(1 - ratio_t, x)}
+
+
+__all__ = ["METHODS", "PERCENTS", "eraser", "token_attributions", "token_deletion_curve"]
