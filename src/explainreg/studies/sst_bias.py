@@ -38,7 +38,7 @@ from . import register_study
 PAPER = {"decoy": {0: 56.6, 600: 75.4}, "article": {0: 57.8, 500: 68.2}, "gender": {0: 64.3, 500: 78.0}}
 LAMBDAS = (0.0, 100.0, 200.0, 300.0, 400.0, 500.0, 600.0)
 METHODS = ("cdep", "rrr")
-QUICK = dict(limit=400, epochs=2, lambdas=(0.0, 600.0), seeds=(0,))
+QUICK = dict(limit=400, epochs=2, seeds=(0,))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--lambdas", nargs="+", type=nonnegative_float, default=None,
                         help="CDEP weights (paper: 0 100 … 600; λ = 0 is the unpenalised model)")
-    parser.add_argument("--rrr-lambda", type=nonnegative_float, default=10.0, help="RRR weight (ours)")
+    parser.add_argument("--rrr-lambdas", nargs="+", type=nonnegative_float, default=[10.0],
+                        help="RRR weights (ours; the study reports each, pick the best on dev)")
     parser.add_argument("--seeds", nargs="+", type=nonnegative_int, default=None, help="default 0 1 2")
     parser.add_argument("--epochs", type=positive_int, default=None, help="at most this many epochs (default 100)")
     parser.add_argument("--patience", type=nonnegative_int, default=3)
@@ -59,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _grid(args: argparse.Namespace) -> list[tuple[str, float, int]]:
-    lambdas = args.lambdas or (QUICK["lambdas"] if args.quick else LAMBDAS)
+    quick_lambdas = (0.0, float(max(PAPER[args.bias])))  # λ = 0 and the paper's best λ
+    lambdas = args.lambdas or (quick_lambdas if args.quick else LAMBDAS)
     seeds = args.seeds or (QUICK["seeds"] if args.quick else (0, 1, 2))
     runs = []
     for seed in seeds:
@@ -68,7 +70,7 @@ def _grid(args: argparse.Namespace) -> list[tuple[str, float, int]]:
             if method == "vanilla" or "cdep" in args.methods:
                 runs.append((method, float(lam), seed))
         if "rrr" in args.methods:
-            runs.append(("rrr", float(args.rrr_lambda), seed))
+            runs += [("rrr", float(lam), seed) for lam in args.rrr_lambdas]
     return runs
 
 
