@@ -100,3 +100,12 @@ def test_token_deletion_curve_matches_a_per_sentence_loop(batch):
         assert got["accuracy"].tolist() == pytest.approx(accuracy)
         assert got["ratio"].tolist() == pytest.approx(ratio, abs=1e-6)
         assert float(got["ratio"][0]) == pytest.approx(1.0)
+
+
+def test_image_attributions_refuse_token_ids(batch):
+    from explainreg.attribution import attribute
+
+    model, x, y, _ = batch
+    for method in ("occlusion", "saliency"):
+        with pytest.raises(TypeError, match="token_attributions"):
+            attribute(model, x, y, method)

@@ -20,7 +20,8 @@ def check_batch(x: torch.Tensor, y: torch.Tensor | None = None, *, min_dim: int 
             check_batch(x.new_zeros(x.shape[0], 1, dtype=torch.float32), y)
         return
     if not x.is_floating_point():
-        hint = ("; integer token ids (B×T) are accepted by saliency, the penalties, Objective and decompose"
+        hint = ("; integer token ids (B×T) are accepted by saliency, the penalties, Objective and decompose, "
+                "and attributed by explainreg.metrics.text.token_attributions"
                 if not tokens else "")
         raise TypeError(f"x must be a floating-point tensor (e.g. images scaled to [0, 1]), got {x.dtype}{hint}")
     if x.dim() < min_dim:
