@@ -286,3 +286,26 @@ def test_cd_bad_token_inputs(sst_batch):
                 return self.head(self.rnn(self.embedding(ids))[0][:, -1])
 
         decompose(Elman(), torch.randint(0, 50, (2, 4)), torch.ones(2, 4))
+
+
+def test_lstm_on_float_series_uses_the_input_share_of_each_step():
+    """A dense B×T×F input (a series, no embedding) through an LSTM: exact, and an all-ones mask
+    leaves nothing irrelevant (the bias × bias share follows each step's relevant input share)."""
+    class SeriesNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(3, 6, batch_first=True)
+            self.head = nn.Linear(6, 2)
+
+        def forward(self, x):
+            return self.head(self.lstm(x)[0][:, -1])
+
+    torch.manual_seed(6)
+    net = SeriesNet().double().eval()
+    x = torch.randn(4, 10, 3, dtype=torch.float64)
+    mask = torch.zeros(4, 10, 3)
+    mask[:, 2:5] = 1
+    rel, irrel = decompose(net, x, mask)
+    torch.testing.assert_close(rel + irrel, net(x), atol=1e-12, rtol=0)
+    rel1, irrel1 = decompose(net, x, torch.ones(4, 10, 3))
+    assert irrel1.abs().max() <= 1e-12

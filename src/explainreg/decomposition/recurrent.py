@@ -13,7 +13,8 @@ Sequence rules registered here:
   linearised by :func:`propagate_three`: L_rel = ½[φ(a+c) − φ(c) + φ(a+b+c) − φ(b+c)], L_irrel
   symmetric, φ(c) the bias share. Products of shares (:func:`share_product`) go to rel when all
   factors are rel or bias (with at least one rel), to irrel when any factor is irrel, and
-  bias × bias to rel when token t is masked, else to irrel. The cell
+  bias × bias to rel when token t is masked, else to irrel (dense inputs without a token mask:
+  in proportion to the step's relevant input share |rel_t|₁ / (|rel_t|₁ + |irrel_t|₁)). The cell
   c_t = f ⊙ c_{t−1} + i ⊙ g is expanded that way; h_t = o ⊙ tanh(c_t) with the two-part rule
   :func:`propagate_tanh_two` and the output gate o taken whole. Exact: h_rel + h_irrel = h.
 * ``nn.GRU``: the same rules on r, z, n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)) and
@@ -83,12 +84,16 @@ def share_product(u: tuple, v: tuple) -> tuple[torch.Tensor, torch.Tensor, torch
     return ur * (vr + vb) + ub * vr, ui * (vr + vi + vb) + (ur + ub) * vi, ub * vb
 
 
-def _step_mask(batch: int, steps: int, like: torch.Tensor) -> torch.Tensor:
-    """The B×T token mask of the running decomposition (zeros when none: bias × bias to irrel)."""
+def _step_mask(rel: torch.Tensor, irrel: torch.Tensor) -> torch.Tensor:
+    """B×T share of each step's bias × bias products that goes to rel: the token mask of the running
+    token decomposition, else (dense inputs, e.g. a series) the relevant share of the step's input,
+    |rel_t|₁ / (|rel_t|₁ + |irrel_t|₁) (the mask value itself for a binary mask; 0 where both are 0)."""
+    batch, steps = rel.shape[:2]
     m = _STEP_MASK.get()
-    if m is None or tuple(m.shape) != (batch, steps):
-        return like.new_zeros(batch, steps)
-    return m.to(like.dtype)
+    if m is not None and tuple(m.shape) == (batch, steps):
+        return m.to(rel.dtype)
+    r, s = rel.detach().abs().sum(-1), irrel.detach().abs().sum(-1)
+    return torch.where(r + s > 0, r / (r + s).clamp_min(torch.finfo(rel.dtype).tiny), torch.zeros_like(r))
 
 
 def lstm_layer(x_rel: torch.Tensor, x_irrel: torch.Tensor, step_mask: torch.Tensor, w_ih: torch.Tensor,
@@ -238,8 +243,7 @@ def _recurrent(m: nn.RNNBase, d: Decomposed, kind: str):
     rel, irrel = d.rel, d.irrel
     if not m.batch_first:
         rel, irrel = rel.transpose(0, 1), irrel.transpose(0, 1)
-    B, T = rel.shape[:2]
-    step = _step_mask(B, T, rel)
+    step = _step_mask(rel, irrel)
     D = 2 if m.bidirectional else 1
     finals: list[list[torch.Tensor]] = []
     for layer in range(m.num_layers):
