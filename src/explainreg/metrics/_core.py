@@ -69,10 +69,12 @@ def broadcast_attributions(attributions: torch.Tensor, x: torch.Tensor) -> torch
 #: and the rows whose activations fit ``ACTIVATION_BUDGET`` (see :func:`rows_per_forward`).
 MAX_BATCH = 8192
 #: bytes of activations (sum over the model's modules of their outputs) per forward pass, by device type.
-#: On a CPU a chunk whose activations stay in cache is fastest: 64 MiB gives CNN3b (≈ 0.09 MB of
-#: activations per row) ≈ 760 rows and CNN4b (≈ 1.3 MB per row) ≈ 50 rows (benchmarks/metrics_speed.py).
-#: On a GPU bigger chunks fill the device. Change the entries to tune (e.g. ``ACTIVATION_BUDGET["cuda"] = 8 << 30``).
-ACTIVATION_BUDGET: dict[str, int] = {"cpu": 64 << 20, "cuda": 2 << 30, "mps": 1 << 30}
+#: On a CPU a chunk whose activations stay in cache is fastest: 40 MiB gives CNN3b (0.088 MB of
+#: activations per row) 477 rows and CNN4b (1.33 MB per row) 31 rows; measured on one thread, CNN3b costs
+#: 190 µs/row at 256–512 rows and 300 at 768–1024, CNN4b 3.2–3.5 ms/row at 32–64 rows and 5.0 at 512
+#: (benchmarks/metrics_speed.py). On a GPU bigger chunks fill the device. Change the entries to tune
+#: (e.g. ``ACTIVATION_BUDGET["cuda"] = 8 << 30``).
+ACTIVATION_BUDGET: dict[str, int] = {"cpu": 40 << 20, "cuda": 2 << 30, "mps": 1 << 30}
 _ACTIVATION_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
 
 

@@ -18,8 +18,8 @@ def forward_copies(model: nn.Module, make: Callable[[int, int], torch.Tensor], n
     images; returns B×S: the output of class ``index[b]`` for each copy (``output`` = ``"prob"`` or
     ``"logit"``), or the predicted labels (``output="label"``, ``index`` ignored).
 
-    Images go through in groups of ⌊rows / S⌋, rows = :func:`rows_per_forward` (the activation
-    budget, capped by ``max_batch``). ``make`` must give each image the same copies whatever the
+    Images go through in groups of max(1, ⌊rows / S⌋), rows = :func:`rows_per_forward` (the
+    activation budget, capped by ``max_batch``), and no forward pass sees more than ``rows`` rows. ``make`` must give each image the same copies whatever the
     group (draw randomness per image, see :mod:`explainreg._random`)."""
     check_choice("output", output, ("prob", "logit", "label"))
     device = model_device(model)
@@ -31,7 +31,9 @@ def forward_copies(model: nn.Module, make: Callable[[int, int], torch.Tensor], n
         for i0 in range(0, n_images, group):
             i1 = min(n_images, i0 + group)
             xs = first if (i0 == 0 and i1 == 1) else make(i0, i1)
-            z = model(xs.reshape((-1,) + tuple(xs.shape[2:])).to(device))
+            flat = xs.reshape((-1,) + tuple(xs.shape[2:]))
+            # one image's copies may exceed the budget: then they go through in several forwards
+            z = torch.cat([model(part.to(device)) for part in flat.split(per_forward)])
             if output == "label":
                 rows.append(z.argmax(1).view(i1 - i0, n_copies))
                 continue
