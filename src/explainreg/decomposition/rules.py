@@ -185,7 +185,8 @@ def split_bias(r: torch.Tensor, s: torch.Tensor, bias: torch.Tensor | float | No
 def affine(d: Decomposed, linear_part: Callable[[torch.Tensor], torch.Tensor], total_out: torch.Tensor,
            bias: torch.Tensor | None, eps: float = EPS) -> Decomposed:
     """Affine layer ``total_out = linear_part(total) + bias``: bias split in proportion to |r|, |s|."""
-    rel, irrel = split_bias(linear_part(d.rel), linear_part(d.irrel), bias, eps)
+    r, s = linear_part(torch.cat([d.rel, d.irrel])).chunk(2)  # one call for both streams
+    rel, irrel = split_bias(r, s, bias, eps)
     return Decomposed(rel, irrel, total_out)
 
 
@@ -249,6 +250,27 @@ def _windows(t: torch.Tensor, kernel: tuple[int, ...], stride: tuple[int, ...], 
     return t.flatten(2 + k)
 
 
+_AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+
+
+def _tiled_max_pool(d: Decomposed, kernel: tuple[int, ...], total_out: torch.Tensor) -> Decomposed:
+    """Non-overlapping windows (stride = kernel, no padding): every entry belongs to one window, so
+    the tie mask lives at the input's resolution and the shares are two average pools."""
+    k = len(kernel)
+    t = d.total
+    crop = tuple(o * s for o, s in zip(total_out.shape[2:], kernel))  # floor mode drops the remainder
+    t = t[(..., *[slice(0, c) for c in crop])]
+    top = total_out
+    for i, s in enumerate(kernel):
+        top = top.repeat_interleave(s, dim=2 + i)
+    tied = (t >= top - tie_tolerance(t.dtype) * top.abs()).to(d.rel.dtype)
+    pool = lambda v: _AVG_POOL[k](v, kernel)  # noqa: E731
+    count = d.tile(pool(tied))
+    tied = d.tile(tied)
+    share = lambda v: pool(v[(..., *[slice(0, c) for c in crop])] * tied) / count  # noqa: E731
+    return Decomposed(share(d.rel), share(d.irrel), total_out)
+
+
 def max_pool_shared_ties(d: Decomposed, kernel, stride, padding, total_out: torch.Tensor) -> Decomposed:
     """Max-pooling in which the entries tied for the window's maximum of the total (within a relative
     ``TIE_RTOL`` = 1e-6) share its output equally: ``rel' = Σ_{j tied} rel_j / n_tied``, irrel likewise.
@@ -265,6 +287,8 @@ def max_pool_shared_ties(d: Decomposed, kernel, stride, padding, total_out: torc
     kernel, padding = as_tuple(kernel), as_tuple(padding)
     stride = as_tuple(stride) if stride not in (None, (), []) else kernel
     out_shape = tuple(total_out.shape[2:])
+    if stride == kernel and not any(padding) and k in (1, 2, 3):
+        return _tiled_max_pool(d, kernel, total_out)
     win = _windows(d.total, kernel, stride, padding, out_shape, float("-inf"))
     top = win.amax(-1, keepdim=True)
     tied = (win >= top - tie_tolerance(win.dtype) * top.abs()).to(d.rel.dtype)
