@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_choice
+from ..modes import deterministic_dropout, frozen_norm_statistics
 
 
 def cdep_text_penalty(rel: torch.Tensor, irrel: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -38,7 +39,8 @@ def cdep_text_penalty(rel: torch.Tensor, irrel: torch.Tensor, y: torch.Tensor) -
 def cdep_text(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, token_mask: torch.Tensor, *,
               layer: Any = None, lengths: torch.Tensor | None = None) -> torch.Tensor:
     """The CDEP text penalty (see the module docstring): one batched CD pass over the sentences of
-    ``ids`` (B×T) whose ``token_mask`` (B×T, padding already 0) has a non-zero entry."""
+    ``ids`` (B×T) whose ``token_mask`` (B×T, padding already 0) has a non-zero entry; dropout acts as
+    the identity during the pass and BatchNorm statistics are not updated (methods.md A.6)."""
     from ..decomposition import decompose_tokens
 
     has = (token_mask != 0).any(1)
@@ -46,7 +48,8 @@ def cdep_text(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, token_mask: 
         params = [p for p in model.parameters() if p.requires_grad]
         return sum((p.sum() * 0 for p in params), token_mask.new_zeros((), dtype=torch.float32))
     rows = has.nonzero().flatten()
-    with torch.enable_grad():
+    # as the image CDEP: the deterministic network (dropout as identity), BatchNorm statistics untouched
+    with torch.enable_grad(), deterministic_dropout(model), frozen_norm_statistics(model):
         rel, irrel = decompose_tokens(model, ids[rows], token_mask[rows], layer=layer,
                                       lengths=None if lengths is None else lengths[rows])
     return cdep_text_penalty(rel, irrel, y[rows])
