@@ -54,7 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", nargs="+", type=nonnegative_int, default=None, help="default 0 1 2")
     parser.add_argument("--epochs", type=positive_int, default=None, help="at most this many epochs (default 100)")
     parser.add_argument("--patience", type=nonnegative_int, default=3)
-    parser.add_argument("--limit", type=positive_int, default=None, help="the first N sentences of each split")
+    parser.add_argument("--limit", type=positive_int, default=None, help="a seeded subset of N sentences per split")
+    parser.add_argument("--subtrees", action="store_true",
+                        help="train on every phrase of the training trees (the seed's train_subtrees=True)")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     parser.add_argument("--device", default=None)
 
@@ -100,7 +102,7 @@ def run_study(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     limit = args.limit or (QUICK["limit"] if args.quick else None)
     epochs = args.epochs or (QUICK["epochs"] if args.quick else 100)
-    splits = sst_bias(args.bias, args.data_root, seed=0, limit=limit)
+    splits = sst_bias(args.bias, args.data_root, seed=0, limit=limit, subtrees=args.subtrees)
     vectors, coverage = glove_vectors(splits.vocab, root=args.data_root)
     examples = _example_rows(splits)
     records: list[dict[str, Any]] = []
