@@ -252,3 +252,16 @@ def test_saliency_guided_masks_lowest_tokens_only():
     _, signed = saliency_guided_tokens(e, scores, padding, 0.5, by="signed", fill=0.0)
     assert signed[0].tolist() == [False, True, False, True, False]
     assert not math.isnan(float(out.sum()))
+
+
+def test_parse_tree_phrases_hand_checked():
+    from explainreg.data.text import parse_tree
+
+    tree = "(3 (2 It) (4 (2 's) (3 (2 a) (3 Film))))"
+    assert parse_tree(tree) == [Sentence(["it", "'s", "a", "film"], 3)]
+    phrases = parse_tree(tree, subtrees=True)
+    assert phrases[0] == Sentence(["it", "'s", "a", "film"], 3)
+    assert sorted((p.label, " ".join(p.tokens)) for p in phrases) == sorted(
+        [(3, "it 's a film"), (2, "it"), (4, "'s a film"), (2, "'s"), (3, "a film"), (2, "a"), (3, "film")])
+    with pytest.raises(ValueError, match="not a PTB tree"):
+        parse_tree("it 's a film")
