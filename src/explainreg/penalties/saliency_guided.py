@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._dist import shard_rand
 from .._validation import check_choice
 from ..saliency import TARGETS, saliency
 from .base import Penalty, PenaltyContext, register_penalty
@@ -87,7 +88,7 @@ def saliency_guided_mask(x: torch.Tensor, g: torch.Tensor, fraction: float = 0.5
         low = flat.detach().min(1, keepdim=True).values
         high = flat.detach().max(1, keepdim=True).values
         device = generator.device if generator is not None else x.device
-        u = torch.rand((b, k), generator=generator, device=device, dtype=x.dtype).to(x.device)
+        u = shard_rand((b, k), generator, device, x.dtype).to(x.device)  # a rank's rows of the global draw
         values = low + (high - low) * u
     else:
         values = torch.full((b, k), fill, dtype=x.dtype, device=x.device)

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from .. import runs
 from ..objective import Objective
+from . import distributed
 from .batches import iterate_batches, num_batches, world
 from .config import TrainConfig, resolve_device
 from .optim import OptimizerLike, SchedulerLike, Stepper
@@ -56,6 +57,7 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 1000,
         correct += int((logits.argmax(1) == y).sum())
         loss += float(F.cross_entropy(logits, y, reduction="sum"))
         n += len(y)
+    correct, loss, n = distributed.reduce_counts(correct, loss, n)  # torchrun: every rank's share
     model.train(was_training)
     return {"accuracy": correct / max(n, 1), "loss": loss / max(n, 1)}
 
@@ -97,13 +99,19 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     objective = objective if objective is not None else Objective()
+    model = distributed.unwrap(model)  # a user's DDP wrapper: train (and checkpoint) the module inside
     info = _run_info(model, train_set, test_set, run_info) if run_dir is not None else {}
     if config.select != "last" and val_set is None:
         raise ValueError(f"select={config.select!r} needs a validation set: pass val_set=...")
     device = resolve_device(config.device)
+    if distributed.wanted():  # torchrun: one global batch split over the ranks (training/distributed.py)
+        device = distributed.init_from_env(device)
     model.to(device)
     objective.to(device)
     stepper = Stepper(model, config, device, optimizer, scheduler, param_groups)
+    cluster = distributed.DataParallel(model, objective, device) if distributed.wanted() else None
+    if cluster is not None:
+        stepper.after_backward.append(cluster.sync_gradients)
     optimizer = stepper.optimizer
     rank, _ = world()
     main_process = rank == 0
@@ -166,28 +174,33 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
         counts: dict[str, int] = {}
         correct = seen = 0
         started = time.perf_counter()
-        batches = iterate_batches(train_set, config.batch_size, seed=config.seed, epoch=epoch, device=device)
-        bar = tqdm(batches, total=num_batches(train_set, config.batch_size), desc=f"epoch {epoch + 1}/{config.epochs}",
+        batches = (cluster.batches if cluster is not None else iterate_batches)(
+            train_set, config.batch_size, seed=config.seed, epoch=epoch, device=device)
+        bar = tqdm(batches, total=(cluster.num_batches if cluster is not None else num_batches)(train_set, config.batch_size),
+                   desc=f"epoch {epoch + 1}/{config.epochs}",
                    disable=not (config.progress and main_process), leave=False, dynamic_ncols=True)
         for x, y, extras in bar:
             if y.dtype != torch.long and not y.is_floating_point() and y.dtype != torch.bool:
                 y = y.long()  # int32 / uint8 class indices: cross-entropy needs int64
             with stepper.autocast():
-                out = objective(model, x, y, **extras)
+                out = objective(cluster.forward_model if cluster is not None else model, x, y, **extras)
             if not torch.isfinite(out.loss):
                 raise FloatingPointError(
                     f"the loss became {float(out.loss)} at epoch {epoch + 1} (terms {out.terms}); lower the "
                     "penalty weights or the learning rate. The last good checkpoint is kept in the run folder.")
             optimizer.zero_grad(set_to_none=True)
-            stepper.backward_and_step(out.loss)
+            stepper.backward_and_step(cluster.scale(out.loss) if cluster is not None else out.loss)
             step += 1
-            for name, value in out.terms.items():  # monitored terms are not there on every step
-                sums[name] = sums.get(name, 0.0) + value * len(y)
-                counts[name] = counts.get(name, 0) + len(y)
-            correct += int((out.logits.detach().argmax(1) == y).sum())
-            seen += len(y)
+            terms, rows, hits = out.terms, len(y), int((out.logits.detach().argmax(1) == y).sum())
+            if cluster is not None:  # every rank's piece -> the global batch's values
+                terms, rows, hits = cluster.reduce_step(terms, rows, hits)
+            for name, value in terms.items():  # monitored terms are not there on every step
+                sums[name] = sums.get(name, 0.0) + value * rows
+                counts[name] = counts.get(name, 0) + rows
+            correct += hits
+            seen += rows
             if (step - 1) % config.log_every == 0:  # steps 1, 1 + n, ...: where monitored penalties are computed
-                result.steps.append({"step": step, "epoch": epoch + 1, **out.terms})
+                result.steps.append({"step": step, "epoch": epoch + 1, **terms})
             bar.set_postfix({k: f"{v / counts[k]:.4g}" for k, v in sums.items()}, refresh=False)
         bar.close()
         stepper.end_epoch()

@@ -113,6 +113,8 @@ class Stepper:
         self.device = device
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp)
         self.last_grad_norm: float | None = None
+        #: called after each backward, before clipping and the step (e.g. the distributed gradient all-reduce)
+        self.after_backward: list[Callable[[], None]] = []
 
     def train_mode(self, model: nn.Module) -> None:
         """``model.train()`` with the frozen modules kept in eval mode (BatchNorm statistics fixed)."""
@@ -135,6 +137,8 @@ class Stepper:
         """Back-propagate ``loss`` (zero the gradients before), clip, step the optimiser (and a
         per-step scheduler)."""
         self.scaler.scale(loss).backward()
+        for hook in self.after_backward:
+            hook()
         if self.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
             norm = torch.nn.utils.clip_grad_norm_([p for p in self.params() if p.grad is not None], self.grad_clip)
