@@ -22,10 +22,12 @@ def split(r, s, b):
 
 @pytest.fixture(scope="module")
 def parts(mnist_test):
-    """rel / irrel of real images: the left half of each image is the relevant region."""
+    """rel / irrel of real images: every third pixel (diagonal stripes) is the relevant region, so
+    every pooled feature mixes both parts (a half-image mask would give pure ones, on which the
+    Shapley and relevant-first rules agree)."""
     x = (mnist_test.x[:6] - 0.1307) / 0.3081
-    mask = torch.zeros(28, 28)
-    mask[:, :14] = 1
+    i, j = torch.meshgrid(torch.arange(28), torch.arange(28), indexing="ij")
+    mask = ((i + j) % 3 == 0).float()
     return x, x * mask, x * (1 - mask)
 
 
@@ -55,6 +57,7 @@ def test_batchnorm_splits_its_shift_like_a_bias(parts):
 
 def test_tanh_and_sigmoid_use_the_shapley_split(parts):
     x, rel, irrel = (features(t) for t in parts)
+    assert float((rel.abs() * irrel.abs()).min()) > 0  # both parts present in every feature
     got = run(nn.Sequential(nn.Tanh()), rel, irrel, x)
     t = torch.tanh
     torch.testing.assert_close(got.rel, 0.5 * (t(rel) + t(rel + irrel) - t(irrel)), atol=1e-6, rtol=1e-6)
