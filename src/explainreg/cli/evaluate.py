@@ -36,7 +36,8 @@ def register(subparsers) -> None:
     p.add_argument("--data-root", default=None, help="folder holding mnist/ or fashion-mnist/ (default: the run's)")
     p.add_argument("--batch-size", type=positive_int, default=250, help="images per update (default 250)")
     p.add_argument("--max-batch", type=positive_int, default=MAX_BATCH,
-                   help=f"rows per forward pass (default {MAX_BATCH}; raise it on a GPU)")
+                   help=f"cap on rows per forward pass (default {MAX_BATCH}); chunks are sized by the "
+                        "model's activation memory below it")
     p.add_argument("--roar-epochs", type=positive_int, default=6, help="ROAR retraining epochs (seed: 6)")
     p.add_argument("--roar-batch-size", type=positive_int, default=30, help="ROAR retraining batch size (seed: 30)")
     p.add_argument("--roar-train-limit", type=positive_int, default=None, help="ROAR: use the first N train images")
@@ -78,6 +79,11 @@ def run(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be a positive number of images, got {args.limit}")
     device = resolve_device(args.device)
+    from ..training import distributed
+
+    if distributed.wanted():  # torchrun: each rank takes every world-th batch; metrics sync in compute
+        device = distributed.init_from_env(device)
+    rank, world = distributed.rank_world()
     model, config = load_run(run_dir, device=device)
     check_writable(output)  # before hours of metrics, not after
     dataset, normalize = config.get("dataset"), config.get("normalize", False)
@@ -105,7 +111,7 @@ def run(args) -> int:
     jobs = [(None, attribution_free)] if attribution_free else []
     jobs += [(m, per_method) for m in methods] if per_method else []
     total = sum(len(x_all) for _ in jobs)
-    bar = tqdm(total=total, desc="evaluate", unit="img", disable=args.no_progress)
+    bar = tqdm(total=total, desc="evaluate", unit="img", disable=args.no_progress or rank > 0)
     frames = []
     for method, metric_names in jobs:
         label = method or "none"
@@ -119,11 +125,13 @@ def run(args) -> int:
                 built[n] = build_metric(n, method=method, **settings)
             else:
                 built[n] = build_metric(n, **settings)
-        for start in range(0, len(x_all), args.batch_size):
-            xb, yb = x_all[start:start + args.batch_size], y_all[start:start + args.batch_size]
-            a = attribute(model, xb, yb, method, seed=args.seed + start) if method else None
+        step = min(args.batch_size, -(-len(x_all) // world))  # torchrun: every rank gets at least one batch
+        for start in range(rank * step, len(x_all), world * step):
+            xb, yb = x_all[start:start + step], y_all[start:start + step]
+            index = torch.arange(start, start + len(xb))  # the images' positions: keyed draws, synced order
+            a = attribute(model, xb, yb, method, seed=args.seed, index=index) if method else None
             for metric in built.values():
-                metric.update(model, xb, yb, a)
+                metric.update(model, xb, yb, a, index=index)
             bar.update(len(xb))
         bar.set_postfix_str(f"{label}: computing {', '.join(built)}")
         out = {n: m.compute() for n, m in built.items()}
@@ -135,6 +143,8 @@ def run(args) -> int:
     import pandas as pd
 
     table = pd.concat(frames, ignore_index=True)
+    if rank > 0:  # every rank computed the same synced results; rank 0 prints and writes them
+        return 0
     print(json.dumps({m: {n: round(r["value"], 4) for n, r in rs.items()} for m, rs in results.items()}, indent=1))
     try:
         plots = _write(output, summary, table, results, atomic_write_json, atomic_write_bytes)
