@@ -175,3 +175,48 @@ def test_resume_under_torchrun_repeats_one_uninterrupted_process(tmp_path):
     state = torch.load(run / "checkpoint.pt", weights_only=False)
     assert not any(k.startswith("module.") for k in state["model"])
     assert max_difference(state["model"], one["state"]) < 1e-5
+
+
+def _explainreg(*args: str) -> None:
+    from explainreg.cli import main
+
+    assert main([str(a) for a in args]) == 0
+
+
+@needs_torchrun
+def test_evaluate_under_torchrun_equals_one_process(tmp_path, capsys):
+    """``explainreg evaluate`` of a real MNIST run over 2 ranks: every metric's value, curve and counts as
+    in one process (stochastic ones included: their draws are keyed by image index)."""
+    _explainreg("train", "--dataset", "mnist", "--limit-train", 300, "--limit-test", 60, "--epochs", 1,
+                "--out", tmp_path / "run", "--no-progress", "--device", "cpu")
+    metrics = "morf,faithfulness,complexity,gaussian,blocks,faithfulness_correlation"
+    common = ("evaluate", tmp_path / "run", "--metrics", metrics, "--attribution", "saliency,random",
+              "--limit", 110, "--batch-size", 25, "--no-progress", "--device", "cpu")
+    out = torchrun("--no-python", TORCHRUN.with_name("explainreg"), *common, "--output", tmp_path / "two")
+    assert "wrote" in out and out.count("wrote") == 1  # rank 0 alone writes
+    _explainreg(*common, "--output", tmp_path / "one")
+    import json
+
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())["results"]
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())["results"]
+    assert one.keys() == two.keys() == {"none", "saliency", "random"}  # none: the attribution-free ones
+    for method in one:
+        for name, r in one[method].items():
+            got = two[method][name]
+            assert got["n_images"] == r["n_images"] == 110, (method, name)
+            assert got["value"] == pytest.approx(r["value"], rel=1e-6, abs=1e-9), (method, name)
+            assert got.get("curve") == pytest.approx(r.get("curve"), rel=1e-6, abs=1e-9) if "curve" in r else True
+            assert (got["n_nan"], got["n_degenerate"]) == (r["n_nan"], r["n_degenerate"])
+
+
+@pytest.mark.slow
+@needs_torchrun
+def test_explainreg_train_cli_under_torchrun_writes_one_run_equal_to_one_process(tmp_path):
+    common = ("train", "--dataset", "mnist", "--limit-train", 90, "--limit-test", 30, "--epochs", 1,
+              "--batch-size", 30, "--penalty", "gradient_l1=1", "--no-progress", "--device", "cpu")
+    out = torchrun("--no-python", TORCHRUN.with_name("explainreg"), *common, "--out", tmp_path / "two")
+    assert out.count("test accuracy:") == 1  # rank 0 alone reports
+    _explainreg(*common, "--out", tmp_path / "one")
+    one = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=False)["model"]
+    two = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=False)["model"]
+    assert max_difference(one, two) < 1e-5

@@ -84,6 +84,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if int(os.environ.get("RANK", 0) or 0) > 0:  # torchrun: rank 0 alone reports (training/distributed.py)
+        sys.stdout = open(os.devnull, "w")
     penalties = parse_penalties(args.penalty, args.weight)
     settings = parse_settings(args.penalty_option)
     unknown = set(settings) - set(penalties)

@@ -11,9 +11,11 @@ from typing import Any, ClassVar, Sequence
 import torch
 from torch import nn
 
+from .._dist import active as _dist_active
 from .._random import as_index
 from .._validation import check_batch, check_choice, check_labels, check_logits
 from ..attribution import model_device
+from ._sync import row_index, sync_count, sync_rows
 
 CONVENTIONS = ("explainreg", "quantus")
 #: The seed's 20 percentiles: sorted(int(linspace(0, 100, 20)), descending) (methods.md B.1 §1.5).
@@ -318,6 +320,7 @@ class Metric:
         self._batches = 0
         self._offset = 0
         self._n_degenerate = 0
+        self._indices: list[torch.Tensor] = []  # each row's image index, to order rows synced across ranks
         self.batch_index = torch.zeros(0, dtype=torch.long)
 
     def settings(self) -> dict[str, Any]:
@@ -339,6 +342,7 @@ class Metric:
         else:
             self.batch_index = as_index(index, n)
         self._offset += n
+        self._indices.append(self.batch_index)
 
     def _count_degenerate(self, attributions: torch.Tensor | None) -> None:
         if attributions is not None and self.needs_attributions:
@@ -365,24 +369,29 @@ class Metric:
         self._batches = 0
         self._offset = 0
         self._n_degenerate = 0
+        self._indices = []
 
     def compute(self) -> MetricResult:
         if not self._rows:
             raise RuntimeError(f"{self.name}: call update(...) with at least one batch before compute()")
         device = self._rows[0].device
-        result = self.summarize(torch.cat([r.to(device) for r in self._rows]))
+        rows = torch.cat([r.to(device) for r in self._rows])
+        # under torch.distributed: every rank's rows in data-set order, degenerate counts summed (_sync.py)
+        rows = sync_rows(rows, row_index(getattr(self, "_indices", []), rows.shape[0]))
+        result = self.summarize(rows)
         result.settings = {**self.settings(), **result.settings}
         self._report_degenerate(result)
         return result
 
     def _report_degenerate(self, result: MetricResult) -> None:
-        result.n_degenerate = self._n_degenerate
-        if self._n_degenerate:
+        n = sync_count(self._n_degenerate) if _dist_active() else self._n_degenerate  # all ranks' maps
+        result.n_degenerate = n
+        if n:
             what = ("constant (e.g. all zero) and carry no ranking: their scores are NaN (skipped) or come from "
                     "removing nothing / removing in random order" if self.degenerate == "constant"
                     else "all zero: their scores are NaN (skipped)")
-            warnings.warn(f"{self.name}: {self._n_degenerate} of {result.n_images} attribution maps are {what}; "
-                          f"n_nan = {result.n_nan}, n_degenerate = {self._n_degenerate}. Check the attribution "
+            warnings.warn(f"{self.name}: {n} of {result.n_images} attribution maps are {what}; "
+                          f"n_nan = {result.n_nan}, n_degenerate = {n}. Check the attribution "
                           f"method (zero gradients: a saturated model, dead ReLUs, a zero baseline on a zero input).",
                           DegenerateAttributionWarning, stacklevel=3)
 

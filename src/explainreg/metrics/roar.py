@@ -17,6 +17,7 @@ from torch import nn
 from ..attribution import attribute, check_options, model_device, resolve_method
 from ..data import ArrayDataset
 from ._core import Metric, MetricResult, above_percentile_masks, check_fractions, curve_result, prepare
+from ._sync import row_index, sync_rows
 from ._stack import fill_value
 
 ROAR_FRACTIONS = (0.2, 0.5, 0.8, 0.9)
@@ -132,8 +133,11 @@ class ROAR(Metric):
     def compute(self) -> MetricResult:
         if not self._x:
             raise RuntimeError("roar: call update(...) with at least one batch before compute()")
-        test = ArrayDataset(torch.cat(self._x), torch.cat(self._y), name="roar-test")
-        result = roar_curve(self._model, self.train_set, test, test_attributions=torch.cat(self._a), **self.kwargs)
+        # under torch.distributed: every rank's test images in data-set order (each rank retrains the same models)
+        index = row_index(self._indices, sum(len(x) for x in self._x))
+        x, y, a = (sync_rows(torch.cat(parts), index) for parts in (self._x, self._y, self._a))
+        test = ArrayDataset(x, y, name="roar-test")
+        result = roar_curve(self._model, self.train_set, test, test_attributions=a, **self.kwargs)
         self._report_degenerate(result)
         return result
 

@@ -65,6 +65,8 @@ from .. import _dist
 from ..data import ArrayDataset
 from .batches import Batch, epoch_order
 
+rank_world = _dist.rank_world
+
 MODES = ("auto", "ddp", "allreduce")
 #: default gradient synchronisation (see the module doc); ``$EXPLAINREG_GRADIENT_SYNC`` overrides it
 GRADIENT_SYNC = "auto"
