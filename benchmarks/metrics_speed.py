@@ -53,9 +53,14 @@ def trained_model(name: str = "cnn3b") -> torch.nn.Module:
     return model.eval()
 
 
+DEVICE = "cpu"  # --device: where the model, the images and Quantus run
+
+
 def timed(fn):
     t = time.perf_counter()
     out = fn()
+    if torch.device(DEVICE).type == "cuda":
+        torch.cuda.synchronize()  # time the work, not its launch
     return time.perf_counter() - t, out
 
 
@@ -80,13 +85,15 @@ def _forwards_once(model, rows: int, max_batch: int) -> float:
             k = min(max_batch, rows - done)
             model(x[:k]).softmax(1)
             done += k
+    if torch.device(DEVICE).type == "cuda":
+        torch.cuda.synchronize()
     return time.perf_counter() - t
 
 
 def gradients(model, rows: int, max_batch: int = 256) -> float:
     """Seconds for ``rows`` input-gradient computations alone (the floor of max-sensitivity)."""
     x = FLOOR_IMAGES.repeat(max_batch // len(FLOOR_IMAGES) + 1, 1, 1, 1)[:min(rows, max_batch)]
-    y = torch.zeros(len(x), dtype=torch.long)
+    y = torch.zeros(len(x), dtype=torch.long, device=x.device)
     t = time.perf_counter()
     done = 0
     while done < rows:
@@ -94,21 +101,25 @@ def gradients(model, rows: int, max_batch: int = 256) -> float:
         xi = x[:k].clone().requires_grad_(True)
         model(xi).gather(1, y[:k, None]).sum().backward()
         done += k
+    if torch.device(DEVICE).type == "cuda":
+        torch.cuda.synchronize()
     return time.perf_counter() - t
 
 
 def road_imputations(x, a, max_batch: int = 512) -> float:
     """Seconds for ROAD's noisy linear imputations alone (Quantus's 50 percentages, MoRF order,
     chunked as ``M.road`` does): the part of ROAD that is not a forward pass."""
-    ks = torch.tensor([int(784 * p / 100) for p in QUANTUS_PERCENTAGES])
+    ks = torch.tensor([int(784 * p / 100) for p in QUANTUS_PERCENTAGES], device=a.device)
     order = torch.sort(a.sum(1).flatten(1).double(), dim=1, descending=True, stable=True).indices
-    ranks = torch.empty_like(order).scatter_(1, order, torch.arange(784).expand_as(order))
+    ranks = torch.empty_like(order).scatter_(1, order, torch.arange(784, device=a.device).expand_as(order))
     group = max(1, max_batch // len(ks))
     t = time.perf_counter()
     for i0 in range(0, len(x), group):
         removed = (ranks[i0:i0 + group, None, :] < ks[None, :, None]).view(-1, 28, 28)
         xs = x[i0:i0 + group, None].expand(-1, len(ks), -1, -1, -1).reshape(-1, 1, 28, 28)
         M.noisy_linear_imputation(xs, removed)
+    if torch.device(DEVICE).type == "cuda":
+        torch.cuda.synchronize()
     return time.perf_counter() - t
 
 
@@ -117,13 +128,13 @@ def morf_loop(model, x, a) -> float:
     ds = []
     with torch.no_grad():
         for i in range(len(x)):
-            xi, ai = x[i:i + 1], a[i:i + 1].numpy()
+            xi, ai = x[i:i + 1], a[i:i + 1].cpu().numpy()
             p0 = model(xi).softmax(1)[0]
             c = int(p0.argmax())
             row = []
             for p in M.SEED_PERCENTILES:
                 xm = xi.clone()
-                xm[torch.from_numpy(ai > np.percentile(ai[ai != 0], p))] = 0
+                xm[torch.from_numpy(ai > np.percentile(ai[ai != 0], p)).to(xm.device)] = 0
                 row.append(float(model(xm).softmax(1)[0, c] / p0.max()))
             ds.append(row)
     curve = 1 - np.mean(ds, 0)
@@ -134,6 +145,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu (default), cuda, ...: ours and Quantus on the same device")
     ap.add_argument("--skip-quantus-road", action="store_true")
     ap.add_argument("--road-n", type=int, default=None, help="images for Quantus ROAD (extrapolated to --n)")
     ap.add_argument("--model", default="cnn3b", help="cnn3b (default) or cnn4b")
@@ -145,13 +157,15 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     import quantus
 
-    model = trained_model(args.model)
+    global DEVICE
+    DEVICE = args.device
+    model = trained_model(args.model).to(DEVICE)
     test = load_dataset("mnist", "test", limit=args.n)
-    x, y = test.x, test.y
+    x, y = test.x.to(DEVICE), test.y.to(DEVICE)
     a = attribute(model, x, y)
     global FLOOR_IMAGES
     FLOOR_IMAGES = x
-    xn, yn, an = x.numpy(), y.numpy(), a.numpy()
+    xn, yn, an = x.cpu().numpy(), y.cpu().numpy(), a.cpu().numpy()
     n = len(x)
     rows = []
     wanted = [w.strip() for w in args.only.split(",")] if args.only else None
@@ -199,7 +213,7 @@ def main() -> None:
     if not skip("faithfulness_correlation"):
         add("faithfulness_correlation", timed(ours_fc),
             q=timed(lambda: float(np.nanmean(quantus.FaithfulnessCorrelation(
-                disable_warnings=True, return_aggregate=False, **fc)(model, xn, yn, an.copy(), device="cpu",
+                disable_warnings=True, return_aggregate=False, **fc)(model, xn, yn, an.copy(), device=DEVICE,
                                                                      batch_size=256)))),
             floor=forwards(model, n * 101))
         if args.fixed_rows:
@@ -209,7 +223,7 @@ def main() -> None:
     if not skip("region_perturbation"):
         add("region_perturbation", timed(ours_rp),
             q=timed(lambda: float(np.mean([np.trapezoid(c) for c in quantus.RegionPerturbation(
-                disable_warnings=True, **rp)(model, xn, yn, an.copy(), device="cpu", batch_size=256)]))),
+                disable_warnings=True, **rp)(model, xn, yn, an.copy(), device=DEVICE, batch_size=256)]))),
             floor=forwards(model, n * 17))
         if args.fixed_rows:
             add(f"region_perturbation ({args.fixed_rows} rows)", timed(fixed(args.fixed_rows)(ours_rp)),
@@ -218,7 +232,7 @@ def main() -> None:
     if not skip("pixel_flipping"):
         add("pixel_flipping (28 steps)", timed(ours_pf),
             q=timed(lambda: float(np.mean([np.trapezoid(c) for c in quantus.PixelFlipping(
-                features_in_step=28, disable_warnings=True)(model, xn, yn, an.copy(), device="cpu",
+                features_in_step=28, disable_warnings=True)(model, xn, yn, an.copy(), device=DEVICE,
                                                             batch_size=256)]))),
             floor=forwards(model, n * 28))
         if args.fixed_rows:
@@ -234,12 +248,12 @@ def main() -> None:
 
     # Max-sensitivity, 10 samples of U(−0.2, 0.2) noise, saliency
     def q_explain(model, inputs, targets, **kw):
-        return attribute(model, torch.as_tensor(inputs), torch.as_tensor(targets)).numpy()
+        return attribute(model, torch.as_tensor(inputs, device=DEVICE), torch.as_tensor(targets, device=DEVICE)).cpu().numpy()
 
     if not skip("max_sensitivity"):
         add("max_sensitivity (10 samples)", timed(lambda: M.max_sensitivity(model, x, y, a, nr_samples=10).value),
             q=timed(lambda: float(np.mean(quantus.MaxSensitivity(nr_samples=10, disable_warnings=True)(
-                model, xn, yn, an.copy(), explain_func=q_explain, device="cpu", batch_size=256)))),
+                model, xn, yn, an.copy(), explain_func=q_explain, device=DEVICE, batch_size=256)))),
             floor=gradients(model, n * 10))
     # ROAD, Quantus's 50 percentages (1, 3, ..., 99), MoRF
     scale = 1.0
@@ -248,7 +262,7 @@ def main() -> None:
         if not args.skip_quantus_road:
             m = args.road_n or n
             road_q = timed(lambda: float(np.mean(list(quantus.ROAD(disable_warnings=True)(
-                model, xn[:m], yn[:m], an[:m].copy(), device="cpu", batch_size=m).values()))))
+                model, xn[:m], yn[:m], an[:m].copy(), device=DEVICE, batch_size=m).values()))))
             scale = n / m
         add("road (50 percentages)", timed(lambda: float(M.road(model, x, y, a, convention="quantus").curve.mean())),
             q=road_q, floor=forwards(model, n * 50), q_scale=scale)

@@ -28,14 +28,19 @@ from explainreg.objective import Objective
 from explainreg.penalties import CDEP, HINT, RBR, RRR, ExpectedGradients, RRRGradCAM
 
 
-def make_step(model: torch.nn.Module, objective: Objective, x, y, extras) -> Callable[[], None]:
+def make_step(model: torch.nn.Module, objective: Objective, x, y, extras, device: str = "cpu") -> Callable[[], None]:
+    model, objective = model.to(device), objective.to(device)
+    x, y, extras = x.to(device), y.to(device), {k: v.to(device) for k, v in extras.items()}
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    cuda = torch.device(device).type == "cuda"
 
     def step() -> None:
         out = objective(model, x, y, **extras)
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         optimizer.step()
+        if cuda:
+            torch.cuda.synchronize()  # time the step, not its launch
 
     return step
 
@@ -51,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -69,21 +75,21 @@ def main(argv: list[str] | None = None) -> None:
         "HINT (XIL)": Objective({HINT(): 1.0}),
         "RBR (XIL, third order)": Objective({RBR(): 1.0}),
     }
-    steps = {name: make_step(cdep_decoymnist_net(), obj, x, y, extras) for name, obj in methods.items()}
+    steps = {name: make_step(cdep_decoymnist_net(), obj, x, y, extras, args.device) for name, obj in methods.items()}
     t = medians(steps, args.repeats)
     base = t["plain CE"]
     print(f"# Penalty cost per training step — torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{args.threads} thread(s), batch {B}, median of {args.repeats}\n")
+          f"{args.device}, {args.threads} thread(s), batch {B}, median of {args.repeats}\n")
     print(f"DecoyMNIST net on real DecoyMNIST batches (target: EG 10 refs ≤ 6×)\n")
     print(table([[n, f"{1000 * v:.1f}", f"{v / base:.2f}×"] for n, v in t.items()], ["step", "ms", "vs plain"]))
 
     color = color_mnist("train", args.data_root, limit=B)
     sampler_counts = (1, 2, 4, 8, 16)
-    steps = {"plain CE": make_step(cdep_colormnist_net(), Objective(), color.x, color.y, {})}
+    steps = {"plain CE": make_step(cdep_colormnist_net(), Objective(), color.x, color.y, {}, args.device)}
     for n in sampler_counts:
         sampler = color_mnist_blob_sampler(args.data_root, n_blobs=n)
         steps[f"CDEP {n} blob(s)"] = make_step(cdep_colormnist_net(), Objective({CDEP(blob_sampler=sampler): 100.0}),
-                                               color.x, color.y, {})
+                                               color.x, color.y, {}, args.device)
     t = medians(steps, args.repeats)
     base = t["plain CE"]
     print(f"\nColorMNIST net on real ColorMNIST batches, single-pixel blobs (target: 8 blobs ≤ 3×)\n")
