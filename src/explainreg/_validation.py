@@ -134,6 +134,115 @@ def check_range(name: str, value: float, low: float | None = None, high: float |
                          f"{high if high is not None else 'inf'}{hi}; got {value}")
 
 
+# ------------------------------------------------------------------------------ constraint objects
+class Constraint:
+    """A constraint on one parameter that is both the check and its message (scikit-learn's
+    ``_param_validation``): ``is_satisfied_by(value)`` and ``str(constraint)``, the phrase that ends
+    "The 'x' parameter of F must be …"."""
+
+    def is_satisfied_by(self, value) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Interval(Constraint):
+    """Numbers of ``kind`` (``int``: integers, not bools; ``float``: any finite real) in an interval;
+    ``None`` bounds are open to ±∞; ``closed`` is ``"both"``, ``"left"``, ``"right"`` or ``"neither"``.
+
+    Example::
+
+        >>> str(Interval(int, 1, None, closed="left"))
+        'an int in the range [1, inf)'
+    """
+
+    def __init__(self, kind: type, low=None, high=None, *, closed: str = "both") -> None:
+        if kind not in (int, float):
+            raise TypeError(f"Interval kind must be int or float, got {kind!r}")
+        if closed not in ("both", "left", "right", "neither"):
+            raise ValueError(f"closed must be 'both', 'left', 'right' or 'neither', got {closed!r}")
+        self.kind, self.low, self.high, self.closed = kind, low, high, closed
+
+    def is_satisfied_by(self, value) -> bool:
+        import math
+        import numbers
+
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral if self.kind is int else numbers.Real):
+            return False
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value < self.low or (value == self.low and self.closed in ("right", "neither"))):
+            return False
+        if self.high is not None and (value > self.high or (value == self.high and self.closed in ("left", "neither"))):
+            return False
+        return True
+
+    def __str__(self) -> str:
+        left = "[" if self.closed in ("both", "left") and self.low is not None else "("
+        right = "]" if self.closed in ("both", "right") and self.high is not None else ")"
+        low = "-inf" if self.low is None else self.low
+        high = "inf" if self.high is None else self.high
+        return f"{'an int' if self.kind is int else 'a float'} in the range {left}{low}, {high}{right}"
+
+
+class Options(Constraint):
+    """One of a fixed set of values.
+
+    Example::
+
+        >>> str(Options(("morf", "lerf")))
+        "a str among {'morf', 'lerf'}"
+    """
+
+    def __init__(self, options) -> None:
+        self.options = tuple(options)
+
+    def is_satisfied_by(self, value) -> bool:
+        return any(value == o and type(value) is type(o) for o in self.options)
+
+    def __str__(self) -> str:
+        kinds = sorted({type(o).__name__ for o in self.options})
+        return f"a {' or '.join(kinds)} among {{{', '.join(map(repr, self.options))}}}"
+
+
+class Fractions(Constraint):
+    """A non-empty sequence of numbers, each in [``low``, ``high``]."""
+
+    def __init__(self, low: float = 0.0, high: float = 1.0) -> None:
+        self.item = Interval(float, low, high)
+
+    def is_satisfied_by(self, value) -> bool:
+        try:
+            items = list(value)
+        except TypeError:
+            return False
+        return bool(items) and all(self.item.is_satisfied_by(v) for v in items)
+
+    def __str__(self) -> str:
+        return f"a non-empty sequence of numbers, each {str(self.item).removeprefix('a float ')}"
+
+
+def check_parameter(owner: str, name: str, value, *constraints: Constraint) -> None:
+    """Raise ``InvalidParameterError`` unless ``value`` satisfies one of ``constraints``:
+    "The 'name' parameter of owner must be <constraint>. Got <value> instead."."""
+    if any(c.is_satisfied_by(value) for c in constraints):
+        return
+    wanted = " or ".join(map(str, constraints))
+    raise InvalidParameterError(f"The {name!r} parameter of {owner} must be {wanted}. Got {value!r} instead.")
+
+
+def validate(owner: str, **checks) -> None:
+    """``validate("MoRF", max_batch=(max_batch, Interval(int, 1, None)), order=(order, Options(...)))``:
+    :func:`check_parameter` for each ``name=(value, constraint, ...)``."""
+    for name, (value, *constraints) in checks.items():
+        check_parameter(owner, name, value, *constraints)
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """A parameter outside its constraints (a ``ValueError`` and a ``TypeError``, as scikit-learn's)."""
+
+
+POSITIVE_INT = Interval(int, 1, None, closed="left")
+
+
 def positive_int(text: str) -> int:
     """argparse ``type=`` for counts that must be ≥ 1 (epochs, batch sizes, image limits)."""
     return _parsed(text, int, 1, "a whole number ≥ 1")

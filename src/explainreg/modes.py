@@ -78,6 +78,13 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
             m.training = training
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a model without either)."""
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 _WARNED: set[int] = set()
 
 
@@ -95,4 +102,5 @@ def warn_batch_norm_mixing(model: nn.Module) -> None:
         UserWarning, stacklevel=3)
 
 
-__all__ = ["deterministic_dropout", "eval_mode", "frozen_norm_statistics", "norm_layers", "warn_batch_norm_mixing"]
+__all__ = ["deterministic_dropout", "eval_mode", "frozen_norm_statistics", "model_device", "norm_layers",
+           "warn_batch_norm_mixing"]

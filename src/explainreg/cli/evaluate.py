@@ -51,13 +51,14 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _settings(name: str, args) -> dict:
-    common = {"max_batch": args.max_batch} if name not in ("complexity", "sparseness", "roar") else {}
-    if name in ("complexity", "gaussian", "masked_accuracy") and args.compat:
-        common["compat"] = True
-    if name in ("gaussian", "blocks", "faithfulness_correlation", "road", "max_sensitivity", "roar"):
-        common["seed"] = args.seed
-    return common
+def _settings(name: str, args, **available) -> dict:
+    """What metric ``name``'s constructor takes of the command line's settings (the registry reads its
+    signature): ``max_batch``, ``seed``, ``compat`` (when ``--compat``) and the ``available`` extras."""
+    from ..metrics import accepted_settings
+
+    offered = {"max_batch": args.max_batch, "seed": args.seed, **({"compat": True} if args.compat else {}),
+               **available}
+    return accepted_settings(name, offered)
 
 
 def run(args) -> int:
@@ -117,14 +118,8 @@ def run(args) -> int:
         label = method or "none"
         built = {}
         for n in metric_names:
-            settings = _settings(n, args)
-            if n == "roar":
-                built[n] = build_metric(n, train_set=train, method=method, epochs=args.roar_epochs,
-                                        batch_size=args.roar_batch_size, **settings)
-            elif n == "max_sensitivity":
-                built[n] = build_metric(n, method=method, **settings)
-            else:
-                built[n] = build_metric(n, **settings)
+            built[n] = build_metric(n, **_settings(n, args, method=method, train_set=train, epochs=args.roar_epochs,
+                                                   batch_size=args.roar_batch_size))
         step = min(args.batch_size, -(-len(x_all) // world))  # torchrun: every rank gets at least one batch
         for start in range(rank * step, len(x_all), world * step):
             xb, yb = x_all[start:start + step], y_all[start:start + step]

@@ -2,11 +2,14 @@
 the result record and the accumulating base class."""
 from __future__ import annotations
 
+import contextvars
+import inspect
 import math
 import warnings
 import weakref
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -14,7 +17,7 @@ from torch import nn
 from .._dist import active as _dist_active
 from .._random import as_index
 from .._validation import check_batch, check_choice, check_labels, check_logits
-from ..attribution import model_device
+from ..modes import eval_mode, model_device
 from ._sync import row_index, sync_count, sync_rows
 
 CONVENTIONS = ("explainreg", "quantus")
@@ -141,32 +144,30 @@ def forward_chunks(model: nn.Module, x: torch.Tensor, max_batch: int = MAX_BATCH
     return torch.cat(out)
 
 
-class eval_mode:
-    """Context manager: the model in eval mode, each module's flag restored afterwards."""
+_VALIDATE_ARGS: contextvars.ContextVar[bool] = contextvars.ContextVar("validate_args", default=True)
 
-    def __init__(self, model: nn.Module | None) -> None:
-        self.model = model
 
-    def __enter__(self):
-        if self.model is not None:
-            self.flags = [(m, m.training) for m in self.model.modules()]
-            self.model.eval()
-        return self.model
-
-    def __exit__(self, *exc) -> None:
-        if self.model is not None:
-            for module, flag in self.flags:
-                module.train(flag)
+@contextmanager
+def validation(validate_args: bool = True) -> Iterator[None]:
+    """While the block runs, :func:`prepare` makes (``True``) or skips (``False``) its model probe: one
+    forward pass of one row per call that checks the logits' shape and the labels' range. The
+    tensors' own checks (type, shape, finiteness) always run."""
+    token = _VALIDATE_ARGS.set(bool(validate_args))
+    try:
+        yield
+    finally:
+        _VALIDATE_ARGS.reset(token)
 
 
 def prepare(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, attributions: torch.Tensor | None = None):
-    """Check inputs and move them to the model's device; returns ``(x, y, a)`` (a broadcast to x)."""
+    """Check inputs and move them to the model's device; returns ``(x, y, a)`` (a broadcast to x).
+    The model probe (logits B×K, labels in [0, K)) runs unless switched off by :func:`validation`."""
     check_inputs(x, y, attributions)
     device = model_device(model) if model is not None else x.device
     x = x.detach().to(device)
     y = y.to(device) if y is not None else None
     a = broadcast_attributions(attributions.detach().to(device), x) if attributions is not None else None
-    if model is not None and y is not None:
+    if model is not None and y is not None and _VALIDATE_ARGS.get():
         with torch.no_grad():
             probe = model(x[:1])
         check_logits(probe, 1)
@@ -210,6 +211,28 @@ def trapezoid(y: torch.Tensor, x: Sequence[float] | torch.Tensor | None = None, 
 
 def nanmean(values: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return values.nanmean(dim) if values.numel() else torch.tensor(math.nan)
+
+
+# -------------------------------------------------------------------------------------- reductions
+def curve_value(rows: torch.Tensor, steps: Sequence[float] | torch.Tensor, *, transform=None,
+                auc_x: Sequence[float] | torch.Tensor | None = None) -> torch.Tensor:
+    """∫ T(c̄) ds by the trapezoid rule: c̄ = the NaN-safe mean over images of ``rows`` (B×S), T the
+    ``transform`` (identity by default), over ``steps`` (or ``auc_x``). A 0-d float64 tensor."""
+    curve = nanmean(rows.double(), 0)
+    shown = transform(curve) if transform is not None else curve
+    x = torch.as_tensor(steps if auc_x is None else auc_x, dtype=torch.float64)
+    return trapezoid(shown.cpu(), x)
+
+
+def scores_value(rows: torch.Tensor) -> torch.Tensor:
+    """The NaN-safe mean of per-image scores (B); a 0-d float64 tensor (NaN when all are NaN)."""
+    return nanmean(rows.double(), 0)
+
+
+def reduce_rows(rows: torch.Tensor, reduction: str, value) -> torch.Tensor:
+    """``reduction="mean"``: ``value(rows)`` (the metric's summary); ``"none"``: the per-image rows."""
+    check_choice("reduction", reduction, ("mean", "none"))
+    return rows if reduction == "none" else value(rows)
 
 
 # ----------------------------------------------------------------------------------------- results
@@ -296,10 +319,47 @@ def degenerate_maps(attributions: torch.Tensor, kind: str = "constant") -> torch
     return flat.amax(1) == flat.amin(1)
 
 
-class Metric:
+#: The reductions a metric state may declare (torchmetrics' ``dist_reduce_fx``): ``"cat"`` (a list of
+#: per-image rows, concatenated over batches and, under ``torch.distributed``, over ranks in data-set
+#: order) and ``"sum"`` (a count summed over ranks).
+STATE_REDUCTIONS = ("cat", "sum")
+_CLASS_FACTS = ("name", "higher_is_better")
+
+
+class _MetricType(type):
+    """Builds metrics: ``validate_args`` (keyword, default True) for every metric; a setting that
+    picks a variant class with its own facts (``variant_by``); the constructor's arguments recorded
+    for :meth:`Metric.settings`. ``name`` and ``higher_is_better`` are class facts: setting them on an
+    instance raises."""
+
+    def __call__(cls, *args: Any, validate_args: bool = True, **kwargs: Any):
+        variants = cls.__dict__.get("variants")
+        if cls.variant_by is not None and variants:
+            bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+            bound.apply_defaults()
+            cls = variants.get(bound.arguments[cls.variant_by], cls)
+        obj = cls.__new__(cls)
+        signature = inspect.signature(cls.__init__)
+        bound = signature.bind(obj, *args, **kwargs)
+        bound.apply_defaults()
+        object.__setattr__(obj, "_init_arguments", {k: v for k, v in list(bound.arguments.items())[1:]})
+        object.__setattr__(obj, "validate_args", bool(validate_args))
+        obj.__init__(*args, **kwargs)
+        return obj
+
+
+class Metric(metaclass=_MetricType):
     """Accumulating form of a metric: ``update(model, x, y, attributions)`` on each batch, then
-    ``compute() -> MetricResult``. Subclasses implement ``per_image`` (a pure function of one batch,
-    returning a B-vector or a B×S curve) and ``summarize`` (per-image rows of all batches → result).
+    ``compute() -> MetricResult``. Subclasses implement ``per_image`` (the rows of one batch from a
+    pure function: a B-vector or a B×S curve) and ``summarize`` (the rows of all batches → result),
+    and register with :func:`explainreg.metrics.register_metric`.
+
+    State is declared with :meth:`add_state` (name, default, reduction ``"cat"`` or ``"sum"``), so
+    :meth:`reset` restores it and ``compute`` syncs it across processes (``metrics/_sync.py``).
+    ``name`` and ``higher_is_better`` are read-only class facts; a setting that changes them (ROAD's
+    and region perturbation's ``order``) selects a subclass (``variant_by``, ``variants``).
+    :meth:`settings` is derived from the constructor's signature. ``validate_args=False`` (a keyword
+    of every metric) skips the probe forward pass each batch pays to check the logits and labels.
 
     Random draws (stochastic metrics) and tie-breaks are keyed by the metric's ``seed`` and each
     image's position in the data set, ``self.batch_index`` during ``per_image``: a running count
@@ -314,17 +374,56 @@ class Metric:
     needs_model: ClassVar[bool] = True
     #: which maps count in ``n_degenerate`` (see :func:`degenerate_maps`).
     degenerate: ClassVar[str] = "constant"
+    #: constructor arguments left out of :meth:`settings` (they do not change the values).
+    unrecorded: ClassVar[tuple[str, ...]] = ("max_batch",)
+    #: the constructor argument whose value picks a variant class (``variants``: value → class).
+    variant_by: ClassVar[str | None] = None
+    validate_args: bool = True
 
     def __init__(self) -> None:
-        self._rows: list[torch.Tensor] = []
-        self._batches = 0
+        if not hasattr(self, "_states"):
+            object.__setattr__(self, "_states", {})
+        self.add_state("_rows", [], "cat")
+        self.add_state("_indices", [], "cat")  # each row's image index, to order rows synced across ranks
+        self.add_state("_n_degenerate", 0, "sum")
+        self.add_state("_batches", 0, "sum")
         self._offset = 0
-        self._n_degenerate = 0
-        self._indices: list[torch.Tensor] = []  # each row's image index, to order rows synced across ranks
         self.batch_index = torch.zeros(0, dtype=torch.long)
 
+    def __setattr__(self, key: str, value: Any) -> None:
+        if key in _CLASS_FACTS:
+            raise AttributeError(f"{key} is a fact of the class {type(self).__name__} ({getattr(type(self), key)!r}) "
+                                 f"and cannot be changed per instance; subclass the metric instead")
+        object.__setattr__(self, key, value)
+
+    def add_state(self, name: str, default: Any, reduction: str) -> None:
+        """Declare a piece of state: ``default`` (an empty list of per-batch tensors, a number or a
+        tensor), restored by :meth:`reset`, reduced across processes by ``reduction``
+        (:data:`STATE_REDUCTIONS`)."""
+        check_choice("reduction", reduction, STATE_REDUCTIONS)
+        if reduction == "cat" and not isinstance(default, list):
+            raise TypeError(f"state {name!r} with reduction 'cat' must default to a list of tensors, got "
+                            f"{type(default).__name__}")
+        self._states[name] = (default, reduction)
+        setattr(self, name, _fresh(default))
+
+    def state(self) -> dict[str, Any]:
+        """The declared state: ``{name: (value, reduction)}`` (what a sync across processes reduces)."""
+        return {n: (getattr(self, n), r) for n, (_, r) in self._states.items()}
+
     def settings(self) -> dict[str, Any]:
-        return {}
+        """The constructor's arguments (defaults filled in, ``**options`` flattened), each read back from
+        the attribute of the same name when the metric keeps a checked copy; without ``unrecorded``."""
+        signature = inspect.signature(type(self).__init__)
+        out: dict[str, Any] = {}
+        for key, value in getattr(self, "_init_arguments", {}).items():
+            if key in self.unrecorded:
+                continue
+            if signature.parameters[key].kind is inspect.Parameter.VAR_KEYWORD:
+                out.update({k: _recorded(v) for k, v in value.items()})
+            else:
+                out[key] = _recorded(getattr(self, key, value))
+        return out
 
     def per_image(self, model: nn.Module | None, x: torch.Tensor, y: torch.Tensor | None,
                   attributions: torch.Tensor | None) -> torch.Tensor:  # pragma: no cover - abstract
@@ -357,7 +456,7 @@ class Metric:
         if self.needs_model and model is None:
             raise ValueError(f"{self.name} needs the model: call update(model, x, y, attributions)")
         self._begin_update(x, attributions, index)
-        with eval_mode(model):
+        with eval_mode(model) if model is not None else nullcontext(), validation(self.validate_args):
             rows = self.per_image(model, x, y, attributions)
         self._count_degenerate(attributions)
         self._rows.append(rows.detach())
@@ -365,11 +464,10 @@ class Metric:
         return self
 
     def reset(self) -> None:
-        self._rows.clear()
-        self._batches = 0
+        """Every declared state back to its default, the running image count to 0."""
+        for name, (default, _) in self._states.items():
+            setattr(self, name, _fresh(default))
         self._offset = 0
-        self._n_degenerate = 0
-        self._indices = []
 
     def compute(self) -> MetricResult:
         if not self._rows:
@@ -406,15 +504,55 @@ class Metric:
         return f"{type(self).__name__}({args})"
 
 
+def _fresh(default: Any) -> Any:
+    """A new copy of a state's default (a new list, a cloned tensor)."""
+    if isinstance(default, list):
+        return list(default)
+    if isinstance(default, torch.Tensor):
+        return default.clone()
+    return default
+
+
+def _recorded(value: Any) -> Any:
+    """A setting as recorded: tuples as lists, a callable by its name."""
+    if isinstance(value, tuple):
+        return list(value)
+    if callable(value) and not isinstance(value, (torch.Tensor, nn.Module)):
+        return getattr(value, "__name__", "custom")
+    return value
+
+
+def deprecated_one_shot(cls: type, name: str, *, model_free: bool = False):
+    """The old functional form ``name(model, x, y, attributions, **settings) -> MetricResult`` (or
+    ``name(attributions, **settings)`` when ``model_free``), kept for one release with a
+    ``DeprecationWarning``: it becomes the tensor-returning ``explainreg.metrics.functional.<name>``."""
+
+    def one_shot(*args: Any, **settings: Any) -> MetricResult:
+        warnings.warn(f"explainreg.metrics.{name}(...) returning a MetricResult is deprecated and will be the "
+                      f"tensor-returning explainreg.metrics.functional.{name} in the next release; use "
+                      f"{cls.__name__}(**settings)(...) for the result record or functional.{name}(...) for its "
+                      "value", DeprecationWarning, stacklevel=2)
+        if model_free:
+            (attributions,) = args
+            return cls(**settings)(None, None, None, attributions)
+        model, x, y, *rest = args
+        attributions = rest[0] if rest else settings.pop("attributions", None)
+        return cls(**settings)(model, x, y, attributions)
+
+    one_shot.__name__ = one_shot.__qualname__ = name
+    one_shot.__doc__ = f"Deprecated: ``{cls.__name__}(**settings)(...)`` (see :class:`{cls.__name__}`)."
+    return one_shot
+
+
 def curve_result(metric: Metric, rows: torch.Tensor, steps: Sequence[float], *, transform=None,
                  step_name: str = "step", curve_name: str = "value", auc_x: Sequence[float] | None = None,
                  ) -> MetricResult:
-    """Mean curve over images (NaN-safe), its trapezoid AUC over ``steps`` (or ``auc_x``)."""
+    """Mean curve over images (NaN-safe), its trapezoid AUC over ``steps`` (or ``auc_x``): :func:`curve_value`.
+    ``metric``: the metric or its class (``name`` and ``higher_is_better`` are class facts)."""
     n_nan = int(torch.isnan(rows).any(1).sum()) if rows.numel() else 0
     curve = nanmean(rows.double(), 0)
-    shown = transform(curve) if transform is not None else curve
     steps_t = torch.as_tensor(steps, dtype=torch.float64)
-    value = trapezoid(shown.cpu(), steps_t if auc_x is None else auc_x)
+    value = curve_value(rows, steps_t, transform=transform, auc_x=auc_x)
     return MetricResult(metric.name, float(value), metric.higher_is_better, steps_t, curve.cpu(), rows.cpu(),
                         step_name=step_name, curve_name=curve_name, n_images=int(rows.shape[0]), n_nan=n_nan)
 
@@ -422,5 +560,5 @@ def curve_result(metric: Metric, rows: torch.Tensor, steps: Sequence[float], *, 
 def scalar_result(metric: Metric, rows: torch.Tensor) -> MetricResult:
     """Mean of per-image scores over all images, NaN-safe (the count of NaN images reported)."""
     n_nan = int(torch.isnan(rows).sum())
-    return MetricResult(metric.name, float(nanmean(rows.double(), 0)), metric.higher_is_better, per_image=rows.cpu(),
+    return MetricResult(metric.name, float(scores_value(rows)), metric.higher_is_better, per_image=rows.cpu(),
                         n_images=int(rows.shape[0]), n_nan=n_nan)

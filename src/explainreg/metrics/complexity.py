@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from .._validation import check_choice
-from ._core import CONVENTIONS, Metric, MetricResult, check_inputs, scalar_result
+from ._core import CONVENTIONS, Metric, MetricResult, check_inputs, deprecated_one_shot, scalar_result
+from .registry import register_metric
 
 
 def _check_attr(attributions: torch.Tensor) -> torch.Tensor:
@@ -64,6 +65,7 @@ def sparseness_scores(attributions: torch.Tensor, *, convention: str = "explainr
     return torch.where(total > 0, g, torch.full_like(g, float("nan")))
 
 
+@register_metric("complexity", aliases=("entropy",))
 class Complexity(Metric):
     """Mean entropy over **all** images (lower is better); all-zero maps are NaN, skipped, counted."""
 
@@ -77,9 +79,6 @@ class Complexity(Metric):
         check_choice("convention", convention, CONVENTIONS)
         self.compat, self.convention = bool(compat), convention
 
-    def settings(self) -> dict[str, Any]:
-        return {"compat": self.compat, "convention": self.convention}
-
     def per_image(self, model, x, y, attributions):
         if x is not None:
             check_inputs(x, None, attributions)
@@ -89,6 +88,7 @@ class Complexity(Metric):
         return scalar_result(self, rows)
 
 
+@register_metric("sparseness", aliases=("gini",))
 class Sparseness(Metric):
     """Mean Gini index over all images (higher is better)."""
 
@@ -102,9 +102,6 @@ class Sparseness(Metric):
         check_choice("convention", convention, CONVENTIONS)
         self.convention = convention
 
-    def settings(self) -> dict[str, Any]:
-        return {"convention": self.convention}
-
     def per_image(self, model, x, y, attributions):
         if x is not None:
             check_inputs(x, None, attributions)
@@ -114,11 +111,5 @@ class Sparseness(Metric):
         return scalar_result(self, rows)
 
 
-def complexity(attributions: torch.Tensor, **settings) -> MetricResult:
-    """Functional complexity over a batch of attributions (see :class:`Complexity`)."""
-    return Complexity(**settings)(None, None, None, attributions)
-
-
-def sparseness(attributions: torch.Tensor, **settings) -> MetricResult:
-    """Functional sparseness over a batch of attributions (see :class:`Sparseness`)."""
-    return Sparseness(**settings)(None, None, None, attributions)
+complexity = deprecated_one_shot(Complexity, "complexity", model_free=True)
+sparseness = deprecated_one_shot(Sparseness, "sparseness", model_free=True)

@@ -21,9 +21,10 @@ from torch import nn
 from .._random import as_index, descending_ranks, keyed_draw
 from .._validation import check_choice
 from ._core import (CONVENTIONS, MAX_BATCH, SEED_PERCENTILES, Metric, MetricResult, above_percentile_masks,
-                    check_fractions, check_positive_int, curve_result, eval_mode, forward_chunks, prepare,
-                    scalar_result, trapezoid)
+                    check_fractions, check_positive_int, curve_result, curve_value, deprecated_one_shot, eval_mode,
+                    forward_chunks, prepare, scalar_result, trapezoid)
 from ._stack import fill_value, forward_copies, masked_copies, pearson_rows
+from .registry import register_metric
 
 
 def _percentiles(values: Sequence[float]) -> tuple[float, ...]:
@@ -51,6 +52,21 @@ def morf_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, attrib
     return p / conf[:, None]
 
 
+def _morf_steps(percentiles: Sequence[float]) -> tuple[list[int], list[float]]:
+    """The column order that sorts the fractions removed 1 − p/100 increasingly, and those fractions."""
+    steps = [1.0 - p / 100.0 for p in percentiles]
+    order = sorted(range(len(steps)), key=steps.__getitem__)
+    return order, [steps[i] for i in order]
+
+
+def morf_value(rows: torch.Tensor, percentiles: Sequence[float] = SEED_PERCENTILES) -> torch.Tensor:
+    """MoRF / LeRF AUC: ∫ (1 − mean_b d_b) over the fraction removed 1 − p/100 (trapezoid rule), from
+    the per-image ratios ``rows`` (B×S, the columns in the order of ``percentiles``)."""
+    order, steps = _morf_steps(percentiles)
+    return curve_value(rows[:, order], steps, transform=lambda c: 1.0 - c)
+
+
+@register_metric("morf")
 class MoRF(Metric):
     """Most Relevant First: AUC = ∫ (1 − mean_b d_b) over fraction removed 1 − p/100 (higher is better)."""
 
@@ -64,22 +80,17 @@ class MoRF(Metric):
         self.percentiles = _percentiles(percentiles)
         self.baseline, self.max_batch = baseline, check_positive_int("max_batch", max_batch)
 
-    def settings(self) -> dict[str, Any]:
-        return {"percentiles": list(self.percentiles), "baseline": self.baseline}
-
     def per_image(self, model, x, y, attributions):
         return morf_curve(model, x, y, attributions, percentiles=self.percentiles, baseline=self.baseline,
                           order=self.order, max_batch=self.max_batch)
 
     def summarize(self, rows):
-        steps = [1.0 - p / 100.0 for p in self.percentiles]
-        order = sorted(range(len(steps)), key=steps.__getitem__)
-        rows = rows[:, order]
-        steps = [steps[i] for i in order]
-        return curve_result(self, rows, steps, transform=lambda c: 1.0 - c, step_name="fraction_removed",
+        order, steps = _morf_steps(self.percentiles)
+        return curve_result(self, rows[:, order], steps, transform=lambda c: 1.0 - c, step_name="fraction_removed",
                             curve_name="relative_confidence")
 
 
+@register_metric("lerf")
 class LeRF(MoRF):
     """Least Relevant First (MoRF on −a): AUC of 1 − mean d; lower is better (the model keeps its
     confidence while irrelevant features go)."""
@@ -89,14 +100,8 @@ class LeRF(MoRF):
     order = "lerf"
 
 
-def morf(model, x, y, attributions, **settings) -> MetricResult:
-    """Functional MoRF (see :class:`MoRF`)."""
-    return MoRF(**settings)(model, x, y, attributions)
-
-
-def lerf(model, x, y, attributions, **settings) -> MetricResult:
-    """Functional LeRF (see :class:`LeRF`)."""
-    return LeRF(**settings)(model, x, y, attributions)
+morf = deprecated_one_shot(MoRF, "morf")
+lerf = deprecated_one_shot(LeRF, "lerf")
 
 
 # ------------------------------------------------------------------------- seed's cumulative faithfulness
@@ -116,6 +121,7 @@ def faithfulness_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attr
     return pearson_rows(removed, p0[:, None] - p)
 
 
+@register_metric("faithfulness")
 class Faithfulness(Metric):
     """The seed's faithfulness: mean over images of the per-image correlation (higher is better);
     images whose correlation is undefined are skipped and counted in ``n_nan``."""
@@ -129,9 +135,6 @@ class Faithfulness(Metric):
         self.percentiles = _percentiles(percentiles)
         self.baseline, self.max_batch = baseline, check_positive_int("max_batch", max_batch)
 
-    def settings(self):
-        return {"percentiles": list(self.percentiles), "baseline": self.baseline}
-
     def per_image(self, model, x, y, attributions):
         return faithfulness_scores(model, x, y, attributions, percentiles=self.percentiles, baseline=self.baseline,
                                    max_batch=self.max_batch)
@@ -140,9 +143,7 @@ class Faithfulness(Metric):
         return scalar_result(self, rows)
 
 
-def faithfulness(model, x, y, attributions, **settings) -> MetricResult:
-    """Functional seed faithfulness (see :class:`Faithfulness`)."""
-    return Faithfulness(**settings)(model, x, y, attributions)
+faithfulness = deprecated_one_shot(Faithfulness, "faithfulness")
 
 
 # ------------------------------------------------------------------- Bhatt et al. faithfulness correlation
@@ -205,6 +206,7 @@ def faithfulness_correlation_scores(model: nn.Module, x: torch.Tensor, y: torch.
     return pearson_rows(sums, f0[:, None] - f)
 
 
+@register_metric("faithfulness_correlation")
 class FaithfulnessCorrelation(Metric):
     """Bhatt et al. faithfulness correlation, mean over images (higher is better)."""
 
@@ -220,10 +222,6 @@ class FaithfulnessCorrelation(Metric):
         self.convention, self.baseline, self.seed = convention, baseline, int(seed)
         self.max_batch = check_positive_int("max_batch", max_batch)
 
-    def settings(self):
-        return {"nr_runs": self.nr_runs, "subset_size": self.subset_size, "convention": self.convention,
-                "baseline": self.baseline, "seed": self.seed}
-
     def per_image(self, model, x, y, attributions):
         return faithfulness_correlation_scores(
             model, x, y, attributions, nr_runs=self.nr_runs, subset_size=self.subset_size,
@@ -234,17 +232,21 @@ class FaithfulnessCorrelation(Metric):
         return scalar_result(self, rows)
 
 
-def faithfulness_correlation(model, x, y, attributions, **settings) -> MetricResult:
-    """Functional faithfulness correlation (see :class:`FaithfulnessCorrelation`)."""
-    return FaithfulnessCorrelation(**settings)(model, x, y, attributions)
+faithfulness_correlation = deprecated_one_shot(FaithfulnessCorrelation, "faithfulness_correlation")
 
 
 # ------------------------------------------------------------------------------------- pixel flipping
+def per_image_auc_value(rows: torch.Tensor) -> torch.Tensor:
+    """The mean over images of each curve's trapezoid AUC with unit spacing (Quantus's ``get_auc_score``);
+    pixel flipping's and region perturbation's summary."""
+    return trapezoid(rows.double(), dim=1).mean()
+
+
 def _per_image_auc(metric: Metric, rows: torch.Tensor, step_name: str, curve_name: str) -> MetricResult:
     """Mean curve over steps 1..S, summarised as the mean of the per-image AUCs (unit spacing, as Quantus)."""
     steps = torch.arange(1, rows.shape[1] + 1, dtype=torch.float64)
     result = curve_result(metric, rows, steps, step_name=step_name, curve_name=curve_name)
-    result.value = float(trapezoid(rows.double(), dim=1).mean())
+    result.value = float(per_image_auc_value(rows))
     return result
 
 
@@ -277,6 +279,7 @@ def pixel_flipping_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
     return forward_copies(model, make, len(x), steps, y, max_batch=max_batch, output=output)
 
 
+@register_metric("pixel_flipping")
 class PixelFlipping(Metric):
     """Pixel flipping curve of f_y; the summary is the mean per-image trapezoid AUC with unit spacing
     (Quantus's ``get_auc_score``). Lower is better (a faithful ranking destroys the output fast)."""
@@ -292,10 +295,6 @@ class PixelFlipping(Metric):
         self.convention, self.baseline, self.seed = convention, baseline, int(seed)
         self.max_batch = check_positive_int("max_batch", max_batch)
 
-    def settings(self):
-        return {"features_in_step": self.features_in_step, "convention": self.convention, "baseline": self.baseline,
-                "seed": self.seed}
-
     def per_image(self, model, x, y, attributions):
         return pixel_flipping_curve(model, x, y, attributions, features_in_step=self.features_in_step,
                                     convention=self.convention, baseline=self.baseline, seed=self.seed,
@@ -305,9 +304,7 @@ class PixelFlipping(Metric):
         return _per_image_auc(self, rows, "step", "output")
 
 
-def pixel_flipping(model, x, y, attributions, **settings) -> MetricResult:
-    """Functional pixel flipping (see :class:`PixelFlipping`)."""
-    return PixelFlipping(**settings)(model, x, y, attributions)
+pixel_flipping = deprecated_one_shot(PixelFlipping, "pixel_flipping")
 
 
 # -------------------------------------------------------------------------------- region perturbation
@@ -366,11 +363,15 @@ def region_perturbation_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor
     return f0[:, None] - f
 
 
+@register_metric("region_perturbation")
 class RegionPerturbation(Metric):
     """Region perturbation curve f_y(x) − f_y(x̃); summary: mean per-image AUC with unit spacing
-    (Quantus's ``get_auc_score``). Higher is better for ``morf`` (lower for ``lerf``)."""
+    (Quantus's ``get_auc_score``). Higher is better for ``morf`` and ``random``; ``order="lerf"``
+    builds a :class:`RegionPerturbationLeRF` (lower is better)."""
 
     name = "region_perturbation"
+    higher_is_better = True
+    variant_by = "order"
 
     def __init__(self, patch_size: int = 8, order: str = "morf", regions_evaluation: int = 100,
                  convention: str = "explainreg", baseline: Any = None, seed: int = 0,
@@ -382,11 +383,6 @@ class RegionPerturbation(Metric):
         self.regions_evaluation = check_positive_int("regions_evaluation", regions_evaluation)
         self.order, self.convention, self.baseline, self.seed = order, convention, baseline, int(seed)
         self.max_batch = check_positive_int("max_batch", max_batch)
-        self.higher_is_better = order != "lerf"
-
-    def settings(self):
-        return {"patch_size": self.patch_size, "order": self.order, "regions_evaluation": self.regions_evaluation,
-                "convention": self.convention, "baseline": self.baseline, "seed": self.seed}
 
     def per_image(self, model, x, y, attributions):
         return region_perturbation_curve(model, x, y, attributions, patch_size=self.patch_size, order=self.order,
@@ -398,9 +394,14 @@ class RegionPerturbation(Metric):
         return _per_image_auc(self, rows, "regions_removed", "output_drop")
 
 
-def region_perturbation(model, x, y, attributions, **settings) -> MetricResult:
-    """Functional region perturbation (see :class:`RegionPerturbation`)."""
-    return RegionPerturbation(**settings)(model, x, y, attributions)
+class RegionPerturbationLeRF(RegionPerturbation):
+    """Region perturbation in the ``lerf`` order (least relevant regions first): lower is better."""
+
+    higher_is_better = False
+
+
+RegionPerturbation.variants = {"lerf": RegionPerturbationLeRF}
+region_perturbation = deprecated_one_shot(RegionPerturbation, "region_perturbation")
 
 
 # -------------------------------------------------------------------------------- SGT masked accuracy
@@ -460,6 +461,7 @@ class _Squeeze1(nn.Module):
         return self.model(x.squeeze(1))
 
 
+@register_metric("masked_accuracy", aliases=("sgt",))
 class MaskedAccuracy(Metric):
     """SGT masked-accuracy curve over the drop percentage; summary: its trapezoid AUC over the
     fraction dropped d/100. Lower is better (accuracy falls faster when the salient pixels go)."""
@@ -474,9 +476,6 @@ class MaskedAccuracy(Metric):
         self.background, self.compat, self.seed = background, bool(compat), int(seed)
         self.max_batch = check_positive_int("max_batch", max_batch)
 
-    def settings(self):
-        return {"drops": list(self.drops), "background": self.background, "compat": self.compat, "seed": self.seed}
-
     def per_image(self, model, x, y, attributions):
         return masked_accuracy_rows(model, x, y, attributions, drops=self.drops, background=self.background,
                                     compat=self.compat, seed=self.seed, index=self.batch_index,
@@ -487,15 +486,13 @@ class MaskedAccuracy(Metric):
         return curve_result(self, rows, steps, step_name="fraction_dropped", curve_name="accuracy")
 
 
-def masked_accuracy(model, x, y, attributions, **settings) -> MetricResult:
-    """Functional masked accuracy (see :class:`MaskedAccuracy`)."""
-    return MaskedAccuracy(**settings)(model, x, y, attributions)
+masked_accuracy = deprecated_one_shot(MaskedAccuracy, "masked_accuracy")
 
 
 __all__ = [
     "Faithfulness", "FaithfulnessCorrelation", "LeRF", "MaskedAccuracy", "MoRF", "PixelFlipping",
     "RegionPerturbation", "faithfulness", "faithfulness_correlation", "faithfulness_correlation_scores",
     "faithfulness_scores", "lerf", "masked_accuracy", "masked_accuracy_rows", "morf", "morf_curve",
-    "keyed_subsets", "pixel_flipping", "pixel_flipping_curve", "random_subsets", "region_perturbation", "region_perturbation_curve",
-    "eval_mode",
+    "keyed_subsets", "morf_value", "per_image_auc_value", "pixel_flipping", "pixel_flipping_curve", "random_subsets",
+    "region_perturbation", "region_perturbation_curve", "RegionPerturbationLeRF", "eval_mode",
 ]

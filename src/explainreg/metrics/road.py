@@ -22,8 +22,9 @@ from torch import nn
 from .._random import as_index, descending_ranks, keyed_draw
 from .._validation import check_choice
 from ._core import (CONVENTIONS, MAX_BATCH, Metric, MetricResult, check_fractions, check_positive_int, curve_result,
-                    prepare)
+                    deprecated_one_shot, prepare)
 from ._stack import forward_copies
+from .registry import register_metric
 
 EDGE, DIAGONAL = 1.0 / 6.0, 1.0 / 12.0
 
@@ -166,12 +167,16 @@ def road_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: 
     return (labels == y[:, None]).double()
 
 
+@register_metric("road")
 class ROAD(Metric):
     """ROAD accuracy curve over the percentage removed, for the ``morf`` (lower is better: accuracy
-    should fall fast) or ``lerf`` order (higher is better); summary: trapezoid AUC over the fraction
-    removed. ``convention="quantus"``: percentages 1, 3, …, 99 and ``morf`` as ``quantus.ROAD``."""
+    should fall fast) or ``lerf`` order (``ROAD(order="lerf")`` builds a :class:`ROADLeRF`: higher is
+    better); summary: trapezoid AUC over the fraction removed. ``convention="quantus"``: percentages
+    1, 3, …, 99 and ``morf`` as ``quantus.ROAD``."""
 
-    name = "road"
+    name = "road_morf"
+    higher_is_better = False
+    variant_by = "order"
 
     def __init__(self, percentages: Sequence[float] | None = None, order: str = "morf", noise: float = 0.01,
                  convention: str = "explainreg", seed: int = 0, tol: float = 1e-5, max_batch: int = MAX_BATCH) -> None:
@@ -183,12 +188,6 @@ class ROAD(Metric):
         self.percentages = check_fractions("percentages", percentages, 0.0, 100.0)
         self.order, self.noise, self.convention, self.seed, self.tol = order, float(noise), convention, int(seed), tol
         self.max_batch = check_positive_int("max_batch", max_batch)
-        self.higher_is_better = order == "lerf"
-        self.name = f"road_{order}"
-
-    def settings(self) -> dict[str, Any]:
-        return {"percentages": list(self.percentages), "order": self.order, "noise": self.noise,
-                "convention": self.convention, "seed": self.seed}
 
     def per_image(self, model, x, y, attributions):
         return road_rows(model, x, y, attributions, percentages=self.percentages, order=self.order, noise=self.noise,
@@ -199,10 +198,16 @@ class ROAD(Metric):
                             curve_name="accuracy")
 
 
-def road(model, x, y, attributions, **settings) -> MetricResult:
-    """Functional ROAD (see :class:`ROAD`)."""
-    return ROAD(**settings)(model, x, y, attributions)
+class ROADLeRF(ROAD):
+    """ROAD in the ``lerf`` order (least relevant pixels removed first): higher is better."""
+
+    name = "road_lerf"
+    higher_is_better = True
 
 
-__all__ = ["ROAD", "neighbour_sum", "noisy_linear_imputation", "road", "road_rows", "solve_imputation"]
+ROAD.variants = {"lerf": ROADLeRF}
+road = deprecated_one_shot(ROAD, "road")
+
+
+__all__ = ["ROAD", "ROADLeRF", "neighbour_sum", "noisy_linear_imputation", "road", "road_rows", "solve_imputation"]
 

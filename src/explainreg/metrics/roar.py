@@ -14,9 +14,11 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from ..attribution import attribute, check_options, model_device, resolve_method
+from ..attribution import attribute, check_options, resolve_method
 from ..data import ArrayDataset
+from ..modes import eval_mode, model_device
 from ._core import Metric, MetricResult, above_percentile_masks, check_fractions, curve_result, prepare
+from .registry import register_metric
 from ._sync import row_index, sync_rows
 from ._stack import fill_value
 
@@ -57,9 +59,7 @@ def roar_curve(model: nn.Module, train_set: ArrayDataset, test_set: ArrayDataset
     fr = check_fractions("fractions", fractions, 0.0, 1.0)
     opts = attribution_options or {}
     device = model_device(model)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         if train_attributions is None:
             train_attributions = attribute(model, train_set.x, train_set.y, method, **opts)
         if test_attributions is None:
@@ -67,8 +67,6 @@ def roar_curve(model: nn.Module, train_set: ArrayDataset, test_set: ArrayDataset
         xtr, _, atr = prepare(model, train_set.x, train_set.y, train_attributions)
         xte, yte, ate = prepare(model, test_set.x, test_set.y, test_attributions)
         accuracies = [evaluate_accuracy(model, ArrayDataset(xte, yte))]
-    finally:
-        model.train(was_training)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
                          device=str(device), progress=progress)
     for i, f in enumerate(fr):
@@ -78,10 +76,8 @@ def roar_curve(model: nn.Module, train_set: ArrayDataset, test_set: ArrayDataset
         fresh.to(device)
         train(fresh, None, masked_train, None, config=config)
         accuracies.append(evaluate_accuracy(fresh, masked_test))
-    metric = ROAR.__new__(ROAR)
-    metric.name, metric.higher_is_better = ROAR.name, ROAR.higher_is_better
     rows = torch.tensor(accuracies, dtype=torch.float64)[None]
-    result = curve_result(metric, rows, (0.0,) + fr, step_name="fraction_removed", curve_name="accuracy")
+    result = curve_result(ROAR, rows, (0.0,) + fr, step_name="fraction_removed", curve_name="accuracy")
     result.n_images = len(test_set)
     result.per_image = None
     result.settings = {"fractions": list(fr), "method": method, "epochs": epochs, "batch_size": batch_size, "lr": lr,
@@ -89,12 +85,14 @@ def roar_curve(model: nn.Module, train_set: ArrayDataset, test_set: ArrayDataset
     return result
 
 
+@register_metric("roar")
 class ROAR(Metric):
     """Accumulating ROAR: ``update`` collects test batches (with their attributions); ``compute``
     attributes ``train_set`` with the model last seen, masks, retrains and evaluates (lower is better)."""
 
     name = "roar"
     higher_is_better = False
+    unrecorded = ("train_set", "model_factory", "progress")
 
     def __init__(self, train_set: ArrayDataset, fractions: Sequence[float] = ROAR_FRACTIONS, method: str = "saliency",
                  epochs: int = 6, batch_size: int = 30, lr: float = 1e-3, optimizer: str = "adam", seed: int = 0,
@@ -107,17 +105,9 @@ class ROAR(Metric):
         self.kwargs = dict(fractions=check_fractions("fractions", fractions, 0.0, 1.0), method=method, epochs=epochs,
                            batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed, model_factory=model_factory,
                            baseline=baseline, progress=progress, attribution_options=attribution_options)
-        self._x: list[torch.Tensor] = []
-        self._y: list[torch.Tensor] = []
-        self._a: list[torch.Tensor] = []
+        for name in ("_x", "_y", "_a"):  # the test batches, gathered across processes in compute
+            self.add_state(name, [], "cat")
         self._model: nn.Module | None = None
-
-    def settings(self):
-        return {k: v for k, v in self.kwargs.items() if k not in ("model_factory", "progress")}
-
-    def reset(self) -> None:
-        super().reset()
-        self._x.clear(), self._y.clear(), self._a.clear()
 
     def update(self, model, x, y=None, attributions=None, *, index=None):
         if attributions is None:

@@ -15,9 +15,10 @@ from torch import nn
 from .._random import as_index, keyed_draw
 from .._validation import check_choice
 from ..attribution import explainer
-from ._core import (CONVENTIONS, MAX_BATCH, Metric, MetricResult, check_fractions, check_positive_int, curve_result, prepare,
-                    scalar_result)
+from ._core import (CONVENTIONS, MAX_BATCH, Metric, MetricResult, check_fractions, check_positive_int, curve_result,
+                    deprecated_one_shot, prepare, scalar_result)
 from ._stack import forward_copies
+from .registry import register_metric
 
 GAUSSIAN_SIGMAS = (0.1, 0.5, 1.0, 1.5)
 BLOCK_SIZES = (6, 8, 10, 12)
@@ -98,6 +99,7 @@ def square_block_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, siz
     return (labels == y[:, None]).double()
 
 
+@register_metric("gaussian", aliases=("gauss", "gaussian_noise"))
 class GaussianNoise(Metric):
     """Accuracy curve over σ ∈ {0, 0.1, 0.5, 1, 1.5} and its trapezoid AUC (max 1.5; higher is better)."""
 
@@ -111,9 +113,6 @@ class GaussianNoise(Metric):
         self.sigmas = check_fractions("sigmas", sigmas, 0.0, float("inf"))
         self.compat, self.seed, self.max_batch = bool(compat), int(seed), check_positive_int("max_batch", max_batch)
 
-    def settings(self):
-        return {"sigmas": list(self.sigmas), "compat": self.compat, "seed": self.seed}
-
     def per_image(self, model, x, y, attributions):
         return gaussian_noise_rows(model, x, y, sigmas=self.sigmas, compat=self.compat, seed=self.seed,
                                    index=self.batch_index, max_batch=self.max_batch)
@@ -122,6 +121,7 @@ class GaussianNoise(Metric):
         return curve_result(self, rows, (0.0,) + self.sigmas, step_name="sigma", curve_name="accuracy")
 
 
+@register_metric("blocks", aliases=("square_blocks",))
 class SquareBlocks(Metric):
     """Accuracy curve over the maximal block half-size s ∈ {0, 6, 8, 10, 12} and its trapezoid AUC
     (max 12; higher is better)."""
@@ -136,9 +136,6 @@ class SquareBlocks(Metric):
         self.sizes = tuple(check_positive_int("sizes", s) for s in sizes)
         self.min_size, self.seed, self.max_batch = int(min_size), int(seed), check_positive_int("max_batch", max_batch)
 
-    def settings(self):
-        return {"sizes": list(self.sizes), "min_size": self.min_size, "seed": self.seed}
-
     def per_image(self, model, x, y, attributions):
         return square_block_rows(model, x, y, sizes=self.sizes, min_size=self.min_size, seed=self.seed,
                                  index=self.batch_index, max_batch=self.max_batch)
@@ -148,14 +145,8 @@ class SquareBlocks(Metric):
                             curve_name="accuracy")
 
 
-def gaussian_noise(model, x, y, attributions=None, **settings) -> MetricResult:
-    """Functional Gaussian-noise robustness (see :class:`GaussianNoise`)."""
-    return GaussianNoise(**settings)(model, x, y, attributions)
-
-
-def square_blocks(model, x, y, attributions=None, **settings) -> MetricResult:
-    """Functional square-block robustness (see :class:`SquareBlocks`)."""
-    return SquareBlocks(**settings)(model, x, y, attributions)
+gaussian_noise = deprecated_one_shot(GaussianNoise, "gaussian_noise")
+square_blocks = deprecated_one_shot(SquareBlocks, "square_blocks")
 
 
 # ------------------------------------------------------------------------------------ max-sensitivity
@@ -209,6 +200,7 @@ def max_sensitivity_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, a
     return torch.cat(out)
 
 
+@register_metric("max_sensitivity")
 class MaxSensitivity(Metric):
     """Mean over images of the max-sensitivity (lower is better). ``convention``: ``"explainreg"``
     and ``"quantus"`` are the same computation (Quantus 0.6's defaults: 200 samples of U(−0.2, 0.2),
@@ -229,11 +221,6 @@ class MaxSensitivity(Metric):
         self.max_batch = check_positive_int("max_batch", max_batch)
         explainer(method, **options)  # validate the name and the options early
 
-    def settings(self):
-        return {"method": self.method if isinstance(self.method, str) else getattr(self.method, "__name__", "custom"),
-                "nr_samples": self.nr_samples, "lower_bound": self.lower_bound, "upper_bound": self.upper_bound,
-                "seed": self.seed, "convention": self.convention, **self.options}
-
     def per_image(self, model, x, y, attributions):
         return max_sensitivity_scores(model, x, y, attributions, method=self.method, nr_samples=self.nr_samples,
                                       lower_bound=self.lower_bound, upper_bound=self.upper_bound,
@@ -244,6 +231,4 @@ class MaxSensitivity(Metric):
         return scalar_result(self, rows)
 
 
-def max_sensitivity(model, x, y, attributions, **settings) -> MetricResult:
-    """Functional max-sensitivity (see :class:`MaxSensitivity`)."""
-    return MaxSensitivity(**settings)(model, x, y, attributions)
+max_sensitivity = deprecated_one_shot(MaxSensitivity, "max_sensitivity")

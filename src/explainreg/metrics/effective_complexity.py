@@ -1,0 +1,68 @@
+"""Effective complexity (Nguyen & Martínez 2020): the number of features whose attribution exceeds a
+threshold in absolute value, |{k : |a_k| > ε}| (lower is better: a simpler explanation).
+
+``convention="quantus"`` first divides the attributions by max |a| over the whole batch, as
+``quantus.EffectiveComplexity`` 0.6 does by default (``normalise=True``); the default
+``"explainreg"`` counts the raw |a_k| > ε, so an image's count does not depend on its batch.
+"""
+from __future__ import annotations
+
+import torch
+
+from .._validation import Interval, Options, validate
+from ._core import CONVENTIONS, Metric, check_inputs, scalar_result
+from .registry import register_metric
+
+_EPS = Interval(float, 0.0, None, closed="left")
+
+
+def effective_complexity_scores(attributions: torch.Tensor, *, eps: float = 1e-5,
+                                convention: str = "explainreg") -> torch.Tensor:
+    """Per-image count |{k : |a_k| > ``eps``}| over all entries of each map (B×... → B, float64).
+
+    Args:
+        attributions: B×... attribution maps.
+        eps: the threshold ε ≥ 0.
+        convention: ``"explainreg"`` (raw |a|) or ``"quantus"`` (|a| / max |a| over the batch first).
+
+    Example::
+
+        >>> effective_complexity_scores(torch.tensor([[0.0, 0.5, -2.0], [0.0, 0.0, 1e-6]]))
+        tensor([2., 0.], dtype=torch.float64)
+    """
+    validate("effective_complexity_scores", eps=(eps, _EPS), convention=(convention, Options(CONVENTIONS)))
+    if not isinstance(attributions, torch.Tensor) or attributions.dim() < 2:
+        raise ValueError("attributions must be a batched tensor B×..., got "
+                         f"{tuple(attributions.shape) if isinstance(attributions, torch.Tensor) else type(attributions).__name__}")
+    check_inputs(attributions.new_zeros(attributions.shape), None, attributions)
+    a = attributions.detach().flatten(1).double().abs()
+    if convention == "quantus" and bool((a > 0).any()):
+        a = a / a.max()
+    return (a > eps).sum(1).double()
+
+
+@register_metric("effective_complexity")
+class EffectiveComplexity(Metric):
+    """Mean effective complexity over all images (:func:`effective_complexity_scores`; lower is better).
+    No model is needed: ``update(None, x, y, attributions)``."""
+
+    name = "effective_complexity"
+    higher_is_better = False
+    needs_model = False
+    degenerate = "zero"
+
+    def __init__(self, eps: float = 1e-5, convention: str = "explainreg") -> None:
+        super().__init__()
+        validate("EffectiveComplexity", eps=(eps, _EPS), convention=(convention, Options(CONVENTIONS)))
+        self.eps, self.convention = float(eps), convention
+
+    def per_image(self, model, x, y, attributions):
+        if x is not None:
+            check_inputs(x, None, attributions)
+        return effective_complexity_scores(attributions, eps=self.eps, convention=self.convention)
+
+    def summarize(self, rows):
+        return scalar_result(self, rows)
+
+
+__all__ = ["EffectiveComplexity", "effective_complexity_scores"]

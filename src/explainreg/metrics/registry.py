@@ -1,0 +1,85 @@
+"""The metric registry: ``@register_metric("morf")`` on a :class:`~explainreg.metrics._core.Metric`
+subclass makes it buildable by name (:func:`build_metric`, ``explainreg evaluate --metrics``), as
+``@register_penalty`` does for penalties. Adding a metric is one module plus its test.
+
+What a caller may pass a metric is read from its constructor (:func:`accepted_settings`), so the
+command line needs no table of settings per metric name.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, TypeVar
+
+from ._core import Metric
+
+#: name → metric class, in registration order.
+METRICS: dict[str, type[Metric]] = {}
+#: alternative spelling → registered name.
+METRIC_ALIASES: dict[str, str] = {}
+#: The seed's six tests (methods.md B.1 §1.5).
+SEED_TESTS = ("morf", "faithfulness", "complexity", "roar", "gaussian", "blocks")
+
+M = TypeVar("M", bound=type)
+
+
+def register_metric(name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[M], M]:
+    """Class decorator: register a metric class under ``name`` (and ``aliases``).
+
+    Example::
+
+        >>> from explainreg.metrics import Metric, register_metric, scalar_result
+        >>> @register_metric("mean_attribution")
+        ... class MeanAttribution(Metric):
+        ...     name, needs_model = "mean_attribution", False
+        ...     def per_image(self, model, x, y, a): return a.flatten(1).mean(1)
+        ...     def summarize(self, rows): return scalar_result(self, rows)
+        >>> import torch; round(build_metric("mean_attribution")(None, None, None, torch.ones(2, 3)).value, 3)
+        1.0
+        >>> _ = METRICS.pop("mean_attribution")
+    """
+
+    def decorate(cls: M) -> M:
+        if not (isinstance(cls, type) and issubclass(cls, Metric)):
+            raise TypeError(f"register_metric({name!r}) decorates a subclass of explainreg.metrics.Metric, "
+                            f"got {cls!r}")
+        taken = [n for n in (name, *aliases) if _key(n) in METRICS or _key(n) in METRIC_ALIASES]
+        if taken:
+            raise ValueError(f"metric name {taken[0]!r} is already registered (by "
+                             f"{METRICS.get(_key(taken[0])) or METRICS[METRIC_ALIASES[_key(taken[0])]]}); pick "
+                             "another name")
+        METRICS[_key(name)] = cls
+        METRIC_ALIASES.update({_key(a): _key(name) for a in aliases})
+        return cls
+
+    return decorate
+
+
+def _key(name: str) -> str:
+    return str(name).lower().replace("-", "_")
+
+
+def resolve_metric(name: str) -> str:
+    """The registered name of ``name`` (case, ``-``/``_`` and aliases such as ``gauss`` accepted)."""
+    key = _key(name)
+    key = METRIC_ALIASES.get(key, key)
+    if key not in METRICS:
+        raise ValueError(f"unknown metric {name!r}; metrics must be among {', '.join(METRICS)}")
+    return key
+
+
+def build_metric(name: str, **settings: Any) -> Metric:
+    """An accumulating metric by name (see ``METRICS``) with its settings."""
+    return METRICS[resolve_metric(name)](**settings)
+
+
+def accepted_settings(name: str, available: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``available`` that metric ``name``'s constructor takes as named parameters (a
+    ``**options`` catch-all does not count), e.g. ``max_batch``, ``seed``, ``compat``, ``method``."""
+    parameters = inspect.signature(METRICS[resolve_metric(name)].__init__).parameters
+    named = {k for k, p in parameters.items()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and k != "self"}
+    return {k: v for k, v in available.items() if k in named}
+
+
+__all__ = ["METRICS", "METRIC_ALIASES", "SEED_TESTS", "accepted_settings", "build_metric", "register_metric",
+           "resolve_metric"]
