@@ -225,13 +225,17 @@ def _run_in_parallel(names: list[str], settings: Settings, jobs: int) -> None:
             print(f"[{future.result()}] done", flush=True)
 
 
-def run_study(settings: Settings, jobs: int = 1) -> Path:
+def run_study(settings: Settings, jobs: int = 1, executor: str = "local", address: str | None = None) -> Path:
     """Train, evaluate and report; returns the path of ``report.html``. ``jobs > 1`` trains and
-    evaluates the models in that many processes (each with its share of torch's threads)."""
+    evaluates the models in that many processes (each with its share of torch's threads);
+    ``executor="ray"`` sends them to a Ray cluster instead, one CPU each (``address``: a running
+    cluster; None: a local one; see ``studies.executors``)."""
     from .constraints_report import write_report
+    from .executors import check_executor
 
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    check_executor(executor, address)
     out = Path(settings.out)
     train_set, test_set = _load(settings)
     for split, data in (("train", train_set), ("test", test_set)):
@@ -244,7 +248,13 @@ def run_study(settings: Settings, jobs: int = 1) -> Path:
     eval_data = _eval_data(settings, train_set, test_set)
     x, y, _ = eval_data
     names = ["baseline", *settings.penalties]
-    if jobs > 1:
+    if executor == "ray":  # each model a Ray task; the results land in the run folders reused below
+        from .executors import run_on_ray
+
+        order = sorted(names, key=lambda n: -STEP_COST.get(n, 1.0))
+        run_on_ray(_worker, [(name, settings, 1) for name in order], address=address,
+                   on_done=lambda name: print(f"[{name}] done (ray)", flush=True))
+    elif jobs > 1:
         _run_in_parallel(names, settings, jobs)
     models, metrics, histories = {}, {}, {}
     for name in names:
@@ -300,6 +310,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument(f"--{name}", type=kind, default=None, help=f"{text} (overrides the mode's default)")
     p.add_argument("--jobs", type=int, default=1,
                    help="train and evaluate the models in this many processes, sharing torch's threads (default 1)")
+    p.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="local: this machine's process pool (--jobs); ray: one Ray task per model (pip install "
+                        "'explainreg[ray]')")
+    p.add_argument("--address", default=None, help="with --executor ray: a running cluster ('auto', "
+                                                   "'ray://HOST:10001'); default: a local Ray")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -334,7 +349,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = run_study(settings_from_args(args), jobs=args.jobs)
+    report = run_study(settings_from_args(args), jobs=args.jobs, executor=getattr(args, "executor", "local"),
+                       address=getattr(args, "address", None))
     print(f"report: {report}\n        {report.with_suffix('.md')}")
     return 0
 
