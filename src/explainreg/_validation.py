@@ -115,23 +115,44 @@ def check_model_input(model: torch.nn.Module, x: torch.Tensor) -> None:
                          "(channels first) or build the model with in_channels=" + str(x.shape[1]))
 
 
+# The short checks below keep their messages ("x must be one of …; got …") and share the constraint
+# objects further down, which :func:`check_parameter` phrases scikit-learn's way.
 def check_choice(name: str, value, choices) -> None:
-    if value not in choices:
+    """``value`` must be one of ``choices`` (:class:`Options`)."""
+    if not Options(choices).is_satisfied_by(value):
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
 
 
 def check_range(name: str, value: float, low: float | None = None, high: float | None = None,
                 *, low_open: bool = False, high_open: bool = False) -> None:
-    ok = True
-    if low is not None:
-        ok &= value > low if low_open else value >= low
-    if high is not None:
-        ok &= value < high if high_open else value <= high
-    if not ok:
+    """``value`` must lie in the interval (:class:`Interval`; open ends with ``low_open``/``high_open``)."""
+    closed = {(False, False): "both", (False, True): "left", (True, False): "right", (True, True): "neither"}
+    interval = Interval(float, low, high, closed=closed[(low_open, high_open)])
+    if not interval.contains(value):
         lo = "(" if low_open else "["
         hi = ")" if high_open else "]"
         raise ValueError(f"{name} must be in {lo}{low if low is not None else '-inf'}, "
                          f"{high if high is not None else 'inf'}{hi}; got {value}")
+
+
+def check_fractions(name: str, values, low: float = 0.0, high: float = 1.0) -> tuple[float, ...]:
+    """A non-empty sequence of numbers in [``low``, ``high``] (:class:`Fractions`), as a tuple of floats."""
+    values = tuple(float(v) for v in values)
+    if not values:
+        raise ValueError(f"{name} must be a non-empty sequence")
+    item = Interval(float, low, high)
+    bad = [v for v in values if not item.contains(v)]
+    if bad:
+        raise ValueError(f"{name} must lie in [{low}, {high}]; got {bad}")
+    return values
+
+
+def check_positive_int(name: str, value) -> int:
+    """A whole number ≥ 1 (an integral float such as 2.0 is accepted), as an int."""
+    if not (POSITIVE_INT.is_satisfied_by(value)
+            or (isinstance(value, float) and value.is_integer() and POSITIVE_INT.contains(value))):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 # ------------------------------------------------------------------------------ constraint objects
@@ -162,11 +183,16 @@ class Interval(Constraint):
         self.kind, self.low, self.high, self.closed = kind, low, high, closed
 
     def is_satisfied_by(self, value) -> bool:
-        import math
         import numbers
 
         if isinstance(value, bool) or not isinstance(value, numbers.Integral if self.kind is int else numbers.Real):
             return False
+        return self.contains(value)
+
+    def contains(self, value) -> bool:
+        """Is the number ``value`` inside the bounds (finite, whatever its type)?"""
+        import math
+
         if not math.isfinite(value):
             return False
         if self.low is not None and (value < self.low or (value == self.low and self.closed in ("right", "neither"))):
@@ -196,7 +222,10 @@ class Options(Constraint):
         self.options = tuple(options)
 
     def is_satisfied_by(self, value) -> bool:
-        return any(value == o and type(value) is type(o) for o in self.options)
+        try:
+            return value in self.options
+        except TypeError:  # e.g. a tensor compared with strings
+            return False
 
     def __str__(self) -> str:
         kinds = sorted({type(o).__name__ for o in self.options})

@@ -16,7 +16,7 @@ from torch import nn
 
 from .._dist import active as _dist_active
 from .._random import as_index
-from .._validation import check_batch, check_choice, check_labels, check_logits
+from .._validation import check_batch, check_choice, check_fractions, check_labels, check_logits, check_positive_int
 from ..modes import eval_mode, model_device
 from ._sync import row_index, sync_count, sync_rows
 
@@ -47,22 +47,6 @@ def check_inputs(x: torch.Tensor, y: torch.Tensor | None, attributions: torch.Te
         rows = bad.flatten(1).any(1).nonzero().flatten().tolist()
         raise ValueError(f"{name} contain {int(bad.sum())} non-finite values (NaN or inf) in images {rows[:10]}"
                          f"{'…' if len(rows) > 10 else ''}; fix or drop those attributions")
-
-
-def check_fractions(name: str, values: Sequence[float], low: float = 0.0, high: float = 1.0) -> tuple[float, ...]:
-    values = tuple(float(v) for v in values)
-    if not values:
-        raise ValueError(f"{name} must be a non-empty sequence")
-    bad = [v for v in values if not (low <= v <= high) or math.isnan(v)]
-    if bad:
-        raise ValueError(f"{name} must lie in [{low}, {high}]; got {bad}")
-    return values
-
-
-def check_positive_int(name: str, value: int) -> int:
-    if int(value) != value or int(value) < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def broadcast_attributions(attributions: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

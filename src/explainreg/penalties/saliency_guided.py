@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._dist import shard_rand
-from .._validation import check_choice
+from .._validation import Interval, Options, check_choice
 from ..saliency import TARGETS, saliency
 from .base import Penalty, PenaltyContext, register_penalty
 from .text import saliency_guided_tokens
@@ -28,9 +28,13 @@ from .text import saliency_guided_tokens
 ORDERS = ("abs", "signed")
 
 
+_FRACTION = Interval(float, 0.0, 1.0, closed="neither")
+_FILL = (Options(("random",)), Interval(float, None, None))
+
+
 def check_fraction(fraction: float) -> float:
     """``fraction`` must be a number in the open interval (0, 1)."""
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < float(fraction) < 1.0:
+    if not _FRACTION.is_satisfied_by(fraction):
         raise ValueError(f"fraction must be a number in (0, 1) (the share of features masked per sample, "
                          f"0.5 in the paper's MNIST setting); got {fraction!r}")
     return float(fraction)
@@ -38,13 +42,9 @@ def check_fraction(fraction: float) -> float:
 
 def check_fill(fill: Any) -> str | float:
     """``fill`` must be ``"random"`` or a finite number."""
-    if isinstance(fill, str):
-        if fill != "random":
-            raise ValueError(f"fill must be 'random' (U(min x_b, max x_b) per image) or a finite number; got {fill!r}")
-        return fill
-    if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not math.isfinite(float(fill)):
+    if not any(c.is_satisfied_by(fill) for c in _FILL):
         raise ValueError(f"fill must be 'random' (U(min x_b, max x_b) per image) or a finite number; got {fill!r}")
-    return float(fill)
+    return fill if isinstance(fill, str) else float(fill)
 
 
 def masked_count(num_features: int, fraction: float) -> int:
