@@ -79,3 +79,19 @@ def test_bad_inputs(trained_cnn3b, batch):
         attribute(trained_cnn3b, x, y, max_batch=0)
     assert resolve_method("IG") == "integrated_gradients"
     assert explainer("grad")(trained_cnn3b, x, y).shape == x.shape
+
+
+def test_deeplift_shap_is_mean_over_baselines_on_a_linear_net(mnist_test):
+    """Captum's DeepLiftShap on a linear net: a_m = (x − b_m) ⊙ w_t exactly, averaged over the baselines."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).double().eval()
+    x, y = mnist_test.x[:6].double(), mnist_test.y[:6]
+    baselines = mnist_test.x[100:104].double()                        # four real images as the distribution
+    a = attribute(net, x, y, "deeplift_shap", baselines=baselines, max_batch=8)
+    w = net[1].weight.detach()[y].view(x.shape)                       # w_t per sample, B×1×28×28
+    expected = torch.stack([(x - b) * w for b in baselines]).mean(0)
+    torch.testing.assert_close(a, expected)
+    # one baseline (or the default zero image): plain DeepLift's (x − b) ⊙ w_t
+    torch.testing.assert_close(attribute(net, x, y, "dlshap"), x * w)
+    with pytest.raises(ValueError, match="'n_steps' not accepted by method 'deeplift_shap'"):
+        attribute(net, x, y, "deeplift_shap", n_steps=10)

@@ -146,3 +146,18 @@ def test_tied_maps_region_perturbation_same_tie_order(tied):
         model, *_np(x, y, a_q), device="cpu")
     ours = M.region_perturbation_curve(model, x, y, a, patch_size=8, regions_evaluation=10, convention="quantus")
     np.testing.assert_allclose(ours.numpy(), np.asarray(q), atol=2e-4, rtol=1e-4)
+
+
+def test_effective_complexity(data):
+    """EffectiveComplexity = |{k : |a_k| > eps}| per image; convention="quantus" normalises by the batch's
+    max |a| first (Quantus 0.6's default normalise=True), the default counts the raw |a|."""
+    _, x, _, a = data
+    xn, an = _np(x, a)
+    for eps in (1e-5, 0.05):
+        q = quantus.EffectiveComplexity(eps=eps, disable_warnings=True)(None, xn, None, an.copy())
+        ours = M.EffectiveComplexity(eps=eps, convention="quantus")(None, x, None, a)
+        np.testing.assert_array_equal(ours.per_image.numpy(), np.asarray(q, dtype=np.float64))
+        q_raw = quantus.EffectiveComplexity(eps=eps, normalise=False, disable_warnings=True)(None, xn, None, an.copy())
+        np.testing.assert_array_equal(M.functional.effective_complexity(a, eps=eps, reduction="none").numpy(),
+                                      np.asarray(q_raw, dtype=np.float64))
+    assert 0 < ours.value < a[0].numel() and not ours.higher_is_better  # not trivially all or nothing

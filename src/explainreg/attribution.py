@@ -8,6 +8,7 @@ explains the model's own prediction. Methods:
 - ``integrated_gradients``: (x − x′) ⊙ ∫₀¹ ∂z_t(x′ + α(x − x′))/∂x dα, baseline x′ = 0, ``n_steps`` = 50.
 - ``smoothgrad``: mean over ``nt_samples`` of |∂z_t/∂x| at x + ``stdevs``·ε, ε ~ N(0, 1) (default 0.15, 10 samples).
 - ``deeplift``: DeepLift (rescale rule), baseline 0.
+- ``deeplift_shap``: Captum's DeepLiftShap, the mean of DeepLift over the ``baselines`` (M×...; default 0).
 - ``gradient_shap``: mean over ``n_samples`` (5) of (x̃ − x′) ⊙ ∂z_t/∂x at x′ + α(x̃ − x′), with
   x̃ = x + ``stdevs``·ε (ε ~ N(0, 1), ``stdevs`` = 0.09), α ~ U(0, 1) and x′ drawn uniformly from
   ``baselines`` (M×... or one baseline; default 0), as Captum's ``GradientShap``, in one batched backward.
@@ -18,7 +19,8 @@ explains the model's own prediction. Methods:
   upsampled to H×W and repeated over channels.
 - ``random``: U(0, 1) noise, a control.
 
-Options are checked per method (``OPTIONS``): an option the method does not use raises an error
+Methods are registered with :func:`register_attribution` (``ATTRIBUTION_METHODS``: name, function,
+accepted options, chunk size). Options are checked per method: an option the method does not use raises an error
 naming the ones it accepts.
 
 Randomness (smoothgrad, gradient_shap, random) is drawn per image from a generator keyed by ``seed``
@@ -27,6 +29,7 @@ depend on ``max_batch`` or on how the caller batches, and the caller's global ra
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -34,26 +37,49 @@ from torch import nn
 
 from ._random import as_index, keyed_draw
 from ._validation import check_batch, check_choice, check_labels, check_logits, check_range
+from .modes import eval_mode, model_device
 
-METHODS = ("saliency", "integrated_gradients", "smoothgrad", "deeplift", "gradient_shap", "input_x_gradient",
-           "occlusion", "gradcam", "random")
-ALIASES = {"ig": "integrated_gradients", "intgrad": "integrated_gradients", "grad": "saliency",
-           "gradient": "saliency", "sg": "smoothgrad", "gradshap": "gradient_shap", "shap": "gradient_shap",
-           "ixg": "input_x_gradient", "inputxgradient": "input_x_gradient", "grad_cam": "gradcam",
-           "layergradcam": "gradcam"}
-#: the options each method accepts (besides ``max_batch`` and ``seed``).
-OPTIONS: dict[str, tuple[str, ...]] = {
-    "saliency": ("abs",), "integrated_gradients": ("baselines", "n_steps", "integration"),
-    "smoothgrad": ("stdevs", "nt_samples", "nt_type", "abs"), "deeplift": ("baselines",),
-    "gradient_shap": ("baselines", "n_samples", "stdevs"), "input_x_gradient": (),
-    "occlusion": ("window", "stride", "baselines"), "gradcam": ("layer", "relu"), "random": (),
-}
+@dataclass(frozen=True)
+class AttributionMethod:
+    """One registered attribution method: its ``name``, the ``function`` ``(model, x, target, opts,
+    seed, index) -> a`` run on one chunk (x B×... with ``requires_grad``, ``opts`` the caller's options
+    plus ``max_batch``), the ``options`` it accepts besides ``max_batch`` and ``seed``, and ``chunk``
+    ``(max_batch, opts) -> samples per call`` (default: ``max_batch``)."""
+
+    name: str
+    function: Callable[..., torch.Tensor]
+    options: tuple[str, ...] = ()
+    chunk: Callable[[int, dict[str, Any]], int] | None = None
+
+    def chunk_size(self, max_batch: int, opts: dict[str, Any]) -> int:
+        return max(1, int(self.chunk(max_batch, opts)) if self.chunk is not None else int(max_batch))
+
+
+#: name → registered method, in registration order.
+ATTRIBUTION_METHODS: dict[str, AttributionMethod] = {}
+#: alternative spelling → registered name.
+ALIASES: dict[str, str] = {}
+
+
+def register_attribution(name: str, *, options: tuple[str, ...] = (), aliases: tuple[str, ...] = (),
+                         chunk: Callable[[int, dict[str, Any]], int] | None = None):
+    """Function decorator: register ``function(model, x, target, opts, seed, index)`` as attribution
+    method ``name`` (see :class:`AttributionMethod`); adding a method is this one function plus its test."""
+
+    def decorate(function: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        if name in ATTRIBUTION_METHODS or name in ALIASES:
+            raise ValueError(f"attribution method {name!r} is already registered")
+        ATTRIBUTION_METHODS[name] = AttributionMethod(name, function, tuple(options), chunk)
+        ALIASES.update({a: name for a in aliases})
+        return function
+
+    return decorate
 
 
 def check_options(method: str, options: dict[str, Any]) -> None:
     """Raise a ``ValueError`` naming the options of ``method`` (canonical name) when ``options``
     holds one it does not accept (such an option would otherwise be silently ignored)."""
-    accepted = OPTIONS[method]
+    accepted = ATTRIBUTION_METHODS[method].options
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ValueError(f"attribution option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
@@ -67,17 +93,10 @@ def resolve_method(method: str) -> str:
         raise TypeError(f"method must be a string naming an attribution method, got {type(method).__name__}")
     key = method.lower().replace("-", "_")
     key = ALIASES.get(key, key)
-    if key not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)} (aliases: {', '.join(sorted(ALIASES))}); "
-                         f"got {method!r}")
+    if key not in ATTRIBUTION_METHODS:
+        raise ValueError(f"method must be one of {', '.join(ATTRIBUTION_METHODS)} "
+                         f"(aliases: {', '.join(sorted(ALIASES))}); got {method!r}")
     return key
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU for a parameter-free model)."""
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
 
 
 def predict_labels(model: nn.Module, x: torch.Tensor, max_batch: int = 1024) -> torch.Tensor:
@@ -87,22 +106,6 @@ def predict_labels(model: nn.Module, x: torch.Tensor, max_batch: int = 1024) -> 
         for chunk in x.split(max_batch):
             out.append(model(chunk).argmax(1))
     return torch.cat(out)
-
-
-class _EvalMode:
-    """Temporarily put a model in eval mode and restore each module's flag afterwards."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-
-    def __enter__(self) -> nn.Module:
-        self.flags = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
-        return self.model
-
-    def __exit__(self, *exc) -> None:
-        for module, flag in self.flags:
-            module.train(flag)
 
 
 def _find_layer(model: nn.Module, layer: str | nn.Module | None, input_dim: int = 4) -> nn.Module:
@@ -124,11 +127,9 @@ def _find_layer(model: nn.Module, layer: str | nn.Module | None, input_dim: int 
     return modules[layer]
 
 
-def _gradient_shap(model: nn.Module, x: torch.Tensor, t: torch.Tensor, opts: dict[str, Any], seed: int,
-                   index: torch.Tensor) -> torch.Tensor:
-    """Captum's GradientShap estimator with keyed per-image draws (see the module doc)."""
+def _baseline_stack(baselines: Any, x: torch.Tensor) -> torch.Tensor:
+    """``baselines`` (M×..., one baseline of x's sample shape, or None → zeros) as an M×... tensor."""
     shape = tuple(x.shape[1:])
-    baselines = opts.get("baselines")
     if baselines is None:
         baselines = torch.zeros((1,) + shape, device=x.device, dtype=x.dtype)
     baselines = torch.as_tensor(baselines, device=x.device, dtype=x.dtype)
@@ -136,6 +137,78 @@ def _gradient_shap(model: nn.Module, x: torch.Tensor, t: torch.Tensor, opts: dic
         baselines = baselines[None]
     if baselines.dim() != x.dim() or tuple(baselines.shape[1:]) != shape:
         raise ValueError(f"baselines must have shape M×{shape} (or {shape}), got {tuple(baselines.shape)}")
+    return baselines
+
+
+def _n_baselines(baselines: Any) -> int:
+    """M for an M×... stack of baselines (1 for None, a number or a single baseline image)."""
+    if not isinstance(baselines, torch.Tensor) or baselines.dim() < 2:
+        return 1
+    return int(baselines.shape[0])
+
+
+@register_attribution("saliency", options=("abs",), aliases=("grad", "gradient"))
+def _saliency(model, x, t, opts, seed, index):
+    import captum.attr as ca
+
+    return ca.Saliency(model).attribute(x, target=t, abs=opts.get("abs", True))
+
+
+@register_attribution("integrated_gradients", options=("baselines", "n_steps", "integration"),
+                      aliases=("ig", "intgrad"))
+def _integrated_gradients(model, x, t, opts, seed, index):
+    import captum.attr as ca
+
+    return ca.IntegratedGradients(model).attribute(
+        x, baselines=opts.get("baselines", 0.0), target=t, n_steps=opts.get("n_steps", 50),
+        method=opts.get("integration", "gausslegendre"), internal_batch_size=opts["max_batch"])
+
+
+@register_attribution("smoothgrad", options=("stdevs", "nt_samples", "nt_type", "abs"), aliases=("sg",),
+                      chunk=lambda max_batch, opts: max_batch // int(opts.get("nt_samples", 10)))
+def _smoothgrad(model, x, t, opts, seed, index):
+    import captum.attr as ca
+
+    stdev = opts.get("stdevs", 0.15)
+    n = opts.get("nt_samples", 10)
+    kind = opts.get("nt_type", "smoothgrad")
+    check_choice("nt_type", kind, ("smoothgrad", "smoothgrad_sq", "vargrad"))
+    noise = keyed_draw("normal", seed, index, (n,) + tuple(x.shape[1:]), "smoothgrad", device=x.device,
+                       dtype=x.dtype).transpose(0, 1) * stdev                   # n×B×...
+    noisy = (x.detach()[None] + noise).flatten(0, 1).requires_grad_(True)
+    g = ca.Saliency(model).attribute(noisy, target=t.repeat(n), abs=opts.get("abs", True)).view((n,) + tuple(x.shape))
+    if kind == "smoothgrad":
+        return g.mean(0)
+    if kind == "smoothgrad_sq":
+        return (g ** 2).mean(0)
+    return g.var(0, unbiased=False)
+
+
+@register_attribution("deeplift", options=("baselines",))
+def _deeplift(model, x, t, opts, seed, index):
+    import captum.attr as ca
+
+    return ca.DeepLift(model).attribute(x, target=t, baselines=opts.get("baselines", 0.0))
+
+
+@register_attribution("deeplift_shap", options=("baselines",), aliases=("deepliftshap", "dlshap"),
+                      chunk=lambda max_batch, opts: max_batch // max(2, _n_baselines(opts.get("baselines"))))
+def _deeplift_shap(model, x, t, opts, seed, index):
+    """Captum's ``DeepLiftShap``: the mean over the M baselines b_m of DeepLift(x; b_m); for a linear
+    model mean_m (x − b_m) ⊙ w_t. ``baselines`` M×... (default: the zero image)."""
+    import captum.attr as ca
+
+    baselines = _baseline_stack(opts.get("baselines"), x)
+    if len(baselines) == 1:  # Captum needs two or more; the mean over two copies is the same
+        baselines = baselines.expand((2,) + tuple(baselines.shape[1:]))
+    return ca.DeepLiftShap(model).attribute(x, baselines=baselines.contiguous(), target=t)
+
+
+@register_attribution("gradient_shap", options=("baselines", "n_samples", "stdevs"), aliases=("gradshap", "shap"))
+def _gradient_shap(model, x, t, opts, seed, index):
+    """Captum's GradientShap estimator with keyed per-image draws (see the module doc)."""
+    shape = tuple(x.shape[1:])
+    baselines = _baseline_stack(opts.get("baselines"), x)
     n = int(opts.get("n_samples", 5))
     if n < 1:
         raise ValueError(f"n_samples must be a positive integer, got {n}")
@@ -153,58 +226,41 @@ def _gradient_shap(model: nn.Module, x: torch.Tensor, t: torch.Tensor, opts: dic
     return ((noisy - base) * g.view((b, n) + shape)).mean(1)
 
 
-def _attribute_chunk(model: nn.Module, x: torch.Tensor, t: torch.Tensor, method: str, opts: dict[str, Any],
-                     seed: int, index: torch.Tensor) -> torch.Tensor:
+@register_attribution("input_x_gradient", aliases=("ixg", "inputxgradient"))
+def _input_x_gradient(model, x, t, opts, seed, index):
     import captum.attr as ca
 
-    x = x.detach().clone().requires_grad_(True)
-    if method == "saliency":
-        return ca.Saliency(model).attribute(x, target=t, abs=opts.get("abs", True))
-    if method == "integrated_gradients":
-        baseline = opts.get("baselines", 0.0)
-        return ca.IntegratedGradients(model).attribute(
-            x, baselines=baseline, target=t, n_steps=opts.get("n_steps", 50),
-            method=opts.get("integration", "gausslegendre"), internal_batch_size=opts["max_batch"])
-    if method == "smoothgrad":
-        sal = ca.Saliency(model)
-        stdev = opts.get("stdevs", 0.15)
-        n = opts.get("nt_samples", 10)
-        kind = opts.get("nt_type", "smoothgrad")
-        check_choice("nt_type", kind, ("smoothgrad", "smoothgrad_sq", "vargrad"))
-        noise = keyed_draw("normal", seed, index, (n,) + tuple(x.shape[1:]), "smoothgrad", device=x.device,
-                           dtype=x.dtype).transpose(0, 1) * stdev                   # n×B×...
-        noisy = (x.detach()[None] + noise).flatten(0, 1).requires_grad_(True)
-        g = sal.attribute(noisy, target=t.repeat(n), abs=opts.get("abs", True)).view((n,) + tuple(x.shape))
-        if kind == "smoothgrad":
-            return g.mean(0)
-        if kind == "smoothgrad_sq":
-            return (g ** 2).mean(0)
-        return g.var(0, unbiased=False)
-    if method == "deeplift":
-        return ca.DeepLift(model).attribute(x, target=t, baselines=opts.get("baselines", 0.0))
-    if method == "gradient_shap":
-        return _gradient_shap(model, x, t, opts, seed, index)
-    if method == "input_x_gradient":
-        return ca.InputXGradient(model).attribute(x, target=t)
-    if method == "occlusion":
-        w = opts.get("window", 4)
-        s = opts.get("stride", 2)
-        c = x.shape[1]
-        return ca.Occlusion(model).attribute(
-            x, sliding_window_shapes=(c, w, w), strides=(c, s, s), baselines=opts.get("baselines", 0.0),
-            target=t, perturbations_per_eval=max(1, opts["max_batch"] // len(x)))
-    if method == "gradcam":
-        layer = _find_layer(model, opts.get("layer"), x.dim())
-        cam = ca.LayerGradCam(model, layer).attribute(x, target=t, relu_attributions=opts.get("relu", False))
-        if cam.dim() != x.dim():
-            raise ValueError(f"gradcam: layer {opts.get('layer')!r} outputs shape {tuple(cam.shape)}, which cannot be "
-                             f"mapped onto inputs {tuple(x.shape)}; name a convolutional layer (B×C×T or B×C×H×W)")
-        mode = "linear" if x.dim() == 3 else "bilinear"  # Conv1d (time series) or Conv2d (images)
-        up = ca.LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode=mode)
-        return up.expand_as(x)
-    if method == "random":
-        return keyed_draw("uniform", seed, index, tuple(x.shape[1:]), "random", device=x.device, dtype=x.dtype)
-    raise AssertionError(method)
+    return ca.InputXGradient(model).attribute(x, target=t)
+
+
+@register_attribution("occlusion", options=("window", "stride", "baselines"),
+                      chunk=lambda max_batch, opts: max_batch // 16)  # few images, many occluded copies per forward
+def _occlusion(model, x, t, opts, seed, index):
+    import captum.attr as ca
+
+    w, s, c = opts.get("window", 4), opts.get("stride", 2), x.shape[1]
+    return ca.Occlusion(model).attribute(
+        x, sliding_window_shapes=(c, w, w), strides=(c, s, s), baselines=opts.get("baselines", 0.0),
+        target=t, perturbations_per_eval=max(1, opts["max_batch"] // len(x)))
+
+
+@register_attribution("gradcam", options=("layer", "relu"), aliases=("grad_cam", "layergradcam"))
+def _gradcam(model, x, t, opts, seed, index):
+    import captum.attr as ca
+
+    layer = _find_layer(model, opts.get("layer"), x.dim())
+    cam = ca.LayerGradCam(model, layer).attribute(x, target=t, relu_attributions=opts.get("relu", False))
+    if cam.dim() != x.dim():
+        raise ValueError(f"gradcam: layer {opts.get('layer')!r} outputs shape {tuple(cam.shape)}, which cannot be "
+                         f"mapped onto inputs {tuple(x.shape)}; name a convolutional layer (B×C×T or B×C×H×W)")
+    mode = "linear" if x.dim() == 3 else "bilinear"  # Conv1d (time series) or Conv2d (images)
+    up = ca.LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode=mode)
+    return up.expand_as(x)
+
+
+@register_attribution("random")
+def _random(model, x, t, opts, seed, index):
+    return keyed_draw("uniform", seed, index, tuple(x.shape[1:]), "random", device=x.device, dtype=x.dtype)
 
 
 def attribute(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = None, method: str = "saliency", *,
@@ -231,7 +287,8 @@ def attribute(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = N
     opts = dict(options, max_batch=int(max_batch))
     if "stdevs" in opts:
         check_range("stdevs", float(opts["stdevs"]), 0.0)
-    with _EvalMode(model):
+    entry = ATTRIBUTION_METHODS[method]
+    with eval_mode(model):
         with torch.no_grad():
             probe = model(x[:1])
         check_logits(probe, 1)
@@ -239,17 +296,12 @@ def attribute(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = N
             target = predict_labels(model, x, max_batch)
         target = target.to(device).long()
         check_labels(target, probe.shape[1])
-        if method == "random":
-            return keyed_draw("uniform", seed, index, tuple(x.shape[1:]), "random", device=device, dtype=x.dtype)
-        chunk_size = int(max_batch)
-        if method == "smoothgrad":
-            chunk_size = max(1, chunk_size // int(opts.get("nt_samples", 10)))
-        elif method == "occlusion":  # few images per chunk, many occluded copies per forward pass
-            chunk_size = max(1, chunk_size // 16)
+        chunk_size = entry.chunk_size(int(max_batch), opts)
         out = []
         with torch.enable_grad():
             for xs, ts, ix in zip(x.split(chunk_size), target.split(chunk_size), index.split(chunk_size)):
-                out.append(_attribute_chunk(model, xs, ts, method, opts, int(seed), ix).detach())
+                xs = xs.detach().clone().requires_grad_(True)
+                out.append(entry.function(model, xs, ts, opts, int(seed), ix).detach())
     a = torch.cat(out)
     if a.shape != x.shape:  # pragma: no cover - Captum always returns input-shaped attributions
         a = a.expand_as(x)
@@ -277,3 +329,9 @@ def explainer(method: str | Explainer = "saliency", **options: Any) -> Explainer
 
     explain.__name__ = f"explain_{method}"
     return explain
+
+
+#: the registered names, and the options each accepts (besides ``max_batch`` and ``seed``): views of
+#: ``ATTRIBUTION_METHODS`` (methods registered later, e.g. by users, appear in the registry only).
+METHODS = tuple(ATTRIBUTION_METHODS)
+OPTIONS: dict[str, tuple[str, ...]] = {name: m.options for name, m in ATTRIBUTION_METHODS.items()}
