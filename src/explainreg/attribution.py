@@ -335,3 +335,6 @@ def explainer(method: str | Explainer = "saliency", **options: Any) -> Explainer
 #: ``ATTRIBUTION_METHODS`` (methods registered later, e.g. by users, appear in the registry only).
 METHODS = tuple(ATTRIBUTION_METHODS)
 OPTIONS: dict[str, tuple[str, ...]] = {name: m.options for name, m in ATTRIBUTION_METHODS.items()}
+
+__all__ = ["ALIASES", "ATTRIBUTION_METHODS", "AttributionMethod", "METHODS", "OPTIONS", "attribute", "check_options",
+           "explainer", "model_device", "predict_labels", "register_attribution", "resolve_method"]

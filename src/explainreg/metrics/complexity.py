@@ -113,3 +113,6 @@ class Sparseness(Metric):
 
 complexity = deprecated_one_shot(Complexity, "complexity", model_free=True)
 sparseness = deprecated_one_shot(Sparseness, "sparseness", model_free=True)
+
+
+__all__ = ["Complexity", "Sparseness", "complexity", "complexity_scores", "sparseness", "sparseness_scores"]

@@ -135,3 +135,6 @@ class ROAR(Metric):
 def roar(model, train_set: ArrayDataset, test_set: ArrayDataset, **settings) -> MetricResult:
     """Functional ROAR (see :func:`roar_curve`)."""
     return roar_curve(model, train_set, test_set, **settings)
+
+
+__all__ = ["ROAR", "ROAR_FRACTIONS", "fresh_copy", "remove_top", "roar", "roar_curve"]

@@ -232,3 +232,8 @@ class MaxSensitivity(Metric):
 
 
 max_sensitivity = deprecated_one_shot(MaxSensitivity, "max_sensitivity")
+
+
+__all__ = ["BLOCK_SIZES", "GAUSSIAN_SIGMAS", "GaussianNoise", "MaxSensitivity", "SquareBlocks", "gaussian_noise",
+           "gaussian_noise_rows", "max_sensitivity", "max_sensitivity_scores", "square_block_images",
+           "square_block_rows", "square_blocks"]
