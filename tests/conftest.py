@@ -37,3 +37,11 @@ def trained_cnn3b(mnist_train_small):
         loss.backward()
         optimizer.step()
     return model.eval()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test reads the real data sets unless it is marked ``synthetic``: it gets the ``data``
+    marker, so that ``pytest -m "not data"`` runs the synthetic-tensor layer without the data sets."""
+    for item in items:
+        if item.get_closest_marker("synthetic") is None:
+            item.add_marker(pytest.mark.data)
