@@ -35,7 +35,8 @@ from .complexity import Complexity, Sparseness
 from .effective_complexity import EffectiveComplexity
 from .perturbation import (Faithfulness, FaithfulnessCorrelation, LeRF, MaskedAccuracy, MoRF, PixelFlipping,
                            RegionPerturbation, RegionPerturbationLeRF)
-from .registry import METRIC_ALIASES, METRICS, SEED_TESTS, accepted_settings, build_metric, register_metric, resolve_metric
+from .registry import (METRIC_ALIASES, METRICS, SEED_TESTS, accepted_settings, build_metric, register_metric,
+                       resolve_metric)
 from .road import ROAD, ROADLeRF
 from .roar import ROAR
 from .robustness import GaussianNoise, MaxSensitivity, SquareBlocks

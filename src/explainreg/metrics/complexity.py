@@ -65,54 +65,61 @@ def sparseness_scores(attributions: torch.Tensor, *, convention: str = "explainr
     return torch.where(total > 0, g, torch.full_like(g, float("nan")))
 
 
+class AttributionScore(Metric):
+    """A metric of the attributions alone (no model): per-image ``scores(attributions)``, their
+    NaN-safe mean over images; all-zero maps count as degenerate. ``update(None, x, y, attributions)``
+    (x, when given, is checked against the attributions' shape)."""
+
+    needs_model = False
+    degenerate = "zero"
+
+    def scores(self, attributions: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def per_image(self, model, x, y, attributions):
+        if x is not None:
+            check_inputs(x, None, attributions)
+        return self.scores(attributions)
+
+    def summarize(self, rows):
+        return scalar_result(self, rows)
+
+
 @register_metric("complexity", aliases=("entropy",))
-class Complexity(Metric):
+class Complexity(AttributionScore):
     """Mean entropy over **all** images (lower is better); all-zero maps are NaN, skipped, counted."""
 
     name = "complexity"
     higher_is_better = False
-    needs_model = False
-    degenerate = "zero"
 
     def __init__(self, compat: bool = False, convention: str = "explainreg") -> None:
         super().__init__()
         check_choice("convention", convention, CONVENTIONS)
         self.compat, self.convention = bool(compat), convention
 
-    def per_image(self, model, x, y, attributions):
-        if x is not None:
-            check_inputs(x, None, attributions)
+    def scores(self, attributions):
         return complexity_scores(attributions, compat=self.compat, convention=self.convention)
-
-    def summarize(self, rows):
-        return scalar_result(self, rows)
 
 
 @register_metric("sparseness", aliases=("gini",))
-class Sparseness(Metric):
+class Sparseness(AttributionScore):
     """Mean Gini index over all images (higher is better)."""
 
     name = "sparseness"
     higher_is_better = True
-    needs_model = False
-    degenerate = "zero"
 
     def __init__(self, convention: str = "explainreg") -> None:
         super().__init__()
         check_choice("convention", convention, CONVENTIONS)
         self.convention = convention
 
-    def per_image(self, model, x, y, attributions):
-        if x is not None:
-            check_inputs(x, None, attributions)
+    def scores(self, attributions):
         return sparseness_scores(attributions, convention=self.convention)
-
-    def summarize(self, rows):
-        return scalar_result(self, rows)
 
 
 complexity = deprecated_one_shot(Complexity, "complexity", model_free=True)
 sparseness = deprecated_one_shot(Sparseness, "sparseness", model_free=True)
 
 
-__all__ = ["Complexity", "Sparseness", "complexity", "complexity_scores", "sparseness", "sparseness_scores"]
+__all__ = ["AttributionScore", "Complexity", "Sparseness", "complexity", "complexity_scores", "sparseness",
+           "sparseness_scores"]

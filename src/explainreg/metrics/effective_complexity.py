@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 
 from .._validation import Interval, Options, validate
-from ._core import CONVENTIONS, Metric, check_inputs, scalar_result
+from ._core import CONVENTIONS, check_inputs
+from .complexity import AttributionScore
 from .registry import register_metric
 
 _EPS = Interval(float, 0.0, None, closed="left")
@@ -32,8 +33,8 @@ def effective_complexity_scores(attributions: torch.Tensor, *, eps: float = 1e-5
     """
     validate("effective_complexity_scores", eps=(eps, _EPS), convention=(convention, Options(CONVENTIONS)))
     if not isinstance(attributions, torch.Tensor) or attributions.dim() < 2:
-        raise ValueError("attributions must be a batched tensor B×..., got "
-                         f"{tuple(attributions.shape) if isinstance(attributions, torch.Tensor) else type(attributions).__name__}")
+        got = tuple(attributions.shape) if isinstance(attributions, torch.Tensor) else type(attributions).__name__
+        raise ValueError(f"attributions must be a batched tensor B×..., got {got}")
     check_inputs(attributions.new_zeros(attributions.shape), None, attributions)
     a = attributions.detach().flatten(1).double().abs()
     if convention == "quantus" and bool((a > 0).any()):
@@ -42,27 +43,20 @@ def effective_complexity_scores(attributions: torch.Tensor, *, eps: float = 1e-5
 
 
 @register_metric("effective_complexity")
-class EffectiveComplexity(Metric):
+class EffectiveComplexity(AttributionScore):
     """Mean effective complexity over all images (:func:`effective_complexity_scores`; lower is better).
     No model is needed: ``update(None, x, y, attributions)``."""
 
     name = "effective_complexity"
     higher_is_better = False
-    needs_model = False
-    degenerate = "zero"
 
     def __init__(self, eps: float = 1e-5, convention: str = "explainreg") -> None:
         super().__init__()
         validate("EffectiveComplexity", eps=(eps, _EPS), convention=(convention, Options(CONVENTIONS)))
         self.eps, self.convention = float(eps), convention
 
-    def per_image(self, model, x, y, attributions):
-        if x is not None:
-            check_inputs(x, None, attributions)
+    def scores(self, attributions):
         return effective_complexity_scores(attributions, eps=self.eps, convention=self.convention)
-
-    def summarize(self, rows):
-        return scalar_result(self, rows)
 
 
 __all__ = ["EffectiveComplexity", "effective_complexity_scores"]

@@ -35,10 +35,15 @@ from .effective_complexity import effective_complexity_scores
 Tensor = torch.Tensor
 
 
-def _value(rows_fn, value, reduction: str, validate_args: bool, *args: Any, **kwargs: Any) -> Tensor:
+def _rows(rows_fn, validate_args: bool, *args: Any, **kwargs: Any) -> Tensor:
+    """``rows_fn(*args, **kwargs)`` with the model probe on or off (:func:`validation`)."""
     with validation(validate_args):
-        rows = rows_fn(*args, **kwargs)
-    return reduce_rows(rows, reduction, value)
+        return rows_fn(*args, **kwargs)
+
+
+def _value(rows_fn, value, reduction: str, validate_args: bool, *args: Any, **kwargs: Any) -> Tensor:
+    """The rows of ``rows_fn`` reduced by ``reduction`` (``value``: the metric's summary of its rows)."""
+    return reduce_rows(_rows(rows_fn, validate_args, *args, **kwargs), reduction, value)
 
 
 # ------------------------------------------------------------------------------------------- removal
@@ -47,18 +52,16 @@ def morf_curve(model: nn.Module, x: Tensor, y: Tensor | None, attributions: Tens
                max_batch: int = MAX_BATCH, validate_args: bool = True) -> Tensor:
     """Per-image MoRF ratios d[b, s] = p(c* | x masked at step s) / p(c* | x), B×S (see
     :func:`explainreg.metrics.perturbation.morf_curve`)."""
-    with validation(validate_args):
-        return _p.morf_curve(model, x, y, attributions, percentiles=percentiles, baseline=baseline, order=order,
-                             max_batch=max_batch)
+    return _rows(_p.morf_curve, validate_args, model, x, y, attributions, percentiles=percentiles, baseline=baseline,
+                 order=order, max_batch=max_batch)
 
 
 def morf(model: nn.Module, x: Tensor, y: Tensor | None, attributions: Tensor, *,
          percentiles: Sequence[float] = SEED_PERCENTILES, baseline: Any = 0.0, max_batch: int = MAX_BATCH,
          reduction: str = "mean", validate_args: bool = True) -> Tensor:
     """MoRF AUC = ∫ (1 − mean_b d_b) d(fraction removed) (higher is better), or the B×S ratios d."""
-    rows = morf_curve(model, x, y, attributions, percentiles=percentiles, baseline=baseline, max_batch=max_batch,
-                      validate_args=validate_args)
-    return reduce_rows(rows, reduction, lambda r: _p.morf_value(r, percentiles))
+    return _value(_p.morf_curve, lambda r: _p.morf_value(r, percentiles), reduction, validate_args, model, x, y,
+                  attributions, percentiles=percentiles, baseline=baseline, max_batch=max_batch)
 
 
 def lerf_curve(model: nn.Module, x: Tensor, y: Tensor | None, attributions: Tensor, **settings: Any) -> Tensor:
@@ -70,9 +73,8 @@ def lerf(model: nn.Module, x: Tensor, y: Tensor | None, attributions: Tensor, *,
          percentiles: Sequence[float] = SEED_PERCENTILES, baseline: Any = 0.0, max_batch: int = MAX_BATCH,
          reduction: str = "mean", validate_args: bool = True) -> Tensor:
     """LeRF AUC of 1 − mean d with the least relevant entries removed first (lower is better)."""
-    rows = lerf_curve(model, x, y, attributions, percentiles=percentiles, baseline=baseline, max_batch=max_batch,
-                      validate_args=validate_args)
-    return reduce_rows(rows, reduction, lambda r: _p.morf_value(r, percentiles))
+    return _value(_p.morf_curve, lambda r: _p.morf_value(r, percentiles), reduction, validate_args, model, x, y,
+                  attributions, percentiles=percentiles, baseline=baseline, order="lerf", max_batch=max_batch)
 
 
 def faithfulness(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *, reduction: str = "mean",
@@ -93,93 +95,88 @@ def faithfulness_correlation(model: nn.Module, x: Tensor, y: Tensor, attribution
 
 def pixel_flipping_curve(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *,
                          validate_args: bool = True, **settings: Any) -> Tensor:
-    """p_y after each pixel-flipping step, B×⌈N/k⌉ (see :func:`explainreg.metrics.perturbation.pixel_flipping_curve`)."""
-    with validation(validate_args):
-        return _p.pixel_flipping_curve(model, x, y, attributions, **settings)
+    """p_y after each pixel-flipping step, B×⌈N/k⌉ (see
+    :func:`explainreg.metrics.perturbation.pixel_flipping_curve`)."""
+    return _rows(_p.pixel_flipping_curve, validate_args, model, x, y, attributions, **settings)
 
 
 def pixel_flipping(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *, reduction: str = "mean",
                    validate_args: bool = True, **settings: Any) -> Tensor:
     """Mean per-image AUC (unit spacing) of the pixel-flipping curve (lower is better)."""
-    rows = pixel_flipping_curve(model, x, y, attributions, validate_args=validate_args, **settings)
-    return reduce_rows(rows, reduction, _p.per_image_auc_value)
+    return _value(_p.pixel_flipping_curve, _p.per_image_auc_value, reduction, validate_args, model, x, y,
+                  attributions, **settings)
 
 
 def region_perturbation_curve(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *,
                               validate_args: bool = True, **settings: Any) -> Tensor:
     """f_y(x) − f_y(x̃) after each removed region, B×S (see
     :func:`explainreg.metrics.perturbation.region_perturbation_curve`)."""
-    with validation(validate_args):
-        return _p.region_perturbation_curve(model, x, y, attributions, **settings)
+    return _rows(_p.region_perturbation_curve, validate_args, model, x, y, attributions, **settings)
 
 
 def region_perturbation(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *, reduction: str = "mean",
                         validate_args: bool = True, **settings: Any) -> Tensor:
     """Mean per-image AUC (unit spacing) of the region-perturbation curve."""
-    rows = region_perturbation_curve(model, x, y, attributions, validate_args=validate_args, **settings)
-    return reduce_rows(rows, reduction, _p.per_image_auc_value)
+    return _value(_p.region_perturbation_curve, _p.per_image_auc_value, reduction, validate_args, model, x, y,
+                  attributions, **settings)
 
 
 def masked_accuracy_curve(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *,
                           validate_args: bool = True, **settings: Any) -> Tensor:
     """SGT's correct[b, s] after dropping the top ``drops[s]`` % (see
     :func:`explainreg.metrics.perturbation.masked_accuracy_rows`)."""
-    with validation(validate_args):
-        return _p.masked_accuracy_rows(model, x, y, attributions, **settings)
+    return _rows(_p.masked_accuracy_rows, validate_args, model, x, y, attributions, **settings)
 
 
 def masked_accuracy(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *,
                     drops: Sequence[float] = _p.SGT_DROPS, reduction: str = "mean", validate_args: bool = True,
                     **settings: Any) -> Tensor:
     """Trapezoid AUC of the mean masked-accuracy curve over the fraction dropped d/100 (lower is better)."""
-    rows = masked_accuracy_curve(model, x, y, attributions, drops=drops, validate_args=validate_args, **settings)
-    return reduce_rows(rows, reduction, lambda r: curve_value(r, [d / 100.0 for d in drops]))
+    return _value(_p.masked_accuracy_rows, lambda r: curve_value(r, [d / 100.0 for d in drops]), reduction,
+                  validate_args, model, x, y, attributions, drops=drops, **settings)
 
 
 def road_curve(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *, validate_args: bool = True,
                **settings: Any) -> Tensor:
     """ROAD's correct[b, s] after removing and imputing ``percentages[s]`` % (see
     :func:`explainreg.metrics.road.road_rows`)."""
-    with validation(validate_args):
-        return road_rows(model, x, y, attributions, **settings)
+    return _rows(road_rows, validate_args, model, x, y, attributions, **settings)
 
 
 def road(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *,
          percentages: Sequence[float] = ROAD_PERCENTAGES, reduction: str = "mean", validate_args: bool = True,
          **settings: Any) -> Tensor:
     """Trapezoid AUC of the mean ROAD accuracy curve over the fraction removed."""
-    rows = road_curve(model, x, y, attributions, percentages=percentages, validate_args=validate_args, **settings)
-    return reduce_rows(rows, reduction, lambda r: curve_value(r, [p / 100.0 for p in percentages]))
+    return _value(road_rows, lambda r: curve_value(r, [p / 100.0 for p in percentages]), reduction, validate_args,
+                  model, x, y, attributions, percentages=percentages, **settings)
 
 
 # ---------------------------------------------------------------------------------------- robustness
 def gaussian_noise_curve(model: nn.Module, x: Tensor, y: Tensor, *, validate_args: bool = True,
                          **settings: Any) -> Tensor:
     """correct[b, s] under noise σ ∈ (0, *sigmas) (see :func:`explainreg.metrics.robustness.gaussian_noise_rows`)."""
-    with validation(validate_args):
-        return _r.gaussian_noise_rows(model, x, y, **settings)
+    return _rows(_r.gaussian_noise_rows, validate_args, model, x, y, **settings)
 
 
 def gaussian_noise(model: nn.Module, x: Tensor, y: Tensor, *, sigmas: Sequence[float] = _r.GAUSSIAN_SIGMAS,
                    reduction: str = "mean", validate_args: bool = True, **settings: Any) -> Tensor:
     """Trapezoid AUC of the accuracy curve over σ ∈ (0, *sigmas) (higher is better)."""
-    rows = gaussian_noise_curve(model, x, y, sigmas=sigmas, validate_args=validate_args, **settings)
-    return reduce_rows(rows, reduction, lambda r: curve_value(r, (0.0,) + tuple(float(s) for s in sigmas)))
+    return _value(_r.gaussian_noise_rows, lambda r: curve_value(r, (0.0,) + tuple(float(s) for s in sigmas)),
+                  reduction, validate_args, model, x, y, sigmas=sigmas, **settings)
 
 
 def square_blocks_curve(model: nn.Module, x: Tensor, y: Tensor, *, validate_args: bool = True,
                         **settings: Any) -> Tensor:
     """correct[b, s] under one square block of maximal half-size s (see
     :func:`explainreg.metrics.robustness.square_block_rows`)."""
-    with validation(validate_args):
-        return _r.square_block_rows(model, x, y, **settings)
+    return _rows(_r.square_block_rows, validate_args, model, x, y, **settings)
 
 
 def square_blocks(model: nn.Module, x: Tensor, y: Tensor, *, sizes: Sequence[int] = _r.BLOCK_SIZES,
                   reduction: str = "mean", validate_args: bool = True, **settings: Any) -> Tensor:
     """Trapezoid AUC of the accuracy curve over the block half-size s ∈ (0, *sizes) (higher is better)."""
-    rows = square_blocks_curve(model, x, y, sizes=sizes, validate_args=validate_args, **settings)
-    return reduce_rows(rows, reduction, lambda r: curve_value(r, (0.0,) + tuple(float(s) for s in sizes)))
+    return _value(_r.square_block_rows, lambda r: curve_value(r, (0.0,) + tuple(float(s) for s in sizes)), reduction,
+                  validate_args, model, x, y, sizes=sizes, **settings)
 
 
 def max_sensitivity(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *, reduction: str = "mean",

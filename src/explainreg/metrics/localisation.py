@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ..modes import eval_mode
 from ._core import Metric, MetricResult, scalar_result
 
 __all__ = [
@@ -196,9 +197,7 @@ def wrong_reason_maps(model: nn.Module, x: torch.Tensor, method: str = "gradcam"
 
     if method not in ("gradcam", "input_gradient"):
         raise ValueError(f"method must be 'gradcam' or 'input_gradient' (XIL's ig_ross); got {method!r}")
-    was_training = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
+    with eval_mode(model):
         x = x.detach().requires_grad_(method == "input_gradient")
         if method == "input_gradient":
             with torch.enable_grad():
@@ -210,9 +209,6 @@ def wrong_reason_maps(model: nn.Module, x: torch.Tensor, method: str = "gradcam"
             t = logits.detach().argmax(1) if target is None else target
             cam = grad_cam(logits, act, t, create_graph=False).clamp_min(0)
         return resize_map(cam.detach(), tuple(x.shape[2:]), "nearest")
-    finally:
-        for module, flag in was_training:
-            module.train(flag)
 
 
 # --------------------------------------------------------------------------------------- classes

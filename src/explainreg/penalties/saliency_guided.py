@@ -13,6 +13,7 @@ objective adds CE(f(x), y) and the weight λ (1 in the paper); both branches kee
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -21,6 +22,7 @@ from torch import nn
 
 from .._dist import shard_rand
 from .._validation import Interval, Options, check_choice
+from ..modes import eval_mode as _eval_mode
 from ..saliency import TARGETS, saliency
 from .base import Penalty, PenaltyContext, register_penalty
 from .text import saliency_guided_tokens
@@ -112,15 +114,8 @@ def detached_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target
                       eval_mode: bool = True, layer: Any = None) -> torch.Tensor:
     """∂ Σ_b t_b / ∂x on a detached copy of x, no graph kept; the model in eval mode (dropout off)
     while it runs when ``eval_mode``, each module's mode restored afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
-    if eval_mode:
-        model.eval()
-    try:
-        with torch.enable_grad():
-            g = saliency(model, x.detach(), y, target=target, create_graph=False, layer=layer)
-    finally:
-        for module, flag in flags:
-            module.train(flag)
+    with _eval_mode(model) if eval_mode else nullcontext(), torch.enable_grad():
+        g = saliency(model, x.detach(), y, target=target, create_graph=False, layer=layer)
     return g.detach()
 
 
