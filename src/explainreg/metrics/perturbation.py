@@ -66,19 +66,24 @@ def morf_value(rows: torch.Tensor, percentiles: Sequence[float] = SEED_PERCENTIL
     return curve_value(rows[:, order], steps, transform=lambda c: 1.0 - c)
 
 
-@register_metric("morf")
-class MoRF(Metric):
-    """Most Relevant First: AUC = ∫ (1 − mean_b d_b) over fraction removed 1 − p/100 (higher is better)."""
-
-    name = "morf"
-    higher_is_better = True
-    order = "morf"
+class PercentileRemoval(Metric):
+    """The settings of the seed's percentile-rule metrics (MoRF, LeRF, faithfulness): entries above
+    each ``percentiles`` value of an image's non-zero attributions are set to ``baseline``."""
 
     def __init__(self, percentiles: Sequence[float] = SEED_PERCENTILES, baseline: Any = 0.0,
                  max_batch: int = MAX_BATCH) -> None:
         super().__init__()
         self.percentiles = _percentiles(percentiles)
         self.baseline, self.max_batch = baseline, check_positive_int("max_batch", max_batch)
+
+
+@register_metric("morf")
+class MoRF(PercentileRemoval):
+    """Most Relevant First: AUC = ∫ (1 − mean_b d_b) over fraction removed 1 − p/100 (higher is better)."""
+
+    name = "morf"
+    higher_is_better = True
+    order = "morf"
 
     def per_image(self, model, x, y, attributions):
         return morf_curve(model, x, y, attributions, percentiles=self.percentiles, baseline=self.baseline,
@@ -122,18 +127,12 @@ def faithfulness_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attr
 
 
 @register_metric("faithfulness")
-class Faithfulness(Metric):
+class Faithfulness(PercentileRemoval):
     """The seed's faithfulness: mean over images of the per-image correlation (higher is better);
     images whose correlation is undefined are skipped and counted in ``n_nan``."""
 
     name = "faithfulness"
     higher_is_better = True
-
-    def __init__(self, percentiles: Sequence[float] = SEED_PERCENTILES, baseline: Any = 0.0,
-                 max_batch: int = MAX_BATCH) -> None:
-        super().__init__()
-        self.percentiles = _percentiles(percentiles)
-        self.baseline, self.max_batch = baseline, check_positive_int("max_batch", max_batch)
 
     def per_image(self, model, x, y, attributions):
         return faithfulness_scores(model, x, y, attributions, percentiles=self.percentiles, baseline=self.baseline,
@@ -490,7 +489,7 @@ masked_accuracy = deprecated_one_shot(MaskedAccuracy, "masked_accuracy")
 
 
 __all__ = [
-    "Faithfulness", "FaithfulnessCorrelation", "LeRF", "MaskedAccuracy", "MoRF", "PixelFlipping",
+    "Faithfulness", "FaithfulnessCorrelation", "LeRF", "PercentileRemoval", "MaskedAccuracy", "MoRF", "PixelFlipping",
     "RegionPerturbation", "faithfulness", "faithfulness_correlation", "faithfulness_correlation_scores",
     "faithfulness_scores", "lerf", "masked_accuracy", "masked_accuracy_rows", "morf", "morf_curve",
     "keyed_subsets", "morf_value", "per_image_auc_value", "pixel_flipping", "pixel_flipping_curve", "random_subsets",
