@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TEST_DATA ?= $(abspath ../shared/data)
 DEMO_DATA := $(if $(EXPLAINREG_DATA),,$(if $(wildcard ../shared/data/mnist),--data-root ../shared/data))
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-all bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: install
 	$(BIN)/explainreg study constraints --quick --out results/constraints-mnist-quick $(DEMO_DATA)
 
 test: install
+	EXPLAINREG_DATA="$${EXPLAINREG_DATA:-$(TEST_DATA)}" $(BIN)/python -m pytest -q -m "not slow"
+
+# the whole suite, the slow tests included (kill -9 resumes, Ray grid, full quick studies, torchrun resume)
+test-all: install
 	EXPLAINREG_DATA="$${EXPLAINREG_DATA:-$(TEST_DATA)}" $(BIN)/python -m pytest -q
 
 bench: install

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ..runs import atomic_write_bytes
 from . import register_study
 
 #: XIL's regularisation rates (issue 17 / methods.md A.11); EG is not in XIL: λ = 1 is our choice
@@ -168,9 +169,16 @@ def run(args: argparse.Namespace) -> int:
                   + ([f"--train-limit {args.train_limit}"] if args.train_limit and not args.quick else [])
                   + ([f"--test-limit {args.test_limit}"] if args.test_limit and not args.quick else []))}
     rows = []
+    key = {k: config[k] for k in ("dataset", "epochs", "feedback", "normalisation_rate", "train_images", "test_images")}
     for seed in args.seeds:
         for method in args.methods:
+            cached = out / "runs" / f"{method}_seed{seed}.json"
+            if cached.is_file() and json.loads(cached.read_text()).get("settings") == key:
+                rows.append(json.loads(cached.read_text())["row"])  # finished before: an interrupted grid resumes
+                continue
             row = run_one(method, seed, train_set, test_set, args)
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(cached, json.dumps({"settings": key, "row": row}, indent=2).encode())
             print(f"{method} seed {seed}: acc {row['accuracy']:.2f} % WR(Grad-CAM) {row['wr_gradcam']:.2f} "
                   f"WR(IG) {row['wr_ig']:.2f} ({row['seconds']:.0f} s)", flush=True)
             rows.append(row)
