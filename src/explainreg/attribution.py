@@ -35,6 +35,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .layers import find_layer
 from ._random import as_index, keyed_draw
 from ._validation import check_batch, check_choice, check_labels, check_logits, check_range
 from .modes import eval_mode, model_device
@@ -111,20 +112,7 @@ def predict_labels(model: nn.Module, x: torch.Tensor, max_batch: int = 1024) -> 
 def _find_layer(model: nn.Module, layer: str | nn.Module | None, input_dim: int = 4) -> nn.Module:
     """The module named ``layer`` (a dotted name, e.g. ``"layer4.1.conv2"``), or by default the last
     convolution of the input's kind: ``Conv1d`` for B×C×T inputs (``input_dim`` 3), ``Conv2d`` for B×C×H×W."""
-    if isinstance(layer, nn.Module):
-        return layer
-    modules = dict(model.named_modules())
-    if layer is None:
-        kind = nn.Conv1d if input_dim == 3 else nn.Conv2d
-        convs = [m for m in modules.values() if isinstance(m, kind)]
-        if not convs:
-            raise ValueError("gradcam needs a convolutional layer: pass layer='<name>' (one of "
-                             f"{', '.join(n for n in modules if n) or 'none'})")
-        return convs[-1]
-    if layer not in modules:
-        raise ValueError(f"layer must name a module of the model, one of {', '.join(n for n in modules if n)}; "
-                         f"got {layer!r}")
-    return modules[layer]
+    return find_layer(model, layer, nn.Conv1d if input_dim == 3 else nn.Conv2d, who="gradcam")
 
 
 def _baseline_stack(baselines: Any, x: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import find_layer
 from .._validation import check_choice
 from .annotation import _AnnotationPenalty, _image_mask
 from .base import PenaltyContext, register_penalty
@@ -31,19 +32,7 @@ INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
 def find_conv_layer(model: nn.Module, layer: str | nn.Module | None = None) -> nn.Module:
     """The module Grad-CAM is taken at: ``layer`` by name (``model.named_modules()``) or module; None =
     the last ``nn.Conv2d`` (in registration order, as XIL's ``get_last_conv_layer``)."""
-    if isinstance(layer, nn.Module):
-        return layer
-    modules = dict(model.named_modules())
-    if layer is None:
-        convs = [m for m in modules.values() if isinstance(m, nn.Conv2d)]
-        if not convs:
-            raise ValueError("Grad-CAM needs a convolutional layer and the model has no nn.Conv2d: pass "
-                             f"layer='<name>', one of {', '.join(n for n in modules if n) or 'none'}")
-        return convs[-1]
-    if layer not in modules:
-        raise ValueError(f"layer must name a module of the model, one of {', '.join(n for n in modules if n)}; "
-                         f"got {layer!r}")
-    return modules[layer]
+    return find_layer(model, layer, nn.Conv2d)
 
 
 def forward_with_activation(model: nn.Module, x: torch.Tensor, layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
