@@ -25,7 +25,8 @@ from .. import runs
 from .._validation import nonnegative_float, nonnegative_int, positive_int
 from ..attribution import attribute
 from ..data import ArrayDataset, load_dataset
-from ..metrics import complexity, faithfulness, gaussian_noise, morf, roar, square_blocks
+from ..metrics import Complexity, Faithfulness, GaussianNoise, MoRF, SquareBlocks
+from ..metrics.roar import roar
 from ..models import build_model
 from ..objective import Objective
 from ..training import TrainConfig, evaluate_accuracy, train
@@ -160,11 +161,12 @@ def evaluate_model(model, run_dir: Path, x: torch.Tensor, y: torch.Tensor, test_
         return runs.read_json(cache)["metrics"]
     a = attribute(model, x, y, "saliency")
     results = {
-        "morf": morf(model, x, y, a), "faithfulness": faithfulness(model, x, y, a), "complexity": complexity(a),
+        "morf": MoRF()(model, x, y, a), "faithfulness": Faithfulness()(model, x, y, a),
+        "complexity": Complexity()(model, x, y, a),
         "roar": roar(model, roar_train, ArrayDataset(x, y), test_attributions=a, epochs=settings.roar_epochs,
                      batch_size=30, seed=settings.seed, model_factory=lambda: build_model(settings.model)),
-        "gaussian": gaussian_noise(model, x, y, seed=settings.seed),
-        "blocks": square_blocks(model, x, y, seed=settings.seed),
+        "gaussian": GaussianNoise(seed=settings.seed)(model, x, y),
+        "blocks": SquareBlocks(seed=settings.seed)(model, x, y),
     }
     metrics = {name: r.to_dict() for name, r in results.items()}
     metrics["test_accuracy"] = {"value": 100 * evaluate_accuracy(model, test_set), "higher_is_better": True}
