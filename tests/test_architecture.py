@@ -137,7 +137,7 @@ WITHOUT_ALL = frozenset("""
     explainreg.data.idx explainreg.data.image_ops explainreg.data.shortcuts explainreg.data.sources
     explainreg.data.synthetic_ts explainreg.data.ucr explainreg.decomposition.rules explainreg.lightning
     explainreg.models explainreg.objective explainreg.penalties.annotation explainreg.penalties.base
-    explainreg.penalties.functional explainreg.penalties.gradient explainreg.penalties.saliency_guided
+    explainreg.penalties.gradient explainreg.penalties.saliency_guided
     explainreg.penalties.xil explainreg.report.document explainreg.report.figures explainreg.runs
     explainreg.saliency explainreg.studies explainreg.studies.cdep_mnist explainreg.studies.constraints
     explainreg.studies.constraints_report explainreg.studies.executors explainreg.studies.isic

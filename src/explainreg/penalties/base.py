@@ -81,8 +81,6 @@ class Penalty(nn.Module):
     name: ClassVar[str] = "penalty"
     #: whether the penalty needs the input gradient (so the shared forward runs on a grad-enabled x)
     needs_input_grad: ClassVar[bool] = True
-    #: ``"lower"``: the objective minimises it
-    better: ClassVar[str] = "lower"
 
     def forward(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                 generator: torch.Generator | None = None, layer: str | nn.Module | None = None,

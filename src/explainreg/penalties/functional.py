@@ -103,3 +103,17 @@ def symmetry(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: 
         g_rot = gradient_of(model(x_rot), x_rot, y, target, create_graph=True)
     rotated_g = rotate(g, degrees, interpolation)
     return (1 - F.cosine_similarity(g_rot.flatten(1), rotated_g.flatten(1), dim=1, eps=1e-12).abs()).mean()
+
+
+# The pure functions of the annotation, saliency-guided, text and XIL penalties live beside their
+# classes; they are re-exported here so that every penalty's functional form is in one place.
+from .annotation import cdep, cdep_share, expected_gradients, expected_gradients_penalty, rrr  # noqa: E402
+from .saliency_guided import kl_divergence, saliency_guided_mask  # noqa: E402
+from .text import cdep_text, cdep_text_penalty  # noqa: E402
+from .xil import grad_cam, hint, influence_gradient, rbr, rrr_gradcam  # noqa: E402
+
+__all__ = [
+    "cdep", "cdep_share", "cdep_text", "cdep_text_penalty", "consistency", "expected_gradients", "input_target",
+    "expected_gradients_penalty", "fidelity", "grad_cam", "gradient_l1", "hint", "influence_gradient",
+    "kl_divergence", "locality", "rbr", "rrr", "rrr_gradcam", "saliency_guided_mask", "smoothness", "symmetry",
+]
