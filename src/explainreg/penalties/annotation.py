@@ -42,7 +42,8 @@ def cdep_share(rel: torch.Tensor, irrel: torch.Tensor, weights: torch.Tensor | N
     return per_blob.sum()
 
 
-def cdep(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = False, order: str = "forward") -> torch.Tensor:
+def cdep(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = False, order: str = "forward",
+         blob_chunk: int | None = None) -> torch.Tensor:
     """R = Σ_blobs mean_{b,k} σ(rel_bk − irrel_bk), (rel, irrel) = CD of the logits for the blob.
 
     ``mask`` as :func:`explainreg.decomposition.decompose`; images whose mask is empty are left out
@@ -50,15 +51,36 @@ def cdep(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = False, o
     (:func:`explainreg.decomposition.decompose`). CD decomposes the deterministic network: dropout
     layers act as the identity during the pass (the cross-entropy forward keeps its dropout), and
     BatchNorm running statistics are left untouched (methods.md A.6).
+
+    ``blob_chunk``: decompose at most this many blobs per pass, each chunk under activation
+    checkpointing (recomputed in the backward pass), so that the memory is that of one chunk; the
+    value and the gradients are those of the one-pass penalty (summation order aside).
     """
     m = normalize_mask(mask, x, blobs=blobs)  # N×(B|1)×…
     weights = (m != 0).flatten(2).any(2).expand(m.shape[0], x.shape[0]).T  # B×N
     if not bool(weights.any()):
         return _zero(model, x)
+    if blob_chunk is not None and blob_chunk < 1:
+        raise ValueError(f"blob_chunk must be a whole number ≥ 1 (blobs per CD pass) or None, got {blob_chunk!r}")
+    n = m.shape[0]
+    if blob_chunk is None or blob_chunk >= n:
+        return _cdep_blobs(model, x, m, None if bool(weights.all()) else weights, order)
+    from torch.utils.checkpoint import checkpoint
+
+    total = x.new_zeros(())
+    for start in range(0, n, blob_chunk):
+        part, w = m[start:start + blob_chunk], weights[:, start:start + blob_chunk]
+        if bool(w.any()):
+            total = total + checkpoint(_cdep_blobs, model, x, part, None if bool(w.all()) else w, order,
+                                       use_reentrant=False)
+    return total
+
+
+def _cdep_blobs(model: nn.Module, x: torch.Tensor, m: torch.Tensor, weights: torch.Tensor | None,
+                order: str) -> torch.Tensor:
+    """Σ over the N blobs of ``m`` (N×(B|1)×…) of CDEP's share, in one CD pass."""
     with deterministic_dropout(model), frozen_norm_statistics(model):
         rel, irrel = decompose(model, x, m.transpose(0, 1), blobs=True, order=order)  # B×N×K
-    if bool(weights.all()):
-        weights = None
     return cdep_share(rel, irrel, weights)
 
 
@@ -206,14 +228,19 @@ class CDEP(_AnnotationPenalty):
     name = "cdep"
     needs_input_grad = False
 
-    def __init__(self, blob_sampler: BlobSampler | None = None, order: str = "forward") -> None:
+    def __init__(self, blob_sampler: BlobSampler | None = None, order: str = "forward",
+                 blob_chunk: int | None = None) -> None:
         super().__init__(blob_sampler)
         if order not in ORDERS:
             raise ValueError(f"CDEP: order must be one of {ORDERS} ('seed' = CDEP's conv → pool → ReLU), got {order!r}")
+        if blob_chunk is not None and (isinstance(blob_chunk, bool) or not isinstance(blob_chunk, int) or blob_chunk < 1):
+            raise ValueError(f"CDEP: blob_chunk must be a whole number ≥ 1 (blobs per CD pass) or None, got {blob_chunk!r}")
         self.order = order
+        self.blob_chunk = blob_chunk
 
     def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "order": self.order}
+        extra = {} if self.blob_chunk is None else {"blob_chunk": self.blob_chunk}
+        return {**super().settings(), "order": self.order, **extra}
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         mask, blobs = self._mask(ctx)
@@ -222,8 +249,8 @@ class CDEP(_AnnotationPenalty):
                              lengths=ctx.extras.get("lengths"))
         x = ctx.x.detach()
         if blobs:  # N×1×{1,C}×H×W -> 1×N×{1,C}×H×W: the same N blobs for every image
-            return cdep(ctx.model, x, mask.transpose(0, 1), blobs=True, order=self.order)
-        return cdep(ctx.model, x, mask, order=self.order)
+            return cdep(ctx.model, x, mask.transpose(0, 1), blobs=True, order=self.order, blob_chunk=self.blob_chunk)
+        return cdep(ctx.model, x, mask, order=self.order, blob_chunk=self.blob_chunk)
 
 
 @register_penalty("right_for_right_reasons", "grad")
