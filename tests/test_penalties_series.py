@@ -96,3 +96,46 @@ def test_sgt_masks_exactly_k_features_per_series(motions):
         assert torch.equal(masked[~mask], x[~mask])
     r = SaliencyGuided(0.5)(model, x, y, generator=torch.Generator().manual_seed(0))
     assert float(r) >= -1e-6 and r.requires_grad      # KL ≥ 0 up to float rounding
+
+
+def test_sgt_on_padded_series_masks_only_real_steps():
+    """JapaneseVowels (12 channels, ≤ 29 steps, zero-padded): SGT masks ⌊f·C·L_b⌋ real entries of each
+    series, never a padded step, and fills from the real values' range (methods.md A.4, A.10)."""
+    from explainreg.data.ucr import load_ucr
+    from explainreg.penalties.saliency_guided import saliency_guided_mask
+
+    data = load_ucr("JapaneseVowels", "train", pad_to=29)
+    x, pad = data.x[:16], data.extras["padding_mask"][:16].bool()
+    assert not bool(pad.all())  # the batch really has padding
+    g = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    masked, mask = saliency_guided_mask(x, g, 0.5, "abs", "random", torch.Generator().manual_seed(1),
+                                        valid=pad.unsqueeze(1))
+    lengths = pad.sum(1)
+    assert mask.flatten(1).sum(1).tolist() == [int(0.5 * 12 * int(n)) for n in lengths]
+    assert not bool((mask & ~pad.unsqueeze(1)).any())
+    torch.testing.assert_close(masked[~pad.unsqueeze(1).expand_as(x)], x[~pad.unsqueeze(1).expand_as(x)])
+    for b in range(len(x)):
+        real = x[b][:, pad[b]]
+        filled = masked[b][mask[b]]
+        assert float(filled.min()) >= float(real.min()) - 1e-6 and float(filled.max()) <= float(real.max()) + 1e-6
+    # the lowest-|g| real entries are the ones masked
+    b = 0
+    scores = g[b].abs()[:, pad[b]].flatten()
+    k = int(0.5 * scores.numel())
+    assert bool(mask[b][:, pad[b]].flatten()[scores.argsort()[:k]].all())
+
+
+def test_sgt_penalty_reads_the_series_padding_mask():
+    from explainreg.data.ucr import load_ucr
+    from explainreg.models import build_model
+    from explainreg.penalties import SaliencyGuided
+
+    data = load_ucr("JapaneseVowels", "train", pad_to=29)
+    x, y, pad = data.x[:16], data.y[:16], data.extras["padding_mask"][:16].bool()
+    torch.manual_seed(0)
+    model = build_model("tcn", in_channels=12, num_classes=9)
+    value = SaliencyGuided()(model, x, y, padding_mask=pad)
+    value.backward()
+    assert torch.isfinite(value) and any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    with pytest.raises(ValueError, match="padding_mask of shape"):
+        SaliencyGuided()(model, x, y, padding_mask=pad[:, :10])

@@ -56,7 +56,7 @@ def masked_count(num_features: int, fraction: float) -> int:
 
 def saliency_guided_mask(x: torch.Tensor, g: torch.Tensor, fraction: float = 0.5, by: str = "abs",
                          fill: str | float = "random", generator: torch.Generator | None = None, *,
-                         k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                         k: int | None = None, valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Mask the k lowest-ranked features of each sample; returns ``(x_masked, mask)``.
 
     Features are all D entries of a sample (C·H·W for images, T·F for sequences), ranked by |g|
@@ -65,6 +65,10 @@ def saliency_guided_mask(x: torch.Tensor, g: torch.Tensor, fraction: float = 0.5
     (``fill="random"``) or by the constant ``fill``. ``mask`` is a bool tensor of x's shape
     (True = replaced). One ``topk`` + ``scatter`` over the whole batch. ``x_masked`` is
     differentiable w.r.t. ``x`` at the kept features; ``g`` is only used for its order.
+
+    ``valid`` (bool, broadcastable to x, e.g. B×1×T for padded series): only valid features are
+    candidates and counted, k_b = ⌊fraction · (valid features of sample b)⌋; padding is never masked
+    and does not enter the fill range.
     """
     if not isinstance(x, torch.Tensor) or not isinstance(g, torch.Tensor):
         raise TypeError("x and g must be tensors")
@@ -75,6 +79,10 @@ def saliency_guided_mask(x: torch.Tensor, g: torch.Tensor, fraction: float = 0.5
     check_choice("by", by, ORDERS)
     fill = check_fill(fill)
     b, d = x.shape[0], x[0].numel()
+    if valid is not None:
+        if k is not None:
+            raise ValueError("give either k or valid (k then follows each sample's number of valid features)")
+        return _masked_valid(x, g, fraction, by, fill, generator, valid)
     if k is None:
         k = masked_count(d, fraction)
     elif isinstance(k, bool) or int(k) != k or not 0 <= int(k) <= d:
@@ -98,6 +106,42 @@ def saliency_guided_mask(x: torch.Tensor, g: torch.Tensor, fraction: float = 0.5
     return masked.view_as(x), mask.view_as(x)
 
 
+def _masked_valid(x: torch.Tensor, g: torch.Tensor, fraction: float, by: str, fill: str | float,
+                  generator: torch.Generator | None, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`saliency_guided_mask` over the valid features only (k_b per sample; padding untouched)."""
+    try:
+        ok = torch.as_tensor(valid, device=x.device).to(torch.bool).expand_as(x).flatten(1)
+    except RuntimeError as exc:
+        raise ValueError(f"valid of shape {tuple(torch.as_tensor(valid).shape)} does not broadcast to x "
+                         f"{tuple(x.shape)} (e.g. B×1×T for a B×T padding mask of B×C×T series)") from exc
+    b, d = ok.shape
+    counts = ok.sum(1)
+    if bool((counts == 0).any()):
+        raise ValueError("a sample has no valid feature (an empty series): drop it from the batch")
+    k_b = torch.floor(check_fraction(fraction) * counts.to(torch.float64) + 1e-9).long()   # B
+    k_max = int(k_b.max())
+    flat = x.flatten(1)
+    score = g.detach().flatten(1)
+    if by == "abs":
+        score = score.abs()
+    score = score.masked_fill(~ok, float("inf"))                     # padding is never among the lowest
+    index = score.topk(k_max, dim=1, largest=False, sorted=True).indices       # B×k_max, lowest first
+    take = torch.arange(k_max, device=x.device).unsqueeze(0) < k_b.unsqueeze(1)   # B×k_max: within k_b
+    mask = torch.zeros(b, d, dtype=torch.bool, device=x.device)
+    mask.scatter_(1, index, take)
+    if fill == "random":
+        masked_x = flat.detach()
+        low = masked_x.masked_fill(~ok, float("inf")).min(1, keepdim=True).values
+        high = masked_x.masked_fill(~ok, float("-inf")).max(1, keepdim=True).values
+        device = generator.device if generator is not None else x.device
+        u = shard_rand((b, k_max), generator, device, x.dtype).to(x.device)
+        values = low + (high - low) * u
+    else:
+        values = torch.full((b, k_max), fill, dtype=x.dtype, device=x.device)
+    values = torch.where(take, values, flat.gather(1, index))       # ranks beyond k_b keep their value
+    return flat.scatter(1, index, values).view_as(x), mask.view_as(x)
+
+
 def kl_divergence(logits: torch.Tensor, masked_logits: torch.Tensor) -> torch.Tensor:
     """KL(p ‖ q) = (1/B) Σ_b Σ_c p_bc (log p_bc − log q_bc), p = softmax(logits), q = softmax(masked_logits).
 
@@ -108,6 +152,19 @@ def kl_divergence(logits: torch.Tensor, masked_logits: torch.Tensor) -> torch.Te
     log_p = F.log_softmax(logits, dim=1)
     log_q = F.log_softmax(masked_logits, dim=1)
     return (log_p.exp() * (log_p - log_q)).sum(1).mean()
+
+
+def _series_padding(ctx: PenaltyContext) -> torch.Tensor | None:
+    """B×1×T valid-step mask of a padded B×C×T series batch (``extras["padding_mask"]``, True = a real
+    step), or None when the batch has no padding."""
+    pad = ctx.extras.get("padding_mask")
+    if pad is None or ctx.x.dim() != 3:
+        return None
+    pad = torch.as_tensor(pad, device=ctx.x.device).to(torch.bool)
+    if pad.shape != (ctx.x.shape[0], ctx.x.shape[2]):
+        raise ValueError(f"padding_mask of shape {tuple(pad.shape)} does not match the series "
+                         f"{tuple(ctx.x.shape)}: give B×T (True = a real time step)")
+    return None if bool(pad.all()) else pad.unsqueeze(1)
 
 
 def detached_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: str = "log_prob",
@@ -150,7 +207,9 @@ class SaliencyGuided(Penalty):
             return self._tokens(ctx)
         g = detached_saliency(ctx.model, ctx.x, ctx.y, self.target, self.eval_saliency)
         generator = ctx.rng() if self.fill == "random" else None
-        x_masked, _ = saliency_guided_mask(ctx.x.detach(), g, self.fraction, self.by, self.fill, generator)
+        valid = _series_padding(ctx)
+        x_masked, _ = saliency_guided_mask(ctx.x.detach(), g, self.fraction, self.by, self.fill, generator,
+                                           valid=valid)
         with torch.enable_grad():
             masked_logits = ctx.model(x_masked)
         return kl_divergence(ctx.logits, masked_logits)
