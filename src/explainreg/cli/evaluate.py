@@ -28,7 +28,9 @@ def register(subparsers) -> None:
     p.add_argument("--metrics", default=DEFAULT_METRICS,
                    help=f"comma-separated metric names (default: the seed's six tests, {DEFAULT_METRICS}); "
                         "also lerf, faithfulness_correlation, sparseness, road, masked_accuracy, max_sensitivity, "
-                        "pixel_flipping, region_perturbation")
+                        "pixel_flipping, region_perturbation; with annotation masks (decoy-mnist, decoy-fmnist, "
+                        "image folders with masks): pointing_game, attribution_localisation, top_k_intersection, "
+                        "relevance_rank_accuracy, relevance_mass_accuracy, localisation_auc, wrong_reason")
     p.add_argument("--attribution", default="saliency",
                    help="comma-separated attribution methods (saliency, ig, smoothgrad, deeplift, gradient_shap, "
                         "input_x_gradient, occlusion, gradcam, random)")
@@ -71,11 +73,16 @@ def run(args) -> int:
     from ..runs import atomic_write_bytes, atomic_write_json, load_run
     from ..training import resolve_device
 
+    from ..metrics import LOCALISATION_METRICS
+
     run_dir = Path(args.run_dir)
     output = Path(args.output) if args.output else run_dir
-    names = [resolve_metric(m) for m in args.metrics.split(",") if m.strip()]
+    requested = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    # localisation / wrong-reason metrics need the data set's annotation masks (methods.md A.11)
+    mask_names = [k for k in (m.lower().replace("-", "_") for m in requested) if k in LOCALISATION_METRICS]
+    names = [resolve_metric(m) for m in requested if m.lower().replace("-", "_") not in LOCALISATION_METRICS]
     methods = [resolve_method(m) for m in args.attribution.split(",") if m.strip()]
-    if not names or not methods:
+    if not (names or mask_names) or not methods:
         raise ValueError("--metrics and --attribution must each name at least one item")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be a positive number of images, got {args.limit}")
@@ -102,8 +109,13 @@ def run(args) -> int:
     if "bundled" in test.source:
         print(f"evaluating on the bundled subset ({test.source}), as the run was trained on it", file=sys.stderr)
     x_all, y_all = test.x.to(device), test.y.to(device)
+    masks = test.extras.get("mask") if mask_names else None
+    if mask_names and masks is None:
+        raise ValueError(f"{', '.join(mask_names)} compare attributions with annotation masks, and the run's data set "
+                         f"({dataset}) has none; evaluate a run trained on a data set with masks (decoy-mnist, "
+                         "decoy-fmnist, an image folder with --masks)")
     attribution_free = [n for n in names if not METRICS[n].needs_attributions]
-    per_method = [n for n in names if METRICS[n].needs_attributions]
+    per_method = [n for n in names if METRICS[n].needs_attributions] + mask_names
     results: dict[str, dict] = {}
     train = None
     if "roar" in per_method:
@@ -118,6 +130,9 @@ def run(args) -> int:
         label = method or "none"
         built = {}
         for n in metric_names:
+            if n in LOCALISATION_METRICS:
+                built[n] = LOCALISATION_METRICS[n]()
+                continue
             built[n] = build_metric(n, **_settings(n, args, method=method, train_set=train, epochs=args.roar_epochs,
                                                    batch_size=args.roar_batch_size))
         step = min(args.batch_size, -(-len(x_all) // world))  # torchrun: every rank gets at least one batch
@@ -125,15 +140,18 @@ def run(args) -> int:
             xb, yb = x_all[start:start + step], y_all[start:start + step]
             index = torch.arange(start, start + len(xb))  # the images' positions: keyed draws, synced order
             a = attribute(model, xb, yb, method, seed=args.seed, index=index) if method else None
-            for metric in built.values():
-                metric.update(model, xb, yb, a, index=index)
+            for n, metric in built.items():
+                if n in LOCALISATION_METRICS:
+                    metric.update(model, xb, yb, a, masks[start:start + step].to(device))
+                else:
+                    metric.update(model, xb, yb, a, index=index)
             bar.update(len(xb))
         bar.set_postfix_str(f"{label}: computing {', '.join(built)}")
         out = {n: m.compute() for n, m in built.items()}
         results.setdefault(label, {}).update({n: r.to_dict() for n, r in out.items()})
         frames.append(results_frame(out, attribution=label))
     bar.close()
-    summary = {"run_dir": str(run_dir), "dataset": dataset, "n_images": len(x_all), "metrics": names,
+    summary = {"run_dir": str(run_dir), "dataset": dataset, "n_images": len(x_all), "metrics": names + mask_names,
                "attribution": methods, "compat": args.compat, "seed": args.seed, "results": results}
     import pandas as pd
 
