@@ -22,6 +22,7 @@ from torch import nn
 
 from .._validation import check_choice
 from ..inputs import ExplainedInput
+from ..modes import eval_mode
 
 METHODS = ("gradient", "integrated_gradients", "smoothgrad", "random")
 PERCENTS = (1, 5, 10, 20, 50)
@@ -78,23 +79,31 @@ def _p_true(model: nn.Module, ids: torch.Tensor, y: torch.Tensor) -> torch.Tenso
         return torch.softmax(model(ids), 1).gather(1, y[:, None]).squeeze(1)
 
 
-def eraser(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, scores: torch.Tensor, *,
-           percents: Sequence[float] = PERCENTS, padding_idx: int = 0) -> dict[str, torch.Tensor]:
-    """ERASER comprehensiveness and sufficiency (AOPC over ``percents``) per sentence, B each.
-
-    ``ids`` right-padded with ``padding_idx``; ``scores`` B×T, ranked by |score| among real tokens."""
+def _real_tokens(ids: torch.Tensor, scores: torch.Tensor, padding_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(real B×T, lengths B)`` of right-padded ids, with the checks every token metric needs."""
     if scores.shape != ids.shape:
         raise ValueError(f"scores must have the ids' shape {tuple(ids.shape)}, got {tuple(scores.shape)}")
     real = ids != padding_idx
     lengths = real.sum(1)
     if bool((lengths == 0).any()):
         raise ValueError("ids hold empty sentences (all padding); drop them")
-    was = model.training
-    model.eval()
-    try:
+    return real, lengths
+
+
+def _ranks(s: torch.Tensor) -> torch.Tensor:
+    """Each token's rank by descending score (ties in position order), B×T."""
+    return torch.sort(s, dim=1, descending=True, stable=True).indices.argsort(1)
+
+
+def eraser(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, scores: torch.Tensor, *,
+           percents: Sequence[float] = PERCENTS, padding_idx: int = 0) -> dict[str, torch.Tensor]:
+    """ERASER comprehensiveness and sufficiency (AOPC over ``percents``) per sentence, B each.
+
+    ``ids`` right-padded with ``padding_idx``; ``scores`` B×T, ranked by |score| among real tokens."""
+    real, lengths = _real_tokens(ids, scores, padding_idx)
+    with eval_mode(model):
         base = _p_true(model, ids, y)
-        s = scores.detach().abs().masked_fill(~real, -1.0)
-        rank = torch.sort(s, dim=1, descending=True, stable=True).indices.argsort(1)
+        rank = _ranks(scores.detach().abs().masked_fill(~real, -1.0))
         comp, suff = [], []
         for pct in percents:
             k = torch.clamp(torch.floor(lengths.to(torch.float64) * pct / 100).long(), min=1)
@@ -102,8 +111,6 @@ def eraser(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, scores: torch.T
             drop = top & (rank < (lengths - 1).clamp(min=0)[:, None])  # keep at least one token
             comp.append(base - _p_true(model, _compact(ids, real & ~drop, padding_idx), y))
             suff.append(base - _p_true(model, _compact(ids, top, padding_idx), y))
-    finally:
-        model.train(was)
     return {"comprehensiveness": torch.stack(comp).mean(0), "sufficiency": torch.stack(suff).mean(0)}
 
 
@@ -116,22 +123,14 @@ def token_deletion_curve(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, s
     p_c*(deleted) / p_c*(x), c* the original prediction) and ``auc`` (trapezoid of 1 − ratio over f;
     higher is better for MoRF)."""
     check_choice("order", order, ("morf", "lerf"))
-    if scores.shape != ids.shape:
-        raise ValueError(f"scores must have the ids' shape {tuple(ids.shape)}, got {tuple(scores.shape)}")
-    real = ids != padding_idx
-    lengths = real.sum(1)
-    if bool((lengths == 0).any()):
-        raise ValueError("ids hold empty sentences (all padding); drop them")
-    was = model.training
-    model.eval()
-    try:
+    real, lengths = _real_tokens(ids, scores, padding_idx)
+    with eval_mode(model):
         with torch.no_grad():
             p = torch.softmax(model(ids), 1)
         c = p.argmax(1)
         p0 = p.gather(1, c[:, None]).squeeze(1)
         s = scores.detach().abs()
-        s = s.masked_fill(~real, -1.0) if order == "morf" else (-s).masked_fill(~real, -float("inf"))
-        rank = torch.sort(s, dim=1, descending=True, stable=True).indices.argsort(1)
+        rank = _ranks(s.masked_fill(~real, -1.0) if order == "morf" else (-s).masked_fill(~real, -float("inf")))
         accuracy, ratio = [], []
         for f in fractions:
             k = torch.minimum(torch.floor(lengths.to(torch.float64) * f).long(), lengths - 1)
@@ -140,8 +139,6 @@ def token_deletion_curve(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, s
                 q = torch.softmax(model(kept), 1)
             accuracy.append((q.argmax(1) == y).double().mean())
             ratio.append((q.gather(1, c[:, None]).squeeze(1) / p0).double().mean())
-    finally:
-        model.train(was)
     ratio_t = torch.stack(ratio)
     x = torch.tensor(list(fractions), dtype=torch.float64)
     return {"accuracy": torch.stack(accuracy), "ratio": ratio_t, "auc": torch.trapezoid(1 - ratio_t, x)}
