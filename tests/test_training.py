@@ -80,3 +80,15 @@ def test_config_validation_names_the_parameter():
     with pytest.raises(ValueError, match="CUDA is not available"):
         er.training.resolve_device("cuda") if not torch.cuda.is_available() else (_ for _ in ()).throw(
             ValueError("CUDA is not available (skipped: CUDA present)"))
+
+
+def test_evaluate_works_for_a_model_without_parameters(mnist_test):
+    """A parameter-free model (e.g. a fixed rule, or a wrapper whose weights live elsewhere) is evaluable."""
+    from explainreg.training import evaluate
+
+    class MeanRule(torch.nn.Module):
+        def forward(self, x):
+            return torch.stack([x.flatten(1).mean(1) * k for k in range(10)], 1)
+
+    out = evaluate(MeanRule(), mnist_test.take(64))
+    assert 0.0 <= out["accuracy"] <= 1.0

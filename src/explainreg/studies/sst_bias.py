@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from ..modes import model_device
 from .._validation import nonnegative_float, nonnegative_int, positive_int
 from ..data.text import BIASES, DECOY_WORDS, REPLACEMENTS, glove_vectors, sst_bias
 from ..decomposition import decompose
@@ -121,7 +122,7 @@ def run_study(args: argparse.Namespace) -> int:
                        val_set=splits.dev)
         final = result.final
         ids, y, mask = examples
-        scores = bias_scores(model, ids.to(next(model.parameters()).device), y.to(ids.device), mask.to(ids.device))
+        scores = bias_scores(model, ids.to(model_device(model)), y.to(ids.device), mask.to(ids.device))
         record = {"method": method, "lambda": lam, "seed": seed, "test_accuracy": 100 * final["test_accuracy"],
                   "dev_accuracy": 100 * final["val_accuracy"], "best_epoch": result.best_epoch,
                   "epochs_run": len(result.history), "seconds": time.perf_counter() - started,

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from .. import runs
 from ..objective import Objective
+from ..modes import model_device
 from . import distributed
 from .batches import iterate_batches, num_batches, world
 from .config import TrainConfig, resolve_device
@@ -48,7 +49,7 @@ class TrainResult:
 def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 1000,
              device: torch.device | str | None = None) -> dict[str, float]:
     """Accuracy and mean cross-entropy of ``model`` (in eval mode) on ``dataset``."""
-    device = device or next(model.parameters()).device
+    device = device or model_device(model)
     was_training = model.training
     model.eval()
     correct, loss, n = 0, 0.0, 0

@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..objective import Objective
+from ..modes import model_device
 from ..penalties.base import PenaltyContext
 from .batches import iterate_batches
 
@@ -38,7 +39,7 @@ def normalisation_rates(model: nn.Module, objective: Objective, dataset: Dataset
     """
     if len(objective.penalties) == 0:
         return {}
-    device = device or next(model.parameters()).device
+    device = device or model_device(model)
     ce_sum = 0.0
     sums = {name: 0.0 for name in objective.names}
     for x, y, extras in iterate_batches(dataset, batch_size, shuffle=False, device=device):
