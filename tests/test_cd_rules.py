@@ -229,3 +229,29 @@ def test_a_subclass_forward_that_cannot_be_traced_is_refused(mnist_test):
     net = nn.Sequential(nn.Flatten(), Branchy(784, 3))
     with pytest.raises(UnsupportedLayerError, match="could not trace|no rule"):
         decompose(net, mnist_test.x[:2], torch.ones(28, 28))
+
+
+@pytest.mark.parametrize("pool", [nn.MaxPool2d(2, ceil_mode=True), nn.MaxPool2d(3, 2, 1), nn.MaxPool2d(2, 2)],
+                         ids=["ceil", "overlapping", "tiled"])
+def test_max_pool_variants_match_the_windowed_rule(parts, pool):
+    """Every max-pool form (ceil mode on an odd size, overlapping padded windows, tiled) equals a plain
+    per-window computation: the window's entries tied for the maximum share its output."""
+    x, rel, irrel = (F.avg_pool2d(t, 2) for t in parts)  # 14×14 real activations
+    x, rel, irrel = x[..., :13, :13], rel[..., :13, :13], irrel[..., :13, :13]  # odd size
+    got = run(nn.Sequential(pool), rel, irrel, x)
+    total_out = pool(x)
+    k, s, p = pool.kernel_size, pool.stride, pool.padding
+    want_rel, want_irrel = torch.zeros_like(total_out), torch.zeros_like(total_out)
+    for b in range(x.shape[0]):
+        for i in range(total_out.shape[2]):
+            for j in range(total_out.shape[3]):
+                r0, c0 = i * s - p, j * s - p
+                rows = range(max(r0, 0), min(r0 + k, x.shape[2]))
+                cols = range(max(c0, 0), min(c0 + k, x.shape[3]))
+                cells = [(r, c) for r in rows for c in cols]
+                top = max(float(x[b, 0, r, c]) for r, c in cells)
+                tied = [(r, c) for r, c in cells if float(x[b, 0, r, c]) >= top - 1e-6 * abs(top)]
+                want_rel[b, 0, i, j] = sum(float(rel[b, 0, r, c]) for r, c in tied) / len(tied)
+                want_irrel[b, 0, i, j] = sum(float(irrel[b, 0, r, c]) for r, c in tied) / len(tied)
+    torch.testing.assert_close(got.rel, want_rel, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got.irrel, want_irrel, atol=1e-5, rtol=1e-5)

@@ -287,7 +287,8 @@ def max_pool_shared_ties(d: Decomposed, kernel, stride, padding, total_out: torc
     kernel, padding = as_tuple(kernel), as_tuple(padding)
     stride = as_tuple(stride) if stride not in (None, (), []) else kernel
     out_shape = tuple(total_out.shape[2:])
-    if stride == kernel and not any(padding) and k in (1, 2, 3):
+    fits = all(o * kk <= n for o, kk, n in zip(out_shape, kernel, d.total.shape[2:]))  # no ceil-mode overhang
+    if stride == kernel and not any(padding) and fits and k in (1, 2, 3):
         return _tiled_max_pool(d, kernel, total_out)
     win = _windows(d.total, kernel, stride, padding, out_shape, float("-inf"))
     top = win.amax(-1, keepdim=True)
