@@ -5,6 +5,8 @@ import statistics
 import time
 from typing import Callable
 
+import torch
+
 
 def interleaved_medians(steps: dict[str, Callable[[], None]], repeats: int, warmup: int = 2) -> dict[str, float]:
     """Median seconds of each callable, run round-robin so that load changes hit all of them alike."""
@@ -24,3 +26,21 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def make_step(model: torch.nn.Module, objective, x, y, extras, device: str = "cpu") -> Callable[[], None]:
+    """One optimiser step (objective + backward + Adam) on a fixed batch, as a callable to time."""
+    model, objective = model.to(device), objective.to(device)
+    x, y, extras = x.to(device), y.to(device), {k: v.to(device) for k, v in extras.items()}
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    cuda = torch.device(device).type == "cuda"
+
+    def step() -> None:
+        out = objective(model, x, y, **extras)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        optimizer.step()
+        if cuda:
+            torch.cuda.synchronize()  # time the step, not its launch
+
+    return step

@@ -13,25 +13,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import interleaved_medians, markdown_table  # noqa: E402
+from _common import interleaved_medians, make_step, markdown_table  # noqa: E402
 
 import explainreg  # noqa: E402
 from explainreg.data import color_mnist, color_mnist_blob_sampler, decoy_mnist  # noqa: E402
 from explainreg.models import cdep_colormnist_net, cdep_decoymnist_net  # noqa: E402
 from explainreg.objective import Objective  # noqa: E402
 from explainreg.penalties import CDEP  # noqa: E402
-
-
-def make_step(model, objective, x, y, extras):
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-
-    def step() -> None:
-        out = objective(model, x, y, **extras)
-        optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        optimizer.step()
-
-    return step
 
 
 def main(argv: list[str] | None = None) -> None:

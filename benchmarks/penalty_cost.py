@@ -15,34 +15,16 @@ import argparse
 import platform
 import sys
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import interleaved_medians as medians  # noqa: E402
+from _common import interleaved_medians as medians, make_step  # noqa: E402
 
 from explainreg.data import color_mnist, color_mnist_blob_sampler, decoy_mnist
 from explainreg.models import cdep_colormnist_net, cdep_decoymnist_net
 from explainreg.objective import Objective
 from explainreg.penalties import CDEP, HINT, RBR, RRR, ExpectedGradients, RRRGradCAM
-
-
-def make_step(model: torch.nn.Module, objective: Objective, x, y, extras, device: str = "cpu") -> Callable[[], None]:
-    model, objective = model.to(device), objective.to(device)
-    x, y, extras = x.to(device), y.to(device), {k: v.to(device) for k, v in extras.items()}
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    cuda = torch.device(device).type == "cuda"
-
-    def step() -> None:
-        out = objective(model, x, y, **extras)
-        optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        optimizer.step()
-        if cuda:
-            torch.cuda.synchronize()  # time the step, not its launch
-
-    return step
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from .._validation import check_batch
-from .rules import FUNCTION_RULES, RULES, Decomposed, affine_batch_norm, find_rule, max_pool, relevant_first
+from .rules import (FUNCTION_RULES, RULES, Decomposed, affine_batch_norm, find_rule, max_pool, max_pool_function,
+                    relevant_first)
 
 #: the orders in which CD may visit a ReLU directly followed by a max-pool
 ORDERS = ("forward", "seed")
@@ -124,7 +125,7 @@ def _seed_pool_call(model: nn.Module, node: fx.Node, args: tuple, kwargs: dict):
     """``t -> (pooled, indices)`` for a max-pool node (module or functional call)."""
     if node.op == "call_module":
         m = model.get_submodule(node.target)
-        fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[len(args[0].total.shape) - 2]
+        fn = max_pool_function(m)
         return lambda t: fn(t, m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode,
                             return_indices=True)
     options = {k: v for k, v in kwargs.items() if k != "return_indices"}

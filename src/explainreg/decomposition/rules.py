@@ -410,9 +410,13 @@ def _pool_with_ties(fn: Callable, d: Decomposed, kernel_size, stride=None, paddi
 
 
 
+def max_pool_function(m: nn.modules.pooling._MaxPoolNd) -> Callable:
+    """The functional form (F.max_pool1d/2d/3d) of a max-pool module."""
+    return F.max_pool1d if isinstance(m, nn.MaxPool1d) else F.max_pool2d if isinstance(m, nn.MaxPool2d) else F.max_pool3d
+
+
 def _max_pool_module(m: nn.modules.pooling._MaxPoolNd, d: Decomposed) -> Decomposed:
-    fn = F.max_pool1d if isinstance(m, nn.MaxPool1d) else F.max_pool2d if isinstance(m, nn.MaxPool2d) else F.max_pool3d
-    return _pool_with_ties(fn, d, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode)
+    return _pool_with_ties(max_pool_function(m), d, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode)
 
 
 for _cls in (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d):

@@ -16,6 +16,7 @@ from torch import nn
 from .._validation import check_choice, check_range
 from ..decomposition import decompose, normalize_mask
 from ..decomposition.engine import ORDERS
+from ..inputs import dense_mask
 from ..modes import deterministic_dropout, frozen_norm_statistics
 from ..saliency import TARGETS, gradient_of
 from .base import Penalty, PenaltyContext, register_penalty
@@ -161,31 +162,9 @@ def _zero(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _image_mask(mask: Any, x: torch.Tensor, who: str) -> torch.Tensor:
-    """A single mask (H×W, B×H×W, B×1×H×W, B×C×H×W) as B|1×{1,C}×H×W floats, checked."""
-    mask = torch.as_tensor(mask, device=x.device)
-    original = tuple(mask.shape)
-    if x.dim() == 2:  # feature vectors: F (shared) or B×F
-        mask = mask.reshape(1, -1) if mask.dim() == 1 else mask
-        if mask.dim() != 2 or mask.shape[1] != x.shape[1] or mask.shape[0] not in (1, x.shape[0]):
-            raise ValueError(f"{who}: mask of shape {original} does not match the inputs {tuple(x.shape)}; "
-                             "give F or B×F")
-        return _check_values(mask.to(x.dtype), who)
-    if mask.dim() == x.dim() - 2:
-        mask = mask[None, None]
-    elif mask.dim() == x.dim() - 1:
-        mask = mask[:, None]
-    ok = mask.dim() == x.dim() and mask.shape[2:] == x.shape[2:] and mask.shape[0] in (1, x.shape[0]) \
-        and mask.shape[1] in (1, x.shape[1]) and mask.numel() > 0
-    if not ok:
-        raise ValueError(f"{who}: mask of shape {original} does not match the inputs {tuple(x.shape)}; "
-                         "give H×W, B×H×W, B×1×H×W or B×C×H×W with the input's H×W")
-    return _check_values(mask.to(x.dtype), who)
-
-
-def _check_values(mask: torch.Tensor, who: str) -> torch.Tensor:
-    if not torch.isfinite(mask).all() or float(mask.min()) < 0 or float(mask.max()) > 1:
-        raise ValueError(f"{who}: mask values must lie in [0, 1] (1 = the region not to use)")
-    return mask
+    """A single mask over dense inputs (H×W, B×H×W, B×1×H×W, B×C×H×W; F, B×F for features; T, B×T, …
+    for series) as (B|1)×(1|C)×S floats, checked (:func:`explainreg.inputs.dense_mask`)."""
+    return dense_mask(mask, x, {2: "tabular", 3: "series"}.get(x.dim(), "image"), who)
 
 
 class _AnnotationPenalty(Penalty):
