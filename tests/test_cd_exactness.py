@@ -60,7 +60,9 @@ def test_float32_agrees_with_float64_and_extreme_masks_are_exact(arch, weights, 
     model, channels, size = _build(arch, weights, mnist_train_small)
     # the 16-layer stack (conv bias + BN, four max-pools) stays above the contract's 1e-3 in some
     # settings: 1.5e-3 (random, half) and 3.9e-3 (trained, corner), growth through the bias splits
-    # of consecutive BN layers (0.1–0.6 before the two-stream engine); measured, not hidden
+    # of consecutive BN layers (0.1–0.6 before the two-stream engine); measured, not hidden: the exact
+    # (float64) rel moves as much when the weights are perturbed at float32's half-ulp (3.7e-3–8.6e-3,
+    # scripts/cd_conditioning.py), so 1e-3 is below the conditioning of the rules there (docs/cdep.md)
     limit = 5e-3 if weights == "random_bn" or arch == "stack16" else 1e-3
     x = _images(mnist_test, channels, size)
     logits = model(x)
