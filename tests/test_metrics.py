@@ -218,7 +218,7 @@ def test_bad_inputs(data):
     with pytest.raises(ValueError, match="percentiles must lie in"):
         M.MoRF(percentiles=(120,))
     with pytest.raises(ValueError, match="convention must be one of"):
-        M.Complexity(convention="seed")
+        M.Sparseness(convention="seed")  # Complexity has a "seed" convention now (the old compat=True)
     with pytest.raises(RuntimeError, match="before compute"):
         M.MoRF().compute()
     with pytest.raises(ValueError, match="needs attributions"):
@@ -228,3 +228,64 @@ def test_bad_inputs(data):
     assert M.morf(model, x, y, zero).value == pytest.approx(0.0, abs=1e-6)
     f = M.faithfulness(model, x, y, zero)
     assert math.isnan(f.value) and f.n_nan == N
+
+
+# ----------------------------------------------------------------------- the one convention switch
+@pytest.mark.parametrize("cls", [M.Complexity, M.GaussianNoise, M.MaskedAccuracy])
+def test_compat_is_a_deprecated_alias_of_convention_seed(data, cls):
+    """``compat=True`` (deprecated) and ``convention="seed"`` give identical values on real MNIST images;
+    the old spelling warns naming the replacement, and the settings record ``convention`` only."""
+    model, x, y, a = data
+    new = cls(convention="seed")
+    with pytest.warns(DeprecationWarning, match=r"compat=True\) is deprecated.*convention='seed'"):
+        old = cls(compat=True)
+    assert old.settings() == new.settings() and "compat" not in old.settings()
+    assert old.settings()["convention"] == "seed"
+    r_new, r_old = new(model, x, y, a), old(model, x, y, a)
+    assert r_new.value == r_old.value and torch.equal(r_new.per_image, r_old.per_image)
+    plain = cls()(model, x, y, a)
+    if cls is not M.MaskedAccuracy:  # masked accuracy's k ≥ 1 only shows at d = 0 (checked in its own test)
+        assert plain.value != r_new.value  # the seed's convention is another computation
+    with pytest.warns(DeprecationWarning, match=r"compat=False\) is deprecated.*convention='explainreg'"):
+        assert cls(compat=False)(model, x, y, a).value == plain.value
+    with pytest.raises(ValueError, match="conflicts with convention='quantus'"), pytest.warns(DeprecationWarning):
+        cls(compat=True, convention="quantus")
+
+
+def test_compat_alias_of_the_functions(data):
+    model, x, y, a = data
+    with pytest.warns(DeprecationWarning, match="convention='seed'"):
+        old = M.masked_accuracy_rows(model, x, y, a, compat=True)
+    torch.testing.assert_close(old, M.masked_accuracy_rows(model, x, y, a, convention="seed"), rtol=0, atol=0)
+    assert (old[:, 0] <= M.masked_accuracy_rows(model, x, y, a)[:, 0]).all()  # one pixel masked at d = 0
+    with pytest.warns(DeprecationWarning, match="convention='seed'"):
+        old = M.gaussian_noise_rows(model, x, y, compat=True)
+    torch.testing.assert_close(old, M.gaussian_noise_rows(model, x, y, convention="seed"), rtol=0, atol=0)
+    with pytest.warns(DeprecationWarning, match="convention='seed'"):
+        old = M.complexity_scores(a, compat=True)
+    torch.testing.assert_close(old, M.complexity_scores(a, convention="seed"), rtol=0, atol=0)
+    p = a.flatten(1).abs().double() / a.flatten(1).abs().double().sum(1, keepdim=True)
+    torch.testing.assert_close(old, -(p * torch.log(p + 0.01)).sum(1))   # the seed's formula
+    from explainreg.metrics import functional as MF
+    assert MF.complexity(a, convention="seed").item() == M.Complexity(convention="seed")(None, x, y, a).value
+
+
+def test_convention_checked_against_what_the_metric_supports():
+    from explainreg._validation import InvalidParameterError
+
+    for cls, supported in ((M.Complexity, "'explainreg', 'seed', 'quantus'"), (M.GaussianNoise, "'explainreg', 'seed'"),
+                           (M.ROAD, "'explainreg', 'quantus'"), (M.MaxSensitivity, "'explainreg', 'quantus'"),
+                           (M.EffectiveComplexity, "'explainreg', 'quantus'")):
+        with pytest.raises(InvalidParameterError, match=f"convention must be one of {supported} for {cls.__name__}; "
+                                                        "got 'nonsense'"):
+            cls(convention="nonsense")
+        assert cls.conventions == tuple(s.strip("'") for s in supported.split(", "))
+    with pytest.raises(ValueError, match="GaussianNoise has no 'quantus' convention"):
+        M.GaussianNoise(convention="quantus")
+    with pytest.raises(ValueError, match="PixelFlipping has no 'seed' convention"):
+        M.PixelFlipping(convention="seed")
+    # the command line's --compat offers convention="seed": only the metrics with that convention take it
+    offered = {"seed": 1, "convention": "seed"}
+    assert M.accepted_settings("complexity", offered) == {"convention": "seed"}
+    assert M.accepted_settings("masked_accuracy", offered) == offered
+    assert M.accepted_settings("road", offered) == {"seed": 1}

@@ -55,10 +55,11 @@ def register(subparsers) -> None:
 
 def _settings(name: str, args, **available) -> dict:
     """What metric ``name``'s constructor takes of the command line's settings (the registry reads its
-    signature): ``max_batch``, ``seed``, ``compat`` (when ``--compat``) and the ``available`` extras."""
+    signature): ``max_batch``, ``seed``, ``convention="seed"`` (when ``--compat``; only metrics with that
+    convention take it) and the ``available`` extras."""
     from ..metrics import accepted_settings
 
-    offered = {"max_batch": args.max_batch, "seed": args.seed, **({"compat": True} if args.compat else {}),
+    offered = {"max_batch": args.max_batch, "seed": args.seed, **({"convention": "seed"} if args.compat else {}),
                **available}
     return accepted_settings(name, offered)
 

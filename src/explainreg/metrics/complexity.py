@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from .._validation import check_choice
-from ._core import CONVENTIONS, Metric, MetricResult, check_inputs, deprecated_one_shot, scalar_result
+from ._core import (CONVENTIONS, QUANTUS_CONVENTIONS, Metric, MetricResult, check_convention, check_inputs,
+                    deprecated_one_shot, resolve_convention, scalar_result)
 from .registry import register_metric
 
 
@@ -22,15 +22,15 @@ def _check_attr(attributions: torch.Tensor) -> torch.Tensor:
     return attributions.detach().flatten(1).double()
 
 
-def complexity_scores(attributions: torch.Tensor, *, compat: bool = False, convention: str = "explainreg",
-                      ) -> torch.Tensor:
+def complexity_scores(attributions: torch.Tensor, *, convention: str = "explainreg",
+                      compat: bool | None = None) -> torch.Tensor:
     """Per-image entropy H = −Σ_k p_k log p_k of p = |a| / Σ|a| (0·log 0 = 0); NaN for an all-zero map.
 
     ``compat=True``: the seed's H = −Σ p_k log(p_k + 0.01). ``convention="quantus"``: as
     ``quantus.Complexity``: a / max|a| over the whole batch, then |·|, then log(p + 1e-12) (all-zero → NaN).
     A one-hot map scores 0, a uniform one log(N).
     """
-    check_choice("convention", convention, CONVENTIONS)
+    convention = resolve_convention("complexity_scores", convention, CONVENTIONS, compat)
     a = _check_attr(attributions)
     if convention == "quantus":
         top = a.abs().max()
@@ -38,7 +38,7 @@ def complexity_scores(attributions: torch.Tensor, *, compat: bool = False, conve
     a = a.abs()
     total = a.sum(1, keepdim=True)
     p = a / total
-    if compat:
+    if convention == "seed":
         h = -(p * torch.log(p + 0.01)).sum(1)
     elif convention == "quantus":
         h = -(p * torch.log(p + 1e-12)).sum(1)
@@ -52,7 +52,7 @@ def sparseness_scores(attributions: torch.Tensor, *, convention: str = "explainr
     G = Σ_k (2k − N − 1) a_(k) / (N Σ a); 0 for a uniform map, (N − 1)/N for a one-hot one, NaN for an
     all-zero map. ``convention="quantus"``: as ``quantus.Sparseness`` (a / max|a| over the batch, |·|,
     then + 1e-7 to every entry)."""
-    check_choice("convention", convention, CONVENTIONS)
+    check_convention("sparseness_scores", convention, QUANTUS_CONVENTIONS)
     a = _check_attr(attributions).abs()
     if convention == "quantus":
         top = a.max()
@@ -92,13 +92,14 @@ class Complexity(AttributionScore):
     name = "complexity"
     higher_is_better = False
 
-    def __init__(self, compat: bool = False, convention: str = "explainreg") -> None:
+    conventions = CONVENTIONS
+
+    def __init__(self, convention: str = "explainreg", *, compat: bool | None = None) -> None:
         super().__init__()
-        check_choice("convention", convention, CONVENTIONS)
-        self.compat, self.convention = bool(compat), convention
+        self.convention = resolve_convention("Complexity", convention, self.conventions, compat, stacklevel=4)
 
     def scores(self, attributions):
-        return complexity_scores(attributions, compat=self.compat, convention=self.convention)
+        return complexity_scores(attributions, convention=self.convention)
 
 
 @register_metric("sparseness", aliases=("gini",))
@@ -108,10 +109,11 @@ class Sparseness(AttributionScore):
     name = "sparseness"
     higher_is_better = True
 
+    conventions = QUANTUS_CONVENTIONS
+
     def __init__(self, convention: str = "explainreg") -> None:
         super().__init__()
-        check_choice("convention", convention, CONVENTIONS)
-        self.convention = convention
+        self.convention = check_convention("Sparseness", convention, self.conventions)
 
     def scores(self, attributions):
         return sparseness_scores(attributions, convention=self.convention)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from .._validation import Interval, Options, validate
-from ._core import CONVENTIONS, check_inputs
+from .._validation import Interval, validate
+from ._core import QUANTUS_CONVENTIONS, check_convention, check_inputs
 from .complexity import AttributionScore
 from .registry import register_metric
 
@@ -31,7 +31,8 @@ def effective_complexity_scores(attributions: torch.Tensor, *, eps: float = 1e-5
         >>> effective_complexity_scores(torch.tensor([[0.0, 0.5, -2.0], [0.0, 0.0, 1e-6]]))
         tensor([2., 0.], dtype=torch.float64)
     """
-    validate("effective_complexity_scores", eps=(eps, _EPS), convention=(convention, Options(CONVENTIONS)))
+    validate("effective_complexity_scores", eps=(eps, _EPS))
+    check_convention("effective_complexity_scores", convention, QUANTUS_CONVENTIONS)
     if not isinstance(attributions, torch.Tensor) or attributions.dim() < 2:
         got = tuple(attributions.shape) if isinstance(attributions, torch.Tensor) else type(attributions).__name__
         raise ValueError(f"attributions must be a batched tensor B×..., got {got}")
@@ -49,11 +50,12 @@ class EffectiveComplexity(AttributionScore):
 
     name = "effective_complexity"
     higher_is_better = False
+    conventions = QUANTUS_CONVENTIONS
 
     def __init__(self, eps: float = 1e-5, convention: str = "explainreg") -> None:
         super().__init__()
-        validate("EffectiveComplexity", eps=(eps, _EPS), convention=(convention, Options(CONVENTIONS)))
-        self.eps, self.convention = float(eps), convention
+        validate("EffectiveComplexity", eps=(eps, _EPS))
+        self.eps, self.convention = float(eps), check_convention("EffectiveComplexity", convention, self.conventions)
 
     def scores(self, attributions):
         return effective_complexity_scores(attributions, eps=self.eps, convention=self.convention)

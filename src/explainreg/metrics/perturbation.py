@@ -20,9 +20,10 @@ from torch import nn
 
 from .._random import as_index, descending_ranks, keyed_draw
 from .._validation import check_choice
-from ._core import (CONVENTIONS, MAX_BATCH, SEED_PERCENTILES, Metric, MetricResult, above_percentile_masks,
-                    check_fractions, check_positive_int, curve_result, curve_value, deprecated_one_shot, eval_mode,
-                    forward_chunks, prepare, scalar_result, trapezoid)
+from ._core import (MAX_BATCH, QUANTUS_CONVENTIONS, SEED_CONVENTIONS, SEED_PERCENTILES, Metric, MetricResult,
+                    above_percentile_masks, check_convention, check_fractions, check_positive_int, curve_result,
+                    curve_value, deprecated_one_shot, eval_mode, forward_chunks, prepare, resolve_convention,
+                    scalar_result, trapezoid)
 from ._stack import fill_value, forward_copies, masked_copies, pearson_rows
 from .registry import register_metric
 
@@ -174,7 +175,7 @@ def faithfulness_correlation_scores(model: nn.Module, x: torch.Tensor, y: torch.
     (B×R×k indices) fixes the random subsets; otherwise image b's are drawn by :func:`keyed_subsets`
     from ``seed`` and ``index[b]`` (its position in the data set, default b).
     """
-    check_choice("convention", convention, CONVENTIONS)
+    check_convention("faithfulness_correlation_scores", convention, QUANTUS_CONVENTIONS)
     x, y, a = prepare(model, x, y, attributions)
     b = x.shape[0]
     flat_x, flat_a = x.flatten(1), a.flatten(1)
@@ -211,11 +212,12 @@ class FaithfulnessCorrelation(Metric):
 
     name = "faithfulness_correlation"
     higher_is_better = True
+    conventions = QUANTUS_CONVENTIONS
 
     def __init__(self, nr_runs: int = 100, subset_size: int = 224, convention: str = "explainreg",
                  baseline: Any = None, seed: int = 0, max_batch: int = MAX_BATCH) -> None:
         super().__init__()
-        check_choice("convention", convention, CONVENTIONS)
+        check_convention("FaithfulnessCorrelation", convention, self.conventions)
         self.nr_runs, self.subset_size = check_positive_int("nr_runs", nr_runs), check_positive_int(
             "subset_size", subset_size)
         self.convention, self.baseline, self.seed = convention, baseline, int(seed)
@@ -257,7 +259,7 @@ def pixel_flipping_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
     order per image, keyed by ``seed`` and ``index``); after step j the first (j+1)·``features_in_step``
     are set to the baseline; returns p_y (softmax) after each step, B×⌈N/k⌉. Baseline: 0
     (``"explainreg"``) or the image minimum (``"quantus"``'s "black")."""
-    check_choice("convention", convention, CONVENTIONS)
+    check_convention("pixel_flipping_curve", convention, QUANTUS_CONVENTIONS)
     k = check_positive_int("features_in_step", features_in_step)
     x, y, a = prepare(model, x, y, attributions)
     flat_x = x.flatten(1)
@@ -285,11 +287,12 @@ class PixelFlipping(Metric):
 
     name = "pixel_flipping"
     higher_is_better = False
+    conventions = QUANTUS_CONVENTIONS
 
     def __init__(self, features_in_step: int = 1, convention: str = "explainreg", baseline: Any = None,
                  seed: int = 0, max_batch: int = MAX_BATCH) -> None:
         super().__init__()
-        check_choice("convention", convention, CONVENTIONS)
+        check_convention("PixelFlipping", convention, self.conventions)
         self.features_in_step = check_positive_int("features_in_step", features_in_step)
         self.convention, self.baseline, self.seed = convention, baseline, int(seed)
         self.max_batch = check_positive_int("max_batch", max_batch)
@@ -322,7 +325,7 @@ def region_perturbation_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor
     random order per image; both keyed by ``seed`` and ``index``); patches are set to the baseline one after the
     other; returns p_y(x) − p_y(x perturbed) (softmax) after each of the first ``regions_evaluation``
     patches. Baseline: 0 (``"explainreg"``) or the image minimum (``"quantus"``'s "black")."""
-    check_choice("convention", convention, CONVENTIONS)
+    check_convention("region_perturbation_curve", convention, QUANTUS_CONVENTIONS)
     check_choice("order", order, ("morf", "lerf", "random"))
     patch = check_positive_int("patch_size", patch_size)
     check_positive_int("regions_evaluation", regions_evaluation)
@@ -371,13 +374,14 @@ class RegionPerturbation(Metric):
     name = "region_perturbation"
     higher_is_better = True
     variant_by = "order"
+    conventions = QUANTUS_CONVENTIONS
 
     def __init__(self, patch_size: int = 8, order: str = "morf", regions_evaluation: int = 100,
                  convention: str = "explainreg", baseline: Any = None, seed: int = 0,
                  max_batch: int = MAX_BATCH) -> None:
         super().__init__()
         check_choice("order", order, ("morf", "lerf", "random"))
-        check_choice("convention", convention, CONVENTIONS)
+        check_convention("RegionPerturbation", convention, self.conventions)
         self.patch_size = check_positive_int("patch_size", patch_size)
         self.regions_evaluation = check_positive_int("regions_evaluation", regions_evaluation)
         self.order, self.convention, self.baseline, self.seed = order, convention, baseline, int(seed)
@@ -408,9 +412,9 @@ SGT_DROPS = tuple(range(0, 100, 10))
 
 
 def masked_accuracy_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
-                         drops: Sequence[float] = SGT_DROPS, background: Any = "corner", compat: bool = False,
-                         seed: int = 0, index: torch.Tensor | None = None,
-                         max_batch: int = MAX_BATCH) -> torch.Tensor:
+                         drops: Sequence[float] = SGT_DROPS, background: Any = "corner",
+                         convention: str = "explainreg", seed: int = 0, index: torch.Tensor | None = None,
+                         max_batch: int = MAX_BATCH, compat: bool | None = None) -> torch.Tensor:
     """SGT's masked accuracy (methods.md B.3 §3.3): the k = ⌊H·W·d/100⌋ pixels with the largest
     channel-mean |a| (ties in a seeded random order per image, keyed by ``seed`` and ``index``) are
     replaced by the background (default ``"corner"``: each image's own pixel [c, 0, 0]); returns correct[b, s] ∈ {0, 1}. ``compat=True``: k = max(1, …) as the seed (one
@@ -418,6 +422,7 @@ def masked_accuracy_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
 
     Series B×C×T (methods.md A.10): every (channel, step) entry is a feature, ranked by its own |a|;
     k = ⌊C·T·d/100⌋ and ``"corner"`` is each series' first step of the same channel, x[b, c, 0]."""
+    seed_quirk = resolve_convention("masked_accuracy_rows", convention, SEED_CONVENTIONS, compat) == "seed"
     x, y, a = prepare(model, x, y, attributions)
     ds = check_fractions("drops", drops, 0.0, 100.0)
     series = x.dim() == 3
@@ -430,7 +435,7 @@ def masked_accuracy_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
     score = a.abs().mean(1).flatten(1)                                             # B×HW
     ranks = descending_ranks(score.double(), seed, as_index(index, b))
     ks = [int(h * w * d / 100.0) for d in ds]
-    if compat:
+    if seed_quirk:
         ks = [max(1, k) for k in ks]
     limits = torch.tensor(ks, device=x.device).view(1, -1, 1, 1, 1)
     pixel_rank = ranks.view(b, 1, 1, h, w)
@@ -467,17 +472,19 @@ class MaskedAccuracy(Metric):
 
     name = "masked_accuracy"
     higher_is_better = False
+    conventions = SEED_CONVENTIONS
 
-    def __init__(self, drops: Sequence[float] = SGT_DROPS, background: Any = "corner", compat: bool = False,
-                 seed: int = 0, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, drops: Sequence[float] = SGT_DROPS, background: Any = "corner", convention: str = "explainreg",
+                 seed: int = 0, max_batch: int = MAX_BATCH, *, compat: bool | None = None) -> None:
         super().__init__()
         self.drops = check_fractions("drops", drops, 0.0, 100.0)
-        self.background, self.compat, self.seed = background, bool(compat), int(seed)
+        self.convention = resolve_convention("MaskedAccuracy", convention, self.conventions, compat, stacklevel=4)
+        self.background, self.seed = background, int(seed)
         self.max_batch = check_positive_int("max_batch", max_batch)
 
     def per_image(self, model, x, y, attributions):
         return masked_accuracy_rows(model, x, y, attributions, drops=self.drops, background=self.background,
-                                    compat=self.compat, seed=self.seed, index=self.batch_index,
+                                    convention=self.convention, seed=self.seed, index=self.batch_index,
                                     max_batch=self.max_batch)
 
     def summarize(self, rows):

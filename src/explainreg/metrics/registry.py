@@ -73,12 +73,32 @@ def build_metric(name: str, **settings: Any) -> Metric:
 
 
 def accepted_settings(name: str, available: dict[str, Any]) -> dict[str, Any]:
-    """The entries of ``available`` that metric ``name``'s constructor takes as named parameters (a
-    ``**options`` catch-all does not count), e.g. ``max_batch``, ``seed``, ``compat``, ``method``."""
-    parameters = inspect.signature(METRICS[resolve_metric(name)].__init__).parameters
+    """The entries of ``available`` that metric ``name``'s constructor takes as named parameters.
+
+    A ``**options`` catch-all does not count; ``convention`` counts only where the metric has that
+    convention (its class fact ``conventions``), so ``{"convention": "seed"}`` reaches the metrics whose
+    seed code differs and no other.
+
+    Args:
+        name: a registered metric name or alias (:func:`resolve_metric`).
+        available: candidate settings, e.g. ``max_batch``, ``seed``, ``convention``, ``method``.
+
+    Returns:
+        The sub-dict the metric's constructor accepts.
+
+    Example::
+
+        >>> accepted_settings("complexity", {"seed": 3, "convention": "seed", "max_batch": 64})
+        {'convention': 'seed'}
+        >>> accepted_settings("sparseness", {"seed": 3, "convention": "seed"})
+        {}
+    """
+    cls = METRICS[resolve_metric(name)]
+    parameters = inspect.signature(cls.__init__).parameters
     named = {k for k, p in parameters.items()
              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and k != "self"}
-    return {k: v for k, v in available.items() if k in named}
+    return {k: v for k, v in available.items()
+            if k in named and (k != "convention" or v in getattr(cls, "conventions", ()))}
 
 
 __all__ = ["METRICS", "METRIC_ALIASES", "SEED_TESTS", "accepted_settings", "build_metric", "register_metric",

@@ -21,8 +21,8 @@ from torch import nn
 
 from .._random import as_index, descending_ranks, keyed_draw
 from .._validation import check_choice
-from ._core import (CONVENTIONS, MAX_BATCH, Metric, MetricResult, check_fractions, check_positive_int, curve_result,
-                    deprecated_one_shot, prepare)
+from ._core import (MAX_BATCH, QUANTUS_CONVENTIONS, Metric, MetricResult, check_convention, check_fractions,
+                    check_positive_int, curve_result, deprecated_one_shot, prepare)
 from ._stack import forward_copies
 from .registry import register_metric
 
@@ -177,12 +177,13 @@ class ROAD(Metric):
     name = "road_morf"
     higher_is_better = False
     variant_by = "order"
+    conventions = QUANTUS_CONVENTIONS
 
     def __init__(self, percentages: Sequence[float] | None = None, order: str = "morf", noise: float = 0.01,
                  convention: str = "explainreg", seed: int = 0, tol: float = 1e-5, max_batch: int = MAX_BATCH) -> None:
         super().__init__()
         check_choice("order", order, ("morf", "lerf"))
-        check_choice("convention", convention, CONVENTIONS)
+        check_convention("ROAD", convention, self.conventions)
         if percentages is None:
             percentages = QUANTUS_PERCENTAGES if convention == "quantus" else ROAD_PERCENTAGES
         self.percentages = check_fractions("percentages", percentages, 0.0, 100.0)

@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from .._random import as_index, keyed_draw
-from .._validation import check_choice
 from ..attribution import explainer
-from ._core import (CONVENTIONS, MAX_BATCH, Metric, MetricResult, check_fractions, check_positive_int, curve_result,
-                    deprecated_one_shot, prepare, scalar_result)
+from ._core import (MAX_BATCH, QUANTUS_CONVENTIONS, SEED_CONVENTIONS, Metric, MetricResult, check_convention,
+                    check_fractions, check_positive_int, curve_result, deprecated_one_shot, prepare,
+                    resolve_convention, scalar_result)
 from ._stack import forward_copies
 from .registry import register_metric
 
@@ -25,14 +25,16 @@ BLOCK_SIZES = (6, 8, 10, 12)
 
 
 def gaussian_noise_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
-                        sigmas: Sequence[float] = GAUSSIAN_SIGMAS, compat: bool = False, seed: int = 0,
-                        index: torch.Tensor | None = None, max_batch: int = MAX_BATCH) -> torch.Tensor:
+                        sigmas: Sequence[float] = GAUSSIAN_SIGMAS, convention: str = "explainreg", seed: int = 0,
+                        index: torch.Tensor | None = None, max_batch: int = MAX_BATCH,
+                        compat: bool | None = None) -> torch.Tensor:
     """correct[b, s] for x_b + σ_s·ε_{b,s} with σ ∈ (0, *sigmas) (σ = 0: the clean image), ε_b
     (S×C×H×W) ~ N(0, 1) from image b's generator (``seed``, ``index[b]``, stream ``"gaussian"``);
     ``compat=True`` adds the seed's +1 shift to every noisy image (not to the clean one)."""
+    seed_quirk = resolve_convention("gaussian_noise_rows", convention, SEED_CONVENTIONS, compat) == "seed"
     x, y, _ = prepare(model, x, y)
     sig = torch.tensor((0.0,) + check_fractions("sigmas", sigmas, 0.0, float("inf")), dtype=x.dtype, device=x.device)
-    shift = torch.where(sig > 0, torch.ones_like(sig), torch.zeros_like(sig)) if compat else torch.zeros_like(sig)
+    shift = torch.where(sig > 0, torch.ones_like(sig), torch.zeros_like(sig)) if seed_quirk else torch.zeros_like(sig)
     view = (1, -1) + (1,) * (x.dim() - 1)
     idx = as_index(index, len(x))
 
@@ -107,14 +109,17 @@ class GaussianNoise(Metric):
     higher_is_better = True
     needs_attributions = False
 
-    def __init__(self, sigmas: Sequence[float] = GAUSSIAN_SIGMAS, compat: bool = False, seed: int = 0,
-                 max_batch: int = MAX_BATCH) -> None:
+    conventions = SEED_CONVENTIONS
+
+    def __init__(self, sigmas: Sequence[float] = GAUSSIAN_SIGMAS, convention: str = "explainreg", seed: int = 0,
+                 max_batch: int = MAX_BATCH, *, compat: bool | None = None) -> None:
         super().__init__()
         self.sigmas = check_fractions("sigmas", sigmas, 0.0, float("inf"))
-        self.compat, self.seed, self.max_batch = bool(compat), int(seed), check_positive_int("max_batch", max_batch)
+        self.convention = resolve_convention("GaussianNoise", convention, self.conventions, compat, stacklevel=4)
+        self.seed, self.max_batch = int(seed), check_positive_int("max_batch", max_batch)
 
     def per_image(self, model, x, y, attributions):
-        return gaussian_noise_rows(model, x, y, sigmas=self.sigmas, compat=self.compat, seed=self.seed,
+        return gaussian_noise_rows(model, x, y, sigmas=self.sigmas, convention=self.convention, seed=self.seed,
                                    index=self.batch_index, max_batch=self.max_batch)
 
     def summarize(self, rows):
@@ -209,13 +214,14 @@ class MaxSensitivity(Metric):
 
     name = "max_sensitivity"
     higher_is_better = False
+    conventions = QUANTUS_CONVENTIONS
 
     def __init__(self, method: str | Callable = "saliency", nr_samples: int = 200, lower_bound: float = 0.2,
                  upper_bound: float | None = None, seed: int = 0, max_batch: int = 4096,
                  convention: str = "explainreg", **options: Any) -> None:
         super().__init__()
-        check_choice("convention", convention, CONVENTIONS)
-        self.method, self.options, self.convention = method, options, convention
+        self.method, self.options = method, options
+        self.convention = check_convention("MaxSensitivity", convention, self.conventions)
         self.nr_samples = check_positive_int("nr_samples", nr_samples)
         self.lower_bound, self.upper_bound, self.seed = float(lower_bound), upper_bound, int(seed)
         self.max_batch = check_positive_int("max_batch", max_batch)
