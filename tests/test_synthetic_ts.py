@@ -82,7 +82,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="unknown box layout 'Centre'; layouts: Middle, SmallMiddle"):
         saliency_benchmark("Centre")
     with pytest.raises(ValueError, match="process must be one of box, harmonic"):
-        saliency_benchmark("Middle", "narma")
+        saliency_benchmark("Middle", "arma")
     with pytest.raises(ValueError, match="n must be a positive integer"):
         saliency_benchmark("Middle", n=0)
     assert saliency_benchmark("positionaltime", n=2).name == "PostionalTime_box"

@@ -6,20 +6,18 @@ recipe of its ``createSimulationDataProcesses.py`` / ``run_benchmark.py``:
 - each sample is T = 50 time steps × F = 50 features, label y ∈ {0, 1} with equal probability,
   signed target s = 2y − 1 (the code's −1 / +1);
 - background ``"box"``: every entry N(0, 1), and the entries inside the salient box drawn from
-  N(s, 1) instead (= N(0, 1) + s); a process background (``"harmonic"``, ``"autoregressive"``,
-  ``"car"``) draws each feature from the process on one irregular time grid per sample, adds
-  Gaussian noise (std 0.3) and adds s inside the box;
+  N(s, 1) instead (= N(0, 1) + s); a process background (``"harmonic"``, ``"gaussian_process"``,
+  ``"pseudo_periodic"``, ``"autoregressive"``, ``"car"``, ``"narma"``: the benchmark's seven data
+  generation types with the box) draws each feature from the process on one irregular time grid per
+  sample, adds Gaussian noise (std 0.3) and adds s inside the box;
 - the box (time steps × features, start) comes from the layout (:data:`BOX_LAYOUTS`); ``Moving_*``
   layouts draw the start per sample uniformly from {0, …, T − box − 1} (numpy's ``randint(T − box)``);
   the positional layouts put a 20×20 box with a +1 shift at one of two positions that encode the
   label (start 1 for y = 1, 29 for y = 0) along one axis, the other start moving;
 - the box is the sample's ground-truth salient mask.
 
-Processes (TimeSynth, as the benchmark called it): ``harmonic`` = sin(2π·2·t); ``autoregressive`` =
-AR(1), v_t = 0.9·v_{t−1} + N(0, 0.5²), v_0 from 0; ``car`` = continuous AR,
-v_t = 0.9^{Δt}·v_{t−1} + 0.01·√(1 − 0.9^{Δt})·ε, v_0 = 0.01; the irregular grid keeps 50 % of
-linspace(0, 20, 2T) at random and jitters each kept time by N(0, (20/2T)²), sorted. The
-benchmark's GaussianProcess, PseudoPeriodic and NARMA processes are not regenerated here.
+The processes and their parameters (the benchmark's defaults: Matérn ν = 3/2, frequency 2,
+freqSD 0.01, ampSD 0.5, AR parameter 0.9, NARMA order 10) are in :mod:`explainreg.data.ts_processes`.
 
 Samples are laid out B×C×T (C = the F features as channels, T = time), ``ground_truth`` likewise.
 """
@@ -29,9 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .ts_processes import PROCESSES, irregular_times, process_background, process_name  # noqa: F401 (re-exported)
 from .ucr import SeriesDataset
-
-PROCESSES = ("box", "harmonic", "autoregressive", "car")
 
 
 @dataclass(frozen=True)
@@ -107,43 +104,6 @@ def _starts(box: BoxLayout, y: torch.Tensor, time_steps: int, features: int,
             along("feature", box.features, features, box.feature_start))
 
 
-def irregular_times(n: int, time_steps: int, generator: torch.Generator, stop: float = 20.0) -> torch.Tensor:
-    """TimeSynth's irregular sampler: keep ``time_steps`` of linspace(0, stop, 2·time_steps) at random,
-    jitter each by N(0, resolution²) with resolution = stop / (2·time_steps), sort (N×T, float64)."""
-    grid = torch.linspace(0.0, stop, 2 * time_steps, dtype=torch.float64)
-    keep = torch.rand(n, 2 * time_steps, generator=generator).argsort(1)[:, :time_steps].sort(1).values
-    resolution = stop / (2 * time_steps)
-    return (grid[keep] + resolution * torch.randn(n, time_steps, generator=generator, dtype=torch.float64)).sort(1).values
-
-
-def process_background(process: str, n: int, time_steps: int, features: int, generator: torch.Generator,
-                       noise: float = 0.3) -> torch.Tensor:
-    """N×T×F background series of ``process`` (see the module docstring), float64."""
-    if process == "box":
-        return torch.randn(n, time_steps, features, generator=generator, dtype=torch.float64)
-    times = irregular_times(n, time_steps, generator)                                      # N×T
-    if process == "harmonic":
-        signal = torch.sin(2 * torch.pi * 2.0 * times)[:, :, None].expand(n, time_steps, features)
-    elif process == "autoregressive":
-        eps = 0.5 * torch.randn(n, time_steps, features, generator=generator, dtype=torch.float64)
-        steps, value = [], torch.zeros(n, features, dtype=torch.float64)
-        for t in range(time_steps):
-            value = 0.9 * value + eps[:, t]
-            steps.append(value)
-        signal = torch.stack(steps, 1)
-    elif process == "car":
-        eps = torch.randn(n, time_steps, features, generator=generator, dtype=torch.float64)
-        decay = 0.9 ** times.diff(dim=1)                                                   # N×(T−1)
-        steps = [torch.full((n, features), 0.01, dtype=torch.float64)]
-        for t in range(1, time_steps):
-            d = decay[:, t - 1, None]
-            steps.append(d * steps[-1] + 0.01 * (1 - d).clamp_min(0).sqrt() * eps[:, t])
-        signal = torch.stack(steps, 1)
-    else:
-        raise ValueError(f"process must be one of {', '.join(PROCESSES)}; got {process!r}")
-    return signal + noise * torch.randn(n, time_steps, features, generator=generator, dtype=torch.float64)
-
-
 def saliency_benchmark(layout: str | BoxLayout = "Middle", process: str = "box", n: int = 1000, *,
                        time_steps: int = 50, features: int = 50, seed: int = 0, noise: float = 0.3,
                        generator: torch.Generator | None = None) -> SeriesDataset:
@@ -151,7 +111,9 @@ def saliency_benchmark(layout: str | BoxLayout = "Middle", process: str = "box",
 
     Args:
         layout: a name of :data:`BOX_LAYOUTS` (``"Middle"``, ``"SmallMiddle"``, ``"RareTime"``, …).
-        process: ``"box"`` (N(0, 1) background), ``"harmonic"``, ``"autoregressive"`` or ``"car"``.
+        process: ``"box"`` (N(0, 1) background) or one of :data:`PROCESSES` (``"gaussian_process"``,
+            ``"pseudo_periodic"``, ``"narma"``, ...; the benchmark's spellings such as
+            ``"GaussianProcess"`` are accepted).
         n: number of samples.
         time_steps, features: T and F (50 × 50 in the benchmark); must hold the layout's box.
         seed, generator: the randomness (a given ``generator`` wins over ``seed``); the same seed
@@ -164,8 +126,7 @@ def saliency_benchmark(layout: str | BoxLayout = "Middle", process: str = "box",
         time t0 ≤ t < t1, features f0 ≤ f < f1), ``lengths`` n (= T) and ``padding_mask`` n×T (all True).
     """
     box = box_layout(layout)
-    if process not in PROCESSES:
-        raise ValueError(f"process must be one of {', '.join(PROCESSES)}; got {process!r}")
+    process = process_name(process)
     for name, value in (("n", n), ("time_steps", time_steps), ("features", features)):
         if isinstance(value, bool) or int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
