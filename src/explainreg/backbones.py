@@ -168,3 +168,6 @@ class FeatureExtractor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.forward_features(x)
+
+
+__all__ = ["BasicBlock", "FeatureExtractor", "ResNet", "VGG", "VGG_CONFIGS", "resnet18", "vgg_small"]

@@ -150,3 +150,6 @@ class ExplainregModule(pl.LightningModule):
         if self.optimizer_name == "sgd":
             return torch.optim.SGD(params, lr=self.lr, momentum=0.9)
         return torch.optim.Adam(params, lr=self.lr)
+
+
+__all__ = ["ExplainregModule"]

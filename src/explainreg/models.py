@@ -168,3 +168,7 @@ register_model("cdep_lstm", text_models.cdep_lstm)
 register_model("text_lstm", text_models.LSTMClassifier)
 register_model("text_cnn", text_models.CNNClassifier)
 register_model("text_transformer", text_models.TransformerClassifier)
+
+
+__all__ = ["MODELS", "ModelImportError", "build_model", "cdep_colormnist_net", "cdep_decoymnist_net", "cnn3b",
+           "cnn4b", "count_parameters", "import_callable", "module_folder", "register_model", "sgt_mnist_cnn"]

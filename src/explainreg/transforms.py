@@ -48,3 +48,6 @@ def normalize(x: torch.Tensor, mean: float | torch.Tensor, std: float | torch.Te
     if mean.dim() == 1:
         mean, std = mean.view(1, -1, *[1] * (x.dim() - 2)), std.view(1, -1, *[1] * (x.dim() - 2))
     return (x - mean) / std
+
+
+__all__ = ["normalize", "rotate"]

@@ -69,3 +69,6 @@ def counterexamples(dataset: ArrayDataset, n_copies: int = 1, *, seed: int = 0, 
     return ArrayDataset(torch.cat([x, copies]), torch.cat([dataset.y, dataset.y[index]]), extras,
                         name=dataset.name, source=f"{dataset.source} + {len(index)} counterexamples "
                                                   f"({n_copies} per annotated image, seed {seed})")
+
+
+__all__ = ["counterexamples", "randomize_masked"]

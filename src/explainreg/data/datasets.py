@@ -171,3 +171,6 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
         mean, std = STATS[key] if normalize is True else normalize
         x = (x - mean) / std
     return ArrayDataset(x, labels.long(), name=key, source=description)
+
+
+__all__ = ["ArrayDataset", "SPLITS", "STATS", "TEXT_NAMES", "available_datasets", "load_dataset", "locate"]

@@ -317,3 +317,8 @@ def folder_from_settings(settings: dict[str, Any], split: str) -> ImageFolder:
     data = train if split == "train" else test
     limit = settings.get(f"limit_{split}")
     return random_subset(data, limit, settings.get("split_seed", 0))
+
+
+__all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "ImageReadError", "MODES", "Sample", "folder_from_settings",
+           "folder_splits", "image_folder", "random_subset", "read_image", "read_mask", "scan_csv",
+           "scan_folder"]

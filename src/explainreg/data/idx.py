@@ -76,3 +76,6 @@ def write_idx(path: str | os.PathLike, array: torch.Tensor) -> None:
     with (gzip.GzipFile(tmp, "wb", mtime=0) if path.name.endswith(".gz") else open(tmp, "wb")) as f:
         f.write(header + array.contiguous().numpy().tobytes())
     os.replace(tmp, path)
+
+
+__all__ = ["read_idx", "write_idx"]

@@ -119,3 +119,6 @@ class ImageTransform:
 
     def to_dict(self) -> dict:
         return {"size": self.size, "crop": self.crop, "mean": self.mean, "std": self.std}
+
+
+__all__ = ["ImageTransform", "center_crop", "normalize", "resize", "resized_shape"]

@@ -153,3 +153,8 @@ def _download_into(source: IdxSource, split: str, folder: Path, timeout: float) 
             break
         else:
             raise OSError(f"could not download {name}: " + "; ".join(errors))
+
+
+__all__ = ["BUNDLED_DIR", "DataNotFoundError", "ENV_VAR", "IdxSource", "SOURCES", "candidate_dirs",
+           "default_cache_dir", "download", "expected_md5", "file_in", "find_split", "md5",
+           "resolve_data_root"]

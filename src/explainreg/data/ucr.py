@@ -254,3 +254,7 @@ def load_ucr(name: str, split: str = "train", root: str | os.PathLike | None = N
         x, y, lengths, mask = x[:limit], y[:limit], lengths[:limit], mask[:limit]
     return SeriesDataset(x, y, {"lengths": lengths, "padding_mask": mask}, name=f"ucr/{name}", source=str(path),
                          class_names=data.class_names)
+
+
+__all__ = ["LAYOUT", "MISSING", "SeriesDataset", "TsData", "TsFormatError", "UCR_DATASETS", "load_ucr",
+           "locate_ts", "read_ts", "ucr_name"]

@@ -12,4 +12,6 @@ __all__ = [
     "Decomposed", "EPS", "FUNCTION_RULES", "RULES", "UnsupportedLayerError", "decompose", "find_rule",
     "normalize_mask", "register_function_rule", "register_rule", "run_rules", "supported_layers", "trace",
 ]
-from .recurrent import decompose_tokens  # noqa: E402,F401  (sequence rules: LSTM, GRU, indexing, pooling)
+from .recurrent import decompose_tokens  # noqa: E402  (sequence rules: LSTM, GRU, indexing, pooling)
+
+__all__ += ["decompose_tokens"]

@@ -597,3 +597,8 @@ for _name in ("size", "dim", "numel"):
     register_function_rule(_name, (lambda name: lambda d, *a, **k: getattr(d.total, name)(*a, **k))(_name))
 register_function_rule(getattr, lambda d, name: getattr(d.total, name) if isinstance(d, Decomposed)
                        else getattr(d, name))
+
+
+__all__ = ["Decomposed", "EPS", "FUNCTION_RULES", "RULES", "TIE_RTOL", "affine", "affine_batch_norm", "both",
+           "find_rule", "max_pool", "max_pool_function", "max_pool_shared_ties", "register_function_rule",
+           "register_rule", "relevant_first", "reshape_like", "shapley", "split_bias", "tie_tolerance"]
