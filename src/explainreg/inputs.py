@@ -157,7 +157,24 @@ def padding_mask(ids: torch.Tensor, *, lengths: torch.Tensor | None = None, padd
 
 
 def token_mask(mask: Any, ids: torch.Tensor, who: str = "mask") -> torch.Tensor:
-    """A per-token mask as B×T floats in [0, 1]: accepts B×T (per sentence) or T (shared)."""
+    """A per-token mask as B×T floats in [0, 1].
+
+    Args:
+        mask: B×T (one value per token of each sentence) or T (shared by the batch).
+        ids: the B×T integer token ids the mask lines up with.
+        who: names the caller in error messages.
+
+    Shape:
+        mask T or B×T; ids B×T; output B×T.
+
+    Returns:
+        The mask as floats (its own float dtype, else float32).
+
+    Example:
+        >>> token_mask(torch.tensor([1, 0, 0]), torch.zeros(2, 3, dtype=torch.long))
+        tensor([[1., 0., 0.],
+                [1., 0., 0.]])
+    """
     m = torch.as_tensor(mask, device=ids.device)
     original = tuple(m.shape)
     if m.dim() == 1:
@@ -171,32 +188,149 @@ def token_mask(mask: Any, ids: torch.Tensor, who: str = "mask") -> torch.Tensor:
     return m
 
 
-def dense_mask(mask: Any, x: torch.Tensor, layout: str, who: str = "mask") -> torch.Tensor:
-    """A mask over a dense input (image, series, tabular) as (B|1)×(1|C)×S floats, S = x.shape[2:],
-    or (B|1)×F for tabular: accepts S, B×S, B×1×S, B×C×S (and F, B×F)."""
-    m = torch.as_tensor(mask, device=x.device)
-    original = tuple(m.shape)
+def _mask_forms(layout: str, x: torch.Tensor, blobs: bool) -> str:
+    """The accepted mask shapes of ``layout`` in words (for the error messages)."""
     if layout == "tabular":
-        m = m.reshape(1, -1) if m.dim() == 1 else m
-        if m.dim() != 2 or m.shape[1] != x.shape[1] or m.shape[0] not in (1, x.shape[0]):
-            raise ValueError(f"{who}: mask of shape {original} does not match the inputs {tuple(x.shape)}; "
-                             "give F or B×F")
-    else:
-        if m.dim() == x.dim() - 2:
-            m = m[None, None]
-        elif m.dim() == x.dim() - 1:
-            m = m[:, None]
-        ok = m.dim() == x.dim() and m.shape[2:] == x.shape[2:] and m.shape[0] in (1, x.shape[0]) \
-            and m.shape[1] in (1, x.shape[1]) and m.numel() > 0
-        if not ok:
-            forms = "H×W, B×H×W, B×1×H×W or B×C×H×W with the input's H×W" if layout == "image" else \
-                "T, B×T, B×1×T or B×C×T with the input's T"
-            raise ValueError(f"{who}: mask of shape {original} does not match the inputs {tuple(x.shape)}; "
-                             f"give {forms}")
+        return "N×F (shared) or B×N×F" if blobs else "F (shared) or B×F"
+    s = "T" if layout == "series" else "H×W" if x.dim() == 4 else "S"
+    if blobs:
+        return f"N×{s} (shared), B×N×{s} or B×N×C×{s}"
+    hint = " (a B×T×C mask needs mask.transpose(1, 2))" if layout == "series" else ""
+    return f"{s} (shared), B×{s}, B×1×{s} or B×C×{s}{hint}"
+
+
+def _mask_values(mask: Any, x: torch.Tensor, where: str) -> torch.Tensor:
+    """``mask`` as a tensor of x's dtype on x's device: non-empty, finite, real, in [0, 1]."""
+    m = torch.as_tensor(mask, device=x.device)
+    if m.numel() == 0:
+        raise ValueError(f"{where} is empty (shape {tuple(m.shape)}); give a mask over the input's "
+                         f"{'features' if x.dim() == 2 else 'elements'} {tuple(x.shape[2:] or x.shape[1:])}")
+    if m.is_complex() or not torch.isfinite(m.float()).all():
+        raise ValueError(f"{where} must hold finite real values in [0, 1]")
     m = m.to(x.dtype)
-    if not torch.isfinite(m).all() or float(m.min()) < 0 or float(m.max()) > 1:
-        raise ValueError(f"{who}: mask values must lie in [0, 1] (1 = the region not to use)")
+    if float(m.min()) < 0 or float(m.max()) > 1:
+        raise ValueError(f"{where} values must lie in [0, 1] (1 = the masked region), got the range "
+                         f"[{float(m.min())}, {float(m.max())}]")
     return m
+
+
+def normalize_mask(mask: Any, x: torch.Tensor, blobs: bool = False, *, layout: str | None = None,
+                   who: str | None = None, name: str = "mask") -> torch.Tensor:
+    """The one mask parser of the package: any accepted mask form in its canonical shape
+    N×(B|1)×(1|C)×S, N the number of blobs and S = x.shape[2:] (N×(B|1)×F for B×F inputs,
+    1×B×T for token ids).
+
+    One mask (``blobs=False``, N = 1): S (shared by the batch), B×S, B×1×S or B×C×S — for images
+    H×W, B×H×W, B×1×H×W, B×C×H×W; for series T, B×T, B×1×T, B×C×T; for B×F inputs F or B×F; for
+    B×T token ids T or B×T (:func:`token_mask`). Several blobs (``blobs=True``): N×S (shared),
+    B×N×S or B×N×(1|C)×S (N×F or B×N×F). A list (or tuple) of single masks, each in any one-mask
+    form, is stacked as N blobs. Values must be finite and lie in [0, 1]. Contextual decomposition
+    (:func:`explainreg.decompose`), CDEP, RRR, Expected Gradients, Locality, the XIL penalties and
+    :func:`explainreg.data.masked_dataset` all read masks through this function, so a mask that one
+    accepts, all accept (or all refuse with this message).
+
+    Args:
+        mask: a tensor (or array) in one of the forms above, or a list of single masks (blobs).
+        x: the batch the mask lines up with: B×C×S floats, B×F floats or B×T integer token ids.
+        blobs: read a tensor ``mask`` as N blobs rather than one mask.
+        layout: the input layout (:data:`LAYOUTS`); inferred from x when None (:func:`infer_layout`).
+        who: names the caller in error messages (``"CDEP: mask of shape …"``).
+        name: the mask's name in error messages (e.g. ``"reward_mask"``).
+
+    Shape:
+        x B×C×S (or B×F, or B×T ids); output N×(B|1)×(1|C)×S (N×(B|1)×F; 1×B×T).
+
+    Returns:
+        The mask as a tensor of x's dtype on x's device (float32 for token ids).
+
+    Example:
+        >>> x = torch.zeros(2, 3, 4, 4)
+        >>> normalize_mask(torch.ones(4, 4), x).shape
+        torch.Size([1, 1, 1, 4, 4])
+        >>> normalize_mask(torch.ones(2, 1, 4, 4), x).shape
+        torch.Size([1, 2, 1, 4, 4])
+        >>> normalize_mask([torch.ones(4, 4), torch.zeros(2, 4, 4)], x).shape   # two blobs
+        torch.Size([2, 2, 1, 4, 4])
+        >>> normalize_mask(torch.ones(4, 5), x)
+        Traceback (most recent call last):
+        ...
+        ValueError: mask of shape (4, 5) does not match the images (2, 3, 4, 4): it does not fit their H×W (4, 4). Accepted shapes: H×W (shared), B×H×W, B×1×H×W or B×C×H×W
+    """
+    layout = infer_layout(x, layout)
+    prefix = f"{who}: " if who else ""
+    if isinstance(mask, (list, tuple)):
+        if layout == "tokens":
+            raise ValueError(f"{prefix}{name} is a list of {len(mask)} masks; token ids take one T or B×T token "
+                             "mask (blobs are defined for dense inputs)")
+        if len(mask) == 0:
+            raise ValueError(f"{prefix}{name} is an empty list; give at least one blob")
+        singles = [normalize_mask(m, x, layout=layout, who=who, name=f"{name}[{i}]") for i, m in enumerate(mask)]
+        shape = [max(s.shape[i] for s in singles) for i in range(1, singles[0].dim())]
+        return torch.cat([s.expand(1, *shape) for s in singles], 0)
+    if layout == "tokens":
+        if blobs:
+            raise ValueError(f"{prefix}blobs=True is defined for dense inputs; token ids take one T or B×T mask")
+        return token_mask(mask, x, who or name)[None]
+    m = _mask_values(mask, x, f"{prefix}{name}")
+    original, B = tuple(m.shape), x.shape[0]
+    spatial, channels = (tuple(x.shape[1:]), None) if layout == "tabular" else (tuple(x.shape[2:]), x.shape[1])
+    k, ch = len(spatial), [1] if channels else []
+    noun = {"image": "images", "series": "series", "tabular": "inputs"}[layout]
+    axes = "F" if layout == "tabular" else "T" if layout == "series" else "H×W" if x.dim() == 4 else "S"
+    problem = None
+    if m.dim() < k or tuple(m.shape[m.dim() - k:]) != spatial:
+        problem = f"it does not fit their {axes} {spatial}"
+    else:
+        lead = tuple(m.shape[:m.dim() - k])
+        if not blobs:
+            if len(lead) == 0:
+                m = m.reshape(1, 1, *ch, *spatial)
+            elif len(lead) == 1 and lead[0] in (1, B):
+                m = m.reshape(1, lead[0], *ch, *spatial)
+            elif len(lead) == 2 and channels and lead[0] in (1, B) and lead[1] in (1, channels):
+                m = m.unsqueeze(0)
+            else:
+                problem = (f"its leading dims {lead} must be (), (B,) = ({B},)"
+                           + (f" or (B, 1|C) = ({B}, 1|{channels})" if channels else ""))
+        elif len(lead) == 1:
+            m = m.reshape(lead[0], 1, *ch, *spatial)
+        elif len(lead) == 2 and lead[0] in (1, B):
+            m = m.transpose(0, 1).reshape(lead[1], lead[0], *ch, *spatial)
+        elif len(lead) == 3 and channels and lead[0] in (1, B) and lead[2] in (1, channels):
+            m = m.transpose(0, 1)
+        else:
+            problem = f"its leading dims {lead} must be (N,), (B, N) with B = {B}" + (" or (B, N, 1|C)" if channels else "")
+    if problem:
+        raise ValueError(f"{prefix}{name} of shape {original} does not match the {noun} {tuple(x.shape)}: "
+                         f"{problem}. Accepted shapes: {_mask_forms(layout, x, blobs)}")
+    return m
+
+
+def dense_mask(mask: Any, x: torch.Tensor, layout: str | None = None, who: str | None = None,
+               name: str = "mask") -> torch.Tensor:
+    """One mask over a dense input (image, series, tabular), read by :func:`normalize_mask`, in
+    the form (B|1)×(1|C)×S (or (B|1)×F) that broadcasts against x; a list of blobs is refused.
+
+    Args:
+        mask: S, B×S, B×1×S or B×C×S (F or B×F), values in [0, 1].
+        x: the B×C×S (or B×F) batch.
+        layout: ``"image"``, ``"series"`` or ``"tabular"``; inferred from x when None.
+        who: names the caller in error messages. name: the mask's name there.
+
+    Shape:
+        output (B|1)×(1|C)×S, or (B|1)×F.
+
+    Returns:
+        The mask as a tensor of x's dtype.
+
+    Example:
+        >>> dense_mask(torch.ones(3), torch.zeros(2, 1, 3)).shape   # a T mask over B×C×T series
+        torch.Size([1, 1, 3])
+    """
+    if isinstance(mask, (list, tuple)):
+        raise ValueError(f"{who + ': ' if who else ''}{name} is a list of {len(mask)} blobs, but {who or 'this'} takes "
+                         "one mask (S, B×S, B×1×S or B×C×S); CDEP, RRR and ExpectedGradients sum over blobs")
+    return normalize_mask(mask, x, layout=layout, who=who, name=name)[0]
 
 
 def token_scores(g: torch.Tensor, e: torch.Tensor | None = None, reduce: str = "grad_x_input",
@@ -310,5 +444,5 @@ def explain_input(model: nn.Module, x: torch.Tensor, extras: dict[str, Any] | No
 
 
 __all__ = ["ExplainedInput", "LAYOUTS", "NoEmbeddingError", "REDUCTIONS", "captured_output", "dense_mask",
-           "explain_input", "find_embedding", "infer_layout", "padding_mask", "replaced_output", "token_mask",
-           "token_scores"]
+           "explain_input", "find_embedding", "infer_layout", "normalize_mask", "padding_mask", "replaced_output",
+           "token_mask", "token_scores"]

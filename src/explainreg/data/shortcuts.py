@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from ..inputs import normalize_mask
 from .datasets import ArrayDataset, load_dataset
 
 SHORTCUT_SPLITS = ("train", "val", "test")
@@ -238,24 +239,13 @@ def masked_dataset(x: Any, y: Any, mask: Any, *, name: str = "custom", source: s
     Batches carry it as ``extras["mask"]`` for CDEP / RRR / ExpectedGradients / Locality."""
     x = torch.as_tensor(x)
     y = torch.as_tensor(y)
-    mask = torch.as_tensor(mask)
+    mask = torch.as_tensor(mask)  # a sequence here is one mask per image, not a list of blobs
     if not x.is_floating_point() or x.dim() != 4:
         raise ValueError(f"x must be N×C×H×W floats, got {x.dtype} of shape {tuple(x.shape)}")
     if y.dim() != 1 or len(y) != len(x) or y.is_floating_point():
         raise ValueError(f"y must hold one integer label per image ({len(x)}), got {y.dtype} {tuple(y.shape)}")
-    original = tuple(mask.shape)
-    if mask.dim() == 2:
-        mask = mask[None, None].expand(len(x), 1, *mask.shape)
-    elif mask.dim() == 3:
-        mask = mask[:, None]
-    ok = mask.dim() == 4 and len(mask) == len(x) and mask.shape[2:] == x.shape[2:] and mask.shape[1] in (1, x.shape[1])
-    if not ok:
-        raise ValueError(f"mask of shape {original} does not match x {tuple(x.shape)}; give H×W, N×H×W, N×1×H×W "
-                         "or N×C×H×W with the images' H×W and one mask per image")
-    if mask.dtype != torch.bool:
-        mask = mask.float()
-        if not torch.isfinite(mask).all() or float(mask.min()) < 0 or float(mask.max()) > 1:
-            raise ValueError("mask values must lie in [0, 1] (1 = the region the model should not use)")
-        if bool(((mask == 0) | (mask == 1)).all()):
-            mask = mask.bool()
+    # the package's one mask parser, with the data set as the batch: 1×(N|1)×(1|C)×H×W
+    parsed = normalize_mask(mask, x, who="masked_dataset")[0]
+    binary = mask.dtype == torch.bool or bool(((parsed == 0) | (parsed == 1)).all())
+    mask = (parsed.bool() if binary else parsed.float()).expand(len(x), *parsed.shape[1:])
     return ArrayDataset(x, y.long(), {"mask": mask}, name=name, source=source)

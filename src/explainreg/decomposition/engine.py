@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from .._validation import check_batch
+from ..inputs import normalize_mask  # the one mask parser (re-exported here)
 from .rules import (FUNCTION_RULES, RULES, Decomposed, affine_batch_norm, find_rule, max_pool, max_pool_function,
                     relevant_first)
 
@@ -224,73 +225,6 @@ def run_rules(model: nn.Module, start: Decomposed, *, record: dict[str, Decompos
         if record is not None and isinstance(env[node], Decomposed):
             record[node.target if node.op == "call_module" else node.name] = env[node]
     raise UnsupportedLayerError(f"{type(model).__name__}.forward has no output")  # pragma: no cover
-
-
-def _as_mask_tensor(mask: Any, x: torch.Tensor) -> torch.Tensor:
-    if isinstance(mask, (list, tuple)):
-        raise TypeError("internal: lists are stacked before")
-    mask = torch.as_tensor(mask, device=x.device)
-    if mask.numel() == 0:
-        raise ValueError(f"mask is empty (shape {tuple(mask.shape)}); give a mask over the input's pixels "
-                         f"{tuple(x.shape[2:] or x.shape[1:])}")
-    if mask.is_complex() or not torch.isfinite(mask.float()).all():
-        raise ValueError("mask must hold finite real values in [0, 1]")
-    m = mask.to(x.dtype)
-    if float(m.min()) < 0 or float(m.max()) > 1:
-        raise ValueError(f"mask values must lie in [0, 1] (1 = the region to decompose), got range "
-                         f"[{float(m.min())}, {float(m.max())}]")
-    return m
-
-
-def normalize_mask(mask: Any, x: torch.Tensor, blobs: bool = False) -> torch.Tensor:
-    """Bring a mask to the canonical shape N×(B|1)×(C|1)×S (S the spatial shape of x; for B×F
-    inputs N×(B|1)×F).
-
-    Single mask (``blobs=False``, N = 1): S (one for the batch), B×S, B×1×S or B×C×S (per image);
-    for B×F inputs F or B×F. Several blobs (``blobs=True``): N×S (shared), B×N×S, or B×N×(1|C)×S;
-    for B×F inputs N×F or B×N×F. A list of single masks is stacked as blobs.
-    """
-    if isinstance(mask, (list, tuple)):
-        if len(mask) == 0:
-            raise ValueError("mask is an empty list; give at least one blob")
-        singles = [normalize_mask(m, x, blobs=False) for m in mask]
-        shape = [max(s.shape[i] for s in singles) for i in range(1, singles[0].dim())]
-        return torch.cat([s.expand(1, *shape) for s in singles], 0)
-    m = _as_mask_tensor(mask, x)
-    B = x.shape[0]
-    if x.dim() == 2:
-        spatial, channels = tuple(x.shape[1:]), None
-    else:
-        spatial, channels = tuple(x.shape[2:]), x.shape[1]
-    k = len(spatial)
-    forms = ("N×S (shared), B×N×S or B×N×C×S" if blobs else "S (shared), B×S, B×1×S or B×C×S")
-    problem = None
-    if tuple(m.shape[m.dim() - k:]) != spatial or m.dim() < k:
-        problem = f"its last dims must be the input's {'features' if channels is None else 'spatial'} shape {spatial}"
-    else:
-        lead = tuple(m.shape[:m.dim() - k])
-        if not blobs:
-            if len(lead) == 0:
-                m = m.reshape(1, 1, *([1] if channels else []), *spatial)
-            elif len(lead) == 1 and lead[0] in (1, B):
-                m = m.reshape(1, lead[0], *([1] if channels else []), *spatial)
-            elif len(lead) == 2 and channels and lead[0] in (1, B) and lead[1] in (1, channels):
-                m = m.unsqueeze(0)
-            else:
-                problem = f"its leading dims {lead} must be (), (B,) = ({B},) or (B, 1|C) = ({B}, 1|{channels})"
-        else:
-            if len(lead) == 1:
-                m = m.reshape(lead[0], 1, *([1] if channels else []), *spatial)
-            elif len(lead) == 2 and lead[0] in (1, B):
-                m = m.transpose(0, 1).reshape(lead[1], lead[0], *([1] if channels else []), *spatial)
-            elif len(lead) == 3 and channels and lead[0] in (1, B) and lead[2] in (1, channels):
-                m = m.transpose(0, 1)
-            else:
-                problem = f"its leading dims {lead} must be (N,), (B, N) with B = {B} or (B, N, 1|C)"
-    if problem:
-        raise ValueError(f"mask of shape {tuple(mask.shape)} does not fit the inputs {tuple(x.shape)}: {problem}. "
-                         f"Accepted shapes: {forms}")
-    return m
 
 
 def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = False,

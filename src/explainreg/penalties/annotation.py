@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_choice, check_range
-from ..decomposition import decompose, normalize_mask
+from ..decomposition import decompose
 from ..decomposition.engine import ORDERS
-from ..inputs import dense_mask
+from ..inputs import normalize_mask
 from ..modes import deterministic_dropout, frozen_norm_statistics
 from ..saliency import TARGETS, gradient_of
 from .base import Penalty, PenaltyContext, register_penalty
@@ -161,12 +161,6 @@ def _zero(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return sum((p.sum() * 0 for p in params), x.new_zeros(()))
 
 
-def _image_mask(mask: Any, x: torch.Tensor, who: str) -> torch.Tensor:
-    """A single mask over dense inputs (H×W, B×H×W, B×1×H×W, B×C×H×W; F, B×F for features; T, B×T, …
-    for series) as (B|1)×(1|C)×S floats, checked (:func:`explainreg.inputs.dense_mask`)."""
-    return dense_mask(mask, x, {2: "tabular", 3: "series"}.get(x.dim(), "image"), who)
-
-
 class _AnnotationPenalty(Penalty):
     """Shared: the mask from the batch extras, or N blobs from ``blob_sampler`` (summed)."""
 
@@ -177,8 +171,10 @@ class _AnnotationPenalty(Penalty):
         self.blob_sampler = blob_sampler
 
     def _mask(self, ctx: PenaltyContext) -> tuple[torch.Tensor, bool]:
-        """``(mask, blobs)``: the image mask (B|1×{1,C}×H×W), or N×1×{1,C}×H×W sampled blobs;
-        for token batches the B×T token mask as B×T×1 (padding 0), broadcast over E (methods.md A.7)."""
+        """``(mask, blobs)``: the extras' mask read by :func:`explainreg.inputs.normalize_mask`, as
+        (B|1)×(1|C)×S for one mask or N×(B|1)×(1|C)×S for a list of N blobs; N×1×(1|C)×S blobs from
+        ``blob_sampler``; for token batches the B×T token mask as B×T×1 (padding 0), broadcast over
+        E (methods.md A.7)."""
         if getattr(ctx, "inputs", None) is not None and ctx.inputs.is_tokens:
             if self.blob_sampler is not None:
                 raise ValueError(f"{self.name}: blob_sampler draws pixel blobs; token batches take a B×T token "
@@ -191,8 +187,10 @@ class _AnnotationPenalty(Penalty):
             if blobs.dim() != ctx.x.dim() or blobs.shape[2:] != ctx.x.shape[2:]:
                 raise ValueError(f"{self.name}: blob_sampler returned shape {tuple(blobs.shape)}; it must return "
                                  f"N×H×W or N×C×H×W blobs with H×W = {tuple(ctx.x.shape[2:])}")
-            return blobs[:, None], True
-        return _image_mask(ctx.extra("mask", self.name), ctx.x, self.name), False
+            return normalize_mask(blobs[None], ctx.x, blobs=True, who=self.name, name="blob_sampler's blobs"), True
+        mask = ctx.extra("mask", self.name)
+        m = normalize_mask(mask, ctx.x, who=self.name)
+        return (m, True) if isinstance(mask, (list, tuple)) else (m[0], False)
 
     def settings(self) -> dict[str, Any]:
         return {"blob_sampler": repr(self.blob_sampler)} if self.blob_sampler is not None else {}

@@ -6,6 +6,7 @@ from typing import Any, Sequence
 import torch
 
 from .._validation import check_choice, check_range
+from ..inputs import dense_mask
 from ..saliency import TARGETS
 from . import functional as P
 from .base import Penalty, PenaltyContext, register_penalty
@@ -108,11 +109,10 @@ class Locality(_SaliencyPenalty):
                            "its target is the image itself (channel mean, min–max normalised); pass mask=... "
                            "(the region the saliency should cover) for other inputs")
             target_map = P.input_target(ctx.x)
-        elif require_layout(ctx, ("image", "series"), "Locality with a mask",
-                            "the mask must line up with the input's pixels or time steps") == "series":
-            target_map = _as_series_mask(mask, ctx.x, "Locality")
         else:
-            target_map = _as_image_mask(mask, ctx.x, "Locality")
+            layout = require_layout(ctx, ("image", "series"), "Locality with a mask",
+                                    "the mask must line up with the input's pixels or time steps")
+            target_map = dense_mask(mask, ctx.x, layout, "Locality")
         return P.locality(ctx.saliency(self.target), target_map, self.eps)
 
 
@@ -178,33 +178,3 @@ class Symmetry(_SaliencyPenalty):
         require_layout(ctx, ("image",), "Symmetry", "it rotates the input in the image plane")
         angle = self.angles[int(torch.randint(len(self.angles), (1,), generator=ctx.rng()))]
         return P.symmetry(ctx.model, ctx.x, ctx.y, ctx.saliency(self.target), angle, self.target, self.interpolation)
-
-
-def _as_image_mask(mask: torch.Tensor, x: torch.Tensor, who: str) -> torch.Tensor:
-    """Broadcast an annotation mask (H×W, B×H×W, B×1×H×W or B×C×H×W) to B×{1,C}×H×W floats."""
-    mask = torch.as_tensor(mask, device=x.device)
-    if mask.dim() == 2:
-        mask = mask[None, None]
-    elif mask.dim() == 3:
-        mask = mask[:, None]
-    ok = mask.dim() == 4 and mask.shape[-2:] == x.shape[-2:] and mask.shape[0] in (1, x.shape[0]) \
-        and mask.shape[1] in (1, x.shape[1])
-    if not ok:
-        raise ValueError(f"{who}: mask of shape {tuple(mask.shape)} does not match the inputs {tuple(x.shape)}; "
-                         "give H×W, B×H×W, B×1×H×W or B×C×H×W")
-    return mask.to(x.dtype)
-
-
-def _as_series_mask(mask: torch.Tensor, x: torch.Tensor, who: str) -> torch.Tensor:
-    """Broadcast a mask over series (T, B×T, B×1×T or B×C×T) to B×{1,C}×T floats."""
-    m = torch.as_tensor(mask, device=x.device)
-    original = tuple(m.shape)
-    if m.dim() == 1:
-        m = m[None, None]
-    elif m.dim() == 2:
-        m = m[:, None]
-    ok = m.dim() == 3 and m.shape[-1] == x.shape[-1] and m.shape[0] in (1, x.shape[0]) and m.shape[1] in (1, x.shape[1])
-    if not ok:
-        raise ValueError(f"{who}: mask of shape {original} does not match the series {tuple(x.shape)} (B×C×T); "
-                         "give T, B×T, B×1×T or B×C×T (a B×T×F mask needs mask.transpose(1, 2))")
-    return m.to(x.dtype)

@@ -18,7 +18,8 @@ from torch import nn
 
 from ..layers import find_layer
 from .._validation import check_choice
-from .annotation import _AnnotationPenalty, _image_mask
+from ..inputs import dense_mask
+from .annotation import _AnnotationPenalty
 from .base import PenaltyContext, register_penalty
 
 REDUCTIONS = ("sum", "mean")
@@ -193,7 +194,7 @@ class RRRGradCAM(_GradCAMPenalty):
     needs_input_grad = False
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
-        mask = _image_mask(ctx.extra("mask", self.name), ctx.x, self.name)
+        mask = dense_mask(ctx.extra("mask", self.name), ctx.x, who=self.name)
         return rrr_gradcam(self.cam(ctx, "predicted"), mask, reduction=self.reduction,
                            interpolation=self.interpolation)
 
@@ -212,7 +213,7 @@ class HINT(_GradCAMPenalty):
         super().__init__(layer, reduction, positive_only, interpolation)
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
-        reward = _image_mask(ctx.extra("reward_mask", self.name), ctx.x, self.name)
+        reward = dense_mask(ctx.extra("reward_mask", self.name), ctx.x, who=self.name, name="reward_mask")
         return hint(self.cam(ctx, "label"), reward, reduction=self.reduction, interpolation=self.interpolation)
 
 
@@ -232,7 +233,7 @@ class RBR(_AnnotationPenalty):
         return {"reduction": self.reduction}
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
-        mask = _image_mask(ctx.extra("mask", self.name), ctx.x, self.name)
+        mask = dense_mask(ctx.extra("mask", self.name), ctx.x, who=self.name)
         with torch.enable_grad():
             influence = influence_gradient(ctx.model, ctx.x, ctx.logits, ctx.y)
             return rbr(influence, ctx.saliency("sum_log_prob"), mask, reduction=self.reduction)
