@@ -69,26 +69,43 @@ def keyed_draw(kind: str, seed: int, index: torch.Tensor | Sequence[int], shape:
     return out.to(device) if device is not None else out
 
 
+def stable_ranks(scores: torch.Tensor, descending: bool = True) -> torch.Tensor:
+    """rank[b, i] = position of feature i when row b of ``scores`` (B×N) is sorted by decreasing
+    (``descending``) or increasing score, ties in position order (a stable sort).
+
+    Example:
+        >>> stable_ranks(torch.tensor([[0.5, 2.0, 0.5, 1.0]]))
+        tensor([[2, 0, 3, 1]])
+        >>> stable_ranks(torch.tensor([[0.5, 2.0, 0.5, 1.0]]), descending=False)
+        tensor([[0, 3, 1, 2]])
+    """
+    order = torch.sort(scores, dim=1, descending=descending, stable=True).indices
+    ranks = torch.empty_like(order)
+    return ranks.scatter_(1, order, torch.arange(scores.shape[1], device=scores.device).expand_as(order))
+
+
 def descending_ranks(scores: torch.Tensor, seed: int = 0, index: torch.Tensor | Sequence[int] | None = None,
                      stream: str = "tie") -> torch.Tensor:
     """rank[b, i] = position of feature i when row b of ``scores`` (B×N) is sorted by decreasing
     score, **ties broken by a seeded random order per image** (keyed by ``seed`` and the image's
     data-set position ``index[b]``, default ``b``).
 
-    A stable sort would remove tied features in raster order (top rows first), which moves
-    removal metrics on maps with many exact ties (integrated gradients with a zero baseline is
-    exactly 0 on the background). Here the features are first shuffled by a random permutation
-    (argsort of keyed uniform draws), then stably sorted by score: tied features keep the random
-    relative order, untied ones are ordered by score exactly (no value is perturbed).
+    A stable sort (:func:`stable_ranks`) would remove tied features in raster order (top rows
+    first), which moves removal metrics on maps with many exact ties (integrated gradients with a
+    zero baseline is exactly 0 on the background). Here the features are first shuffled by a random
+    permutation (argsort of keyed uniform draws), then stably ranked by score: tied features keep the
+    random relative order, untied ones are ordered by score exactly (no value is perturbed).
+
+    Example:
+        >>> r = descending_ranks(torch.tensor([[0.0, 3.0, 0.0, 0.0, 1.0]]), seed=0)
+        >>> r[0, 1].item(), r[0, 4].item(), sorted(r[0, [0, 2, 3]].tolist())
+        (0, 1, [2, 3, 4])
     """
     b, n = scores.shape
     keys = keyed_draw("uniform", seed, as_index(index, b), (n,), stream, device=scores.device)
     shuffle = keys.argsort(dim=1)
-    order = torch.sort(scores.gather(1, shuffle), dim=1, descending=True, stable=True).indices
-    order = shuffle.gather(1, order)
-    ranks = torch.empty_like(order)
-    ranks.scatter_(1, order, torch.arange(n, device=scores.device).expand_as(order))
-    return ranks
+    shuffled_ranks = stable_ranks(scores.gather(1, shuffle))
+    return torch.empty_like(shuffled_ranks).scatter_(1, shuffle, shuffled_ranks)
 
 
-__all__ = ["as_index", "descending_ranks", "image_generator", "image_key", "keyed_draw"]
+__all__ = ["as_index", "descending_ranks", "image_generator", "image_key", "keyed_draw", "stable_ranks"]

@@ -20,6 +20,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .._random import stable_ranks
 from .._validation import check_choice
 from ..inputs import ExplainedInput
 from ..modes import eval_mode
@@ -90,11 +91,6 @@ def _real_tokens(ids: torch.Tensor, scores: torch.Tensor, padding_idx: int) -> t
     return real, lengths
 
 
-def _ranks(s: torch.Tensor) -> torch.Tensor:
-    """Each token's rank by descending score (ties in position order), B×T."""
-    return torch.sort(s, dim=1, descending=True, stable=True).indices.argsort(1)
-
-
 def eraser(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, scores: torch.Tensor, *,
            percents: Sequence[float] = PERCENTS, padding_idx: int = 0) -> dict[str, torch.Tensor]:
     """ERASER comprehensiveness and sufficiency (AOPC over ``percents``) per sentence, B each.
@@ -103,7 +99,7 @@ def eraser(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, scores: torch.T
     real, lengths = _real_tokens(ids, scores, padding_idx)
     with eval_mode(model):
         base = _p_true(model, ids, y)
-        rank = _ranks(scores.detach().abs().masked_fill(~real, -1.0))
+        rank = stable_ranks(scores.detach().abs().masked_fill(~real, -1.0))
         comp, suff = [], []
         for pct in percents:
             k = torch.clamp(torch.floor(lengths.to(torch.float64) * pct / 100).long(), min=1)
@@ -130,7 +126,7 @@ def token_deletion_curve(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, s
         c = p.argmax(1)
         p0 = p.gather(1, c[:, None]).squeeze(1)
         s = scores.detach().abs()
-        rank = _ranks(s.masked_fill(~real, -1.0) if order == "morf" else (-s).masked_fill(~real, -float("inf")))
+        rank = stable_ranks(s.masked_fill(~real, -1.0) if order == "morf" else (-s).masked_fill(~real, -float("inf")))
         accuracy, ratio = [], []
         for f in fractions:
             k = torch.minimum(torch.floor(lengths.to(torch.float64) * f).long(), lengths - 1)

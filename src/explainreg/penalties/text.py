@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._random import stable_ranks
 from .._validation import check_choice
 from ..modes import deterministic_dropout, frozen_norm_statistics
 
@@ -72,7 +73,7 @@ def saliency_guided_tokens(e: torch.Tensor, scores: torch.Tensor, padding: torch
     check_choice("by", by, ("abs", "signed"))
     s = scores.detach().abs() if by == "abs" else scores.detach()
     s = s.masked_fill(~padding, math.inf)
-    ranks = torch.sort(s, dim=1, stable=True).indices.argsort(1)
+    ranks = stable_ranks(s, descending=False)  # ascending, ties in position order
     k = torch.floor(padding.sum(1).to(torch.float64) * fraction + 1e-9).long()
     masked = (ranks < k[:, None]) & padding
     if fill == "random":
