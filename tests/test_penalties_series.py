@@ -139,3 +139,24 @@ def test_sgt_penalty_reads_the_series_padding_mask():
     assert torch.isfinite(value) and any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
     with pytest.raises(ValueError, match="padding_mask of shape"):
         SaliencyGuided()(model, x, y, padding_mask=pad[:, :10])
+
+
+def test_sgt_score_keyword_and_deprecated_target_alias():
+    """``score=`` names the scalar kind; ``target=`` still works with a DeprecationWarning, same value."""
+    import warnings
+
+    torch.manual_seed(0)
+    model = build_model("tcn", in_channels=3, num_classes=2).eval()   # no dropout: the two calls comparable
+    x, y = torch.randn(6, 3, 20), torch.tensor([0, 1, 0, 1, 1, 0])
+    new = SaliencyGuided(0.3, score="logit")
+    with pytest.warns(DeprecationWarning, match="target= is deprecated, use score="):
+        old = SaliencyGuided(0.3, target="logit")
+    assert new.score == old.score == old.target == "logit" and new.settings()["score"] == "logit"
+    gen = lambda: torch.Generator().manual_seed(4)  # noqa: E731
+    torch.testing.assert_close(new(model, x, y, generator=gen()), old(model, x, y, generator=gen()))
+    assert SaliencyGuided(0.3).score == "log_prob"
+    with pytest.raises(ValueError, match="score must be one of"):
+        SaliencyGuided(score="prob")
+    with pytest.raises(ValueError, match="disagree"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        SaliencyGuided(score="logit", target="nll")

@@ -13,6 +13,7 @@ objective adds CE(f(x), y) and the weight λ (1 in the paper); both branches kee
 from __future__ import annotations
 
 import math
+import warnings
 from contextlib import nullcontext
 from typing import Any
 
@@ -23,11 +24,31 @@ from torch import nn
 from .._dist import shard_rand
 from .._validation import Interval, Options, check_choice
 from ..modes import eval_mode as _eval_mode
-from ..saliency import TARGETS, saliency
+from ..saliency import saliency
 from .base import Penalty, PenaltyContext, register_penalty
 from .text import saliency_guided_tokens
 
+try:                                      # the scalar kinds' list, SCORES once saliency.py has the score= name
+    from ..saliency import SCORES
+except ImportError:                       # pragma: no cover - depends on the saliency module's version
+    from ..saliency import TARGETS as SCORES
+
 ORDERS = ("abs", "signed")
+
+
+def resolve_score(score: str | None, target: str | None, default: str = "log_prob", stacklevel: int = 3) -> str:
+    """``score``, or the deprecated alias ``target`` (``DeprecationWarning``); both given must agree.
+    The value is checked against :data:`SCORES`, the message naming the keyword that was used."""
+    if target is not None:
+        warnings.warn("target= is deprecated, use score= (the scalar whose input gradient is the saliency)",
+                      DeprecationWarning, stacklevel=stacklevel)
+        if score is not None and score != target:
+            raise ValueError(f"score={score!r} and its deprecated alias target={target!r} disagree: give score only")
+        check_choice("target", target, SCORES)
+        return target
+    value = default if score is None else score
+    check_choice("score", value, SCORES)
+    return value
 
 
 _FRACTION = Interval(float, 0.0, 1.0, closed="neither")
@@ -167,12 +188,14 @@ def _series_padding(ctx: PenaltyContext) -> torch.Tensor | None:
     return None if bool(pad.all()) else pad.unsqueeze(1)
 
 
-def detached_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: str = "log_prob",
-                      eval_mode: bool = True, layer: Any = None) -> torch.Tensor:
+def detached_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, score: str | None = None,
+                      eval_mode: bool = True, layer: Any = None, *, target: str | None = None) -> torch.Tensor:
     """∂ Σ_b t_b / ∂x on a detached copy of x, no graph kept; the model in eval mode (dropout off)
-    while it runs when ``eval_mode``, each module's mode restored afterwards."""
+    while it runs when ``eval_mode``, each module's mode restored afterwards. ``score``: the scalar
+    kind t_b (``"log_prob"`` by default; ``target`` is its deprecated alias)."""
+    score = resolve_score(score, target)
     with _eval_mode(model) if eval_mode else nullcontext(), torch.enable_grad():
-        g = saliency(model, x.detach(), y, target=target, create_graph=False, layer=layer)
+        g = saliency(model, x.detach(), y, score, create_graph=False, layer=layer)   # 4th: the scalar kind
     return g.detach()
 
 
@@ -181,31 +204,39 @@ class SaliencyGuided(Penalty):
     """Saliency Guided Training: R = KL(p(x) ‖ p(x̃)), x̃ = x with the ⌊fraction·D⌋ features of lowest
     (|g| or signed g) saliency of log p_y masked (methods.md A.4). Use with weight λ = 1 as the paper.
 
-    ``fill``: ``"random"`` (U(min x_b, max x_b) per feature) or a constant; ``target``: the saliency
-    target (``"log_prob"`` as the seed); ``eval_saliency``: compute g with dropout/BatchNorm in eval
-    mode (the seed). The masked forward runs in the model's own mode (train mode during training).
+    ``fill``: ``"random"`` (U(min x_b, max x_b) per feature) or a constant; ``score``: the scalar
+    whose input gradient ranks the features (``"log_prob"`` as the seed; ``target`` is its deprecated
+    alias); ``eval_saliency``: compute g with dropout/BatchNorm in eval mode (the seed). The masked
+    forward runs in the model's own mode (train mode during training). Padded series (B×C×T with
+    ``padding_mask`` B×T among the batch extras): only real steps are ranked and masked, k_b =
+    ⌊fraction · C · L_b⌋ (see :func:`saliency_guided_mask`, ``valid``).
     """
 
     name = "saliency_guided"
     needs_input_grad = False
 
     def __init__(self, fraction: float = 0.5, by: str = "abs", fill: str | float = "random",
-                 target: str = "log_prob", eval_saliency: bool = True) -> None:
+                 score: str | None = None, eval_saliency: bool = True, *, target: str | None = None) -> None:
         super().__init__()
         self.fraction = check_fraction(fraction)
         check_choice("by", by, ORDERS)
-        check_choice("target", target, TARGETS)
-        self.by, self.fill, self.target = by, check_fill(fill), target
+        self.by, self.fill = by, check_fill(fill)
+        self.score = resolve_score(score, target)
         self.eval_saliency = bool(eval_saliency)
 
+    @property
+    def target(self) -> str:
+        """Deprecated name of :attr:`score`."""
+        return self.score
+
     def settings(self) -> dict[str, Any]:
-        return {"fraction": self.fraction, "by": self.by, "fill": self.fill, "target": self.target,
+        return {"fraction": self.fraction, "by": self.by, "fill": self.fill, "score": self.score,
                 "eval_saliency": self.eval_saliency}
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         if getattr(ctx, "inputs", None) is not None and ctx.inputs.is_tokens:
             return self._tokens(ctx)
-        g = detached_saliency(ctx.model, ctx.x, ctx.y, self.target, self.eval_saliency)
+        g = detached_saliency(ctx.model, ctx.x, ctx.y, self.score, self.eval_saliency)
         generator = ctx.rng() if self.fill == "random" else None
         valid = _series_padding(ctx)
         x_masked, _ = saliency_guided_mask(ctx.x.detach(), g, self.fraction, self.by, self.fill, generator,
@@ -217,7 +248,7 @@ class SaliencyGuided(Penalty):
     def _tokens(self, ctx: PenaltyContext) -> torch.Tensor:
         """Token batches: rank tokens by s_bt = Σ_e g·e of the detached embedding saliency and replace
         the embeddings of the ⌊fraction · L_b⌋ lowest (methods.md A.7; padding never masked)."""
-        g = detached_saliency(ctx.model, ctx.x, ctx.y, self.target, self.eval_saliency, layer=ctx.inputs.layer)
+        g = detached_saliency(ctx.model, ctx.x, ctx.y, self.score, self.eval_saliency, layer=ctx.inputs.layer)
         e = ctx.explained
         scores = ctx.inputs.scores(ctx.inputs.strip_padding(g), e.detach())
         generator = ctx.rng() if self.fill == "random" else None
