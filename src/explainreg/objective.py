@@ -108,11 +108,20 @@ class Objective(nn.Module):
 
     def config(self) -> list[dict[str, Any]]:
         """Each penalty's name, weight and settings (for run configs)."""
-        return [{"name": n, "penalty": p.name, "weight": w, "settings": p.settings(),
+        return [{"name": n, "penalty": p.name, "weight": w, "settings": _recorded(p.settings()),
                  **({"monitor_every": self.monitor_every} if w == 0 else {}),
                  **({"rate": self.rates[n]} if n in self.rates else {}),
                  **({"clip": self.clip[n]} if n in self.clip else {})}
                 for n, p, w in zip(self.names, self.penalties, self.weights)]
+
+
+#: run configs keep the former name of a setting until its deprecated alias is removed, so that the runs
+#: recorded so far resume and compare unchanged (``score``, the saliency's scalar kind, was ``target``)
+RECORDED_NAMES = {"score": "target"}
+
+
+def _recorded(settings: dict[str, Any]) -> dict[str, Any]:
+    return {RECORDED_NAMES.get(k, k): v for k, v in settings.items()}
 
 
 def _per_penalty(what: str, values: Mapping[str, float] | float | None, names: list[str]) -> dict[str, float]:

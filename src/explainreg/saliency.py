@@ -1,78 +1,219 @@
-"""Differentiable input-gradient saliency (methods.md A.1).
+"""Differentiable input-gradient saliency.
 
-``g = ∂T/∂x`` with ``T = Σ_b t_b`` in one backward pass for the whole batch, where ``t_b`` is
-``"logit"``: z_{b,y_b} (seed 1, default); ``"log_prob"``: log p_{b,y_b} (SGT); ``"nll"``: −log p_{b,y_b}
-(CDEP's RRR variant); ``"sum_log_prob"``: Σ_k log p_{b,k} (Ross et al. 2017).
-Exact per-sample gradients when samples do not interact (no BatchNorm in training mode).
+``g = ∂T/∂x`` with ``T = Σ_b t_b`` in one backward pass for the whole batch, where the scalar
+kind ``score`` chooses ``t_b``: ``"logit"``: z_{b,y_b} (the default, as the constrained-losses
+seed); ``"log_prob"``: log p_{b,y_b} (Saliency Guided Training, Ismail et al. 2021); ``"nll"``:
+−log p_{b,y_b} (CDEP's RRR variant, Rieger et al. 2020); ``"sum_log_prob"``: Σ_k log p_{b,k}
+(Right for the Right Reasons, Ross et al. 2017). Exact per-sample gradients when samples do not
+interact (no BatchNorm in training mode). ``target`` is the deprecated name of ``score`` (it
+means the class elsewhere in the package); it is accepted with a ``DeprecationWarning`` for one
+release.
 """
 from __future__ import annotations
+
+import warnings
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validation import check_batch, check_choice, check_labels, check_logits
+from ._validation import check_batch, check_labels, check_logits
 from .inputs import ExplainedInput
 
-TARGETS = ("logit", "log_prob", "nll", "sum_log_prob")
+#: the scalar kinds t_b whose input gradient is the saliency
+SCORES = ("logit", "log_prob", "nll", "sum_log_prob")
 
 
-def saliency_target(logits: torch.Tensor, y: torch.Tensor, target: str = "logit") -> torch.Tensor:
-    """The per-sample scalar t_b whose input gradient is the saliency (shape B)."""
-    check_choice("target", target, TARGETS)
-    if target == "logit":
+def check_score(score: Any, name: str = "score") -> str:
+    """``score`` must be one of :data:`SCORES`; the message names the keyword ``name`` the caller used."""
+    if not isinstance(score, str) or score not in SCORES:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, SCORES))}; got {score!r} (the scalar whose "
+                         "input gradient is the saliency; `target` is the deprecated name of `score`)")
+    return score
+
+
+def resolve_score(score: str | None, target: str | None, default: str = "logit", stacklevel: int = 3) -> str:
+    """The scalar kind from ``score``, or from its deprecated alias ``target`` (with a
+    ``DeprecationWarning`` saying to use ``score``); ``score=None`` means ``default``.
+
+    Args:
+        score: the new keyword's value (None: not given).
+        target: the deprecated keyword's value (None: not given); both given must agree.
+        default: the caller's default scalar kind.
+        stacklevel: where the warning points (3: the caller of the function that calls this).
+
+    Returns:
+        The checked scalar kind, one of :data:`SCORES`.
+
+    Example:
+        >>> resolve_score(None, None)
+        'logit'
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     resolve_score(None, "nll")
+        'nll'
+        >>> caught[0].category.__name__
+        'DeprecationWarning'
+    """
+    if target is not None:
+        warnings.warn(f"target= is deprecated, use score={target!r} (the scalar whose input gradient is the "
+                      "saliency; `target` means the class elsewhere, and the alias goes in the next release)",
+                      DeprecationWarning, stacklevel=stacklevel)
+        if score is not None and score != target:
+            raise ValueError(f"score={score!r} and its deprecated alias target={target!r} disagree: give score only")
+        return check_score(target, "target")
+    return check_score(default if score is None else score)
+
+
+def saliency_score(logits: torch.Tensor, y: torch.Tensor, score: str = "logit") -> torch.Tensor:
+    """The per-sample scalar t_b whose input gradient is the saliency.
+
+    Args:
+        logits: B×K model outputs. y: B class indices. score: the scalar kind (:data:`SCORES`).
+
+    Shape:
+        logits B×K, y B; output B.
+
+    Returns:
+        t_b for each sample.
+
+    Example:
+        >>> z = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+        >>> saliency_score(z, torch.tensor([0, 1]))
+        tensor([2., 1.])
+    """
+    check_score(score)
+    if score == "logit":
         return logits.gather(1, y[:, None]).squeeze(1)
     log_p = F.log_softmax(logits, dim=1)
-    if target == "sum_log_prob":
+    if score == "sum_log_prob":
         return log_p.sum(1)
     t = log_p.gather(1, y[:, None]).squeeze(1)
-    return -t if target == "nll" else t
+    return -t if score == "nll" else t
 
 
-def gradient_of(logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, target: str = "logit",
+def gradient_of(logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, score: str = "logit",
                 create_graph: bool = True) -> torch.Tensor:
-    """``∂ Σ_b t_b / ∂x`` for logits already computed from ``x`` (which must require grad)."""
-    t = saliency_target(logits, y, target).sum()
+    """``∂ Σ_b t_b / ∂x`` for logits already computed from ``x`` (which must require grad).
+
+    Args:
+        logits: B×K computed from x. x: the explained tensor. y: B labels. score: the scalar kind.
+        create_graph: keep the graph (double back-propagation).
+
+    Shape:
+        output: the shape of x.
+
+    Returns:
+        The signed input gradient g.
+
+    Example:
+        >>> x = torch.tensor([[1.0, 2.0]], requires_grad=True)
+        >>> gradient_of(x * torch.tensor([3.0, 4.0]), x, torch.tensor([1]))
+        tensor([[0., 4.]])
+    """
+    t = saliency_score(logits, y, score).sum()
     (g,) = torch.autograd.grad(t, x, create_graph=create_graph, retain_graph=True)
     return g
 
 
-def forward_with_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: str = "logit",
+def forward_with_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, score: str | None = None,
                           create_graph: bool = True, *, layer: str | nn.Module | None = None,
-                          lengths: torch.Tensor | None = None,
+                          lengths: torch.Tensor | None = None, target: str | None = None,
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run the model once; return ``(explained, logits, g)`` with ``g = ∂ Σ_b t_b / ∂ explained``.
 
-    Dense inputs: explained = a grad-enabled copy of ``x``. Token ids (B×T integers, methods.md A.7):
-    explained = the output e (B×T×E) of the model's embedding (``layer``, found automatically),
-    g is zero at padding positions (``lengths`` or the embedding's ``padding_idx``).
+    Dense inputs: explained = a grad-enabled copy of ``x``. Token ids (B×T integers): explained =
+    the output e (B×T×E) of the model's embedding (``layer``, found automatically), g is zero at
+    padding positions (``lengths`` or the embedding's ``padding_idx``). Arguments as :func:`saliency`.
+
+    Shape:
+        explained and g: x's shape (B×T×E for token ids); logits B×K.
+
+    Returns:
+        ``(explained, logits, g)``.
+
+    Example:
+        >>> net = nn.Linear(3, 2)
+        >>> e, z, g = forward_with_saliency(net, torch.ones(4, 3), torch.zeros(4, dtype=torch.long))
+        >>> bool(torch.allclose(g, net.weight[0].expand(4, 3)))
+        True
     """
+    score = resolve_score(score, target)
     check_batch(x, y, tokens=True)
-    check_choice("target", target, TARGETS)
     inputs = ExplainedInput.build(model, x, {"lengths": lengths}, layer=layer)
     explained, logits = inputs.forward(model, requires_grad=True)  # x itself when it already requires grad
     with torch.enable_grad():
         check_logits(logits, x.shape[0])
         check_labels(y, logits.shape[1])
-        g = gradient_of(logits, explained, y, target, create_graph)
+        g = gradient_of(logits, explained, y, score, create_graph)
     return explained, logits, inputs.strip_padding(g)
 
 
-def saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: str = "logit",
+def saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, score: str | None = None,
              create_graph: bool = True, *, layer: str | nn.Module | None = None,
-             lengths: torch.Tensor | None = None) -> torch.Tensor:
-    """Signed input gradient of ``target`` for each sample's label ``y``, shape of ``x``; for token
-    ids the gradient w.r.t. the token embeddings, B×T×E, 0 at padding (methods.md A.7).
+             lengths: torch.Tensor | None = None, target: str | None = None) -> torch.Tensor:
+    """Signed input gradient g = ∂ Σ_b t_b / ∂x of the scalar kind ``score`` for each sample's label.
 
     With ``create_graph=True`` (default) the result is differentiable w.r.t. the model's
-    parameters, so it can be penalised in a training loss (double back-propagation).
+    parameters, so it can be penalised in a training loss (double back-propagation, as in Ross et
+    al. 2017). One backward pass serves the whole batch.
+
+    Args:
+        model: maps x to logits B×K.
+        x: B×C×H×W images, B×C×T series, B×F features, or B×T integer token ids.
+        y: B class labels.
+        score: ``"logit"`` (default), ``"log_prob"``, ``"nll"`` or ``"sum_log_prob"`` (see the module).
+        create_graph: keep the graph of the gradient (needed to train on it).
+        layer: for token ids, the embedding module (or its name) whose output is explained.
+        lengths: for token ids, the B sentence lengths (padding gets g = 0).
+        target: deprecated alias of ``score`` (``DeprecationWarning``).
+
+    Shape:
+        output: the shape of x; for token ids B×T×E (the embedding output's shape).
+
+    Returns:
+        The signed saliency g.
+
+    Example:
+        >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+        >>> x, y = torch.randn(2, 1, 2, 2), torch.tensor([0, 2])
+        >>> g = saliency(net, x, y)
+        >>> g.shape, bool(torch.allclose(g[1].flatten(), net[1].weight[2]))
+        (torch.Size([2, 1, 2, 2]), True)
     """
-    return forward_with_saliency(model, x, y, target, create_graph, layer=layer, lengths=lengths)[2]
+    score = resolve_score(score, target)
+    return forward_with_saliency(model, x, y, score, create_graph, layer=layer, lengths=lengths)[2]
 
 
 def minmax_normalize(g: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """Per-sample min–max normalisation ĝ_b = (g_b − min g_b) / (max g_b − min g_b + eps) over C×H×W."""
+    """Per-sample min–max normalisation ĝ_b = (g_b − min g_b) / (max g_b − min g_b + eps) over C×H×W.
+
+    Shape:
+        g B×…; output the same.
+
+    Example:
+        >>> minmax_normalize(torch.tensor([[1.0, 3.0, 2.0]]))
+        tensor([[0.0000, 1.0000, 0.5000]])
+    """
     flat = g.flatten(1)
     low = flat.min(1, keepdim=True).values
     high = flat.max(1, keepdim=True).values
     return ((flat - low) / (high - low + eps)).view_as(g)
+
+
+_DEPRECATED = {"TARGETS": ("SCORES", SCORES), "saliency_target": ("saliency_score", saliency_score)}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        new, value = _DEPRECATED[name]
+        warnings.warn(f"explainreg.saliency.{name} is deprecated and will be removed in the next release: use {new}",
+                      DeprecationWarning, stacklevel=2)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["SCORES", "check_score", "forward_with_saliency", "gradient_of", "minmax_normalize", "resolve_score",
+           "saliency", "saliency_score"]

@@ -18,8 +18,8 @@ from ..decomposition import decompose
 from ..decomposition.engine import ORDERS
 from ..inputs import normalize_mask
 from ..modes import deterministic_dropout, frozen_norm_statistics
-from ..saliency import TARGETS, gradient_of
-from .base import Penalty, PenaltyContext, register_penalty
+from ..saliency import resolve_score
+from .base import Penalty, PenaltyContext, register_penalty, target_alias
 from .text import cdep_text
 
 #: ``sampler(generator, x) -> N×H×W`` (or N×C×H×W) blobs shared by the batch
@@ -232,25 +232,26 @@ class CDEP(_AnnotationPenalty):
 
 @register_penalty("right_for_right_reasons", "grad")
 class RRR(_AnnotationPenalty):
-    """R = (1/B) Σ_b Σ (m ⊙ g)² with g the saliency of ``target`` (Ross et al. 2017: Σ_k log p_k).
-    ``target="nll"`` sums g over channels before squaring (CDEP's "Grad" baseline) unless
-    ``channel_sum`` says otherwise. CDEP's code uses the batch-mean NLL, so its λ equals ours × B."""
+    """R = (1/B) Σ_b Σ (m ⊙ g)² with g the saliency of the scalar kind ``score`` (Ross et al. 2017:
+    ``"sum_log_prob"``, Σ_k log p_k). ``score="nll"`` sums g over channels before squaring (CDEP's
+    "Grad" baseline, Rieger et al. 2020) unless ``channel_sum`` says otherwise. CDEP's code uses the
+    batch-mean NLL, so its λ equals ours × B. ``target`` is the deprecated alias of ``score``."""
 
     name = "rrr"
+    target = target_alias
 
-    def __init__(self, target: str = "sum_log_prob", channel_sum: bool | None = None,
-                 blob_sampler: BlobSampler | None = None) -> None:
+    def __init__(self, score: str | None = None, channel_sum: bool | None = None,
+                 blob_sampler: BlobSampler | None = None, *, target: str | None = None) -> None:
         super().__init__(blob_sampler)
-        check_choice("target", target, TARGETS)
-        self.target = target
-        self.channel_sum = (target == "nll") if channel_sum is None else bool(channel_sum)
+        self.score = resolve_score(score, target, default="sum_log_prob")
+        self.channel_sum = (self.score == "nll") if channel_sum is None else bool(channel_sum)
 
     def settings(self) -> dict[str, Any]:
-        return {"target": self.target, "channel_sum": self.channel_sum, **super().settings()}
+        return {"score": self.score, "channel_sum": self.channel_sum, **super().settings()}
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         mask, blobs = self._mask(ctx)
-        g = ctx.saliency(self.target)
+        g = ctx.saliency(self.score)
         if ctx.inputs.is_tokens:  # B×T×E: the embedding dimension plays the channels' part
             g, mask = g.transpose(1, 2), mask.transpose(1, 2)
         return rrr(g, mask, channel_sum=self.channel_sum, blobs=blobs)

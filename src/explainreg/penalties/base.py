@@ -6,6 +6,7 @@ A penalty is called as ``penalty(model, x, y, **extras)`` and returns the raw, u
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, ClassVar
 
 import torch
@@ -14,7 +15,7 @@ from torch import nn
 from .._validation import check_batch, check_labels, check_logits, check_model_input
 from ..inputs import ExplainedInput
 from ..modes import frozen_norm_statistics, warn_batch_norm_mixing
-from ..saliency import gradient_of, minmax_normalize
+from ..saliency import gradient_of, minmax_normalize, resolve_score
 
 
 class PenaltyContext:
@@ -44,22 +45,25 @@ class PenaltyContext:
         self._saliency: dict[str, torch.Tensor] = {}
         self._normalized: dict[str, torch.Tensor] = {}
 
-    def saliency(self, target: str = "logit") -> torch.Tensor:
-        """Signed input gradient g of ``target`` (see :func:`explainreg.saliency`), computed once."""
-        if target not in self._saliency:
+    def saliency(self, score: str | None = None, *, target: str | None = None) -> torch.Tensor:
+        """Signed input gradient g of the scalar kind ``score`` (``"logit"`` by default; see
+        :func:`explainreg.saliency`), computed once per kind; ``target`` is its deprecated alias."""
+        score = resolve_score(score, target)
+        if score not in self._saliency:
             if not self.explained.requires_grad:
                 raise RuntimeError("this context was built without input gradients; build it with input_grad=True")
             warn_batch_norm_mixing(self.model)
             with torch.enable_grad():
-                g = gradient_of(self.logits, self.explained, self.y, target, create_graph=True)
-                self._saliency[target] = self.inputs.strip_padding(g)
-        return self._saliency[target]
+                g = gradient_of(self.logits, self.explained, self.y, score, create_graph=True)
+                self._saliency[score] = self.inputs.strip_padding(g)
+        return self._saliency[score]
 
-    def normalized_saliency(self, target: str = "logit") -> torch.Tensor:
-        """Per-sample min–max normalised saliency ĝ, computed once."""
-        if target not in self._normalized:
-            self._normalized[target] = minmax_normalize(self.saliency(target))
-        return self._normalized[target]
+    def normalized_saliency(self, score: str | None = None, *, target: str | None = None) -> torch.Tensor:
+        """Per-sample min–max normalised saliency ĝ of ``score``, computed once."""
+        score = resolve_score(score, target)
+        if score not in self._normalized:
+            self._normalized[score] = minmax_normalize(self.saliency(score))
+        return self._normalized[score]
 
     def extra(self, name: str, penalty: str) -> Any:
         """A per-batch extra (e.g. ``mask``) that ``penalty`` needs; a clear error when it is missing."""
@@ -105,6 +109,15 @@ class Penalty(nn.Module):
         """The constructor arguments, for configs and logs."""
         return {}
 
+
+def _deprecated_target(self: Penalty) -> str:
+    warnings.warn(f"{type(self).__name__}.target is deprecated and will be removed in the next release: read "
+                  ".score (the saliency's scalar kind; `target` means the class)", DeprecationWarning, stacklevel=2)
+    return self.score
+
+
+#: ``target = target_alias`` in a penalty class with a ``score``: the deprecated attribute name
+target_alias = property(_deprecated_target, doc="Deprecated name of ``score`` (``DeprecationWarning``).")
 
 PENALTIES: dict[str, type[Penalty]] = {}
 

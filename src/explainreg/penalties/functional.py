@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..saliency import gradient_of, minmax_normalize
+from ..saliency import gradient_of, minmax_normalize, resolve_score
 from ..transforms import rotate
 
 
@@ -96,11 +96,12 @@ def consistency(g: torch.Tensor, x: torch.Tensor, predicted: torch.Tensor, eps: 
 
 
 def symmetry(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, g: torch.Tensor,
-             degrees: float, target: str = "logit", interpolation: str = "nearest") -> torch.Tensor:
+             degrees: float, score: str | None = None, interpolation: str = "nearest", *,
+             target: str | None = None) -> torch.Tensor:
     """x_r = rotate(x, θ), g_r = saliency at x_r; R = mean_b (1 − |cos(g_r,b, rotate(g_b, θ))|)."""
     x_rot = rotate(x.detach(), degrees, interpolation).requires_grad_(True)
     with torch.enable_grad():
-        g_rot = gradient_of(model(x_rot), x_rot, y, target, create_graph=True)
+        g_rot = gradient_of(model(x_rot), x_rot, y, resolve_score(score, target), create_graph=True)
     rotated_g = rotate(g, degrees, interpolation)
     return (1 - F.cosine_similarity(g_rot.flatten(1), rotated_g.flatten(1), dim=1, eps=1e-12).abs()).mean()
 

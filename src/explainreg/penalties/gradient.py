@@ -7,9 +7,9 @@ import torch
 
 from .._validation import check_choice, check_range
 from ..inputs import dense_mask
-from ..saliency import TARGETS
+from ..saliency import resolve_score
 from . import functional as P
-from .base import Penalty, PenaltyContext, register_penalty
+from .base import Penalty, PenaltyContext, register_penalty, target_alias
 
 
 def input_layout(ctx: PenaltyContext) -> str:
@@ -39,15 +39,18 @@ def smoothness_along_time(g: torch.Tensor, offset: int = 1) -> torch.Tensor:
 
 
 class _SaliencyPenalty(Penalty):
-    """Shared settings: which saliency target the penalty constrains (``"logit"`` as the seed)."""
+    """Shared setting: the scalar kind ``score`` whose saliency the penalty constrains (``"logit"``
+    as the seed; :data:`explainreg.saliency.SCORES`). ``target`` is its deprecated alias."""
 
-    def __init__(self, target: str = "logit") -> None:
+    target = target_alias
+
+    def __init__(self, score: str | None = None, *, target: str | None = None) -> None:
         super().__init__()
-        check_choice("target", target, TARGETS)
-        self.target = target
+        direct = type(self).__init__ is _SaliencyPenalty.__init__  # the warning points at the user's call
+        self.score = resolve_score(score, target, stacklevel=3 if direct else 4)
 
     def settings(self) -> dict[str, Any]:
-        return {"target": self.target}
+        return {"score": self.score}
 
 
 @register_penalty("l1", "gradreg", "gradient_l1")
@@ -57,7 +60,7 @@ class GradientL1(_SaliencyPenalty):
     name = "gradient_l1"
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
-        return P.gradient_l1(ctx.saliency(self.target))
+        return P.gradient_l1(ctx.saliency(self.score))
 
 
 @register_penalty("smooth", "tv")
@@ -66,8 +69,9 @@ class Smoothness(_SaliencyPenalty):
 
     name = "smoothness"
 
-    def __init__(self, offset: int = 1, compat: bool = False, target: str = "logit") -> None:
-        super().__init__(target)
+    def __init__(self, offset: int = 1, compat: bool = False, score: str | None = None, *,
+                 target: str | None = None) -> None:
+        super().__init__(score, target=target)
         if int(offset) != offset or offset < 1:
             raise ValueError(f"offset must be a positive integer number of pixels, got {offset}")
         self.offset, self.compat = int(offset), bool(compat)
@@ -83,8 +87,8 @@ class Smoothness(_SaliencyPenalty):
             if self.compat:
                 raise ValueError("Smoothness(compat=True) reproduces the seed's image code (o = 2, zero padding); "
                                  "series use compat=False (total variation along time)")
-            return smoothness_along_time(ctx.saliency(self.target), self.offset)
-        return P.smoothness(ctx.saliency(self.target), self.offset, self.compat)
+            return smoothness_along_time(ctx.saliency(self.score), self.offset)
+        return P.smoothness(ctx.saliency(self.score), self.offset, self.compat)
 
 
 @register_penalty("loc")
@@ -94,8 +98,9 @@ class Locality(_SaliencyPenalty):
 
     name = "locality"
 
-    def __init__(self, eps: float = 0.01, use_mask: bool = True, target: str = "logit") -> None:
-        super().__init__(target)
+    def __init__(self, eps: float = 0.01, use_mask: bool = True, score: str | None = None, *,
+                 target: str | None = None) -> None:
+        super().__init__(score, target=target)
         check_range("eps", eps, 0, None, low_open=True)
         self.eps, self.use_mask = float(eps), bool(use_mask)
 
@@ -113,7 +118,7 @@ class Locality(_SaliencyPenalty):
             layout = require_layout(ctx, ("image", "series"), "Locality with a mask",
                                     "the mask must line up with the input's pixels or time steps")
             target_map = dense_mask(mask, ctx.x, layout, "Locality")
-        return P.locality(ctx.saliency(self.target), target_map, self.eps)
+        return P.locality(ctx.saliency(self.score), target_map, self.eps)
 
 
 @register_penalty("fid")
@@ -122,8 +127,8 @@ class Fidelity(_SaliencyPenalty):
 
     name = "fidelity"
 
-    def __init__(self, threshold: float = 0.1, target: str = "logit") -> None:
-        super().__init__(target)
+    def __init__(self, threshold: float = 0.1, score: str | None = None, *, target: str | None = None) -> None:
+        super().__init__(score, target=target)
         check_range("threshold", threshold, 0, 1)
         self.threshold = float(threshold)
 
@@ -133,7 +138,7 @@ class Fidelity(_SaliencyPenalty):
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         require_layout(ctx, ("image", "series", "tabular"), "Fidelity",
                        "it multiplies the input by 1 − ĝ and runs the model again; token ids cannot be scaled")
-        return P.fidelity(ctx.model, ctx.x, ctx.saliency(self.target), ctx.logits, self.threshold)
+        return P.fidelity(ctx.model, ctx.x, ctx.saliency(self.score), ctx.logits, self.threshold)
 
 
 @register_penalty("cons")
@@ -142,8 +147,8 @@ class Consistency(_SaliencyPenalty):
 
     name = "consistency"
 
-    def __init__(self, eps: float = 1e-8, target: str = "logit") -> None:
-        super().__init__(target)
+    def __init__(self, eps: float = 1e-8, score: str | None = None, *, target: str | None = None) -> None:
+        super().__init__(score, target=target)
         check_range("eps", eps, 0, None, low_open=True)
         self.eps = float(eps)
 
@@ -154,7 +159,7 @@ class Consistency(_SaliencyPenalty):
         predicted = ctx.logits.detach().argmax(1)
         # token batches: the input similarity is that of the (padding-free) embeddings (methods.md A.7)
         explained = ctx.inputs.strip_padding(ctx.explained) if hasattr(ctx, "inputs") else ctx.x
-        return P.consistency(ctx.saliency(self.target), explained, predicted, self.eps)
+        return P.consistency(ctx.saliency(self.score), explained, predicted, self.eps)
 
 
 @register_penalty("symm", "rotation")
@@ -164,8 +169,8 @@ class Symmetry(_SaliencyPenalty):
     name = "symmetry"
 
     def __init__(self, angles: Sequence[float] = (5, 10, 15, 20), interpolation: str = "nearest",
-                 target: str = "logit") -> None:
-        super().__init__(target)
+                 score: str | None = None, *, target: str | None = None) -> None:
+        super().__init__(score, target=target)
         if len(angles) == 0:
             raise ValueError("angles must hold at least one rotation angle in degrees")
         check_choice("interpolation", interpolation, ("nearest", "bilinear"))
@@ -177,4 +182,4 @@ class Symmetry(_SaliencyPenalty):
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         require_layout(ctx, ("image",), "Symmetry", "it rotates the input in the image plane")
         angle = self.angles[int(torch.randint(len(self.angles), (1,), generator=ctx.rng()))]
-        return P.symmetry(ctx.model, ctx.x, ctx.y, ctx.saliency(self.target), angle, self.target, self.interpolation)
+        return P.symmetry(ctx.model, ctx.x, ctx.y, ctx.saliency(self.score), angle, self.score, self.interpolation)

@@ -118,7 +118,7 @@ def build_penalty(method: str, lam: float, setting: Setting, n_refs: int, sample
     if method in ("cdep", "cdep_seed"):
         return CDEP(blob_sampler=sampler, order="seed" if method == "cdep_seed" else "forward"), lam
     if method == "rrr":
-        return RRR(target="nll", blob_sampler=sampler), lam / setting.batch_size
+        return RRR(score="nll", blob_sampler=sampler), lam / setting.batch_size
     if method == "eg":
         return ExpectedGradients(n_refs, compat=True, blob_sampler=sampler), lam * setting.eg_seed_refs / n_refs
     raise ValueError(f"unknown method {method!r}")
