@@ -1,7 +1,27 @@
-"""Pure functions of the six saliency penalties of seed 1 (methods.md A.2).
+"""The pure function of every penalty, in one place (the classes of :mod:`explainreg.penalties`
+hold their settings and call these).
 
-``g`` is the signed input gradient (B×C×H×W) and ``ĝ`` its per-sample min–max normalisation.
-All return the raw scalar R and are differentiable w.r.t. anything ``g`` depends on.
+Defined here, the six input-gradient constraints of "Constraining explanations" (the
+xai-constrained-losses seed): :func:`gradient_l1`, :func:`smoothness` (and
+:func:`smoothness_along_time` for series), :func:`locality`, :func:`fidelity`,
+:func:`consistency`, :func:`symmetry`. ``g`` is the signed input gradient (B×C×H×W) and ``ĝ`` its
+per-sample min–max normalisation. All return the raw scalar R and are differentiable w.r.t.
+anything ``g`` depends on.
+
+Re-exported from beside their classes (one definition each): CDEP (Rieger et al. 2020)
+:func:`cdep`, :func:`cdep_share`, :func:`cdep_text`, :func:`cdep_text_penalty`; RRR (Ross et al.
+2017) :func:`rrr`; Expected Gradients (Erion et al. 2021) :func:`expected_gradients`,
+:func:`expected_gradient_terms`, :func:`expected_gradients_penalty`,
+:func:`expected_gradients_seed_penalty`; Saliency Guided Training (Ismail et al. 2021)
+:func:`saliency_guided_mask`, :func:`saliency_guided_tokens`, :func:`kl_divergence`; the XIL
+penalties (Friedrich et al. 2023) :func:`grad_cam`, :func:`rrr_gradcam`, :func:`hint`,
+:func:`influence_gradient`, :func:`rbr`.
+
+Example:
+    >>> import torch
+    >>> g = torch.tensor([[[[0.0, 1.0], [2.0, -1.0]]]])
+    >>> gradient_l1(g)
+    tensor(1.)
 """
 from __future__ import annotations
 
@@ -15,7 +35,12 @@ from ..transforms import rotate
 
 
 def gradient_l1(g: torch.Tensor) -> torch.Tensor:
-    """R = mean over all B·C·H·W entries of |g|."""
+    """R = mean over all B·C·H·W entries of |g|.
+
+    Example:
+        >>> gradient_l1(torch.tensor([[1.0, -3.0]]))
+        tensor(2.)
+    """
     return g.abs().mean()
 
 
@@ -35,6 +60,19 @@ def smoothness(g: torch.Tensor, offset: int = 1, compat: bool = False) -> torch.
     vertical = (g[..., offset:, :] - g[..., :-offset, :]).abs().mean()
     horizontal = (g[..., :, offset:] - g[..., :, :-offset]).abs().mean()
     return vertical + horizontal
+
+
+def smoothness_along_time(g: torch.Tensor, offset: int = 1) -> torch.Tensor:
+    """Total variation of a series saliency g (B×C×T) along time only:
+    R = mean over b, c and valid t of |g[b, c, t] − g[b, c, t − o]| (no padding; channels unordered).
+
+    Example:
+        >>> smoothness_along_time(torch.tensor([[[0.0, 1.0, 3.0]]]))
+        tensor(1.5000)
+    """
+    if offset < 1 or offset >= g.shape[-1]:
+        raise ValueError(f"offset must be in [1, {g.shape[-1] - 1}] for series of {g.shape[-1]} steps, got {offset}")
+    return (g[..., offset:] - g[..., :-offset]).abs().mean()
 
 
 def input_target(x: torch.Tensor) -> torch.Tensor:
@@ -108,13 +146,16 @@ def symmetry(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: 
 
 # The pure functions of the annotation, saliency-guided, text and XIL penalties live beside their
 # classes; they are re-exported here so that every penalty's functional form is in one place.
-from .annotation import cdep, cdep_share, expected_gradients, expected_gradients_penalty, rrr  # noqa: E402
+from .annotation import (cdep, cdep_share, expected_gradient_terms, expected_gradients,  # noqa: E402
+                         expected_gradients_penalty, expected_gradients_seed_penalty, rrr)
 from .saliency_guided import kl_divergence, saliency_guided_mask  # noqa: E402
-from .text import cdep_text, cdep_text_penalty  # noqa: E402
+from .text import cdep_text, cdep_text_penalty, saliency_guided_tokens  # noqa: E402
 from .xil import grad_cam, hint, influence_gradient, rbr, rrr_gradcam  # noqa: E402
 
 __all__ = [
-    "cdep", "cdep_share", "cdep_text", "cdep_text_penalty", "consistency", "expected_gradients", "input_target",
-    "expected_gradients_penalty", "fidelity", "grad_cam", "gradient_l1", "hint", "influence_gradient",
-    "kl_divergence", "locality", "rbr", "rrr", "rrr_gradcam", "saliency_guided_mask", "smoothness", "symmetry",
+    "cdep", "cdep_share", "cdep_text", "cdep_text_penalty", "consistency", "expected_gradient_terms",
+    "expected_gradients", "expected_gradients_penalty", "expected_gradients_seed_penalty", "fidelity", "grad_cam",
+    "gradient_l1", "hint", "influence_gradient", "input_target", "kl_divergence", "locality", "rbr", "rrr",
+    "rrr_gradcam", "saliency_guided_mask", "saliency_guided_tokens", "smoothness", "smoothness_along_time",
+    "symmetry",
 ]

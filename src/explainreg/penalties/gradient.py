@@ -30,14 +30,6 @@ def require_layout(ctx: PenaltyContext, allowed: Sequence[str], who: str, why: s
     return layout
 
 
-def smoothness_along_time(g: torch.Tensor, offset: int = 1) -> torch.Tensor:
-    """Total variation of a series saliency g (B×C×T) along time only (methods.md A.7):
-    R = mean over b, c and valid t of |g[b, c, t] − g[b, c, t − o]| (no padding; channels unordered)."""
-    if offset < 1 or offset >= g.shape[-1]:
-        raise ValueError(f"offset must be in [1, {g.shape[-1] - 1}] for series of {g.shape[-1]} steps, got {offset}")
-    return (g[..., offset:] - g[..., :-offset]).abs().mean()
-
-
 class _SaliencyPenalty(Penalty):
     """Shared setting: the scalar kind ``score`` whose saliency the penalty constrains (``"logit"``
     as the seed; :data:`explainreg.saliency.SCORES`). ``target`` is its deprecated alias."""
@@ -87,7 +79,7 @@ class Smoothness(_SaliencyPenalty):
             if self.compat:
                 raise ValueError("Smoothness(compat=True) reproduces the seed's image code (o = 2, zero padding); "
                                  "series use compat=False (total variation along time)")
-            return smoothness_along_time(ctx.saliency(self.score), self.offset)
+            return P.smoothness_along_time(ctx.saliency(self.score), self.offset)
         return P.smoothness(ctx.saliency(self.score), self.offset, self.compat)
 
 
