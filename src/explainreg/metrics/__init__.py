@@ -1,4 +1,4 @@
-"""Evaluation of attributions (methods.md A.5), the torchmetrics way round.
+"""Evaluation of attributions, the torchmetrics way round.
 
 - :mod:`explainreg.metrics.functional`: each metric as a function of one batch returning tensors
   (``functional.morf(model, x, y, a)`` → the value; ``reduction="none"`` → per-image rows;

@@ -28,7 +28,7 @@ CONVENTIONS = ("explainreg", "seed", "quantus")
 #: the conventions of a metric that Quantus 0.6 also has, and of one whose seed code differs.
 QUANTUS_CONVENTIONS = ("explainreg", "quantus")
 SEED_CONVENTIONS = ("explainreg", "seed")
-#: The seed's 20 percentiles: sorted(int(linspace(0, 100, 20)), descending) (methods.md B.1 §1.5).
+#: The seed's 20 percentiles: sorted(int(linspace(0, 100, 20)), descending) (the IPL-UV xAI-constrained-losses code).
 SEED_PERCENTILES = tuple(sorted((int(v) for v in torch.linspace(0, 100, 20, dtype=torch.float64).tolist()),
                                 reverse=True))
 
@@ -225,7 +225,7 @@ def nonzero_percentile(values: torch.Tensor, percentiles: Sequence[float] | torc
 
 def above_percentile_masks(a: torch.Tensor, percentiles: Sequence[float]) -> torch.Tensor:
     """Masks B×S×(rest of a's shape): entries with attribution > the p-th percentile of the image's
-    non-zero attributions (the seed's MoRF/ROAR rule, methods.md B.1 §1.5); none for all-zero images."""
+    non-zero attributions (the seed's MoRF/ROAR rule); none for all-zero images."""
     flat = a.flatten(1)
     q = nonzero_percentile(flat, percentiles)                          # B×S, NaN → nothing removed
     mask = flat.double()[:, None, :] > q[:, :, None]

@@ -1,4 +1,6 @@
-"""Complexity (entropy) and sparseness (Gini) of attributions (methods.md A.5, B.1 §1.5 item 3).
+"""Complexity (entropy) and sparseness (Gini) of attributions (Bhatt, Weller & Moura 2020,
+"Evaluating and aggregating feature-based model explanations"; Chalasani et al. 2020, "Concise explanations of
+neural networks using adversarial training"); the seed's test 3.
 
 No model is needed: ``update(None, x, y, attributions)`` or the functions on attributions alone.
 """
@@ -26,9 +28,30 @@ def complexity_scores(attributions: torch.Tensor, *, convention: str = "explainr
                       compat: bool | None = None) -> torch.Tensor:
     """Per-image entropy H = −Σ_k p_k log p_k of p = |a| / Σ|a| (0·log 0 = 0); NaN for an all-zero map.
 
-    ``compat=True``: the seed's H = −Σ p_k log(p_k + 0.01). ``convention="quantus"``: as
-    ``quantus.Complexity``: a / max|a| over the whole batch, then |·|, then log(p + 1e-12) (all-zero → NaN).
-    A one-hot map scores 0, a uniform one log(N).
+    Complexity as in Bhatt, Weller & Moura (2020), "Evaluating and aggregating feature-based model
+        explanations".
+
+        Args:
+            attributions: the maps (no model needed).
+            convention: ``"explainreg"`` (the exact entropy), ``"seed"`` (the seed code's
+                H = −Σ p_k log(p_k + 0.01)) or ``"quantus"`` (as ``quantus.Complexity``: a / max|a| over the
+                whole batch, then |·|, then log(p + 1e-12)).
+            compat: deprecated; ``compat=True`` is ``convention="seed"``.
+
+        Shape:
+            attributions: (B, ...); output: (B,), float64.
+
+        Returns:
+            The B entropies. A one-hot map scores 0, a uniform one log(N).
+
+        Example::
+
+        >>> import torch
+        >>> a = torch.zeros(2, 1, 4, 4); a[0, 0, 0, 0] = 1.0; a[1] = 1.0
+        >>> complexity_scores(a).abs()
+        tensor([0.0000, 2.7726], dtype=torch.float64)
+        >>> complexity_scores(a, convention="seed")
+        tensor([-0.0100,  2.6242], dtype=torch.float64)
     """
     convention = resolve_convention("complexity_scores", convention, CONVENTIONS, compat)
     a = _check_attr(attributions)
@@ -48,10 +71,27 @@ def complexity_scores(attributions: torch.Tensor, *, convention: str = "explainr
 
 
 def sparseness_scores(attributions: torch.Tensor, *, convention: str = "explainreg") -> torch.Tensor:
-    """Per-image Gini index of |a| (Chalasani et al. 2020): with |a| sorted increasingly,
-    G = Σ_k (2k − N − 1) a_(k) / (N Σ a); 0 for a uniform map, (N − 1)/N for a one-hot one, NaN for an
-    all-zero map. ``convention="quantus"``: as ``quantus.Sparseness`` (a / max|a| over the batch, |·|,
-    then + 1e-7 to every entry)."""
+    """Per-image Gini index of |a| (Chalasani et al. 2020, "Concise explanations of neural networks using adversarial training").
+
+    Args:
+        attributions: the maps (no model needed).
+        convention: ``"explainreg"`` or ``"quantus"`` (as ``quantus.Sparseness``: a / max|a| over the
+            batch, |·|, then + 1e-7 to every entry).
+
+    Shape:
+        attributions: (B, ...); output: (B,), float64.
+
+    Returns:
+        With |a| sorted increasingly, G = Σ_k (2k − N − 1) a_(k) / (N Σ a): 0 for a uniform map,
+        (N − 1)/N for a one-hot one, NaN for an all-zero map.
+
+    Example::
+
+    >>> import torch
+    >>> a = torch.zeros(2, 1, 4, 4); a[0, 0, 0, 0] = 1.0; a[1] = 1.0
+    >>> sparseness_scores(a)
+    tensor([0.9375, 0.0000], dtype=torch.float64)
+    """
     check_convention("sparseness_scores", convention, QUANTUS_CONVENTIONS)
     a = _check_attr(attributions).abs()
     if convention == "quantus":
@@ -66,9 +106,27 @@ def sparseness_scores(attributions: torch.Tensor, *, convention: str = "explainr
 
 
 class AttributionScore(Metric):
-    """A metric of the attributions alone (no model): per-image ``scores(attributions)``, their
-    NaN-safe mean over images; all-zero maps count as degenerate. ``update(None, x, y, attributions)``
-    (x, when given, is checked against the attributions' shape)."""
+    """A metric of the attributions alone (no model): per-image ``scores(attributions)``, their NaN-safe mean over images.
+
+    Args:
+        (none of its own; subclasses define ``scores``). All-zero maps count as degenerate.
+
+    Shape:
+        ``update(None, x, y, attributions)``: attributions (B, ...); x, when given, is checked against their shape.
+
+    Returns:
+        ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult` with ``value`` the NaN-safe mean and ``per_image`` the scores.
+
+    Example::
+
+    >>> import torch; from explainreg.metrics import register_metric
+    >>> from explainreg.metrics.complexity import AttributionScore
+    >>> class MaxAttribution(AttributionScore):   # not registered: a one-off
+    ...     name = "max_attribution"
+    ...     def scores(self, a): return a.flatten(1).amax(1).double()
+    >>> MaxAttribution()(None, None, None, torch.tensor([[1.0, 3.0], [2.0, 0.0]])).value
+    2.5
+    """
 
     needs_model = False
     degenerate = "zero"
@@ -87,7 +145,30 @@ class AttributionScore(Metric):
 
 @register_metric("complexity", aliases=("entropy",))
 class Complexity(AttributionScore):
-    """Mean entropy over **all** images (lower is better); all-zero maps are NaN, skipped, counted."""
+    """Mean entropy of p = |a| / Σ|a| over **all** images (lower is better); all-zero maps are NaN, skipped and counted.
+
+    Bhatt, Weller & Moura (2020); the seed's test 3.
+
+        Args:
+            convention: ``"explainreg"``, ``"seed"`` or ``"quantus"`` (see :func:`complexity_scores`).
+            compat: deprecated; ``compat=True`` is ``convention="seed"`` (a ``DeprecationWarning``).
+            validate_args: accepted for symmetry (no model is probed).
+
+        Shape:
+            ``update(None, x, y, attributions)``: attributions (B, ...).
+
+        Returns:
+            ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult` (``value``: the mean entropy, ``per_image``: B entropies).
+
+        Example::
+
+        >>> import torch; from explainreg.metrics import Complexity
+        >>> a = torch.zeros(2, 1, 4, 4); a[0, 0, 0, 0] = 1.0; a[1] = 1.0
+        >>> round(Complexity()(None, None, None, a).value, 4)        # (0 + log 16) / 2
+        1.3863
+        >>> Complexity(convention="seed").settings()
+        {'convention': 'seed'}
+    """
 
     name = "complexity"
     higher_is_better = False
@@ -104,7 +185,24 @@ class Complexity(AttributionScore):
 
 @register_metric("sparseness", aliases=("gini",))
 class Sparseness(AttributionScore):
-    """Mean Gini index over all images (higher is better)."""
+    """Mean Gini index of |a| over all images (higher is better).
+
+    Args:
+        convention: ``"explainreg"`` or ``"quantus"`` (see :func:`sparseness_scores`).
+
+    Shape:
+        ``update(None, x, y, attributions)``: attributions (B, ...).
+
+    Returns:
+        ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult`.
+
+    Example::
+
+    >>> import torch; from explainreg.metrics import Sparseness
+    >>> a = torch.zeros(2, 1, 4, 4); a[0, 0, 0, 0] = 1.0; a[1] = 1.0
+    >>> Sparseness()(None, None, None, a).value                  # (15/16 + 0) / 2
+    0.46875
+    """
 
     name = "sparseness"
     higher_is_better = True

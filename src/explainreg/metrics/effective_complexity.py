@@ -45,8 +45,29 @@ def effective_complexity_scores(attributions: torch.Tensor, *, eps: float = 1e-5
 
 @register_metric("effective_complexity")
 class EffectiveComplexity(AttributionScore):
-    """Mean effective complexity over all images (:func:`effective_complexity_scores`; lower is better).
-    No model is needed: ``update(None, x, y, attributions)``."""
+    """Mean effective complexity |{k : |a_k| > ε}| over all images (lower is better).
+
+    Nguyen & Martínez (2020), "On quantitative aspects of model interpretability".
+
+        Args:
+            eps: the threshold ε ≥ 0.
+            convention: ``"explainreg"`` (raw |a|) or ``"quantus"`` (|a| / max |a| over the batch first).
+
+        Shape:
+            ``update(None, x, y, attributions)``: attributions (B, ...).
+
+        Returns:
+            ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult` (``per_image``: the B counts).
+
+        Example::
+
+        >>> import torch; from explainreg.metrics import EffectiveComplexity
+        >>> a = torch.tensor([[0.0, 0.5, -2.0], [0.0, 0.0, 1e-6]])
+        >>> EffectiveComplexity()(None, None, None, a).value
+        1.0
+        >>> EffectiveComplexity(eps=0.3, convention="quantus")(None, None, None, a).value   # |a| / 2 > 0.3
+        0.5
+    """
 
     name = "effective_complexity"
     higher_is_better = False

@@ -1,4 +1,5 @@
-"""Localisation of attributions against ground-truth masks (methods.md A.11): XIL's wrong-reason
+"""Localisation of attributions against ground-truth masks (Friedrich, Stammer, Schramowski & Kersting
+2023, "A typology for exploring the mitigation of shortcut behaviour"): XIL's wrong-reason
 score WR and Quantus 0.6's localisation metrics, batched in torch.
 
 Every metric here compares a batch of attributions ``a`` (B×C×H×W or B×1×H×W) with a mask ``s`` of

@@ -1,7 +1,10 @@
 """Removal (perturbation) metrics: MoRF / LeRF, the seed's cumulative faithfulness, the Bhatt et al.
 faithfulness correlation, pixel flipping, region perturbation and SGT's masked accuracy
-(methods.md A.5, B.1 §1.5, B.3 §3.3). Every perturbed copy of every image of a batch goes through
-one stack of forward passes chunked by the activation budget (``max_batch`` caps the rows).
+(the seed code of "Learning interpretable explanations by optimising saliency maps at training time",
+IPL-UV xAI-constrained-losses; Ismail, Corrada Bravo & Feizi 2021, "Improving deep learning interpretability by
+saliency guided training"; Samek et al. 2017; Bach et al. 2015; Bhatt, Weller & Moura 2020). Every perturbed
+copy of every image of a batch goes through one stack of forward passes chunked by the activation budget
+(``max_batch`` caps the rows).
 
 Rankings (pixel flipping, region perturbation, masked accuracy) break ties by a seeded random order
 per image (:func:`explainreg._random.descending_ranks`, keyed by ``seed`` and the image's position
@@ -38,9 +41,32 @@ def morf_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, attrib
                max_batch: int = MAX_BATCH) -> torch.Tensor:
     """Per-image MoRF ratios d[b, s] = p(c* | x masked at step s) / p(c* | x), c* = argmax f(x).
 
-    Step s (percentile p_s): q = p_s-th percentile of the image's non-zero attributions, entries
-    with a > q set to ``baseline`` (methods.md B.1 §1.5). ``order="lerf"`` ranks by −a (least
-    relevant first, zero attributions removed first). Images with all-zero attributions lose nothing.
+    The seed's procedure (the IPL-UV xAI-constrained-losses code, "Learning interpretable explanations
+        by optimising saliency maps at training time").
+
+        Args:
+            model, x, y, attributions: the classifier, inputs B×..., labels (B,) (may be ``None``: c* is the
+                prediction) and the maps (the shape of x, or B×1×H×W).
+            percentiles: the steps p_s; at step s, q = p_s-th percentile of the image's non-zero
+                attributions and the entries with a > q are set to ``baseline``.
+            baseline: the fill value (a number, ``"mean"``, ``"black"`` or a tensor).
+            order: ``"morf"``, or ``"lerf"`` (ranks by −a: least relevant, and zero attributions, first).
+            max_batch: cap on the rows per forward pass.
+
+        Shape:
+            x: (B, ...); output: (B, S), S = len(percentiles).
+
+        Returns:
+            The ratios; an image with all-zero attributions loses nothing (ratios 1).
+
+        Example::
+
+        >>> import torch; from torch import nn; from explainreg.metrics import MoRF
+        >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+        >>> from explainreg.metrics.perturbation import morf_curve
+        >>> morf_curve(model, x, y, a, percentiles=(90, 0)).shape
+        torch.Size([4, 2])
     """
     check_choice("order", order, ("morf", "lerf"))
     x, _, a = prepare(model, x, y, attributions)
@@ -61,15 +87,52 @@ def _morf_steps(percentiles: Sequence[float]) -> tuple[list[int], list[float]]:
 
 
 def morf_value(rows: torch.Tensor, percentiles: Sequence[float] = SEED_PERCENTILES) -> torch.Tensor:
-    """MoRF / LeRF AUC: ∫ (1 − mean_b d_b) over the fraction removed 1 − p/100 (trapezoid rule), from
-    the per-image ratios ``rows`` (B×S, the columns in the order of ``percentiles``)."""
+    """MoRF / LeRF AUC: ∫ (1 − mean_b d_b) over the fraction removed 1 − p/100 (trapezoid rule).
+
+    Args:
+        rows: the per-image ratios d (B×S), the columns in the order of ``percentiles``.
+        percentiles: the steps p_s.
+
+    Shape:
+        rows: (B, S); output: ().
+
+    Returns:
+        A 0-d float64 tensor.
+
+    Example::
+
+    >>> import torch; from explainreg.metrics.perturbation import morf_value
+    >>> morf_value(torch.tensor([[1.0, 0.5, 0.0]]), percentiles=(100, 50, 0))   # 1 − d: 0, .5, 1 over 0, .5, 1
+    tensor(0.5000, dtype=torch.float64)
+    """
     order, steps = _morf_steps(percentiles)
     return curve_value(rows[:, order], steps, transform=lambda c: 1.0 - c)
 
 
 class PercentileRemoval(Metric):
-    """The settings of the seed's percentile-rule metrics (MoRF, LeRF, faithfulness): entries above
-    each ``percentiles`` value of an image's non-zero attributions are set to ``baseline``."""
+    """The settings of the seed's percentile-rule metrics (MoRF, LeRF, faithfulness).
+
+    Args:
+        percentiles: entries above each ``percentiles`` value of an image's non-zero attributions are set
+            to ``baseline``.
+        baseline: the fill value.
+        max_batch: cap on the rows per forward pass.
+
+    Shape:
+        ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)).
+
+    Returns:
+        ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult` (in the subclasses).
+
+    Example::
+
+    >>> import torch; from torch import nn; from explainreg.metrics import MoRF, LeRF, Faithfulness
+    >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+    >>> from explainreg.metrics.perturbation import PercentileRemoval
+    >>> all(issubclass(c, PercentileRemoval) for c in (MoRF, LeRF, Faithfulness))
+    True
+    """
 
     def __init__(self, percentiles: Sequence[float] = SEED_PERCENTILES, baseline: Any = 0.0,
                  max_batch: int = MAX_BATCH) -> None:
@@ -80,7 +143,28 @@ class PercentileRemoval(Metric):
 
 @register_metric("morf")
 class MoRF(PercentileRemoval):
-    """Most Relevant First: AUC = ∫ (1 − mean_b d_b) over fraction removed 1 − p/100 (higher is better)."""
+    """Most Relevant First: AUC = ∫ (1 − mean_b d_b) over fraction removed 1 − p/100 (higher is better).
+
+    The seed's procedure (the IPL-UV xAI-constrained-losses code, "Learning interpretable explanations
+        by optimising saliency maps at training time").
+
+        Args:
+            percentiles, baseline, max_batch: see :class:`PercentileRemoval` and :func:`morf_curve`.
+
+        Shape:
+            ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)).
+
+        Returns:
+            ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult` with ``steps`` the fractions removed and ``curve`` mean_b d_b.
+
+        Example::
+
+        >>> import torch; from torch import nn; from explainreg.metrics import MoRF
+        >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+        >>> r = MoRF()(model, x, y, a); r.name, r.higher_is_better, r.curve.shape
+        ('morf', True, torch.Size([20]))
+    """
 
     name = "morf"
     higher_is_better = True
@@ -98,8 +182,25 @@ class MoRF(PercentileRemoval):
 
 @register_metric("lerf")
 class LeRF(MoRF):
-    """Least Relevant First (MoRF on −a): AUC of 1 − mean d; lower is better (the model keeps its
-    confidence while irrelevant features go)."""
+    """Least Relevant First (MoRF on −a): AUC of 1 − mean d; lower is better (the model keeps its confidence while irrelevant features go).
+
+    Args:
+        percentiles, baseline, max_batch: as for :class:`MoRF`.
+
+    Shape:
+        ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)).
+
+    Returns:
+        ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult`.
+
+    Example::
+
+    >>> import torch; from torch import nn; from explainreg.metrics import LeRF
+    >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+    >>> LeRF()(model, x, y, a).higher_is_better
+    False
+    """
 
     name = "lerf"
     higher_is_better = False
@@ -114,9 +215,29 @@ lerf = deprecated_one_shot(LeRF, "lerf")
 def faithfulness_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
                         percentiles: Sequence[float] = SEED_PERCENTILES, baseline: Any = 0.0,
                         max_batch: int = MAX_BATCH) -> torch.Tensor:
-    """Per-image Pearson corr over the steps between S_p = Σ a over removed entries and
-    Δ_p = p(y|x) − p(y|x masked), cumulative removal of a > q_p (methods.md B.1 §1.5 item 2).
-    NaN where either series is constant."""
+    """Per-image Pearson corr over the steps between S_p = Σ a over removed entries and Δ_p = p(y|x) − p(y|x masked).
+
+    The seed's test 2 (the IPL-UV xAI-constrained-losses code), in the spirit of Bhatt et al. (2020).
+
+        Args:
+            model, x, y, attributions: as for :func:`morf_curve` (y required).
+            percentiles, baseline, max_batch: the cumulative removal of a > q_p, as in :func:`morf_curve`.
+
+        Shape:
+            x: (B, ...); output: (B,).
+
+        Returns:
+            The B correlations, NaN where either series is constant.
+
+        Example::
+
+        >>> import torch; from torch import nn; from explainreg.metrics import Faithfulness
+        >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+        >>> from explainreg.metrics.perturbation import faithfulness_scores
+        >>> faithfulness_scores(model, x, y, a).shape
+        torch.Size([4])
+    """
     x, y, a = prepare(model, x, y, attributions)
     ps = _percentiles(percentiles)
     p0 = forward_chunks(model, x, max_batch, output="prob", index=y)
@@ -129,8 +250,25 @@ def faithfulness_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attr
 
 @register_metric("faithfulness")
 class Faithfulness(PercentileRemoval):
-    """The seed's faithfulness: mean over images of the per-image correlation (higher is better);
-    images whose correlation is undefined are skipped and counted in ``n_nan``."""
+    """The seed's faithfulness: mean over images of the per-image correlation (higher is better); undefined correlations are skipped and counted in ``n_nan``.
+
+    Args:
+        percentiles, baseline, max_batch: see :func:`faithfulness_scores`.
+
+    Shape:
+        ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)).
+
+    Returns:
+        ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult`.
+
+    Example::
+
+    >>> import torch; from torch import nn; from explainreg.metrics import Faithfulness
+    >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+    >>> r = Faithfulness()(model, x, y, a); -1 <= r.value <= 1
+    True
+    """
 
     name = "faithfulness"
     higher_is_better = True
@@ -149,15 +287,52 @@ faithfulness = deprecated_one_shot(Faithfulness, "faithfulness")
 # ------------------------------------------------------------------- Bhatt et al. faithfulness correlation
 def random_subsets(n_images: int, n_features: int, nr_runs: int, subset_size: int,
                    generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-    """B×R×k indices of ``subset_size`` distinct features per run and image (uniform, without replacement)."""
+    """B×R×k indices of ``subset_size`` distinct features per run and image (uniform, without replacement).
+
+    Args:
+        n_images, n_features, nr_runs, subset_size: B, N, R and k.
+        generator, device: the random source and the device of the result.
+
+    Shape:
+        output: (B, R, k), int64.
+
+    Returns:
+        The indices.
+
+    Example::
+
+    >>> import torch; from explainreg.metrics.perturbation import random_subsets
+    >>> s = random_subsets(2, 10, 3, 4, generator=torch.Generator().manual_seed(0))
+    >>> s.shape, all(len(set(r.tolist())) == 4 for r in s.flatten(0, 1))
+    (torch.Size([2, 3, 4]), True)
+    """
     keys = torch.rand((n_images, nr_runs, n_features), generator=generator, device=device)
     return keys.topk(subset_size, dim=-1).indices
 
 
 def keyed_subsets(seed: int, index: torch.Tensor, n_features: int, nr_runs: int, subset_size: int,
                   device=None) -> torch.Tensor:
-    """As :func:`random_subsets`, image b's subsets drawn from its own generator keyed by
-    (``seed``, ``index[b]``, stream ``"subsets"``): the top-k of R×N keyed uniform keys."""
+    """As :func:`random_subsets`, image b's subsets drawn from its own generator keyed by (``seed``, ``index[b]``, stream ``"subsets"``).
+
+    Args:
+        seed: the metric's seed.
+        index: the images' positions in the data set (B,).
+        n_features, nr_runs, subset_size: N, R and k.
+        device: the device of the result.
+
+    Shape:
+        index: (B,); output: (B, R, k).
+
+    Returns:
+        The indices (the top-k of R×N keyed uniform keys), the same for an image whatever its batch.
+
+    Example::
+
+    >>> import torch; from explainreg.metrics.perturbation import keyed_subsets
+    >>> both = keyed_subsets(0, torch.tensor([5, 6]), 10, 3, 4)
+    >>> torch.equal(both[1], keyed_subsets(0, torch.tensor([6]), 10, 3, 4)[0])
+    True
+    """
     keys = keyed_draw("uniform", seed, index, (nr_runs, n_features), "subsets", device=device)
     return keys.topk(subset_size, dim=-1).indices
 
@@ -167,13 +342,33 @@ def faithfulness_correlation_scores(model: nn.Module, x: torch.Tensor, y: torch.
                                     convention: str = "explainreg", baseline: Any = None,
                                     subsets: torch.Tensor | None = None, seed: int = 0,
                                     index: torch.Tensor | None = None, max_batch: int = MAX_BATCH) -> torch.Tensor:
-    """Bhatt et al. (2020) faithfulness correlation per image: over ``nr_runs`` random subsets S of
-    ``subset_size`` features, Pearson corr(Σ_{i∈S} a_i, f_y(x) − f_y(x with S set to the baseline)).
+    """Faithfulness correlation per image: over ``nr_runs`` random subsets S of ``subset_size`` features, Pearson corr(Σ_{i∈S} a_i, f_y(x) − f_y(x with S set to the baseline)).
 
-    ``convention="explainreg"``: f = softmax probability, baseline 0. ``"quantus"``: f = logit,
-    baseline = the image's minimum ("black"), as ``quantus.FaithfulnessCorrelation``. ``subsets``
-    (B×R×k indices) fixes the random subsets; otherwise image b's are drawn by :func:`keyed_subsets`
-    from ``seed`` and ``index[b]`` (its position in the data set, default b).
+    Bhatt, Weller & Moura (2020), "Evaluating and aggregating feature-based model explanations".
+
+        Args:
+            model, x, y, attributions: the classifier, inputs, labels and maps.
+            nr_runs, subset_size: R subsets of k features.
+            convention: ``"explainreg"`` (f = softmax probability, baseline 0) or ``"quantus"`` (f = logit,
+                baseline the image's minimum, "black", as ``quantus.FaithfulnessCorrelation``).
+            baseline: overrides the convention's fill value.
+            subsets: B×R×k indices fix the subsets; otherwise :func:`keyed_subsets` (``seed``, ``index``).
+            max_batch: cap on the rows per forward pass.
+
+        Shape:
+            x: (B, ...); output: (B,).
+
+        Returns:
+            The B correlations.
+
+        Example::
+
+        >>> import torch; from torch import nn; from explainreg.metrics import FaithfulnessCorrelation
+        >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+        >>> from explainreg.metrics.perturbation import faithfulness_correlation_scores
+        >>> faithfulness_correlation_scores(model, x, y, a, nr_runs=10, subset_size=4).shape
+        torch.Size([4])
     """
     check_convention("faithfulness_correlation_scores", convention, QUANTUS_CONVENTIONS)
     x, y, a = prepare(model, x, y, attributions)
@@ -208,7 +403,27 @@ def faithfulness_correlation_scores(model: nn.Module, x: torch.Tensor, y: torch.
 
 @register_metric("faithfulness_correlation")
 class FaithfulnessCorrelation(Metric):
-    """Bhatt et al. faithfulness correlation, mean over images (higher is better)."""
+    """Faithfulness correlation, mean over images (higher is better).
+
+    Bhatt, Weller & Moura (2020).
+
+        Args:
+            nr_runs, subset_size, convention, baseline, seed, max_batch: see :func:`faithfulness_correlation_scores`.
+
+        Shape:
+            ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)).
+
+        Returns:
+            ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult`.
+
+        Example::
+
+        >>> import torch; from torch import nn; from explainreg.metrics import FaithfulnessCorrelation
+        >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+        >>> FaithfulnessCorrelation(nr_runs=10, subset_size=4, convention="quantus")(model, x, y, a).n_images
+        4
+    """
 
     name = "faithfulness_correlation"
     higher_is_better = True
@@ -238,8 +453,23 @@ faithfulness_correlation = deprecated_one_shot(FaithfulnessCorrelation, "faithfu
 
 # ------------------------------------------------------------------------------------- pixel flipping
 def per_image_auc_value(rows: torch.Tensor) -> torch.Tensor:
-    """The mean over images of each curve's trapezoid AUC with unit spacing (Quantus's ``get_auc_score``);
-    pixel flipping's and region perturbation's summary."""
+    """The mean over images of each curve's trapezoid AUC with unit spacing (Quantus's ``get_auc_score``).
+
+    Args:
+        rows: the per-image curves.
+
+    Shape:
+        rows: (B, S); output: ().
+
+    Returns:
+        A 0-d float64 tensor: pixel flipping's and region perturbation's summary.
+
+    Example::
+
+    >>> import torch; from explainreg.metrics.perturbation import per_image_auc_value
+    >>> per_image_auc_value(torch.tensor([[1.0, 0.0], [1.0, 1.0]]))
+    tensor(0.7500, dtype=torch.float64)
+    """
     return trapezoid(rows.double(), dim=1).mean()
 
 
@@ -255,10 +485,35 @@ def pixel_flipping_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
                          features_in_step: int = 1, convention: str = "explainreg", baseline: Any = None,
                          seed: int = 0, index: torch.Tensor | None = None,
                          max_batch: int = MAX_BATCH) -> torch.Tensor:
-    """Pixel flipping (Bach et al. 2015): features sorted by decreasing a (ties in a seeded random
-    order per image, keyed by ``seed`` and ``index``); after step j the first (j+1)·``features_in_step``
-    are set to the baseline; returns p_y (softmax) after each step, B×⌈N/k⌉. Baseline: 0
-    (``"explainreg"``) or the image minimum (``"quantus"``'s "black")."""
+    """Pixel flipping: p_y (softmax) after each step of setting the most relevant features to the baseline.
+
+    Bach et al. (2015), "On pixel-wise explanations for non-linear classifier decisions by layer-wise
+        relevance propagation".
+
+        Args:
+            model, x, y, attributions: the classifier, inputs, labels and maps.
+            features_in_step: k features flipped per step; after step j the first (j+1)·k features in
+                decreasing a (ties in a seeded random order per image) are set to the baseline.
+            convention: ``"explainreg"`` (baseline 0) or ``"quantus"`` (the image minimum, "black").
+            baseline: overrides the convention's fill value.
+            seed, index: key the tie order.
+            max_batch: cap on the rows per forward pass.
+
+        Shape:
+            x: (B, ...) with N features; output: (B, ⌈N/k⌉).
+
+        Returns:
+            p_y after each step.
+
+        Example::
+
+        >>> import torch; from torch import nn; from explainreg.metrics import PixelFlipping
+        >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+        >>> from explainreg.metrics.perturbation import pixel_flipping_curve
+        >>> pixel_flipping_curve(model, x, y, a, features_in_step=4).shape
+        torch.Size([4, 4])
+    """
     check_convention("pixel_flipping_curve", convention, QUANTUS_CONVENTIONS)
     k = check_positive_int("features_in_step", features_in_step)
     x, y, a = prepare(model, x, y, attributions)
@@ -282,8 +537,25 @@ def pixel_flipping_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
 
 @register_metric("pixel_flipping")
 class PixelFlipping(Metric):
-    """Pixel flipping curve of f_y; the summary is the mean per-image trapezoid AUC with unit spacing
-    (Quantus's ``get_auc_score``). Lower is better (a faithful ranking destroys the output fast)."""
+    """Pixel flipping curve of f_y; the summary is the mean per-image trapezoid AUC with unit spacing. Lower is better (a faithful ranking destroys the output fast).
+
+    Args:
+        features_in_step, convention, baseline, seed, max_batch: see :func:`pixel_flipping_curve`.
+
+    Shape:
+        ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)).
+
+    Returns:
+        ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult`.
+
+    Example::
+
+    >>> import torch; from torch import nn; from explainreg.metrics import PixelFlipping
+    >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+    >>> r = PixelFlipping(features_in_step=4)(model, x, y, a); r.curve.shape, r.higher_is_better
+    (torch.Size([4]), False)
+    """
 
     name = "pixel_flipping"
     higher_is_better = False
@@ -319,12 +591,36 @@ def region_perturbation_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor
                               patch_size: int = 8, order: str = "morf", regions_evaluation: int = 100,
                               convention: str = "explainreg", baseline: Any = None, seed: int = 0,
                               index: torch.Tensor | None = None, max_batch: int = MAX_BATCH) -> torch.Tensor:
-    """Region perturbation (Samek et al. 2017): the image (padded to a multiple of ``patch_size`` as
-    Quantus does) is cut into non-overlapping patches ranked by their attribution sum (``morf``:
-    decreasing, ``lerf``: increasing, ties in a seeded random order per image; ``random``: a seeded
-    random order per image; both keyed by ``seed`` and ``index``); patches are set to the baseline one after the
-    other; returns p_y(x) − p_y(x perturbed) (softmax) after each of the first ``regions_evaluation``
-    patches. Baseline: 0 (``"explainreg"``) or the image minimum (``"quantus"``'s "black")."""
+    """Region perturbation: p_y(x) − p_y(x perturbed) (softmax) after each of the first ``regions_evaluation`` patches set to the baseline.
+
+    Samek et al. (2017), "Evaluating the visualization of what a deep neural network has learned".
+
+        Args:
+            model, x, y, attributions: the classifier, images B×C×H×W, labels and maps.
+            patch_size: the image (padded to a multiple, as Quantus does) is cut into non-overlapping
+                patches ranked by their attribution sum.
+            order: ``"morf"`` (decreasing), ``"lerf"`` (increasing) or ``"random"`` (a seeded order per image).
+            regions_evaluation: the patches removed, one after the other.
+            convention: ``"explainreg"`` (baseline 0) or ``"quantus"`` (the image minimum, "black").
+            baseline: overrides the convention's fill value.
+            seed, index: key the tie and random orders.
+            max_batch: cap on the rows per forward pass.
+
+        Shape:
+            x: (B, C, H, W); output: (B, S), S = min(regions_evaluation, number of patches).
+
+        Returns:
+            The drop of p_y after each patch.
+
+        Example::
+
+        >>> import torch; from torch import nn; from explainreg.metrics import RegionPerturbation
+        >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+        >>> from explainreg.metrics.perturbation import region_perturbation_curve
+        >>> region_perturbation_curve(model, x, y, a, patch_size=2).shape      # 4 patches of 2×2
+        torch.Size([4, 4])
+    """
     check_convention("region_perturbation_curve", convention, QUANTUS_CONVENTIONS)
     check_choice("order", order, ("morf", "lerf", "random"))
     patch = check_positive_int("patch_size", patch_size)
@@ -367,9 +663,26 @@ def region_perturbation_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor
 
 @register_metric("region_perturbation")
 class RegionPerturbation(Metric):
-    """Region perturbation curve f_y(x) − f_y(x̃); summary: mean per-image AUC with unit spacing
-    (Quantus's ``get_auc_score``). Higher is better for ``morf`` and ``random``; ``order="lerf"``
-    builds a :class:`RegionPerturbationLeRF` (lower is better)."""
+    """Region perturbation curve f_y(x) − f_y(x̃); summary: mean per-image AUC with unit spacing. Higher is better for ``morf`` and ``random``; ``order="lerf"`` builds a :class:`RegionPerturbationLeRF` (lower is better).
+
+    Args:
+        patch_size, order, regions_evaluation, convention, baseline, seed, max_batch: see
+            :func:`region_perturbation_curve`.
+
+    Shape:
+        ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)).
+
+    Returns:
+        ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult`.
+
+    Example::
+
+    >>> import torch; from torch import nn; from explainreg.metrics import RegionPerturbation
+    >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+    >>> type(RegionPerturbation(order="lerf")).__name__, RegionPerturbation(patch_size=2)(model, x, y, a).curve.shape
+    ('RegionPerturbationLeRF', torch.Size([4]))
+    """
 
     name = "region_perturbation"
     higher_is_better = True
@@ -398,7 +711,25 @@ class RegionPerturbation(Metric):
 
 
 class RegionPerturbationLeRF(RegionPerturbation):
-    """Region perturbation in the ``lerf`` order (least relevant regions first): lower is better."""
+    """Region perturbation in the ``lerf`` order (least relevant regions first): lower is better.
+
+    Args:
+        as :class:`RegionPerturbation` (built by ``RegionPerturbation(order="lerf")``).
+
+    Shape:
+        ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)).
+
+    Returns:
+        ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult`.
+
+    Example::
+
+    >>> import torch; from torch import nn; from explainreg.metrics import RegionPerturbation
+    >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+    >>> RegionPerturbation(order="lerf").higher_is_better
+    False
+    """
 
     higher_is_better = False
 
@@ -415,13 +746,36 @@ def masked_accuracy_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
                          drops: Sequence[float] = SGT_DROPS, background: Any = "corner",
                          convention: str = "explainreg", seed: int = 0, index: torch.Tensor | None = None,
                          max_batch: int = MAX_BATCH, compat: bool | None = None) -> torch.Tensor:
-    """SGT's masked accuracy (methods.md B.3 §3.3): the k = ⌊H·W·d/100⌋ pixels with the largest
-    channel-mean |a| (ties in a seeded random order per image, keyed by ``seed`` and ``index``) are
-    replaced by the background (default ``"corner"``: each image's own pixel [c, 0, 0]); returns correct[b, s] ∈ {0, 1}. ``compat=True``: k = max(1, …) as the seed (one
-    pixel is masked even at d = 0).
+    """Masked accuracy: correct[b, s] after the k = ⌊H·W·d_s/100⌋ pixels with the largest channel-mean |a| are replaced by the background.
 
-    Series B×C×T (methods.md A.10): every (channel, step) entry is a feature, ranked by its own |a|;
-    k = ⌊C·T·d/100⌋ and ``"corner"`` is each series' first step of the same channel, x[b, c, 0]."""
+    Ismail, Corrada Bravo & Feizi (2021), "Improving deep learning interpretability by saliency
+        guided training" (its masked-accuracy evaluation).
+
+        Args:
+            model, x, y, attributions: the classifier, images B×C×H×W (or series B×C×T), labels and maps.
+            drops: the percentages d dropped.
+            background: ``"corner"`` (each image's own pixel [c, 0, 0]; for series x[b, c, 0]), a number or a tensor.
+            convention: ``"explainreg"`` or ``"seed"`` (the seed code's k = max(1, …): one pixel is masked
+                even at d = 0).
+            seed, index: key the tie order (a seeded random order per image).
+            max_batch: cap on the rows per forward pass.
+            compat: deprecated; ``compat=True`` is ``convention="seed"``.
+
+        Shape:
+            x: (B, C, H, W) or (B, C, T) (every (channel, step) entry a feature, k = ⌊C·T·d/100⌋); output: (B, len(drops)).
+
+        Returns:
+            0/1 float64 correctness.
+
+        Example::
+
+        >>> import torch; from torch import nn; from explainreg.metrics import MaskedAccuracy
+        >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+        >>> from explainreg.metrics.perturbation import masked_accuracy_rows
+        >>> masked_accuracy_rows(model, x, y, a, drops=(0, 50)).shape
+        torch.Size([4, 2])
+    """
     seed_quirk = resolve_convention("masked_accuracy_rows", convention, SEED_CONVENTIONS, compat) == "seed"
     x, y, a = prepare(model, x, y, attributions)
     ds = check_fractions("drops", drops, 0.0, 100.0)
@@ -467,8 +821,28 @@ class _Squeeze1(nn.Module):
 
 @register_metric("masked_accuracy", aliases=("sgt",))
 class MaskedAccuracy(Metric):
-    """SGT masked-accuracy curve over the drop percentage; summary: its trapezoid AUC over the
-    fraction dropped d/100. Lower is better (accuracy falls faster when the salient pixels go)."""
+    """Masked-accuracy curve over the drop percentage; summary: its trapezoid AUC over the fraction dropped d/100. Lower is better (accuracy falls faster when the salient pixels go).
+
+    Ismail, Corrada Bravo & Feizi (2021).
+
+        Args:
+            drops, background, convention, seed, max_batch: see :func:`masked_accuracy_rows`.
+            compat: deprecated; ``compat=True`` is ``convention="seed"`` (a ``DeprecationWarning``).
+
+        Shape:
+            ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)). Series (B, C, T) too.
+
+        Returns:
+            ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult`.
+
+        Example::
+
+        >>> import torch; from torch import nn; from explainreg.metrics import MaskedAccuracy
+        >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+        >>> r = MaskedAccuracy(drops=(0, 50))(model, x, y, a); r.steps.tolist()
+        [0.0, 0.5]
+    """
 
     name = "masked_accuracy"
     higher_is_better = False

@@ -16,7 +16,8 @@ from ._core import Metric
 METRICS: dict[str, type[Metric]] = {}
 #: alternative spelling → registered name.
 METRIC_ALIASES: dict[str, str] = {}
-#: The seed's six tests (methods.md B.1 §1.5).
+#: The seed's six tests (the IPL-UV xAI-constrained-losses code of "Learning interpretable explanations by
+#: optimising saliency maps at training time").
 SEED_TESTS = ("morf", "faithfulness", "complexity", "roar", "gaussian", "blocks")
 
 M = TypeVar("M", bound=type)
@@ -59,7 +60,22 @@ def _key(name: str) -> str:
 
 
 def resolve_metric(name: str) -> str:
-    """The registered name of ``name`` (case, ``-``/``_`` and aliases such as ``gauss`` accepted)."""
+    """The registered name of ``name``: case, ``-``/``_`` and aliases such as ``gauss`` accepted.
+
+    Args:
+        name: a metric name or alias.
+
+    Shape:
+        (no tensors)
+
+    Returns:
+        The registered name; ``ValueError`` listing the metrics for an unknown one.
+
+    Example::
+
+    >>> resolve_metric("Gauss"), resolve_metric("faithfulness-correlation")
+    ('gaussian', 'faithfulness_correlation')
+    """
     key = _key(name)
     key = METRIC_ALIASES.get(key, key)
     if key not in METRICS:
@@ -68,7 +84,23 @@ def resolve_metric(name: str) -> str:
 
 
 def build_metric(name: str, **settings: Any) -> Metric:
-    """An accumulating metric by name (see ``METRICS``) with its settings."""
+    """An accumulating metric by name (see ``METRICS``) with its settings.
+
+    Args:
+        name: a metric name or alias (:func:`resolve_metric`).
+        settings: the constructor's arguments.
+
+    Shape:
+        (no tensors)
+
+    Returns:
+        The metric instance.
+
+    Example::
+
+    >>> build_metric("road", order="lerf")
+    ROADLeRF(percentages=[10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0], order='lerf', noise=0.01, convention='explainreg', seed=0, tol=1e-05)
+    """
     return METRICS[resolve_metric(name)](**settings)
 
 

@@ -1,4 +1,5 @@
-"""ROAD: RemOve And Debias (Rong et al. 2022) with noisy linear imputation (methods.md A.5).
+"""ROAD: RemOve And Debias (Rong et al. 2022, "A consistent and efficient evaluation
+strategy for attribution methods") with noisy linear imputation.
 
 The removed pixels are imputed by the weighted mean of their 8 neighbours (edge neighbours 1/6,
 diagonal ones 1/12, weights renormalised at the image border), which couples removed neighbours
@@ -30,8 +31,23 @@ EDGE, DIAGONAL = 1.0 / 6.0, 1.0 / 12.0
 
 
 def neighbour_sum(u: torch.Tensor) -> torch.Tensor:
-    """Σ_n w_n u_n over the 8 neighbours (1/6 edges, 1/12 diagonals), zero outside the image; N×H×W.
-    Uses the separable form [1,2,1]ᵀ[1,2,1]/12 minus the centre term."""
+    """Σ_n w_n u_n over the 8 neighbours (1/6 edges, 1/12 diagonals), zero outside the image.
+
+    Args:
+        u: N×H×W images.
+
+    Shape:
+        u: (N, H, W); output: (N, H, W).
+
+    Returns:
+        The weighted neighbour sums (the separable form [1,2,1]ᵀ[1,2,1]/12 minus the centre term).
+
+    Example::
+
+    >>> import torch; from explainreg.metrics.road import neighbour_sum
+    >>> round(float(neighbour_sum(torch.ones(1, 3, 3))[0, 1, 1]), 4)        # 4/6 + 4/12
+    1.0
+    """
     p = F.pad(u, (1, 1, 1, 1))
     rows = p[:, :-2, :] + 2.0 * p[:, 1:-1, :] + p[:, 2:, :]
     both = rows[:, :, :-2] + 2.0 * rows[:, :, 1:-1] + rows[:, :, 2:]
@@ -40,15 +56,30 @@ def neighbour_sum(u: torch.Tensor) -> torch.Tensor:
 
 def solve_imputation(x: torch.Tensor, removed: torch.Tensor, *, tol: float = 1e-5, max_iter: int = 1000,
                      check_every: int = 8, compact: float = 0.1) -> torch.Tensor:
-    """Noise-free linear imputation of the ``removed`` pixels (N×H×W bool) of images ``x`` (N×H×W):
-    the solution of the neighbour-mean system above, kept pixels unchanged. Batched preconditioned
-    CG stopping at ‖r‖ ≤ ``tol``·‖b‖ per system (checked every ``check_every`` iterations; finished
-    systems leave the batch once they are ``compact`` of it). A system without any kept pixel is
-    singular (constants solve it): its removed pixels are set to 0.
+    """Noise-free linear imputation of the ``removed`` pixels: the solution of the neighbour-mean system, kept pixels unchanged.
 
-    The operator is applied as A v = c₁ ⊙ v − c₂ ⊙ S(v), S the separable [1,2,1]ᵀ[1,2,1] stencil on
-    a zero-bordered buffer that holds the search direction, c₁ = m ⊙ (W + 1/3), c₂ = m/12 (m the
-    removed mask): a few in-place passes per iteration instead of a pad and a dozen temporaries."""
+    Batched Jacobi-preconditioned conjugate gradients (see the module doc).
+
+        Args:
+            x: N×H×W images.
+            removed: N×H×W bool, the pixels to impute.
+            tol: stop at ‖r‖ ≤ tol·‖b‖ per system.
+            max_iter, check_every, compact: iteration cap, convergence check period, and the share of
+                finished systems at which they leave the batch.
+
+        Shape:
+            x, removed: (N, H, W); output: (N, H, W).
+
+        Returns:
+            The imputed images. A system without any kept pixel is singular: its removed pixels are set to 0.
+
+        Example::
+
+        >>> import torch; from explainreg.metrics.road import solve_imputation
+        >>> x = torch.ones(1, 3, 3); hole = torch.zeros(1, 3, 3, dtype=torch.bool); hole[0, 1, 1] = True
+        >>> float(solve_imputation(x * (~hole), hole)[0, 1, 1])     # the mean of its neighbours
+        1.0
+    """
     removed = removed.to(torch.bool)
     maskf = removed.to(x.dtype)
     known = x * (1.0 - maskf)
@@ -110,10 +141,31 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def noisy_linear_imputation(x: torch.Tensor, removed: torch.Tensor, *, noise: float = 0.01,
                             generator: torch.Generator | None = None, tol: float = 1e-5,
                             max_iter: int = 1000, eps: torch.Tensor | None = None) -> torch.Tensor:
-    """ROAD's noisy linear imputation of images ``x`` (B×C×H×W or B×H×W) at the pixels ``removed``
-    (B×H×W bool, shared by the channels): linear imputation (see :func:`solve_imputation`) plus
-    ``noise``·ε on the imputed pixels, ε ~ N(0, 1) drawn with ``generator``, or given as ``eps``
-    (the shape of x)."""
+    """ROAD's noisy linear imputation: :func:`solve_imputation` plus ``noise``·ε on the imputed pixels.
+
+    Rong et al. (2022), "A consistent and efficient evaluation strategy for attribution methods".
+
+        Args:
+            x: images B×C×H×W or B×H×W.
+            removed: B×H×W bool (shared by the channels).
+            noise: the standard deviation of ε ~ N(0, 1) added to the imputed pixels.
+            generator, eps: the random source, or ε itself (the shape of x).
+            tol, max_iter: as in :func:`solve_imputation`.
+
+        Shape:
+            x: (B, C, H, W) or (B, H, W); removed: (B, H, W); output: the shape of x.
+
+        Returns:
+            The imputed images.
+
+        Example::
+
+        >>> import torch; from explainreg.metrics.road import noisy_linear_imputation
+        >>> hole = torch.zeros(1, 4, 4, dtype=torch.bool); hole[0, 1:3, 1:3] = True
+        >>> out = noisy_linear_imputation(torch.ones(1, 1, 4, 4), hole, noise=0.0)
+        >>> torch.allclose(out, torch.ones(1, 1, 4, 4), atol=1e-4)
+        True
+    """
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
     squeeze = x.dim() == 3
@@ -139,11 +191,34 @@ def road_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: 
               percentages: Sequence[float] = ROAD_PERCENTAGES, order: str = "morf", noise: float = 0.01,
               seed: int = 0, index: torch.Tensor | None = None, tol: float = 1e-5,
               max_batch: int = MAX_BATCH) -> torch.Tensor:
-    """correct[b, s]: is argmax f(x̃) = y after removing ``percentages[s]`` % of the pixels (top by the
-    channel-summed attribution for ``morf``, bottom for ``lerf``; k = ⌊H·W·p/100⌋; ties in a seeded
-    random order per image) and imputing them by noisy linear imputation. The tie order and the
-    imputation noise of image b (S×C×H×W) are keyed by ``seed`` and ``index[b]`` (its position in
-    the data set, default b), so no value depends on the batching."""
+    """correct[b, s]: is argmax f(x̃) = y after removing ``percentages[s]`` % of the pixels and imputing them by noisy linear imputation?
+
+    Rong et al. (2022), "A consistent and efficient evaluation strategy for attribution methods".
+
+        Args:
+            model, x, y, attributions: the classifier, images B×C×H×W, labels and maps.
+            percentages: the percentages p removed (k = ⌊H·W·p/100⌋ pixels, top by the channel-summed
+                attribution for ``morf``, bottom for ``lerf``; ties in a seeded random order per image).
+            order: ``"morf"`` or ``"lerf"``.
+            noise: the imputation noise.
+            seed, index: key image b's tie order and noise (S×C×H×W).
+            tol, max_batch: the solver tolerance and the cap on rows per forward pass.
+
+        Shape:
+            x: (B, C, H, W); output: (B, len(percentages)).
+
+        Returns:
+            0/1 float64 correctness.
+
+        Example::
+
+        >>> import torch; from torch import nn; from explainreg.metrics import ROAD
+        >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+        >>> from explainreg.metrics.road import road_rows
+        >>> road_rows(model, x, y, a, percentages=(25, 50)).shape
+        torch.Size([4, 2])
+    """
     check_choice("order", order, ("morf", "lerf"))
     ps = check_fractions("percentages", percentages, 0.0, 100.0)
     x, y, a = prepare(model, x, y, attributions)
@@ -169,10 +244,31 @@ def road_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: 
 
 @register_metric("road")
 class ROAD(Metric):
-    """ROAD accuracy curve over the percentage removed, for the ``morf`` (lower is better: accuracy
-    should fall fast) or ``lerf`` order (``ROAD(order="lerf")`` builds a :class:`ROADLeRF`: higher is
-    better); summary: trapezoid AUC over the fraction removed. ``convention="quantus"``: percentages
-    1, 3, …, 99 and ``morf`` as ``quantus.ROAD``."""
+    """ROAD accuracy curve over the percentage removed; summary: trapezoid AUC over the fraction removed.
+
+    Rong et al. (2022), "A consistent and efficient evaluation strategy for attribution methods".
+
+        Args:
+            percentages: default 10, 20, …, 90 (``convention="quantus"``: 1, 3, …, 99).
+            order: ``"morf"`` (lower is better: accuracy should fall fast) or ``"lerf"`` (builds a
+                :class:`ROADLeRF`: higher is better).
+            noise, seed, tol, max_batch: see :func:`road_rows`.
+            convention: ``"explainreg"`` or ``"quantus"`` (percentages and ``morf`` as ``quantus.ROAD``).
+
+        Shape:
+            ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)).
+
+        Returns:
+            ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult`.
+
+        Example::
+
+        >>> import torch; from torch import nn; from explainreg.metrics import ROAD
+        >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+        >>> r = ROAD(percentages=(25, 50))(model, x, y, a); r.name, r.steps.tolist()
+        ('road_morf', [0.25, 0.5])
+    """
 
     name = "road_morf"
     higher_is_better = False
@@ -200,7 +296,25 @@ class ROAD(Metric):
 
 
 class ROADLeRF(ROAD):
-    """ROAD in the ``lerf`` order (least relevant pixels removed first): higher is better."""
+    """ROAD in the ``lerf`` order (least relevant pixels removed first): higher is better.
+
+    Args:
+        as :class:`ROAD` (built by ``ROAD(order="lerf")``).
+
+    Shape:
+        ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)).
+
+    Returns:
+        ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult`.
+
+    Example::
+
+    >>> import torch; from torch import nn; from explainreg.metrics import ROAD
+    >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+    >>> m = ROAD(order="lerf"); type(m).__name__, m.name, m.higher_is_better
+    ('ROADLeRF', 'road_lerf', True)
+    """
 
     name = "road_lerf"
     higher_is_better = True

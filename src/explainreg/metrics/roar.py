@@ -1,4 +1,5 @@
-"""ROAR: RemOve And Retrain (Hooker et al. 2019), as the seed runs it (methods.md A.5, B.1 §1.5 item 4).
+"""ROAR: RemOve And Retrain (Hooker, Erhan, Kindermans & Kim 2019, "A benchmark for interpretability
+methods in deep neural networks"), as the seed (the IPL-UV xAI-constrained-losses code) runs it.
 
 For each fraction f: in every train and test image, the entries above the (100·(1 − f))-th
 percentile of the image's non-zero attributions (of the evaluated model, on correctly scaled
@@ -26,8 +27,25 @@ ROAR_FRACTIONS = (0.2, 0.5, 0.8, 0.9)
 
 
 def fresh_copy(model: nn.Module, seed: int = 0) -> nn.Module:
-    """A re-initialised copy of ``model`` (same architecture): every submodule with
-    ``reset_parameters`` is reset, under a seeded, forked random state."""
+    """A re-initialised copy of ``model`` (same architecture): every submodule with ``reset_parameters`` is reset, under a seeded, forked random state.
+
+    Args:
+        model: the model to copy (left unchanged).
+        seed: the seed of the new initialisation.
+
+    Shape:
+        (no tensors)
+
+    Returns:
+        The new model.
+
+    Example::
+
+    >>> import torch; from torch import nn; from explainreg.metrics.roar import fresh_copy
+    >>> m = nn.Linear(3, 2); c = fresh_copy(m, seed=1)
+    >>> torch.equal(c.weight, m.weight), torch.equal(c.weight, fresh_copy(m, seed=1).weight)
+    (False, True)
+    """
     clone = copy.deepcopy(model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
@@ -38,8 +56,26 @@ def fresh_copy(model: nn.Module, seed: int = 0) -> nn.Module:
 
 
 def remove_top(x: torch.Tensor, attributions: torch.Tensor, fraction: float, baseline: Any = 0.0) -> torch.Tensor:
-    """x with its entries above the (100·(1 − fraction))-th percentile of each image's non-zero
-    attributions set to ``baseline`` (the seed's ROAR/MoRF rule)."""
+    """x with its entries above the (100·(1 − fraction))-th percentile of each image's non-zero attributions set to ``baseline`` (the seed's ROAR/MoRF rule).
+
+    Args:
+        x: the images.
+        attributions: the maps (the shape of x, or broadcastable over channels).
+        fraction: the fraction f of the non-zero attributions removed.
+        baseline: the fill value.
+
+    Shape:
+        x, attributions: (B, ...); output: the shape of x.
+
+    Returns:
+        The masked copy of x.
+
+    Example::
+
+    >>> import torch; from explainreg.metrics.roar import remove_top
+    >>> remove_top(torch.ones(1, 4), torch.tensor([[1.0, 2.0, 3.0, 4.0]]), 0.5)
+    tensor([[1., 1., 0., 0.]])
+    """
     masks = above_percentile_masks(attributions.expand_as(x), [100.0 * (1.0 - fraction)])[:, 0]
     return torch.where(masks, fill_value(x, baseline)[:, 0], x)
 
@@ -50,10 +86,38 @@ def roar_curve(model: nn.Module, train_set: ArrayDataset, test_set: ArrayDataset
                model_factory: Callable[[], nn.Module] | None = None, epochs: int = 6, batch_size: int = 30,
                lr: float = 1e-3, optimizer: str = "adam", seed: int = 0, baseline: Any = 0.0,
                progress: bool = False, attribution_options: dict[str, Any] | None = None) -> MetricResult:
-    """ROAR accuracy curve over ``(0, *fractions)`` and its AUC (see the module doc). Retraining uses
-    :func:`explainreg.training.train` with ``TrainConfig(epochs, batch_size, lr, optimizer, seed)``
-    (the seed: Adam, 6 epochs, batch 30); ``model_factory`` builds the fresh model (default: a
-    re-initialised copy of ``model``). Attributions default to ``method`` on the true labels."""
+    """ROAR accuracy curve over ``(0, *fractions)`` and its AUC (see the module doc; lower is better).
+
+    Hooker, Erhan, Kindermans & Kim (2019), "A benchmark for interpretability methods in deep neural networks".
+
+        Args:
+            model: the evaluated model (f = 0 is its own test accuracy).
+            train_set, test_set: :class:`~explainreg.data.ArrayDataset` s.
+            fractions: the fractions removed.
+            method, attribution_options: the attribution (on the true labels) unless ``train_attributions``
+                / ``test_attributions`` are given.
+            model_factory: builds the fresh model (default: a re-initialised copy of ``model``).
+            epochs, batch_size, lr, optimizer, seed: retraining with :func:`explainreg.training.train` (the
+                seed: Adam, 6 epochs, batch 30).
+            baseline, progress: the fill value; a progress bar.
+
+        Shape:
+            train_set.x, test_set.x: (N, C, H, W).
+
+        Returns:
+            A :class:`~explainreg.metrics.MetricResult` (``steps`` (0, *fractions), ``curve`` the test accuracies).
+
+        Example::
+
+        >>> import torch; from torch import nn; from explainreg.data import ArrayDataset
+        >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+        >>> train = ArrayDataset(torch.rand(20, 1, 4, 4), torch.randint(0, 2, (20,)))
+        >>> test = ArrayDataset(torch.rand(8, 1, 4, 4), torch.randint(0, 2, (8,)))
+        >>> from explainreg.metrics.roar import roar_curve
+        >>> r = roar_curve(model, train, test, fractions=(0.5,), epochs=1, batch_size=10)
+        >>> r.steps.tolist(), r.higher_is_better
+        ([0.0, 0.5], False)
+    """
     from ..training import TrainConfig, evaluate_accuracy, train
 
     fr = check_fractions("fractions", fractions, 0.0, 1.0)
@@ -87,8 +151,33 @@ def roar_curve(model: nn.Module, train_set: ArrayDataset, test_set: ArrayDataset
 
 @register_metric("roar")
 class ROAR(Metric):
-    """Accumulating ROAR: ``update`` collects test batches (with their attributions); ``compute``
-    attributes ``train_set`` with the model last seen, masks, retrains and evaluates (lower is better)."""
+    """Accumulating ROAR: ``update`` collects test batches (with their attributions); ``compute`` attributes ``train_set`` with the model last seen, masks, retrains and evaluates (lower is better).
+
+    Hooker, Erhan, Kindermans & Kim (2019), "A benchmark for interpretability methods in deep neural networks".
+
+        Args:
+            train_set: the data set to mask and retrain on.
+            fractions, method, epochs, batch_size, lr, optimizer, seed, model_factory, baseline, progress:
+                see :func:`roar_curve`.
+            attribution_options: the method's options, checked against those it accepts.
+
+        Shape:
+            ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)).
+
+        Returns:
+            ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult`.
+
+        Example::
+
+        >>> import torch; from torch import nn; from explainreg.data import ArrayDataset
+        >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+        >>> train = ArrayDataset(torch.rand(20, 1, 4, 4), torch.randint(0, 2, (20,)))
+        >>> test = ArrayDataset(torch.rand(8, 1, 4, 4), torch.randint(0, 2, (8,)))
+        >>> from explainreg.attribution import attribute; from explainreg.metrics import ROAR
+        >>> metric = ROAR(train, fractions=(0.5,), epochs=1, batch_size=10)
+        >>> metric(model, test.x, test.y, attribute(model, test.x, test.y)).curve.shape
+        torch.Size([2])
+    """
 
     name = "roar"
     higher_is_better = False
@@ -133,7 +222,27 @@ class ROAR(Metric):
 
 
 def roar(model, train_set: ArrayDataset, test_set: ArrayDataset, **settings) -> MetricResult:
-    """Functional ROAR (see :func:`roar_curve`)."""
+    """Functional ROAR: :func:`roar_curve` (ROAR is not a per-batch function: it retrains).
+
+    Args:
+        model, train_set, test_set, settings: as in :func:`roar_curve`.
+
+    Shape:
+        as in :func:`roar_curve`.
+
+    Returns:
+        A :class:`~explainreg.metrics.MetricResult`.
+
+    Example::
+
+    >>> import torch; from torch import nn; from explainreg.data import ArrayDataset
+    >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+    >>> train = ArrayDataset(torch.rand(20, 1, 4, 4), torch.randint(0, 2, (20,)))
+    >>> test = ArrayDataset(torch.rand(8, 1, 4, 4), torch.randint(0, 2, (8,)))
+    >>> from explainreg.metrics.roar import roar
+    >>> roar(model, train, test, fractions=(0.9,), epochs=1, batch_size=10).n_images
+    8
+    """
     return roar_curve(model, train_set, test_set, **settings)
 
 

@@ -1,5 +1,5 @@
 """Robustness: accuracy under Gaussian noise and under square occluding blocks (the seed's tests 5
-and 6, methods.md A.5, B.1 §1.5), and the max-sensitivity of explanations (Yeh et al. 2019).
+and 6: the IPL-UV xAI-constrained-losses code), and the max-sensitivity of explanations (Yeh et al. 2019).
 
 Every random draw of image b (its noise, its blocks, its perturbations) comes from a generator keyed
 by the metric's ``seed`` and the image's position in the data set (``index[b]``, see
@@ -28,9 +28,35 @@ def gaussian_noise_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                         sigmas: Sequence[float] = GAUSSIAN_SIGMAS, convention: str = "explainreg", seed: int = 0,
                         index: torch.Tensor | None = None, max_batch: int = MAX_BATCH,
                         compat: bool | None = None) -> torch.Tensor:
-    """correct[b, s] for x_b + σ_s·ε_{b,s} with σ ∈ (0, *sigmas) (σ = 0: the clean image), ε_b
-    (S×C×H×W) ~ N(0, 1) from image b's generator (``seed``, ``index[b]``, stream ``"gaussian"``);
-    ``compat=True`` adds the seed's +1 shift to every noisy image (not to the clean one)."""
+    """correct[b, s] for x_b + σ_s·ε_{b,s}, σ ∈ (0, *sigmas) (σ = 0: the clean image).
+
+    The seed's robustness test 5 (the IPL-UV xAI-constrained-losses code).
+
+        Args:
+            model, x, y: the classifier, the inputs B×..., the labels (B,).
+            sigmas: the noise levels σ ≥ 0.
+            convention: ``"explainreg"`` or ``"seed"`` (the seed code's +1 shift of every noisy image, not of
+                the clean one).
+            seed, index: key image b's draws ε_b ~ N(0, 1) (S×...) by ``seed`` and ``index[b]`` (its position
+                in the data set; default 0..B−1), stream ``"gaussian"``.
+            max_batch: cap on the rows per forward pass.
+            compat: deprecated; ``compat=True`` is ``convention="seed"``.
+
+        Shape:
+            x: (B, ...); output: (B, 1 + len(sigmas)).
+
+        Returns:
+            0/1 float64 correctness, column 0 the clean image.
+
+        Example::
+
+        >>> import torch; from torch import nn; from explainreg.metrics import GaussianNoise
+        >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+        >>> from explainreg.metrics.robustness import gaussian_noise_rows
+        >>> gaussian_noise_rows(model, x, y, sigmas=(0.0, 0.5)).shape
+        torch.Size([4, 3])
+    """
     seed_quirk = resolve_convention("gaussian_noise_rows", convention, SEED_CONVENTIONS, compat) == "seed"
     x, y, _ = prepare(model, x, y)
     sig = torch.tensor((0.0,) + check_fractions("sigmas", sigmas, 0.0, float("inf")), dtype=x.dtype, device=x.device)
@@ -50,12 +76,31 @@ def gaussian_noise_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
 def square_block_images(x: torch.Tensor, sizes: Sequence[int] = BLOCK_SIZES, *, min_size: int = 2,
                         low: float = 0.5, high: float = 1.0, generator: torch.Generator | None = None,
                         include_clean: bool = True, uniforms: torch.Tensor | None = None) -> torch.Tensor:
-    """B×S×C×H×W copies of x, each with one square block (the seed's ``AddSquareMask``, methods.md
-    B.1 §1.5 item 6): half-size r ~ U{min_size..s}, centre i, j ~ U{r..H−r} (resp. W), the
-    (2r)×(2r) square [i−r, i+r)×[j−r, j+r) over all channels set to one value ~ U(low, high).
-    With ``include_clean`` the first copy is x itself (s = 0). The four U(0, 1) numbers of copy
-    (b, s) (half-size, row, column, value) are ``uniforms[b, s]`` (B×S×4) if given, else drawn with
-    ``generator``."""
+    """B×S×C×H×W copies of x, each with one square block (the seed's ``AddSquareMask``).
+
+    Args:
+        x: images B×C×H×W.
+        sizes: the maximal half-sizes s (one copy each).
+        min_size: the smallest half-size.
+        low, high: the block's value ~ U(low, high).
+        generator: draws the four U(0, 1) numbers per copy, unless ``uniforms`` is given.
+        include_clean: the first copy is x itself (s = 0).
+        uniforms: B×S×4 (half-size, row, column, value) fixes the draws.
+
+    Shape:
+        x: (B, C, H, W); output: (B, S, C, H, W), S = len(sizes) (+1 with ``include_clean``).
+
+    Returns:
+        The copies: half-size r ~ U{min_size..s}, centre i, j ~ U{r..H−r} (resp. W), the (2r)×(2r) square
+        [i−r, i+r)×[j−r, j+r) over all channels set to one value ~ U(low, high).
+
+    Example::
+
+    >>> import torch; from explainreg.metrics.robustness import square_block_images
+    >>> out = square_block_images(torch.zeros(1, 1, 8, 8), (2,), generator=torch.Generator().manual_seed(0))
+    >>> out.shape, int((out[0, 1] > 0).sum())          # a 4×4 block (r = 2) in copy 1
+    (torch.Size([1, 2, 1, 8, 8]), 16)
+    """
     if x.dim() != 4:
         raise ValueError(f"square blocks need images B×C×H×W, got x of shape {tuple(x.shape)}")
     sizes = tuple(check_positive_int("sizes", s) for s in sizes)
@@ -86,8 +131,29 @@ def square_block_images(x: torch.Tensor, sizes: Sequence[int] = BLOCK_SIZES, *, 
 def square_block_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, sizes: Sequence[int] = BLOCK_SIZES,
                       min_size: int = 2, low: float = 0.5, high: float = 1.0, seed: int = 0,
                       index: torch.Tensor | None = None, max_batch: int = MAX_BATCH) -> torch.Tensor:
-    """correct[b, s] under one square block per image (s = 0: clean), see :func:`square_block_images`;
-    image b's S×4 uniforms come from its generator (``seed``, ``index[b]``, stream ``"blocks"``)."""
+    """correct[b, s] under one square block per image (s = 0: clean), see :func:`square_block_images`.
+
+    Args:
+        model, x, y: the classifier, images B×C×H×W, labels (B,).
+        sizes, min_size, low, high: as in :func:`square_block_images`.
+        seed, index: key image b's S×4 uniforms (stream ``"blocks"``).
+        max_batch: cap on the rows per forward pass.
+
+    Shape:
+        x: (B, C, H, W); output: (B, 1 + len(sizes)).
+
+    Returns:
+        0/1 float64 correctness.
+
+    Example::
+
+    >>> import torch; from torch import nn; from explainreg.metrics import SquareBlocks
+    >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+    >>> from explainreg.metrics.robustness import square_block_rows
+    >>> square_block_rows(model, x, y, sizes=(2,)).shape
+    torch.Size([4, 2])
+    """
     x, y, _ = prepare(model, x, y)
     square_block_images(x[:1], sizes, min_size=min_size)  # validate early
     idx = as_index(index, len(x))
@@ -103,7 +169,29 @@ def square_block_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, siz
 
 @register_metric("gaussian", aliases=("gauss", "gaussian_noise"))
 class GaussianNoise(Metric):
-    """Accuracy curve over σ ∈ {0, 0.1, 0.5, 1, 1.5} and its trapezoid AUC (max 1.5; higher is better)."""
+    """Accuracy curve over σ ∈ {0, 0.1, 0.5, 1, 1.5} and its trapezoid AUC (max 1.5; higher is better).
+
+    Args:
+        sigmas: the noise levels (the clean σ = 0 is prepended).
+        convention: ``"explainreg"`` or ``"seed"`` (see :func:`gaussian_noise_rows`).
+        seed: keys the per-image draws.
+        max_batch: cap on the rows per forward pass.
+        compat: deprecated; ``compat=True`` is ``convention="seed"`` (a ``DeprecationWarning``).
+
+    Shape:
+        ``update(model, x, y)``: x (B, ...), y (B,); no attributions.
+
+    Returns:
+        ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult` with ``steps`` = (0, *sigmas) and ``curve`` the mean accuracy.
+
+    Example::
+
+    >>> import torch; from torch import nn; from explainreg.metrics import GaussianNoise
+    >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+    >>> r = GaussianNoise(sigmas=(0.5,))(model, x, y); r.steps.tolist(), r.curve.shape
+    ([0.0, 0.5], torch.Size([2]))
+    """
 
     name = "gaussian"
     higher_is_better = True
@@ -128,8 +216,30 @@ class GaussianNoise(Metric):
 
 @register_metric("blocks", aliases=("square_blocks",))
 class SquareBlocks(Metric):
-    """Accuracy curve over the maximal block half-size s ∈ {0, 6, 8, 10, 12} and its trapezoid AUC
-    (max 12; higher is better)."""
+    """Accuracy curve over the maximal block half-size s ∈ {0, 6, 8, 10, 12} and its trapezoid AUC (max 12; higher is better).
+
+    The seed's robustness test 6.
+
+        Args:
+            sizes: the maximal half-sizes (at most H/2).
+            min_size: the smallest half-size.
+            seed: keys the per-image draws.
+            max_batch: cap on the rows per forward pass.
+
+        Shape:
+            ``update(model, x, y)``: x (B, C, H, W), y (B,); no attributions.
+
+        Returns:
+            ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult`.
+
+        Example::
+
+        >>> import torch; from torch import nn; from explainreg.metrics import SquareBlocks
+        >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+        >>> SquareBlocks(sizes=(2,))(model, x, y).steps.tolist()
+        [0.0, 2.0]
+    """
 
     name = "blocks"
     higher_is_better = True
@@ -160,13 +270,38 @@ def max_sensitivity_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, a
                            upper_bound: float | None = None, seed: int = 0, index: torch.Tensor | None = None,
                            noise: torch.Tensor | None = None, max_batch: int = 4096,
                            options: dict[str, Any] | None = None) -> torch.Tensor:
-    """Per image max_r ‖a(x) − a(x + ε_r)‖_F / ‖a(x)‖_F over ``nr_samples`` perturbations ε_r with
-    entries ~ U(−lower_bound, lower_bound) (or U(lower_bound, upper_bound)), as ``quantus.MaxSensitivity``;
-    ``a(·)`` = ``method`` (a name for :func:`explainreg.attribution.attribute` with ``options``, or a
-    callable ``(model, x, target) -> a``) for the label y. All perturbed copies of a group of images
-    are explained in one call. ``noise`` (R×B×...) fixes the perturbations; otherwise image b's R
-    perturbations come from its generator (``seed``, ``index[b]``, stream ``"sensitivity"``).
-    NaN where ‖a(x)‖ = 0."""
+    """Per image max_r ‖a(x) − a(x + ε_r)‖_F / ‖a(x)‖_F over ``nr_samples`` perturbations, as ``quantus.MaxSensitivity``.
+
+    Yeh et al. (2019), "On the (in)fidelity and sensitivity of explanations".
+
+        Args:
+            model, x, y, attributions: the classifier, inputs, labels and the maps a(x).
+            method: a name for :func:`explainreg.attribution.attribute` (with ``options``) or a callable
+                ``(model, x, target) -> a``; explains the label y.
+            nr_samples: the perturbations R per image.
+            lower_bound, upper_bound: ε entries ~ U(−lower_bound, lower_bound), or U(lower_bound, upper_bound).
+            seed, index: key image b's perturbations (stream ``"sensitivity"``).
+            noise: R×B×... fixes the perturbations.
+            max_batch: rows explained per call.
+            options: the attribution method's options.
+
+        Shape:
+            x, attributions: (B, ...); output: (B,).
+
+        Returns:
+            The B sensitivities, NaN where ‖a(x)‖ = 0.
+
+        Example::
+
+        >>> import torch; from torch import nn; from explainreg.metrics import MaxSensitivity
+        >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+        >>> from explainreg.attribution import attribute
+        >>> from explainreg.metrics.robustness import max_sensitivity_scores
+        >>> s = attribute(model, x, y, "saliency")
+        >>> max_sensitivity_scores(model, x, y, s, nr_samples=5).shape
+        torch.Size([4])
+    """
     x, y, a = prepare(model, x, y, attributions)
     explain = explainer(method, **(options or {}))
     b = x.shape[0]
@@ -207,10 +342,32 @@ def max_sensitivity_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, a
 
 @register_metric("max_sensitivity")
 class MaxSensitivity(Metric):
-    """Mean over images of the max-sensitivity (lower is better). ``convention``: ``"explainreg"``
-    and ``"quantus"`` are the same computation (Quantus 0.6's defaults: 200 samples of U(−0.2, 0.2),
-    Frobenius norms, no normalisation), accepted for symmetry with the other metrics. ``options``
-    are passed to the attribution ``method`` and checked against the options it accepts."""
+    """Mean over images of the max-sensitivity (lower is better).
+
+    Yeh et al. (2019), "On the (in)fidelity and sensitivity of explanations".
+
+        Args:
+            method, nr_samples, lower_bound, upper_bound, seed, max_batch: see :func:`max_sensitivity_scores`.
+            convention: ``"explainreg"`` or ``"quantus"``: the same computation (Quantus 0.6's defaults:
+                200 samples of U(−0.2, 0.2), Frobenius norms, no normalisation), accepted for symmetry.
+            options: passed to the attribution ``method``, checked against the options it accepts.
+
+        Shape:
+            ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)).
+
+        Returns:
+            ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult`.
+
+        Example::
+
+        >>> import torch; from torch import nn; from explainreg.metrics import MaxSensitivity
+        >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
+        >>> from explainreg.attribution import attribute
+        >>> r = MaxSensitivity(nr_samples=5)(model, x, y, attribute(model, x, y, "saliency"))
+        >>> r.name, r.higher_is_better, r.n_images
+        ('max_sensitivity', False, 4)
+    """
 
     name = "max_sensitivity"
     higher_is_better = False
