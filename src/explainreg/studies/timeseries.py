@@ -36,6 +36,7 @@ from ..attribution import attribute
 from ..data import load_dataset, saliency_benchmark
 from ..data.synthetic_ts import BOX_LAYOUTS, PROCESSES
 from ..data.ucr import UCR_DATASETS
+from ..data.ucr_reference import PUBLISHED, PUBLISHED_SOURCE, nearest_neighbour_accuracy
 from ..metrics import MaskedAccuracy, aup_aur
 from ..models import build_model
 from ..objective import Objective
@@ -79,6 +80,7 @@ class Settings:
     ig_steps: int = 32
     seed: int = 0
     data_root: str | None = None
+    nn_dtw: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -99,6 +101,19 @@ def ucr_data(name: str, s: Settings):
         train_set = load_ucr(name, "train", s.data_root, pad_to=t)
         test_set = load_ucr(name, "test", s.data_root, pad_to=t)
     return train_set, test_set
+
+
+def reference_rows(name: str, train_set, test_set, s: Settings) -> list[dict[str, Any]]:
+    """1-NN accuracies of one UCR set: explainreg's ED (and DTW_D / DTW_I with ``--nn-dtw``, on each
+    series' real length) and the archive's published ED / full-window DTW where known."""
+    base = {"dataset": f"ucr/{name}", "kind": "ucr", "model": "1nn", "training": "reference", "method": ""}
+    out = [{**base, "metric": "accuracy_ed", "value": nearest_neighbour_accuracy(train_set, test_set, "ed")}]
+    for metric in ("dtw_d", "dtw_i") if s.nn_dtw else ():
+        out.append({**base, "metric": f"accuracy_{metric}",
+                    "value": nearest_neighbour_accuracy(train_set, test_set, metric)})
+    for key in ("ed", "dtw_full") if name in PUBLISHED else ():
+        out.append({**base, "metric": f"published_accuracy_{key}", "value": 1.0 - PUBLISHED[name][key]})
+    return out
 
 
 def _model(name: str, train_set, s: Settings):
@@ -171,6 +186,8 @@ def run_study(s: Settings) -> Path:
     for kind, name in datasets:
         train_set, test_set = benchmark_data(name, s) if kind == "benchmark" else ucr_data(name, s)
         label = f"{name}_{s.process}" if kind == "benchmark" else f"ucr/{name}"
+        if kind == "ucr":
+            rows += reference_rows(name, train_set, test_set, s)
         for arch in s.models:
             pair = train_pair(arch, train_set, test_set, s, s.epochs if kind == "benchmark" else s.ucr_epochs)
             for training, (model, record) in pair.items():
@@ -206,6 +223,10 @@ def write_outputs(out: Path, s: Settings, rows, curves, heat, seconds: float) ->
     return md
 
 
+def _percent(value: float) -> str:
+    return "–" if math.isnan(value) else f"{100 * value:.1f}"
+
+
 def _value(rows, **match) -> float:
     for r in rows:
         if all(r.get(k) == v for k, v in match.items()):
@@ -221,6 +242,15 @@ def _report(s: Settings, rows, figures, seconds: float) -> Report:
     acc_rows = [[d, m] + [f"{100 * _value(rows, dataset=d, model=m, training=t, metric='accuracy'):.1f}"
                           for t in ("regular", "guided")] for d in datasets for m in s.models]
     rep.heading("Test accuracy (%)").table(Table(["data set", "model", "regular", "guided"], acc_rows))
+    refs = [d for d in datasets if any(r["model"] == "1nn" and r["dataset"] == d for r in rows)]
+    if refs:
+        keys = [("accuracy_ed", "1-NN ED"), ("accuracy_dtw_d", "1-NN DTW_D"), ("accuracy_dtw_i", "1-NN DTW_I"),
+                ("published_accuracy_ed", "published ED"), ("published_accuracy_dtw_full", "published DTW (w=100)")]
+        keys = [(k, h) for k, h in keys if any(r["metric"] == k for r in rows)]
+        body = [[d] + [_percent(_value(rows, dataset=d, model="1nn", metric=k)) for k, _ in keys] for d in refs]
+        rep.heading("1-NN references (%)").table(Table(
+            ["data set"] + [h for _, h in keys], body,
+            notes=f"explainreg's 1-NN on the same splits; published: {PUBLISHED_SOURCE}."))
     for convention in ("benchmark", "explainreg"):
         header = ["data set", "model"] + [f"{LABELS[m]} {t[0].upper()}" for m in s.methods for t in ("regular", "guided")]
         body = []
@@ -293,6 +323,8 @@ def command_line(s: Settings) -> str:
         parts.append(f"--seed {s.seed}")
     if s.process != "box":
         parts.append(f"--process {s.process}")
+    if s.nn_dtw:
+        parts.append("--nn-dtw")
     return " ".join(parts + [f"--out {shlex.quote(s.out)}"])
 
 
@@ -309,6 +341,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument(f"--{name}", type=int, default=None)
     p.add_argument("--fraction", type=float, default=0.5, help="share of features SGT masks (0.5)")
     p.add_argument("--weight", type=float, default=1.0, help="λ of SGT's KL term (1)")
+    p.add_argument("--nn-dtw", action="store_true",
+                   help="also 1-NN DTW_D/DTW_I references on the UCR sets (exact DTW; ArrowHead takes minutes)")
 
 
 def _names(text: str | None, default, allowed, what: str) -> tuple[str, ...]:
@@ -330,7 +364,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
                  ucr=_names(args.ucr, mode["ucr"], UCR_DATASETS, "ucr"),
                  models=_names(args.models, mode["models"], MODELS, "models"),
                  methods=_names(args.methods, METHODS, METHODS, "methods"),
-                 fraction=args.fraction, weight=args.weight, data_root=args.data_root)
+                 fraction=args.fraction, weight=args.weight, data_root=args.data_root,
+                 nn_dtw=bool(getattr(args, "nn_dtw", False)))
     for key in ("n_train", "n_test", "epochs", "ucr_epochs", "eval_samples", "ig_steps"):
         value = getattr(args, key)
         value = mode[key] if value is None else value
