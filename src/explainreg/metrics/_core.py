@@ -67,7 +67,8 @@ def check_convention(owner: str, convention: str, supported: Sequence[str] = QUA
         >>> check_convention("Sparseness", "seed")
         Traceback (most recent call last):
         ...
-        explainreg._validation.InvalidParameterError: convention must be one of 'explainreg', 'quantus' for Sparseness; got 'seed' (Sparseness has no 'seed' convention)
+        explainreg._validation.InvalidParameterError: convention must be one of 'explainreg', 'quantus' for
+        Sparseness; got 'seed' (Sparseness has no 'seed' convention)
     """
     if not Options(supported).is_satisfied_by(convention):
         why = (f" ({owner} has no {convention!r} convention)" if Options(CONVENTIONS).is_satisfied_by(convention)

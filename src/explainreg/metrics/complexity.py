@@ -71,7 +71,8 @@ def complexity_scores(attributions: torch.Tensor, *, convention: str = "explainr
 
 
 def sparseness_scores(attributions: torch.Tensor, *, convention: str = "explainreg") -> torch.Tensor:
-    """Per-image Gini index of |a| (Chalasani et al. 2020, "Concise explanations of neural networks using adversarial training").
+    """Per-image Gini index of |a| (Chalasani et al. 2020, "Concise explanations of neural networks using adversarial
+    training").
 
     Args:
         attributions: the maps (no model needed).
@@ -106,7 +107,8 @@ def sparseness_scores(attributions: torch.Tensor, *, convention: str = "explainr
 
 
 class AttributionScore(Metric):
-    """A metric of the attributions alone (no model): per-image ``scores(attributions)``, their NaN-safe mean over images.
+    """A metric of the attributions alone (no model): per-image ``scores(attributions)``, their NaN-safe mean over
+    images.
 
     Args:
         (none of its own; subclasses define ``scores``). All-zero maps count as degenerate.
@@ -115,7 +117,8 @@ class AttributionScore(Metric):
         ``update(None, x, y, attributions)``: attributions (B, ...); x, when given, is checked against their shape.
 
     Returns:
-        ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult` with ``value`` the NaN-safe mean and ``per_image`` the scores.
+        ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult` with ``value`` the NaN-safe mean and
+        ``per_image`` the scores.
 
     Example::
 
@@ -158,7 +161,8 @@ class Complexity(AttributionScore):
             ``update(None, x, y, attributions)``: attributions (B, ...).
 
         Returns:
-            ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult` (``value``: the mean entropy, ``per_image``: B entropies).
+            ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult` (``value``: the mean entropy,
+            ``per_image``: B entropies).
 
         Example::
 

@@ -212,7 +212,8 @@ def faithfulness(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *
 
 def faithfulness_correlation(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *,
                              reduction: str = "mean", validate_args: bool = True, **settings: Any) -> Tensor:
-    """Faithfulness correlation (Bhatt, Weller & Moura 2020, "Evaluating and aggregating feature-based model explanations"), mean over images.
+    """Faithfulness correlation (Bhatt, Weller & Moura 2020, "Evaluating and aggregating feature-based model
+    explanations"), mean over images.
 
     Args:
         model: the classifier (B×... → B×K logits); run in eval mode without gradients.
@@ -245,7 +246,8 @@ def faithfulness_correlation(model: nn.Module, x: Tensor, y: Tensor, attribution
 
 def pixel_flipping_curve(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *,
                          validate_args: bool = True, **settings: Any) -> Tensor:
-    """p_y after each pixel-flipping step (Bach et al. 2015, "On pixel-wise explanations for non-linear classifier decisions by layer-wise relevance propagation").
+    """p_y after each pixel-flipping step (Bach et al. 2015, "On pixel-wise explanations for non-linear classifier
+    decisions by layer-wise relevance propagation").
 
     Args:
         model: the classifier (B×... → B×K logits); run in eval mode without gradients.
@@ -306,7 +308,9 @@ def pixel_flipping(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor,
 
 def region_perturbation_curve(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *,
                               validate_args: bool = True, **settings: Any) -> Tensor:
-    """f_y(x) − f_y(x̃) after each removed region (Samek et al. 2017, "Evaluating the visualization of what a deep neural network has learned").
+    """f_y(x) − f_y(x̃) after each removed region (Samek et al. 2017, "Evaluating the visualization of what a deep
+    neural
+    network has learned").
 
     Args:
         model: the classifier (B×... → B×K logits); run in eval mode without gradients.
@@ -367,7 +371,9 @@ def region_perturbation(model: nn.Module, x: Tensor, y: Tensor, attributions: Te
 
 def masked_accuracy_curve(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *,
                           validate_args: bool = True, **settings: Any) -> Tensor:
-    """Saliency-guided training's masked accuracy (Ismail, Corrada Bravo & Feizi 2021, "Improving deep learning interpretability by saliency guided training"): correct[b, s] after the top ``drops[s]`` % of the features are set to the background.
+    """Saliency-guided training's masked accuracy (Ismail, Corrada Bravo & Feizi 2021, "Improving deep learning
+    interpretability by saliency guided training"): correct[b, s] after the top ``drops[s]`` % of the features are set
+    to the background.
 
     Args:
         model: the classifier (B×... → B×K logits); run in eval mode without gradients.
@@ -430,7 +436,8 @@ def masked_accuracy(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor
 
 def road_curve(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *, validate_args: bool = True,
                **settings: Any) -> Tensor:
-    """ROAD's correct[b, s] after removing ``percentages[s]`` % and imputing them (Rong et al. 2022, "A consistent and efficient evaluation strategy for attribution methods").
+    """ROAD's correct[b, s] after removing ``percentages[s]`` % and imputing them (Rong et al. 2022, "A consistent and
+    efficient evaluation strategy for attribution methods").
 
     Args:
         model: the classifier (B×... → B×K logits); run in eval mode without gradients.
@@ -606,7 +613,8 @@ def square_blocks(model: nn.Module, x: Tensor, y: Tensor, *, sizes: Sequence[int
 
 def max_sensitivity(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *, reduction: str = "mean",
                     validate_args: bool = True, **settings: Any) -> Tensor:
-    """Mean over images of max_r ‖a(x) − a(x + ε_r)‖ / ‖a(x)‖ (Yeh et al. 2019, "On the (in)fidelity and sensitivity of explanations"; lower is better).
+    """Mean over images of max_r ‖a(x) − a(x + ε_r)‖ / ‖a(x)‖ (Yeh et al. 2019, "On the (in)fidelity and sensitivity of
+    explanations"; lower is better).
 
     Args:
         model: the classifier (B×... → B×K logits); run in eval mode without gradients.
@@ -665,7 +673,8 @@ def complexity(attributions: Tensor, *, reduction: str = "mean", **settings: Any
 
 
 def sparseness(attributions: Tensor, *, reduction: str = "mean", **settings: Any) -> Tensor:
-    """Mean Gini index of |a| (Chalasani et al. 2020, "Concise explanations of neural networks using adversarial training"; higher is better).
+    """Mean Gini index of |a| (Chalasani et al. 2020, "Concise explanations of neural networks using adversarial
+    training"; higher is better).
 
     Args:
         attributions: the maps, B×... (no model needed).
@@ -691,7 +700,8 @@ def sparseness(attributions: Tensor, *, reduction: str = "mean", **settings: Any
 
 def effective_complexity(attributions: Tensor, *, eps: float = 1e-5, convention: str = "explainreg",
                          reduction: str = "mean") -> Tensor:
-    """Mean number of entries with |a| > ``eps`` (Nguyen & Martínez 2020, "On quantitative aspects of model interpretability"; lower is better).
+    """Mean number of entries with |a| > ``eps`` (Nguyen & Martínez 2020, "On quantitative aspects of model
+    interpretability"; lower is better).
 
     Args:
         attributions: the maps, B×....

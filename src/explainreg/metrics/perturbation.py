@@ -152,10 +152,12 @@ class MoRF(PercentileRemoval):
             percentiles, baseline, max_batch: see :class:`PercentileRemoval` and :func:`morf_curve`.
 
         Shape:
-            ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)).
+            ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H,
+            W)).
 
         Returns:
-            ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult` with ``steps`` the fractions removed and ``curve`` mean_b d_b.
+            ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult` with ``steps`` the fractions removed
+            and ``curve`` mean_b d_b.
 
         Example::
 
@@ -182,7 +184,8 @@ class MoRF(PercentileRemoval):
 
 @register_metric("lerf")
 class LeRF(MoRF):
-    """Least Relevant First (MoRF on −a): AUC of 1 − mean d; lower is better (the model keeps its confidence while irrelevant features go).
+    """Least Relevant First (MoRF on −a): AUC of 1 − mean d; lower is better (the model keeps its confidence while
+    irrelevant features go).
 
     Args:
         percentiles, baseline, max_batch: as for :class:`MoRF`.
@@ -250,7 +253,8 @@ def faithfulness_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attr
 
 @register_metric("faithfulness")
 class Faithfulness(PercentileRemoval):
-    """The seed's faithfulness: mean over images of the per-image correlation (higher is better); undefined correlations are skipped and counted in ``n_nan``.
+    """The seed's faithfulness: mean over images of the per-image correlation (higher is better); undefined correlations
+    are skipped and counted in ``n_nan``.
 
     Args:
         percentiles, baseline, max_batch: see :func:`faithfulness_scores`.
@@ -312,7 +316,9 @@ def random_subsets(n_images: int, n_features: int, nr_runs: int, subset_size: in
 
 def keyed_subsets(seed: int, index: torch.Tensor, n_features: int, nr_runs: int, subset_size: int,
                   device=None) -> torch.Tensor:
-    """As :func:`random_subsets`, image b's subsets drawn from its own generator keyed by (``seed``, ``index[b]``, stream ``"subsets"``).
+    """As :func:`random_subsets`, image b's subsets drawn from its own generator keyed by (``seed``, ``index[b]``,
+    stream
+    ``"subsets"``).
 
     Args:
         seed: the metric's seed.
@@ -342,7 +348,8 @@ def faithfulness_correlation_scores(model: nn.Module, x: torch.Tensor, y: torch.
                                     convention: str = "explainreg", baseline: Any = None,
                                     subsets: torch.Tensor | None = None, seed: int = 0,
                                     index: torch.Tensor | None = None, max_batch: int = MAX_BATCH) -> torch.Tensor:
-    """Faithfulness correlation per image: over ``nr_runs`` random subsets S of ``subset_size`` features, Pearson corr(Σ_{i∈S} a_i, f_y(x) − f_y(x with S set to the baseline)).
+    """Faithfulness correlation per image: over ``nr_runs`` random subsets S of ``subset_size`` features, Pearson
+    corr(Σ_{i∈S} a_i, f_y(x) − f_y(x with S set to the baseline)).
 
     Bhatt, Weller & Moura (2020), "Evaluating and aggregating feature-based model explanations".
 
@@ -411,7 +418,8 @@ class FaithfulnessCorrelation(Metric):
             nr_runs, subset_size, convention, baseline, seed, max_batch: see :func:`faithfulness_correlation_scores`.
 
         Shape:
-            ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)).
+            ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H,
+            W)).
 
         Returns:
             ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult`.
@@ -537,7 +545,9 @@ def pixel_flipping_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
 
 @register_metric("pixel_flipping")
 class PixelFlipping(Metric):
-    """Pixel flipping curve of f_y; the summary is the mean per-image trapezoid AUC with unit spacing. Lower is better (a faithful ranking destroys the output fast).
+    """Pixel flipping curve of f_y; the summary is the mean per-image trapezoid AUC with unit spacing. Lower is
+    better (a
+    faithful ranking destroys the output fast).
 
     Args:
         features_in_step, convention, baseline, seed, max_batch: see :func:`pixel_flipping_curve`.
@@ -591,7 +601,8 @@ def region_perturbation_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor
                               patch_size: int = 8, order: str = "morf", regions_evaluation: int = 100,
                               convention: str = "explainreg", baseline: Any = None, seed: int = 0,
                               index: torch.Tensor | None = None, max_batch: int = MAX_BATCH) -> torch.Tensor:
-    """Region perturbation: p_y(x) − p_y(x perturbed) (softmax) after each of the first ``regions_evaluation`` patches set to the baseline.
+    """Region perturbation: p_y(x) − p_y(x perturbed) (softmax) after each of the first ``regions_evaluation`` patches
+    set to the baseline.
 
     Samek et al. (2017), "Evaluating the visualization of what a deep neural network has learned".
 
@@ -663,7 +674,8 @@ def region_perturbation_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor
 
 @register_metric("region_perturbation")
 class RegionPerturbation(Metric):
-    """Region perturbation curve f_y(x) − f_y(x̃); summary: mean per-image AUC with unit spacing. Higher is better for ``morf`` and ``random``; ``order="lerf"`` builds a :class:`RegionPerturbationLeRF` (lower is better).
+    """Region perturbation curve f_y(x) − f_y(x̃); summary: mean per-image AUC with unit spacing. Higher is better for
+    ``morf`` and ``random``; ``order="lerf"`` builds a :class:`RegionPerturbationLeRF` (lower is better).
 
     Args:
         patch_size, order, regions_evaluation, convention, baseline, seed, max_batch: see
@@ -746,7 +758,8 @@ def masked_accuracy_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
                          drops: Sequence[float] = SGT_DROPS, background: Any = "corner",
                          convention: str = "explainreg", seed: int = 0, index: torch.Tensor | None = None,
                          max_batch: int = MAX_BATCH, compat: bool | None = None) -> torch.Tensor:
-    """Masked accuracy: correct[b, s] after the k = ⌊H·W·d_s/100⌋ pixels with the largest channel-mean |a| are replaced by the background.
+    """Masked accuracy: correct[b, s] after the k = ⌊H·W·d_s/100⌋ pixels with the largest channel-mean |a| are replaced
+    by the background.
 
     Ismail, Corrada Bravo & Feizi (2021), "Improving deep learning interpretability by saliency
         guided training" (its masked-accuracy evaluation).
@@ -762,7 +775,8 @@ def masked_accuracy_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
             compat: deprecated; ``compat=True`` is ``convention="seed"``.
 
         Shape:
-            x: (B, C, H, W) or (B, C, T) (every (channel, step) entry a feature, k = ⌊C·T·d/100⌋); output: (B, len(drops)).
+            x: (B, C, H, W) or (B, C, T) (every (channel, step) entry a feature, k = ⌊C·T·d/100⌋); output: (B,
+                len(drops)).
 
         Returns:
             0/1 float64 correctness.
@@ -821,7 +835,8 @@ class _Squeeze1(nn.Module):
 
 @register_metric("masked_accuracy", aliases=("sgt",))
 class MaskedAccuracy(Metric):
-    """Masked-accuracy curve over the drop percentage; summary: its trapezoid AUC over the fraction dropped d/100. Lower is better (accuracy falls faster when the salient pixels go).
+    """Masked-accuracy curve over the drop percentage; summary: its trapezoid AUC over the fraction dropped d/100. Lower
+    is better (accuracy falls faster when the salient pixels go).
 
     Ismail, Corrada Bravo & Feizi (2021).
 
@@ -830,7 +845,8 @@ class MaskedAccuracy(Metric):
             compat: deprecated; ``compat=True`` is ``convention="seed"`` (a ``DeprecationWarning``).
 
         Shape:
-            ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)). Series (B, C, T) too.
+            ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H,
+            W)). Series (B, C, T) too.
 
         Returns:
             ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult`.

@@ -99,7 +99,8 @@ def build_metric(name: str, **settings: Any) -> Metric:
     Example::
 
     >>> build_metric("road", order="lerf")
-    ROADLeRF(percentages=[10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0], order='lerf', noise=0.01, convention='explainreg', seed=0, tol=1e-05)
+    ROADLeRF(percentages=[10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0], order='lerf', noise=0.01,
+    convention='explainreg', seed=0, tol=1e-05)
     """
     return METRICS[resolve_metric(name)](**settings)
 

@@ -56,7 +56,8 @@ def neighbour_sum(u: torch.Tensor) -> torch.Tensor:
 
 def solve_imputation(x: torch.Tensor, removed: torch.Tensor, *, tol: float = 1e-5, max_iter: int = 1000,
                      check_every: int = 8, compact: float = 0.1) -> torch.Tensor:
-    """Noise-free linear imputation of the ``removed`` pixels: the solution of the neighbour-mean system, kept pixels unchanged.
+    """Noise-free linear imputation of the ``removed`` pixels: the solution of the neighbour-mean system, kept pixels
+    unchanged.
 
     Batched Jacobi-preconditioned conjugate gradients (see the module doc).
 
@@ -191,7 +192,8 @@ def road_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: 
               percentages: Sequence[float] = ROAD_PERCENTAGES, order: str = "morf", noise: float = 0.01,
               seed: int = 0, index: torch.Tensor | None = None, tol: float = 1e-5,
               max_batch: int = MAX_BATCH) -> torch.Tensor:
-    """correct[b, s]: is argmax f(x̃) = y after removing ``percentages[s]`` % of the pixels and imputing them by noisy linear imputation?
+    """correct[b, s]: is argmax f(x̃) = y after removing ``percentages[s]`` % of the pixels and imputing them by noisy
+    linear imputation?
 
     Rong et al. (2022), "A consistent and efficient evaluation strategy for attribution methods".
 
@@ -256,7 +258,8 @@ class ROAD(Metric):
             convention: ``"explainreg"`` or ``"quantus"`` (percentages and ``morf`` as ``quantus.ROAD``).
 
         Shape:
-            ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)).
+            ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H,
+            W)).
 
         Returns:
             ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult`.

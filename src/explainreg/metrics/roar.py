@@ -27,7 +27,8 @@ ROAR_FRACTIONS = (0.2, 0.5, 0.8, 0.9)
 
 
 def fresh_copy(model: nn.Module, seed: int = 0) -> nn.Module:
-    """A re-initialised copy of ``model`` (same architecture): every submodule with ``reset_parameters`` is reset, under a seeded, forked random state.
+    """A re-initialised copy of ``model`` (same architecture): every submodule with ``reset_parameters`` is reset, under
+    a seeded, forked random state.
 
     Args:
         model: the model to copy (left unchanged).
@@ -56,7 +57,8 @@ def fresh_copy(model: nn.Module, seed: int = 0) -> nn.Module:
 
 
 def remove_top(x: torch.Tensor, attributions: torch.Tensor, fraction: float, baseline: Any = 0.0) -> torch.Tensor:
-    """x with its entries above the (100·(1 − fraction))-th percentile of each image's non-zero attributions set to ``baseline`` (the seed's ROAR/MoRF rule).
+    """x with its entries above the (100·(1 − fraction))-th percentile of each image's non-zero attributions set to
+    ``baseline`` (the seed's ROAR/MoRF rule).
 
     Args:
         x: the images.
@@ -151,7 +153,8 @@ def roar_curve(model: nn.Module, train_set: ArrayDataset, test_set: ArrayDataset
 
 @register_metric("roar")
 class ROAR(Metric):
-    """Accumulating ROAR: ``update`` collects test batches (with their attributions); ``compute`` attributes ``train_set`` with the model last seen, masks, retrains and evaluates (lower is better).
+    """Accumulating ROAR: ``update`` collects test batches (with their attributions); ``compute`` attributes
+    ``train_set`` with the model last seen, masks, retrains and evaluates (lower is better).
 
     Hooker, Erhan, Kindermans & Kim (2019), "A benchmark for interpretability methods in deep neural networks".
 
@@ -162,7 +165,8 @@ class ROAR(Metric):
             attribution_options: the method's options, checked against those it accepts.
 
         Shape:
-            ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)).
+            ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H,
+            W)).
 
         Returns:
             ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult`.

@@ -182,7 +182,8 @@ class GaussianNoise(Metric):
         ``update(model, x, y)``: x (B, ...), y (B,); no attributions.
 
     Returns:
-        ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult` with ``steps`` = (0, *sigmas) and ``curve`` the mean accuracy.
+        ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult` with ``steps`` = (0, *sigmas) and
+        ``curve`` the mean accuracy.
 
     Example::
 
@@ -216,7 +217,8 @@ class GaussianNoise(Metric):
 
 @register_metric("blocks", aliases=("square_blocks",))
 class SquareBlocks(Metric):
-    """Accuracy curve over the maximal block half-size s ∈ {0, 6, 8, 10, 12} and its trapezoid AUC (max 12; higher is better).
+    """Accuracy curve over the maximal block half-size s ∈ {0, 6, 8, 10, 12} and its trapezoid AUC (max 12; higher is
+    better).
 
     The seed's robustness test 6.
 
@@ -270,7 +272,8 @@ def max_sensitivity_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, a
                            upper_bound: float | None = None, seed: int = 0, index: torch.Tensor | None = None,
                            noise: torch.Tensor | None = None, max_batch: int = 4096,
                            options: dict[str, Any] | None = None) -> torch.Tensor:
-    """Per image max_r ‖a(x) − a(x + ε_r)‖_F / ‖a(x)‖_F over ``nr_samples`` perturbations, as ``quantus.MaxSensitivity``.
+    """Per image max_r ‖a(x) − a(x + ε_r)‖_F / ‖a(x)‖_F over ``nr_samples`` perturbations, as
+    ``quantus.MaxSensitivity``.
 
     Yeh et al. (2019), "On the (in)fidelity and sensitivity of explanations".
 
@@ -353,7 +356,8 @@ class MaxSensitivity(Metric):
             options: passed to the attribution ``method``, checked against the options it accepts.
 
         Shape:
-            ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)).
+            ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H,
+            W)).
 
         Returns:
             ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult`.
