@@ -39,7 +39,12 @@ NARMA_COEFFICIENTS = (0.3, 0.05, 1.5, 0.1)
 
 def process_name(process: str) -> str:
     """The canonical name of ``process``; the benchmark's spellings (``"GaussianProcess"``,
-    ``"PseudoPeriodic"``, ``"NARMA"``, ``"AutoRegressive"``, ``"CAR"``, ``"Harmonic"``) are accepted."""
+    ``"PseudoPeriodic"``, ``"NARMA"``, ``"AutoRegressive"``, ``"CAR"``, ``"Harmonic"``) are accepted.
+
+    Example:
+        >>> process_name("GaussianProcess"), process_name("NARMA")
+        ('gaussian_process', 'narma')
+    """
     key = str(process).lower().replace("_", "").replace("-", "")
     for name in PROCESSES:
         if name.replace("_", "") == key:
@@ -59,7 +64,13 @@ def irregular_times(n: int, time_steps: int, generator: torch.Generator, stop: f
 def matern32_kernel(t1: torch.Tensor, t2: torch.Tensor, lengthscale: float = 1.0, variance: float = 1.0) -> torch.Tensor:
     """Matérn ν = 3/2 covariance k(t, t') = σ² (1 + √3 r/ℓ) exp(−√3 r/ℓ), r = |t − t'|.
 
-    Shape: t1 ...×T, t2 ...×S → ...×T×S. Example: ``matern32_kernel(t, t)`` is a sample's covariance."""
+    Shape: t1 ...×T, t2 ...×S → ...×T×S.
+
+    Example:
+        >>> t = torch.tensor([0.0, 1.0], dtype=torch.float64)
+        >>> round(float(matern32_kernel(t, t)[0, 1]), 4)          # (1 + √3) e^{−√3}
+        0.4834
+    """
     r = (t1[..., :, None] - t2[..., None, :]).abs() * (math.sqrt(3.0) / lengthscale)
     return variance * (1.0 + r) * torch.exp(-r)
 
@@ -106,6 +117,11 @@ def narma_recursion(u: torch.Tensor, order: int = 10,
     Returns:
         N×T×F: y_k for the T steps, y_k = a0 y_{k−1} + a1 y_{k−1} Σ_{i=1}^{n} y_{k−i} + a2 u_{k−n} u_{k−1} + a3
         in the indexing of ``u`` (index ``order + k − 1`` of ``u`` is step k − 1).
+
+    Example:
+        >>> u = torch.full((1, 3, 1), 0.2, dtype=torch.float64)      # order 2, one step
+        >>> round(float(narma_recursion(u, order=2)), 6)             # 1.5·0.2·0.2 + 0.1
+        0.16
     """
     a0, a1, a2, a3 = coefficients
     n, total, f = u.shape
