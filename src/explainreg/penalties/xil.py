@@ -56,7 +56,7 @@ def forward_with_activation(model: nn.Module, x: torch.Tensor, layer: nn.Module)
 
 
 def grad_cam(logits: torch.Tensor, activation: torch.Tensor, target: torch.Tensor, *,
-             create_graph: bool = True) -> torch.Tensor:
+             create_graph: bool = True, detach_weights: bool = False) -> torch.Tensor:
     """Signed Grad-CAM (Selvaraju et al. 2017, Captum's ``LayerGradCam`` without ReLU):
     α_bk = mean_{h,w} ∂z_{b,t_b}/∂A_bkhw, cam_b = Σ_k α_bk A_bk.
 
@@ -65,13 +65,19 @@ def grad_cam(logits: torch.Tensor, activation: torch.Tensor, target: torch.Tenso
         activation: B×K'×h×w layer output A.
         target: B class indices t_b.
         create_graph: keep the graph so that the map is differentiable to the weights.
+        detach_weights: α computed without ``create_graph`` and detached, as Captum's
+            ``LayerGradCam`` (the XIL code): the map keeps A's graph only, so a loss on it sends no
+            gradient to the layers after the Grad-CAM layer.
 
     Returns:
         B×1×h×w maps.
     """
     score = logits.gather(1, target[:, None].to(logits.device)).sum()
-    (grads,) = torch.autograd.grad(score, activation, create_graph=create_graph, retain_graph=True)
+    (grads,) = torch.autograd.grad(score, activation, create_graph=create_graph and not detach_weights,
+                                   retain_graph=True)
     weights = grads.mean(dim=tuple(range(2, grads.dim())), keepdim=True)
+    if detach_weights:
+        weights = weights.detach()
     return (weights * activation).sum(1, keepdim=True)
 
 
@@ -161,7 +167,7 @@ class _GradCAMPenalty(_AnnotationPenalty):
     """Shared: the Grad-CAM layer and its normalised maps (one extra hooked forward pass on x)."""
 
     def __init__(self, layer: str | None = None, reduction: str = "sum", positive_only: bool = False,
-                 interpolation: str = "bilinear") -> None:
+                 interpolation: str = "bilinear", *, detach_weights: bool = False) -> None:
         super().__init__(None)
         check_choice("reduction", reduction, REDUCTIONS)
         check_choice("interpolation", interpolation, INTERPOLATIONS)
@@ -169,10 +175,12 @@ class _GradCAMPenalty(_AnnotationPenalty):
             raise TypeError(f"layer must be the name of a module (model.named_modules()), got {type(layer).__name__}")
         self.layer, self.reduction = layer, reduction
         self.positive_only, self.interpolation = bool(positive_only), interpolation
+        #: α detached as Captum's LayerGradCam (XIL): no gradient to the layers after ``layer``
+        self.detach_weights = bool(detach_weights)
 
     def settings(self) -> dict[str, Any]:
         return {"layer": self.layer, "reduction": self.reduction, "positive_only": self.positive_only,
-                "interpolation": self.interpolation}
+                "interpolation": self.interpolation, "detach_weights": self.detach_weights}
 
     def cam(self, ctx: PenaltyContext, target: str) -> torch.Tensor:
         """Normalised Grad-CAM Â (B×1×h×w) of the predicted (``"predicted"``) or true (``"label"``) class."""
@@ -181,14 +189,16 @@ class _GradCAMPenalty(_AnnotationPenalty):
         logits, activation = forward_with_activation(ctx.model, x, layer)
         t = logits.detach().argmax(1) if target == "predicted" else ctx.y
         with torch.enable_grad():
-            return normalize_map(grad_cam(logits, activation, t), positive_only=self.positive_only)
+            return normalize_map(grad_cam(logits, activation, t, detach_weights=self.detach_weights),
+                                 positive_only=self.positive_only)
 
 
 @register_penalty("rrr_g", "rrr_gc", "rrr_gradcam", "rrrg")
 class RRRGradCAM(_GradCAMPenalty):
     """R = Σ (m⁻ ⊙ Â)², Â the normalised, signed Grad-CAM of the **predicted** class on ``layer``
     (default: the last Conv2d), m⁻ resized to Â's size (Schramowski et al. 2020; methods.md A.11).
-    ``reduction="mean"`` divides by B."""
+    ``reduction="mean"`` divides by B. ``detach_weights=True``: α detached, as Captum's
+    ``LayerGradCam`` in XIL's code (no gradient to the layers after ``layer``)."""
 
     name = "rrr_gradcam"
     needs_input_grad = False
@@ -203,14 +213,15 @@ class RRRGradCAM(_GradCAMPenalty):
 class HINT(_GradCAMPenalty):
     """R = MSE(up(Â), m⁺): the normalised Grad-CAM of the **true** class (``positive_only``: of its
     positive part) upsampled to the reward mask ``reward_mask`` (Selvaraju et al. 2019; A.11).
-    ``reduction="sum"`` is XIL's Σ (up(Â) − m⁺)²."""
+    ``reduction="sum"`` is XIL's Σ (up(Â) − m⁺)²; ``detach_weights=True`` detaches α as XIL's
+    Captum ``LayerGradCam`` did."""
 
     name = "hint"
     needs_input_grad = False
 
     def __init__(self, layer: str | None = None, reduction: str = "mean", positive_only: bool = False,
-                 interpolation: str = "nearest") -> None:
-        super().__init__(layer, reduction, positive_only, interpolation)
+                 interpolation: str = "nearest", *, detach_weights: bool = False) -> None:
+        super().__init__(layer, reduction, positive_only, interpolation, detach_weights=detach_weights)
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         reward = dense_mask(ctx.extra("reward_mask", self.name), ctx.x, who=self.name, name="reward_mask")
