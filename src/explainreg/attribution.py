@@ -1,4 +1,4 @@
-"""Attributions for evaluation, through Captum, batched on the model's device (methods.md A.5).
+"""Attributions for evaluation, through Captum, batched on the model's device.
 
 ``attribute(model, x, target, method)`` returns a detached tensor of the shape of ``x``. The target
 is the class explained for each sample: pass the true labels ``y`` (the seed's convention); ``None``
@@ -42,10 +42,27 @@ from .modes import eval_mode, model_device
 
 @dataclass(frozen=True)
 class AttributionMethod:
-    """One registered attribution method: its ``name``, the ``function`` ``(model, x, target, opts,
-    seed, index) -> a`` run on one chunk (x B×... with ``requires_grad``, ``opts`` the caller's options
-    plus ``max_batch``), the ``options`` it accepts besides ``max_batch`` and ``seed``, and ``chunk``
-    ``(max_batch, opts) -> samples per call`` (default: ``max_batch``)."""
+    """One registered attribution method (see :func:`register_attribution`).
+
+    Args:
+        name: the canonical name.
+        function: ``(model, x, target, opts, seed, index) -> a`` run on one chunk (x B×... with
+            ``requires_grad``, ``opts`` the caller's options plus ``max_batch``).
+        options: the options it accepts besides ``max_batch`` and ``seed``.
+        chunk: ``(max_batch, opts) -> samples per call`` (default: ``max_batch``).
+
+    Shape:
+        ``function``: x (B, ...), target (B,) → a (B, ...).
+
+    Returns:
+        A frozen record; ``chunk_size(max_batch, opts)`` gives the samples per call.
+
+    Example::
+
+    >>> from explainreg.attribution import ATTRIBUTION_METHODS
+    >>> m = ATTRIBUTION_METHODS["smoothgrad"]; m.options, m.chunk_size(100, {"nt_samples": 10})
+    (('stdevs', 'nt_samples', 'nt_type', 'abs'), 10)
+    """
 
     name: str
     function: Callable[..., torch.Tensor]
@@ -64,8 +81,32 @@ ALIASES: dict[str, str] = {}
 
 def register_attribution(name: str, *, options: tuple[str, ...] = (), aliases: tuple[str, ...] = (),
                          chunk: Callable[[int, dict[str, Any]], int] | None = None):
-    """Function decorator: register ``function(model, x, target, opts, seed, index)`` as attribution
-    method ``name`` (see :class:`AttributionMethod`); adding a method is this one function plus its test."""
+    """Function decorator: register ``function(model, x, target, opts, seed, index)`` as attribution method
+    ``name``; adding a method is this one function plus its test.
+
+    Args:
+        name: the canonical name (refused if taken).
+        options: the options the method accepts (others raise in :func:`attribute`).
+        aliases: other spellings.
+        chunk: ``(max_batch, opts) -> samples per call``.
+
+    Shape:
+        ``function``: x (B, ...) → a (B, ...).
+
+    Returns:
+        The decorator (it returns the function unchanged).
+
+    Example::
+
+    >>> import torch; from torch import nn
+    >>> from explainreg.attribution import ATTRIBUTION_METHODS, attribute, register_attribution
+    >>> @register_attribution("ones_times_input")
+    ... def _ones(model, x, target, opts, seed, index):
+    ...     return x.detach()
+    >>> attribute(nn.Flatten(), torch.full((1, 2), 3.0), None, "ones_times_input")
+    tensor([[3., 3.]])
+    >>> _ = ATTRIBUTION_METHODS.pop("ones_times_input")
+    """
 
     def decorate(function: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         if name in ATTRIBUTION_METHODS or name in ALIASES:
@@ -78,8 +119,28 @@ def register_attribution(name: str, *, options: tuple[str, ...] = (), aliases: t
 
 
 def check_options(method: str, options: dict[str, Any]) -> None:
-    """Raise a ``ValueError`` naming the options of ``method`` (canonical name) when ``options``
-    holds one it does not accept (such an option would otherwise be silently ignored)."""
+    """Raise a ``ValueError`` naming the options of ``method`` when ``options`` holds one it does not accept (such
+    an option would otherwise be silently ignored).
+
+    Args:
+        method: a canonical method name.
+        options: the options given.
+
+    Shape:
+        (no tensors)
+
+    Returns:
+        None; raises on an unknown option.
+
+    Example::
+
+    >>> from explainreg.attribution import check_options
+    >>> check_options("smoothgrad", {"n_steps": 4})
+    Traceback (most recent call last):
+    ...
+    ValueError: attribution option 'n_steps' not accepted by method 'smoothgrad'; it accepts stdevs, nt_samples,
+    nt_type, abs (and max_batch, seed)
+    """
     accepted = ATTRIBUTION_METHODS[method].options
     unknown = sorted(set(options) - set(accepted))
     if unknown:
@@ -89,7 +150,23 @@ def check_options(method: str, options: dict[str, Any]) -> None:
 
 
 def resolve_method(method: str) -> str:
-    """The canonical name of an attribution method (accepts the aliases in ``ALIASES``)."""
+    """The canonical name of an attribution method (accepts the aliases in ``ALIASES``).
+
+    Args:
+        method: a name or alias (case and ``-``/``_`` free).
+
+    Shape:
+        (no tensors)
+
+    Returns:
+        The canonical name.
+
+    Example::
+
+    >>> from explainreg.attribution import resolve_method
+    >>> resolve_method("IG"), resolve_method("grad-cam")
+    ('integrated_gradients', 'gradcam')
+    """
     if not isinstance(method, str):
         raise TypeError(f"method must be a string naming an attribution method, got {type(method).__name__}")
     key = method.lower().replace("-", "_")
@@ -101,7 +178,28 @@ def resolve_method(method: str) -> str:
 
 
 def predict_labels(model: nn.Module, x: torch.Tensor, max_batch: int = 1024) -> torch.Tensor:
-    """argmax_k f(x)_k, chunked by ``max_batch``."""
+    """argmax_k f(x)_k, chunked by ``max_batch``, without gradients.
+
+    Args:
+        model: the classifier.
+        x: the inputs.
+        max_batch: samples per forward pass.
+
+    Shape:
+        x: (B, ...); output: (B,), int64.
+
+    Returns:
+        The predicted classes.
+
+    Example::
+
+    >>> import torch; from torch import nn; from explainreg.attribution import attribute
+    >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+    >>> from explainreg.attribution import predict_labels
+    >>> predict_labels(model, x).shape
+    torch.Size([4])
+    """
     out = []
     with torch.no_grad():
         for chunk in x.split(max_batch):
@@ -253,16 +351,41 @@ def _random(model, x, t, opts, seed, index):
 
 def attribute(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = None, method: str = "saliency", *,
               max_batch: int = 256, seed: int = 0, index: torch.Tensor | None = None, **options: Any) -> torch.Tensor:
-    """Attributions of ``method`` for ``x`` (B×...), explaining class ``target`` (B,) of each sample.
+    """Attributions of ``method`` for ``x``, explaining class ``target`` of each sample.
 
-    ``target`` = the true labels y by convention (methods.md A.5); ``None`` explains the predicted
-    class. Runs on the model's device in chunks of ``max_batch`` samples (integrated gradients and
-    occlusion also use it as their internal batch), in eval mode (restored afterwards); returns a
-    detached tensor of the shape of ``x`` on that device. Options per method: see the module doc
-    (``abs``, ``n_steps``, ``baselines``, ``stdevs``, ``nt_samples``, ``nt_type``, ``n_samples``,
-    ``window``, ``stride``, ``layer``, ``relu``; ``OPTIONS`` lists them per method, others raise).
-    ``index`` (B,): the samples' positions in the data set, which key their random draws (default
-    0..B−1), so that stochastic methods give each sample the same draws however it is batched.
+    Methods through Captum (Kokhlikyan et al. 2020, "Captum: a unified and generic model interpretability
+        library for PyTorch").
+
+        Args:
+            model: the classifier (run in eval mode, restored afterwards, on its device).
+            x: the inputs.
+            target: the class explained per sample: the true labels y by convention (the seed's); ``None``
+                explains the predicted class.
+            method: a registered name or alias (``ATTRIBUTION_METHODS``; see the module doc).
+            max_batch: samples per chunk (integrated gradients and occlusion also use it as their internal batch).
+            seed, index: key the random draws of stochastic methods by ``index`` (the samples' positions in
+                the data set, default 0..B−1), so a sample gets the same draws however it is batched.
+            options: the method's options (``abs``, ``n_steps``, ``baselines``, ``stdevs``, ``nt_samples``,
+                ``nt_type``, ``n_samples``, ``window``, ``stride``, ``layer``, ``relu``; ``OPTIONS`` lists them per
+                method, others raise).
+
+        Shape:
+            x: (B, ...); target: (B,); output: the shape of x (Grad-CAM: upsampled to x's spatial size).
+
+        Returns:
+            A detached tensor on the model's device.
+
+        Example::
+
+        >>> import torch; from torch import nn; from explainreg.attribution import attribute
+        >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+        >>> a = attribute(model, x, y, "saliency"); a.shape
+        torch.Size([4, 1, 4, 4])
+        >>> torch.allclose(a[0].flatten(), model[1].weight[0].abs())      # a linear model: |w_y|
+        True
+        >>> attribute(model, x, y, "ig", n_steps=8).shape
+        torch.Size([4, 1, 4, 4])
     """
     method = resolve_method(method)
     check_options(method, options)
@@ -300,9 +423,28 @@ Explainer = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def explainer(method: str | Explainer = "saliency", **options: Any) -> Explainer:
-    """A function ``(model, x, target, index=None) -> attributions`` for ``method`` with fixed
-    ``options``, checked now (a callable is returned unchanged and takes no options); used by
-    metrics that re-explain perturbed inputs."""
+    """A function ``(model, x, target, index=None) -> attributions`` for ``method`` with fixed ``options``, checked now.
+
+    Args:
+        method: a name (see :func:`attribute`) or a callable, returned unchanged (it takes no options).
+        options: the method's options.
+
+    Shape:
+        as :func:`attribute`.
+
+    Returns:
+        The explaining function (used by metrics that re-explain perturbed inputs).
+
+    Example::
+
+    >>> import torch; from torch import nn; from explainreg.attribution import attribute
+    >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+    >>> from explainreg.attribution import explainer
+    >>> explain = explainer("smoothgrad", nt_samples=4)
+    >>> explain(model, x, y).shape
+    torch.Size([4, 1, 4, 4])
+    """
     if callable(method):
         if options:
             raise ValueError(f"attribution options {', '.join(map(repr, sorted(options)))} apply only to a method "

@@ -11,11 +11,29 @@ from ._validation import check_choice
 
 def rotate(x: torch.Tensor, degrees: float | torch.Tensor, interpolation: str = "nearest",
            fill: float = 0.0) -> torch.Tensor:
-    """Rotate images ``x`` (B×C×H×W) counter-clockwise by ``degrees`` about the image centre.
+    """Rotate images ``x`` counter-clockwise by ``degrees`` about the image centre (torchvision's ``rotate``
+    convention).
 
-    Differentiable w.r.t. ``x`` (a fixed resampling grid; ``"nearest"`` matches torchvision's default
-    used by the seed, ``"bilinear"`` is smoother). ``degrees`` is one angle or one per image.
-    Pixels that come from outside the image are ``fill``. Same convention as torchvision's ``rotate``.
+    Args:
+        x: the images.
+        degrees: one angle, or one per image.
+        interpolation: ``"nearest"`` (torchvision's default, used by the seed) or ``"bilinear"`` (smoother).
+        fill: the value of pixels that come from outside the image.
+
+    Shape:
+        x: (B, C, H, W); degrees: () or (B,); output: (B, C, H, W).
+
+    Returns:
+        The rotated images, differentiable w.r.t. ``x`` (a fixed resampling grid).
+
+    Example::
+
+    >>> import torch; from explainreg.transforms import rotate
+    >>> x = torch.zeros(1, 1, 3, 3); x[0, 0, 0, 1] = 1.0        # top middle
+    >>> rotate(x, 90.0)[0, 0]                                   # → left middle
+    tensor([[0., 0., 0.],
+            [1., 0., 0.],
+            [0., 0., 0.]])
     """
     check_choice("interpolation", interpolation, ("nearest", "bilinear"))
     if x.dim() != 4:
@@ -42,7 +60,24 @@ def rotate(x: torch.Tensor, degrees: float | torch.Tensor, interpolation: str = 
 
 
 def normalize(x: torch.Tensor, mean: float | torch.Tensor, std: float | torch.Tensor) -> torch.Tensor:
-    """(x − mean) / std, with per-channel mean/std broadcast over C×H×W."""
+    """(x − mean) / std, with per-channel mean/std broadcast over C×H×W.
+
+    Args:
+        x: the images.
+        mean, std: numbers or per-channel (C,) tensors.
+
+    Shape:
+        x: (B, C, ...); output: the shape of x.
+
+    Returns:
+        The normalised images.
+
+    Example::
+
+    >>> import torch; from explainreg.transforms import normalize
+    >>> normalize(torch.ones(1, 2, 1, 1), torch.tensor([0.5, 1.0]), torch.tensor([0.5, 1.0])).flatten()
+    tensor([1., 0.])
+    """
     mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device)
     std = torch.as_tensor(std, dtype=x.dtype, device=x.device)
     if mean.dim() == 1:
