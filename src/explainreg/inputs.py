@@ -251,10 +251,10 @@ def normalize_mask(mask: Any, x: torch.Tensor, blobs: bool = False, *, layout: s
         torch.Size([1, 2, 1, 4, 4])
         >>> normalize_mask([torch.ones(4, 4), torch.zeros(2, 4, 4)], x).shape   # two blobs
         torch.Size([2, 2, 1, 4, 4])
-        >>> normalize_mask(torch.ones(4, 5), x)
+        >>> normalize_mask(torch.ones(4, 5), x)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: mask of shape (4, 5) does not match the images (2, 3, 4, 4): it does not fit their H×W (4, 4). Accepted shapes: H×W (shared), B×H×W, B×1×H×W or B×C×H×W
+        ValueError: mask of shape (4, 5) does not match the images (2, 3, 4, 4): it does not fit their H×W (4, 4). ...
     """
     layout = infer_layout(x, layout)
     prefix = f"{who}: " if who else ""
@@ -299,7 +299,8 @@ def normalize_mask(mask: Any, x: torch.Tensor, blobs: bool = False, *, layout: s
         elif len(lead) == 3 and channels and lead[0] in (1, B) and lead[2] in (1, channels):
             m = m.transpose(0, 1)
         else:
-            problem = f"its leading dims {lead} must be (N,), (B, N) with B = {B}" + (" or (B, N, 1|C)" if channels else "")
+            problem = (f"its leading dims {lead} must be (N,), (B, N) with B = {B}"
+                       + (" or (B, N, 1|C)" if channels else ""))
     if problem:
         raise ValueError(f"{prefix}{name} of shape {original} does not match the {noun} {tuple(x.shape)}: "
                          f"{problem}. Accepted shapes: {_mask_forms(layout, x, blobs)}")

@@ -7,7 +7,7 @@ import torch
 
 from .._validation import check_choice, check_range
 from ..inputs import dense_mask
-from ..saliency import resolve_score
+from ..saliency import minmax_normalize, resolve_score
 from . import functional as P
 from .base import Penalty, PenaltyContext, register_penalty, target_alias
 
@@ -47,7 +47,32 @@ class _SaliencyPenalty(Penalty):
 
 @register_penalty("l1", "gradreg", "gradient_l1")
 class GradientL1(_SaliencyPenalty):
-    """R = mean |g| over all B·C·H·W entries."""
+    """R = mean |g| over all B·C·H·W entries (gradient regularisation, Drucker & LeCun 1992; one of
+    the constraints of "Constraining explanations", the xai-constrained-losses seed).
+
+    Args:
+        score: the scalar kind whose saliency g is constrained (``"logit"``, the seed's; see
+            :func:`explainreg.saliency`). target: its deprecated alias.
+
+    Shape:
+        Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images (or B×C×T series, B×F
+        features, B×T token ids), y B labels; returns a 0-d tensor, differentiable w.r.t. the model's parameters.
+
+    Returns:
+        The raw, unweighted R (an :class:`~explainreg.objective.Objective` weighs it).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from explainreg import saliency
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(32, 3))
+        >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+        >>> r = GradientL1()(net, x, y)
+        >>> bool(torch.isclose(r, saliency(net, x, y).abs().mean()))
+        True
+    """
 
     name = "gradient_l1"
 
@@ -57,7 +82,35 @@ class GradientL1(_SaliencyPenalty):
 
 @register_penalty("smooth", "tv")
 class Smoothness(_SaliencyPenalty):
-    """Anisotropic total variation of g, neighbours ``offset`` apart; ``compat=True``: the seed's o=2 quirk."""
+    """Anisotropic total variation of g: R = mean |g_ij − g_{i−o,j}| + mean |g_ij − g_{i,j−o}| over
+    valid neighbours ``offset`` = o pixels apart (series: along time only); ``compat=True``: the seed's
+    pad-then-roll code (o = 2, zero padding).
+
+    Args:
+        offset: neighbour distance o in pixels (time steps). compat: the seed's o = 2 form (images only).
+        score: the scalar kind whose saliency g is constrained (``"logit"``, the seed's; see
+            :func:`explainreg.saliency`). target: its deprecated alias.
+
+    Shape:
+        Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images (B×C×T series: along T),
+        y B labels; returns a 0-d tensor, differentiable w.r.t. the model's parameters.
+
+    Returns:
+        The raw, unweighted R (an :class:`~explainreg.objective.Objective` weighs it).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from explainreg import saliency
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(32, 3))
+        >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+        >>> g = saliency(net, x, y)
+        >>> tv = (g[..., 1:, :] - g[..., :-1, :]).abs().mean() + (g[..., 1:] - g[..., :-1]).abs().mean()
+        >>> bool(torch.isclose(Smoothness()(net, x, y), tv))
+        True
+    """
 
     name = "smoothness"
 
@@ -85,8 +138,39 @@ class Smoothness(_SaliencyPenalty):
 
 @register_penalty("loc")
 class Locality(_SaliencyPenalty):
-    """BCE between ĝ and a target map: the annotation ``mask`` when ``use_mask`` and one is passed,
-    else the per-sample min–max normalised channel mean of x."""
+    """R = −mean[t·log(ĝ + ε) + (1 − t)·log(1 − ĝ + ε)], a soft binary cross-entropy between the
+    normalised saliency ĝ and a target map t: the annotation ``mask`` (1 = where the saliency should be)
+    when ``use_mask`` and one is passed, else the per-sample min–max normalised channel mean of x.
+
+    Args:
+        eps: the ε inside the logarithms (> 0). use_mask: read ``mask`` from the extras when given.
+        score: the scalar kind whose saliency g is constrained (``"logit"``, the seed's; see
+            :func:`explainreg.saliency`). target: its deprecated alias.
+
+    Shape:
+        Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images (B×C×T series too),
+        ``mask`` any one-mask form of :func:`explainreg.inputs.normalize_mask`, y B labels; returns a
+        0-d tensor, differentiable w.r.t. the model's parameters.
+
+    Returns:
+        The raw, unweighted R (an :class:`~explainreg.objective.Objective` weighs it).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from explainreg import saliency
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(32, 3))
+        >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+        >>> mask = torch.zeros(4, 4)
+        >>> mask[1:3, 1:3] = 1
+        >>> r = Locality()(net, x, y, mask=mask)
+        >>> g_hat = minmax_normalize(saliency(net, x, y))
+        >>> bce = -(mask * torch.log(g_hat + 0.01) + (1 - mask) * torch.log(1 - g_hat + 0.01)).mean()
+        >>> bool(torch.isclose(r, bce))
+        True
+    """
 
     name = "locality"
 
@@ -115,7 +199,35 @@ class Locality(_SaliencyPenalty):
 
 @register_penalty("fid")
 class Fidelity(_SaliencyPenalty):
-    """Hinge on the batch-mean |cos| between logits of x and of x ⊙ (1 − ĝ)."""
+    """R = max(0, mean_b |cos(f(x)_b, f(x ⊙ (1 − ĝ))_b)| − threshold): masking the input by its
+    normalised saliency should change the logits.
+
+    Args:
+        threshold: the hinge's margin in [0, 1].
+        score: the scalar kind whose saliency g is constrained (``"logit"``, the seed's; see
+            :func:`explainreg.saliency`). target: its deprecated alias.
+
+    Shape:
+        Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images (B×C×T series, B×F features too),
+        y B labels; returns a 0-d tensor, differentiable w.r.t. the model's parameters.
+
+    Returns:
+        The raw, unweighted R (an :class:`~explainreg.objective.Objective` weighs it).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from explainreg import saliency
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(32, 3))
+        >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+        >>> r = Fidelity(threshold=0.0)(net, x, y)
+        >>> g_hat = minmax_normalize(saliency(net, x, y))
+        >>> d = torch.cosine_similarity(net(x), net(x * (1 - g_hat)), dim=1).abs().mean()
+        >>> bool(torch.isclose(r, d))
+        True
+    """
 
     name = "fidelity"
 
@@ -135,7 +247,34 @@ class Fidelity(_SaliencyPenalty):
 
 @register_penalty("cons")
 class Consistency(_SaliencyPenalty):
-    """Pairwise saliency dissimilarity over input dissimilarity within each predicted class."""
+    """R = (1/B) Σ_{i<j, same predicted class} (1 − cos(ĝ_i, ĝ_j)) / (max(1 − cos(x_i, x_j), δ) + ε):
+    inputs of one class that look alike should be explained alike (see
+    :func:`explainreg.penalties.functional.consistency` for the floor δ).
+
+    Args:
+        eps: the additive ε of the ratio (> 0).
+        score: the scalar kind whose saliency g is constrained (``"logit"``, the seed's; see
+            :func:`explainreg.saliency`). target: its deprecated alias.
+
+    Shape:
+        Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images (any layout; token ids
+        compare their embeddings), y B labels; returns a 0-d tensor, differentiable w.r.t. the model's parameters.
+
+    Returns:
+        The raw, unweighted R (an :class:`~explainreg.objective.Objective` weighs it).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from explainreg import saliency
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(32, 3))
+        >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+        >>> r = Consistency()(net, x, y)
+        >>> bool(r >= 0) and r.shape == torch.Size([])
+        True
+    """
 
     name = "consistency"
 
@@ -156,7 +295,35 @@ class Consistency(_SaliencyPenalty):
 
 @register_penalty("symm", "rotation")
 class Symmetry(_SaliencyPenalty):
-    """Rotation equivariance of the saliency: one angle per batch drawn from ``angles``."""
+    """R = mean_b (1 − |cos(g(rotate(x, θ))_b, rotate(g_b, θ))|): the saliency should rotate with
+    the image; one angle θ per batch, drawn from ``angles`` with the context's generator.
+
+    Args:
+        angles: the rotation angles in degrees to draw from. interpolation: ``"nearest"`` or ``"bilinear"``.
+        score: the scalar kind whose saliency g is constrained (``"logit"``, the seed's; see
+            :func:`explainreg.saliency`). target: its deprecated alias.
+
+    Shape:
+        Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images,
+        y B labels; returns a 0-d tensor, differentiable w.r.t. the model's parameters.
+
+    Returns:
+        The raw, unweighted R (an :class:`~explainreg.objective.Objective` weighs it).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from explainreg import saliency
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(32, 3))
+        >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+        >>> r = Symmetry(angles=(90,))(net, x, y)
+        >>> g, g_rot = saliency(net, x, y), saliency(net, torch.rot90(x, 1, (2, 3)), y)
+        >>> cos = torch.cosine_similarity(g_rot.flatten(1), torch.rot90(g, 1, (2, 3)).flatten(1), dim=1)
+        >>> bool(torch.isclose(r, (1 - cos.abs()).mean(), atol=1e-6))
+        True
+    """
 
     name = "symmetry"
 
