@@ -198,9 +198,40 @@ class _AnnotationPenalty(Penalty):
 
 @register_penalty("cd", "contextual_decomposition")
 class CDEP(_AnnotationPenalty):
-    """R = Σ_blobs mean_{b,k} softmax([rel_bk, irrel_bk])[0], (rel, irrel) = contextual decomposition
-    of the logits for the masked region (methods.md A.3). No input gradient: CD is a modified
-    forward pass, and all blobs go through one batched pass."""
+    """R = Σ_blobs mean_{b,k} softmax([rel_bk, irrel_bk])[0], (rel, irrel) = the contextual
+    decomposition of the logits for the masked region (CDEP, Rieger et al. 2020; CD of Murdoch et
+    al. 2018 and Singh et al. 2019). No input gradient: CD is a modified forward pass, and all
+    blobs go through one batched pass. Images whose mask is empty are left out of the mean.
+
+    Args:
+        blob_sampler: ``sampler(generator, x) -> N×H×W`` blobs drawn per batch instead of the
+            extras' mask (ColorMNIST's pixels, :class:`explainreg.data.PixelBlobSampler`).
+        order: ``"forward"`` (the model's order) or ``"seed"`` (CDEP's conv → pool → ReLU).
+        blob_chunk: decompose at most this many blobs per pass (checkpointed; same value).
+
+    Shape:
+        Called as ``penalty(model, x, y, mask=...)``: x B×C×H×W (or B×T token ids, the seed's text
+        form), ``mask`` (1 = the region the model should not use) in any form of
+        :func:`explainreg.inputs.normalize_mask` (H×W, B×H×W, B×1×H×W, B×C×H×W; B×C×T series;
+        B×T token ids) or a list of blobs (summed); returns a 0-d tensor.
+
+    Returns:
+        The raw R, differentiable w.r.t. the model's parameters.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3))
+        >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+        >>> mask = torch.zeros(4, 4)
+        >>> mask[:2, :2] = 1                                    # the region not to use
+        >>> from explainreg import decompose
+        >>> rel, irrel = decompose(net, x, mask)
+        >>> bool(torch.isclose(CDEP()(net, x, y, mask=mask), torch.sigmoid(rel - irrel).mean()))
+        True
+    """
 
     name = "cdep"
     needs_input_grad = False
@@ -232,10 +263,40 @@ class CDEP(_AnnotationPenalty):
 
 @register_penalty("right_for_right_reasons", "grad")
 class RRR(_AnnotationPenalty):
-    """R = (1/B) Σ_b Σ (m ⊙ g)² with g the saliency of the scalar kind ``score`` (Ross et al. 2017:
-    ``"sum_log_prob"``, Σ_k log p_k). ``score="nll"`` sums g over channels before squaring (CDEP's
-    "Grad" baseline, Rieger et al. 2020) unless ``channel_sum`` says otherwise. CDEP's code uses the
-    batch-mean NLL, so its λ equals ours × B. ``target`` is the deprecated alias of ``score``."""
+    """R = (1/B) Σ_b Σ (m ⊙ g)² with g the saliency of the scalar kind ``score`` (Right for the Right
+    Reasons, Ross et al. 2017: ``"sum_log_prob"``, Σ_k log p_k). ``score="nll"`` sums g over channels
+    before squaring (CDEP's "Grad" baseline, Rieger et al. 2020) unless ``channel_sum`` says
+    otherwise. CDEP's code uses the batch-mean NLL, so its λ equals ours × B.
+
+    Args:
+        score: the scalar kind (``"sum_log_prob"`` by default; :data:`explainreg.saliency.SCORES`).
+        channel_sum: square Σ_c g instead of g (default: ``score == "nll"``).
+        blob_sampler: blobs drawn per batch instead of the extras' mask (see :class:`CDEP`).
+        target: deprecated alias of ``score``.
+
+    Shape:
+        Called as ``penalty(model, x, y, mask=...)``: x B×C×H×W (B×C×T, B×F, B×T token ids),
+        ``mask`` (1 = the region the model should not use) in any form of
+        :func:`explainreg.inputs.normalize_mask` (H×W, B×H×W, B×1×H×W, B×C×H×W; B×C×T series;
+        B×T token ids) or a list of blobs (summed); returns a 0-d tensor.
+
+    Returns:
+        The raw R, differentiable w.r.t. the model's parameters (double back-propagation).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3))
+        >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+        >>> mask = torch.zeros(4, 4)
+        >>> mask[:2, :2] = 1                                    # the region not to use
+        >>> from explainreg import saliency
+        >>> g = saliency(net, x, y, score="sum_log_prob")
+        >>> bool(torch.isclose(RRR()(net, x, y, mask=mask), (mask * g).pow(2).flatten(1).sum(1).mean()))
+        True
+    """
 
     name = "rrr"
     target = target_alias
@@ -259,10 +320,42 @@ class RRR(_AnnotationPenalty):
 
 @register_penalty("eg", "expected_gradients")
 class ExpectedGradients(_AnnotationPenalty):
-    """R = (1/B) Σ_b Σ_mask |EG_b| with EG of p_y over ``n_refs`` references drawn from the batch
-    (methods.md A.3); one vectorised double-backprop pass on B·n_refs interpolated inputs.
-    ``compat=True``: the seed's sum Σ_b Σ_refs Σ_mask |∂p_y/∂x̃|·|x − x′| (its λ then matches ours
-    for the same ``n_refs``; the seed used 200 on DecoyMNIST, 50 on ColorMNIST)."""
+    """R = (1/B) Σ_b Σ_mask |EG_b| with EG the Expected Gradients attribution of p_y (Erion et al.
+    2021) over ``n_refs`` references drawn from the batch; one vectorised double-backprop pass on
+    B·n_refs interpolated inputs. ``compat=True``: the seed's sum Σ_b Σ_refs Σ_mask
+    |∂p_y/∂x̃|·|x − x′| (its λ then matches ours for the same ``n_refs``; the seed used 200 on
+    DecoyMNIST, 50 on ColorMNIST).
+
+    Args:
+        n_refs: references (and interpolation points) per sample, ≥ 1.
+        compat: the seed's un-averaged form. blob_sampler: as :class:`CDEP`.
+
+    Shape:
+        Called as ``penalty(model, x, y, mask=..., generator=...)``: x B×C×H×W (B×C×T, B×F, B×T
+        token ids, in embedding space), ``mask`` (1 = the region the model should not use) in any form of
+        :func:`explainreg.inputs.normalize_mask` (H×W, B×H×W, B×1×H×W, B×C×H×W; B×C×T series;
+        B×T token ids) or a list of blobs (summed); returns a 0-d tensor.
+
+    Returns:
+        The raw R, differentiable w.r.t. the model's parameters.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3))
+        >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+        >>> mask = torch.zeros(4, 4)
+        >>> mask[:2, :2] = 1                                    # the region not to use
+        >>> from explainreg.penalties.functional import expected_gradients
+        >>> from explainreg.penalties.annotation import draw_references
+        >>> r = ExpectedGradients(n_refs=3)(net, x, y, mask=mask, generator=torch.Generator().manual_seed(1))
+        >>> index, alpha = draw_references(4, 3, torch.Generator().manual_seed(1))
+        >>> eg = expected_gradients(net, x, y, index, alpha)
+        >>> bool(torch.isclose(r, (mask * eg.abs()).flatten(1).sum(1).mean()))
+        True
+    """
 
     name = "expected_gradients"
     needs_input_grad = False
