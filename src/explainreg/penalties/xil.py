@@ -196,9 +196,37 @@ class _GradCAMPenalty(_AnnotationPenalty):
 @register_penalty("rrr_g", "rrr_gc", "rrr_gradcam", "rrrg")
 class RRRGradCAM(_GradCAMPenalty):
     """R = Σ (m⁻ ⊙ Â)², Â the normalised, signed Grad-CAM of the **predicted** class on ``layer``
-    (default: the last Conv2d), m⁻ resized to Â's size (Schramowski et al. 2020; methods.md A.11).
+    (default: the last Conv2d), m⁻ resized to Â's size (Schramowski et al. 2020; Friedrich et al. 2023).
     ``reduction="mean"`` divides by B. ``detach_weights=True``: α detached, as Captum's
-    ``LayerGradCam`` in XIL's code (no gradient to the layers after ``layer``)."""
+    ``LayerGradCam`` in XIL's code (no gradient to the layers after ``layer``).
+
+    Args:
+        layer: the name of the module Grad-CAM is taken at (default: the last ``nn.Conv2d``).
+        reduction: ``"sum"`` or ``"mean"`` (÷ B). positive_only: normalise max(Â, 0).
+        interpolation: how the mask (or the map) is resized. detach_weights: α without gradient.
+
+    Shape:
+        Called as ``penalty(model, x, y, mask=...)``: x B×C×H×W, ``mask`` one mask in any form of
+        :func:`explainreg.inputs.normalize_mask`; returns a 0-d tensor.
+
+    Returns:
+        The raw R, differentiable w.r.t. the model's parameters.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3))
+        >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+        >>> mask = torch.zeros(4, 4)
+        >>> mask[:2, :2] = 1
+        >>> logits, a = forward_with_activation(net, x, net[0])
+        >>> cam = normalize_map(grad_cam(logits, a, logits.argmax(1)))
+        >>> r = RRRGradCAM()(net, x, y, mask=mask)
+        >>> bool(torch.isclose(r, rrr_gradcam(cam, mask[None, None])))
+        True
+    """
 
     name = "rrr_gradcam"
     needs_input_grad = False
@@ -212,9 +240,35 @@ class RRRGradCAM(_GradCAMPenalty):
 @register_penalty()
 class HINT(_GradCAMPenalty):
     """R = MSE(up(Â), m⁺): the normalised Grad-CAM of the **true** class (``positive_only``: of its
-    positive part) upsampled to the reward mask ``reward_mask`` (Selvaraju et al. 2019; A.11).
+    positive part) upsampled to the reward mask ``reward_mask`` (Selvaraju et al. 2019; Friedrich et al. 2023).
     ``reduction="sum"`` is XIL's Σ (up(Â) − m⁺)²; ``detach_weights=True`` detaches α as XIL's
-    Captum ``LayerGradCam`` did."""
+    Captum ``LayerGradCam`` did.
+
+    Args:
+        layer: the name of the module Grad-CAM is taken at (default: the last ``nn.Conv2d``).
+        reduction: ``"sum"`` or ``"mean"`` (÷ B). positive_only: normalise max(Â, 0).
+        interpolation: how the mask (or the map) is resized. detach_weights: α without gradient.
+
+    Shape:
+        Called as ``penalty(model, x, y, reward_mask=...)``: x B×C×H×W, ``reward_mask`` one mask in any form of
+        :func:`explainreg.inputs.normalize_mask`; returns a 0-d tensor.
+
+    Returns:
+        The raw R, differentiable w.r.t. the model's parameters.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3))
+        >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+        >>> mask = torch.zeros(4, 4)
+        >>> mask[:2, :2] = 1
+        >>> r = HINT()(net, x, y, reward_mask=mask)
+        >>> bool(r >= 0) and r.shape == torch.Size([])
+        True
+    """
 
     name = "hint"
     needs_input_grad = False
@@ -231,7 +285,32 @@ class HINT(_GradCAMPenalty):
 @register_penalty("right_for_better_reasons")
 class RBR(_AnnotationPenalty):
     """R = Σ (m⁻ ⊙ IF ⊙ g)², IF = ∂/∂x Σ_θ ∂CE/∂θ (influence-function path, identity Hessian) and
-    g = ∂ Σ_k log p_k/∂x (Shao et al. 2021; A.11). Third-order: the dearest penalty here."""
+    g = ∂ Σ_k log p_k/∂x (Shao et al. 2021; Friedrich et al. 2023). Third-order: the dearest penalty here.
+
+    Args:
+        reduction: ``"sum"`` (XIL's) or ``"mean"`` (÷ B).
+
+    Shape:
+        Called as ``penalty(model, x, y, mask=...)``: x B×C×H×W, ``mask`` one mask in any form of
+        :func:`explainreg.inputs.normalize_mask`; returns a 0-d tensor.
+
+    Returns:
+        The raw R, differentiable w.r.t. the model's parameters.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3))
+        >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+        >>> mask = torch.zeros(4, 4)
+        >>> mask[:2, :2] = 1
+        >>> r = RBR()(net, x, y, mask=mask)
+        >>> r.backward()
+        >>> net[0].weight.grad is not None
+        True
+    """
 
     name = "rbr"
 
@@ -248,3 +327,7 @@ class RBR(_AnnotationPenalty):
         with torch.enable_grad():
             influence = influence_gradient(ctx.model, ctx.x, ctx.logits, ctx.y)
             return rbr(influence, ctx.saliency("sum_log_prob"), mask, reduction=self.reduction)
+
+
+__all__ = ["HINT", "INTERPOLATIONS", "RBR", "REDUCTIONS", "RRRGradCAM", "find_conv_layer", "forward_with_activation",
+           "grad_cam", "hint", "influence_gradient", "normalize_map", "rbr", "resize_map", "rrr_gradcam"]
