@@ -1,15 +1,25 @@
 """``explainreg study xil``: the XIL typology's comparison (Friedrich et al. 2023; methods.md A.11).
 
 Trains vanilla, RRR, RRR-GradCAM, RBR, HINT, CDEP, counterexamples and Expected Gradients on
-DecoyMNIST or Decoy-FMNIST with XIL's settings (CDEP's DecoyMNIST net = XIL's SimpleConvNet, Adam
-1e-3, weight decay 1e-4, batch 256, each penalty weighted by its regularisation rate (× its
-normalisation rate computed over one pass of the training data for CDEP, whose rate 2e6 is given
-with it; ``--normalise all`` as XIL's ``Learner.fit`` default), and reports test accuracy and the
-wrong-reason score WR of Grad-CAM and of input gradients (XIL's "IG", ``ig_ross``), mean ± std over
-seeds, in ``results.csv`` (one row per run) and ``report.md``. ``--feedback random|incomplete`` gives
-every method XIL's corrupted masks (random: each pixel 1 with probability ½; incomplete: the first
-half of each mask's pixels, in raster order, removed). The masks are the patch's corner (XIL's E);
-WR is measured on the test images with the same kind of mask.
+DecoyMNIST or Decoy-FMNIST and reports test accuracy and the wrong-reason score WR of Grad-CAM and of
+input gradients (XIL's "IG", ``ig_ross``), mean ± std over seeds, in ``results.csv`` (one row per
+run) and ``report.md``.
+
+The defaults follow XIL's paper-era code (ml-research/A-Typology-for-Exploring-the-Mitigation-of-
+Shortcut-Behavior @922a054: ``main_MNIST.py``, ``xil_methods/xil_loss.py``, ``learner/learner.py``;
+docs/xil.md "Faithful settings"): loss = CE + λ·R with **no normalisation rate**, the per-data-set
+rates of :data:`PAPER_RATES`, RRR and HINT **summed** over the batch (HINT ``reduction="sum"``;
+RRR, whose class averages over the batch, with λ × the batch size 256), Grad-CAM α **detached** as
+Captum's ``LayerGradCam``, **raw 0–255 pixels**, all 60,000 training images, Adam 1e-3 **without
+weight decay**, batch 256, 50 epochs, the last epoch's model (XIL's "best on train" file is
+overwritten by the last epoch's). Every setting is an option (``--rates issue``, ``--rate rrr=10``,
+``--normalise``, ``--reduction``, ``--gradcam``, ``--pixels``, ``--train-split``,
+``--weight-decay``, ``--epochs``); docs/xil.md gives the flags that reproduce session 5's tables.
+
+``--feedback random|incomplete`` gives every method XIL's corrupted masks (random: each pixel 1 with
+probability ½; incomplete: the first half of each mask's pixels, in raster order, removed). The masks
+are the patch's corner (XIL's E); WR is measured on the test images with the same kind of mask.
+Finished runs are cached in ``OUT/runs``; a folder made with other settings is refused.
 """
 from __future__ import annotations
 
@@ -26,19 +36,44 @@ import torch
 from ..runs import atomic_write_bytes
 from . import register_study
 
-#: XIL's regularisation rates (issue 17 / methods.md A.11); EG is not in XIL: λ = 1 is our choice
-RATES = {"rrr": 10.0, "rrr_gradcam": 10.0, "rbr": 1e6, "cdep": 2e6, "hint": 1e4, "expected_gradients": 1.0}
-#: the penalties whose rate is multiplied by the normalisation rate by default (CDEP's 2e6 is given with it)
-NORMALISED = ("cdep",)
 METHODS = ("vanilla", "rrr", "rrr_gradcam", "rbr", "hint", "cdep", "counterexamples", "expected_gradients")
+PENALISED = ("rrr", "rrr_gradcam", "rbr", "hint", "cdep", "expected_gradients")
 DATASETS = ("decoy-mnist", "decoy-fmnist")
+BATCH_SIZE = 256
+#: XIL's paper-era rates (main_MNIST.py and wrong_reason_MNIST.py @922a054), per data set; HINT on
+#: Decoy-FMNIST is 1e-5 there (robustness.ipynb @7d30d91 used 10: ``--rate hint=10``). EG is not in
+#: XIL: λ = 1 is our choice.
+PAPER_RATES = {
+    "decoy-mnist": {"rrr": 10.0, "rbr": 1e5, "rrr_gradcam": 1.0, "hint": 100.0, "cdep": 1e6, "expected_gradients": 1.0},
+    "decoy-fmnist": {"rrr": 10.0, "rbr": 1e6, "rrr_gradcam": 10.0, "hint": 1e-5, "cdep": 2e6, "expected_gradients": 1.0},
+}
+#: issue 17's list (visualize_explanations.ipynb's model file names), the rates of session 5's runs
+ISSUE_RATES = {"rrr": 10.0, "rrr_gradcam": 10.0, "rbr": 1e6, "cdep": 2e6, "hint": 1e4, "expected_gradients": 1.0}
+#: the settings a results folder is keyed by: a cached run or folder made with other values is refused
+KEY_SETTINGS = ("dataset", "epochs", "feedback", "normalisation_rate", "train_images", "test_images", "rates",
+                "reduction", "gradcam", "pixels", "weight_decay", "train_split", "selection")
+
+
+def _rate(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep or name not in PENALISED:
+        raise argparse.ArgumentTypeError(f"--rate must be METHOD=VALUE with METHOD one of {', '.join(PENALISED)}; "
+                                         f"got {text!r}")
+    try:
+        rate = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--rate {name}=VALUE needs a number, got {value!r}") from None
+    if not rate >= 0 or math.isinf(rate):
+        raise argparse.ArgumentTypeError(f"--rate {name} must be a finite number ≥ 0, got {value!r}")
+    return name, rate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="decoy-mnist", choices=DATASETS)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--epochs", type=int, default=5, help="epochs per run (XIL: 50 with early stopping)")
+    parser.add_argument("--epochs", type=int, default=50, help="epochs per run (XIL: 50, the last epoch's model)")
     parser.add_argument("--train-limit", type=int, default=None, metavar="N")
     parser.add_argument("--test-limit", type=int, default=None, metavar="N")
     parser.add_argument("--feedback", default="correct", choices=("correct", "random", "incomplete"))
@@ -46,8 +81,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: results/xil-DATASET)")
     parser.add_argument("--data-root", default=None, metavar="PATH")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--normalise", default="cdep", choices=("cdep", "all", "none"),
-                        help="which penalties get XIL's normalisation rate (default: CDEP only, as the rates are given)")
+    parser.add_argument("--rates", default="paper", choices=("paper", "issue"),
+                        help="paper: XIL's per-data-set rates (main_MNIST.py @922a054); issue: issue 17's list")
+    parser.add_argument("--rate", type=_rate, action="append", default=[], metavar="METHOD=VALUE",
+                        help="override one method's rate (repeatable), e.g. --rate hint=10")
+    parser.add_argument("--normalise", default="none", choices=("none", "cdep", "all"),
+                        help="which penalties get the normalisation rate Σ CE / Σ R / n (XIL's paper-era code: none; "
+                             "session 5: cdep)")
+    parser.add_argument("--reduction", default="xil", choices=("xil", "library"),
+                        help="xil: RRR and HINT summed over the batch (RRR via λ × 256); library: the classes' "
+                             "batch means (session 5)")
+    parser.add_argument("--gradcam", default="captum", choices=("captum", "differentiable"),
+                        help="captum: Grad-CAM weights α detached (XIL); differentiable: α differentiated (session 5)")
+    parser.add_argument("--pixels", default="raw", choices=("raw", "unit"),
+                        help="raw: 0–255 pixels (XIL); unit: the library's DecoyMNIST scaling to [−1, 1] (session 5)")
+    parser.add_argument("--train-split", default="full", choices=("full", "train"),
+                        help="full: all 60,000 training images (XIL); train: the 54,000 of the 90/10 split (session 5)")
+    parser.add_argument("--weight-decay", type=float, default=0.0,
+                        help="Adam's weight decay (XIL's paper-era code: 0; session 5: 1e-4)")
 
 
 def corrupt(mask: torch.Tensor, feedback: str, generator: torch.Generator) -> torch.Tensor:
@@ -63,25 +114,69 @@ def corrupt(mask: torch.Tensor, feedback: str, generator: torch.Generator) -> to
     return keep.view_as(mask)
 
 
+def study_rates(args: argparse.Namespace) -> dict[str, float]:
+    """λ per penalised method as given (before the RRR batch-size factor and any normalisation rate)."""
+    rates = dict(PAPER_RATES[args.dataset] if args.rates == "paper" else ISSUE_RATES)
+    rates.update(dict(args.rate))
+    return rates
+
+
+def effective_rate(method: str, rates: dict[str, float], reduction: str) -> float:
+    """The weight the study gives the penalty class: RRR's batch mean × 256 equals XIL's batch sum
+    (the last, shorter batch excepted: 60,000 = 234·256 + 96, whose rows weigh 256/96 more)."""
+    return rates[method] * (BATCH_SIZE if method == "rrr" and reduction == "xil" else 1)
+
+
+def to_pixels(dataset, pixels: str):
+    """``pixels="raw"``: the library's [−1, 1] images mapped back to XIL's 0–255 (x ↦ (x + 1)·127.5)."""
+    from ..data.datasets import ArrayDataset
+
+    if pixels == "unit":
+        return dataset
+    return ArrayDataset((dataset.x + 1.0) * 127.5, dataset.y, dataset.extras, name=dataset.name,
+                        source=dataset.source + ", raw 0–255 pixels")
+
+
+def pixel_range(pixels: str) -> tuple[float, float]:
+    """The counterexamples' uniform value range: XIL draws 0–255 (``ce.correct_one``)."""
+    return (0.0, 255.0) if pixels == "raw" else (-1.0, 1.0)
+
+
 def _data(args: argparse.Namespace):
+    from ..data.datasets import ArrayDataset
     from ..data.shortcuts import decoy_mnist
 
     source = "mnist" if args.dataset == "decoy-mnist" else "fashion-mnist"
-    train = decoy_mnist("train", args.data_root, limit=args.train_limit, mask="patch", reward_mask=True, source=source)
+    options = dict(mask="patch", reward_mask=True, source=source)
+    train = decoy_mnist("train", args.data_root, **options)
+    if args.train_split == "full":  # the 90/10 split's two parts: all 60,000 training images, as XIL
+        val = decoy_mnist("val", args.data_root, **options)
+        train = ArrayDataset(torch.cat([train.x, val.x]), torch.cat([train.y, val.y]),
+                             {k: torch.cat([v, val.extras[k]]) for k, v in train.extras.items()}, name=train.name,
+                             source=train.source.replace("train", "train + val", 1))
+    if args.train_limit is not None:
+        train = ArrayDataset(train.x[:args.train_limit], train.y[:args.train_limit],
+                             {k: v[:args.train_limit] for k, v in train.extras.items()}, name=train.name,
+                             source=f"{train.source}, first {args.train_limit}")
     test = decoy_mnist("test", args.data_root, limit=args.test_limit, mask="patch", source=source)
     generator = torch.Generator().manual_seed(12345)
     train.extras["mask"] = corrupt(train.extras["mask"], args.feedback, generator)
     train.extras["reward_mask"] = corrupt(train.extras["reward_mask"], args.feedback, generator)
-    return train, test
+    return to_pixels(train, args.pixels), to_pixels(test, args.pixels)
 
 
-def _objective(method: str):
+def _objective(method: str, args: argparse.Namespace):
     from ..objective import Objective
     from ..penalties import CDEP, HINT, RBR, RRR, ExpectedGradients, RRRGradCAM
 
-    penalty = {"rrr": RRR, "rrr_gradcam": RRRGradCAM, "rbr": RBR, "hint": HINT, "cdep": CDEP,
-               "expected_gradients": ExpectedGradients}.get(method)
-    return Objective() if penalty is None else Objective({penalty(): RATES[method]})
+    detach = args.gradcam == "captum"
+    build = {"rrr": RRR, "rbr": RBR, "cdep": CDEP, "expected_gradients": ExpectedGradients,
+             "rrr_gradcam": lambda: RRRGradCAM(detach_weights=detach),
+             "hint": lambda: HINT(reduction="sum" if args.reduction == "xil" else "mean", detach_weights=detach)}
+    if method not in build:
+        return Objective(), math.nan
+    rate = effective_rate(method, study_rates(args), args.reduction)
+    return Objective({build[method](): rate}), rate
 
 
 def run_one(method: str, seed: int, train_set, test_set, args: argparse.Namespace) -> dict[str, Any]:
@@ -94,19 +189,21 @@ def run_one(method: str, seed: int, train_set, test_set, args: argparse.Namespac
 
     torch.manual_seed(seed)
     model = cdep_decoymnist_net()
-    objective = _objective(method)
-    data = counterexamples(train_set, 1, seed=seed) if method == "counterexamples" else train_set
+    objective, reg_rate = _objective(method, args)
+    data = counterexamples(train_set, 1, seed=seed, value_range=pixel_range(args.pixels)) \
+        if method == "counterexamples" else train_set
     started = time.perf_counter()
-    normalise = args.normalise == "all" or (args.normalise == "cdep" and method in NORMALISED)
-    rates = normalisation_rates(model, objective, data, batch_size=256) if objective.penalties and normalise else {}
+    normalise = args.normalise == "all" or (args.normalise == "cdep" and method == "cdep")
+    rates = normalisation_rates(model, objective, data, batch_size=BATCH_SIZE) \
+        if objective.penalties and normalise else {}
     objective.set_rates(rates or None)
-    config = TrainConfig(epochs=args.epochs, batch_size=256, lr=1e-3, weight_decay=1e-4, optimizer="adam",
-                         seed=seed, device=args.device, progress=False)
+    config = TrainConfig(epochs=args.epochs, batch_size=BATCH_SIZE, lr=1e-3, weight_decay=args.weight_decay,
+                         optimizer="adam", select="last", seed=seed, device=args.device, progress=False)
     train(model, objective, data, None, config=config)
     seconds = time.perf_counter() - started
     model.eval()
     row: dict[str, Any] = {"method": method, "seed": seed, "accuracy": 100 * evaluate_accuracy(model, test_set),
-                           "seconds": seconds, "rate": next(iter(rates.values()), math.nan)}
+                           "seconds": seconds, "rate": next(iter(rates.values()), math.nan), "reg_rate": reg_rate}
     for kind, column in (("gradcam", "wr_gradcam"), ("input_gradient", "wr_ig")):
         metric = WrongReason()
         for start in range(0, len(test_set), 500):
@@ -133,8 +230,9 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def write_report(out: Path, rows: list[dict[str, Any]], args: argparse.Namespace, config: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    fields = list(dict.fromkeys(k for r in rows for k in r))
     with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(f, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(rows)
     (out / "config.json").write_text(json.dumps(config, indent=2))
@@ -147,9 +245,36 @@ def write_report(out: Path, rows: list[dict[str, Any]], args: argparse.Namespace
         lines.append(f"| {e['method']} | {e['accuracy']:.2f} ± {e['accuracy_std']:.2f} | "
                      f"{e['wr_gradcam']:.2f} ± {e['wr_gradcam_std']:.2f} | {e['wr_ig']:.2f} ± {e['wr_ig_std']:.2f} | "
                      f"{e['seconds']:.0f} |")
-    lines += ["", "Settings: " + json.dumps({k: v for k, v in config.items() if k != "command"}), "",
+    lines += ["", "Rates λ as given (" + config["rates_source"] + "): " + json.dumps(config["rates"])
+              + (". RRR's penalty class averages over the batch, so the study weights it by λ × 256 "
+                 "(= XIL's batch sum)" if config["reduction"] == "xil" else ""), "",
+              "Settings: " + json.dumps({k: v for k, v in config.items() if k != "command"}), "",
               "Reproduce: `" + config["command"] + "`", ""]
     (out / "report.md").write_text("\n".join(lines))
+
+
+def settings_differences(recorded: dict[str, Any], key: dict[str, Any]) -> list[str]:
+    """``"name: recorded → asked"`` for each key setting that differs (missing = ``None``)."""
+    return [f"{k}: {json.dumps(recorded.get(k))} → {json.dumps(v)}" for k, v in key.items() if recorded.get(k) != v]
+
+
+def _refuse(out: Path, what: str, differences: list[str]) -> None:
+    raise SystemExit(f"{what} in {out} was made with other settings; reusing it would mix them. Differences "
+                     "(setting: recorded → asked):\n  " + "\n  ".join(differences)
+                     + "\nChoose a new folder with --out (or pass the recorded settings; folders made before "
+                       "session 6 lack the new settings and cannot be resumed).")
+
+
+def _command(args: argparse.Namespace) -> str:
+    parts = [f"--dataset {args.dataset}", "--methods " + " ".join(args.methods), f"--epochs {args.epochs}",
+             "--seeds " + " ".join(map(str, args.seeds)), f"--feedback {args.feedback}", f"--rates {args.rates}",
+             *[f"--rate {m}={r:g}" for m, r in args.rate], f"--normalise {args.normalise}",
+             f"--reduction {args.reduction}", f"--gradcam {args.gradcam}", f"--pixels {args.pixels}",
+             f"--train-split {args.train_split}", f"--weight-decay {args.weight_decay:g}"]
+    parts += ["--quick"] if args.quick else []
+    parts += [f"--train-limit {args.train_limit}"] if args.train_limit and not args.quick else []
+    parts += [f"--test-limit {args.test_limit}"] if args.test_limit and not args.quick else []
+    return "explainreg study xil " + " ".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -157,24 +282,33 @@ def run(args: argparse.Namespace) -> int:
     if args.quick:
         args.seeds, args.epochs = args.seeds[:1], 1
         args.train_limit, args.test_limit = args.train_limit or 1024, args.test_limit or 512
+    if args.weight_decay < 0 or math.isinf(args.weight_decay):
+        raise SystemExit(f"--weight-decay must be a finite number ≥ 0, got {args.weight_decay}")
     out = Path(args.out or f"results/xil-{args.dataset}" + ("" if args.feedback == "correct" else f"-{args.feedback}"))
     train_set, test_set = _data(args)
     config = {"dataset": args.dataset, "methods": args.methods, "seeds": args.seeds, "epochs": args.epochs,
-              "feedback": args.feedback, "rates": {m: RATES[m] for m in args.methods if m in RATES},
-              "optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 256, "model": "cdep_decoymnist",
+              "feedback": args.feedback, "rates_source": args.rates, "rates": study_rates(args),
+              "effective_rates": {m: effective_rate(m, study_rates(args), args.reduction) for m in PENALISED},
+              "reduction": args.reduction, "gradcam": args.gradcam, "pixels": args.pixels,
+              "train_split": args.train_split, "selection": "last", "optimizer": "adam", "lr": 1e-3,
+              "weight_decay": args.weight_decay, "batch_size": BATCH_SIZE, "model": "cdep_decoymnist",
               "normalisation_rate": args.normalise, "train_images": len(train_set), "test_images": len(test_set),
-              "command": "explainreg study xil " + " ".join(
-                  [f"--dataset {args.dataset}", f"--epochs {args.epochs}", "--seeds " + " ".join(map(str, args.seeds)),
-                   f"--feedback {args.feedback}", f"--normalise {args.normalise}"] + (["--quick"] if args.quick else [])
-                  + ([f"--train-limit {args.train_limit}"] if args.train_limit and not args.quick else [])
-                  + ([f"--test-limit {args.test_limit}"] if args.test_limit and not args.quick else []))}
+              "command": _command(args)}
+    key = {k: config[k] for k in KEY_SETTINGS}
+    if (out / "config.json").is_file():
+        differences = settings_differences(json.loads((out / "config.json").read_text()), key)
+        if differences:
+            _refuse(out, "The study", differences)
     rows = []
-    key = {k: config[k] for k in ("dataset", "epochs", "feedback", "normalisation_rate", "train_images", "test_images")}
     for seed in args.seeds:
         for method in args.methods:
             cached = out / "runs" / f"{method}_seed{seed}.json"
-            if cached.is_file() and json.loads(cached.read_text()).get("settings") == key:
-                rows.append(json.loads(cached.read_text())["row"])  # finished before: an interrupted grid resumes
+            if cached.is_file():
+                recorded = json.loads(cached.read_text())
+                differences = settings_differences(recorded.get("settings", {}), key)
+                if differences:
+                    _refuse(out, f"The finished run {cached.name}", differences)
+                rows.append(recorded["row"])  # finished before: an interrupted grid resumes
                 continue
             row = run_one(method, seed, train_set, test_set, args)
             cached.parent.mkdir(parents=True, exist_ok=True)
@@ -183,6 +317,8 @@ def run(args: argparse.Namespace) -> int:
                   f"WR(IG) {row['wr_ig']:.2f} ({row['seconds']:.0f} s)", flush=True)
             rows.append(row)
             write_report(out, rows, args, config)
+    if rows:
+        write_report(out, rows, args, config)
     print(f"report: {out / 'report.md'}")
     return 0
 
