@@ -134,12 +134,10 @@ def _public(name: str) -> bool:
 WITHOUT_ALL = frozenset("""
     explainreg.cli explainreg.cli.datasets explainreg.cli.evaluate explainreg.cli.study
     explainreg.cli.train
-    explainreg.data.shortcuts
     explainreg.data.synthetic_ts
-    explainreg.objective explainreg.penalties.annotation explainreg.penalties.base
-    explainreg.penalties.gradient explainreg.penalties.saliency_guided
-    explainreg.penalties.xil explainreg.report.document explainreg.report.figures explainreg.runs
-    explainreg.saliency explainreg.studies explainreg.studies.cdep_mnist explainreg.studies.constraints
+    explainreg.penalties.saliency_guided
+    explainreg.report.document explainreg.report.figures explainreg.runs
+    explainreg.studies explainreg.studies.cdep_mnist explainreg.studies.constraints
     explainreg.studies.constraints_report explainreg.studies.executors explainreg.studies.isic
     explainreg.studies.saliency_guided explainreg.studies.sgt_text explainreg.studies.sst_bias
     explainreg.studies.timeseries explainreg.studies.xil explainreg.training.batches explainreg.training.config

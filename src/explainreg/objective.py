@@ -21,7 +21,8 @@ from .penalties.base import Penalty, PenaltyContext, build_penalty
 
 @dataclass
 class ObjectiveOutput:
-    """``loss`` to back-propagate, ``terms`` (raw values: ``ce``, each penalty, ``loss``) and ``logits``."""
+    """What an :class:`Objective` returns: ``loss`` (0-d, to back-propagate), ``terms`` (the raw
+    values as floats: ``ce``, each penalty by name, ``loss``) and the shared forward's ``logits`` (B×K)."""
 
     loss: torch.Tensor
     terms: dict[str, float]
@@ -47,15 +48,41 @@ def _as_pairs(penalties) -> list[tuple[Penalty, float]]:
 
 
 class Objective(nn.Module):
-    """CE plus weighted penalties, e.g. ``Objective({Smoothness(): 0.1, "fidelity": 1.0}, seed=0)``.
+    """The training loss: loss = CE(f(x), y) + Σ_i λ_i · rate_i · min(R_i, clip_i), with one
+    shared forward pass and one saliency per scalar kind for all penalties.
 
-    Call as ``objective(model, x, y, **extras)``; returns an :class:`ObjectiveOutput`.
-    ``seed`` seeds the generator that random penalties (Symmetry's angle, ...) draw from;
-    ``monitor_every`` says how often weight-0 penalties are computed for logging (1: every batch).
-    ``rates`` (XIL's normalisation rates, A.11: penalty name -> rate) multiply the weights; ``clip``
-    (name -> cap, or one cap for all) caps each raw R before weighting (no gradient above the cap).
-    Batches of integer token ids (B×T, with ``lengths`` or ``padding_mask`` among the extras) are
-    explained through the model's embedding, or the module named by ``explained_layer`` (A.7).
+    Args:
+        penalties: ``{penalty or its name: weight λ}`` (or an iterable of penalties, or of
+            ``(penalty, weight)`` pairs); weights finite and ≥ 0. Weight 0: monitored only.
+        seed: seeds the generator random penalties draw from (Symmetry's angle, EG's references).
+        cross_entropy: include the CE term. monitor_every: how often (in calls) weight-0 penalties
+            are computed for logging (1: every batch).
+        rates: XIL's normalisation rates (penalty name -> rate; Friedrich et al. 2023), multiplying
+            the weights. clip: name -> cap (or one cap for all) on each raw R before weighting.
+        explained_layer: for token ids (B×T, with ``lengths`` or ``padding_mask`` among the
+            extras), the embedding module whose output is explained.
+
+    Shape:
+        Called as ``objective(model, x, y, **extras)`` with x B×…, y B; returns an
+        :class:`ObjectiveOutput` (``loss`` 0-d, ``logits`` B×K).
+
+    Returns:
+        :class:`ObjectiveOutput`.
+
+    Example:
+        >>> import torch
+        >>> import torch.nn.functional as F
+        >>> from torch import nn
+        >>> from explainreg.penalties import GradientL1
+        >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+        >>> x, y = torch.rand(5, 1, 2, 2), torch.tensor([0, 1, 2, 0, 1])
+        >>> out = Objective({GradientL1(): 0.5})(net, x, y)
+        >>> sorted(out.terms)
+        ['ce', 'gradient_l1', 'loss']
+        >>> ce, r = F.cross_entropy(net(x), y), GradientL1()(net, x, y)
+        >>> bool(torch.isclose(out.loss, ce + 0.5 * r))
+        True
+        >>> out.loss.backward()
     """
 
     def __init__(self, penalties: Mapping[Penalty | str, float] | Iterable | None = None, *,
@@ -102,7 +129,7 @@ class Objective(nn.Module):
         return ObjectiveOutput(loss, terms, ctx.logits)
 
     def set_rates(self, rates: Mapping[str, float] | None) -> None:
-        """XIL's normalisation rates (methods.md A.11): penalty ``name`` enters the loss as
+        """XIL's normalisation rates (Friedrich et al. 2023): penalty ``name`` enters the loss as
         weight · rate · R (see :func:`explainreg.training.rates.normalisation_rates`); None: all 1."""
         self.rates = _per_penalty("rates", rates, self.names)
 
@@ -150,3 +177,6 @@ def _unique_names(names: list[str]) -> list[str]:
         seen[name] = seen.get(name, 0) + 1
         out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
     return out
+
+
+__all__ = ["Objective", "ObjectiveOutput", "RECORDED_NAMES"]

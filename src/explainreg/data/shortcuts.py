@@ -123,10 +123,24 @@ def pixel_nonzero_frequency(images: torch.Tensor) -> torch.Tensor:
 
 
 class PixelBlobSampler:
-    """CDEP's ColorMNIST blobs: ``n_blobs`` single pixels (all channels) per batch, each drawn with
-    probability ∝ ``frequency`` (with replacement, as the seed's ``np.random.choice`` per blob).
+    """CDEP's ColorMNIST blobs (Rieger et al. 2020): ``n_blobs`` single pixels (all channels) per
+    batch, each drawn with probability ∝ ``frequency`` (with replacement, as the seed's
+    ``np.random.choice`` per blob).
 
-    Called as ``sampler(generator, x=None) -> n_blobs×H×W`` one-hot masks."""
+    Args:
+        frequency: H×W non-negative weights with a positive sum (:func:`pixel_nonzero_frequency`).
+        n_blobs: pixels per batch.
+
+    Shape:
+        Called as ``sampler(generator, x=None)``; returns n_blobs×H×W one-hot masks (x's device
+        and dtype when x is given).
+
+    Example:
+        >>> sampler = PixelBlobSampler(torch.tensor([[0.0, 1.0], [0.0, 3.0]]), n_blobs=5)
+        >>> blobs = sampler(torch.Generator().manual_seed(0))
+        >>> blobs.shape, blobs.sum((1, 2)).tolist(), bool(blobs[:, :, 0].sum() == 0)
+        (torch.Size([5, 2, 2]), [1.0, 1.0, 1.0, 1.0, 1.0], True)
+    """
 
     def __init__(self, frequency: torch.Tensor, n_blobs: int = 8) -> None:
         frequency = torch.as_tensor(frequency, dtype=torch.float64)
@@ -234,9 +248,32 @@ SHORTCUT_DATASETS = {"decoy-mnist": decoy_mnist, "decoy-fmnist": decoy_fmnist, "
 
 
 def masked_dataset(x: Any, y: Any, mask: Any, *, name: str = "custom", source: str = "in memory") -> ArrayDataset:
-    """A data set of images ``x`` (N×C×H×W), labels ``y`` (N) and annotation masks (1 = the region
-    the model should not use): ``mask`` N×H×W, N×1×H×W, N×C×H×W, or one H×W for every image.
-    Batches carry it as ``extras["mask"]`` for CDEP / RRR / ExpectedGradients / Locality."""
+    """A data set of images, labels and annotation masks, whose batches carry the mask as
+    ``extras["mask"]`` for CDEP / RRR / ExpectedGradients / Locality.
+
+    The mask is read by :func:`explainreg.inputs.normalize_mask` with the data set in the batch's
+    place, so it accepts what the penalties accept: one H×W for every image, N×H×W, N×1×H×W or
+    N×C×H×W; values in [0, 1], 1 = the region the model should not use. Binary masks are stored as
+    bool, soft ones as float32.
+
+    Args:
+        x: N×C×H×W float images. y: N integer labels. mask: as above.
+        name, source: the data set's name and a description of where it came from.
+
+    Shape:
+        ``extras["mask"]`` N×(1|C)×H×W.
+
+    Returns:
+        An :class:`~explainreg.data.datasets.ArrayDataset`.
+
+    Example:
+        >>> x, y = torch.rand(6, 1, 8, 8), torch.arange(6) % 2
+        >>> mask = torch.zeros(8, 8)
+        >>> mask[:2, :2] = 1
+        >>> data = masked_dataset(x, y, mask)
+        >>> data.extras["mask"].shape, data.extras["mask"].dtype
+        (torch.Size([6, 1, 8, 8]), torch.bool)
+    """
     x = torch.as_tensor(x)
     y = torch.as_tensor(y)
     mask = torch.as_tensor(mask)  # a sequence here is one mask per image, not a list of blobs
@@ -249,3 +286,8 @@ def masked_dataset(x: Any, y: Any, mask: Any, *, name: str = "custom", source: s
     binary = mask.dtype == torch.bool or bool(((parsed == 0) | (parsed == 1)).all())
     mask = (parsed.bool() if binary else parsed.float()).expand(len(x), *parsed.shape[1:])
     return ArrayDataset(x, y.long(), {"mask": mask}, name=name, source=source)
+
+
+__all__ = ["PixelBlobSampler", "SHORTCUT_DATASETS", "SHORTCUT_SPLITS", "add_decoy", "color_mnist",
+           "color_mnist_blob_sampler", "color_mnist_stats", "color_palette", "decoy_corner_mask", "decoy_fmnist",
+           "decoy_mnist", "masked_dataset", "pixel_nonzero_frequency", "train_val_indices"]

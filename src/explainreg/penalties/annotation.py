@@ -382,3 +382,8 @@ class ExpectedGradients(_AnnotationPenalty):
         if self.compat:
             return expected_gradients_seed_penalty(diff, grad, mask, blobs=blobs)
         return expected_gradients_penalty((diff * grad).mean(1), mask, blobs=blobs)
+
+
+__all__ = ["BlobSampler", "CDEP", "ExpectedGradients", "RRR", "cdep", "cdep_share", "draw_references",
+           "expected_gradient_terms", "expected_gradients", "expected_gradients_penalty",
+           "expected_gradients_seed_penalty", "rrr"]

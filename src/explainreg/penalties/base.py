@@ -1,7 +1,7 @@
 """The penalty interface: a small settings-holding module over a pure function, and the shared context.
 
-A penalty is called as ``penalty(model, x, y, **extras)`` and returns the raw, unweighted scalar R
-(methods.md A.1). Inside an :class:`~explainreg.objective.Objective` all penalties share one
+A penalty is called as ``penalty(model, x, y, **extras)`` and returns the raw, unweighted scalar R.
+Inside an :class:`~explainreg.objective.Objective` all penalties share one
 :class:`PenaltyContext`: one forward pass on ``x`` and one saliency per target for the batch.
 """
 from __future__ import annotations
@@ -20,13 +20,31 @@ from ..saliency import gradient_of, minmax_normalize, resolve_score
 
 class PenaltyContext:
     """One batch seen by the penalties: the model, a grad-enabled ``x``, its logits, and lazily
-    computed, cached saliency maps (``create_graph=True``) for each target.
+    computed, cached saliency maps (``create_graph=True``) for each scalar kind ``score``.
 
-    ``inputs`` (:class:`~explainreg.inputs.ExplainedInput`) says what is explained (methods.md A.7):
-    ``explained`` is ``x`` itself for images, series and tabular data, and the output of the model's
-    embedding (B×T×E, from this same forward pass) for integer token ids; ``layer`` names that
-    embedding when the model has none or several. Saliency maps are taken w.r.t. ``explained``
-    and are zero at padding."""
+    ``inputs`` (:class:`~explainreg.inputs.ExplainedInput`) says what is explained: ``explained``
+    is ``x`` itself for images, series and tabular data, and the output of the model's embedding
+    (B×T×E, from this same forward pass) for integer token ids; ``layer`` names that embedding when
+    the model has none or several. Saliency maps are taken w.r.t. ``explained`` and are zero at
+    padding.
+
+    Args:
+        model: maps x to logits B×K. x: the batch (any layout). y: B labels.
+        extras: the batch's extras (``mask``, ``lengths``, ``padding_mask``, ...).
+        generator: for random draws (:meth:`rng`). input_grad: run the forward on a grad-enabled x.
+        layer: the explained embedding for token ids.
+
+    Shape:
+        x B×…; logits B×K; saliency maps the shape of ``explained``.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+        >>> ctx = PenaltyContext(net, torch.rand(3, 1, 2, 2), torch.tensor([0, 1, 1]))
+        >>> ctx.logits.shape, ctx.saliency("logit") is ctx.saliency()     # computed once per kind
+        (torch.Size([3, 2]), True)
+    """
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, extras: dict[str, Any] | None = None,
                  generator: torch.Generator | None = None, input_grad: bool = True,
@@ -80,7 +98,29 @@ class PenaltyContext:
 
 
 class Penalty(nn.Module):
-    """Base class. Subclasses set ``name`` and implement ``compute(ctx) -> scalar tensor``."""
+    """Base class of the penalties: a small module holding settings over a pure function.
+
+    Subclasses set ``name`` and implement ``compute(ctx) -> scalar tensor``; :func:`register_penalty`
+    makes them available by name. ``needs_input_grad`` says whether the shared forward must run on
+    a grad-enabled x.
+
+    Shape:
+        Called as ``penalty(model, x, y, *, generator=None, layer=None, **extras)``; returns a 0-d
+        tensor, the raw R.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> class LogitSquare(Penalty):           # a new penalty: R = mean of the squared logits
+        ...     name = "logit_square"
+        ...     needs_input_grad = False
+        ...     def compute(self, ctx):
+        ...         return ctx.logits.pow(2).mean()
+        >>> net = nn.Linear(3, 2)
+        >>> x = torch.rand(4, 3)
+        >>> bool(torch.isclose(LogitSquare()(net, x, torch.zeros(4, dtype=torch.long)), net(x).pow(2).mean()))
+        True
+    """
 
     name: ClassVar[str] = "penalty"
     #: whether the penalty needs the input gradient (so the shared forward runs on a grad-enabled x)
@@ -123,7 +163,23 @@ PENALTIES: dict[str, type[Penalty]] = {}
 
 
 def register_penalty(*names: str) -> Callable[[type[Penalty]], type[Penalty]]:
-    """Class decorator: make a penalty available by name to ``build_penalty`` and the command line."""
+    """Class decorator: make a penalty available by its ``name`` and the aliases ``names`` to
+    :func:`build_penalty`, :class:`~explainreg.objective.Objective` and the command line.
+
+    Returns:
+        The decorator (it returns the class unchanged).
+
+    Example:
+        >>> @register_penalty("zero_alias")
+        ... class Zero(Penalty):
+        ...     name = "zero_doc"
+        ...     needs_input_grad = False
+        ...     def compute(self, ctx):
+        ...         return ctx.logits.sum() * 0
+        >>> PENALTIES["zero_alias"] is PENALTIES["zero_doc"] is Zero
+        True
+        >>> _ = PENALTIES.pop("zero_alias"), PENALTIES.pop("zero_doc")   # leave the registry as it was
+    """
 
     def decorate(cls: type[Penalty]) -> type[Penalty]:
         for name in (cls.name, *names):
@@ -134,8 +190,22 @@ def register_penalty(*names: str) -> Callable[[type[Penalty]], type[Penalty]]:
 
 
 def build_penalty(name: str, **settings: Any) -> Penalty:
-    """A penalty from its registered name (e.g. ``"smoothness"``) and settings."""
+    """A penalty from its registered name or alias (e.g. ``"smoothness"``, ``"tv"``) and settings.
+
+    Args:
+        name: a registered name (case and ``-``/``_`` do not matter). settings: the constructor's keywords.
+
+    Returns:
+        The penalty.
+
+    Example:
+        >>> build_penalty("smoothness", offset=2)
+        Smoothness(offset=2, compat=False, score='logit')
+    """
     key = name.lower().replace("-", "_")
     if key not in PENALTIES:
         raise ValueError(f"unknown penalty {name!r}; available: {', '.join(sorted(PENALTIES))}")
     return PENALTIES[key](**settings)
+
+
+__all__ = ["PENALTIES", "Penalty", "PenaltyContext", "build_penalty", "register_penalty", "target_alias"]

@@ -1,4 +1,4 @@
-"""The six input-gradient penalties of seed 1 (xai-constrained-losses), methods.md A.2."""
+"""The six input-gradient penalties of "Constraining explanations" (the xai-constrained-losses seed)."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -342,3 +342,7 @@ class Symmetry(_SaliencyPenalty):
         require_layout(ctx, ("image",), "Symmetry", "it rotates the input in the image plane")
         angle = self.angles[int(torch.randint(len(self.angles), (1,), generator=ctx.rng()))]
         return P.symmetry(ctx.model, ctx.x, ctx.y, ctx.saliency(self.score), angle, self.score, self.interpolation)
+
+
+__all__ = ["Consistency", "Fidelity", "GradientL1", "Locality", "Smoothness", "Symmetry", "input_layout",
+           "require_layout"]
