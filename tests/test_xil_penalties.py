@@ -183,3 +183,50 @@ def test_registry_layer_and_errors(batch, model):
         RBR(reduction="max")
     with pytest.raises(ValueError, match="no nn.Conv2d"):
         RRRGradCAM()(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)), x, y, mask=mask)
+
+
+def captum_style_cam(model, x, target):
+    """A plain re-implementation of Captum's LayerGradCam map as XIL's losses use it: split the
+    Sequential at its last conv (index 3), α = spatial mean of ∂z_t/∂A computed *without*
+    create_graph and detached, map = Σ_k α_k A_k (relu_attributions=False), A keeping its graph."""
+    a = model[:4](x)
+    z = model[4:](a)
+    (g,) = torch.autograd.grad(z.gather(1, target[:, None]).sum(), a, retain_graph=True)
+    alpha = g.mean((2, 3)).detach()
+    return (alpha[:, :, None, None] * a).sum(1, keepdim=True)
+
+
+def test_detached_weights_match_captum_style_map_and_leave_the_head_alone(batch, model):
+    """detach_weights=True (XIL's Captum Grad-CAM): the head (layers after the Grad-CAM layer) gets
+    no gradient, the conv layers get exactly the gradients of a loss on the Captum-style map;
+    the default (differentiable α) gives the head non-zero gradients."""
+    x, y, mask, reward = batch
+    head = [p for name, p in model.named_parameters() if name.startswith(("7.", "9."))]
+    conv = [p for name, p in model.named_parameters() if name.startswith(("0.", "3."))]
+    pred = model(x).argmax(1)
+    cam = captum_style_cam(model, x, pred)
+    expected_rrrg = sum(((resize2d(mask[b, 0], (8, 8), "bilinear") * loop_norm(cam[b, 0])) ** 2).sum()
+                        for b in range(B))
+    cam = captum_style_cam(model, x, y)
+    expected_hint = {pos: sum(((resize2d(loop_norm(cam[b, 0], pos), (28, 28), "nearest") - reward[b, 0]) ** 2).sum()
+                              for b in range(B)) for pos in (False, True)}
+    cases = [(RRRGradCAM(detach_weights=True), {"mask": mask}, expected_rrrg),
+             (HINT(reduction="sum", detach_weights=True), {"reward_mask": reward}, expected_hint[False]),
+             (HINT(reduction="sum", positive_only=True, detach_weights=True), {"reward_mask": reward},
+              expected_hint[True])]
+    for penalty, extras, expected in cases:
+        value = penalty(model, x, y, **extras)
+        torch.testing.assert_close(value, expected, rtol=1e-4, atol=1e-6)
+        assert all(g is None or float(g.abs().max()) == 0
+                   for g in torch.autograd.grad(value, head, allow_unused=True, retain_graph=True))
+        ours = torch.autograd.grad(value, conv, retain_graph=True)
+        theirs = torch.autograd.grad(expected, conv, retain_graph=True)
+        scale = max(float(t.abs().max()) for t in theirs)
+        assert scale > 0
+        for a, e in zip(ours, theirs):
+            torch.testing.assert_close(a, e, rtol=1e-3, atol=1e-5 * scale)
+        assert penalty.settings()["detach_weights"] is True
+    for penalty, extras in ((RRRGradCAM(), {"mask": mask}), (HINT(reduction="sum"), {"reward_mask": reward})):
+        value = penalty(model, x, y, **extras)
+        assert all(float(g.abs().sum()) > 0 for g in torch.autograd.grad(value, head[::2]))  # head weights
+        assert penalty.settings()["detach_weights"] is False
