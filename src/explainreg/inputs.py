@@ -1,11 +1,11 @@
-"""What is explained: the input layout of a batch and the tensor its saliency is taken with respect to
-(methods.md A.7).
+"""What is explained: the input layout of a batch and the tensor its saliency is taken with respect to,
+and the package's one mask parser (:func:`normalize_mask`).
 
 Four layouts:
 
-* ``"image"``   x B×C×H×W; the explained tensor is x; masks H×W, B×H×W, B×1×H×W or B×C×H×W.
-* ``"series"``  x B×C×T (channels × time); the explained tensor is x; masks T, B×T, B×1×T or B×C×T.
-* ``"tabular"`` x B×F; the explained tensor is x; masks F or B×F.
+* ``"image"``   x B×C×H×W; the explained tensor is x; masks H×W, B×H×W, B×1×H×W, B×C×H×W or blobs.
+* ``"series"``  x B×C×T (channels × time); the explained tensor is x; masks T, B×T, B×1×T, B×C×T or blobs.
+* ``"tabular"`` x B×F; the explained tensor is x; masks F, B×F or blobs.
 * ``"tokens"``  integer ids B×T go into the model; the explained tensor is the output
   e = Embedding(ids), B×T×E, of the model's ``nn.Embedding`` (found automatically, or the module
   named by ``layer``); masks are B×T (1 = the token the explanation concerns), broadcast over E;
@@ -41,7 +41,12 @@ class NoEmbeddingError(ValueError):
 
 def infer_layout(x: torch.Tensor, layout: str | None = None) -> str:
     """The layout of ``x``: ``layout`` when given (checked against x), else integer → ``"tokens"``,
-    float with 4 dims → ``"image"``, 3 → ``"series"``, 2 → ``"tabular"``."""
+    float with 4 dims → ``"image"``, 3 → ``"series"``, 2 → ``"tabular"``.
+
+    Example:
+        >>> infer_layout(torch.zeros(2, 1, 5, 5)), infer_layout(torch.zeros(2, 7, dtype=torch.long))
+        ('image', 'tokens')
+    """
     integer = not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool
     if layout is not None:
         check_choice("layout", layout, LAYOUTS)
@@ -129,7 +134,13 @@ def replaced_output(module: nn.Module, value: torch.Tensor) -> Iterator[None]:
 def padding_mask(ids: torch.Tensor, *, lengths: torch.Tensor | None = None, padding_idx: int | None = None,
                  mask: torch.Tensor | None = None) -> torch.Tensor:
     """B×T bool, True at real tokens: from ``mask`` (given), ``lengths`` (the first lengths_b positions),
-    ``padding_idx`` (ids ≠ padding_idx) or all True. Every sentence must keep at least one token."""
+    ``padding_idx`` (ids ≠ padding_idx) or all True. Every sentence must keep at least one token.
+
+    Example:
+        >>> padding_mask(torch.tensor([[4, 5, 0], [6, 0, 0]]), lengths=torch.tensor([2, 1]))
+        tensor([[ True,  True, False],
+                [ True, False, False]])
+    """
     B, T = ids.shape
     if mask is not None:
         mask = torch.as_tensor(mask, device=ids.device)
@@ -338,7 +349,13 @@ def token_scores(g: torch.Tensor, e: torch.Tensor | None = None, reduce: str = "
                  padding: torch.Tensor | None = None) -> torch.Tensor:
     """Per-token saliency B×T from the embedding-space gradient g (B×T×E):
     ``"grad_x_input"``: s_bt = Σ_e g_bte · e_bte (needs e); ``"norm"``: s_bt = ‖g_bt‖₂.
-    Padding positions (``padding`` False) get 0."""
+    Padding positions (``padding`` False) get 0.
+
+    Example:
+        >>> g = torch.tensor([[[3.0, 4.0], [1.0, 0.0]]])
+        >>> token_scores(g, reduce="norm"), token_scores(g, torch.ones(1, 2, 2))
+        (tensor([[5., 1.]]), tensor([[7., 1.]]))
+    """
     check_choice("reduce", reduce, REDUCTIONS)
     if g.dim() != 3:
         raise ValueError(f"g must be the B×T×E gradient w.r.t. the token embeddings, got shape {tuple(g.shape)}")
@@ -354,7 +371,28 @@ def token_scores(g: torch.Tensor, e: torch.Tensor | None = None, reduce: str = "
 @dataclass
 class ExplainedInput:
     """One batch as seen by explanations: its ``layout``, the model input ``x``, the ``padding`` mask
-    (B×T bool, tokens only; None elsewhere) and the ``layer`` whose output is explained (tokens)."""
+    (B×T bool, tokens only; None elsewhere) and the ``layer`` whose output is explained (tokens).
+
+    Build it with :meth:`build` (or :func:`explain_input`); :meth:`forward` runs the model once and
+    returns the explained tensor (x, or the embedding output for token ids) with the logits.
+
+    Args:
+        layout: one of :data:`LAYOUTS`. x: the model input. padding: B×T bool (tokens).
+        layer: the embedding module (tokens).
+
+    Shape:
+        x B×C×H×W, B×C×T, B×F or B×T ids; explained x's shape, or B×T×E for ids.
+
+    Example:
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Embedding(10, 4, padding_idx=0), nn.Flatten(), nn.Linear(12, 2))
+        >>> inputs = ExplainedInput.build(net, torch.tensor([[3, 4, 0], [5, 0, 0]]))
+        >>> inputs.layout, inputs.padding.tolist()
+        ('tokens', [[True, True, False], [True, False, False]])
+        >>> explained, logits = inputs.forward(net)
+        >>> explained.shape, logits.shape
+        (torch.Size([2, 3, 4]), torch.Size([2, 2]))
+    """
 
     layout: str
     x: torch.Tensor
@@ -440,7 +478,13 @@ class ExplainedInput:
 
 def explain_input(model: nn.Module, x: torch.Tensor, extras: dict[str, Any] | None = None, *,
                   layer: str | nn.Module | None = None, layout: str | None = None) -> ExplainedInput:
-    """Shorthand for :meth:`ExplainedInput.build`."""
+    """Shorthand for :meth:`ExplainedInput.build`.
+
+    Example:
+        >>> from torch import nn
+        >>> explain_input(nn.Linear(3, 2), torch.zeros(4, 3)).layout
+        'tabular'
+    """
     return ExplainedInput.build(model, x, extras, layer=layer, layout=layout)
 
 
