@@ -245,6 +245,19 @@ def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = Fal
     ``order="seed"`` decomposes a ReLU that feeds a max-pool after the pool, as CDEP's code does
     (see :func:`run_rules`); the default follows the model's forward order.
 
+    Args:
+        model: maps x to logits B×K (traceable by torch.fx, every layer with a rule).
+        x: B×C×S floats or B×F features (B×T token ids: :func:`decompose_tokens`).
+        mask: any form of :func:`explainreg.inputs.normalize_mask` (the package's one mask parser),
+            or a list of masks (blobs). blobs: read a tensor mask as N blobs.
+        return_layers: also return every decomposed intermediate. order: ``"forward"`` or ``"seed"``.
+
+    Shape:
+        rel, irrel B×K (B×N×K for blobs).
+
+    Returns:
+        ``(rel, irrel)``, or ``(rel, irrel, layers)`` with ``return_layers``.
+
     Example::
 
         >>> net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))

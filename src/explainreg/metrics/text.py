@@ -1,4 +1,4 @@
-"""Token attributions and ERASER faithfulness (methods.md A.7, A.9; DeYoung et al. 2020).
+"""Token attributions and ERASER faithfulness (DeYoung et al. 2020).
 
 :func:`token_attributions` scores each real token of a batch of token ids B×T from the gradient of
 the true-class logit w.r.t. the embedding output e (B×T×E), reduced over E (A.7):
@@ -41,7 +41,27 @@ def _grad_at(inputs: ExplainedInput, model: nn.Module, e: torch.Tensor, y: torch
 def token_attributions(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, method: str = "gradient", *,
                        steps: int = 16, samples: int = 16, noise: float = 0.15, lengths: torch.Tensor | None = None,
                        generator: torch.Generator | None = None, layer=None) -> torch.Tensor:
-    """Per-token attribution B×T of the true class (0 at padding); see the module docstring."""
+    """Per-token attribution B×T of the true class (0 at padding); see the module docstring.
+
+    Args:
+        model: maps ids to logits through an ``nn.Embedding`` (or ``layer``). ids: B×T token ids.
+        y: B labels. method: one of :data:`METHODS`. steps: integrated-gradients points.
+        samples, noise: SmoothGrad's draws and relative σ. lengths: B sentence lengths.
+        generator: for ``"smoothgrad"`` and ``"random"``.
+
+    Shape:
+        output B×T.
+
+    Example:
+        >>> from torch import nn
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Embedding(9, 4, padding_idx=0), nn.Flatten(), nn.Linear(16, 2)).eval()
+        >>> ids, y = torch.tensor([[1, 2, 3, 4], [5, 6, 0, 0]]), torch.tensor([0, 1])
+        >>> s = token_attributions(net, ids, y)
+        >>> s.shape, s[1, 2:].tolist()                                 # padding gets 0
+        (torch.Size([2, 4]), [0.0, 0.0])
+    """
     check_choice("method", method, METHODS)
     inputs = ExplainedInput.build(model, ids, {"lengths": lengths}, layer=layer)
     inputs.require(("tokens",), "token_attributions")
@@ -95,7 +115,26 @@ def eraser(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, scores: torch.T
            percents: Sequence[float] = PERCENTS, padding_idx: int = 0) -> dict[str, torch.Tensor]:
     """ERASER comprehensiveness and sufficiency (AOPC over ``percents``) per sentence, B each.
 
-    ``ids`` right-padded with ``padding_idx``; ``scores`` B×T, ranked by |score| among real tokens."""
+    ``ids`` right-padded with ``padding_idx``; ``scores`` B×T, ranked by |score| among real tokens
+    (ties in position order).
+
+    Shape:
+        ids, scores B×T; each output B.
+
+    Returns:
+        ``{"comprehensiveness": B, "sufficiency": B}`` (probability drops; higher comprehensiveness
+        and lower sufficiency are better).
+
+    Example:
+        >>> from torch import nn
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Embedding(9, 4, padding_idx=0), nn.Flatten(), nn.Linear(16, 2)).eval()
+        >>> ids, y = torch.tensor([[1, 2, 3, 4], [5, 6, 0, 0]]), torch.tensor([0, 1])
+        >>> out = eraser(net, ids, y, token_attributions(net, ids, y))
+        >>> sorted(out), out["comprehensiveness"].shape
+        (['comprehensiveness', 'sufficiency'], torch.Size([2]))
+    """
     real, lengths = _real_tokens(ids, scores, padding_idx)
     with eval_mode(model):
         base = _p_true(model, ids, y)
@@ -117,7 +156,21 @@ def token_deletion_curve(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, s
     for each fraction f (at least one token always stays), the token analogue of MoRF / LeRF and of
     SGT's masked accuracy (A.5). Returns ``accuracy`` (F: accuracy w.r.t. ``y``), ``ratio`` (F: mean
     p_c*(deleted) / p_c*(x), c* the original prediction) and ``auc`` (trapezoid of 1 − ratio over f;
-    higher is better for MoRF)."""
+    higher is better for MoRF).
+
+    Shape:
+        ids, scores B×T; ``accuracy`` and ``ratio`` F (one per fraction); ``auc`` 0-d.
+
+    Example:
+        >>> from torch import nn
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Embedding(9, 4, padding_idx=0), nn.Flatten(), nn.Linear(16, 2)).eval()
+        >>> ids, y = torch.tensor([[1, 2, 3, 4], [5, 6, 0, 0]]), torch.tensor([0, 1])
+        >>> out = token_deletion_curve(net, ids, y, token_attributions(net, ids, y), fractions=(0.0, 0.5))
+        >>> out["ratio"][0].item(), out["accuracy"].shape                # nothing deleted at f = 0
+        (1.0, torch.Size([2]))
+    """
     check_choice("order", order, ("morf", "lerf"))
     real, lengths = _real_tokens(ids, scores, padding_idx)
     with eval_mode(model):

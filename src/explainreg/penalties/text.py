@@ -1,4 +1,5 @@
-"""Penalties on token batches (methods.md A.7, A.8): the CDEP text penalty and SGT's token masking.
+"""Penalties on token batches: the CDEP text penalty (Rieger et al. 2020) and Saliency Guided
+Training's token masking (Ismail et al. 2021).
 
 * CDEP text (the seed's ``cd_penalty_for_one_decoy_all``): over the sentences S that contain a
   masked token, with (rel, irrel) the contextual decomposition of the true-class logit for the
@@ -28,8 +29,17 @@ from ..modes import deterministic_dropout, frozen_norm_statistics
 
 
 def cdep_text_penalty(rel: torch.Tensor, irrel: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """R = −mean_b log softmax([rel_{b,y_b}, irrel_{b,y_b}])[1] for B×K decompositions of the
-    sentences that contain a masked token (all rows count)."""
+    """R = −mean_b log softmax([rel_{b,y_b}, irrel_{b,y_b}])[1] = mean_b softplus(rel − irrel) at
+    the true class, for B×K decompositions of the sentences that contain a masked token.
+
+    Shape:
+        rel, irrel B×K; y B; output 0-d.
+
+    Example:
+        >>> rel, irrel = torch.tensor([[0.0, 2.0]]), torch.tensor([[1.0, 2.0]])
+        >>> bool(torch.isclose(cdep_text_penalty(rel, irrel, torch.tensor([1])), torch.log(torch.tensor(2.0))))
+        True
+    """
     if rel.shape != irrel.shape or rel.dim() != 2 or y.shape != rel.shape[:1]:
         raise ValueError(f"rel and irrel must be B×K with y of length B, got {tuple(rel.shape)}, "
                          f"{tuple(irrel.shape)} and {tuple(y.shape)}")
@@ -41,7 +51,28 @@ def cdep_text(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, token_mask: 
               layer: Any = None, lengths: torch.Tensor | None = None) -> torch.Tensor:
     """The CDEP text penalty (see the module docstring): one batched CD pass over the sentences of
     ``ids`` (B×T) whose ``token_mask`` (B×T, padding already 0) has a non-zero entry; dropout acts as
-    the identity during the pass and BatchNorm statistics are not updated (methods.md A.6)."""
+    the identity during the pass and BatchNorm statistics are not updated.
+
+    Args:
+        model: maps ids to logits through an ``nn.Embedding`` (or ``layer``). ids: B×T token ids.
+        y: B labels. token_mask: B×T in [0, 1]. lengths: B sentence lengths (padding).
+
+    Returns:
+        The 0-d penalty (0, still connected to the weights, when no sentence has a masked token).
+
+    Example:
+        >>> from torch import nn
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Embedding(9, 4), nn.Flatten(), nn.Linear(12, 2))
+        >>> ids, y = torch.tensor([[1, 2, 3], [4, 5, 6]]), torch.tensor([0, 1])
+        >>> mask = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])     # only sentence 0 has one
+        >>> r = cdep_text(net, ids, y, mask)
+        >>> from explainreg.decomposition import decompose
+        >>> rel, irrel = decompose(net, ids[:1], mask[:1])
+        >>> bool(torch.isclose(r, cdep_text_penalty(rel, irrel, y[:1])))
+        True
+    """
     from ..decomposition import decompose_tokens
 
     has = (token_mask != 0).any(1)
@@ -69,6 +100,13 @@ def saliency_guided_tokens(e: torch.Tensor, scores: torch.Tensor, padding: torch
 
     Returns:
         ``(e_masked, masked)`` with ``masked`` B×T bool (True = replaced).
+
+    Example:
+        >>> e = torch.ones(1, 4, 2)
+        >>> scores = torch.tensor([[0.3, -0.1, 0.2, 0.9]])
+        >>> out, masked = saliency_guided_tokens(e, scores, torch.ones(1, 4, dtype=torch.bool), 0.5, fill=0.0)
+        >>> masked.tolist(), out[0, :, 0].tolist()
+        ([[False, True, True, False]], [1.0, 0.0, 0.0, 1.0])
     """
     check_choice("by", by, ("abs", "signed"))
     s = scores.detach().abs() if by == "abs" else scores.detach()
