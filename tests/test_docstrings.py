@@ -38,6 +38,7 @@ DOCUMENTED = frozenset("""
     explainreg.metrics.complexity explainreg.metrics.effective_complexity explainreg.metrics.functional
     explainreg.metrics.perturbation explainreg.metrics.registry explainreg.metrics.road explainreg.metrics.roar
     explainreg.metrics.robustness
+    explainreg.decomposition.rules explainreg.decomposition.recurrent
 """.split())
 
 

@@ -1,4 +1,6 @@
-"""Contextual decomposition for token sequences (methods.md A.8; Murdoch et al. 2018, CDEP text).
+"""Contextual decomposition for token sequences (Murdoch, Liu & Yu 2018, "Beyond word importance:
+contextual decomposition to extract interactions from LSTMs"; as CDEP uses it on text, Rieger et al. 2020,
+"Interpretations are useful: penalizing explanations to align neural networks with prior knowledge").
 
 ``decompose_tokens(model, ids, token_mask)`` splits each logit of a text model into ``rel`` (due
 to the masked tokens) and ``irrel`` (the other tokens and the biases). The decomposition starts at
@@ -65,20 +67,74 @@ def propagate_three(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
                     fn: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Shares of φ(a + b + c) for rel a, irrel b and bias c (Murdoch et al. 2018):
     ``(½[φ(a+c) − φ(c) + φ(a+b+c) − φ(b+c)], ½[φ(b+c) − φ(c) + φ(a+b+c) − φ(a+c)], φ(c))``; they sum
-    to φ(a + b + c)."""
+    to φ(a + b + c).
+
+    Args:
+        a, b, c: the relevant, irrelevant and bias parts of the pre-activation (broadcastable).
+        fn: the activation φ (``torch.sigmoid``, ``torch.tanh``).
+
+    Shape:
+        a, b, c: broadcastable; output: three tensors of the broadcast shape.
+
+    Returns:
+        ``(rel, irrel, bias)`` shares.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.decomposition.recurrent import propagate_three
+        >>> a, b, c = torch.tensor([0.5, -1.0]), torch.tensor([1.0, 0.3]), torch.tensor([0.2, 0.2])
+        >>> rel, irrel, bias = propagate_three(a, b, c, torch.sigmoid)
+        >>> bool(torch.allclose(rel + irrel + bias, torch.sigmoid(a + b + c)))
+        True
+        >>> propagate_three(a, torch.zeros(2), c, torch.sigmoid)[1]       # no irrelevant input, no share
+        tensor([0., 0.])
+    """
     f_c, f_ac, f_bc, f_abc = fn(c), fn(a + c), fn(b + c), fn(a + b + c)
     return 0.5 * (f_ac - f_c + f_abc - f_bc), 0.5 * (f_bc - f_c + f_abc - f_ac), f_c.expand_as(f_abc)
 
 
 def propagate_tanh_two(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Shares of tanh(a + b): ``(½[tanh(a) + tanh(a+b) − tanh(b)], ½[tanh(b) + tanh(a+b) − tanh(a)])``."""
+    """Shares of tanh(a + b): ``(½[tanh(a) + tanh(a+b) − tanh(b)], ½[tanh(b) + tanh(a+b) − tanh(a)])``.
+
+    Args:
+        a, b: the relevant and irrelevant parts (broadcastable).
+
+    Returns:
+        ``(rel, irrel)``, summing to tanh(a + b).
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.decomposition.recurrent import propagate_tanh_two
+        >>> a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.5, 2.0])
+        >>> rel, irrel = propagate_tanh_two(a, b)
+        >>> bool(torch.allclose(rel + irrel, torch.tanh(a + b))), rel[1].item()
+        (True, 0.0)
+    """
     t_a, t_b, t_ab = torch.tanh(a), torch.tanh(b), torch.tanh(a + b)
     return 0.5 * (t_a + t_ab - t_b), 0.5 * (t_b + t_ab - t_a)
 
 
 def share_product(u: tuple, v: tuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Expand (u_r + u_i + u_b) ⊙ (v_r + v_i + v_b) into ``(rel, irrel, bias)``:
-    rel = u_r (v_r + v_b) + u_b v_r, irrel = u_i (v_r + v_i + v_b) + (u_r + u_b) v_i, bias = u_b v_b."""
+    rel = u_r (v_r + v_b) + u_b v_r, irrel = u_i (v_r + v_i + v_b) + (u_r + u_b) v_i, bias = u_b v_b.
+
+    Args:
+        u, v: ``(rel, irrel, bias)`` shares of the two factors (tensors or numbers).
+
+    Returns:
+        ``(rel, irrel, bias)`` of the product, summing to (Σu) ⊙ (Σv).
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.decomposition.recurrent import share_product
+        >>> u = (torch.tensor(1.0), torch.tensor(2.0), torch.tensor(3.0))
+        >>> v = (torch.tensor(4.0), torch.tensor(5.0), torch.tensor(6.0))
+        >>> [t.item() for t in share_product(u, v)], (1 + 2 + 3) * (4 + 5 + 6)
+        ([22.0, 50.0, 18.0], 90)
+    """
     ur, ui, ub = u
     vr, vi, vb = v
     return ur * (vr + vb) + ub * vr, ui * (vr + vi + vb) + (ur + ub) * vi, ub * vb
@@ -98,7 +154,11 @@ def _step_mask(rel: torch.Tensor, irrel: torch.Tensor) -> torch.Tensor:
 
 def lstm_layer(x_rel: torch.Tensor, x_irrel: torch.Tensor, step_mask: torch.Tensor, w_ih: torch.Tensor,
                w_hh: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """CD through one LSTM layer, all directions at once (methods.md A.8).
+    """CD through one LSTM layer, all directions at once (Murdoch, Liu & Yu 2018).
+
+    The gate pre-activations' three parts (rel, irrel, bias) are linearised with
+    :func:`propagate_three`, the cell's products expanded with :func:`share_product`, and
+    ``h_t = o ⊙ tanh(c_t)`` split with :func:`propagate_tanh_two` (the module docstring has the rules).
 
     Args:
         x_rel, x_irrel: the two parts of the layer input, B×T×I (batch first).
@@ -109,6 +169,21 @@ def lstm_layer(x_rel: torch.Tensor, x_irrel: torch.Tensor, step_mask: torch.Tens
     Returns:
         ``(out_rel, out_irrel, h_rel, h_irrel, c_rel, c_irrel)``: outputs B×T×(D·H) (directions
         concatenated as nn.LSTM), final states D×B×H, with out_rel + out_irrel = the LSTM's output.
+
+    Shape:
+        x_rel, x_irrel: (B, T, I); step_mask: (B, T); outputs (B, T, D·H); states (D, B, H).
+
+    Example::
+
+        >>> import torch; from torch import nn
+        >>> from explainreg.decomposition.recurrent import lstm_layer
+        >>> lstm = nn.LSTM(3, 2, batch_first=True, bidirectional=True)
+        >>> x, m = torch.randn(2, 5, 3), torch.tensor([[1.0, 1.0, 0.0, 0.0, 0.0]] * 2)
+        >>> w = lambda name: torch.stack([getattr(lstm, name + "_l0"), getattr(lstm, name + "_l0_reverse")])
+        >>> out_rel, out_irrel, *states = lstm_layer(x * m[..., None], x * (1 - m[..., None]), m,
+        ...                                          w("weight_ih"), w("weight_hh"), w("bias_ih") + w("bias_hh"))
+        >>> tuple(out_rel.shape), bool(torch.allclose(out_rel + out_irrel, lstm(x)[0], atol=1e-5))
+        ((2, 5, 4), True)
     """
     D, G, _ = w_ih.shape
     H = G // 4
@@ -162,8 +237,32 @@ def gru_layer(x_rel: torch.Tensor, x_irrel: torch.Tensor, step_mask: torch.Tenso
     """CD through one GRU layer, all directions at once: gates r, z linearised with
     :func:`propagate_three`; n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)) with the product expanded by
     :func:`share_product` (its bias × bias part joins n's bias); h' = (1 − z) ⊙ n + z ⊙ h expanded the
-    same way (bias × bias of step t to rel when token t is masked). Shapes as :func:`lstm_layer`
-    with 3H gate rows (r, z, n); returns ``(out_rel, out_irrel, h_rel, h_irrel)``."""
+    same way (bias × bias of step t to rel when token t is masked).
+
+    Args:
+        x_rel, x_irrel: the two parts of the layer input, B×T×I (batch first).
+        step_mask: B×T in [0, 1]; the share of step t's bias × bias products that goes to rel.
+        w_ih: D×3H×I, w_hh: D×3H×H, b_ih, b_hh: D×3H, gates in PyTorch's order r, z, n.
+
+    Shape:
+        As :func:`lstm_layer` with 3H gate rows.
+
+    Returns:
+        ``(out_rel, out_irrel, h_rel, h_irrel)``: outputs B×T×(D·H), final states D×B×H, with
+        out_rel + out_irrel = the GRU's output.
+
+    Example::
+
+        >>> import torch; from torch import nn
+        >>> from explainreg.decomposition.recurrent import gru_layer
+        >>> gru = nn.GRU(3, 2, batch_first=True)
+        >>> x, m = torch.randn(2, 4, 3), torch.tensor([[0.0, 1.0, 0.0, 0.0]] * 2)
+        >>> w = lambda name: getattr(gru, name + "_l0")[None]
+        >>> out_rel, out_irrel, h_rel, h_irrel = gru_layer(x * m[..., None], x * (1 - m[..., None]), m,
+        ...     w("weight_ih"), w("weight_hh"), w("bias_ih"), w("bias_hh"))
+        >>> bool(torch.allclose(out_rel + out_irrel, gru(x)[0], atol=1e-5))
+        True
+    """
     D, G, _ = w_ih.shape
     H = G // 3
     B, T, _ = x_rel.shape
@@ -431,9 +530,33 @@ def decompose_tokens(model: nn.Module, ids: torch.Tensor, token_mask: Any, *, la
         model: maps token ids B×T to logits B×K.
         ids: B×T integer token ids.
         token_mask: B×T (or T, shared) in [0, 1], 1 = the token the explanation concerns.
+        layer: the embedding (module or qualified name); None finds the model's ``nn.Embedding``.
+        lengths: B real lengths (right padding); None reads padding from the embedding's
+            ``padding_idx``.
+
+    Shape:
+        ids, token_mask: (B, T); output: two (B, K) tensors.
 
     Returns:
         ``(rel, irrel)``, each B×K, with rel + irrel = model(ids).
+
+    Raises:
+        TypeError: ``ids`` are not integers.
+        UnsupportedLayerError: the model has no embedding, or a layer without a rule.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.decomposition import decompose_tokens
+        >>> from explainreg.text_models import LSTMClassifier
+        >>> model = LSTMClassifier(vocab_size=10, embedding_dim=4, hidden_size=3).eval()
+        >>> ids = torch.tensor([[3, 5, 7, 0], [2, 4, 0, 0]])        # right-padded with 0
+        >>> rel, irrel = decompose_tokens(model, ids, torch.tensor([1.0, 0.0, 0.0, 0.0]))   # the first word
+        >>> bool(torch.allclose(rel + irrel, model(ids), atol=1e-5))
+        True
+        >>> rel_all, _ = decompose_tokens(model, ids, torch.ones(4))  # every word: rel is the logit
+        >>> bool(torch.allclose(rel_all, model(ids), atol=1e-5))
+        True
     """
     from .engine import UnsupportedLayerError, run_rules
 

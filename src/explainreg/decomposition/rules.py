@@ -1,4 +1,11 @@
-"""Contextual-decomposition rules per layer type (methods.md A.6, B.2 §2.1) and their registry.
+"""Contextual-decomposition rules per layer type and their registry.
+
+Contextual decomposition (CD) is due to Murdoch, Liu & Yu (2018), "Beyond word importance: contextual
+decomposition to extract interactions from LSTMs"; its rules for convolutional networks (the bias split
+in proportion to the parts' magnitudes, max-pooling at the total's argmax) to Singh, Murdoch & Yu (2019),
+"Hierarchical interpretations for neural network predictions", as used by CDEP (Rieger, Singh, Murdoch &
+Yu 2020, "Interpretations are useful: penalizing explanations to align neural networks with prior
+knowledge").
 
 A decomposition is held as :class:`Decomposed`: the relevant part ``rel`` and the irrelevant part
 ``irrel`` (one copy of the batch per blob each, stacked blob-major: N·B rows), **both propagated
@@ -46,7 +53,34 @@ class Decomposed:
     """One activation split in two streams: ``rel`` and ``irrel`` (N·B×…, blob-major), and the
     ordinary forward activation ``total`` (B×…), with ``rel + irrel ≈ tile(total)``.
 
-    ``tile(t)`` repeats a B-row tensor for each of the N blobs.
+    ``tile(t)`` repeats a B-row tensor for each of the N blobs. This is what every rule receives and
+    returns.
+
+    Args:
+        rel: the part due to the masked region, N·B×… (the N blobs' copies of the batch, blob-major).
+        irrel: the rest (other inputs and the biases), the same shape as ``rel``.
+        total: the ordinary activation, B×… (shared by all blobs).
+
+    Shape:
+        rel, irrel: (N·B, ...); total: (B, ...). ``n_blobs`` is N.
+
+    Raises:
+        TypeError: a part is not a tensor.
+        ValueError: rel and irrel differ in shape, or rel is not N copies of total's shape.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.decomposition import Decomposed
+        >>> x = torch.tensor([[1.0, 2.0]])
+        >>> d = Decomposed(x * torch.tensor([1.0, 0.0]), x * torch.tensor([0.0, 1.0]), x)
+        >>> d.n_blobs, d.sum
+        (1, tensor([[1., 2.]]))
+        >>> d.map(lambda t: 2 * t).rel                     # a linear, bias-free map on every part
+        tensor([[2., 0.]])
+        >>> two = Decomposed(torch.zeros(2, 2), torch.zeros(2, 2), x)   # N = 2 blobs of a 1-image batch
+        >>> two.n_blobs, tuple(two.tile(x).shape)
+        (2, (2, 2))
     """
 
     rel: torch.Tensor
@@ -101,9 +135,43 @@ def register_rule(module_type: type, rule: ModuleRule | None = None):
 
     Usable as a decorator (``@register_rule(MyLayer)``). A subclass inherits its parent's rule only
     when it does not override ``forward``; one that does is traced through its own forward (or
-    refused with :class:`UnsupportedLayerError`) unless it has a rule of its own. A rule returns
-    both parts and the module's ordinary output, e.g. for a bias-free linear layer
-    ``Decomposed(module(d.rel), module(d.irrel), module(d.total))`` (or ``d.map(module)``).
+    refused with :class:`~explainreg.decomposition.UnsupportedLayerError`) unless it has a rule of its
+    own. A rule returns both parts and the module's ordinary output, e.g. for a bias-free linear layer
+    ``Decomposed(module(d.rel), module(d.irrel), module(d.total))`` (or ``d.map(module)``); the
+    building blocks :func:`affine`, :func:`relevant_first`, :func:`shapley`, :func:`both` and
+    :func:`reshape_like` cover the usual layer kinds. A rule registered later replaces an earlier one.
+
+    Args:
+        module_type: the ``nn.Module`` subclass the rule decomposes.
+        rule: ``rule(module, d) -> Decomposed``; omitted, ``register_rule`` returns a decorator.
+
+    Returns:
+        The rule (or the decorator), unchanged.
+
+    Raises:
+        TypeError: ``module_type`` is not an ``nn.Module`` subclass, or ``rule`` is not callable.
+
+    Example::
+
+        >>> import torch; from torch import nn
+        >>> from explainreg.decomposition import RULES, UnsupportedLayerError, decompose, register_rule
+        >>> class Reverse(nn.Module):                      # a custom layer: 2·x with the features reversed
+        ...     def forward(self, x):
+        ...         return 2 * x.flip(-1)
+        >>> net = nn.Sequential(nn.Linear(3, 3), nn.ReLU(), Reverse(), nn.Linear(3, 2))
+        >>> x, mask = torch.randn(4, 3), torch.tensor([1.0, 1.0, 0.0])
+        >>> try:
+        ...     decompose(net, x, mask)                    # x.flip has no rule
+        ... except UnsupportedLayerError:
+        ...     print("no rule")
+        no rule
+        >>> @register_rule(Reverse)
+        ... def reverse_rule(module, d):
+        ...     return d.map(module)                       # linear, bias-free: the same map on each part
+        >>> rel, irrel = decompose(net, x, mask)
+        >>> bool(torch.allclose(rel + irrel, net(x), atol=1e-5))
+        True
+        >>> del RULES[Reverse]                             # (undo, for this example only)
     """
     if not isinstance(module_type, type) or not issubclass(module_type, nn.Module):
         raise TypeError(f"module_type must be an nn.Module subclass, got {module_type!r}")
@@ -120,7 +188,36 @@ def register_rule(module_type: type, rule: ModuleRule | None = None):
 def register_function_rule(target: Any, rule: FunctionRule | None = None):
     """Teach the engine a function (``F.gelu``) or tensor method name (``"relu"``) met in a traced
     forward: ``rule(*args, **kwargs)`` receives the call's arguments, with :class:`Decomposed`
-    in place of the decomposed tensors, and returns a ``Decomposed`` (or a plain value)."""
+    in place of the decomposed tensors, and returns a ``Decomposed`` (or a plain value).
+
+    Args:
+        target: the function object (``F.softplus``, ``operator.add``) or the tensor method's name
+            (``"softplus"``) as torch.fx records it.
+        rule: the rule; omitted, ``register_function_rule`` returns a decorator.
+
+    Returns:
+        The rule (or the decorator), unchanged.
+
+    Example::
+
+        >>> import torch; import torch.nn.functional as F; from torch import nn
+        >>> from explainreg.decomposition import FUNCTION_RULES, decompose, register_function_rule
+        >>> from explainreg.decomposition.rules import shapley
+        >>> class Net(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.fc1, self.fc2 = nn.Linear(3, 4), nn.Linear(4, 2)
+        ...     def forward(self, x):
+        ...         return self.fc2(F.softplus(self.fc1(x)))
+        >>> @register_function_rule(F.softplus)           # smooth like tanh: the two-player Shapley split
+        ... def softplus_rule(d, *args, **kwargs):
+        ...     return shapley(d, lambda t: F.softplus(t, *args, **kwargs))
+        >>> net, x = Net(), torch.randn(4, 3)
+        >>> rel, irrel = decompose(net, x, torch.tensor([1.0, 0.0, 0.0]))
+        >>> bool(torch.allclose(rel + irrel, net(x), atol=1e-5))
+        True
+        >>> del FUNCTION_RULES[F.softplus]                 # (undo, for this example only)
+    """
 
     def decorate(fn: FunctionRule) -> FunctionRule:
         FUNCTION_RULES[target] = fn
@@ -133,7 +230,23 @@ def find_rule(module_type: type) -> ModuleRule | None:
     """The rule registered for ``module_type`` or the nearest parent whose ``forward`` it keeps.
 
     A subclass that overrides ``forward`` (a weight-standardised conv, a LoRA-style linear) computes
-    something else than its parent, so it does not inherit the parent's rule (methods.md A.6).
+    something else than its parent, so it does not inherit the parent's rule.
+
+    Args:
+        module_type: a module class.
+
+    Returns:
+        The rule, or None (the engine then traces the module's own forward).
+
+    Example::
+
+        >>> from torch import nn
+        >>> from explainreg.decomposition import RULES, find_rule
+        >>> class Plain(nn.Linear): pass
+        >>> class Custom(nn.Linear):
+        ...     def forward(self, x): return super().forward(x) * 2
+        >>> find_rule(Plain) is RULES[nn.Linear], find_rule(Custom)
+        (True, None)
     """
     for cls in module_type.__mro__:
         if cls in RULES:
@@ -174,7 +287,29 @@ class _BiasSplit(torch.autograd.Function):
 
 def split_bias(r: torch.Tensor, s: torch.Tensor, bias: torch.Tensor | float | None,
                eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
-    """Add a bias to the two parts in proportion to their magnitudes (CD's affine rule)."""
+    """Add a bias to the two parts in proportion to their magnitudes (CD's affine rule).
+
+    ``rel' = r + b·|r| / (|r| + |s| + ε)``, ``irrel' = s + b·(|s| + ε) / (|r| + |s| + ε)``: where
+    r = s = 0 the whole bias goes to irrel, and ``rel' + irrel' = r + s + b`` always.
+
+    Args:
+        r, s: the relevant and irrelevant parts before the bias.
+        bias: a tensor broadcastable to r, a number, or None (parts returned unchanged).
+        eps: ε (default :data:`EPS` = 1e-19).
+
+    Shape:
+        r, s: any shape (the same); output: two tensors of that shape.
+
+    Returns:
+        ``(rel, irrel)``. The backward pass is fused (differentiable once).
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.decomposition.rules import split_bias
+        >>> split_bias(torch.tensor([1.0, 0.0]), torch.tensor([2.0, 0.0]), 3.0)
+        (tensor([2., 0.]), tensor([4., 3.]))
+    """
     if bias is None:
         return r, s
     if not isinstance(bias, torch.Tensor):
@@ -184,14 +319,56 @@ def split_bias(r: torch.Tensor, s: torch.Tensor, bias: torch.Tensor | float | No
 
 def affine(d: Decomposed, linear_part: Callable[[torch.Tensor], torch.Tensor], total_out: torch.Tensor,
            bias: torch.Tensor | None, eps: float = EPS) -> Decomposed:
-    """Affine layer ``total_out = linear_part(total) + bias``: bias split in proportion to |r|, |s|."""
+    """Affine layer ``total_out = linear_part(total) + bias``: bias split in proportion to |r|, |s|.
+
+    ``r = W·rel``, ``s = W·irrel``, then :func:`split_bias`: ``rel' = r + b·|r| / (|r| + |s| + ε)``,
+    ``irrel' = s + b·(|s| + ε) / (|r| + |s| + ε)``.
+
+    Args:
+        d: the layer input.
+        linear_part: the layer without its bias, applied to both streams in one call.
+        total_out: the layer's ordinary output (becomes the result's ``total``).
+        bias: broadcastable to the output, or None.
+        eps: ε of the split.
+
+    Returns:
+        The layer output as a :class:`Decomposed`.
+
+    Example::
+
+        >>> import torch; import torch.nn.functional as F
+        >>> from explainreg.decomposition.rules import Decomposed, affine
+        >>> w, b = torch.tensor([[1.0, 1.0]]), torch.tensor([3.0])
+        >>> x = torch.tensor([[1.0, 2.0]])
+        >>> d = Decomposed(x * torch.tensor([1.0, 0.0]), x * torch.tensor([0.0, 1.0]), x)
+        >>> out = affine(d, lambda t: F.linear(t, w), F.linear(x, w, b), b)
+        >>> out.rel, out.irrel, out.total                  # r = 1, s = 2: the bias 3 splits 1 : 2
+        (tensor([[2.]]), tensor([[4.]]), tensor([[6.]]))
+    """
     r, s = linear_part(torch.cat([d.rel, d.irrel])).chunk(2)  # one call for both streams
     rel, irrel = split_bias(r, s, bias, eps)
     return Decomposed(rel, irrel, total_out)
 
 
 def relevant_first(d: Decomposed, fn: Callable[[torch.Tensor], torch.Tensor]) -> Decomposed:
-    """``rel' = f(rel)``, ``irrel' = f(rel + irrel) − f(rel)`` (ReLU-type rule)."""
+    """``rel' = f(rel)``, ``irrel' = f(rel + irrel) − f(rel)`` (ReLU-type rule).
+
+    Args:
+        d: the input.
+        fn: the elementwise activation (ReLU, LeakyReLU, ReLU6, ...).
+
+    Returns:
+        The activation's output as a :class:`Decomposed` (``total = fn(d.total)``).
+
+    Example::
+
+        >>> import torch; import torch.nn.functional as F
+        >>> from explainreg.decomposition.rules import Decomposed, relevant_first
+        >>> rel, irrel = torch.tensor([[-1.0, 2.0]]), torch.tensor([[3.0, -1.0]])
+        >>> out = relevant_first(Decomposed(rel, irrel, rel + irrel), F.relu)
+        >>> out.rel, out.irrel
+        (tensor([[0., 2.]]), tensor([[ 2., -1.]]))
+    """
     rel = fn(d.rel)
     return Decomposed(rel, fn(d.sum) - rel, fn(d.total))
 
@@ -199,7 +376,27 @@ def relevant_first(d: Decomposed, fn: Callable[[torch.Tensor], torch.Tensor]) ->
 def shapley(d: Decomposed, fn: Callable[[torch.Tensor], torch.Tensor], eps: float = EPS) -> Decomposed:
     """Two-player Shapley split of ``f(rel + irrel) − f(0)``; the constant ``f(0)`` is a bias, split
     like the affine rule's (all of it to rel for an all-ones mask, to irrel for an all-zeros one):
-    ``a_rel = ½[(f(rel) − f(0)) + (f(rel + irrel) − f(irrel))]``, ``a_irrel`` symmetric."""
+    ``a_rel = ½[(f(rel) − f(0)) + (f(rel + irrel) − f(irrel))]``, ``a_irrel`` symmetric.
+
+    Args:
+        d: the input.
+        fn: a smooth elementwise activation (tanh, sigmoid, GELU, ...).
+        eps: ε of the split of ``f(0)``.
+
+    Returns:
+        The output as a :class:`Decomposed` with ``rel + irrel = f(rel + irrel)``.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.decomposition.rules import Decomposed, shapley
+        >>> rel, irrel = torch.tensor([[0.5, -1.0]]), torch.tensor([[1.0, 2.0]])
+        >>> out = shapley(Decomposed(rel, irrel, rel + irrel), torch.sigmoid)   # f(0) = ½ is split too
+        >>> bool(torch.allclose(out.sum, torch.sigmoid(rel + irrel)))
+        True
+        >>> out.rel                                         # ½[(σ(½) − ½) + (σ(3/2) − σ(1))] + its share of ½
+        tensor([[ 0.2690, -0.0348]])
+    """
     f0 = fn(torch.zeros((), dtype=d.rel.dtype, device=d.rel.device))
     f_rel, f_irrel, f_sum = fn(d.rel), fn(d.irrel), fn(d.sum)
     a_rel = 0.5 * ((f_rel - f0) + (f_sum - f_irrel))
@@ -209,12 +406,53 @@ def shapley(d: Decomposed, fn: Callable[[torch.Tensor], torch.Tensor], eps: floa
 
 
 def both(d: Decomposed, fn: Callable[[torch.Tensor], torch.Tensor]) -> Decomposed:
-    """A linear, bias-free map applied to each part."""
+    """A linear, bias-free map applied to each part (and the total): ``d.map(fn)``.
+
+    Args:
+        d: the input.
+        fn: a linear map without bias (average pooling, identity, a fixed scaling, ...).
+
+    Returns:
+        ``Decomposed(fn(d.rel), fn(d.irrel), fn(d.total))``.
+
+    Example::
+
+        >>> import torch; import torch.nn.functional as F
+        >>> from explainreg.decomposition.rules import Decomposed, both
+        >>> x = torch.arange(4.0).view(1, 1, 4)
+        >>> out = both(Decomposed(x, torch.zeros_like(x), x), lambda t: F.avg_pool1d(t, 2))
+        >>> out.rel, out.irrel
+        (tensor([[[0.5000, 2.5000]]]), tensor([[[0., 0.]]]))
+    """
     return d.map(fn)
 
 
 def reshape_like(d: Decomposed, fn: Callable[[torch.Tensor], torch.Tensor]) -> Decomposed:
-    """A per-sample reshape (view, flatten from dim 1, ...): computed on the total, copied to the parts."""
+    """A per-sample reshape (view, flatten from dim 1, ...): computed on the total, copied to the parts.
+
+    Args:
+        d: the input.
+        fn: the reshape, applied to the total; the parts take its per-sample shape.
+
+    Returns:
+        The reshaped :class:`Decomposed`.
+
+    Raises:
+        ValueError: the reshape does not keep the batch dimension (``x.view(-1)``).
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.decomposition.rules import Decomposed, reshape_like
+        >>> x = torch.ones(2, 3, 4)
+        >>> d = Decomposed(x, torch.zeros_like(x), x)
+        >>> tuple(reshape_like(d, lambda t: t.flatten(1)).rel.shape)
+        (2, 12)
+        >>> reshape_like(d, lambda t: t.view(-1))
+        Traceback (most recent call last):
+        ...
+        ValueError: contextual decomposition needs reshapes that keep the batch dimension; ...
+    """
     total_out = fn(d.total)
     if not isinstance(total_out, torch.Tensor) or total_out.dim() == 0 or total_out.shape[0] != d.total.shape[0]:
         raise ValueError(f"contextual decomposition needs reshapes that keep the batch dimension; "
@@ -232,6 +470,21 @@ TIE_RTOL = 1e-6
 
 
 def tie_tolerance(dtype: torch.dtype) -> float:
+    """The relative tolerance within which max-pool entries tie: ``max(TIE_RTOL, 8·eps(dtype))``.
+
+    Args:
+        dtype: a floating-point dtype.
+
+    Returns:
+        The tolerance (1e-6 for float32 and float64).
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.decomposition.rules import tie_tolerance
+        >>> tie_tolerance(torch.float32), tie_tolerance(torch.float16)
+        (1e-06, 0.0078125)
+    """
     return max(TIE_RTOL, 8 * torch.finfo(dtype).eps)
 
 
@@ -279,8 +532,28 @@ def max_pool_shared_ties(d: Decomposed, kernel, stride, padding, total_out: torc
     ties the index a pooling kernel returns differs between float32 and float64 kernels, and
     rounding breaks ties that are exact in exact arithmetic differently in each precision; either
     moved rel by up to a third of the logit scale on deep nets. Sharing makes the rule independent
-    of both (methods.md A.6). A window whose two largest entries differ by about the threshold can
-    still be decided differently by rounding: CD's max-pool rule is discontinuous there.
+    of both. A window whose two largest entries differ by about the threshold can still be decided
+    differently by rounding: CD's max-pool rule is discontinuous there.
+
+    Args:
+        d: the input, B×C×L (1-D), B×C×H×W (2-D) or B×C×D×H×W (3-D).
+        kernel, stride, padding: as ``F.max_pool*d`` (an int or one value per spatial dim; stride
+            None = kernel).
+        total_out: the pool's ordinary output (its shape fixes the output size, ceil mode included).
+
+    Returns:
+        The pooled :class:`Decomposed`.
+
+    Example::
+
+        >>> import torch; import torch.nn.functional as F
+        >>> from explainreg.decomposition.rules import Decomposed, max_pool_shared_ties
+        >>> total = torch.tensor([[[[1.0, 1.0], [0.0, 0.0]]]])        # two entries tie for the max
+        >>> rel = torch.tensor([[[[0.2, 0.6], [0.0, 0.0]]]])
+        >>> d = Decomposed(rel, total - rel, total)
+        >>> out = max_pool_shared_ties(d, 2, None, 0, F.max_pool2d(total, 2))
+        >>> out.rel, out.irrel                              # the mean of the tied entries' parts
+        (tensor([[[[0.4000]]]]), tensor([[[[0.6000]]]]))
     """
     k = total_out.dim() - 2
     as_tuple = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,) * k  # noqa: E731
@@ -301,7 +574,25 @@ def max_pool_shared_ties(d: Decomposed, kernel, stride, padding, total_out: torc
 def max_pool(d: Decomposed, pool: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Decomposed:
     """Both parts read at the argmax indices of the pool of the total (``pool`` returns indices):
     CDEP's ``propagate_pooling`` (which pools ``rel + irrel``, the total up to rounding), used for
-    ``order="seed"`` and where windows cannot be unfolded (dilation, adaptive pooling)."""
+    ``order="seed"`` and where windows cannot be unfolded (dilation, adaptive pooling).
+
+    Args:
+        d: the input, B×C×….
+        pool: ``pool(total) -> (output, indices)``, e.g. ``F.max_pool2d(..., return_indices=True)``.
+
+    Returns:
+        The pooled :class:`Decomposed` (ties go to the one index the kernel returns).
+
+    Example::
+
+        >>> import torch; import torch.nn.functional as F
+        >>> from explainreg.decomposition.rules import Decomposed, max_pool
+        >>> total = torch.tensor([[[[1.0, 3.0], [2.0, 0.0]]]])
+        >>> rel = torch.tensor([[[[1.0, 0.5], [2.0, 0.0]]]])
+        >>> out = max_pool(Decomposed(rel, total - rel, total), lambda t: F.max_pool2d(t, 2, return_indices=True))
+        >>> out.rel, out.irrel                              # read where the total is largest (3)
+        (tensor([[[[0.5000]]]]), tensor([[[[2.5000]]]]))
+    """
     total_out, idx = pool(d.total)
     idx = d.tile(idx).flatten(2)
     shape = (d.rel.shape[0], *total_out.shape[1:])
@@ -362,7 +653,26 @@ def affine_batch_norm(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm, d: 
 
     Splitting the layer's bias and then BatchNorm's shift separately would hand out two large,
     nearly opposite bias shares (BatchNorm subtracts the mean the layer's bias created), whose
-    rounding the next layers amplify; folded, they cancel before the split (methods.md A.6).
+    rounding the next layers amplify; folded, they cancel before the split.
+
+    Args:
+        layer: an ``nn.Linear`` or convolution.
+        bn: the BatchNorm after it (running statistics in eval mode, the batch's in training mode).
+        d: the layer's input.
+
+    Returns:
+        The BatchNorm's output as a :class:`Decomposed`.
+
+    Example::
+
+        >>> import torch; from torch import nn
+        >>> from explainreg.decomposition.rules import Decomposed, affine_batch_norm
+        >>> layer, bn = nn.Linear(3, 2), nn.BatchNorm1d(2).eval()
+        >>> x = torch.randn(4, 3)
+        >>> out = affine_batch_norm(layer, bn, Decomposed(x * torch.tensor([1.0, 0.0, 0.0]),
+        ...                                               x * torch.tensor([0.0, 1.0, 1.0]), x))
+        >>> bool(torch.allclose(out.sum, bn(layer(x)), atol=1e-6))
+        True
     """
     pre = layer(d.total)
     scale, shift = _batch_norm_affine(bn, pre)
@@ -411,7 +721,21 @@ def _pool_with_ties(fn: Callable, d: Decomposed, kernel_size, stride=None, paddi
 
 
 def max_pool_function(m: nn.modules.pooling._MaxPoolNd) -> Callable:
-    """The functional form (F.max_pool1d/2d/3d) of a max-pool module."""
+    """The functional form (F.max_pool1d/2d/3d) of a max-pool module.
+
+    Args:
+        m: an ``nn.MaxPool1d``, ``nn.MaxPool2d`` or ``nn.MaxPool3d``.
+
+    Returns:
+        The matching function of ``torch.nn.functional``.
+
+    Example::
+
+        >>> import torch.nn.functional as F; from torch import nn
+        >>> from explainreg.decomposition.rules import max_pool_function
+        >>> max_pool_function(nn.MaxPool1d(2)) is F.max_pool1d
+        True
+    """
     return F.max_pool1d if isinstance(m, nn.MaxPool1d) else F.max_pool2d if isinstance(m, nn.MaxPool2d) else F.max_pool3d
 
 
