@@ -39,6 +39,7 @@ DOCUMENTED = frozenset("""
     explainreg.metrics.perturbation explainreg.metrics.registry explainreg.metrics.road explainreg.metrics.roar
     explainreg.metrics.robustness
     explainreg.decomposition.rules explainreg.decomposition.recurrent
+    explainreg.models explainreg.backbones explainreg.text_models
 """.split())
 
 

@@ -1,12 +1,14 @@
-"""Text classifiers over token ids B×T (right-padded with ``padding_idx``), methods.md A.8–A.9.
+"""Text classifiers over token ids B×T (right-padded with ``padding_idx``).
 
 Every model takes only the ids and finds each sentence's length as the number of non-padding
 tokens, so the same call works for training, saliency (w.r.t. ``model.embedding``'s output) and
 contextual decomposition:
 
-* :class:`LSTMClassifier` — CDEP's SST model: an embedding (GloVe-initialised, fine-tuned), an LSTM
+* :class:`LSTMClassifier` — CDEP's SST model (Rieger et al. 2020, "Interpretations are useful: penalizing
+  explanations to align neural networks with prior knowledge"): an embedding (GloVe-initialised, fine-tuned), an LSTM
   (1 layer, hidden 128), a linear head on the hidden state at each sentence's last token.
-* :class:`CNNClassifier` — Kim-style 1-D CNN: wide convolutions of widths 3, 4, 5, ReLU, max over
+* :class:`CNNClassifier` — Kim-style 1-D CNN (Kim 2014, "Convolutional neural networks for sentence
+  classification"): wide convolutions of widths 3, 4, 5, ReLU, max over
   time, dropout, linear head.
 * :class:`TransformerClassifier` — a small Transformer encoder, mean over the real tokens, linear
   head (saliency and gradient penalties; CD refuses attention).
@@ -40,7 +42,29 @@ class LSTMClassifier(nn.Module):
     state at the first, concatenated. ``vectors`` (vocab_size × embedding_dim) initialises the
     embedding (fine-tuned unless ``freeze``).
 
-    Shape: ids B×T (long) → logits B×num_classes.
+    Args:
+        vocab_size: rows of the embedding (padding included, ≥ 2).
+        num_classes: logits K.
+        embedding_dim, hidden_size, num_layers, bidirectional: the embedding and the LSTM.
+        padding_idx: the padding id (its embedding row is zero and not trained).
+        vectors: initial embedding rows (e.g. GloVe), vocab_size × embedding_dim.
+        freeze: keep ``vectors`` fixed.
+
+    Shape:
+        ids B×T (long) → logits B×num_classes.
+
+    Raises:
+        ValueError: ``vocab_size`` < 2 or ``vectors`` of another shape.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.text_models import LSTMClassifier
+        >>> model = LSTMClassifier(vocab_size=10, embedding_dim=4, hidden_size=3).eval()
+        >>> ids = torch.tensor([[3, 5, 7, 0], [3, 5, 7, 9]])
+        >>> logits = model(ids)
+        >>> logits.shape, bool(torch.allclose(logits[0], model(ids[:1, :3])[0], atol=1e-6))  # padding ignored
+        (torch.Size([2, 2]), True)
     """
 
     def __init__(self, vocab_size: int, num_classes: int = 2, embedding_dim: int = 50, hidden_size: int = 128,
@@ -66,7 +90,25 @@ class LSTMClassifier(nn.Module):
 
 class CNNClassifier(nn.Module):
     """Embedding → transpose → wide Conv1d of each width (padding width − 1) → ReLU → max over time →
-    concatenation → dropout → linear head. Shape: ids B×T → logits B×num_classes."""
+    concatenation → dropout → linear head.
+
+    Args:
+        vocab_size, num_classes, embedding_dim, padding_idx, vectors, freeze: as :class:`LSTMClassifier`.
+        channels: filters per width.
+        widths: the convolution widths.
+        dropout: before the head.
+
+    Shape:
+        ids B×T → logits B×num_classes.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.text_models import CNNClassifier
+        >>> model = CNNClassifier(vocab_size=10, embedding_dim=4, channels=2, widths=(2, 3)).eval()
+        >>> model(torch.tensor([[1, 2, 3], [4, 0, 0]])).shape, model.head.in_features
+        (torch.Size([2, 2]), 4)
+    """
 
     def __init__(self, vocab_size: int, num_classes: int = 2, embedding_dim: int = 50, channels: int = 100,
                  widths: tuple[int, ...] = (3, 4, 5), dropout: float = 0.5, padding_idx: int = 0,
@@ -95,7 +137,33 @@ def _positions(table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 
 class TransformerClassifier(nn.Module):
     """Embedding + learned positions → Transformer encoder (padding masked) → mean over the real
-    tokens → linear head. Shape: ids B×T (T ≤ max_len) → logits B×num_classes."""
+    tokens → linear head.
+
+    Args:
+        vocab_size, num_classes, embedding_dim, padding_idx, vectors, freeze: as :class:`LSTMClassifier`.
+        heads, layers, feedforward, dropout: the encoder (GELU activation, batch first).
+        max_len: rows of the learned position table, the longest sentence accepted.
+
+    Shape:
+        ids B×T (T ≤ max_len) → logits B×num_classes.
+
+    Raises:
+        ValueError: (in forward) sentences longer than ``max_len``.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.text_models import TransformerClassifier
+        >>> model = TransformerClassifier(vocab_size=10, embedding_dim=8, heads=2, layers=1, feedforward=16,
+        ...                               max_len=6).eval()
+        >>> ids = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
+        >>> bool(torch.allclose(model(ids)[1], model(ids[1:, :2])[0], atol=1e-5))   # padding masked
+        True
+        >>> model(torch.ones(1, 7, dtype=torch.long))
+        Traceback (most recent call last):
+        ...
+        ValueError: sentences of 7 tokens exceed the model's max_len = 6
+    """
 
     def __init__(self, vocab_size: int, num_classes: int = 2, embedding_dim: int = 64, heads: int = 4,
                  layers: int = 2, feedforward: int = 128, dropout: float = 0.1, max_len: int = 512,
@@ -117,7 +185,30 @@ class TransformerClassifier(nn.Module):
 
 
 def cdep_lstm(vocab_size: int, num_classes: int = 2, vectors: torch.Tensor | None = None, **kwargs) -> LSTMClassifier:
-    """CDEP's SST classifier (B.2 §2.6): 1-layer LSTM, hidden 128, head on the last state."""
+    """CDEP's SST classifier (Rieger et al. 2020): 1-layer LSTM, hidden 128, head on the last state.
+
+    Args:
+        vocab_size, num_classes: as :class:`LSTMClassifier`.
+        vectors: initial embeddings (their width sets ``embedding_dim``; without, ``embedding_dim``
+            from ``kwargs`` or 50).
+        **kwargs: other :class:`LSTMClassifier` options (``padding_idx``, ``freeze``).
+
+    Shape:
+        ids B×T → logits B×num_classes.
+
+    Returns:
+        The :class:`LSTMClassifier`.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.text_models import cdep_lstm
+        >>> model = cdep_lstm(vocab_size=6, vectors=torch.randn(6, 5), freeze=True)
+        >>> model.lstm.hidden_size, model.embedding.embedding_dim, model.embedding.weight.requires_grad
+        (128, 5, False)
+        >>> model(torch.tensor([[1, 2, 0]])).shape
+        torch.Size([1, 2])
+    """
     dim = vectors.shape[1] if vectors is not None else kwargs.pop("embedding_dim", 50)
     return LSTMClassifier(vocab_size, num_classes, dim, 128, 1, vectors=vectors, **kwargs)
 
