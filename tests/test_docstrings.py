@@ -40,6 +40,8 @@ DOCUMENTED = frozenset("""
     explainreg.metrics.robustness
     explainreg.decomposition.rules explainreg.decomposition.recurrent
     explainreg.models explainreg.backbones explainreg.text_models
+    explainreg.data.idx explainreg.data.image_ops explainreg.data.datasets explainreg.data.sources
+    explainreg.data.counterexamples explainreg.data.patch_benchmark
 """.split())
 
 

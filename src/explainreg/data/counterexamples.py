@@ -1,4 +1,6 @@
-"""Counterexamples (Teso & Kersting 2019), XIL's data-side method (methods.md A.11).
+"""Counterexamples (Teso & Kersting 2019, "Explanatory interactive machine learning"), the data-side
+method among the XIL methods compared by Friedrich et al. (2023), "A typology for exploring the
+mitigation of shortcut behaviour".
 
 For each annotated training image, ``n_copies`` copies with the masked pixels (1 = must not matter)
 replaced by uniform random values in the data range, with the image's label, added to the training
@@ -15,7 +17,30 @@ from .datasets import ArrayDataset
 def randomize_masked(x: torch.Tensor, mask: torch.Tensor, low: float, high: float,
                      generator: torch.Generator) -> torch.Tensor:
     """x̃ = x ⊙ (1 − m) + u ⊙ m with u ~ U(low, high) drawn per entry; ``mask`` (bool or 0/1) broadcasts
-    against ``x`` (N×{1,C}×H×W). Entries outside the mask are returned unchanged (bit for bit)."""
+    against ``x`` (N×{1,C}×H×W). Entries outside the mask are returned unchanged (bit for bit).
+
+    Args:
+        x: the images.
+        mask: 1 (True) where the values are replaced.
+        low, high: the range of the uniform values.
+        generator: the random generator (on the CPU).
+
+    Shape:
+        x: (N, C, H, W); mask: broadcastable to x; output: x's shape.
+
+    Returns:
+        The randomised copies.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.data.counterexamples import randomize_masked
+        >>> x = torch.zeros(1, 1, 2, 3)
+        >>> m = torch.tensor([[[[1, 1, 0], [0, 0, 0]]]])
+        >>> out = randomize_masked(x, m, 2.0, 3.0, torch.Generator().manual_seed(0))
+        >>> bool(((out[m.bool()] >= 2) & (out[m.bool()] <= 3)).all()), bool((out[~m.bool()] == 0).all())
+        (True, True)
+    """
     m = mask.bool().expand_as(x)
     u = torch.rand(x.shape, generator=generator, dtype=x.dtype) * (high - low) + low
     return torch.where(m, u.to(x.device), x)
@@ -40,6 +65,24 @@ def counterexamples(dataset: ArrayDataset, n_copies: int = 1, *, seed: int = 0, 
 
     Returns:
         A new :class:`ArrayDataset` of N + n_copies·n_a rows.
+
+    Raises:
+        TypeError: ``dataset`` is not an :class:`ArrayDataset`.
+        ValueError: no mask extra, masks of another shape, a bad ``n_copies`` or ``value_range``.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.data import ArrayDataset
+        >>> from explainreg.data.counterexamples import counterexamples
+        >>> mask = torch.zeros(3, 1, 2, 2); mask[0, :, 0] = 1; mask[2, :, :, 0] = 1   # images 0 and 2 annotated
+        >>> data = ArrayDataset(torch.rand(3, 1, 2, 2), torch.tensor([0, 1, 2]), {"mask": mask})
+        >>> more = counterexamples(data, n_copies=2, seed=0)
+        >>> len(more), more.y.tolist(), more.extras["counterexample"].sum().item()
+        (7, [0, 1, 2, 0, 2, 0, 2], 4)
+        >>> keep = ~more.extras["mask"][3].bool()                              # unmasked pixels kept
+        >>> bool(torch.equal(more.x[3][keep], data.x[0][keep]))
+        True
     """
     if not isinstance(dataset, ArrayDataset):
         raise TypeError(f"dataset must be an ArrayDataset (images, labels, extras), got {type(dataset).__name__}")

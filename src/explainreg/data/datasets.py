@@ -35,6 +35,31 @@ class ArrayDataset(Dataset):
     """Images ``x`` (N×C×H×W float), labels ``y`` (N, long) and optional per-sample ``extras``.
 
     Items are ``(x_i, y_i, {name: extra_i})``. ``source`` says where the data came from.
+
+    Args:
+        x: the images (or any N×… features).
+        y: one integer label per row.
+        extras: per-row tensors (masks, flags), each with N rows.
+        name: the data set's name.
+        source: where the rows came from (recorded in runs).
+
+    Shape:
+        x: (N, ...); y: (N,); each extra: (N, ...). ``num_classes`` is max(y) + 1.
+
+    Raises:
+        ValueError: x without a batch dimension, or y / an extra with another number of rows.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.data import ArrayDataset
+        >>> data = ArrayDataset(torch.zeros(10, 1, 2, 2), torch.arange(10) % 3, {"mask": torch.ones(10, 1, 2, 2)})
+        >>> x, y, extras = data[4]
+        >>> len(data), data.num_classes, int(y), tuple(extras["mask"].shape)
+        (10, 3, 1, (1, 2, 2))
+        >>> train, val = data.split(0.3, seed=0)
+        >>> len(train), len(val), sorted(train.take(3).y.tolist() + val.y.tolist())[:1]
+        (7, 3, [0])
     """
 
     x: torch.Tensor
@@ -63,7 +88,16 @@ class ArrayDataset(Dataset):
         return int(self.y.max()) + 1
 
     def take(self, indices: torch.Tensor | Sequence[int] | int) -> "ArrayDataset":
-        """A new data set with the rows ``indices`` (an int ``n`` means the first n)."""
+        """A new data set with the rows ``indices`` (an int ``n`` means the first n).
+
+        Example::
+
+            >>> import torch
+            >>> from explainreg.data import ArrayDataset
+            >>> data = ArrayDataset(torch.arange(5.0).view(5, 1), torch.arange(5))
+            >>> data.take([4, 0]).y, len(data.take(3)), data.take(2).source
+            (tensor([4, 0]), 3, 'in memory, 2 rows')
+        """
         if isinstance(indices, int):
             indices = torch.arange(min(indices, len(self)))
         indices = torch.as_tensor(indices, dtype=torch.long)
@@ -73,7 +107,19 @@ class ArrayDataset(Dataset):
         )
 
     def split(self, fraction: float, seed: int = 0) -> tuple["ArrayDataset", "ArrayDataset"]:
-        """Random split into (1 − fraction, fraction) parts, e.g. train / validation."""
+        """Random split into (1 − fraction, fraction) parts, e.g. train / validation.
+
+        Seeded; each part keeps the original row order. ``fraction`` must be in (0, 1).
+
+        Example::
+
+            >>> import torch
+            >>> from explainreg.data import ArrayDataset
+            >>> data = ArrayDataset(torch.zeros(8, 1), torch.arange(8))
+            >>> a, b = data.split(0.25, seed=1)
+            >>> len(a), len(b), sorted(a.y.tolist() + b.y.tolist()) == list(range(8))
+            (6, 2, True)
+        """
         if not 0.0 < fraction < 1.0:
             raise ValueError(f"fraction must be in (0, 1), got {fraction}")
         perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
@@ -82,6 +128,14 @@ class ArrayDataset(Dataset):
 
 
 def available_datasets() -> list[str]:
+    """The names of the IDX image data sets :func:`load_dataset` reads (text, UCR and shortcut sets aside).
+
+    Example::
+
+        >>> from explainreg.data import available_datasets
+        >>> available_datasets()
+        ['fashion-mnist', 'mnist']
+    """
     return sorted(SOURCES)
 
 
@@ -97,7 +151,45 @@ def _check_name(name: str) -> str:
 
 def locate(name: str, split: str = "train", root: str | os.PathLike | None = None,
            download: bool = True, allow_bundled: bool = False) -> tuple[Path, str]:
-    """Find (or fetch) the folder holding ``split`` of data set ``name``; returns ``(folder, description)``."""
+    """Find (or fetch) the folder holding ``split`` of data set ``name``; returns ``(folder, description)``.
+
+    Looks under the data root (:func:`~explainreg.data.sources.resolve_data_root`) in ``ROOT/<name>/``,
+    ``ROOT/<Name>/raw/`` and ``ROOT``; then downloads (``download=True``); then, with
+    ``allow_bundled=True``, falls back to the small real subset shipped with the package (with a warning).
+
+    Args:
+        name: ``"mnist"`` or ``"fashion-mnist"`` (``fashion_mnist``, ``FashionMNIST`` accepted).
+        split: ``"train"`` or ``"test"``.
+        root: the data root; None reads ``$EXPLAINREG_DATA``, then ``~/.cache/explainreg``.
+        download: fetch missing files (md5-checked).
+        allow_bundled: accept the bundled subset.
+
+    Returns:
+        ``(folder, description)``.
+
+    Raises:
+        ValueError: an unknown name or split.
+        DataNotFoundError: the files are nowhere (the message lists where it looked).
+
+    Example::
+
+        >>> import os, tempfile, torch
+        >>> from explainreg.data.idx import write_idx
+        >>> tmp = tempfile.TemporaryDirectory()              # a tiny stand-in for the IDX files
+        >>> os.makedirs(os.path.join(tmp.name, "mnist"))
+        >>> for prefix in ("train", "t10k"):
+        ...     for kind, array in (("images-idx3", torch.arange(4 * 28 * 28).view(4, 28, 28) % 256),
+        ...                         ("labels-idx1", torch.tensor([0, 6, 0, 6]))):
+        ...         write_idx(os.path.join(tmp.name, "mnist", f"{prefix}-{kind}-ubyte.gz"), array.to(torch.uint8))
+        >>> folder, how = locate("MNIST", "test", tmp.name, download=False)
+        >>> folder.name, sorted(p.name for p in folder.iterdir())[:2]
+        ('mnist', ['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'])
+        >>> locate("fashion-mnist", "train", tmp.name, download=False)
+        Traceback (most recent call last):
+        ...
+        explainreg.data.sources.DataNotFoundError: fashion-mnist train files (train-images-idx3-ubyte.gz, ...) not found; ...
+        >>> tmp.cleanup()
+    """
     key = _check_name(name)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -139,6 +231,44 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
 
     ``"ucr/NAME"`` (e.g. ``"ucr/GunPoint"``) loads a UCR/UEA archive set from ``ROOT/ucr/NAME/NAME_{TRAIN,TEST}.ts``
     as a :class:`~explainreg.data.ucr.SeriesDataset` of N×C×T series (see :func:`explainreg.data.ucr.load_ucr`).
+    The text names (:data:`TEXT_NAMES`) load SST / Rotten Tomatoes (:mod:`explainreg.data.text`), and
+    ``"decoy-mnist"``, ``"decoy-fmnist"``, ``"color-mnist"`` the shortcut sets generated from the IDX files.
+
+    Args:
+        name: a data set name (above).
+        split: ``"train"`` or ``"test"`` (SST also ``"dev"``).
+        root, download, allow_bundled: as :func:`locate`.
+        normalize: True: the train mean/std of :data:`STATS`; a ``(mean, std)`` pair: those.
+        limit: keep the first ``limit`` images.
+
+    Shape:
+        x: (N, 1, 28, 28) float, y: (N,) long.
+
+    Returns:
+        An :class:`ArrayDataset` (``source`` names the folder).
+
+    Raises:
+        ValueError: an unknown name, a bad split or limit, images and labels that do not match.
+        DataNotFoundError: the files are nowhere.
+
+    Example::
+
+        >>> import os, tempfile, torch
+        >>> from explainreg.data.idx import write_idx
+        >>> tmp = tempfile.TemporaryDirectory()              # a tiny stand-in for the IDX files
+        >>> os.makedirs(os.path.join(tmp.name, "fashion-mnist"))
+        >>> for prefix in ("train", "t10k"):
+        ...     for kind, array in (("images-idx3", torch.arange(4 * 28 * 28).view(4, 28, 28) % 256),
+        ...                         ("labels-idx1", torch.tensor([0, 6, 0, 6]))):
+        ...         write_idx(os.path.join(tmp.name, "fashion-mnist", f"{prefix}-{kind}-ubyte.gz"), array.to(torch.uint8))
+        >>> data = load_dataset("fashion-mnist", "train", tmp.name, download=False, limit=3)
+        >>> data.x.shape, data.y.tolist(), round(float(data.x[0, 0, 0, 5]) * 255)   # pixels on [0, 1]
+        (torch.Size([3, 1, 28, 28]), [0, 6, 0], 5)
+        >>> mean, std = STATS["fashion-mnist"]
+        >>> z = load_dataset("fashion-mnist", "test", tmp.name, download=False, normalize=True)
+        >>> bool(torch.allclose(z.x * std + mean, load_dataset("fashion-mnist", "test", tmp.name, download=False).x))
+        True
+        >>> tmp.cleanup()
     """
     if isinstance(name, str) and name.lower().replace("_", "-") in TEXT_NAMES:
         from .text import load_text_dataset  # SST (sst, sst-2, sst-decoy|article|gender), rotten-tomatoes

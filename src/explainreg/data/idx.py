@@ -39,7 +39,36 @@ def read_idx(path: str | os.PathLike) -> torch.Tensor:
     """Return the array stored in an IDX file as a ``torch.uint8`` tensor.
 
     A truncated or corrupted file (gzip end-of-stream or CRC errors, a short body) raises a
-    ``ValueError`` naming the file, with its md5 against the official one when it is known."""
+    ``ValueError`` naming the file, with its md5 against the official one when it is known.
+
+    Args:
+        path: an IDX file, gzip-compressed when its name ends in ``.gz``.
+
+    Returns:
+        The array, with the shape the header gives (N×28×28 images, N labels).
+
+    Raises:
+        ValueError: not an IDX file, a type other than unsigned bytes, or a damaged file.
+
+    Example::
+
+        >>> import os, tempfile, torch
+        >>> from explainreg.data.idx import read_idx, write_idx
+        >>> images = torch.arange(24, dtype=torch.uint8).view(2, 3, 4)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "tiny-images-idx3-ubyte.gz")
+        ...     write_idx(path, images)
+        ...     back = read_idx(path)
+        ...     with open(os.path.join(folder, "short"), "wb") as f:
+        ...         _ = f.write(bytes([0, 0, 8, 1, 0, 0, 0, 5, 1, 2]))       # header says 5 bytes, 2 follow
+        ...     try:
+        ...         read_idx(os.path.join(folder, "short"))
+        ...     except ValueError as exc:
+        ...         print("refused:", "truncated" in str(exc))
+        refused: True
+        >>> back.dtype, back.shape, bool(torch.equal(back, images))
+        (torch.uint8, torch.Size([2, 3, 4]), True)
+    """
     path = Path(path)
     try:
         with _open(path, "rb") as f:
@@ -66,7 +95,34 @@ def read_idx(path: str | os.PathLike) -> torch.Tensor:
 
 
 def write_idx(path: str | os.PathLike, array: torch.Tensor) -> None:
-    """Write a uint8 tensor as an IDX file (gzip-compressed when the name ends in ``.gz``)."""
+    """Write a uint8 tensor as an IDX file (gzip-compressed when the name ends in ``.gz``).
+
+    The file is written beside the target and then renamed, so a reader never sees half a file.
+
+    Args:
+        path: the file to write.
+        array: a ``torch.uint8`` tensor (any number of dimensions).
+
+    Raises:
+        ValueError: ``array`` is not uint8.
+
+    Example::
+
+        >>> import os, tempfile, torch
+        >>> from explainreg.data.idx import read_idx, write_idx
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "labels-idx1-ubyte")
+        ...     write_idx(path, torch.tensor([3, 1, 4], dtype=torch.uint8))
+        ...     with open(path, "rb") as f:
+        ...         header = f.read(8)
+        ...     labels = read_idx(path)
+        >>> list(header), labels
+        ([0, 0, 8, 1, 0, 0, 0, 3], tensor([3, 1, 4], dtype=torch.uint8))
+        >>> write_idx("unused", torch.zeros(2))
+        Traceback (most recent call last):
+        ...
+        ValueError: write_idx needs a uint8 tensor, got torch.float32
+    """
     array = torch.as_tensor(array)
     if array.dtype != torch.uint8:
         raise ValueError(f"write_idx needs a uint8 tensor, got {array.dtype}")

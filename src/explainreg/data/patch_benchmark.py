@@ -1,5 +1,7 @@
 """A patch-shortcut benchmark from real images, written as an image folder in CDEP's ISIC layout
-(methods.md A.12): real Fashion-MNIST (or MNIST) images upscaled to RGB, with coloured square
+(the skin-lesion images of Rieger et al. 2020, "Interpretations are useful: penalizing explanations to
+align neural networks with prior knowledge", whose benign lesions often carry coloured patches): real
+Fashion-MNIST (or MNIST) images upscaled to RGB, with coloured square
 patches planted on the benign class in training only, and their segmentation masks.
 
 Layout written under ``OUT`` (the layout :mod:`explainreg.studies.isic` reads)::
@@ -57,6 +59,34 @@ def write_patch_benchmark(out: str | os.PathLike, *, dataset: str = "fashion-mni
         size: side of the RGB images (the 28×28 sources are upscaled bilinearly).
         patch_fraction: share of the benign training images, and of each class's test images, patched.
         patch: the patch side range in pixels.
+        seed: seed of the patch placement, colour and choice.
+        root: the data root of the source images (as :func:`~explainreg.data.load_dataset`; never downloaded).
+
+    Returns:
+        ``OUT`` (with ``benchmark.json`` recording the settings and counts).
+
+    Raises:
+        ValueError: ``patch_fraction`` outside (0, 1).
+        DataNotFoundError: the source images are not under ``root``.
+
+    Example::
+
+        >>> import json, os, tempfile, torch
+        >>> from explainreg.data.idx import write_idx
+        >>> from explainreg.data.patch_benchmark import patch_counts, write_patch_benchmark
+        >>> tmp = tempfile.TemporaryDirectory()              # a tiny stand-in for Fashion-MNIST's IDX files
+        >>> os.makedirs(os.path.join(tmp.name, "fashion-mnist"))
+        >>> for prefix in ("train", "t10k"):
+        ...     for kind, array in (("images-idx3", torch.randint(0, 256, (8, 28, 28))),
+        ...                         ("labels-idx1", torch.tensor([0, 6] * 4))):
+        ...         write_idx(os.path.join(tmp.name, "fashion-mnist", f"{prefix}-{kind}-ubyte.gz"), array.to(torch.uint8))
+        >>> out = write_patch_benchmark(os.path.join(tmp.name, "bench"), n_train=4, n_test=2, size=32,
+        ...                             patch=(6, 8), root=tmp.name)
+        >>> patch_counts(out), patch_counts(out / "test")
+        ({'no_cancer': 4, 'cancer': 4, 'segmentation': 2}, {'no_cancer': 2, 'cancer': 2, 'segmentation': 2})
+        >>> json.loads((out / "benchmark.json").read_text())["counts"]["train"]["cancer"]
+        {'images': 4, 'patched': 0}
+        >>> tmp.cleanup()
     """
     if not 0.0 < patch_fraction < 1.0:
         raise ValueError(f"patch_fraction must be in (0, 1), got {patch_fraction}")
@@ -94,7 +124,26 @@ def write_patch_benchmark(out: str | os.PathLike, *, dataset: str = "fashion-mni
 
 
 def patch_counts(folder: str | os.PathLike) -> dict[str, int]:
-    """Images per class folder and patch masks under an ISIC-layout ``folder`` (for reports)."""
+    """Images per class folder and patch masks under an ISIC-layout ``folder`` (for reports).
+
+    Args:
+        folder: holds ``processed/{no_cancer,cancer}/`` and, optionally, ``segmentation/``.
+
+    Returns:
+        ``{"no_cancer": n, "cancer": n, "segmentation": n}``.
+
+    Example::
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from explainreg.data.patch_benchmark import patch_counts
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     for c in ("no_cancer", "cancer"):
+        ...         Path(tmp, "processed", c).mkdir(parents=True)
+        ...     Path(tmp, "processed", "cancer", "a.png").touch()
+        ...     print(patch_counts(tmp))
+        {'no_cancer': 0, 'cancer': 1, 'segmentation': 0}
+    """
     folder = Path(folder)
     counts = {c: len(list((folder / "processed" / c).glob("*"))) for c in CLASS_FOLDERS}
     counts["segmentation"] = len(list((folder / "segmentation").glob("*"))) if (folder / "segmentation").is_dir() else 0
