@@ -41,7 +41,7 @@ DOCUMENTED = frozenset("""
     explainreg.decomposition.rules explainreg.decomposition.recurrent
     explainreg.models explainreg.backbones explainreg.text_models
     explainreg.data.idx explainreg.data.image_ops explainreg.data.datasets explainreg.data.sources
-    explainreg.data.counterexamples explainreg.data.patch_benchmark
+    explainreg.data.counterexamples explainreg.data.patch_benchmark explainreg.data.folder
 """.split())
 
 

@@ -1,4 +1,5 @@
-"""Image folders with annotation masks, read lazily (methods.md A.12).
+"""Image folders with annotation masks, read lazily (torchvision's ``ImageFolder`` layout, plus masks
+of the regions the model must not use, as CDEP's skin-lesion segmentations).
 
 Layout::
 
@@ -32,11 +33,34 @@ MODES = ("RGB", "L")
 
 
 class ImageReadError(ValueError):
-    """An image or mask file could not be read (corrupt, not an image, or unreadable)."""
+    """An image or mask file could not be read (corrupt, not an image, or unreadable); a ValueError.
+
+    Example::
+
+        >>> import tempfile; from pathlib import Path
+        >>> from explainreg.data.folder import ImageReadError, read_image
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     bad = Path(tmp, "broken.png"); _ = bad.write_bytes(b"not a png")
+        ...     try:
+        ...         read_image(bad)
+        ...     except ImageReadError as exc:
+        ...         print(str(exc).startswith("cannot read image file"), "broken.png" in str(exc))
+        True True
+    """
 
 
 @dataclass(frozen=True)
 class Sample:
+    """One entry of an image folder: the image file, its label and its mask file (None: no mask).
+
+    Example::
+
+        >>> from pathlib import Path
+        >>> from explainreg.data.folder import Sample
+        >>> Sample(Path("dog/dog1.png"), 1, None)
+        Sample(image=PosixPath('dog/dog1.png'), label=1, mask=None)
+    """
+
     image: Path
     label: int
     mask: Path | None
@@ -46,7 +70,26 @@ def read_image(path: str | os.PathLike, mode: str = "RGB") -> torch.Tensor:
     """The image at ``path`` as a C×H×W float tensor on [0, 1] (C = 3 for ``"RGB"``, 1 for ``"L"``).
 
     Grey, palette and RGBA files are converted to ``mode`` by Pillow (RGBA → RGB drops alpha).
-    Raises :class:`ImageReadError` naming the file when it cannot be decoded.
+
+    Args:
+        path: an image file Pillow reads (PNG, JPEG, BMP, ...).
+        mode: ``"RGB"`` or ``"L"``.
+
+    Shape:
+        output: (C, H, W), float32.
+
+    Raises:
+        ImageReadError: the file cannot be decoded (the message names it).
+
+    Example::
+
+        >>> import tempfile; from pathlib import Path; from PIL import Image
+        >>> from explainreg.data.folder import read_image
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     Image.new("RGB", (5, 2), (255, 0, 51)).save(Path(tmp, "a.png"))
+        ...     x, grey = read_image(Path(tmp, "a.png")), read_image(Path(tmp, "a.png"), "L")
+        >>> x.shape, x[:, 0, 0], grey.shape
+        (torch.Size([3, 2, 5]), tensor([1.0000, 0.0000, 0.2000]), torch.Size([1, 2, 5]))
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -65,7 +108,27 @@ def read_image(path: str | os.PathLike, mode: str = "RGB") -> torch.Tensor:
 
 def read_mask(path: str | os.PathLike) -> torch.Tensor:
     """The mask at ``path`` as a 1×H×W bool tensor: True where any colour channel is non-zero
-    (an alpha channel is ignored)."""
+    (an alpha channel is ignored).
+
+    Args:
+        path: an image file (grey, RGB, palette, ...).
+
+    Shape:
+        output: (1, H, W), bool.
+
+    Raises:
+        ImageReadError: the file cannot be decoded.
+
+    Example::
+
+        >>> import tempfile; from pathlib import Path; from PIL import Image
+        >>> from explainreg.data.folder import read_mask
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     m = Image.new("RGB", (3, 2)); m.putpixel((2, 1), (0, 7, 0)); m.save(Path(tmp, "m.png"))
+        ...     print(read_mask(Path(tmp, "m.png")))
+        tensor([[[False, False, False],
+                 [False, False,  True]]])
+    """
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
@@ -99,7 +162,38 @@ def _mask_for(mask_root: Path, class_name: str, image: Path) -> Path | None:
 
 def scan_folder(root: str | os.PathLike, masks: str | os.PathLike | None = None,
                 classes: Sequence[str] | None = None) -> tuple[list[str], list[Sample]]:
-    """``(classes, samples)`` of an image folder ``ROOT/<class>/<image>`` (classes sorted, or as given)."""
+    """``(classes, samples)`` of an image folder ``ROOT/<class>/<image>`` (classes sorted, or as given).
+
+    Args:
+        root: ``ROOT``, one sub-folder of images per class.
+        masks: ``MASKS/<class>/<image stem>.png`` (or another image extension); None: no masks.
+        classes: class names in label order (a subset of the folders is allowed).
+
+    Returns:
+        The class names and one :class:`Sample` per image (images sorted by name in each class).
+
+    Raises:
+        FileNotFoundError: ``root`` or ``masks`` is not a folder.
+        ValueError: no class folder, a named class without a folder, or a class folder without images.
+
+    Example::
+
+        >>> import tempfile; from pathlib import Path; from PIL import Image
+        >>> tmp = tempfile.TemporaryDirectory(); root, masks = Path(tmp.name, "images"), Path(tmp.name, "masks")
+        >>> for c, red in (("cat", 0), ("dog", 255)):              # 2 classes × 2 images of 6×4 pixels
+        ...     (root / c).mkdir(parents=True); (masks / c).mkdir(parents=True)
+        ...     for i in range(2):
+        ...         Image.new("RGB", (6, 4), (red, 0, 0)).save(root / c / f"{c}{i}.png")
+        >>> m = Image.new("L", (6, 4)); m.paste(255, (0, 0, 3, 4)); m.save(masks / "dog" / "dog1.png")  # left half
+        >>> from explainreg.data.folder import scan_folder
+        >>> classes, samples = scan_folder(root, masks)
+        >>> classes, [(s.image.name, s.label, s.mask is not None) for s in samples]
+        (['cat', 'dog'], [('cat0.png', 0, False), ('cat1.png', 0, False), ('dog0.png', 1, False), ('dog1.png', 1, True)])
+        >>> first = scan_folder(root, classes=["dog", "cat"])[1][0]       # labels in the order given: dog = 0
+        >>> first.image.name, first.label
+        ('dog0.png', 0)
+        >>> tmp.cleanup()
+    """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder {root} does not exist (or is not a folder); give ROOT holding "
@@ -130,7 +224,38 @@ def scan_folder(root: str | os.PathLike, masks: str | os.PathLike | None = None,
 
 
 def scan_csv(path: str | os.PathLike, classes: Sequence[str] | None = None) -> tuple[list[str], list[Sample]]:
-    """``(classes, samples)`` from a CSV with columns ``image,label[,mask]`` (paths relative to its folder)."""
+    """``(classes, samples)`` from a CSV with columns ``image,label[,mask]`` (paths relative to its folder).
+
+    Integer labels give the classes ``"0"``, ``"1"``, ... up to the largest; names give the sorted names.
+
+    Args:
+        path: the CSV file.
+        classes: class names in label order (default: as above).
+
+    Returns:
+        The class names and one :class:`Sample` per row.
+
+    Raises:
+        FileNotFoundError: the CSV, an image or a mask does not exist (the line is named).
+        ValueError: no header ``image,label`` or no row, or a label outside ``classes``.
+
+    Example::
+
+        >>> import tempfile; from pathlib import Path; from PIL import Image
+        >>> tmp = tempfile.TemporaryDirectory(); root, masks = Path(tmp.name, "images"), Path(tmp.name, "masks")
+        >>> for c, red in (("cat", 0), ("dog", 255)):              # 2 classes × 2 images of 6×4 pixels
+        ...     (root / c).mkdir(parents=True); (masks / c).mkdir(parents=True)
+        ...     for i in range(2):
+        ...         Image.new("RGB", (6, 4), (red, 0, 0)).save(root / c / f"{c}{i}.png")
+        >>> m = Image.new("L", (6, 4)); m.paste(255, (0, 0, 3, 4)); m.save(masks / "dog" / "dog1.png")  # left half
+        >>> from explainreg.data.folder import scan_csv
+        >>> _ = Path(tmp.name, "list.csv").write_text("image,label,mask\\nimages/dog/dog1.png,dog,masks/dog/dog1.png\\n"
+        ...                                           "images/cat/cat0.png,cat,\\n")
+        >>> classes, samples = scan_csv(Path(tmp.name, "list.csv"))
+        >>> classes, [(s.label, s.mask is not None) for s in samples]
+        (['cat', 'dog'], [(1, True), (0, False)])
+        >>> tmp.cleanup()
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"CSV file {path} does not exist")
@@ -171,7 +296,33 @@ class ImageFolder(Dataset):
         classes: class names in label order (default: the sorted folder names).
         num_workers, pin_memory: DataLoader settings used by the trainer (``loader_options``).
 
-    Shape: items ``(C×H×W float, () long, {"mask": 1×H×W bool})``.
+    Shape:
+        items ``(C×H×W float, () long, {"mask": 1×H×W bool})``; ``targets``: (N,) long.
+
+    Raises:
+        ValueError: a bad mode or num_workers; (on reading) a mask of another size than its image.
+        FileNotFoundError, ImageReadError: as :func:`scan_folder` / :func:`read_image`.
+
+    Example::
+
+        >>> import tempfile; from pathlib import Path; from PIL import Image
+        >>> tmp = tempfile.TemporaryDirectory(); root, masks = Path(tmp.name, "images"), Path(tmp.name, "masks")
+        >>> for c, red in (("cat", 0), ("dog", 255)):              # 2 classes × 2 images of 6×4 pixels
+        ...     (root / c).mkdir(parents=True); (masks / c).mkdir(parents=True)
+        ...     for i in range(2):
+        ...         Image.new("RGB", (6, 4), (red, 0, 0)).save(root / c / f"{c}{i}.png")
+        >>> m = Image.new("L", (6, 4)); m.paste(255, (0, 0, 3, 4)); m.save(masks / "dog" / "dog1.png")  # left half
+        >>> from explainreg.data.folder import ImageFolder
+        >>> data = ImageFolder(root, masks, size=(2, 3))
+        >>> x, y, extras = data[3]                                      # dog1.png, whose mask is its left half
+        >>> len(data), data.classes, x.shape, int(y), extras["mask"][0].tolist()
+        (4, ['cat', 'dog'], torch.Size([3, 2, 3]), 1, [[True, True, False], [True, True, False]])
+        >>> data.targets, data[0][2]["mask"].any().item()              # no mask file: an empty mask
+        (tensor([0, 0, 1, 1]), False)
+        >>> memory = data.subset([1, 3]).to_memory()
+        >>> memory.x.shape, memory.y.tolist(), data.settings()["classes"]
+        (torch.Size([2, 3, 2, 3]), [0, 1], ['cat', 'dog'])
+        >>> tmp.cleanup()
     """
 
     def __init__(self, root: str | os.PathLike, masks: str | os.PathLike | None = None, *, mode: str = "RGB",
@@ -203,7 +354,14 @@ class ImageFolder(Dataset):
 
     @property
     def loader_options(self) -> dict[str, Any]:
-        """Keyword arguments for ``torch.utils.data.DataLoader`` (read by ``iterate_batches``)."""
+        """Keyword arguments for ``torch.utils.data.DataLoader`` (read by ``iterate_batches``).
+
+        Example::
+
+            >>> from explainreg.data.folder import ImageFolder, Sample
+            >>> ImageFolder("unused", classes=["a"], samples=[], num_workers=2).loader_options
+            {'num_workers': 2, 'pin_memory': False, 'persistent_workers': False}
+        """
         options: dict[str, Any] = {"num_workers": self.num_workers, "pin_memory": self.pin_memory}
         if self.num_workers > 0:
             options["persistent_workers"] = False
@@ -267,7 +425,30 @@ class ImageFolder(Dataset):
 
 
 def image_folder(root: str | os.PathLike, masks: str | os.PathLike | None = None, **options: Any) -> ImageFolder:
-    """Open ``ROOT/<class>/<image>`` (or a CSV) with optional ``MASKS/<class>/<stem>.png``; see :class:`ImageFolder`."""
+    """Open ``ROOT/<class>/<image>`` (or a CSV) with optional ``MASKS/<class>/<stem>.png``; see :class:`ImageFolder`.
+
+    Args:
+        root, masks: as :class:`ImageFolder`.
+        **options: the other :class:`ImageFolder` options (``mode``, ``size``, ``crop``, ``mean``, ``std``, ...).
+
+    Returns:
+        The :class:`ImageFolder`.
+
+    Example::
+
+        >>> import tempfile; from pathlib import Path; from PIL import Image
+        >>> tmp = tempfile.TemporaryDirectory(); root, masks = Path(tmp.name, "images"), Path(tmp.name, "masks")
+        >>> for c, red in (("cat", 0), ("dog", 255)):              # 2 classes × 2 images of 6×4 pixels
+        ...     (root / c).mkdir(parents=True); (masks / c).mkdir(parents=True)
+        ...     for i in range(2):
+        ...         Image.new("RGB", (6, 4), (red, 0, 0)).save(root / c / f"{c}{i}.png")
+        >>> m = Image.new("L", (6, 4)); m.paste(255, (0, 0, 3, 4)); m.save(masks / "dog" / "dog1.png")  # left half
+        >>> from explainreg.data import image_folder
+        >>> data = image_folder(root, masks, mode="L", size=2)
+        >>> data[0][0].shape, data.source.endswith("(4 images, 2 classes, 1 masks)")
+        (torch.Size([1, 2, 3]), True)
+        >>> tmp.cleanup()
+    """
     return ImageFolder(root, masks, **options)
 
 
@@ -278,6 +459,34 @@ def folder_splits(path: str | os.PathLike, masks: str | os.PathLike | None = Non
     ``PATH/train/<class>/…`` and ``PATH/test/<class>/…`` (masks ``MASKS/train/…``, ``MASKS/test/…``)
     are used as they are; otherwise ``PATH/<class>/…`` is split at random (``split_seed``) with
     ``test_fraction`` of the images held out for testing. ``options`` as :class:`ImageFolder`.
+
+    Args:
+        path: ``PATH`` (with or without ``train/`` and ``test/``).
+        masks: the mask folder, laid out as ``PATH``.
+        test_fraction: in (0, 1); the share held out when ``PATH`` is not split already (at least one image).
+        split_seed: seed of the random split.
+        **options: as :class:`ImageFolder`.
+
+    Returns:
+        ``(train, test)``; the test folder uses the training folder's classes.
+
+    Raises:
+        ValueError: ``test_fraction`` outside (0, 1) where a random split is needed.
+
+    Example::
+
+        >>> import tempfile; from pathlib import Path; from PIL import Image
+        >>> tmp = tempfile.TemporaryDirectory(); root, masks = Path(tmp.name, "images"), Path(tmp.name, "masks")
+        >>> for c, red in (("cat", 0), ("dog", 255)):              # 2 classes × 2 images of 6×4 pixels
+        ...     (root / c).mkdir(parents=True); (masks / c).mkdir(parents=True)
+        ...     for i in range(2):
+        ...         Image.new("RGB", (6, 4), (red, 0, 0)).save(root / c / f"{c}{i}.png")
+        >>> m = Image.new("L", (6, 4)); m.paste(255, (0, 0, 3, 4)); m.save(masks / "dog" / "dog1.png")  # left half
+        >>> from explainreg.data.folder import folder_splits
+        >>> train, test = folder_splits(root, masks, test_fraction=0.25, split_seed=0)
+        >>> len(train), len(test), sorted(s.image.name for s in train.samples + test.samples)
+        (3, 1, ['cat0.png', 'cat1.png', 'dog0.png', 'dog1.png'])
+        >>> tmp.cleanup()
     """
     path = Path(path)
     mask_root = Path(masks) if masks is not None else None
@@ -299,7 +508,32 @@ def folder_splits(path: str | os.PathLike, masks: str | os.PathLike | None = Non
 
 
 def random_subset(data: ImageFolder, n: int | None, seed: int = 0) -> ImageFolder:
-    """``n`` images of ``data`` drawn at random (``seed``), kept in folder order; ``None``: all."""
+    """``n`` images of ``data`` drawn at random (``seed``), kept in folder order; ``None``: all.
+
+    Args:
+        data: the folder.
+        n: how many images (``n ≥ len(data)`` or None: ``data`` itself).
+        seed: seed of the draw.
+
+    Returns:
+        An :class:`ImageFolder` of ``n`` images.
+
+    Example::
+
+        >>> import tempfile; from pathlib import Path; from PIL import Image
+        >>> tmp = tempfile.TemporaryDirectory(); root, masks = Path(tmp.name, "images"), Path(tmp.name, "masks")
+        >>> for c, red in (("cat", 0), ("dog", 255)):              # 2 classes × 2 images of 6×4 pixels
+        ...     (root / c).mkdir(parents=True); (masks / c).mkdir(parents=True)
+        ...     for i in range(2):
+        ...         Image.new("RGB", (6, 4), (red, 0, 0)).save(root / c / f"{c}{i}.png")
+        >>> m = Image.new("L", (6, 4)); m.paste(255, (0, 0, 3, 4)); m.save(masks / "dog" / "dog1.png")  # left half
+        >>> from explainreg.data.folder import ImageFolder, random_subset
+        >>> data = ImageFolder(root)
+        >>> part = random_subset(data, 2, seed=0)
+        >>> len(part), part.samples == sorted(part.samples, key=data.samples.index), random_subset(data, None) is data
+        (2, True, True)
+        >>> tmp.cleanup()
+    """
     if n is None or n >= len(data):
         return data
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
@@ -307,7 +541,33 @@ def random_subset(data: ImageFolder, n: int | None, seed: int = 0) -> ImageFolde
 
 
 def folder_from_settings(settings: dict[str, Any], split: str) -> ImageFolder:
-    """Rebuild the ``split`` (``"train"``/``"test"``) folder recorded by ``explainreg train --data folder:…``."""
+    """Rebuild the ``split`` (``"train"``/``"test"``) folder recorded by ``explainreg train --data folder:…``.
+
+    Args:
+        settings: the recorded data settings: ``path``, ``masks``, ``test_fraction``, ``split_seed``,
+            optionally ``mode``, ``size``, ``crop``, ``mean``, ``std`` and ``limit_train`` / ``limit_test``.
+        split: ``"train"`` or ``"test"``.
+
+    Returns:
+        The :class:`ImageFolder` of that split (the same images as when it was recorded).
+
+    Example::
+
+        >>> import tempfile; from pathlib import Path; from PIL import Image
+        >>> tmp = tempfile.TemporaryDirectory(); root, masks = Path(tmp.name, "images"), Path(tmp.name, "masks")
+        >>> for c, red in (("cat", 0), ("dog", 255)):              # 2 classes × 2 images of 6×4 pixels
+        ...     (root / c).mkdir(parents=True); (masks / c).mkdir(parents=True)
+        ...     for i in range(2):
+        ...         Image.new("RGB", (6, 4), (red, 0, 0)).save(root / c / f"{c}{i}.png")
+        >>> m = Image.new("L", (6, 4)); m.paste(255, (0, 0, 3, 4)); m.save(masks / "dog" / "dog1.png")  # left half
+        >>> from explainreg.data.folder import folder_from_settings
+        >>> settings = {"path": str(root), "masks": str(masks), "test_fraction": 0.5, "split_seed": 3,
+        ...             "size": [2, 3], "limit_train": 1}
+        >>> train, test = folder_from_settings(settings, "train"), folder_from_settings(settings, "test")
+        >>> len(train), len(test), test[0][0].shape
+        (1, 2, torch.Size([3, 2, 3]))
+        >>> tmp.cleanup()
+    """
     options = {k: settings[k] for k in ("mode", "size", "crop", "mean", "std") if settings.get(k) is not None}
     for key in ("size", "crop"):
         if isinstance(options.get(key), list):
