@@ -1,4 +1,7 @@
-"""The UCR/UEA time-series archive's ``.ts`` format (methods.md A.10): reader and data sets.
+"""The UCR/UEA time-series archive's ``.ts`` format: reader and data sets.
+
+The archives: Dau et al. (2019), "The UCR time series archive"; Bagnall et al. (2018), "The UEA
+multivariate time series classification archive, 2018". The ``.ts`` format is sktime's.
 
 A ``.ts`` file holds ``#`` comment lines, ``@`` headers (``@problemName``, ``@univariate``,
 ``@dimensions``, ``@equalLength``, ``@seriesLength``, ``@missing``, ``@classLabel true A B …``),
@@ -30,13 +33,40 @@ LAYOUT = "BxCxT"
 
 
 class TsFormatError(ValueError):
-    """A ``.ts`` file that does not follow the format; the message names the file and line."""
+    """A ``.ts`` file that does not follow the format; the message names the file and line (a ValueError).
+
+    Example::
+
+        >>> import tempfile; from pathlib import Path
+        >>> from explainreg.data.ucr import TsFormatError, read_ts
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = Path(tmp, "bad.ts")
+        ...     _ = path.write_text("@classLabel true a b\\n@data\\n1,2:a\\n1,x:b\\n")
+        ...     try:
+        ...         read_ts(path)
+        ...     except TsFormatError as exc:
+        ...         print(str(exc)[len(str(path)):])          # the file, its line 4, what is wrong
+        :4: 'x' is not a number (nor the missing marker '?')
+    """
 
 
 @dataclass
 class TsData:
     """What :func:`read_ts` returns: ``x`` N×C×T, ``y`` N (class indices), ``lengths`` N,
-    ``padding_mask`` N×T (True = real step), ``class_names`` and the file's ``headers``."""
+    ``padding_mask`` N×T (True = real step), ``class_names`` and the file's ``headers``.
+
+    Shape:
+        x: (N, C, T) float32; y, lengths: (N,) long; padding_mask: (N, T) bool.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.data.ucr import TsData
+        >>> d = TsData(torch.zeros(1, 1, 3), torch.tensor([0]), torch.tensor([2]),
+        ...            torch.tensor([[True, True, False]]), ["a"], {})
+        >>> int(d.padding_mask.sum()) == int(d.lengths.sum())
+        True
+    """
 
     x: torch.Tensor
     y: torch.Tensor
@@ -117,9 +147,34 @@ def read_ts(path: str | os.PathLike, *, missing: str = "error", pad_value: float
     Shape:
         x: N×C×T float32, y: N long, lengths: N long, padding_mask: N×T bool.
 
+    Returns:
+        A :class:`TsData`.
+
     Raises:
         TsFormatError: a malformed header or line (ragged channels, a length or channel count that
             disagrees with the headers, an unknown label, a non-number), naming the file and line.
+        ValueError: a bad ``missing`` or ``pad_to``.
+        DataNotFoundError: no such file.
+
+    Example::
+
+        >>> import tempfile; from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory(); folder = Path(tmp.name, "ucr", "Tiny"); folder.mkdir(parents=True)
+        >>> header = "@problemName Tiny\\n@univariate true\\n@equalLength false\\n@classLabel true up down\\n@data\\n"
+        >>> _ = (folder / "Tiny_TRAIN.ts").write_text(header + "1,2,3:up\\n3,2:down\\n0,1,2,3:up\\n")
+        >>> _ = (folder / "Tiny_TEST.ts").write_text(header + "5,4:down\\n")
+        >>> from explainreg.data.ucr import read_ts
+        >>> d = read_ts(folder / "Tiny_TRAIN.ts", pad_value=-1.0)
+        >>> d.x[:, 0], d.y, d.lengths, d.class_names
+        (tensor([[ 1.,  2.,  3., -1.],
+                [ 3.,  2., -1., -1.],
+                [ 0.,  1.,  2.,  3.]]), tensor([0, 1, 0]), tensor([3, 2, 4]), ['up', 'down'])
+        >>> bool(torch.equal(d.padding_mask.sum(1), d.lengths)), read_ts(folder / "Tiny_TEST.ts", pad_to=4).x.shape
+        (True, torch.Size([1, 1, 4]))
+        >>> _ = Path(tmp.name, "gap.ts").write_text("@classLabel true a\\n@data\\n1,?,3:a\\n")
+        >>> read_ts(Path(tmp.name, "gap.ts"), missing="nan").x
+        tensor([[[1., nan, 3.]]])
+        >>> tmp.cleanup()
     """
     if missing not in MISSING:
         raise ValueError(f"missing must be one of {MISSING}; got {missing!r}")
@@ -189,7 +244,24 @@ def read_ts(path: str | os.PathLike, *, missing: str = "error", pad_value: float
 class SeriesDataset(ArrayDataset):
     """An :class:`ArrayDataset` of series N×C×T with ``class_names`` and the declared ``layout``.
 
-    Items are ``(x_i, y_i, {"lengths": …, "padding_mask": …})``."""
+    Items are ``(x_i, y_i, {"lengths": …, "padding_mask": …})``.
+
+    Args:
+        x, y, extras, name, source: as :class:`~explainreg.data.ArrayDataset`.
+        class_names: the label names, index k ↦ ``class_names[k]`` (``num_classes`` is their number).
+        layout: ``"BxCxT"``.
+
+    Shape:
+        x: (N, C, T); y: (N,).
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.data.ucr import SeriesDataset
+        >>> data = SeriesDataset(torch.zeros(3, 2, 5), torch.tensor([0, 0, 1]), class_names=["a", "b", "c"])
+        >>> data.num_classes, data.take([2]).class_names, data.take(2).x.shape
+        (3, ['a', 'b', 'c'], torch.Size([2, 2, 5]))
+    """
 
     class_names: list[str] = field(default_factory=list)
     layout: str = LAYOUT
@@ -205,7 +277,16 @@ class SeriesDataset(ArrayDataset):
 
 
 def ucr_name(name: str) -> str:
-    """``"ucr/GunPoint"`` or ``"GunPoint"`` (any case) → the archive's spelling ``"GunPoint"``."""
+    """``"ucr/GunPoint"`` or ``"GunPoint"`` (any case) → the archive's spelling ``"GunPoint"``.
+
+    Names outside :data:`UCR_DATASETS` are returned as given (without the ``ucr/`` prefix).
+
+    Example::
+
+        >>> from explainreg.data.ucr import ucr_name
+        >>> ucr_name("ucr/gunpoint"), ucr_name("ITALYPOWERDEMAND"), ucr_name("ucr/Coffee")
+        ('GunPoint', 'ItalyPowerDemand', 'Coffee')
+    """
     bare = name.split("/", 1)[1] if name.lower().startswith("ucr/") else name
     for known in UCR_DATASETS:
         if known.lower() == bare.lower():
@@ -215,7 +296,32 @@ def ucr_name(name: str) -> str:
 
 def locate_ts(name: str, split: str = "train", root: str | os.PathLike | None = None) -> Path:
     """The ``NAME_TRAIN.ts`` / ``NAME_TEST.ts`` file under the data root: ``ROOT/ucr/NAME/``, ``ROOT/NAME/``,
-    or the archive's own ``ROOT/Univariate_ts/NAME/`` and ``ROOT/Multivariate_ts/NAME/``."""
+    or the archive's own ``ROOT/Univariate_ts/NAME/`` and ``ROOT/Multivariate_ts/NAME/``.
+
+    Args:
+        name: ``"ucr/NAME"`` or ``"NAME"``.
+        split: ``"train"`` or ``"test"``.
+        root: the data root (as :func:`~explainreg.data.sources.resolve_data_root`).
+
+    Returns:
+        The file's path.
+
+    Raises:
+        ValueError: a bad split.
+        DataNotFoundError: no such file (the message lists where it looked).
+
+    Example::
+
+        >>> import tempfile; from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory(); folder = Path(tmp.name, "ucr", "Tiny"); folder.mkdir(parents=True)
+        >>> header = "@problemName Tiny\\n@univariate true\\n@equalLength false\\n@classLabel true up down\\n@data\\n"
+        >>> _ = (folder / "Tiny_TRAIN.ts").write_text(header + "1,2,3:up\\n3,2:down\\n0,1,2,3:up\\n")
+        >>> _ = (folder / "Tiny_TEST.ts").write_text(header + "5,4:down\\n")
+        >>> from explainreg.data.ucr import locate_ts
+        >>> locate_ts("ucr/Tiny", "test", tmp.name).relative_to(tmp.name)
+        PosixPath('ucr/Tiny/Tiny_TEST.ts')
+        >>> tmp.cleanup()
+    """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     name = ucr_name(name)
@@ -236,7 +342,40 @@ def load_ucr(name: str, split: str = "train", root: str | os.PathLike | None = N
              pad_value: float = 0.0, pad_to: int | None = None, limit: int | None = None) -> SeriesDataset:
     """A UCR/UEA data set split as a :class:`SeriesDataset` (N×C×T float32, extras ``lengths`` and
     ``padding_mask``). Labels follow the train file's ``@classLabel`` order in both splits; ``pad_to``
-    pads variable-length series to a common T (see :func:`read_ts`)."""
+    pads variable-length series to a common T (see :func:`read_ts`).
+
+    Args:
+        name: ``"ucr/NAME"`` or ``"NAME"`` (found by :func:`locate_ts`).
+        split: ``"train"`` or ``"test"``.
+        root: the data root.
+        missing, pad_value, pad_to: as :func:`read_ts`.
+        limit: keep the first ``limit`` series.
+
+    Shape:
+        x: (N, C, T) float32; y: (N,); extras ``lengths`` (N,), ``padding_mask`` (N, T).
+
+    Returns:
+        A :class:`SeriesDataset` named ``"ucr/NAME"``.
+
+    Raises:
+        DataNotFoundError, TsFormatError: as :func:`locate_ts` and :func:`read_ts`.
+        ValueError: a bad ``limit``.
+
+    Example::
+
+        >>> import tempfile; from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory(); folder = Path(tmp.name, "ucr", "Tiny"); folder.mkdir(parents=True)
+        >>> header = "@problemName Tiny\\n@univariate true\\n@equalLength false\\n@classLabel true up down\\n@data\\n"
+        >>> _ = (folder / "Tiny_TRAIN.ts").write_text(header + "1,2,3:up\\n3,2:down\\n0,1,2,3:up\\n")
+        >>> _ = (folder / "Tiny_TEST.ts").write_text(header + "5,4:down\\n")
+        >>> from explainreg.data import load_dataset
+        >>> from explainreg.data.ucr import load_ucr
+        >>> train = load_ucr("ucr/Tiny", "train", tmp.name, limit=2)
+        >>> test = load_dataset("ucr/Tiny", "test", tmp.name)        # the same through load_dataset
+        >>> train.x.shape, train.extras["lengths"], test.y, test.class_names, train.name   # T: the file's longest
+        (torch.Size([2, 1, 4]), tensor([3, 2]), tensor([1]), ['up', 'down'], 'ucr/Tiny')
+        >>> tmp.cleanup()
+    """
     name = ucr_name(name)
     path = locate_ts(name, split, root)
     names = None
