@@ -22,6 +22,10 @@ from typing import Any
 import torch
 from torch import nn
 
+__all__ = ["CHECKPOINT", "CONFIG", "DamagedRunError", "HISTORY", "LOG", "RESUMABLE_CHANGES", "STEPS", "atomic_save",
+           "atomic_write_bytes", "atomic_write_json", "clean_temporary", "environment", "identify_model",
+           "load_checkpoint", "load_run", "read_json", "settings_changes"]
+
 CONFIG, HISTORY, STEPS, CHECKPOINT, LOG = "config.json", "history.json", "steps.json", "checkpoint.pt", "train.log"
 
 

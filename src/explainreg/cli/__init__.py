@@ -7,6 +7,8 @@ import importlib
 import pkgutil
 import sys
 
+__all__ = ["build_parser", "main"]
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

@@ -7,8 +7,11 @@ from ..data import DataNotFoundError, locate
 from ..data.datasets import available_datasets
 from ..data.sources import BUNDLED_DIR, SOURCES, find_split, resolve_data_root
 
+__all__ = ["register", "run"]
+
 
 def register(subparsers) -> None:
+    """Add ``explainreg datasets`` to the command line's ``subparsers``."""
     p = subparsers.add_parser("datasets", help="list data sets and where they were found",
                               description="List the data sets explainreg can load and where their files are.")
     p.add_argument("--data-root", metavar="PATH", default=None, help="data root to inspect (default: $EXPLAINREG_DATA, "
@@ -17,6 +20,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """List every data set, split and where its files were found (or "not found"); returns 0."""
     root, how = resolve_data_root(args.data_root)
     print(f"data root: {root} (from {how})")
     for name in available_datasets():

@@ -17,10 +17,13 @@ from .._validation import nonnegative_int, positive_int
 
 from ..metrics._core import MAX_BATCH
 
+__all__ = ["DEFAULT_METRICS", "check_writable", "data_root_of", "register", "run"]
+
 DEFAULT_METRICS = "morf,faithfulness,complexity,roar,gaussian,blocks"
 
 
 def register(subparsers) -> None:
+    """Add ``explainreg evaluate RUN_DIR`` to the command line's ``subparsers``."""
     p = subparsers.add_parser("evaluate", help="evaluate the attributions of a trained run",
                               description="Compute attribution metrics (methods.md A.5) for the model of RUN_DIR on "
                                           "its test set; writes metrics.json, metrics.csv and PNG curves there.")
@@ -65,6 +68,9 @@ def _settings(name: str, args, **available) -> dict:
 
 
 def run(args) -> int:
+    """Compute the asked metrics of the run's model for each attribution method on its test data and
+    write ``metrics.json``, ``metrics.csv`` and one figure per curve metric (:func:`explainreg.report.curve_figure`,
+    the study reports' figure); returns 0, or 1 when the results had to go to a fallback folder."""
     import torch
     from tqdm.auto import tqdm
 
@@ -215,28 +221,12 @@ def _write(folder: Path, summary: dict, table, results: dict, write_json, write_
 
 
 def _plot_curves(results: dict[str, dict], run_dir: Path) -> list[Path]:
-    import matplotlib
+    """``metrics_NAME.png`` for each curve metric: one line per attribution method (the study reports' figure)."""
+    from ..report import curve_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    by_metric: dict[str, list[tuple[str, dict]]] = {}
+    by_metric: dict[str, dict[str, dict]] = {}
     for method, rs in results.items():
         for name, r in rs.items():
             if "curve" in r:
-                by_metric.setdefault(name, []).append((method, r))
-    paths = []
-    for name, items in by_metric.items():
-        fig, ax = plt.subplots(figsize=(4.5, 3.2))
-        for method, r in items:
-            ax.plot(r["steps"], r["curve"], marker="o", ms=3, label=f"{method} (AUC {r['value']:.3f})")
-        ax.set_xlabel(items[0][1]["step_name"].replace("_", " "))
-        ax.set_ylabel(items[0][1]["curve_name"].replace("_", " "))
-        ax.set_title(name)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = run_dir / f"metrics_{name}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
-    return paths
+                by_metric.setdefault(name, {})[method] = r
+    return [curve_figure(run_dir / f"metrics_{name}.png", curves, title=name) for name, curves in by_metric.items()]

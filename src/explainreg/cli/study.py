@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from ..studies import discover
 
+__all__ = ["register"]
+
 
 def register(subparsers) -> None:
+    """Add ``explainreg study STUDY`` with one sub-command per registered study (:mod:`explainreg.studies`)."""
     parser = subparsers.add_parser("study", help="run a reproducible study and write its report",
                                    description="Run a named study: trains the models, evaluates them and "
                                                "writes tables, figures and a Markdown summary.")

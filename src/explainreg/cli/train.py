@@ -19,10 +19,13 @@ from ..training import TrainConfig, resolve_device, train
 from ..training.config import OPTIMIZERS
 from ._common import add_data_arguments, check_penalty_options, parse_penalties, parse_settings
 
+__all__ = ["DEFAULT_MODEL", "register", "run"]
+
 DEFAULT_MODEL = {"mnist": "cnn3b", "fashion-mnist": "cnn4b"}
 
 
 def register(subparsers) -> None:
+    """Add ``explainreg train`` to the command line's ``subparsers``."""
     p = subparsers.add_parser(
         "train", help="train a model with explanation penalties",
         description="Train a classifier on a real data set with cross-entropy plus weighted explanation "
@@ -84,6 +87,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train one model as the command line says, into its run folder (resumed with ``--resume``); returns 0."""
     if int(os.environ.get("RANK", 0) or 0) > 0:  # torchrun: rank 0 alone reports (training/distributed.py)
         sys.stdout = open(os.devnull, "w")
     penalties = parse_penalties(args.penalty, args.weight)

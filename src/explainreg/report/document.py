@@ -11,6 +11,8 @@ from typing import Sequence
 
 from ..runs import atomic_write_bytes
 
+__all__ = ["Report", "SMOKE_TEST", "Table", "mean_std"]
+
 
 @dataclass
 class Table:

@@ -9,6 +9,8 @@ from typing import Callable
 
 import argparse
 
+__all__ = ["STUDIES", "Study", "discover", "register_study"]
+
 
 @dataclass(frozen=True)
 class Study:

@@ -8,8 +8,6 @@ interrupted ones resumed), ``sweep/`` (weight selection on a validation split, w
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import math
 import multiprocessing
 import shlex
@@ -29,27 +27,19 @@ from ..metrics import Complexity, Faithfulness, GaussianNoise, MoRF, SquareBlock
 from ..metrics.roar import roar
 from ..models import build_model
 from ..objective import Objective
-from ..training import TrainConfig, evaluate_accuracy, train
+from ..training import TrainConfig, evaluate_accuracy
 from . import register_study
+from .constraints_report import COLUMNS, SEED_MNIST, write_report
+from .skeleton import cached, settings_hash, train_or_resume
+
+__all__ = ["COLUMNS", "DEFAULT_WEIGHT", "FULL", "MODELS", "PENALTIES", "QUICK", "SEED_MNIST", "STEP_COST", "Settings",
+           "add_arguments", "command_line", "evaluate_model", "run", "run_study", "select_weights",
+           "settings_from_args", "train_model"]
 
 PENALTIES = ("gradient_l1", "consistency", "smoothness", "locality", "fidelity", "symmetry")
 #: each penalty's weight unless --weight or --sweep says otherwise (the seed's committed λ)
 DEFAULT_WEIGHT = 0.1
 MODELS = {"mnist": "cnn3b", "fashion-mnist": "cnn4b"}
-#: (key, column title, higher is better)
-COLUMNS = (("test_accuracy", "test accuracy (%)", True), ("morf", "MoRF AUC", True),
-           ("faithfulness", "faithfulness", True), ("complexity", "complexity", False),
-           ("roar", "ROAR AUC", False), ("gaussian", "Gaussian AUC", True), ("blocks", "block AUC", True))
-#: The seed's published MNIST row (methods.md B.1 §1.4 accuracies, §1.7 metrics; one run each).
-SEED_MNIST = {
-    "baseline": (98.72, 0.696, 0.801, 4.400, 0.8355, 0.643, 9.788),
-    "gradient_l1": (98.52, 0.658, 0.910, 4.328, 0.7674, 0.660, 9.887),
-    "consistency": (98.73, 0.626, 0.822, 4.377, 0.8439, 0.523, 9.771),
-    "smoothness": (98.55, 0.688, 0.894, 4.329, 0.7550, 0.818, 9.764),
-    "locality": (98.78, 0.846, 0.707, 4.348, 0.7529, 0.388, 9.531),
-    "fidelity": (98.99, 0.827, 0.797, 4.305, 0.7244, 0.470, 9.928),
-    "symmetry": (98.54, 0.836, 0.820, 4.230, 0.6657, 0.311, 9.127),
-}
 QUICK = dict(epochs=1, limit_train=5000, limit_test=1000, eval_images=300, roar_train=3000, roar_epochs=1, log_every=10)
 FULL = dict(epochs=8, limit_train=None, limit_test=None, eval_images=10000, roar_train=None, roar_epochs=6, log_every=50)
 
@@ -80,6 +70,11 @@ class Settings:
     grid_images: int = 6
     quick: bool = False
 
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Settings:
+        """The settings of an ``explainreg study constraints`` command line (see :func:`settings_from_args`)."""
+        return settings_from_args(args)
+
     def train_config(self, epochs: int | None = None) -> TrainConfig:
         return TrainConfig(epochs=epochs or self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
                            log_every=self.log_every, progress=sys.stderr.isatty())
@@ -100,14 +95,9 @@ def train_model(run_dir: Path, penalty: str | None, weight: float, train_set: Ar
     info = {"dataset": settings.dataset, "model": settings.model, "normalize": False, "data_root": settings.data_root,
             "penalty": penalty or "baseline", "weight": weight if penalty else 0.0,
             "train_source": train_set.source, "n_train": len(train_set)}
-    if (run_dir / runs.CONFIG).is_file():
-        recorded = _describe(runs.read_json(run_dir / runs.CONFIG))
-        expected = _describe(info)
-        if any(recorded[k] != expected[k] for k in expected if recorded[k] is not None):
-            raise ValueError(f"{run_dir} holds a run with other settings ({recorded}, expected {expected}); "
-                             "use another --out")
-    result = train(model, _objective(penalty, weight, settings), train_set, test_set,
-                   config=settings.train_config(epochs), val_set=val_set, run_dir=run_dir, resume=True, run_info=info)
+    result = train_or_resume(run_dir, model, _objective(penalty, weight, settings), train_set, test_set,
+                             config=settings.train_config(epochs), val_set=val_set, run_info=info,
+                             identity=_describe(info), recorded=_known)
     return model.eval(), result
 
 
@@ -121,6 +111,11 @@ def _describe(config: dict[str, Any]) -> dict[str, Any]:
         penalty, weight = trained[0] if len(trained) == 1 else ("baseline", 0.0) if not trained else (trained, None)
     return {"dataset": config.get("dataset"), "model": config.get("model"), "penalty": penalty, "weight": weight,
             "n_train": config.get("n_train")}
+
+
+def _known(config: dict[str, Any]) -> dict[str, Any]:
+    """The entries of :func:`_describe` that a run's config records (a run trained elsewhere lacks some)."""
+    return {k: v for k, v in _describe(config).items() if v is not None}
 
 
 def select_weights(settings: Settings, train_set: ArrayDataset, test_set: ArrayDataset) -> dict[str, Any]:
@@ -149,29 +144,27 @@ def select_weights(settings: Settings, train_set: ArrayDataset, test_set: ArrayD
 # ---------------------------------------------------------------------------------------- evaluation
 def _eval_key(settings: Settings) -> str:
     keys = ("eval_images", "roar_train", "roar_epochs", "batch_size", "seed", "limit_test", "epochs", "limit_train")
-    return hashlib.sha1(json.dumps({k: getattr(settings, k) for k in keys}).encode()).hexdigest()[:12]
+    return settings_hash({k: getattr(settings, k) for k in keys})
 
 
 def evaluate_model(model, run_dir: Path, x: torch.Tensor, y: torch.Tensor, test_set: ArrayDataset,
                    roar_train: ArrayDataset, settings: Settings) -> dict[str, Any]:
     """The seed's six tests with the model's own saliency (|∂z_y/∂x|), cached in ``run_dir``."""
-    cache = run_dir / "study_evaluation.json"
-    key = _eval_key(settings)
-    if cache.is_file() and runs.read_json(cache).get("key") == key:
-        return runs.read_json(cache)["metrics"]
-    a = attribute(model, x, y, "saliency")
-    results = {
-        "morf": MoRF()(model, x, y, a), "faithfulness": Faithfulness()(model, x, y, a),
-        "complexity": Complexity()(model, x, y, a),
-        "roar": roar(model, roar_train, ArrayDataset(x, y), test_attributions=a, epochs=settings.roar_epochs,
-                     batch_size=30, seed=settings.seed, model_factory=lambda: build_model(settings.model)),
-        "gaussian": GaussianNoise(seed=settings.seed)(model, x, y),
-        "blocks": SquareBlocks(seed=settings.seed)(model, x, y),
-    }
-    metrics = {name: r.to_dict() for name, r in results.items()}
-    metrics["test_accuracy"] = {"value": 100 * evaluate_accuracy(model, test_set), "higher_is_better": True}
-    runs.atomic_write_json(cache, {"key": key, "metrics": metrics})
-    return metrics
+    def measure() -> dict[str, Any]:
+        a = attribute(model, x, y, "saliency")
+        results = {
+            "morf": MoRF()(model, x, y, a), "faithfulness": Faithfulness()(model, x, y, a),
+            "complexity": Complexity()(model, x, y, a),
+            "roar": roar(model, roar_train, ArrayDataset(x, y), test_attributions=a, epochs=settings.roar_epochs,
+                         batch_size=30, seed=settings.seed, model_factory=lambda: build_model(settings.model)),
+            "gaussian": GaussianNoise(seed=settings.seed)(model, x, y),
+            "blocks": SquareBlocks(seed=settings.seed)(model, x, y),
+        }
+        metrics = {name: r.to_dict() for name, r in results.items()}
+        metrics["test_accuracy"] = {"value": 100 * evaluate_accuracy(model, test_set), "higher_is_better": True}
+        return metrics
+
+    return cached(run_dir / "study_evaluation.json", measure, key=_eval_key(settings), value_field="metrics")[0]
 
 
 # --------------------------------------------------------------------------------------------- study
@@ -228,11 +221,10 @@ def _run_in_parallel(names: list[str], settings: Settings, jobs: int) -> None:
 
 
 def run_study(settings: Settings, jobs: int = 1, executor: str = "local", address: str | None = None) -> Path:
-    """Train, evaluate and report; returns the path of ``report.html``. ``jobs > 1`` trains and
+    """The study's Python API: train, evaluate and report; returns the path of ``report.html``. ``jobs > 1`` trains and
     evaluates the models in that many processes (each with its share of torch's threads);
     ``executor="ray"`` sends them to a Ray cluster instead, one CPU each (``address``: a running
     cluster; None: a local one; see ``studies.executors``)."""
-    from .constraints_report import write_report
     from .executors import check_executor
 
     if not isinstance(jobs, int) or jobs < 1:
@@ -265,7 +257,7 @@ def run_study(settings: Settings, jobs: int = 1, executor: str = "local", addres
     record = {"study": "constraints", "settings": asdict(settings), "environment": runs.environment(),
               "data": {"train": train_set.source, "test": test_set.source, "n_train": len(train_set),
                        "n_test": len(test_set), "n_eval": len(x)}, "selection": selection}
-    return write_report(out, settings, record, models, metrics, histories, x, y)
+    return write_report(out, settings, record, models, metrics, histories, x, y, command_line(settings))
 
 
 def command_line(settings: Settings) -> str:
@@ -320,6 +312,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The :class:`Settings` of a parsed command line: the mode's defaults (``--quick`` or full), then
+    each option given; ``--weight``, ``--penalties`` and ``--sweep`` checked (``ValueError`` naming the option)."""
     mode = dict(QUICK if args.quick else FULL)
     for key in mode:
         if getattr(args, key, None) is not None:
@@ -351,6 +345,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``explainreg study constraints``: :func:`run_study` with the command line's settings."""
     report = run_study(settings_from_args(args), jobs=args.jobs, executor=getattr(args, "executor", "local"),
                        address=getattr(args, "address", None))
     print(f"report: {report}\n        {report.with_suffix('.md')}")

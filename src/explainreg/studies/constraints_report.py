@@ -10,8 +10,25 @@ import torch
 
 from .. import runs
 from ..attribution import attribute
-from ..report import Report, Table, new_figure, save_figure
+from ..report import Report, Table, curve_figure, new_figure, save_figure
 
+__all__ = ["COLUMNS", "CURVES", "GRID_METHODS", "SEED_MNIST", "curve_figures", "penalty_figure", "results_table",
+           "saliency_grids", "write_report"]
+
+#: (key, column title, higher is better)
+COLUMNS = (("test_accuracy", "test accuracy (%)", True), ("morf", "MoRF AUC", True),
+           ("faithfulness", "faithfulness", True), ("complexity", "complexity", False),
+           ("roar", "ROAR AUC", False), ("gaussian", "Gaussian AUC", True), ("blocks", "block AUC", True))
+#: The seed's published MNIST row (methods.md B.1 §1.4 accuracies, §1.7 metrics; one run each).
+SEED_MNIST = {
+    "baseline": (98.72, 0.696, 0.801, 4.400, 0.8355, 0.643, 9.788),
+    "gradient_l1": (98.52, 0.658, 0.910, 4.328, 0.7674, 0.660, 9.887),
+    "consistency": (98.73, 0.626, 0.822, 4.377, 0.8439, 0.523, 9.771),
+    "smoothness": (98.55, 0.688, 0.894, 4.329, 0.7550, 0.818, 9.764),
+    "locality": (98.78, 0.846, 0.707, 4.348, 0.7529, 0.388, 9.531),
+    "fidelity": (98.99, 0.827, 0.797, 4.305, 0.7244, 0.470, 9.928),
+    "symmetry": (98.54, 0.836, 0.820, 4.230, 0.6657, 0.311, 9.127),
+}
 GRID_METHODS = (("saliency", "gradients |∂z_y/∂x|"), ("integrated_gradients", "integrated gradients"),
                 ("gradcam", "Grad-CAM (last conv layer)"))
 CURVES = (("morf", "MoRF: confidence ratio as the most relevant pixels go", "fraction of attributions removed",
@@ -26,8 +43,6 @@ def _fmt(key: str, value: float) -> str:
 
 
 def results_table(settings, metrics: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], Table]:
-    from .constraints import COLUMNS, SEED_MNIST
-
     names = list(metrics)
     rows = [{"model": n, "weight": 0.0 if n == "baseline" else settings.weights[n],
              **{k: float(metrics[n][k]["value"]) for k, _, _ in COLUMNS}} for n in names]
@@ -79,18 +94,9 @@ def saliency_grids(folder: Path, models: dict, x: torch.Tensor, y: torch.Tensor,
 
 
 def curve_figures(folder: Path, metrics: dict[str, dict[str, Any]]) -> list[tuple[Path, str]]:
-    figures = []
-    for key, title, xlabel, ylabel in CURVES:
-        fig, axes = new_figure(1, 1, width=5.5, height=4)
-        ax = axes[0][0]
-        for name, m in metrics.items():
-            r = m[key]
-            ax.plot(r["steps"], r["curve"], marker="o", markersize=3, label=f"{name} (AUC {r['value']:.3g})")
-        ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        figures.append((save_figure(fig, folder / f"{key}_curves.png"), title))
-    return figures
+    """The MoRF, ROAR, Gaussian-noise and square-block curves of every model, one figure per metric."""
+    return [(curve_figure(folder / f"{key}_curves.png", {name: m[key] for name, m in metrics.items()}, title=title,
+                          xlabel=xlabel, ylabel=ylabel), title) for key, title, xlabel, ylabel in CURVES]
 
 
 def penalty_figure(folder: Path, histories: dict[str, list[dict[str, Any]]]) -> tuple[Path, str] | None:
@@ -116,10 +122,10 @@ def penalty_figure(folder: Path, histories: dict[str, list[dict[str, Any]]]) -> 
 
 
 def write_report(out: Path, settings, record: dict[str, Any], models: dict, metrics: dict[str, dict[str, Any]],
-                 histories: dict[str, list[dict[str, Any]]], x: torch.Tensor, y: torch.Tensor) -> Path:
+                 histories: dict[str, list[dict[str, Any]]], x: torch.Tensor, y: torch.Tensor, command: str) -> Path:
+    """``results.csv``, ``results.json``, the figures and ``report.md`` / ``report.html`` in ``out``;
+    ``command`` is the command line that repeats the study. Returns the path of ``report.html``."""
     import pandas as pd
-
-    from .constraints import command_line
 
     rows, table = results_table(settings, metrics)
     pd.DataFrame(rows).to_csv(out / "results.csv.tmp", index=False)
@@ -146,7 +152,7 @@ def write_report(out: Path, settings, record: dict[str, Any], models: dict, metr
     for path, caption in figures + ([penalty] if penalty else []):
         report.figure(path, caption)
     report.heading("Reproduce")
-    report.code(command_line(settings))
+    report.code(command)
     env = record["environment"]
     report.text(f"explainreg {env['explainreg']}, torch {env['torch']}, Python {env['python']}; data: "
                 f"{data['train']} (train), {data['test']} (test). Settings and every curve: results.json.")

@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+__all__ = ["EXECUTORS", "check_executor", "run_on_ray"]
+
 EXECUTORS = ("local", "ray")
 
 

@@ -28,6 +28,7 @@ import argparse
 import json
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,69 @@ from ..data.folder import ImageFolder, Sample, scan_folder
 from ..data.patch_benchmark import CLASS_FOLDERS
 from ..penalties.base import Penalty, PenaltyContext
 from . import register_study
+from .skeleton import settings_from_namespace, train_or_resume
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ISICSettings", "METHODS", "PAPER", "FeatureCDEP", "WeightedCrossEntropy",
+           "add_arguments", "build_extractor", "cached_features", "class_weights", "classification_scores",
+           "evaluate_head", "isic_splits", "make_head", "run", "run_isic", "run_method", "small_cnn_extractor",
+           "write_report"]
 
 #: the seed's notebook, test images without patches (methods.md B.2)
 PAPER = {"vanilla": {"auc": 0.87, "f1": 0.56}, "cdep": {"auc": 0.89, "f1": 0.61}}
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+METHODS = ("vanilla", "cdep", "rrr")
+
+
+@dataclass
+class ISICSettings:
+    """The study's settings, named as the command line's options (``seeds`` and ``methods`` are
+    comma-separated). ``quick`` makes a smoke test: seed 0, at most 3 head epochs, 1 RRR epoch,
+    300 training images (unless ``limit`` says otherwise), 200 test images.
+
+    Example::
+
+        >>> s = ISICSettings(data_root="isic", quick=True)
+        >>> s.seeds, s.epochs, s.rrr_epochs, s.limit, s.output
+        ('0', 3, 1, 300, 'results/isic-quick')
+    """
+
+    data_root: str
+    out: str | None = None
+    quick: bool = False
+    extractor: str = "cnn"
+    methods: str = "vanilla,cdep,rrr"
+    seeds: str = "0,1,2"
+    epochs: int = 20
+    rrr_epochs: int = 5
+    lr: float = 1e-3
+    cdep_lambda: float = 10.0
+    rrr_lambda: float = 1000.0
+    image_size: int | None = None
+    workers: int = 2
+    limit: int | None = None
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.quick:
+            self.seeds, self.epochs, self.rrr_epochs = "0", min(self.epochs, 3), 1
+            self.limit = self.limit or 300
+        unknown = set(self.method_list) - set(METHODS)
+        if unknown:
+            raise ValueError(f"--methods: unknown {sorted(unknown)}; choose among vanilla, cdep, rrr")
+
+    @property
+    def output(self) -> str:
+        """The results folder: ``out``, else ``results/isic[-quick]``."""
+        return self.out or f"results/isic{'-quick' if self.quick else ''}"
+
+    @property
+    def method_list(self) -> list[str]:
+        return [m.strip() for m in self.methods.split(",") if m.strip()]
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ISICSettings:
+        """The settings of a parsed ``explainreg study isic`` command line."""
+        return settings_from_namespace(cls, args)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -179,6 +239,7 @@ def make_head(num_features: int, hidden: int = 256, num_classes: int = 2) -> nn.
 
 
 def class_weights(y: torch.Tensor, num_classes: int = 2) -> torch.Tensor:
+    """w_k = N / (K · N_k), the balanced class weights (a class without images counts as one)."""
     counts = torch.bincount(y, minlength=num_classes).float()
     return len(y) / (num_classes * counts.clamp_min(1))
 
@@ -220,11 +281,13 @@ def evaluate_head(head: nn.Module, test: dict[str, torch.Tensor]) -> dict[str, d
 
 
 def run_method(method: str, seed: int, features: dict, test: dict, train_folder: ImageFolder, extractor: nn.Module,
-               args: argparse.Namespace, out: Path) -> dict[str, Any]:
+               args: ISICSettings, out: Path) -> dict[str, Any]:
+    """Train the head (or, for ``"rrr"``, the frozen extractor + head through the images) of one
+    method and seed, resuming its run folder; the head's scores on the test features."""
     from ..data import ArrayDataset
     from ..objective import Objective
     from ..penalties import RRR
-    from ..training import TrainConfig, train
+    from ..training import TrainConfig
 
     weights = class_weights(features["y"])
     torch.manual_seed(seed)
@@ -237,16 +300,16 @@ def run_method(method: str, seed: int, features: dict, test: dict, train_folder:
         terms[RRR()] = args.rrr_lambda
         net = nn.Sequential(OrderedDict(extractor=extractor, head=head))
         config = TrainConfig(**{**config.to_dict(), "epochs": args.rrr_epochs, "freeze": ("extractor",)})
-        train(net, Objective(terms, seed=seed, cross_entropy=False), train_folder, config=config,
-              run_dir=out / "runs" / f"rrr_seed{seed}", resume=True)
+        train_or_resume(out / "runs" / f"rrr_seed{seed}", net, Objective(terms, seed=seed, cross_entropy=False),
+                        train_folder, config=config)
     else:
         if method == "cdep":
             terms[FeatureCDEP()] = args.cdep_lambda
         data = ArrayDataset(features["total"], features["y"],
                             {"rel": features["rel"], "irrel": features["irrel"], "patched": features["patched"]},
                             name="features")
-        train(head, Objective(terms, seed=seed, cross_entropy=False), data, config=config,
-              run_dir=out / "runs" / f"{method}_seed{seed}", resume=True)
+        train_or_resume(out / "runs" / f"{method}_seed{seed}", head, Objective(terms, seed=seed, cross_entropy=False),
+                        data, config=config)
     result = {"method": method, "seed": seed, "seconds": time.perf_counter() - started, **{
         f"{subset}_{k}": v for subset, scores in evaluate_head(head, test).items() for k, v in scores.items()}}
     return result
@@ -271,25 +334,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu")
 
 
-def run(args: argparse.Namespace) -> int:
+def run_isic(settings: ISICSettings) -> list[dict[str, Any]]:
+    """The study's Python API: cache the features, train every method and seed, write
+    ``results.csv`` and ``summary.md`` into ``settings.output``; returns one row per run.
+
+    Example::
+
+        >>> rows = run_isic(ISICSettings(data_root="data/isic", quick=True))  # doctest: +SKIP
+    """
     from ..data.folder import random_subset
 
+    args = settings
     root = Path(args.data_root)
     bench = root / "benchmark.json"
     size = args.image_size or (json.loads(bench.read_text())["size"] if bench.is_file() else 224)
-    if args.quick:
-        args.seeds, args.epochs, args.rrr_epochs = "0", min(args.epochs, 3), 1
-        args.limit = args.limit or 300
-    out = Path(args.out or f"results/isic{'-quick' if args.quick else ''}")
+    out = Path(args.output)
     train_folder, test_folder = isic_splits(root, size, workers=args.workers)
     train_folder = random_subset(train_folder, args.limit, 0)
     if args.quick:
         test_folder = random_subset(test_folder, 200, 0)
     seeds = [int(s) for s in args.seeds.split(",")]
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = set(methods) - {"vanilla", "cdep", "rrr"}
-    if unknown:
-        raise ValueError(f"--methods: unknown {sorted(unknown)}; choose among vanilla, cdep, rrr")
+    methods = args.method_list
     print(f"isic: train {train_folder.source}; test {test_folder.source}; {size}×{size}; extractor "
           f"{args.extractor}; writing to {out}", flush=True)
     rows = []
@@ -310,10 +375,17 @@ def run(args: argparse.Namespace) -> int:
                   f"accuracy {row.get('patched_malignant_accuracy', float('nan')):.3f} ({row['seconds']:.0f}s)",
                   flush=True)
     write_report(rows, out, args)
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    """``explainreg study isic``: :func:`run_isic` with the command line's settings."""
+    run_isic(ISICSettings.from_args(args))
     return 0
 
 
-def write_report(rows: list[dict[str, Any]], out: Path, args: argparse.Namespace) -> None:
+def write_report(rows: list[dict[str, Any]], out: Path, args: ISICSettings) -> None:
+    """``results.csv`` (one row per run) and ``summary.md`` (mean ± std per method) in ``out``."""
     import pandas as pd
 
     from ..runs import atomic_write_bytes

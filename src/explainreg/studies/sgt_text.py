@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Sequence
 
 import torch
 
@@ -26,16 +27,58 @@ from ..penalties import SaliencyGuided
 from ..report import Report, Table, mean_std
 from ..text_models import CNNClassifier, cdep_lstm
 from ..training import TrainConfig, iterate_batches, train
+from .._validation import check_choice
 from . import register_study
+from .skeleton import cached, settings_from_namespace
+
+__all__ = ["ATTRIBUTIONS", "MODELS", "SGTTextSettings", "add_arguments", "run", "run_sgt_text", "run_study"]
 
 ATTRIBUTIONS = ("gradient", "integrated_gradients", "smoothgrad", "random")
+MODELS = ("lstm", "cnn")
+
+
+@dataclass
+class SGTTextSettings:
+    """The study's settings; a setting left at None takes the mode's value (``quick``: 600 training
+    sentences, 2 epochs, ERASER on 120 test sentences, seed 0; else all, 30 epochs, 500, seeds 0 1 2).
+
+    Example::
+
+        >>> s = SGTTextSettings(quick=True, model="cnn")
+        >>> s.out, s.limit, s.epochs, s.eval_limit, s.seeds
+        ('results/sgt-text', 600, 2, 120, (0,))
+    """
+
+    out: str | None = None
+    data_root: str | None = None
+    quick: bool = False
+    model: str = "lstm"
+    fraction: float = 0.5
+    seeds: Sequence[int] | None = None
+    epochs: int | None = None
+    limit: int | None = None
+    eval_limit: int | None = None
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("model", self.model, MODELS)
+        self.out = self.out or "results/sgt-text"
+        self.limit = self.limit or (600 if self.quick else None)
+        self.epochs = self.epochs or (2 if self.quick else 30)
+        self.eval_limit = self.eval_limit or (120 if self.quick else 500)
+        self.seeds = tuple(self.seeds or ((0,) if self.quick else (0, 1, 2)))
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> SGTTextSettings:
+        """The settings of a parsed ``explainreg study sgt-text`` command line."""
+        return settings_from_namespace(cls, args)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder (default: results/sgt-text)")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--quick", action="store_true", help="a few-minute CPU smoke test on a real subset")
-    parser.add_argument("--model", choices=("lstm", "cnn"), default="lstm")
+    parser.add_argument("--model", choices=MODELS, default="lstm")
     parser.add_argument("--fraction", type=float, default=0.5, help="share of tokens masked per sentence")
     parser.add_argument("--seeds", nargs="+", type=nonnegative_int, default=None)
     parser.add_argument("--epochs", type=positive_int, default=None)
@@ -55,55 +98,76 @@ def _data(root, limit):
     return make(train, "SST-2 train"), make(dev, "SST-2 dev"), make(test, "SST-2 test"), vocab
 
 
-def run_study(args: argparse.Namespace) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out or "results/sgt-text")
+def run_sgt_text(settings: SGTTextSettings) -> list[dict[str, Any]]:
+    """The study's Python API: train (or reuse) each seed's regular and guided model, measure ERASER
+    and write ``runs.csv`` and ``summary.md`` / ``.html`` into ``settings.out``.
+
+    Returns:
+        One record per model (``model``, ``guided``, ``seed``, ``test_accuracy``, ``seconds`` and
+        ``METHOD_comprehensiveness`` / ``METHOD_sufficiency``), as in ``runs.csv``.
+
+    Example::
+
+        >>> records = run_sgt_text(SGTTextSettings(quick=True, out="/tmp/sgt-text"))  # doctest: +SKIP
+    """
+    s = settings
+    if s.threads:
+        torch.set_num_threads(s.threads)
+    out = Path(s.out)
     out.mkdir(parents=True, exist_ok=True)
-    limit = args.limit or (600 if args.quick else None)
-    epochs = args.epochs or (2 if args.quick else 30)
-    eval_limit = args.eval_limit or (120 if args.quick else 500)
-    seeds = args.seeds or ((0,) if args.quick else (0, 1, 2))
-    train_set, dev, test, vocab = _data(args.data_root, limit)
-    vectors, _ = glove_vectors(vocab, root=args.data_root)
+    train_set, dev, test, vocab = _data(s.data_root, s.limit)
+    vectors, _ = glove_vectors(vocab, root=s.data_root)
     g = torch.Generator().manual_seed(1)
-    eval_set = test.take(torch.randperm(len(test), generator=g)[:eval_limit].sort().values)
+    eval_set = test.take(torch.randperm(len(test), generator=g)[:s.eval_limit].sort().values)
     records = []
-    for seed in seeds:
+    for seed in s.seeds:
         for guided in (False, True):
-            done = out / "runs" / f"{args.model}-{'guided' if guided else 'regular'}-seed{seed}.json"
-            if done.is_file():
-                records.append(json.loads(done.read_text()))
-                continue
-            torch.manual_seed(seed)
-            model = cdep_lstm(len(vocab), 2, vectors=vectors) if args.model == "lstm" else \
-                CNNClassifier(len(vocab), 2, vectors.shape[1], vectors=vectors)
-            objective = Objective({SaliencyGuided(fraction=args.fraction): 1.0} if guided else None, seed=seed)
-            started = time.perf_counter()
-            result = train(model, objective, train_set, test, val_set=dev, config=TrainConfig(
-                epochs=epochs, batch_size=64, seed=seed, patience=3, select="best_val_accuracy", progress=False,
-                eval_batch_size=500))
-            record = {"model": args.model, "guided": guided, "seed": seed,
-                      "test_accuracy": 100 * result.final["test_accuracy"], "seconds": time.perf_counter() - started}
-            model.eval()
-            for method in ATTRIBUTIONS:
-                comp, suff = [], []
-                for x, y, extras in iterate_batches(eval_set, 50, shuffle=False):
-                    scores = token_attributions(model, x, y, method, generator=torch.Generator().manual_seed(seed))
-                    faith = eraser(model, x, y, scores)
-                    comp.append(faith["comprehensiveness"])
-                    suff.append(faith["sufficiency"])
-                record[f"{method}_comprehensiveness"] = float(torch.cat(comp).mean())
-                record[f"{method}_sufficiency"] = float(torch.cat(suff).mean())
-            done.parent.mkdir(parents=True, exist_ok=True)
-            done.write_text(json.dumps(record, indent=2))
+            done = out / "runs" / f"{s.model}-{'guided' if guided else 'regular'}-seed{seed}.json"
+            record, _ = cached(done, lambda: _run_one(s, seed, guided, vocab, vectors, train_set, dev, test, eval_set),
+                               key_field=None)
             records.append(record)
-    _report(out, args, records, len(train_set), len(eval_set))
+    _report(out, s, records, len(train_set), len(eval_set))
     print(f"results in {out / 'summary.md'}")
+    return records
+
+
+def _run_one(s: SGTTextSettings, seed: int, guided: bool, vocab, vectors, train_set, dev, test,
+             eval_set) -> dict[str, Any]:
+    """Train one model and measure its test accuracy and ERASER faithfulness per attribution method."""
+    torch.manual_seed(seed)
+    model = cdep_lstm(len(vocab), 2, vectors=vectors) if s.model == "lstm" else \
+        CNNClassifier(len(vocab), 2, vectors.shape[1], vectors=vectors)
+    objective = Objective({SaliencyGuided(fraction=s.fraction): 1.0} if guided else None, seed=seed)
+    started = time.perf_counter()
+    result = train(model, objective, train_set, test, val_set=dev, config=TrainConfig(
+        epochs=s.epochs, batch_size=64, seed=seed, patience=3, select="best_val_accuracy", progress=False,
+        eval_batch_size=500))
+    record = {"model": s.model, "guided": guided, "seed": seed,
+              "test_accuracy": 100 * result.final["test_accuracy"], "seconds": time.perf_counter() - started}
+    model.eval()
+    for method in ATTRIBUTIONS:
+        comp, suff = [], []
+        for x, y, extras in iterate_batches(eval_set, 50, shuffle=False):
+            scores = token_attributions(model, x, y, method, generator=torch.Generator().manual_seed(seed))
+            faith = eraser(model, x, y, scores)
+            comp.append(faith["comprehensiveness"])
+            suff.append(faith["sufficiency"])
+        record[f"{method}_comprehensiveness"] = float(torch.cat(comp).mean())
+        record[f"{method}_sufficiency"] = float(torch.cat(suff).mean())
+    return record
+
+
+def run(args: argparse.Namespace) -> int:
+    """``explainreg study sgt-text``: :func:`run_sgt_text` with the command line's settings."""
+    run_sgt_text(SGTTextSettings.from_args(args))
     return 0
 
 
-def _report(out: Path, args, records, n_train: int, n_eval: int) -> None:
+#: the command-line entry point under its former name
+run_study = run
+
+
+def _report(out: Path, s: SGTTextSettings, records, n_train: int, n_eval: int) -> None:
     fields = ["model", "guided", "seed", "test_accuracy", "seconds"] + \
         [f"{m}_{k}" for m in ATTRIBUTIONS for k in ("comprehensiveness", "sufficiency")]
     with open(out / "runs.csv", "w", newline="") as handle:
@@ -124,16 +188,16 @@ def _report(out: Path, args, records, n_train: int, n_eval: int) -> None:
         rows.append(row)
     header = ["training", "test acc. (%)"] + [f"{m} {k}" for m in ("grad", "IG", "SmoothGrad", "random")
                                               for k in ("comp.", "suff.")]
-    report = Report(f"Saliency Guided Training on SST-2 ({args.model}): accuracy and ERASER faithfulness")
+    report = Report(f"Saliency Guided Training on SST-2 ({s.model}): accuracy and ERASER faithfulness")
     report.text(f"{n_train} training sentences; ERASER on {n_eval} test sentences, AOPC over k ∈ {{1, 5, 10, 20, "
-                f"50}} %, tokens deleted; masking fraction {args.fraction}. Comprehensiveness higher and "
+                f"50}} %, tokens deleted; masking fraction {s.fraction}. Comprehensiveness higher and "
                 "sufficiency lower is better; random is the reference. SGT poster (Movies, not SST): gradient "
                 "comprehensiveness .200 → .240, sufficiency .042 → .013.")
-    if args.quick:
+    if s.quick:
         report.smoke_test()
     report.table(Table(header, rows))
     report.write(out, name="summary")
 
 
 register_study("sgt-text", "Saliency Guided Training on SST-2 (LSTM or CNN), ERASER comprehensiveness / sufficiency",
-               add_arguments, run_study)
+               add_arguments, run)

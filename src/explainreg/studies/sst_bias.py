@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
-from ..modes import model_device
-from .._validation import nonnegative_float, nonnegative_int, positive_int
+from .._validation import check_choice, nonnegative_float, nonnegative_int, positive_int
+from ..modes import eval_mode, model_device
 from ..data.text import BIASES, DECOY_WORDS, REPLACEMENTS, glove_vectors, sst_bias
 from ..decomposition import decompose
 from ..objective import Objective
@@ -34,12 +34,63 @@ from ..report import Report, Table, mean_std, new_figure, save_figure
 from ..text_models import cdep_lstm
 from ..training import TrainConfig, train
 from . import register_study
+from .skeleton import cached, settings_from_namespace
+
+__all__ = ["LAMBDAS", "METHODS", "PAPER", "QUICK", "SSTBiasSettings", "add_arguments", "bias_scores", "run",
+           "run_sst_bias", "run_study", "write_report"]
 
 #: the paper's test accuracies (%), notebook @ 12a4f96 (B.2 §2.7): λ = 0 and the best λ
 PAPER = {"decoy": {0: 56.6, 600: 75.4}, "article": {0: 57.8, 500: 68.2}, "gender": {0: 64.3, 500: 78.0}}
 LAMBDAS = (0.0, 100.0, 200.0, 300.0, 400.0, 500.0, 600.0)
 METHODS = ("cdep", "rrr")
 QUICK = dict(limit=400, epochs=2, seeds=(0,))
+
+
+@dataclass
+class SSTBiasSettings:
+    """The study's settings, named as the command line's options; None takes the mode's default
+    (``quick``: λ = 0 and the paper's best λ, seed 0, 400 sentences, 2 epochs; else λ ∈ {0, 100, …, 600},
+    seeds 0 1 2, all sentences, at most 100 epochs).
+
+    Example::
+
+        >>> SSTBiasSettings(bias="gender", quick=True).output
+        'results/sst-bias-gender'
+        >>> SSTBiasSettings(bias="colour")
+        Traceback (most recent call last):
+        ...
+        ValueError: bias must be one of 'decoy', 'article', 'gender'; got 'colour'
+    """
+
+    bias: str
+    out: str | None = None
+    data_root: str | None = None
+    quick: bool = False
+    methods: Sequence[str] = METHODS
+    lambdas: Sequence[float] | None = None
+    rrr_lambdas: Sequence[float] = (10.0,)
+    seeds: Sequence[int] | None = None
+    epochs: int | None = None
+    patience: int = 3
+    limit: int | None = None
+    subtrees: bool = False
+    threads: int | None = None
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("bias", self.bias, BIASES)
+        for method in self.methods:
+            check_choice("methods", method, METHODS)
+
+    @property
+    def output(self) -> str:
+        """The study folder: ``out``, else ``results/sst-bias-BIAS``."""
+        return self.out or f"results/sst-bias-{self.bias}"
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> SSTBiasSettings:
+        """The settings of a parsed ``explainreg study sst-bias`` command line."""
+        return settings_from_namespace(cls, args)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None)
 
 
-def _grid(args: argparse.Namespace) -> list[tuple[str, float, int]]:
+def _grid(args: SSTBiasSettings) -> list[tuple[str, float, int]]:
     quick_lambdas = (0.0, float(max(PAPER[args.bias])))  # λ = 0 and the paper's best λ
     lambdas = args.lambdas or (quick_lambdas if args.quick else LAMBDAS)
     seeds = args.seeds or (QUICK["seeds"] if args.quick else (0, 1, 2))
@@ -86,20 +137,26 @@ def _objective(method: str, lam: float, seed: int) -> Objective:
 
 def bias_scores(model: torch.nn.Module, ids: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """CD rel of the true-class logit for the masked (bias) token of each sentence, in eval mode."""
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            rel, _ = decompose(model, ids, mask)
-    finally:
-        model.train(was)
+    with eval_mode(model), torch.no_grad():
+        rel, _ = decompose(model, ids, mask)
     return rel.gather(1, y[:, None]).squeeze(1)
 
 
-def run_study(args: argparse.Namespace) -> int:
+def run_sst_bias(settings: SSTBiasSettings) -> list[dict[str, Any]]:
+    """The study's Python API: train (or reuse) every run of the grid and write ``runs.csv``,
+    ``results.csv``, ``accuracy_vs_lambda.png`` and ``summary.md`` / ``.html`` into ``settings.output``.
+
+    Returns:
+        One record per run (method, λ, seed, test and dev accuracy, epochs, the bias word's CD scores).
+
+    Example::
+
+        >>> records = run_sst_bias(SSTBiasSettings(bias="decoy", quick=True))  # doctest: +SKIP
+    """
+    args = settings
     if args.threads:
         torch.set_num_threads(args.threads)
-    out = Path(args.out or f"results/sst-bias-{args.bias}")
+    out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     limit = args.limit or (QUICK["limit"] if args.quick else None)
     epochs = args.epochs or (QUICK["epochs"] if args.quick else 100)
@@ -109,30 +166,41 @@ def run_study(args: argparse.Namespace) -> int:
     records: list[dict[str, Any]] = []
     for method, lam, seed in _grid(args):
         run_dir = out / "runs" / f"{method}-lambda{lam:g}-seed{seed}"
-        done = run_dir / "result.json"
-        if done.is_file():
-            records.append(json.loads(done.read_text()))
-            continue
-        torch.manual_seed(seed)
-        model = cdep_lstm(len(splits.vocab), 2, vectors=vectors)
-        config = TrainConfig(epochs=epochs, batch_size=64, seed=seed, patience=args.patience,
-                             select="best_val_accuracy", progress=False, eval_batch_size=500, device=args.device)
-        started = time.perf_counter()
-        result = train(model, _objective(method, lam, seed), splits.train, splits.test, config=config,
-                       val_set=splits.dev)
-        final = result.final
-        ids, y, mask = examples
-        scores = bias_scores(model, ids.to(model_device(model)), y.to(ids.device), mask.to(ids.device))
-        record = {"method": method, "lambda": lam, "seed": seed, "test_accuracy": 100 * final["test_accuracy"],
-                  "dev_accuracy": 100 * final["val_accuracy"], "best_epoch": result.best_epoch,
-                  "epochs_run": len(result.history), "seconds": time.perf_counter() - started,
-                  "bias_word_rel": [float(s) for s in scores]}
-        run_dir.mkdir(parents=True, exist_ok=True)
-        done.write_text(json.dumps(record, indent=2))
+        record, _ = cached(run_dir / "result.json", lambda: _run_one(args, method, lam, seed, epochs, splits, vectors,
+                                                                     examples), key_field=None)
         records.append(record)
     write_report(out, args, records, splits, coverage, examples)
     print(f"results in {out / 'summary.md'}")
+    return records
+
+
+def _run_one(args: SSTBiasSettings, method: str, lam: float, seed: int, epochs: int, splits, vectors,
+             examples) -> dict[str, Any]:
+    """Train one model of the grid; its record with the bias word's CD scores on the example sentences."""
+    torch.manual_seed(seed)
+    model = cdep_lstm(len(splits.vocab), 2, vectors=vectors)
+    config = TrainConfig(epochs=epochs, batch_size=64, seed=seed, patience=args.patience,
+                         select="best_val_accuracy", progress=False, eval_batch_size=500, device=args.device)
+    started = time.perf_counter()
+    result = train(model, _objective(method, lam, seed), splits.train, splits.test, config=config,
+                   val_set=splits.dev)
+    final = result.final
+    ids, y, mask = examples
+    scores = bias_scores(model, ids.to(model_device(model)), y.to(ids.device), mask.to(ids.device))
+    return {"method": method, "lambda": lam, "seed": seed, "test_accuracy": 100 * final["test_accuracy"],
+            "dev_accuracy": 100 * final["val_accuracy"], "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history), "seconds": time.perf_counter() - started,
+            "bias_word_rel": [float(s) for s in scores]}
+
+
+def run(args: argparse.Namespace) -> int:
+    """``explainreg study sst-bias``: :func:`run_sst_bias` with the command line's settings."""
+    run_sst_bias(SSTBiasSettings.from_args(args))
     return 0
+
+
+#: the command-line entry point under its former name
+run_study = run
 
 
 def _example_rows(splits, n: int = 4):
@@ -211,4 +279,4 @@ def _plot(summary: list[dict[str, Any]], path: Path, bias: str) -> Path:
 
 
 register_study("sst-bias", "CDEP on SST with the decoy / article / gender bias (vanilla, CDEP over λ, RRR)",
-               add_arguments, run_study)
+               add_arguments, run)

@@ -13,6 +13,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data import ArrayDataset
 
+__all__ = ["Batch", "epoch_order", "iterate_batches", "num_batches", "world"]
+
 Batch = tuple[torch.Tensor, torch.Tensor, dict[str, Any]]
 
 

@@ -8,6 +8,8 @@ import torch
 
 from .._validation import check_choice, check_int, check_number, check_range
 
+__all__ = ["OPTIMIZERS", "SELECTIONS", "TrainConfig", "resolve_device"]
+
 OPTIMIZERS = ("adam", "adadelta", "sgd")
 SELECTIONS = ("last", "best_val_loss", "best_val_accuracy")
 

@@ -65,6 +65,9 @@ from .. import _dist
 from ..data import ArrayDataset
 from .batches import Batch, epoch_order
 
+__all__ = ["DDP_PENALTIES", "DataParallel", "GRADIENT_SYNC", "MODES", "global_batches", "init_from_env",
+           "rank_world", "reduce_counts", "resolve_mode", "unwrap", "wanted"]
+
 rank_world = _dist.rank_world
 
 MODES = ("auto", "ddp", "allreduce")

@@ -1,10 +1,14 @@
-"""The training loop: any model, any data set, any objective; checkpoints, resume, devices."""
+"""The training loop: any model, any data set, any objective; checkpoints, resume, devices.
+
+:func:`train` is four parts: :func:`restore` (a run folder's checkpoint back into the model, the
+optimiser and the generators), :func:`train_epoch` (one pass over the data), :class:`Selection`
+(the best-epoch rule and early stopping) and :class:`~explainreg.training.checkpoint.Checkpoint`
+(what is saved after each epoch).
+"""
 from __future__ import annotations
 
-import copy
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +21,17 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from .. import runs
-from ..objective import Objective
 from ..modes import model_device
+from ..objective import Objective
 from . import distributed
 from .batches import iterate_batches, num_batches, world
+from .checkpoint import Checkpoint
 from .config import TrainConfig, resolve_device
 from .optim import OptimizerLike, SchedulerLike, Stepper
+from .selection import Selection
+
+__all__ = ["Checkpoint", "EpochCallback", "Selection", "TrainResult", "evaluate", "evaluate_accuracy", "restore",
+           "train", "train_epoch"]
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
@@ -48,7 +57,26 @@ class TrainResult:
 @torch.no_grad()
 def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 1000,
              device: torch.device | str | None = None) -> dict[str, float]:
-    """Accuracy and mean cross-entropy of ``model`` (in eval mode) on ``dataset``."""
+    """Accuracy and mean cross-entropy of ``model`` (in eval mode) on ``dataset``.
+
+    Args:
+        model: any module mapping a batch to logits, with or without parameters.
+        dataset: yields ``(x, y, extras)``; ``y`` class indices.
+        batch_size: rows per forward pass.
+        device: where to run (default: the device of the model's first parameter or buffer, else CPU).
+
+    Returns:
+        ``{"accuracy": correct / n, "loss": Σ CE / n}`` (under torchrun, over every rank's share).
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.data import ArrayDataset
+        >>> fixed = torch.nn.Sequential(torch.nn.Flatten())  # no parameters: logits = the two inputs
+        >>> data = ArrayDataset(torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]]), torch.tensor([0, 1, 1]))
+        >>> evaluate(fixed, data)["accuracy"]
+        0.6666666666666666
+    """
     device = device or model_device(model)
     was_training = model.training
     model.eval()
@@ -65,8 +93,119 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 1000,
 
 def evaluate_accuracy(model: nn.Module, dataset: Dataset, batch_size: int = 1000,
                       device: torch.device | str | None = None) -> float:
-    """Fraction of ``dataset`` that ``model`` classifies correctly."""
+    """Fraction of ``dataset`` that ``model`` classifies correctly (see :func:`evaluate`)."""
     return evaluate(model, dataset, batch_size, device)["accuracy"]
+
+
+def restore(run_dir: Path, model: nn.Module, objective: Objective, stepper: Stepper, config: TrainConfig,
+            asked: dict[str, Any], device: torch.device, *, write: bool = True) -> Checkpoint:
+    """Load ``run_dir``'s checkpoint into ``model``, the optimiser/scheduler of ``stepper``, torch's
+    generators and ``objective`` (generator, call counter), after checking that ``asked`` (the
+    config this call would record) differs from the recorded ``config.json`` only where a resume
+    may (see :func:`explainreg.runs.settings_changes`).
+
+    Args:
+        run_dir: a run folder holding ``checkpoint.pt`` (and ``config.json``).
+        model, objective, stepper: what the checkpoint is loaded into.
+        config: this call's settings (``epochs`` decides which of the saved weights to continue from).
+        asked: the ``config.json`` this call would write.
+        device: where the checkpoint's tensors go.
+        write: (the main process) update ``config.json`` with what may change (more epochs, the
+            device), and rewrite ``history.json`` / ``steps.json`` from the checkpoint (a kill between
+            the checkpoint and these files leaves them one epoch behind).
+
+    Returns:
+        The checkpoint that was loaded.
+
+    Raises:
+        ValueError: the run was trained with other settings (the message lists ``setting: old → new``).
+        explainreg.runs.DamagedRunError: the checkpoint cannot be read.
+    """
+    state = Checkpoint.load(run_dir / runs.CHECKPOINT, device)
+    recorded = runs.read_json(run_dir / runs.CONFIG) if (run_dir / runs.CONFIG).is_file() else {}
+    changes = runs.settings_changes(recorded, asked, state.epochs_done)
+    if changes:
+        raise ValueError(f"{run_dir} was trained with other settings; resuming would mix them. Differences "
+                         "(setting: recorded → asked):\n  " + "\n  ".join(changes) + "\nResume with the "
+                         "recorded settings (only more epochs, the device and progress may change), or train "
+                         "into another output folder")
+    merged = {**recorded, **{k: v for k, v in asked.items() if k != "environment"},
+              "train": {**recorded.get("train", {}), **asked["train"]}}
+    if write and json.loads(json.dumps(merged, default=runs._jsonable)) != recorded:
+        runs.atomic_write_json(run_dir / runs.CONFIG, merged)  # more epochs, new keys, device: as run now
+    model.load_state_dict(state.resume_weights(config.epochs))
+    stepper.load_state_dict(state.stepper_state)
+    torch.set_rng_state(state.rng)
+    if torch.cuda.is_available() and state.cuda_rng is not None:
+        torch.cuda.set_rng_state_all(state.cuda_rng)
+    objective.generator.set_state(state.objective_rng)
+    objective.calls = state.objective_calls
+    if write:
+        runs.atomic_write_json(run_dir / runs.HISTORY, state.history)
+        runs.atomic_write_json(run_dir / runs.STEPS, state.steps)
+    return state
+
+
+def train_epoch(model: nn.Module, objective: Objective, train_set: Dataset, config: TrainConfig, stepper: Stepper,
+                epoch: int, *, step: int, device: torch.device, steps_log: list[dict[str, Any]],
+                cluster: distributed.DataParallel | None = None, progress: bool = False) -> tuple[dict[str, Any], int]:
+    """One pass over ``train_set`` in the seeded order of ``(config.seed, epoch)``.
+
+    Args:
+        model, objective, stepper: the model, what it minimises, and its optimiser step.
+        train_set: yields ``(x, y, extras)``; integer labels of another dtype than int64 are converted.
+        config: batch size, seed, ``log_every``.
+        epoch: the epoch, counted from 0.
+        step: optimiser steps taken before this epoch.
+        device: where the batches go.
+        steps_log: the logged steps (every ``config.log_every``-th from the first) are appended here.
+        cluster: under torchrun, the distributed side of the run (global batches, reductions).
+        progress: show a progress bar.
+
+    Returns:
+        ``(record, step)``: the epoch's record (``epoch`` from 1, the mean of each objective term as
+        ``train_NAME``, ``train_accuracy``, wall-clock ``seconds``) and the steps taken so far.
+
+    Raises:
+        FloatingPointError: the loss became NaN or infinite.
+    """
+    stepper.train_mode(model)
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    correct = seen = 0
+    started = time.perf_counter()
+    batches = (cluster.batches if cluster is not None else iterate_batches)(
+        train_set, config.batch_size, seed=config.seed, epoch=epoch, device=device)
+    bar = tqdm(batches, total=(cluster.num_batches if cluster is not None else num_batches)(train_set, config.batch_size),
+               desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False, dynamic_ncols=True)
+    for x, y, extras in bar:
+        if y.dtype != torch.long and not y.is_floating_point() and y.dtype != torch.bool:
+            y = y.long()  # int32 / uint8 class indices: cross-entropy needs int64
+        with stepper.autocast():
+            out = objective(cluster.forward_model if cluster is not None else model, x, y, **extras)
+        if not torch.isfinite(out.loss):
+            raise FloatingPointError(
+                f"the loss became {float(out.loss)} at epoch {epoch + 1} (terms {out.terms}); lower the "
+                "penalty weights or the learning rate. The last good checkpoint is kept in the run folder.")
+        stepper.optimizer.zero_grad(set_to_none=True)
+        stepper.backward_and_step(cluster.scale(out.loss) if cluster is not None else out.loss)
+        step += 1
+        terms, rows, hits = out.terms, len(y), int((out.logits.detach().argmax(1) == y).sum())
+        if cluster is not None:  # every rank's piece -> the global batch's values
+            terms, rows, hits = cluster.reduce_step(terms, rows, hits)
+        for name, value in terms.items():  # monitored terms are not there on every step
+            sums[name] = sums.get(name, 0.0) + value * rows
+            counts[name] = counts.get(name, 0) + rows
+        correct += hits
+        seen += rows
+        if (step - 1) % config.log_every == 0:  # steps 1, 1 + n, ...: where monitored penalties are computed
+            steps_log.append({"step": step, "epoch": epoch + 1, **terms})
+        bar.set_postfix({k: f"{v / counts[k]:.4g}" for k, v in sums.items()}, refresh=False)
+    bar.close()
+    stepper.end_epoch()
+    record: dict[str, Any] = {"epoch": epoch + 1, **{f"train_{k}": v / counts[k] for k, v in sums.items()},
+                              "train_accuracy": correct / max(seen, 1), "seconds": time.perf_counter() - started}
+    return record, step
 
 
 def train(model: nn.Module, objective: Objective | None, train_set: Dataset, test_set: Dataset | None = None, *,
@@ -77,7 +216,7 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
     """Train ``model`` to minimise ``objective`` (plain cross-entropy when None) on ``train_set``.
 
     After each epoch: the mean of each objective term, train accuracy, validation and test accuracy,
-    a checkpoint (model, optimiser, RNG states, step counter) written atomically into ``run_dir``.
+    a :class:`Checkpoint` (model, optimiser, RNG states, step counter) written atomically into ``run_dir``.
     With ``resume=True`` a run folder's checkpoint is loaded and training continues where it
     stopped; a finished run is returned as it is. Resuming with other settings than the recorded
     ones is refused (a ``ValueError`` listing ``setting: old → new``), except more epochs (the run is
@@ -88,13 +227,43 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
     optimiser state, ``history.json`` (but its wall-clock ``seconds``) and ``steps.json``.
     Integer labels of another dtype than int64 are converted.
 
-    ``optimizer``: a ``torch.optim.Optimizer`` for ``model``'s parameters, or a factory
-    ``params -> optimizer`` (given the trainable parameters or ``param_groups``); default: the one
-    ``config.optimizer`` names. ``scheduler``: an LR scheduler or a factory ``optimizer -> scheduler``,
-    stepped per ``config.scheduler_interval``. ``param_groups``: torch parameter groups whose
-    ``params`` may be a submodule name. ``config.freeze`` / ``grad_clip`` / ``amp``: frozen
-    submodules, gradient-norm clipping, float16 mixed precision on CUDA (see ``training.optim``).
-    The optimiser's and scheduler's states are checkpointed and restored on resume.
+    Args:
+        model: any ``nn.Module`` mapping a batch to logits (a user's DDP wrapper is unwrapped).
+        objective: an :class:`~explainreg.Objective`; ``None`` for plain cross-entropy.
+        train_set, test_set, val_set: data sets yielding ``(x, y, extras)``; ``val_set`` is needed by
+            ``config.select="best_val_*"``.
+        config: a :class:`TrainConfig` (default ``TrainConfig()``).
+        run_dir: a folder for ``config.json``, ``history.json``, ``steps.json``, ``checkpoint.pt`` and
+            ``train.log`` (``None``: nothing written).
+        resume: continue the run in ``run_dir`` (without it an existing run is refused).
+        run_info: extra entries for ``config.json``.
+        on_epoch_end: called as ``on_epoch_end(epoch, record)`` after each epoch (epoch from 1).
+        optimizer: a ``torch.optim.Optimizer`` for ``model``'s parameters, or a factory
+            ``params -> optimizer`` (given the trainable parameters or ``param_groups``); default: the
+            one ``config.optimizer`` names.
+        scheduler: an LR scheduler or a factory ``optimizer -> scheduler``, stepped per
+            ``config.scheduler_interval``.
+        param_groups: torch parameter groups whose ``params`` may be a submodule name.
+            ``config.freeze`` / ``grad_clip`` / ``amp``: frozen submodules, gradient-norm clipping,
+            float16 mixed precision on CUDA (see ``training.optim``). The optimiser's and
+            scheduler's states are checkpointed and restored on resume.
+
+    Returns:
+        A :class:`TrainResult`: ``history`` (one record per epoch), ``steps``, ``best_epoch`` and
+        ``final`` (the selected epoch's record); ``model`` holds the selected weights.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.data import ArrayDataset
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> x = torch.randn(64, 2)
+        >>> data = ArrayDataset(x, (x[:, 0] > 0).long())
+        >>> net = torch.nn.Linear(2, 2)
+        >>> result = train(net, None, data, data, config=TrainConfig(epochs=3, batch_size=16, lr=0.1, progress=False))
+        >>> [r["epoch"] for r in result.history], result.final["test_accuracy"] > 0.9
+        ([1, 2, 3], True)
     """
     config = config or TrainConfig()
     if not isinstance(config, TrainConfig):
@@ -113,14 +282,14 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
     cluster = distributed.DataParallel(model, objective, device) if distributed.wanted() else None
     if cluster is not None:
         stepper.after_backward.append(cluster.sync_gradients)
-    optimizer = stepper.optimizer
     rank, _ = world()
     main_process = rank == 0
     run_dir = Path(run_dir) if run_dir is not None else None
     if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
         raise NotADirectoryError(f"run_dir {run_dir} is an existing file, not a folder; choose another output folder")
     result = TrainResult(run_dir=run_dir)
-    best_state, best_score, stale, start_epoch = None, -math.inf, 0, 0
+    selection = Selection(config.select, config.patience)
+    start_epoch = step = 0
     torch.manual_seed(config.seed)
     log = _logger(run_dir if main_process else None)
 
@@ -128,41 +297,17 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
         runs.clean_temporary(run_dir)  # left by a killed process; nothing reads them
     asked = {**info, "train": config.to_dict(), "objective": objective.config(), "device": str(device),
              "environment": runs.environment()}
-    step = 0
     if run_dir is not None and (run_dir / runs.CHECKPOINT).is_file():
         if not resume:
             raise FileExistsError(f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, "
                                   "or choose another output folder")
-        state = runs.load_checkpoint(run_dir / runs.CHECKPOINT, device)
-        recorded = runs.read_json(run_dir / runs.CONFIG) if (run_dir / runs.CONFIG).is_file() else {}
-        changes = runs.settings_changes(recorded, asked, state["epoch"] + 1)
-        if changes:
-            raise ValueError(f"{run_dir} was trained with other settings; resuming would mix them. Differences "
-                             "(setting: recorded → asked):\n  " + "\n  ".join(changes) + "\nResume with the "
-                             "recorded settings (only more epochs, the device and progress may change), or train "
-                             "into another output folder")
-        merged = {**recorded, **{k: v for k, v in asked.items() if k != "environment"},
-                  "train": {**recorded.get("train", {}), **asked["train"]}}
-        if main_process and json.loads(json.dumps(merged, default=runs._jsonable)) != recorded:
-            runs.atomic_write_json(run_dir / runs.CONFIG, merged)  # more epochs, new keys, device: as run now
-        finished_epochs = state["epoch"] + 1
-        model.load_state_dict(state["model"] if finished_epochs >= config.epochs or state.get("stopped_early")
-                              else state.get("last_model", state["model"]))
-        stepper.load_state_dict(state)
-        torch.set_rng_state(state["rng"])
-        if torch.cuda.is_available() and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        objective.generator.set_state(state["objective_rng"])
-        objective.calls = state.get("objective_calls", 0)
-        result.history, result.steps = state["history"], state["steps"]
-        best_state, best_score, stale = state["best_state"], state["best_score"], state["stale"]
-        result.best_epoch, start_epoch = state["best_epoch"], finished_epochs
+        state = restore(run_dir, model, objective, stepper, config, asked, device, write=main_process)
+        result.history, result.steps, result.best_epoch = state.history, state.steps, state.best_epoch
+        selection = Selection.resumed(config, state)
+        start_epoch = state.epochs_done
         # checkpoints before 0.x lack "step": every epoch has the same number of batches
-        step = state.get("step", finished_epochs * num_batches(train_set, config.batch_size))
-        if main_process:  # a kill between the checkpoint and these files leaves them one epoch behind
-            runs.atomic_write_json(run_dir / runs.HISTORY, result.history)
-            runs.atomic_write_json(run_dir / runs.STEPS, result.steps)
-        if state.get("stopped_early") or start_epoch >= config.epochs:
+        step = state.step if state.step is not None else start_epoch * num_batches(train_set, config.batch_size)
+        if state.stopped_early or start_epoch >= config.epochs:
             log.info("run already finished; nothing to do")
             return result
         log.info(f"resuming from epoch {start_epoch}")
@@ -170,83 +315,33 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
         runs.atomic_write_json(run_dir / runs.CONFIG, asked)
 
     for epoch in range(start_epoch, config.epochs):
-        stepper.train_mode(model)
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
-        correct = seen = 0
-        started = time.perf_counter()
-        batches = (cluster.batches if cluster is not None else iterate_batches)(
-            train_set, config.batch_size, seed=config.seed, epoch=epoch, device=device)
-        bar = tqdm(batches, total=(cluster.num_batches if cluster is not None else num_batches)(train_set, config.batch_size),
-                   desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not (config.progress and main_process), leave=False, dynamic_ncols=True)
-        for x, y, extras in bar:
-            if y.dtype != torch.long and not y.is_floating_point() and y.dtype != torch.bool:
-                y = y.long()  # int32 / uint8 class indices: cross-entropy needs int64
-            with stepper.autocast():
-                out = objective(cluster.forward_model if cluster is not None else model, x, y, **extras)
-            if not torch.isfinite(out.loss):
-                raise FloatingPointError(
-                    f"the loss became {float(out.loss)} at epoch {epoch + 1} (terms {out.terms}); lower the "
-                    "penalty weights or the learning rate. The last good checkpoint is kept in the run folder.")
-            optimizer.zero_grad(set_to_none=True)
-            stepper.backward_and_step(cluster.scale(out.loss) if cluster is not None else out.loss)
-            step += 1
-            terms, rows, hits = out.terms, len(y), int((out.logits.detach().argmax(1) == y).sum())
-            if cluster is not None:  # every rank's piece -> the global batch's values
-                terms, rows, hits = cluster.reduce_step(terms, rows, hits)
-            for name, value in terms.items():  # monitored terms are not there on every step
-                sums[name] = sums.get(name, 0.0) + value * rows
-                counts[name] = counts.get(name, 0) + rows
-            correct += hits
-            seen += rows
-            if (step - 1) % config.log_every == 0:  # steps 1, 1 + n, ...: where monitored penalties are computed
-                result.steps.append({"step": step, "epoch": epoch + 1, **terms})
-            bar.set_postfix({k: f"{v / counts[k]:.4g}" for k, v in sums.items()}, refresh=False)
-        bar.close()
-        stepper.end_epoch()
-
-        record: dict[str, Any] = {"epoch": epoch + 1, **{f"train_{k}": v / counts[k] for k, v in sums.items()},
-                                  "train_accuracy": correct / max(seen, 1), "seconds": time.perf_counter() - started}
-        if val_set is not None:
-            metrics = evaluate(model, val_set, config.eval_batch_size, device)
-            record.update(val_accuracy=metrics["accuracy"], val_loss=metrics["loss"])
-        if test_set is not None:
-            metrics = evaluate(model, test_set, config.eval_batch_size, device)
-            record.update(test_accuracy=metrics["accuracy"], test_loss=metrics["loss"])
+        record, step = train_epoch(model, objective, train_set, config, stepper, epoch, step=step, device=device,
+                                   steps_log=result.steps, cluster=cluster, progress=config.progress and main_process)
+        for name, data in (("val", val_set), ("test", test_set)):
+            if data is not None:
+                metrics = evaluate(model, data, config.eval_batch_size, device)
+                record.update({f"{name}_accuracy": metrics["accuracy"], f"{name}_loss": metrics["loss"]})
         result.history.append(record)
         log.info(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
 
-        stop = False
-        if config.select != "last":
-            score = record["val_accuracy"] if config.select == "best_val_accuracy" else -record["val_loss"]
-            if score > best_score:
-                best_score, stale, result.best_epoch = score, 0, epoch + 1
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                stale += 1
-                stop = config.patience is not None and stale > config.patience
+        stop = selection.update(record, model)
+        result.best_epoch = selection.best_epoch
         finished = stop or epoch + 1 == config.epochs
-        last_model = None
-        if finished and best_state is not None:
-            last_model = copy.deepcopy(model.state_dict())  # a longer run later continues from these
-            model.load_state_dict(best_state)
+        last_model = selection.apply(model) if finished else None  # a longer run later continues from these
         if run_dir is not None and main_process:
-            runs.atomic_save({
-                "model": model.state_dict(), **stepper.state_dict(), "epoch": epoch, "step": step,
-                **({"last_model": last_model} if last_model is not None else {}),
-                "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "objective_rng": objective.generator.get_state(), "objective_calls": objective.calls,
-                "history": result.history, "steps": result.steps,
-                "best_state": best_state, "best_score": best_score, "best_epoch": result.best_epoch, "stale": stale,
-                "finished": finished, "stopped_early": stop,
-            }, run_dir / runs.CHECKPOINT)
+            Checkpoint(model=model.state_dict(), **stepper.state_dict(), epoch=epoch, step=step, last_model=last_model,
+                       rng=torch.get_rng_state(),
+                       cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                       objective_rng=objective.generator.get_state(), objective_calls=objective.calls,
+                       history=result.history, steps=result.steps, best_state=selection.best_state,
+                       best_score=selection.best_score, best_epoch=selection.best_epoch, stale=selection.stale,
+                       finished=finished, stopped_early=stop).save(run_dir / runs.CHECKPOINT)
             runs.atomic_write_json(run_dir / runs.HISTORY, result.history)
             runs.atomic_write_json(run_dir / runs.STEPS, result.steps)
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, record)
         if stop:
-            log.info(f"early stop after epoch {epoch + 1}: no improvement for {stale} epochs")
+            log.info(f"early stop after epoch {epoch + 1}: no improvement for {selection.stale} epochs")
             break
     return result
 

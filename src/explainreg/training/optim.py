@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import nn
 
+__all__ = ["OptimizerLike", "SchedulerLike", "Stepper", "freeze", "parameter_groups"]
+
 OptimizerLike = torch.optim.Optimizer | Callable[[Any], torch.optim.Optimizer]
 SchedulerLike = Any  # an LRScheduler / ReduceLROnPlateau-free scheduler object, or optimizer -> scheduler
 

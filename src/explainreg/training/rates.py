@@ -20,6 +20,8 @@ from ..modes import model_device
 from ..penalties.base import PenaltyContext
 from .batches import iterate_batches
 
+__all__ = ["normalisation_rates"]
+
 
 def normalisation_rates(model: nn.Module, objective: Objective, dataset: Dataset, *, batch_size: int = 256,
                         device: torch.device | str | None = None, flag: str = "counterexample") -> dict[str, float]:
