@@ -19,14 +19,18 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
-from .._validation import nonnegative_float, nonnegative_int, positive_int
+from .._validation import check_choice, nonnegative_float, nonnegative_int, positive_int
 from ..report import Report, Table, mean_std, new_figure, save_figure
 from ..runs import atomic_write_bytes
 from . import register_study
+from .skeleton import cached, settings_from_namespace
+
+__all__ = ["LABELS", "METHODS", "PAPER", "PAPER_NOTES", "SETTINGS", "GridSettings", "Setting", "add_arguments",
+           "build_penalty", "collect", "load_data", "run_cdep_mnist", "run_grid", "write_report"]
 
 #: the paper's mean test accuracies (%) per method and λ (B.2 §2.7)
 PAPER = {
@@ -86,15 +90,67 @@ SETTINGS = {
     ),
 }
 METHODS = ("vanilla", "cdep", "cdep_seed", "rrr", "eg")
+DEFAULT_METHODS = tuple(m for m in METHODS if m != "cdep_seed")
 LABELS = {"vanilla": "unpenalised", "cdep": "CDEP", "cdep_seed": "CDEP, seed's CD order (conv → pool → ReLU)",
           "rrr": "RRR (Grad)", "eg": "Expected Gradients"}
+
+
+@dataclass
+class GridSettings:
+    """One run of a CDEP MNIST study, named as the command line's options; a setting left at None
+    takes the paper's value of :data:`SETTINGS` ``[study]`` (or its ``quick`` subset run's).
+
+    Args:
+        study: ``"decoymnist"`` or ``"colormnist"``.
+        out: the output folder (default ``results/STUDY[-quick]``).
+        methods: of :data:`METHODS`. lambdas: λ (paper scale) for every penalised method instead of
+            the paper's grid. seeds, epochs, n_refs (EG references), limit (first N training images).
+        threads, device, progress: how to run (not part of the results).
+
+    Example::
+
+        >>> GridSettings("colormnist", quick=True).output
+        'results/colormnist-quick'
+        >>> GridSettings("mnist")
+        Traceback (most recent call last):
+        ...
+        ValueError: study must be one of 'decoymnist', 'colormnist'; got 'mnist'
+    """
+
+    study: str
+    out: str | None = None
+    data_root: str | None = None
+    quick: bool = False
+    methods: Sequence[str] = DEFAULT_METHODS
+    lambdas: Sequence[float] | None = None
+    seeds: Sequence[int] | None = None
+    epochs: int | None = None
+    n_refs: int | None = None
+    limit: int | None = None
+    threads: int | None = None
+    device: str | None = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        check_choice("study", self.study, tuple(SETTINGS))
+        for method in self.methods:
+            check_choice("methods", method, METHODS)
+
+    @property
+    def output(self) -> str:
+        return self.out or f"results/{self.study}{'-quick' if self.quick else ''}"
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, study: str) -> GridSettings:
+        """The settings of a parsed ``explainreg study decoymnist|colormnist`` command line."""
+        return settings_from_namespace(cls, args, study=study)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder (default: results/<study>)")
     parser.add_argument("--data-root", default=None, help="folder holding mnist/ (default: $EXPLAINREG_DATA)")
     parser.add_argument("--quick", action="store_true", help="a few-minute CPU run on a real subset")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=[m for m in METHODS if m != "cdep_seed"],
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(DEFAULT_METHODS),
                         help="cdep_seed: CDEP with the seed's CD order (conv → pool → ReLU)")
     parser.add_argument("--lambdas", nargs="+", type=nonnegative_float, default=None,
                         help="λ values (paper scale) for every penalised method instead of the paper's grid")
@@ -125,6 +181,7 @@ def build_penalty(method: str, lam: float, setting: Setting, n_refs: int, sample
 
 
 def load_data(study: str, root, limit: int | None, test_limit: int | None):
+    """``(train, val, test, blob_sampler)`` of DecoyMNIST or ColorMNIST (the sampler: ColorMNIST's 8 blobs)."""
     from ..data import color_mnist, color_mnist_blob_sampler, decoy_mnist
 
     if study == "decoymnist":
@@ -135,10 +192,27 @@ def load_data(study: str, root, limit: int | None, test_limit: int | None):
 
 
 def run_grid(args: argparse.Namespace, study: str) -> int:
+    """``explainreg study decoymnist|colormnist``: :func:`run_cdep_mnist` with the command line's settings."""
+    run_cdep_mnist(GridSettings.from_args(args, study))
+    return 0
+
+
+def run_cdep_mnist(settings: GridSettings) -> list[dict[str, Any]]:
+    """The study's Python API: train every (method, λ, seed) of the grid not finished yet (a run
+    folder with ``result.json`` is skipped, an unfinished one resumed), then write the report.
+
+    Returns:
+        The records of every finished run in the output folder (``runs/*/result.json``).
+
+    Example::
+
+        >>> records = run_cdep_mnist(GridSettings("colormnist", quick=True, methods=["cdep"]))  # doctest: +SKIP
+    """
     from ..models import build_model
     from ..objective import Objective
     from ..training import TrainConfig, train
 
+    args, study = settings, settings.study
     if args.threads:
         torch.set_num_threads(args.threads)
     setting = SETTINGS[study]
@@ -148,7 +222,7 @@ def run_grid(args: argparse.Namespace, study: str) -> int:
     n_refs = args.n_refs or quick.get("n_refs", setting.n_refs)
     limit = args.limit or quick.get("limit")
     grid = quick.get("lambdas", setting.lambdas)
-    out = Path(args.out or f"results/{study}{'-quick' if args.quick else ''}")
+    out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     train_set, val_set, test_set, sampler = load_data(study, args.data_root, limit, quick.get("test_limit"))
     if args.quick:
@@ -162,11 +236,8 @@ def run_grid(args: argparse.Namespace, study: str) -> int:
         for lam in lambdas:
             for seed in seeds:
                 jobs.append((method, float(lam), seed))
-    for i, (method, lam, seed) in enumerate(jobs):
-        name = f"{method}_lam{_fmt(lam)}_seed{seed}"
-        run_dir = out / "runs" / name
-        if (run_dir / "result.json").is_file():
-            continue
+
+    def run_one(method: str, lam: float, seed: int, run_dir: Path) -> dict[str, Any]:
         torch.manual_seed(seed)
         model = build_model(setting.model)
         penalties = {}
@@ -184,20 +255,28 @@ def run_grid(args: argparse.Namespace, study: str) -> int:
                        resume=True, run_info={"study": study, "method": method, "lambda": lam, "seed": seed,
                                               "model": setting.model})
         final = result.final
-        record = {"study": study, "method": method, "lambda": lam, "weight": weight, "seed": seed,
-                  "test_accuracy": 100 * final["test_accuracy"], "val_accuracy": 100 * final["val_accuracy"],
-                  "train_accuracy": 100 * final["train_accuracy"], "epochs_run": len(result.history),
-                  "selected_epoch": final["epoch"], "seconds": time.perf_counter() - started,
-                  "n_refs": n_refs if method == "eg" else None, "train_size": len(train_set),
-                  "test_size": len(test_set), "quick": bool(args.quick)}
-        (run_dir / "result.json").write_text(json.dumps(record, indent=2))
-        print(f"[{i + 1}/{len(jobs)}] {name}: test {record['test_accuracy']:.2f} %  val {record['val_accuracy']:.2f} % "
-              f"train {record['train_accuracy']:.2f} %  ({record['seconds']:.0f} s)", flush=True)
+        return {"study": study, "method": method, "lambda": lam, "weight": weight, "seed": seed,
+                "test_accuracy": 100 * final["test_accuracy"], "val_accuracy": 100 * final["val_accuracy"],
+                "train_accuracy": 100 * final["train_accuracy"], "epochs_run": len(result.history),
+                "selected_epoch": final["epoch"], "seconds": time.perf_counter() - started,
+                "n_refs": n_refs if method == "eg" else None, "train_size": len(train_set),
+                "test_size": len(test_set), "quick": bool(args.quick)}
+
+    for i, (method, lam, seed) in enumerate(jobs):
+        name = f"{method}_lam{_fmt(lam)}_seed{seed}"
+        run_dir = out / "runs" / name
+        # a finished run's record is reused whatever is asked now: finished runs are skipped
+        record, fresh = cached(run_dir / "result.json", lambda: run_one(method, lam, seed, run_dir), key_field=None)
+        if fresh:
+            print(f"[{i + 1}/{len(jobs)}] {name}: test {record['test_accuracy']:.2f} %  "
+                  f"val {record['val_accuracy']:.2f} % train {record['train_accuracy']:.2f} %  "
+                  f"({record['seconds']:.0f} s)", flush=True)
     write_report(out, study)
-    return 0
+    return collect(out)
 
 
 def collect(out: Path) -> list[dict[str, Any]]:
+    """The records of the finished runs in ``out`` (``runs/*/result.json``), in name order."""
     return [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/result.json"))]
 
 

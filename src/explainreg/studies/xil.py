@@ -28,17 +28,24 @@ import csv
 import json
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
-from ..runs import atomic_write_bytes
+from .._validation import check_choice
 from . import register_study
+from .skeleton import cached, settings_from_namespace
+
+__all__ = ["BATCH_SIZE", "DATASETS", "ISSUE_RATES", "KEY_SETTINGS", "METHODS", "PAPER_RATES", "PENALISED",
+           "XILSettings", "add_arguments", "corrupt", "effective_rate", "pixel_range", "run", "run_one", "run_xil",
+           "settings_differences", "study_rates", "summarise", "to_pixels", "write_report"]
 
 METHODS = ("vanilla", "rrr", "rrr_gradcam", "rbr", "hint", "cdep", "counterexamples", "expected_gradients")
 PENALISED = ("rrr", "rrr_gradcam", "rbr", "hint", "cdep", "expected_gradients")
 DATASETS = ("decoy-mnist", "decoy-fmnist")
+FEEDBACK = ("correct", "random", "incomplete")
 BATCH_SIZE = 256
 #: XIL's paper-era rates (main_MNIST.py and wrong_reason_MNIST.py @922a054), per data set; HINT on
 #: Decoy-FMNIST is 1e-5 there (robustness.ipynb @7d30d91 used 10: ``--rate hint=10``). EG is not in
@@ -69,6 +76,70 @@ def _rate(text: str) -> tuple[str, float]:
     return name, rate
 
 
+@dataclass
+class XILSettings:
+    """The study's settings, named as the command line's options (the defaults: XIL's paper-era code,
+    see the module doc). ``quick`` keeps the first seed, 1 epoch, and (unless given) 1,024 train /
+    512 test images. ``rate``: ``(method, λ)`` overrides of the ``rates`` table.
+
+    Example::
+
+        >>> s = XILSettings(quick=True, seeds=[3, 4], rate=[("hint", 10.0)])
+        >>> s.seeds, s.epochs, s.train_limit, s.test_limit, s.output, study_rates(s)["hint"]
+        ([3], 1, 1024, 512, 'results/xil-decoy-mnist', 10.0)
+        >>> XILSettings(feedback="noisy")
+        Traceback (most recent call last):
+        ...
+        ValueError: feedback must be one of 'correct', 'random', 'incomplete'; got 'noisy'
+    """
+
+    dataset: str = "decoy-mnist"
+    methods: Sequence[str] = METHODS
+    seeds: Sequence[int] = (0, 1, 2, 3, 4)
+    epochs: int = 50
+    train_limit: int | None = None
+    test_limit: int | None = None
+    feedback: str = "correct"
+    quick: bool = False
+    out: str | None = None
+    data_root: str | None = None
+    device: str = "cpu"
+    rates: str = "paper"
+    rate: Sequence[tuple[str, float]] = field(default_factory=list)
+    normalise: str = "none"
+    reduction: str = "xil"
+    gradcam: str = "captum"
+    pixels: str = "raw"
+    train_split: str = "full"
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("dataset", self.dataset, DATASETS), ("feedback", self.feedback, FEEDBACK),
+                                     ("rates", self.rates, ("paper", "issue")),
+                                     ("normalise", self.normalise, ("none", "cdep", "all")),
+                                     ("reduction", self.reduction, ("xil", "library")),
+                                     ("gradcam", self.gradcam, ("captum", "differentiable")),
+                                     ("pixels", self.pixels, ("raw", "unit")),
+                                     ("train_split", self.train_split, ("full", "train"))):
+            check_choice(name, value, allowed)
+        for method in self.methods:
+            check_choice("methods", method, METHODS)
+        self.methods, self.seeds, self.rate = list(self.methods), list(self.seeds), list(self.rate)
+        if self.quick:
+            self.seeds, self.epochs = self.seeds[:1], 1
+            self.train_limit, self.test_limit = self.train_limit or 1024, self.test_limit or 512
+
+    @property
+    def output(self) -> str:
+        """The study folder: ``out``, else ``results/xil-DATASET[-FEEDBACK]``."""
+        return self.out or f"results/xil-{self.dataset}" + ("" if self.feedback == "correct" else f"-{self.feedback}")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> XILSettings:
+        """The settings of a parsed ``explainreg study xil`` command line."""
+        return settings_from_namespace(cls, args)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="decoy-mnist", choices=DATASETS)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
@@ -76,7 +147,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=50, help="epochs per run (XIL: 50, the last epoch's model)")
     parser.add_argument("--train-limit", type=int, default=None, metavar="N")
     parser.add_argument("--test-limit", type=int, default=None, metavar="N")
-    parser.add_argument("--feedback", default="correct", choices=("correct", "random", "incomplete"))
+    parser.add_argument("--feedback", default="correct", choices=FEEDBACK)
     parser.add_argument("--quick", action="store_true", help="1 seed, 1 epoch, 1,024 train / 512 test images")
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: results/xil-DATASET)")
     parser.add_argument("--data-root", default=None, metavar="PATH")
@@ -114,7 +185,7 @@ def corrupt(mask: torch.Tensor, feedback: str, generator: torch.Generator) -> to
     return keep.view_as(mask)
 
 
-def study_rates(args: argparse.Namespace) -> dict[str, float]:
+def study_rates(args: XILSettings) -> dict[str, float]:
     """λ per penalised method as given (before the RRR batch-size factor and any normalisation rate)."""
     rates = dict(PAPER_RATES[args.dataset] if args.rates == "paper" else ISSUE_RATES)
     rates.update(dict(args.rate))
@@ -142,7 +213,7 @@ def pixel_range(pixels: str) -> tuple[float, float]:
     return (0.0, 255.0) if pixels == "raw" else (-1.0, 1.0)
 
 
-def _data(args: argparse.Namespace):
+def _data(args: XILSettings):
     from ..data.datasets import ArrayDataset
     from ..data.shortcuts import decoy_mnist
 
@@ -165,7 +236,7 @@ def _data(args: argparse.Namespace):
     return to_pixels(train, args.pixels), to_pixels(test, args.pixels)
 
 
-def _objective(method: str, args: argparse.Namespace):
+def _objective(method: str, args: XILSettings):
     from ..objective import Objective
     from ..penalties import CDEP, HINT, RBR, RRR, ExpectedGradients, RRRGradCAM
 
@@ -179,7 +250,7 @@ def _objective(method: str, args: argparse.Namespace):
     return Objective({build[method](): rate}), rate
 
 
-def run_one(method: str, seed: int, train_set, test_set, args: argparse.Namespace) -> dict[str, Any]:
+def run_one(method: str, seed: int, train_set, test_set, args: XILSettings) -> dict[str, Any]:
     """Train one model and measure its test accuracy and WR (Grad-CAM, input gradients)."""
     from ..data.counterexamples import counterexamples
     from ..metrics.localisation import WrongReason, wrong_reason_maps
@@ -228,7 +299,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def write_report(out: Path, rows: list[dict[str, Any]], args: argparse.Namespace, config: dict[str, Any]) -> None:
+def write_report(out: Path, rows: list[dict[str, Any]], args: XILSettings, config: dict[str, Any]) -> None:
+    """``results.csv`` (one row per run), ``config.json`` and ``report.md`` (mean ± std per method) in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     fields = list(dict.fromkeys(k for r in rows for k in r))
     with open(out / "results.csv", "w", newline="") as f:
@@ -265,7 +337,7 @@ def _refuse(out: Path, what: str, differences: list[str]) -> None:
                        "session 6 lack the new settings and cannot be resumed).")
 
 
-def _command(args: argparse.Namespace) -> str:
+def _command(args: XILSettings) -> str:
     parts = [f"--dataset {args.dataset}", "--methods " + " ".join(args.methods), f"--epochs {args.epochs}",
              "--seeds " + " ".join(map(str, args.seeds)), f"--feedback {args.feedback}", f"--rates {args.rates}",
              *[f"--rate {m}={r:g}" for m, r in args.rate], f"--normalise {args.normalise}",
@@ -278,13 +350,26 @@ def _command(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``explainreg study xil``: :func:`run_xil` with the command line's settings."""
+    run_xil(XILSettings.from_args(args))
+    return 0
+
+
+def run_xil(settings: XILSettings) -> list[dict[str, Any]]:
+    """The study's Python API: train and measure every (seed, method) not in ``runs/`` yet
+    (``runs/METHOD_seedN.json``, keyed by :data:`KEY_SETTINGS`), writing ``results.csv``,
+    ``config.json`` and ``report.md``. A folder or run made with other settings is refused
+    (``SystemExit`` listing the differences). Returns the rows.
+
+    Example::
+
+        >>> rows = run_xil(XILSettings(quick=True, methods=["vanilla", "hint"]))  # doctest: +SKIP
+    """
+    args = settings
     torch.set_num_threads(1)
-    if args.quick:
-        args.seeds, args.epochs = args.seeds[:1], 1
-        args.train_limit, args.test_limit = args.train_limit or 1024, args.test_limit or 512
     if args.weight_decay < 0 or math.isinf(args.weight_decay):
         raise SystemExit(f"--weight-decay must be a finite number ≥ 0, got {args.weight_decay}")
-    out = Path(args.out or f"results/xil-{args.dataset}" + ("" if args.feedback == "correct" else f"-{args.feedback}"))
+    out = Path(args.output)
     train_set, test_set = _data(args)
     config = {"dataset": args.dataset, "methods": args.methods, "seeds": args.seeds, "epochs": args.epochs,
               "feedback": args.feedback, "rates_source": args.rates, "rates": study_rates(args),
@@ -302,25 +387,22 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for seed in args.seeds:
         for method in args.methods:
-            cached = out / "runs" / f"{method}_seed{seed}.json"
-            if cached.is_file():
-                recorded = json.loads(cached.read_text())
-                differences = settings_differences(recorded.get("settings", {}), key)
-                if differences:
-                    _refuse(out, f"The finished run {cached.name}", differences)
-                rows.append(recorded["row"])  # finished before: an interrupted grid resumes
-                continue
-            row = run_one(method, seed, train_set, test_set, args)
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(cached, json.dumps({"settings": key, "row": row}, indent=2).encode())
-            print(f"{method} seed {seed}: acc {row['accuracy']:.2f} % WR(Grad-CAM) {row['wr_gradcam']:.2f} "
-                  f"WR(IG) {row['wr_ig']:.2f} ({row['seconds']:.0f} s)", flush=True)
+            name = f"{method}_seed{seed}.json"
+            # finished before with these settings: an interrupted grid resumes; other settings are refused
+            row, fresh = cached(out / "runs" / name, lambda: run_one(method, seed, train_set, test_set, args), key=key,
+                                key_field="settings", value_field="row",
+                                matches=lambda recorded, asked: not settings_differences(recorded, asked),
+                                on_mismatch=lambda recorded, name=name: _refuse(
+                                    out, f"The finished run {name}", settings_differences(recorded.get("settings", {}), key)))
             rows.append(row)
-            write_report(out, rows, args, config)
+            if fresh:
+                print(f"{method} seed {seed}: acc {row['accuracy']:.2f} % WR(Grad-CAM) {row['wr_gradcam']:.2f} "
+                      f"WR(IG) {row['wr_ig']:.2f} ({row['seconds']:.0f} s)", flush=True)
+                write_report(out, rows, args, config)
     if rows:
         write_report(out, rows, args, config)
     print(f"report: {out / 'report.md'}")
-    return 0
+    return rows
 
 
 register_study("xil", "XIL typology: vanilla, RRR, RRR-G, RBR, HINT, CDEP, counterexamples, EG on Decoy(F)MNIST "
