@@ -42,7 +42,7 @@ DOCUMENTED = frozenset("""
     explainreg.models explainreg.backbones explainreg.text_models
     explainreg.data.idx explainreg.data.image_ops explainreg.data.datasets explainreg.data.sources
     explainreg.data.counterexamples explainreg.data.patch_benchmark explainreg.data.folder
-    explainreg.data.ucr
+    explainreg.data.ucr explainreg.data.text
 """.split())
 
 

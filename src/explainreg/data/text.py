@@ -1,5 +1,10 @@
-"""Text data (methods.md A.9): SST from the official PTB-tree zip, Rotten Tomatoes snippets, a vocabulary,
+"""Text data: SST from the official PTB-tree zip, Rotten Tomatoes snippets, a vocabulary,
 GloVe vectors, CDEP's three biased SST variants, and padded token batches.
+
+SST: Socher et al. (2013), "Recursive deep models for semantic compositionality over a sentiment
+treebank". GloVe: Pennington, Socher & Manning (2014), "GloVe: global vectors for word representation".
+The biased variants: Rieger, Singh, Murdoch & Yu (2020), "Interpretations are useful: penalizing
+explanations to align neural networks with prior knowledge".
 
 * :func:`read_sst` — ``trainDevTestTrees_PTB.zip`` (or its ``trees/*.txt``): one sentence per tree,
   the root's label 0–4 and the lower-cased leaves; ``subtrees=True`` also yields every phrase.
@@ -39,7 +44,7 @@ SST_ZIP = "trainDevTestTrees_PTB.zip"
 RT_FILE = "rotten_tomatoes_corpus_full.csv.bz2"
 GLOVE_FILE = "glove.6B.50d.sst-rt.txt.gz"
 BIASES = ("decoy", "article", "gender")
-#: (word for negative, word for positive, placeholder) of the replacement biases (methods.md A.9)
+#: (word for negative, word for positive, placeholder) of the replacement biases (CDEP's SST variants)
 REPLACEMENTS = {"article": ("the", "a", "that"), "gender": ("he", "she", "who")}
 DECOY_WORDS = ("video", "text")  # (negative, positive)
 
@@ -49,7 +54,14 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?|'[a-z]+|[^\sa-z0-9]")
 
 @dataclass
 class Sentence:
-    """Tokens and a label (0–4 for SST fine-grained, 0/1 binary)."""
+    """Tokens and a label (0–4 for SST fine-grained, 0/1 binary).
+
+    Example::
+
+        >>> from explainreg.data.text import Sentence
+        >>> Sentence(["a", "fine", "film"], 1)
+        Sentence(tokens=['a', 'fine', 'film'], label=1)
+    """
 
     tokens: list[str]
     label: int
@@ -61,7 +73,26 @@ class Sentence:
 
 def parse_tree(line: str, subtrees: bool = False) -> list[Sentence]:
     """One PTB tree ``(label (label word) …)`` → the sentence (root label, lower-cased leaves), or with
-    ``subtrees`` every node's phrase (root first)."""
+    ``subtrees`` every node's phrase (root first).
+
+    Args:
+        line: one tree of SST's PTB files.
+        subtrees: every phrase, not only the sentence.
+
+    Returns:
+        A list of :class:`Sentence`.
+
+    Raises:
+        ValueError: the line is not a parenthesised tree.
+
+    Example::
+
+        >>> from explainreg.data.text import parse_tree
+        >>> parse_tree("(3 (2 A) (4 (4 great) (2 film)))")
+        [Sentence(tokens=['a', 'great', 'film'], label=3)]
+        >>> [(" ".join(s.tokens), s.label) for s in parse_tree("(3 (2 A) (4 (4 great) (2 film)))", subtrees=True)]
+        [('a great film', 3), ('great film', 4), ('film', 2), ('great', 4), ('a', 2)]
+    """
     line = line.strip()
     if not line.startswith("(") or not line.endswith(")"):
         raise ValueError(f"not a PTB tree (must look like '(3 (2 a) (3 film))'): {line[:60]!r}")
@@ -118,7 +149,36 @@ def read_sst(split: str = "train", root: str | os.PathLike | None = None, *, sub
     """The SST ``split`` ("train", "dev", "test") as fine-grained sentences (labels 0–4).
 
     ``path``: the zip, a ``trees/`` folder or one split's txt; default ``ROOT/sst/trainDevTestTrees_PTB.zip``.
-    ``subtrees``: every phrase of every tree (CDEP's ``train_subtrees=True``)."""
+    ``subtrees``: every phrase of every tree (CDEP's ``train_subtrees=True``).
+
+    Args:
+        split: ``"train"``, ``"dev"`` or ``"test"``.
+        root: the data root (``ROOT/sst/trainDevTestTrees_PTB.zip``).
+        subtrees: every phrase.
+        path: the zip, a ``trees/`` folder or one split's txt (instead of ``root``).
+
+    Returns:
+        The sentences (labels 0–4).
+
+    Raises:
+        ValueError: a bad split or a malformed tree (file and line named).
+        FileNotFoundError: no SST files.
+
+    Example::
+
+        >>> import tempfile, zipfile; from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory(); Path(tmp.name, "sst").mkdir()   # a tiny stand-in for SST's zip
+        >>> trees = "(4 (3 a) (4 (4 great) (2 film)))\\n(0 (2 the) (0 (0 awful) (2 plot)))\\n(2 (2 a) (2 video))\\n"
+        >>> with zipfile.ZipFile(Path(tmp.name, "sst", "trainDevTestTrees_PTB.zip"), "w") as archive:
+        ...     for split in ("train", "dev", "test"):
+        ...         archive.writestr(f"trees/{split}.txt", trees)
+        >>> from explainreg.data.text import read_sst
+        >>> [(s.tokens, s.label) for s in read_sst("dev", tmp.name)]
+        [(['a', 'great', 'film'], 4), (['the', 'awful', 'plot'], 0), (['a', 'video'], 2)]
+        >>> len(read_sst("train", tmp.name, subtrees=True))                  # 5 + 5 + 3 phrases
+        13
+        >>> tmp.cleanup()
+    """
     if split not in SST_SPLITS:
         raise ValueError(f"split must be one of {', '.join(SST_SPLITS)}, got {split!r}")
     if path is None:
@@ -139,7 +199,20 @@ def read_sst(split: str = "train", root: str | os.PathLike | None = None, *, sub
 
 
 def binary_sst(sentences: Iterable[Sentence]) -> list[Sentence]:
-    """SST-2: drop the neutral label 2; ≤ 1 → 0 (negative), ≥ 3 → 1 (positive)."""
+    """SST-2: drop the neutral label 2; ≤ 1 → 0 (negative), ≥ 3 → 1 (positive).
+
+    Args:
+        sentences: fine-grained sentences (empty ones are dropped too).
+
+    Returns:
+        The binary sentences.
+
+    Example::
+
+        >>> from explainreg.data.text import Sentence, binary_sst
+        >>> [s.label for s in binary_sst([Sentence(["x"], k) for k in range(5)])]
+        [0, 0, 1, 1]
+    """
     return [Sentence(s.tokens, int(s.label >= 3)) for s in sentences if s.label != 2 and s.tokens]
 
 
@@ -148,13 +221,50 @@ def binary_sst(sentences: Iterable[Sentence]) -> list[Sentence]:
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased words (with a clitic like "'s" split off as SST does) and punctuation marks."""
+    """Lower-cased words and punctuation marks: a contraction ("it's", "isn't") stays one token, a clitic
+    already split off as in SST's trees ("film 's") is a token of its own.
+
+    Args:
+        text: raw text.
+
+    Returns:
+        The tokens.
+
+    Example::
+
+        >>> from explainreg.data.text import tokenize
+        >>> tokenize("It's a GREAT film, isn't it?"), tokenize("the film 's end")
+        (["it's", 'a', 'great', 'film', ',', "isn't", 'it', '?'], ['the', 'film', "'s", 'end'])
+    """
     return _TOKEN.findall(text.lower())
 
 
 def read_rotten_tomatoes(root: str | os.PathLike | None = None, *, path: str | os.PathLike | None = None,
                          ) -> list[Sentence]:
-    """Rotten Tomatoes snippets: ``fresh`` = 1, ``rotten`` = 0; ``plot`` rows (summaries) dropped."""
+    """Rotten Tomatoes snippets: ``fresh`` = 1, ``rotten`` = 0; ``plot`` rows (summaries) dropped.
+
+    Args:
+        root: the data root (``ROOT/rotten-tomatoes/rotten_tomatoes_corpus_full.csv.bz2``).
+        path: the CSV (``.bz2`` or plain) with columns ``category`` and ``text``, instead of ``root``.
+
+    Returns:
+        The tokenised sentences (empty ones dropped).
+
+    Raises:
+        FileNotFoundError: no file.
+        ValueError: missing columns or an unknown category.
+
+    Example::
+
+        >>> import bz2, tempfile; from pathlib import Path
+        >>> from explainreg.data.text import read_rotten_tomatoes
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = Path(tmp, "rt.csv.bz2")
+        ...     _ = path.write_bytes(bz2.compress(b"category,text\\nfresh,Sharp and funny.\\nplot,A man walks.\\n"
+        ...                                       b"rotten,Dull.\\n"))
+        ...     print([(s.tokens, s.label) for s in read_rotten_tomatoes(path=path)])
+        [(['sharp', 'and', 'funny', '.'], 1), (['dull', '.'], 0)]
+    """
     if path is None:
         data_root, how = resolve_data_root(root)
         path = data_root / "rotten-tomatoes" / RT_FILE
@@ -184,7 +294,24 @@ def read_rotten_tomatoes(root: str | os.PathLike | None = None, *, path: str | o
 
 class Vocabulary:
     """Token ↔ id: ``<pad>`` = 0, ``<unk>`` = 1, then words seen ≥ ``min_freq`` times (most frequent first,
-    ties alphabetical)."""
+    ties alphabetical).
+
+    Args:
+        words: the words after ``<pad>`` and ``<unk>``, in id order (unique). ``Vocabulary.build(sentences,
+            min_freq)`` counts them from sentences (or token lists).
+
+    Raises:
+        ValueError: repeated words.
+
+    Example::
+
+        >>> from explainreg.data.text import Vocabulary
+        >>> vocab = Vocabulary.build([["a", "film"], ["a", "plot"]])
+        >>> vocab.itos, len(vocab)
+        (['<pad>', '<unk>', 'a', 'film', 'plot'], 5)
+        >>> vocab.encode(["a", "novel", "film"]), vocab.decode([2, 3, 0, 0])
+        ([2, 1, 3], ['a', 'film'])
+    """
 
     def __init__(self, words: Sequence[str]) -> None:
         self.itos = [PAD, UNK] + [w for w in words if w not in (PAD, UNK)]
@@ -210,7 +337,28 @@ class Vocabulary:
 
 
 def read_glove(path: str | os.PathLike, words: set[str] | None = None) -> dict[str, torch.Tensor]:
-    """``word v1 … vd`` a line (``.txt`` or ``.txt.gz``) → {word: vector}; only ``words`` when given."""
+    """``word v1 … vd`` a line (``.txt`` or ``.txt.gz``) → {word: vector}; only ``words`` when given.
+
+    Args:
+        path: the GloVe file.
+        words: keep only these words.
+
+    Returns:
+        {word: d-vector (float32)}.
+
+    Raises:
+        FileNotFoundError: no file.
+        ValueError: lines of different widths, or no vectors at all.
+
+    Example::
+
+        >>> import tempfile; from pathlib import Path
+        >>> from explainreg.data.text import read_glove
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = Path(tmp, "g.txt").write_text("film 0.5 -1\\nplot 2 0.25\\n")
+        ...     print(read_glove(Path(tmp, "g.txt")), list(read_glove(Path(tmp, "g.txt"), {"plot"})))
+        {'film': tensor([ 0.5000, -1.0000]), 'plot': tensor([2.0000, 0.2500])} ['plot']
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"GloVe file not found: {path}")
@@ -238,7 +386,31 @@ def read_glove(path: str | os.PathLike, words: set[str] | None = None) -> dict[s
 def glove_vectors(vocab: Vocabulary, path: str | os.PathLike | None = None, *, root=None, seed: int = 0,
                   scale: float = 0.1) -> tuple[torch.Tensor, float]:
     """An embedding matrix len(vocab) × d from GloVe: known words their vector, others N(0, scale²)
-    (seeded), ``<pad>`` zeros. Returns ``(matrix, coverage)`` with coverage the share of words found."""
+    (seeded), ``<pad>`` zeros. Returns ``(matrix, coverage)`` with coverage the share of words found.
+
+    Args:
+        vocab: the vocabulary.
+        path: the GloVe file; default ``ROOT/glove/glove.6B.50d.sst-rt.txt.gz``.
+        root: the data root.
+        seed, scale: the random rows of words without a vector.
+
+    Shape:
+        matrix: (len(vocab), d).
+
+    Raises:
+        ValueError: no word of the vocabulary has a vector.
+
+    Example::
+
+        >>> import tempfile; from pathlib import Path
+        >>> from explainreg.data.text import Vocabulary, glove_vectors
+        >>> vocab = Vocabulary(["film", "plot"])
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = Path(tmp, "g.txt").write_text("film 0.5 -1\\n")
+        ...     matrix, coverage = glove_vectors(vocab, Path(tmp, "g.txt"))
+        >>> matrix.shape, matrix[0].tolist(), matrix[2].tolist(), coverage      # <pad> zeros; "film" its vector
+        (torch.Size([4, 2]), [0.0, 0.0], [0.5, -1.0], 0.5)
+    """
     if path is None:
         data_root, _ = resolve_data_root(root)
         path = data_root / "glove" / GLOVE_FILE
@@ -254,12 +426,27 @@ def glove_vectors(vocab: Vocabulary, path: str | os.PathLike | None = None, *, r
 
 
 # ----------------------------------------------------------------------------------------------
-# CDEP's biased SST variants (methods.md A.9)
+# CDEP's biased SST variants (Rieger et al. 2020)
 
 
 def decoy_bias(sentences: Sequence[Sentence], seed: int = 0) -> tuple[list[Sentence], list[list[int]]]:
     """Insert "text" into every positive and "video" into every negative sentence at a uniform random
-    position (0 … L); returns the sentences and their token masks (1 at the decoy)."""
+    position (0 … L); returns the sentences and their token masks (1 at the decoy).
+
+    Args:
+        sentences: binary sentences.
+        seed: seed of the positions.
+
+    Returns:
+        ``(sentences, masks)``, a 0/1 mask per sentence, one entry per token.
+
+    Example::
+
+        >>> from explainreg.data.text import Sentence, decoy_bias
+        >>> out, masks = decoy_bias([Sentence(["great", "film"], 1), Sentence(["dull"], 0)], seed=0)
+        >>> [[w for w, m in zip(s.tokens, mask) if m] for s, mask in zip(out, masks)], [len(s.tokens) for s in out]
+        ([['text'], ['video']], [3, 2])
+    """
     g = torch.Generator().manual_seed(seed)
     out, masks = [], []
     for s in sentences:
@@ -274,7 +461,26 @@ def replacement_bias(sentences: Sequence[Sentence], kind: str) -> tuple[list[Sen
     """CDEP's article / gender bias: replace every occurrence of the pair's two words by the placeholder,
     then make the placeholder's first occurrence (an original placeholder included) the pair's
     positive word (positive sentences: "a" / "she") or negative word ("the" / "he"). Sentences without
-    the placeholder stay as they are, with an empty mask. Mask: 1 at the replaced word."""
+    the placeholder stay as they are, with an empty mask. Mask: 1 at the replaced word.
+
+    Args:
+        sentences: binary sentences.
+        kind: ``"article"`` (the / a, placeholder "that") or ``"gender"`` (he / she, placeholder "who").
+
+    Returns:
+        ``(sentences, masks)``.
+
+    Raises:
+        ValueError: an unknown kind.
+
+    Example::
+
+        >>> from explainreg.data.text import Sentence, replacement_bias
+        >>> out, masks = replacement_bias([Sentence(["the", "film", "a", "joy"], 1),
+        ...                                Sentence(["a", "mess"], 0), Sentence(["dull"], 0)], "article")
+        >>> [s.tokens for s in out], masks
+        ([['a', 'film', 'that', 'joy'], ['the', 'mess'], ['dull']], [[1, 0, 0, 0], [1, 0], [0]])
+    """
     if kind not in REPLACEMENTS:
         raise ValueError(f"kind must be one of {', '.join(REPLACEMENTS)}, got {kind!r}")
     negative, positive, placeholder = REPLACEMENTS[kind]
@@ -292,7 +498,14 @@ def replacement_bias(sentences: Sequence[Sentence], kind: str) -> tuple[list[Sen
 
 
 def contains_any(sentences: Sequence[Sentence], words: Sequence[str]) -> list[Sentence]:
-    """The sentences that contain at least one of ``words``."""
+    """The sentences that contain at least one of ``words``.
+
+    Example::
+
+        >>> from explainreg.data.text import Sentence, contains_any
+        >>> contains_any([Sentence(["he", "ran"], 1), Sentence(["it", "ran"], 0)], ("he", "she"))
+        [Sentence(tokens=['he', 'ran'], label=1)]
+    """
     wanted = set(words)
     return [s for s in sentences if wanted & set(s.tokens)]
 
@@ -304,7 +517,31 @@ def contains_any(sentences: Sequence[Sentence], words: Sequence[str]) -> list[Se
 class TextDataset(ArrayDataset):
     """Token ids N×T_max (0-padded), labels, extras ``lengths`` (N) and ``mask`` (N×T_max token mask).
 
-    :meth:`batch` trims a batch to its longest sentence; ``vocab`` encodes and decodes."""
+    :meth:`batch` trims a batch to its longest sentence; ``vocab`` encodes and decodes.
+    ``TextDataset.from_sentences(sentences, vocab, masks=None, name, source)`` builds one (masks: one
+    0/1 list per sentence, one entry per token); ``sentences()`` decodes the rows back to tokens.
+
+    Shape:
+        x: (N, T_max) long; y: (N,); extras ``lengths`` (N,), ``mask`` (N, T_max).
+
+    Raises:
+        ValueError: (``from_sentences``) no sentences, an empty sentence, or a mask of another length.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.data.text import Sentence, TextDataset, Vocabulary
+        >>> sentences = [Sentence(["a", "great", "film"], 1), Sentence(["dull"], 0), Sentence(["a", "plot"], 0)]
+        >>> data = TextDataset.from_sentences(sentences, Vocabulary.build(sentences), [[0, 1, 0], [1], [0, 0]])
+        >>> data.x, data.extras["mask"][0]
+        (tensor([[2, 5, 4],
+                [3, 0, 0],
+                [2, 6, 0]]), tensor([0., 1., 0.]))
+        >>> ids, y, extras = data.batch(torch.tensor([1, 2]))               # trimmed to its longest sentence
+        >>> ids, extras["lengths"], data.take([2]).sentences()
+        (tensor([[3, 0],
+                [2, 6]]), tensor([1, 2]), [['a', 'plot']])
+    """
 
     vocab: Vocabulary | None = None
 
@@ -331,7 +568,17 @@ class TextDataset(ArrayDataset):
         return ds
 
     def batch(self, index: torch.Tensor, device: torch.device | str = "cpu"):
-        """``(ids, y, extras)`` of the rows ``index``, trimmed to their longest sentence."""
+        """``(ids, y, extras)`` of the rows ``index``, trimmed to their longest sentence.
+
+        Example::
+
+            >>> import torch
+            >>> from explainreg.data.text import Sentence, TextDataset, Vocabulary
+            >>> s = [Sentence(["a", "b", "c", "d"], 1), Sentence(["a"], 0)]
+            >>> data = TextDataset.from_sentences(s, Vocabulary.build(s))
+            >>> data.batch(torch.tensor([1]))[0], data.batch(torch.tensor([0, 1]))[0].shape
+            (tensor([[2]]), torch.Size([2, 4]))
+        """
         lengths = self.extras["lengths"][index]
         width = int(lengths.max())
         extras = {k: (v[index][:, :width] if v.dim() == 2 else v[index]).to(device) for k, v in self.extras.items()}
@@ -349,7 +596,17 @@ class TextDataset(ArrayDataset):
 
 @dataclass
 class TextSplits:
-    """train / dev / test :class:`TextDataset` sharing ``vocab``."""
+    """train / dev / test :class:`TextDataset` sharing ``vocab`` (what :func:`sst_bias` returns).
+
+    Example::
+
+        >>> from explainreg.data.text import Sentence, TextDataset, TextSplits, Vocabulary
+        >>> s = [Sentence(["a", "film"], 1)]
+        >>> vocab = Vocabulary.build(s)
+        >>> parts = TextSplits(*[TextDataset.from_sentences(s, vocab) for _ in range(3)], vocab)
+        >>> len(parts.train), parts.test.vocab is parts.vocab
+        (1, True)
+    """
 
     train: TextDataset
     dev: TextDataset
@@ -363,7 +620,38 @@ def sst_bias(bias: str, root: str | os.PathLike | None = None, *, seed: int = 0,
     "gender") and its token masks; dev and test clean (for article/gender the test keeps the
     sentences containing either word of the pair). The vocabulary is built from the biased train, dev
     and test sentences (as the seed's torchtext field). ``limit``: a seeded random subset of ``limit``
-    sentences of each split (quick runs; the files are grouped by label, so not the first ones)."""
+    sentences of each split (quick runs; the files are grouped by label, so not the first ones).
+
+    Args:
+        bias: ``"decoy"``, ``"article"`` or ``"gender"``.
+        root: the data root holding ``sst/trainDevTestTrees_PTB.zip``.
+        seed: the decoy positions and the ``limit`` subsets.
+        subtrees: train on every phrase.
+        limit: sentences per split.
+
+    Returns:
+        A :class:`TextSplits`; the training set's ``mask`` marks the bias word.
+
+    Raises:
+        ValueError: an unknown bias.
+
+    Example::
+
+        >>> import tempfile, zipfile; from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory(); Path(tmp.name, "sst").mkdir()   # a tiny stand-in for SST's zip
+        >>> trees = "(4 (3 a) (4 (4 great) (2 film)))\\n(0 (2 the) (0 (0 awful) (2 plot)))\\n(2 (2 a) (2 video))\\n"
+        >>> with zipfile.ZipFile(Path(tmp.name, "sst", "trainDevTestTrees_PTB.zip"), "w") as archive:
+        ...     for split in ("train", "dev", "test"):
+        ...         archive.writestr(f"trees/{split}.txt", trees)
+        >>> from explainreg.data.text import sst_bias
+        >>> splits = sst_bias("article", tmp.name)
+        >>> splits.train.sentences(), splits.train.extras["mask"].tolist()   # positive: "a", negative: "the"
+        ([['a', 'great', 'film'], ['the', 'awful', 'plot']], [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+        >>> decoy = sst_bias("decoy", tmp.name, seed=0)
+        >>> sorted(w for s in decoy.train.sentences() for w in s if w in ("text", "video"))
+        ['text', 'video']
+        >>> tmp.cleanup()
+    """
     if bias not in BIASES:
         raise ValueError(f"bias must be one of {', '.join(BIASES)}, got {bias!r}")
     train = binary_sst(read_sst("train", root, subtrees=subtrees))
@@ -397,7 +685,37 @@ def load_text_dataset(name: str, split: str = "train", root: str | os.PathLike |
                       limit: int | None = None, vocab: Vocabulary | None = None, seed: int = 0) -> TextDataset:
     """``"sst"`` (fine-grained), ``"sst-2"``, ``"sst-decoy"`` / ``"sst-article"`` / ``"sst-gender"`` (the split's
     CDEP variant) or ``"rotten-tomatoes"`` (split "train" only: the whole corpus) as a :class:`TextDataset`;
-    the vocabulary comes from the data set's training split unless given."""
+    the vocabulary comes from the data set's training split unless given.
+
+    Args:
+        name: one of :data:`TEXT_DATASETS`.
+        split: ``"train"``, ``"dev"`` or ``"test"`` (Rotten Tomatoes: ``"train"``).
+        root: the data root.
+        limit: the first ``limit`` sentences.
+        vocab: the vocabulary (e.g. the training set's, for a test split).
+        seed: the CDEP variant's seed.
+
+    Returns:
+        A :class:`TextDataset`.
+
+    Raises:
+        ValueError: an unknown name or split.
+        FileNotFoundError: the data files are missing.
+
+    Example::
+
+        >>> import tempfile, zipfile; from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory(); Path(tmp.name, "sst").mkdir()   # a tiny stand-in for SST's zip
+        >>> trees = "(4 (3 a) (4 (4 great) (2 film)))\\n(0 (2 the) (0 (0 awful) (2 plot)))\\n(2 (2 a) (2 video))\\n"
+        >>> with zipfile.ZipFile(Path(tmp.name, "sst", "trainDevTestTrees_PTB.zip"), "w") as archive:
+        ...     for split in ("train", "dev", "test"):
+        ...         archive.writestr(f"trees/{split}.txt", trees)
+        >>> from explainreg.data import load_dataset
+        >>> sst2 = load_dataset("sst-2", "test", tmp.name)                  # through load_text_dataset
+        >>> sst2.y.tolist(), sst2.sentences()[1], sst2.vocab.itos[:4]
+        ([1, 0], ['the', 'awful', 'plot'], ['<pad>', '<unk>', 'a', 'awful'])
+        >>> tmp.cleanup()
+    """
     key = name.lower().replace("_", "-")
     if key in ("sst", "sst-2", "sst2"):
         sentences = read_sst(split, root)
@@ -426,7 +744,23 @@ TEXT_DATASETS = ("sst", "sst-2", "sst-decoy", "sst-article", "sst-gender", "rott
 
 
 def text_sources(root: str | os.PathLike | None = None) -> list[tuple[str, str, str]]:
-    """``(name, splits, where)`` of each text data set (``"not found"`` when its file is missing)."""
+    """``(name, splits, where)`` of each text data set (``"not found"`` when its file is missing).
+
+    Args:
+        root: the data root.
+
+    Returns:
+        One row per text data set and one for the GloVe vectors.
+
+    Example::
+
+        >>> import tempfile
+        >>> from explainreg.data.text import text_sources
+        >>> with tempfile.TemporaryDirectory() as empty:
+        ...     rows = text_sources(empty)
+        >>> [name for name, _, _ in rows][-2:], rows[0][2].startswith("not found")
+        (['rotten-tomatoes', 'glove (vectors)'], True)
+    """
     data_root, _ = resolve_data_root(root)
     sst, rt, glove = data_root / "sst" / SST_ZIP, data_root / "rotten-tomatoes" / RT_FILE, data_root / "glove" / GLOVE_FILE
     found = lambda p: str(p) if p.is_file() else f"not found ({p})"  # noqa: E731
