@@ -7,13 +7,16 @@ the same H×W (B×{1,C}×H×W, broadcast over the attribution's channels). Quant
 region the explanation *should* hit (its ``s_batch``); WR's mask marks the region that must *not*
 matter (m⁻, XIL's confounder). Per image, with a and s flattened to D entries:
 
-- pointing game: 1 if a maximum of a lies in s (``weighted``: 1 − |s|/D for a hit), else 0.
-- attribution localisation (Kohlbrenner 2020): Σ_s a / (Σ a + 1e-9), a = |a| by default
+- pointing game (Zhang et al. 2018, "Top-down neural attention by excitation backprop"): 1 if a maximum
+  of a lies in s (``weighted``: 1 − |s|/D for a hit), else 0.
+- attribution localisation (Kohlbrenner et al. 2020, "Towards best practice in explaining neural network
+  decisions with LRP"): Σ_s a / (Σ a + 1e-9), a = |a| by default
   (``positive_only`` clips at 0 first); NaN if the ratio exceeds 1 (Quantus's rule); ``weighted``
   multiplies by |s|/D.
-- top-k intersection (Theiner 2021): |top-k(a) ∩ s| / k (``concept_influence``: × D/|s|), k = min(k, D).
-- relevance rank accuracy (Arras 2021): |top-|s|(a) ∩ s| / |s|.
-- relevance mass accuracy (Arras 2021): Σ_s a / Σ a.
+- top-k intersection (Theiner, Müller-Budack & Ewerth 2022, "Interpretable semantic photo geolocation"): |top-k(a) ∩ s| / k (``concept_influence``: × D/|s|), k = min(k, D).
+- relevance rank accuracy (Arras, Osman & Samek 2022, "CLEVR-XAI: a benchmark dataset for the ground
+  truth evaluation of neural network explanations"): |top-|s|(a) ∩ s| / |s|.
+- relevance mass accuracy (Arras, Osman & Samek 2022): Σ_s a / Σ a.
 - AUC: the ROC AUC of a as a score for s (sklearn's ``roc_curve`` + ``auc``: ties count ½).
 
 All are NaN for an empty mask (Quantus; its pointing game's NaN becomes ``True`` in a bool array — a
@@ -84,7 +87,33 @@ def _nan_where_empty(scores: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
 def pointing_game(attributions: torch.Tensor, mask: torch.Tensor, *, weighted: bool = False,
                   abs: bool = False) -> torch.Tensor:
     """Per image: 1.0 if an entry holding the maximum attribution lies in the mask, else 0.0
-    (``weighted``: a hit scores 1 − |s|/D). B scores, NaN for an empty mask (Quantus ``PointingGame``)."""
+    (``weighted``: a hit scores 1 − |s|/D). B scores, NaN for an empty mask (Quantus ``PointingGame``).
+
+    Args:
+        attributions: the maps.
+        mask: the region the explanation should hit (non-zero = in).
+        weighted: a hit scores 1 − |s|/D (a large mask is easy to hit).
+        abs: rank |a| instead of a.
+
+    Shape:
+        attributions: (B, C, H, W) or (B, 1, H, W); mask: (B, H, W), (B, 1, H, W) or (B, C, H, W);
+        output: (B,), float64.
+
+    Returns:
+        The B scores.
+
+    Raises:
+        TypeError: attributions that are not floating point.
+        ValueError: a mask that does not match, or non-finite attributions.
+
+    Example::
+
+        >>> import torch
+        >>> a = torch.tensor([[[[0.9, 0.1], [0.3, -0.2]]], [[[0.2, 0.8], [0.1, 0.0]]]])   # B×1×H×W
+        >>> mask = torch.tensor([[[1, 0], [0, 0]], [[1, 0], [0, 0]]])                 # B×H×W: the top-left pixel
+        >>> pointing_game(a, mask), pointing_game(a, mask, weighted=True)
+        (tensor([1., 0.], dtype=torch.float64), tensor([0.7500, 0.0000], dtype=torch.float64))
+    """
     a, s = _flatten(attributions, mask)
     a = a.abs() if abs else a
     hit = ((a == a.max(1, keepdim=True).values) & s).any(1).double()
@@ -96,7 +125,33 @@ def pointing_game(attributions: torch.Tensor, mask: torch.Tensor, *, weighted: b
 def attribution_localisation(attributions: torch.Tensor, mask: torch.Tensor, *, abs: bool = True,
                              positive_only: bool = False, weighted: bool = False) -> torch.Tensor:
     """Per image: Σ_s a / (Σ a + 1e-9) with a = |a| (``abs``, Quantus's default) or clipped at 0
-    (``positive_only``, applied first); NaN if above 1 or the mask is empty; ``weighted``: × |s|/D."""
+    (``positive_only``, applied first); NaN if above 1 or the mask is empty; ``weighted``: × |s|/D.
+
+    Args:
+        attributions, mask: as :func:`pointing_game`.
+        abs: use |a| (Quantus's default).
+        positive_only: clip a at 0 first.
+        weighted: multiply by |s|/D.
+
+    Shape:
+        attributions: (B, C, H, W) or (B, 1, H, W); mask: (B, H, W), (B, 1, H, W) or (B, C, H, W);
+        output: (B,), float64.
+
+    Returns:
+        The B ratios.
+
+    Raises:
+        TypeError: attributions that are not floating point.
+        ValueError: a mask that does not match, or non-finite attributions.
+
+    Example::
+
+        >>> import torch
+        >>> a = torch.tensor([[[[0.9, 0.1], [0.3, -0.2]]], [[[0.2, 0.8], [0.1, 0.0]]]])   # B×1×H×W
+        >>> mask = torch.tensor([[[1, 0], [0, 0]], [[1, 0], [0, 0]]])                 # B×H×W: the top-left pixel
+        >>> attribution_localisation(a, mask)                  # 0.9 / 1.5 and 0.2 / 1.1
+        tensor([0.6000, 0.1818], dtype=torch.float64)
+    """
     a, s = _flatten(attributions, mask)
     if positive_only:
         a = a.clamp_min(0)
@@ -112,7 +167,32 @@ def attribution_localisation(attributions: torch.Tensor, mask: torch.Tensor, *, 
 def top_k_intersection(attributions: torch.Tensor, mask: torch.Tensor, *, k: int = 1000,
                        concept_influence: bool = False, abs: bool = False) -> torch.Tensor:
     """Per image: |top-k(a) ∩ s| / k with k = min(``k``, D) (``concept_influence``: × D/|s|); NaN for an
-    empty mask (Quantus ``TopKIntersection``)."""
+    empty mask (Quantus ``TopKIntersection``).
+
+    Args:
+        attributions, mask: as :func:`pointing_game`.
+        k: how many of the highest attributions (ties broken by index).
+        concept_influence: multiply by D/|s|.
+        abs: rank |a|.
+
+    Shape:
+        attributions: (B, C, H, W) or (B, 1, H, W); mask: (B, H, W), (B, 1, H, W) or (B, C, H, W);
+        output: (B,), float64.
+
+    Returns:
+        The B shares.
+
+    Raises:
+        ValueError: ``k`` not a positive whole number, or as :func:`pointing_game`.
+
+    Example::
+
+        >>> import torch
+        >>> a = torch.tensor([[[[0.9, 0.1], [0.3, -0.2]]], [[[0.2, 0.8], [0.1, 0.0]]]])   # B×1×H×W
+        >>> mask = torch.tensor([[[1, 0], [0, 0]], [[1, 0], [0, 0]]])                 # B×H×W: the top-left pixel
+        >>> top_k_intersection(a, mask, k=2), top_k_intersection(a, mask, k=2, concept_influence=True)
+        (tensor([0.5000, 0.5000], dtype=torch.float64), tensor([2., 2.], dtype=torch.float64))
+    """
     if int(k) != k or k < 1:
         raise ValueError(f"k must be a positive whole number of features, got {k}")
     a, s = _flatten(attributions, mask)
@@ -125,14 +205,64 @@ def top_k_intersection(attributions: torch.Tensor, mask: torch.Tensor, *, k: int
 
 
 def relevance_rank_accuracy(attributions: torch.Tensor, mask: torch.Tensor, *, abs: bool = False) -> torch.Tensor:
-    """Per image: the share of the |s| highest attributions that lie in s; NaN for an empty mask."""
+    """Per image: the share of the |s| highest attributions that lie in s; NaN for an empty mask.
+
+    Args:
+        attributions, mask: as :func:`pointing_game`.
+        abs: rank |a|.
+
+    Shape:
+        attributions: (B, C, H, W) or (B, 1, H, W); mask: (B, H, W), (B, 1, H, W) or (B, C, H, W);
+        output: (B,), float64.
+
+    Returns:
+        The B shares.
+
+    Raises:
+        TypeError: attributions that are not floating point.
+        ValueError: a mask that does not match, or non-finite attributions.
+
+    Example::
+
+        >>> import torch
+        >>> a = torch.tensor([[[[0.9, 0.1], [0.3, -0.2]]], [[[0.2, 0.8], [0.1, 0.0]]]])   # B×1×H×W
+        >>> mask = torch.tensor([[[1, 0], [0, 0]], [[1, 0], [0, 0]]])                 # B×H×W: the top-left pixel
+        >>> relevance_rank_accuracy(a, mask)
+        tensor([1., 0.], dtype=torch.float64)
+        >>> relevance_rank_accuracy(a, torch.zeros(2, 2, 2))    # an empty mask
+        tensor([nan, nan], dtype=torch.float64)
+    """
     a, s = _flatten(attributions, mask)
     a = a.abs() if abs else a
     return _nan_where_empty(_top_share(a, s, s.sum(1)), s)
 
 
 def relevance_mass_accuracy(attributions: torch.Tensor, mask: torch.Tensor, *, abs: bool = False) -> torch.Tensor:
-    """Per image: Σ_s a / Σ a (signed unless ``abs``); NaN for an empty mask."""
+    """Per image: Σ_s a / Σ a (signed unless ``abs``); NaN for an empty mask.
+
+    Args:
+        attributions, mask: as :func:`pointing_game`.
+        abs: use |a|.
+
+    Shape:
+        attributions: (B, C, H, W) or (B, 1, H, W); mask: (B, H, W), (B, 1, H, W) or (B, C, H, W);
+        output: (B,), float64.
+
+    Returns:
+        The B shares.
+
+    Raises:
+        TypeError: attributions that are not floating point.
+        ValueError: a mask that does not match, or non-finite attributions.
+
+    Example::
+
+        >>> import torch
+        >>> a = torch.tensor([[[[0.9, 0.1], [0.3, -0.2]]], [[[0.2, 0.8], [0.1, 0.0]]]])   # B×1×H×W
+        >>> mask = torch.tensor([[[1, 0], [0, 0]], [[1, 0], [0, 0]]])                 # B×H×W: the top-left pixel
+        >>> relevance_mass_accuracy(a, mask)                   # 0.9 / 1.1 and 0.2 / 1.1
+        tensor([0.8182, 0.1818], dtype=torch.float64)
+    """
     a, s = _flatten(attributions, mask)
     a = a.abs() if abs else a
     return _nan_where_empty((a * s).sum(1) / a.sum(1), s)
@@ -140,7 +270,33 @@ def relevance_mass_accuracy(attributions: torch.Tensor, mask: torch.Tensor, *, a
 
 def localisation_auc(attributions: torch.Tensor, mask: torch.Tensor, *, abs: bool = False) -> torch.Tensor:
     """Per image: ROC AUC of a as a score for s, by ranks (Mann–Whitney, ties ½):
-    AUC = (Σ_{i∈s} r_i − n₁(n₁+1)/2) / (n₁ n₀), r the average ranks; NaN if s is empty or full."""
+    AUC = (Σ_{i∈s} r_i − n₁(n₁+1)/2) / (n₁ n₀), r the average ranks; NaN if s is empty or full.
+
+    Equal to scikit-learn's ``roc_auc_score(s, a)`` per image.
+
+    Args:
+        attributions, mask: as :func:`pointing_game`.
+        abs: score by |a|.
+
+    Shape:
+        attributions: (B, C, H, W) or (B, 1, H, W); mask: (B, H, W), (B, 1, H, W) or (B, C, H, W);
+        output: (B,), float64.
+
+    Returns:
+        The B AUCs.
+
+    Raises:
+        TypeError: attributions that are not floating point.
+        ValueError: a mask that does not match, or non-finite attributions.
+
+    Example::
+
+        >>> import torch
+        >>> a = torch.tensor([[[[0.9, 0.1], [0.3, -0.2]]], [[[0.2, 0.8], [0.1, 0.0]]]])   # B×1×H×W
+        >>> mask = torch.tensor([[[1, 0], [0, 0]], [[1, 0], [0, 0]]])                 # B×H×W: the top-left pixel
+        >>> localisation_auc(a, mask)                          # 0.2 beats 2 of the 3 others
+        tensor([1.0000, 0.6667], dtype=torch.float64)
+    """
     a, s = _flatten(attributions, mask)
     a = a.abs() if abs else a
     ordered = a.sort(1).values
@@ -156,7 +312,22 @@ def localisation_auc(attributions: torch.Tensor, mask: torch.Tensor, *, abs: boo
 # ------------------------------------------------------------------------------------------- WR
 def xil_normalize(attributions: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """XIL's ``norm_saliencies_fast(positive_only=True)``: â_b = (a⁺_b − min a⁺_b) / (max(a⁺_b − min a⁺_b) + eps),
-    a⁺ = max(a, 0), per image over all entries. Float64, the shape of the input."""
+    a⁺ = max(a, 0), per image over all entries. Float64, the shape of the input.
+
+    Args:
+        attributions: the maps (B×...).
+        eps: added to the denominator (1e-6 as XIL).
+
+    Shape:
+        the input's, float64.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.metrics.localisation import xil_normalize
+        >>> xil_normalize(torch.tensor([[-1.0, 0.0, 2.0, 4.0]]))
+        tensor([[0.0000, 0.0000, 0.5000, 1.0000]], dtype=torch.float64)
+    """
     flat = attributions.detach().flatten(1).double().clamp_min(0)
     flat = flat - flat.min(1, keepdim=True).values
     return (flat / (flat.max(1, keepdim=True).values + eps)).view(attributions.shape)
@@ -164,7 +335,21 @@ def xil_normalize(attributions: torch.Tensor, eps: float = 1e-6) -> torch.Tensor
 
 def wrong_reason_threshold(maps: torch.Tensor) -> torch.Tensor:
     """t = mean over images of each normalised map's mean (maps B×..., already :func:`xil_normalize`d;
-    all-zero maps left out, as XIL). A float64 scalar."""
+    all-zero maps left out, as XIL). A float64 scalar.
+
+    Args:
+        maps: normalised maps, B×....
+
+    Returns:
+        t (NaN when every map is all zero).
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.metrics.localisation import wrong_reason_threshold
+        >>> wrong_reason_threshold(torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 0.0]]))   # (0.5 + 0.5) / 2
+        tensor(0.5000, dtype=torch.float64)
+    """
     flat = maps.flatten(1).double()
     keep = flat.sum(1) != 0
     return flat[keep].mean(1).mean() if bool(keep.any()) else flat.new_tensor(float("nan"))
@@ -172,7 +357,28 @@ def wrong_reason_threshold(maps: torch.Tensor) -> torch.Tensor:
 
 def wrong_reason_scores(maps: torch.Tensor, mask: torch.Tensor, threshold: float | torch.Tensor) -> torch.Tensor:
     """Per image WR_b = Σ(m⁻ · bin(â)) / Σ m⁻ with bin(â) = 1 (â > t), 0 (â < t), â (â = t); NaN for
-    an all-zero map (left out by XIL) or an empty mask. ``maps``: normalised, B×{1,C}×H×W."""
+    an all-zero map (left out by XIL) or an empty mask. ``maps``: normalised, B×{1,C}×H×W.
+
+    Args:
+        maps: the normalised attributions (:func:`xil_normalize`).
+        mask: m⁻, the region that must not matter.
+        threshold: t (:func:`wrong_reason_threshold` over the data set).
+
+    Shape:
+        attributions: (B, C, H, W) or (B, 1, H, W); mask: (B, H, W), (B, 1, H, W) or (B, C, H, W);
+        output: (B,), float64.
+
+    Returns:
+        The B scores in [0, 1].
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.metrics.localisation import wrong_reason_scores
+        >>> maps = torch.tensor([[[[1.0, 0.2], [0.5, 0.0]]]])
+        >>> wrong_reason_scores(maps, torch.tensor([[[1, 1], [1, 0]]]), 0.5)   # bin = 1, 0, ½ on the 3 masked
+        tensor([0.5000], dtype=torch.float64)
+    """
     a, s = _flatten(maps, mask)
     m = s.double()
     t = torch.as_tensor(threshold, dtype=torch.float64, device=a.device)
@@ -183,7 +389,27 @@ def wrong_reason_scores(maps: torch.Tensor, mask: torch.Tensor, threshold: float
 
 
 def wrong_reason(attributions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """WR of one batch taken as the whole data set: 100 · mean_b WR_b, threshold from the same maps."""
+    """WR of one batch taken as the whole data set: 100 · mean_b WR_b, threshold from the same maps.
+
+    Args:
+        attributions: the raw maps (normalised here with :func:`xil_normalize`).
+        mask: m⁻, the region that must not matter.
+
+    Shape:
+        attributions: (B, C, H, W); mask: (B, H, W) or (B, {1, C}, H, W); output: a float64 scalar.
+
+    Returns:
+        WR in [0, 100]; lower is better.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.metrics.localisation import wrong_reason
+        >>> a = torch.zeros(2, 1, 2, 2); a[0, 0, 0, 0] = 1.0; a[1, 0, 1, 1] = 1.0   # each map one hot pixel
+        >>> m = torch.zeros(2, 2, 2); m[:, 0, 0] = 1                               # m⁻: the top-left pixel
+        >>> wrong_reason(a, m)                                  # image 0 looks at m⁻, image 1 does not
+        tensor(50., dtype=torch.float64)
+    """
     maps = xil_normalize(attributions)
     return 100 * wrong_reason_scores(maps, mask, wrong_reason_threshold(maps)).nanmean()
 
@@ -191,9 +417,37 @@ def wrong_reason(attributions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
 def wrong_reason_maps(model: nn.Module, x: torch.Tensor, method: str = "gradcam", *,
                       layer: str | None = None, target: torch.Tensor | None = None) -> torch.Tensor:
     """XIL's two WR attributions, explaining the predicted class (``target`` overrides it):
-    ``"gradcam"``: Grad-CAM with ReLU on ``layer`` (default: the last Conv2d), nearest-upsampled to H×W
-    (Captum ``LayerGradCam`` + ``LayerAttribution.interpolate``), B×1×H×W; ``"input_gradient"`` (XIL's
-    ``ig_ross``): ∂ Σ_k log p_k / ∂x summed over channels, B×1×H×W. Detached."""
+    ``"gradcam"``: Grad-CAM (Selvaraju et al. 2017, "Grad-CAM: visual explanations from deep networks via
+    gradient-based localization") with ReLU on ``layer`` (default: the last Conv2d), nearest-upsampled to
+    H×W (Captum ``LayerGradCam`` + ``LayerAttribution.interpolate``), B×1×H×W; ``"input_gradient"``
+    (XIL's ``ig_ross``): ∂ Σ_k log p_k / ∂x summed over channels, B×1×H×W. Detached.
+
+    Args:
+        model: the classifier (run in eval mode, restored after).
+        x: the images.
+        method: ``"gradcam"`` or ``"input_gradient"``.
+        layer: the Grad-CAM layer's qualified name (default: the last ``nn.Conv2d``).
+        target: B classes to explain (default: the predicted ones).
+
+    Shape:
+        x: (B, C, H, W); output: (B, 1, H, W).
+
+    Raises:
+        ValueError: an unknown method.
+
+    Example::
+
+        >>> import torch; from torch import nn
+        >>> from explainreg.metrics.localisation import wrong_reason_maps
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3))
+        >>> x = torch.randn(2, 1, 4, 4)
+        >>> cam, grad = wrong_reason_maps(net, x), wrong_reason_maps(net, x, "input_gradient")
+        >>> cam.shape, bool((cam >= 0).all()), grad.shape
+        (torch.Size([2, 1, 4, 4]), True, torch.Size([2, 1, 4, 4]))
+        >>> log_p = torch.log_softmax(net(x.requires_grad_()), 1).sum()
+        >>> bool(torch.allclose(grad, torch.autograd.grad(log_p, x)[0]))
+        True
+    """
     from ..penalties.xil import find_conv_layer, forward_with_activation, grad_cam, resize_map
 
     if method not in ("gradcam", "input_gradient"):
@@ -215,7 +469,36 @@ def wrong_reason_maps(model: nn.Module, x: torch.Tensor, method: str = "gradcam"
 # --------------------------------------------------------------------------------------- classes
 class MaskMetric(Metric):
     """Accumulating localisation metric: ``update(model, x, y, attributions, mask)`` per batch (model,
-    x and y are not used and may be None), ``compute()`` the mean over images, NaN-safe."""
+    x and y are not used and may be None), ``compute()`` the mean over images, NaN-safe.
+
+    A subclass sets ``name``, ``higher_is_better`` and ``function`` (a per-image function
+    ``function(attributions, mask, **options) -> B``); its constructor passes the options.
+
+    Args:
+        **options: passed to ``function`` (and recorded by ``settings()``).
+
+    Shape:
+        ``update``: attributions (B, C, H, W), mask (B, H, W) or (B, {1, C}, H, W).
+
+    Returns:
+        ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult` (``value`` the NaN-safe mean,
+        ``per_image`` the rows).
+
+    Raises:
+        ValueError: ``update`` without attributions or mask.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.metrics.localisation import MaskMetric
+        >>> class MassInside(MaskMetric):                      # a one-off: the attribution sum in the mask
+        ...     name, higher_is_better = "mass_inside", True
+        ...     function = staticmethod(lambda a, m: (a.flatten(1) * m.flatten(1)).sum(1).double())
+        >>> metric = MassInside()
+        >>> _ = metric.update(None, None, None, torch.ones(2, 1, 2, 2), torch.tensor([[[1, 0], [0, 0]]] * 2))
+        >>> metric.update(None, None, None, torch.ones(1, 1, 2, 2), torch.ones(1, 2, 2)).compute().value
+        2.0
+    """
 
     needs_model: ClassVar[bool] = False
     function: ClassVar[Any] = None
@@ -248,7 +531,29 @@ class MaskMetric(Metric):
 
 
 class PointingGame(MaskMetric):
-    """Share of images whose maximum attribution lies in the mask (:func:`pointing_game`)."""
+    """Share of images whose maximum attribution lies in the mask (:func:`pointing_game`).
+
+    Args:
+        weighted, abs: as :func:`pointing_game`.
+
+    Shape:
+        call / ``update(model, x, y, attributions, mask)``: attributions (B, C, H, W), mask (B, H, W) or
+        (B, {1, C}, H, W); model, x and y may be None.
+
+    Returns:
+        A :class:`~explainreg.metrics.MetricResult`: ``value`` the NaN-safe mean of the per-image
+        :func:`pointing_game` scores, ``per_image`` the scores.
+
+    Example::
+
+        >>> import torch
+        >>> a = torch.tensor([[[[0.9, 0.1], [0.3, -0.2]]], [[[0.2, 0.8], [0.1, 0.0]]]])   # B×1×H×W
+        >>> mask = torch.tensor([[[1, 0], [0, 0]], [[1, 0], [0, 0]]])                 # B×H×W: the top-left pixel
+        >>> from explainreg.metrics.localisation import PointingGame, pointing_game
+        >>> result = PointingGame()(None, None, None, a, mask)
+        >>> bool(torch.allclose(torch.as_tensor(result.per_image), pointing_game(a, mask))), round(result.value, 4)
+        (True, 0.5)
+    """
 
     name = "pointing_game"
     higher_is_better = True
@@ -259,7 +564,29 @@ class PointingGame(MaskMetric):
 
 
 class AttributionLocalisation(MaskMetric):
-    """Mean share of |a| inside the mask (:func:`attribution_localisation`)."""
+    """Mean share of |a| inside the mask (:func:`attribution_localisation`).
+
+    Args:
+        abs, positive_only, weighted: as :func:`attribution_localisation`.
+
+    Shape:
+        call / ``update(model, x, y, attributions, mask)``: attributions (B, C, H, W), mask (B, H, W) or
+        (B, {1, C}, H, W); model, x and y may be None.
+
+    Returns:
+        A :class:`~explainreg.metrics.MetricResult`: ``value`` the NaN-safe mean of the per-image
+        :func:`attribution_localisation` scores, ``per_image`` the scores.
+
+    Example::
+
+        >>> import torch
+        >>> a = torch.tensor([[[[0.9, 0.1], [0.3, -0.2]]], [[[0.2, 0.8], [0.1, 0.0]]]])   # B×1×H×W
+        >>> mask = torch.tensor([[[1, 0], [0, 0]], [[1, 0], [0, 0]]])                 # B×H×W: the top-left pixel
+        >>> from explainreg.metrics.localisation import AttributionLocalisation, attribution_localisation
+        >>> result = AttributionLocalisation()(None, None, None, a, mask)
+        >>> bool(torch.allclose(torch.as_tensor(result.per_image), attribution_localisation(a, mask))), round(result.value, 4)
+        (True, 0.3909)
+    """
 
     name = "attribution_localisation"
     higher_is_better = True
@@ -270,7 +597,32 @@ class AttributionLocalisation(MaskMetric):
 
 
 class TopKIntersection(MaskMetric):
-    """Mean share of the k highest attributions inside the mask (:func:`top_k_intersection`)."""
+    """Mean share of the k highest attributions inside the mask (:func:`top_k_intersection`).
+
+    Args:
+        k, concept_influence, abs: as :func:`top_k_intersection`.
+
+    Shape:
+        call / ``update(model, x, y, attributions, mask)``: attributions (B, C, H, W), mask (B, H, W) or
+        (B, {1, C}, H, W); model, x and y may be None.
+
+    Returns:
+        A :class:`~explainreg.metrics.MetricResult`: ``value`` the NaN-safe mean of the per-image
+        :func:`top_k_intersection` scores, ``per_image`` the scores.
+
+    Raises:
+        ValueError: ``k`` not a positive whole number.
+
+    Example::
+
+        >>> import torch
+        >>> a = torch.tensor([[[[0.9, 0.1], [0.3, -0.2]]], [[[0.2, 0.8], [0.1, 0.0]]]])   # B×1×H×W
+        >>> mask = torch.tensor([[[1, 0], [0, 0]], [[1, 0], [0, 0]]])                 # B×H×W: the top-left pixel
+        >>> from explainreg.metrics.localisation import TopKIntersection, top_k_intersection
+        >>> result = TopKIntersection(k=2)(None, None, None, a, mask)
+        >>> bool(torch.allclose(torch.as_tensor(result.per_image), top_k_intersection(a, mask, k=2))), round(result.value, 4)
+        (True, 0.5)
+    """
 
     name = "top_k_intersection"
     higher_is_better = True
@@ -283,7 +635,29 @@ class TopKIntersection(MaskMetric):
 
 
 class RelevanceRankAccuracy(MaskMetric):
-    """Mean share of the |s| highest attributions inside the mask (:func:`relevance_rank_accuracy`)."""
+    """Mean share of the |s| highest attributions inside the mask (:func:`relevance_rank_accuracy`).
+
+    Args:
+        abs: as :func:`relevance_rank_accuracy`.
+
+    Shape:
+        call / ``update(model, x, y, attributions, mask)``: attributions (B, C, H, W), mask (B, H, W) or
+        (B, {1, C}, H, W); model, x and y may be None.
+
+    Returns:
+        A :class:`~explainreg.metrics.MetricResult`: ``value`` the NaN-safe mean of the per-image
+        :func:`relevance_rank_accuracy` scores, ``per_image`` the scores.
+
+    Example::
+
+        >>> import torch
+        >>> a = torch.tensor([[[[0.9, 0.1], [0.3, -0.2]]], [[[0.2, 0.8], [0.1, 0.0]]]])   # B×1×H×W
+        >>> mask = torch.tensor([[[1, 0], [0, 0]], [[1, 0], [0, 0]]])                 # B×H×W: the top-left pixel
+        >>> from explainreg.metrics.localisation import RelevanceRankAccuracy, relevance_rank_accuracy
+        >>> result = RelevanceRankAccuracy()(None, None, None, a, mask)
+        >>> bool(torch.allclose(torch.as_tensor(result.per_image), relevance_rank_accuracy(a, mask))), round(result.value, 4)
+        (True, 0.5)
+    """
 
     name = "relevance_rank_accuracy"
     higher_is_better = True
@@ -294,7 +668,29 @@ class RelevanceRankAccuracy(MaskMetric):
 
 
 class RelevanceMassAccuracy(MaskMetric):
-    """Mean share of the attribution mass inside the mask (:func:`relevance_mass_accuracy`)."""
+    """Mean share of the attribution mass inside the mask (:func:`relevance_mass_accuracy`).
+
+    Args:
+        abs: as :func:`relevance_mass_accuracy`.
+
+    Shape:
+        call / ``update(model, x, y, attributions, mask)``: attributions (B, C, H, W), mask (B, H, W) or
+        (B, {1, C}, H, W); model, x and y may be None.
+
+    Returns:
+        A :class:`~explainreg.metrics.MetricResult`: ``value`` the NaN-safe mean of the per-image
+        :func:`relevance_mass_accuracy` scores, ``per_image`` the scores.
+
+    Example::
+
+        >>> import torch
+        >>> a = torch.tensor([[[[0.9, 0.1], [0.3, -0.2]]], [[[0.2, 0.8], [0.1, 0.0]]]])   # B×1×H×W
+        >>> mask = torch.tensor([[[1, 0], [0, 0]], [[1, 0], [0, 0]]])                 # B×H×W: the top-left pixel
+        >>> from explainreg.metrics.localisation import RelevanceMassAccuracy, relevance_mass_accuracy
+        >>> result = RelevanceMassAccuracy()(None, None, None, a, mask)
+        >>> bool(torch.allclose(torch.as_tensor(result.per_image), relevance_mass_accuracy(a, mask))), round(result.value, 4)
+        (True, 0.5)
+    """
 
     name = "relevance_mass_accuracy"
     higher_is_better = True
@@ -305,7 +701,29 @@ class RelevanceMassAccuracy(MaskMetric):
 
 
 class LocalisationAUC(MaskMetric):
-    """Mean ROC AUC of the attributions as scores for the mask (:func:`localisation_auc`)."""
+    """Mean ROC AUC of the attributions as scores for the mask (:func:`localisation_auc`).
+
+    Args:
+        abs: as :func:`localisation_auc`.
+
+    Shape:
+        call / ``update(model, x, y, attributions, mask)``: attributions (B, C, H, W), mask (B, H, W) or
+        (B, {1, C}, H, W); model, x and y may be None.
+
+    Returns:
+        A :class:`~explainreg.metrics.MetricResult`: ``value`` the NaN-safe mean of the per-image
+        :func:`localisation_auc` scores, ``per_image`` the scores.
+
+    Example::
+
+        >>> import torch
+        >>> a = torch.tensor([[[[0.9, 0.1], [0.3, -0.2]]], [[[0.2, 0.8], [0.1, 0.0]]]])   # B×1×H×W
+        >>> mask = torch.tensor([[[1, 0], [0, 0]], [[1, 0], [0, 0]]])                 # B×H×W: the top-left pixel
+        >>> from explainreg.metrics.localisation import LocalisationAUC, localisation_auc
+        >>> result = LocalisationAUC()(None, None, None, a, mask)
+        >>> bool(torch.allclose(torch.as_tensor(result.per_image), localisation_auc(a, mask))), round(result.value, 4)
+        (True, 0.8333)
+    """
 
     name = "localisation_auc"
     higher_is_better = True
@@ -318,7 +736,34 @@ class LocalisationAUC(MaskMetric):
 class WrongReason(MaskMetric):
     """XIL's WR (×100, lower is better): the maps and masks of every batch are kept (N×H×W floats on
     the CPU) because the binarisation threshold is the mean over the whole data set (see the module
-    docstring). ``compute().extra`` holds the threshold and the number of all-zero maps left out."""
+    docstring). ``compute().extra`` holds the threshold and the number of all-zero maps left out.
+
+    WR is XIL's wrong-reason score (Friedrich, Stammer, Schramowski & Kersting 2023).
+
+    Shape:
+        ``update(model, x, y, attributions, mask)``: attributions (B, C, H, W), mask m⁻ (B, H, W) or
+        (B, {1, C}, H, W); model, x and y may be None.
+
+    Returns:
+        ``compute()``: a :class:`~explainreg.metrics.MetricResult` (``value`` in [0, 100], lower is better).
+
+    Raises:
+        ValueError: ``update`` without attributions or mask.
+        RuntimeError: ``compute()`` before any ``update``.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.metrics.localisation import WrongReason, wrong_reason
+        >>> a, m = torch.rand(6, 1, 4, 4, generator=torch.Generator().manual_seed(0)), torch.zeros(6, 4, 4)
+        >>> m[:, :2] = 1
+        >>> metric = WrongReason()
+        >>> for i in (0, 3):                                    # two batches; the threshold is over all six
+        ...     _ = metric.update(None, None, None, a[i:i + 3], m[i:i + 3])
+        >>> result = metric.compute()
+        >>> abs(result.value - float(wrong_reason(a, m))) < 1e-9, result.extra["all_zero_maps"]
+        (True, 0)
+    """
 
     name = "wrong_reason"
     higher_is_better = False
