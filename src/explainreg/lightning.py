@@ -83,6 +83,39 @@ class ExplainregModule(pl.LightningModule):
 
     Batches are ``(x, y)`` or ``(x, y, extras)`` as explainreg's data sets yield them (the extras,
     e.g. annotation masks, go to the objective).
+
+    Shape:
+        x: (B, ...) as the model takes it; y: (B,) class indices; logits (B, K).
+
+    Raises:
+        ValueError: an unknown optimizer, a learning rate ≤ 0; (in a step) a batch that is not
+            ``(x, y)`` or ``(x, y, extras)``.
+
+    Example::
+
+        >>> import pytorch_lightning as pl, torch
+        >>> from torch import nn
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> from explainreg.lightning import ExplainregModule
+        >>> from explainreg.metrics import build_metric
+        >>> from explainreg.objective import Objective
+        >>> from explainreg.penalties import GradientL1
+        >>> g = torch.Generator().manual_seed(0)
+        >>> data = TensorDataset(torch.randn(12, 1, 4, 4, generator=g), torch.randint(0, 3, (12,), generator=g))
+        >>> module = ExplainregModule(nn.Sequential(nn.Flatten(), nn.Linear(16, 3)), Objective({GradientL1(): 0.1}),
+        ...                           lr=1e-2, metrics={"morf": build_metric("morf")})
+        >>> trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+        ...                      enable_progress_bar=False, enable_model_summary=False)
+        >>> trainer.fit(module, DataLoader(data, batch_size=6), DataLoader(data, batch_size=6))
+        >>> logged = trainer.callback_metrics
+        >>> sorted(k for k in logged if not k.endswith(("_step", "_epoch")))
+        ['train/ce', 'train/gradient_l1', 'train/loss', 'val/accuracy', 'val/loss', 'val/morf']
+        >>> bool(torch.isclose(logged["train/loss"], logged["train/ce"] + 0.1 * logged["train/gradient_l1"]))
+        True
+        >>> ExplainregModule(nn.Linear(2, 2), optimizer="lbfgs")
+        Traceback (most recent call last):
+        ...
+        ValueError: optimizer must be 'adam' or 'sgd', got 'lbfgs'
     """
 
     def __init__(self, model: nn.Module, objective: Objective | None = None, *, lr: float = 1e-3,
