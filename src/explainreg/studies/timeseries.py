@@ -251,7 +251,7 @@ def _report(s: Settings, rows, figures, seconds: float) -> Report:
         rep.heading("1-NN references (%)").table(Table(
             ["data set"] + [h for _, h in keys], body,
             notes=f"explainreg's 1-NN on the same splits; published: {PUBLISHED_SOURCE}."))
-    for convention in ("benchmark", "explainreg"):
+    for convention in ("benchmark", "explainreg") if any(d.endswith(f"_{s.process}") for d in datasets) else ():
         header = ["data set", "model"] + [f"{LABELS[m]} {t[0].upper()}" for m in s.methods for t in ("regular", "guided")]
         body = []
         for d in datasets:
