@@ -5,7 +5,8 @@ widths are the defaults) but are written here, with a configurable ``width`` and
 (an ``AdaptiveAvgPool2d`` before the classifier). Each has ``forward_features(x) -> B×F`` and a
 linear/MLP head, so the CDEP skin-lesion recipe (Rieger et al. 2020, "Interpretations are useful:
 penalizing explanations to align neural networks with prior knowledge": an ImageNet-trained VGG16
-whose extractor is frozen) can freeze the extractor and train the head only: :class:`FeatureExtractor` wraps ``forward_features`` as a module.
+whose extractor is frozen) can freeze the extractor and train the head only: :class:`FeatureExtractor`
+wraps ``forward_features`` as a module.
 """
 from __future__ import annotations
 
@@ -230,7 +231,8 @@ class VGG(nn.Module):
 
 
 def vgg_small(num_classes: int = 10, in_channels: int = 3, width: int = 16, hidden: int = 128) -> VGG:
-    """A small VGG-shaped net: conv(w)–pool–conv(2w)–pool–conv(4w)–conv(4w)–pool, BN, avg-pool 2×2, MLP head.
+    """A small VGG-shaped net: conv(w)–pool–conv(2w)–pool–conv(4w)–conv(4w)–pool, BN, avg-pool 2×2, MLP
+    head.
 
     Args:
         num_classes, in_channels, width, hidden: as :class:`VGG`.

@@ -16,7 +16,8 @@ from torch import nn
 
 
 def cnn3b(num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
-    """CNN3b (xai-constrained-losses, MNIST): conv(8,5×5,pad 2)–ReLU–pool–conv(16,5×5,pad 2)–ReLU–pool–FC(784→10).
+    """CNN3b (xai-constrained-losses, MNIST): conv(8,5×5,pad 2)–ReLU–pool–conv(16,5×5,pad 2)–ReLU–pool–
+    FC(784→10).
 
     Args:
         num_classes: logits K.
@@ -44,8 +45,8 @@ def cnn3b(num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
 
 
 def cnn4b(num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
-    """CNN4b (xai-constrained-losses, Fashion-MNIST): conv(32,3×3,pad 2)–BN–ReLU–conv(64,3×3,pad 2)–BN–ReLU–
-    pool–dropout .15–FC(16384→32)–dropout .25–FC(32→10).
+    """CNN4b (xai-constrained-losses, Fashion-MNIST): conv(32,3×3,pad 2)–BN–ReLU–conv(64,3×3,pad 2)–BN–
+    ReLU–pool–dropout .15–FC(16384→32)–dropout .25–FC(32→10).
 
     Args:
         num_classes: logits K.
@@ -261,8 +262,8 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def cdep_colormnist_net(num_classes: int = 10, in_channels: int = 3) -> nn.Sequential:
-    """CDEP's ColorMNIST net (Rieger et al. 2020): conv(20,5)–ReLU–pool–conv(50,5)–ReLU–pool–FC(800→500)–ReLU–
-    FC(500→10).
+    """CDEP's ColorMNIST net (Rieger et al. 2020): conv(20,5)–ReLU–pool–conv(50,5)–ReLU–pool–
+    FC(800→500)–ReLU–FC(500→10).
 
     No padding; returns logits (CDEP's log_softmax is folded into the cross-entropy).
 

@@ -188,7 +188,8 @@ def scan_folder(root: str | os.PathLike, masks: str | os.PathLike | None = None,
         >>> from explainreg.data.folder import scan_folder
         >>> classes, samples = scan_folder(root, masks)
         >>> classes, [(s.image.name, s.label, s.mask is not None) for s in samples]
-        (['cat', 'dog'], [('cat0.png', 0, False), ('cat1.png', 0, False), ('dog0.png', 1, False), ('dog1.png', 1, True)])
+        (['cat', 'dog'], [('cat0.png', 0, False), ('cat1.png', 0, False), ('dog0.png', 1, False),
+                          ('dog1.png', 1, True)])
         >>> first = scan_folder(root, classes=["dog", "cat"])[1][0]       # labels in the order given: dog = 0
         >>> first.image.name, first.label
         ('dog0.png', 0)

@@ -79,7 +79,8 @@ def write_patch_benchmark(out: str | os.PathLike, *, dataset: str = "fashion-mni
         >>> for prefix in ("train", "t10k"):
         ...     for kind, array in (("images-idx3", torch.randint(0, 256, (8, 28, 28))),
         ...                         ("labels-idx1", torch.tensor([0, 6] * 4))):
-        ...         write_idx(os.path.join(tmp.name, "fashion-mnist", f"{prefix}-{kind}-ubyte.gz"), array.to(torch.uint8))
+        ...         path = os.path.join(tmp.name, "fashion-mnist", f"{prefix}-{kind}-ubyte.gz")
+        ...         write_idx(path, array.to(torch.uint8))
         >>> out = write_patch_benchmark(os.path.join(tmp.name, "bench"), n_train=4, n_test=2, size=32,
         ...                             patch=(6, 8), root=tmp.name)
         >>> patch_counts(out), patch_counts(out / "test")

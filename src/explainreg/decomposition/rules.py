@@ -394,7 +394,7 @@ def shapley(d: Decomposed, fn: Callable[[torch.Tensor], torch.Tensor], eps: floa
         >>> out = shapley(Decomposed(rel, irrel, rel + irrel), torch.sigmoid)   # f(0) = ½ is split too
         >>> bool(torch.allclose(out.sum, torch.sigmoid(rel + irrel)))
         True
-        >>> out.rel                                         # ½[(σ(½) − ½) + (σ(3/2) − σ(1))] + its share of ½
+        >>> out.rel                              # ½[(σ(½) − ½) + (σ(3/2) − σ(1))] + its share of ½
         tensor([[ 0.2690, -0.0348]])
     """
     f0 = fn(torch.zeros((), dtype=d.rel.dtype, device=d.rel.device))
