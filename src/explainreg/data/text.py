@@ -616,7 +616,7 @@ class TextSplits:
 
 def sst_bias(bias: str, root: str | os.PathLike | None = None, *, seed: int = 0, subtrees: bool = False,
              limit: int | None = None) -> TextSplits:
-    """CDEP's biased SST-2 (methods.md A.9): the training set with the ``bias`` ("decoy", "article",
+    """CDEP's biased SST-2 (Rieger et al. 2020): the training set with the ``bias`` ("decoy", "article",
     "gender") and its token masks; dev and test clean (for article/gender the test keeps the
     sentences containing either word of the pair). The vocabulary is built from the biased train, dev
     and test sentences (as the seed's torchtext field). ``limit``: a seeded random subset of ``limit``
