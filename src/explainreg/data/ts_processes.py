@@ -33,7 +33,9 @@ import math
 
 import torch
 
-__all__ = ["PROCESSES", "NARMA_COEFFICIENTS", "process_name", "irregular_times", "matern32_kernel", "gaussian_process", "pseudo_periodic", "narma_recursion", "narma", "autoregressive", "car", "process_background"]
+__all__ = ["PROCESSES", "NARMA_COEFFICIENTS", "process_name", "irregular_times", "matern32_kernel",
+           "gaussian_process", "pseudo_periodic", "narma_recursion", "narma", "autoregressive", "car",
+           "process_background"]
 
 PROCESSES = ("box", "harmonic", "gaussian_process", "pseudo_periodic", "autoregressive", "car", "narma")
 NARMA_COEFFICIENTS = (0.3, 0.05, 1.5, 0.1)

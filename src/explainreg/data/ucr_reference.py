@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["PUBLISHED", "PUBLISHED_SOURCE", "METRICS", "dtw_distances", "pairwise_distances", "nearest_neighbour_accuracy"]
+__all__ = ["PUBLISHED", "PUBLISHED_SOURCE", "METRICS", "dtw_distances", "pairwise_distances",
+           "nearest_neighbour_accuracy"]
 
 #: DataSummary.csv of the UCR archive 2018 (Dau et al. 2019): test error rates of 1-NN ED (w=0),
 #: 1-NN DTW with the learned window (the window in % in brackets) and 1-NN DTW with a full window.
