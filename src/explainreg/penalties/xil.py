@@ -3,7 +3,9 @@
 All three are differentiable to the weights (``create_graph=True`` throughout). Grad-CAM is built
 here from a forward hook and ``torch.autograd.grad``: Captum's ``LayerGradCam`` computes its
 gradients without ``create_graph``, so a loss on its maps gives no gradient through the Grad-CAM
-weights α (the XIL code used it inside its losses).
+weights α (the XIL code used it inside its losses). ``detach_weights=True`` (``grad_cam``,
+``RRRGradCAM``, ``HINT``) reproduces that: α detached, A keeping its graph, so the layers after the
+Grad-CAM layer get no gradient from the penalty (``explainreg study xil`` uses it by default).
 
 Masks: ``mask`` (1 = must not matter, m⁻) as for RRR/CDEP; HINT's reward mask ``reward_mask``
 (1 = should matter, m⁺) is a separate batch extra, so a data set can carry both.
