@@ -1,6 +1,9 @@
 """Early input checks with messages that name the parameter and say what to do."""
 from __future__ import annotations
 
+import warnings
+from typing import Sequence
+
 import torch
 
 
@@ -308,3 +311,52 @@ def _parsed(text: str, kind, low, what: str):
     if (kind is float and not math.isfinite(value)) or value < low:
         raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
     return value
+
+
+# ------------------------------------------------------------------------------------ conventions
+#: The one ``convention`` switch of the metrics and the penalties: ``"explainreg"`` (this library's definitions, the
+#: default), ``"seed"`` (the seed code's computation, quirks included, where it differs) and
+#: ``"quantus"`` (Quantus 0.6's defaults). Each metric declares the ones it has (``Metric.conventions``); Smoothness and ExpectedGradients take explainreg and seed.
+CONVENTIONS = ("explainreg", "seed", "quantus")
+#: the conventions of a metric that Quantus 0.6 also has, and of one whose seed code differs.
+QUANTUS_CONVENTIONS = ("explainreg", "quantus")
+SEED_CONVENTIONS = ("explainreg", "seed")
+
+def check_convention(owner: str, convention: str, supported: Sequence[str] = QUANTUS_CONVENTIONS) -> str:
+    """``convention`` if ``owner`` (a metric or function name) supports it, else ``InvalidParameterError``
+    (a ``ValueError``) naming the parameter and the conventions ``owner`` accepts.
+
+    Example::
+
+        >>> check_convention("Sparseness", "quantus")
+        'quantus'
+        >>> check_convention("Sparseness", "seed")
+        Traceback (most recent call last):
+        ...
+        explainreg._validation.InvalidParameterError: convention must be one of 'explainreg', 'quantus' for
+        Sparseness; got 'seed' (Sparseness has no 'seed' convention)
+    """
+    if not Options(supported).is_satisfied_by(convention):
+        why = (f" ({owner} has no {convention!r} convention)" if Options(CONVENTIONS).is_satisfied_by(convention)
+               else f" (the conventions are {', '.join(map(repr, CONVENTIONS))})")
+        raise InvalidParameterError(f"convention must be one of {', '.join(map(repr, supported))} for {owner}; "
+                                    f"got {convention!r}{why}")
+    return convention
+
+
+def resolve_convention(owner: str, convention: str, supported: Sequence[str], compat: bool | None = None,
+                       *, stacklevel: int = 3) -> str:
+    """The checked ``convention`` (:func:`check_convention`), with the deprecated ``compat`` folded in:
+    ``compat=True`` means ``convention="seed"`` and ``compat=False`` the ``convention`` given; either
+    warns (``DeprecationWarning`` naming the replacement). ``compat=True`` with ``convention="quantus"``
+    is refused (two conventions at once)."""
+    if compat is not None:
+        replacement = "seed" if compat else convention
+        warnings.warn(f"{owner}(compat={bool(compat)!r}) is deprecated and will be removed in the next release: use "
+                      f"convention={replacement!r}", DeprecationWarning, stacklevel=stacklevel)
+        if compat:
+            if convention not in ("explainreg", "seed"):
+                raise InvalidParameterError(f"compat=True (deprecated: convention='seed') conflicts with "
+                                            f"convention={convention!r} in {owner}; pass convention only")
+            convention = "seed"
+    return check_convention(owner, convention, supported)

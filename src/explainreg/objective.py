@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -142,13 +142,16 @@ class Objective(nn.Module):
                 for n, p, w in zip(self.names, self.penalties, self.weights)]
 
 
-#: run configs keep the former name of a setting until its deprecated alias is removed, so that the runs
-#: recorded so far resume and compare unchanged (``score``, the saliency's scalar kind, was ``target``)
-RECORDED_NAMES = {"score": "target"}
+#: run configs keep the former name (and form) of a setting until its deprecated alias is removed, so that
+#: the runs recorded so far resume and compare unchanged: ``score`` (the saliency's scalar kind) was
+#: ``target``; a penalty's ``convention`` ("explainreg" | "seed") was the flag ``compat``
+RECORDED_NAMES: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "score": ("target", lambda v: v), "convention": ("compat", lambda v: v == "seed")}
 
 
 def _recorded(settings: dict[str, Any]) -> dict[str, Any]:
-    return {RECORDED_NAMES.get(k, k): v for k, v in settings.items()}
+    renamed = {k: RECORDED_NAMES.get(k, (k, None)) for k in settings}
+    return {renamed[k][0]: (renamed[k][1](v) if renamed[k][1] else v) for k, v in settings.items()}
 
 
 def _per_penalty(what: str, values: Mapping[str, float] | float | None, names: list[str]) -> dict[str, float]:

@@ -27,13 +27,13 @@ def parse_penalties(items: list[str] | None, default_weight: float) -> dict[str,
 
 
 def parse_settings(items: list[str] | None) -> dict[str, dict]:
-    """``["symmetry.angles=[5,10]", "smoothness.compat=true"]`` -> ``{penalty: {key: value}}`` (JSON values)."""
+    """``["symmetry.angles=[5,10]", "smoothness.convention=seed"]`` -> ``{penalty: {key: value}}`` (JSON values)."""
     settings: dict[str, dict] = {}
     for item in items or []:
         key, eq, raw = item.partition("=")
         name, dot, option = key.partition(".")
         if not (eq and dot and option):
-            raise ValueError(f"--penalty-option {item!r}: write PENALTY.OPTION=VALUE, e.g. smoothness.compat=true")
+            raise ValueError(f"--penalty-option {item!r}: write PENALTY.OPTION=VALUE, e.g. smoothness.convention=seed")
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:

@@ -64,7 +64,7 @@ def register(subparsers) -> None:
                    help=f"add a penalty (repeatable); names: {', '.join(sorted(PENALTIES))}")
     p.add_argument("--weight", type=nonnegative_float, default=0.1, help="weight of penalties given without =WEIGHT (0.1)")
     p.add_argument("--penalty-option", action="append", metavar="NAME.OPTION=VALUE",
-                   help="a penalty setting, e.g. smoothness.compat=true or symmetry.angles=[5,10]")
+                   help="a penalty setting, e.g. smoothness.convention=seed or symmetry.angles=[5,10]")
     p.add_argument("--epochs", type=positive_int, default=8)
     p.add_argument("--batch-size", type=positive_int, default=30)
     p.add_argument("--lr", type=positive_float, default=1e-3)

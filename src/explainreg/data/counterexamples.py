@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from ..inputs import dense_mask
 from .datasets import ArrayDataset
 
 
@@ -41,7 +42,7 @@ def randomize_masked(x: torch.Tensor, mask: torch.Tensor, low: float, high: floa
         >>> bool(((out[m.bool()] >= 2) & (out[m.bool()] <= 3)).all()), bool((out[~m.bool()] == 0).all())
         (True, True)
     """
-    m = mask.bool().expand_as(x)
+    m = dense_mask(mask, x, who="randomize_masked").bool().expand_as(x)
     u = torch.rand(x.shape, generator=generator, dtype=x.dtype) * (high - low) + low
     return torch.where(m, u.to(x.device), x)
 

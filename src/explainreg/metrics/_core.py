@@ -16,18 +16,12 @@ from torch import nn
 
 from .._dist import active as _dist_active
 from .._random import as_index
-from .._validation import (InvalidParameterError, Options, check_batch, check_choice, check_fractions, check_labels,
+from .._validation import (CONVENTIONS, QUANTUS_CONVENTIONS, SEED_CONVENTIONS, InvalidParameterError, Options,
+                           check_convention, resolve_convention, check_batch, check_choice, check_fractions, check_labels,
                            check_logits, check_positive_int)
 from ..modes import eval_mode, model_device
 from ._sync import row_index, sync_count, sync_rows
 
-#: The one ``convention`` switch of the metrics: ``"explainreg"`` (this library's definitions, the
-#: default), ``"seed"`` (the seed code's computation, quirks included, where it differs) and
-#: ``"quantus"`` (Quantus 0.6's defaults). Each metric declares the ones it has (``Metric.conventions``).
-CONVENTIONS = ("explainreg", "seed", "quantus")
-#: the conventions of a metric that Quantus 0.6 also has, and of one whose seed code differs.
-QUANTUS_CONVENTIONS = ("explainreg", "quantus")
-SEED_CONVENTIONS = ("explainreg", "seed")
 #: The seed's 20 percentiles: sorted(int(linspace(0, 100, 20)), descending) (the IPL-UV xAI-constrained-losses code).
 SEED_PERCENTILES = tuple(sorted((int(v) for v in torch.linspace(0, 100, 20, dtype=torch.float64).tolist()),
                                 reverse=True))
@@ -54,46 +48,6 @@ def check_inputs(x: torch.Tensor, y: torch.Tensor | None, attributions: torch.Te
         rows = bad.flatten(1).any(1).nonzero().flatten().tolist()
         raise ValueError(f"{name} contain {int(bad.sum())} non-finite values (NaN or inf) in images {rows[:10]}"
                          f"{'…' if len(rows) > 10 else ''}; fix or drop those attributions")
-
-
-def check_convention(owner: str, convention: str, supported: Sequence[str] = QUANTUS_CONVENTIONS) -> str:
-    """``convention`` if ``owner`` (a metric or function name) supports it, else ``InvalidParameterError``
-    (a ``ValueError``) naming the parameter and the conventions ``owner`` accepts.
-
-    Example::
-
-        >>> check_convention("Sparseness", "quantus")
-        'quantus'
-        >>> check_convention("Sparseness", "seed")
-        Traceback (most recent call last):
-        ...
-        explainreg._validation.InvalidParameterError: convention must be one of 'explainreg', 'quantus' for
-        Sparseness; got 'seed' (Sparseness has no 'seed' convention)
-    """
-    if not Options(supported).is_satisfied_by(convention):
-        why = (f" ({owner} has no {convention!r} convention)" if Options(CONVENTIONS).is_satisfied_by(convention)
-               else f" (the conventions are {', '.join(map(repr, CONVENTIONS))})")
-        raise InvalidParameterError(f"convention must be one of {', '.join(map(repr, supported))} for {owner}; "
-                                    f"got {convention!r}{why}")
-    return convention
-
-
-def resolve_convention(owner: str, convention: str, supported: Sequence[str], compat: bool | None = None,
-                       *, stacklevel: int = 3) -> str:
-    """The checked ``convention`` (:func:`check_convention`), with the deprecated ``compat`` folded in:
-    ``compat=True`` means ``convention="seed"`` and ``compat=False`` the ``convention`` given; either
-    warns (``DeprecationWarning`` naming the replacement). ``compat=True`` with ``convention="quantus"``
-    is refused (two conventions at once)."""
-    if compat is not None:
-        replacement = "seed" if compat else convention
-        warnings.warn(f"{owner}(compat={bool(compat)!r}) is deprecated and will be removed in the next release: use "
-                      f"convention={replacement!r}", DeprecationWarning, stacklevel=stacklevel)
-        if compat:
-            if convention not in ("explainreg", "seed"):
-                raise InvalidParameterError(f"compat=True (deprecated: convention='seed') conflicts with "
-                                            f"convention={convention!r} in {owner}; pass convention only")
-            convention = "seed"
-    return check_convention(owner, convention, supported)
 
 
 def broadcast_attributions(attributions: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

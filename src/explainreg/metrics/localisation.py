@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ..inputs import dense_mask
 from ..modes import eval_mode
 from ._core import Metric, MetricResult, scalar_result
 
@@ -58,14 +59,10 @@ def _flatten(attributions: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tens
     if attributions.dim() < 2:
         raise ValueError(f"attributions must be batched (B×...), got shape {tuple(attributions.shape)}")
     mask = torch.as_tensor(mask, device=attributions.device)
-    a_shape, m_shape = tuple(attributions.shape), tuple(mask.shape)
-    if mask.dim() == attributions.dim() - 1 and attributions.dim() >= 3:
-        mask = mask.unsqueeze(1)
-    ok = mask.dim() == attributions.dim() and mask.shape[0] == attributions.shape[0] \
-        and mask.shape[2:] == attributions.shape[2:] and mask.shape[1] in (1, attributions.shape[1])
-    if not ok:
-        raise ValueError(f"mask of shape {m_shape} does not match the attributions {a_shape}; give B×H×W, "
-                         "B×1×H×W or B×C×H×W with the attributions' batch size and H×W")
+    try:  # the package's one mask parser (explainreg.inputs.normalize_mask), bool masks read as 0/1
+        mask = dense_mask(mask.float() if mask.dtype == torch.bool else mask, attributions, who="localisation")
+    except ValueError as err:
+        raise ValueError(f"{err} (the mask must match the attributions {tuple(attributions.shape)})") from None
     if not torch.isfinite(attributions).all():
         raise ValueError("attributions contain non-finite values (NaN or inf); fix or drop those maps")
     s = (mask != 0).expand_as(attributions)

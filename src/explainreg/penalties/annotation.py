@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import check_choice, check_range
+from .._validation import SEED_CONVENTIONS, check_choice, check_range, resolve_convention
 from ..decomposition import decompose
 from ..decomposition.engine import ORDERS
 from ..inputs import normalize_mask
@@ -322,13 +322,14 @@ class RRR(_AnnotationPenalty):
 class ExpectedGradients(_AnnotationPenalty):
     """R = (1/B) Σ_b Σ_mask |EG_b| with EG the Expected Gradients attribution of p_y (Erion et al.
     2021) over ``n_refs`` references drawn from the batch; one vectorised double-backprop pass on
-    B·n_refs interpolated inputs. ``compat=True``: the seed's sum Σ_b Σ_refs Σ_mask
+    B·n_refs interpolated inputs. ``convention="seed"``: the seed's sum Σ_b Σ_refs Σ_mask
     |∂p_y/∂x̃|·|x − x′| (its λ then matches ours for the same ``n_refs``; the seed used 200 on
     DecoyMNIST, 50 on ColorMNIST).
 
     Args:
         n_refs: references (and interpolation points) per sample, ≥ 1.
-        compat: the seed's un-averaged form. blob_sampler: as :class:`CDEP`.
+        convention: ``"explainreg"`` (the default) or ``"seed"`` (the seed's un-averaged form).
+        compat: deprecated spelling of ``convention="seed"``. blob_sampler: as :class:`CDEP`.
 
     Shape:
         Called as ``penalty(model, x, y, mask=..., generator=...)``: x B×C×H×W (B×C×T, B×F, B×T
@@ -360,16 +361,22 @@ class ExpectedGradients(_AnnotationPenalty):
     name = "expected_gradients"
     needs_input_grad = False
 
-    def __init__(self, n_refs: int = 10, compat: bool = False, blob_sampler: BlobSampler | None = None) -> None:
+    def __init__(self, n_refs: int = 10, compat: bool | None = None, blob_sampler: BlobSampler | None = None, *,
+                 convention: str = "explainreg") -> None:
         super().__init__(blob_sampler)
-        self.compat = bool(compat)
+        self.convention = resolve_convention("ExpectedGradients", convention, SEED_CONVENTIONS, compat)
         if int(n_refs) != n_refs:
             raise ValueError(f"n_refs must be a whole number of references per sample, got {n_refs}")
         check_range("n_refs", n_refs, 1)
         self.n_refs = int(n_refs)
 
     def settings(self) -> dict[str, Any]:
-        return {"n_refs": self.n_refs, "compat": self.compat, **super().settings()}
+        return {"n_refs": self.n_refs, "convention": self.convention, **super().settings()}
+
+    @property
+    def compat(self) -> bool:
+        """Deprecated: ``convention == "seed"``."""
+        return self.convention == "seed"
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         mask, blobs = self._mask(ctx)
@@ -379,7 +386,7 @@ class ExpectedGradients(_AnnotationPenalty):
                                                  index, alpha, detach=False)
         else:
             diff, grad = expected_gradient_terms(ctx.model, ctx.x, ctx.y, index, alpha)
-        if self.compat:
+        if self.convention == "seed":
             return expected_gradients_seed_penalty(diff, grad, mask, blobs=blobs)
         return expected_gradients_penalty((diff * grad).mean(1), mask, blobs=blobs)
 

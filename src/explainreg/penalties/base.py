@@ -200,7 +200,7 @@ def build_penalty(name: str, **settings: Any) -> Penalty:
 
     Example:
         >>> build_penalty("smoothness", offset=2)
-        Smoothness(offset=2, compat=False, score='logit')
+        Smoothness(offset=2, convention='explainreg', score='logit')
     """
     key = name.lower().replace("-", "_")
     if key not in PENALTIES:

@@ -30,6 +30,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .._validation import SEED_CONVENTIONS, resolve_convention
 from ..saliency import gradient_of, minmax_normalize, resolve_score
 from ..transforms import rotate
 
@@ -44,14 +45,16 @@ def gradient_l1(g: torch.Tensor) -> torch.Tensor:
     return g.abs().mean()
 
 
-def smoothness(g: torch.Tensor, offset: int = 1, compat: bool = False) -> torch.Tensor:
+def smoothness(g: torch.Tensor, offset: int = 1, compat: bool | None = None, *,
+               convention: str = "explainreg") -> torch.Tensor:
     """Anisotropic total variation of g with neighbours ``offset`` pixels apart:
     R = mean |g[..,i,j] − g[..,i−o,j]| + mean |g[..,i,j] − g[..,i,j−o]| over valid pairs (no padding).
 
-    ``compat=True`` reproduces the seed's pad-then-roll code: o = 2 with zero padding, i.e.
-    R = mean_{b,i,j}(|g_ij − g_{i−2,j}| + |g_ij − g_{i,j−2}|) with out-of-range neighbours 0.
+    ``convention="seed"`` reproduces the seed's pad-then-roll code: o = 2 with zero padding, i.e.
+    R = mean_{b,i,j}(|g_ij − g_{i−2,j}| + |g_ij − g_{i,j−2}|) with out-of-range neighbours 0
+    (``compat=True`` is its deprecated spelling).
     """
-    if compat:
+    if resolve_convention("smoothness", convention, SEED_CONVENTIONS, compat) == "seed":
         down = F.pad(g, (0, 0, 2, 0))[..., : g.shape[-2], :]
         right = F.pad(g, (2, 0, 0, 0))[..., :, : g.shape[-1]]
         return (g - down).abs().mean() + (g - right).abs().mean()

@@ -5,7 +5,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .._validation import check_choice, check_range
+from .._validation import SEED_CONVENTIONS, check_choice, check_range, resolve_convention
 from ..inputs import dense_mask
 from ..saliency import minmax_normalize, resolve_score
 from . import functional as P
@@ -83,11 +83,13 @@ class GradientL1(_SaliencyPenalty):
 @register_penalty("smooth", "tv")
 class Smoothness(_SaliencyPenalty):
     """Anisotropic total variation of g: R = mean |g_ij − g_{i−o,j}| + mean |g_ij − g_{i,j−o}| over
-    valid neighbours ``offset`` = o pixels apart (series: along time only); ``compat=True``: the seed's
-    pad-then-roll code (o = 2, zero padding).
+    valid neighbours ``offset`` = o pixels apart (series: along time only); ``convention="seed"``: the
+    seed's pad-then-roll code (o = 2, zero padding).
 
     Args:
-        offset: neighbour distance o in pixels (time steps). compat: the seed's o = 2 form (images only).
+        offset: neighbour distance o in pixels (time steps).
+        convention: ``"explainreg"`` (the default) or ``"seed"`` (the seed's o = 2 form, images only).
+        compat: deprecated spelling of ``convention="seed"`` (``compat=True``).
         score: the scalar kind whose saliency g is constrained (``"logit"``, the seed's; see
             :func:`explainreg.saliency`). target: its deprecated alias.
 
@@ -114,26 +116,33 @@ class Smoothness(_SaliencyPenalty):
 
     name = "smoothness"
 
-    def __init__(self, offset: int = 1, compat: bool = False, score: str | None = None, *,
-                 target: str | None = None) -> None:
+    def __init__(self, offset: int = 1, compat: bool | None = None, score: str | None = None, *,
+                 convention: str = "explainreg", target: str | None = None) -> None:
         super().__init__(score, target=target)
         if int(offset) != offset or offset < 1:
             raise ValueError(f"offset must be a positive integer number of pixels, got {offset}")
-        self.offset, self.compat = int(offset), bool(compat)
+        self.offset = int(offset)
+        self.convention = resolve_convention("Smoothness", convention, SEED_CONVENTIONS, compat)
+
+    @property
+    def compat(self) -> bool:
+        """Deprecated: ``convention == "seed"``."""
+        return self.convention == "seed"
 
     def settings(self) -> dict[str, Any]:
-        return {"offset": self.offset, "compat": self.compat, **super().settings()}
+        return {"offset": self.offset, "convention": self.convention, **super().settings()}
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         layout = require_layout(ctx, ("image", "series"), "Smoothness",
                                 "it compares neighbouring pixels (images) or time steps (series); other axes are "
                                 "unordered (on B×F it would compare different samples)")
         if layout == "series":
-            if self.compat:
-                raise ValueError("Smoothness(compat=True) reproduces the seed's image code (o = 2, zero padding); "
-                                 "series use compat=False (total variation along time)")
+            if self.convention == "seed":
+                raise ValueError("Smoothness(convention='seed', formerly compat=True) reproduces the seed's image "
+                                 "code (o = 2, zero padding); series use convention='explainreg' (total "
+                                 "variation along time)")
             return P.smoothness_along_time(ctx.saliency(self.score), self.offset)
-        return P.smoothness(ctx.saliency(self.score), self.offset, self.compat)
+        return P.smoothness(ctx.saliency(self.score), self.offset, convention=self.convention)
 
 
 @register_penalty("loc")

@@ -8,7 +8,7 @@ skipped on a rerun; unfinished ones resume from their checkpoint.
 
 λ is given on the paper's scale. CDEP's penalty equals the seed's. RRR (target "nll", channel sum)
 is the seed's "Grad" × B (the seed differentiates the batch-mean NLL), so its weight is λ / B.
-EG uses the seed's sum (``compat=True``) over ``n_refs`` references; the seed summed over 200
+EG uses the seed's sum (``convention="seed"``) over ``n_refs`` references; the seed summed over 200
 (DecoyMNIST) or 50 (ColorMNIST), so the weight is λ · seed_refs / n_refs.
 """
 from __future__ import annotations
@@ -176,7 +176,7 @@ def build_penalty(method: str, lam: float, setting: Setting, n_refs: int, sample
     if method == "rrr":
         return RRR(score="nll", blob_sampler=sampler), lam / setting.batch_size
     if method == "eg":
-        return ExpectedGradients(n_refs, compat=True, blob_sampler=sampler), lam * setting.eg_seed_refs / n_refs
+        return ExpectedGradients(n_refs, blob_sampler=sampler, convention="seed"), lam * setting.eg_seed_refs / n_refs
     raise ValueError(f"unknown method {method!r}")
 
 
