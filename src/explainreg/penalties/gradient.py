@@ -80,6 +80,48 @@ class GradientL1(_SaliencyPenalty):
         return P.gradient_l1(ctx.saliency(self.score))
 
 
+@register_penalty("double_backprop", "gradient_norm")
+class DoubleBackprop(_SaliencyPenalty):
+    """R = (1/B) Σ_b ‖∂ℓ_b/∂x_b‖²₂, the squared L2 norm of each sample's input gradient of its loss
+    ℓ_b = −log p_{b,y_b} (double backpropagation, Drucker & LeCun 1992, "Improving generalization
+    performance using double backpropagation"; also the input-gradient regulariser of Ross &
+    Doshi-Velez 2018, "Improving the adversarial robustness and interpretability of deep neural
+    networks by regularizing their input gradients").
+
+    Args:
+        score: the scalar kind differentiated (``"nll"``, the cross-entropy, by default; any of
+            :data:`explainreg.saliency.SCORES`). target: its deprecated alias.
+
+    Shape:
+        Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images (or B×C×T series, B×F
+        features, B×T token ids: gradient w.r.t. the embeddings), y B labels; returns a 0-d tensor,
+        differentiable w.r.t. the model's parameters.
+
+    Returns:
+        The raw, unweighted R (an :class:`~explainreg.objective.Objective` weighs it).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 3))
+        >>> x, y = torch.rand(4, 1, 4, 4, requires_grad=True), torch.tensor([0, 1, 2, 0])
+        >>> loss = nn.functional.cross_entropy(net(x), y, reduction="sum")
+        >>> g, = torch.autograd.grad(loss, x)
+        >>> bool(torch.isclose(DoubleBackprop()(net, x.detach(), y), g.pow(2).flatten(1).sum(1).mean()))
+        True
+    """
+
+    name = "double_backprop"
+
+    def __init__(self, score: str | None = "nll", *, target: str | None = None) -> None:
+        super().__init__(score if target is None else None, target=target)
+
+    def compute(self, ctx: PenaltyContext) -> torch.Tensor:
+        return ctx.saliency(self.score).pow(2).flatten(1).sum(1).mean()
+
+
 @register_penalty("smooth", "tv")
 class Smoothness(_SaliencyPenalty):
     """Anisotropic total variation of g: R = mean |g_ij − g_{i−o,j}| + mean |g_ij − g_{i,j−o}| over
@@ -353,5 +395,5 @@ class Symmetry(_SaliencyPenalty):
         return P.symmetry(ctx.model, ctx.x, ctx.y, ctx.saliency(self.score), angle, self.score, self.interpolation)
 
 
-__all__ = ["Consistency", "Fidelity", "GradientL1", "Locality", "Smoothness", "Symmetry", "input_layout",
+__all__ = ["Consistency", "DoubleBackprop", "Fidelity", "GradientL1", "Locality", "Smoothness", "Symmetry", "input_layout",
            "require_layout"]
