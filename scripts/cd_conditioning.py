@@ -19,28 +19,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _deep_nets import ResNet18Shaped, conv_bn_stack, train_briefly  # noqa: E402
+from _deep_nets import ResNet18Shaped, conv_bn_stack, normalised_images, region_masks, train_briefly  # noqa: E402
 
 from explainreg.data import load_dataset  # noqa: E402
 from explainreg.decomposition import decompose  # noqa: E402
 from explainreg.models import cdep_colormnist_net, cdep_decoymnist_net  # noqa: E402
 
 U = 6e-8
-
-
-def images(ds, n: int, channels: int, size: int) -> torch.Tensor:
-    x = ds.x[:n]
-    if size != 28:
-        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    return ((x - 0.1307) / 0.3081).repeat(1, channels, 1, 1)
-
-
-def masks(size: int) -> dict[str, torch.Tensor]:
-    half = torch.zeros(size, size)
-    half[:, : size // 2] = 1
-    corner = torch.zeros(size, size)
-    corner[:5, :5] = corner[:5, -5:] = corner[-5:, :5] = corner[-5:, -5:] = 1
-    return {"half": half, "corner": corner}
 
 
 def perturbed(model: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -65,13 +50,13 @@ def main() -> None:
         torch.manual_seed(0)
         model = build()
         if weights == "trained":
-            train_briefly(model, images(train, 512, channels, size), train.y[:512], steps=15)
+            train_briefly(model, normalised_images(train, channels, size, 512), train.y[:512], steps=15)
         model.eval()
-        x = images(test, 8, channels, size)
+        x = normalised_images(test, channels, size)
         m64, x64 = copy.deepcopy(model).double(), x.double()
         with torch.no_grad():
             scale = float(m64(x64).abs().max())
-        for mname, mask in masks(size).items():
+        for mname, mask in region_masks(size).items():
             r32, _ = decompose(model, x, mask)
             r64, _ = decompose(m64, x64, mask.double())
             moved = [float((decompose(perturbed(m64, k), x64, mask.double())[0] - r64).abs().max()) / scale

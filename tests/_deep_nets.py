@@ -82,3 +82,20 @@ def train_briefly(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int
         loss.backward()
         opt.step()
     return model.eval()
+
+
+def normalised_images(mnist_test, channels: int, size: int, n: int = 8) -> torch.Tensor:
+    """The first n images of a MNIST split, resized to size×size, normalised, repeated to channels."""
+    x = mnist_test.x[:n]
+    if size != 28:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return ((x - 0.1307) / 0.3081).repeat(1, channels, 1, 1)
+
+
+def region_masks(size: int) -> dict[str, torch.Tensor]:
+    """The exactness tests' masks: the left half, and the four 5×5 corners."""
+    half = torch.zeros(size, size)
+    half[:, : size // 2] = 1
+    corner = torch.zeros(size, size)
+    corner[:5, :5] = corner[:5, -5:] = corner[-5:, :5] = corner[-5:, -5:] = 1
+    return {"half": half, "corner": corner}

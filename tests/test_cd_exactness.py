@@ -11,22 +11,8 @@ import torch.nn.functional as F
 from explainreg.decomposition import decompose
 from explainreg.models import cdep_colormnist_net, cdep_decoymnist_net
 
-from _deep_nets import ResNet18Shaped, conv_bn_stack, randomise_batchnorm, train_briefly
-
-
-def _images(mnist_test, channels: int, size: int, n: int = 8) -> torch.Tensor:
-    x = mnist_test.x[:n]
-    if size != 28:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    return ((x - 0.1307) / 0.3081).repeat(1, channels, 1, 1)
-
-
-def _masks(size: int) -> dict[str, torch.Tensor]:
-    half = torch.zeros(size, size)
-    half[:, : size // 2] = 1
-    corner = torch.zeros(size, size)
-    corner[:5, :5] = corner[:5, -5:] = corner[-5:, :5] = corner[-5:, -5:] = 1
-    return {"half": half, "corner": corner}
+from _deep_nets import ResNet18Shaped, conv_bn_stack, randomise_batchnorm, region_masks, train_briefly
+from _deep_nets import normalised_images as _images
 
 
 def _build(name: str, weights: str, mnist_train_small) -> tuple[torch.nn.Module, int, int]:
@@ -68,7 +54,7 @@ def test_float32_agrees_with_float64_and_extreme_masks_are_exact(arch, weights, 
     logits = model(x)
     scale = float(logits.abs().max())
     model64, x64 = copy.deepcopy(model).double(), x.double()
-    for name, mask in _masks(size).items():
+    for name, mask in region_masks(size).items():
         rel32, irrel32 = decompose(model, x, mask)
         rel64, irrel64 = decompose(model64, x64, mask.double())
         err = float((rel32.double() - rel64).abs().max()) / scale
