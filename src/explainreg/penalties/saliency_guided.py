@@ -13,7 +13,6 @@ objective adds CE(f(x), y) and the weight λ (1 in the paper); both branches kee
 from __future__ import annotations
 
 import math
-import warnings
 from contextlib import nullcontext
 from typing import Any
 
@@ -24,31 +23,12 @@ from torch import nn
 from .._dist import shard_rand
 from .._validation import Interval, Options, check_choice
 from ..modes import eval_mode as _eval_mode
+from ..saliency import resolve_score as _resolve_score
 from ..saliency import saliency
 from .base import Penalty, PenaltyContext, register_penalty
 from .text import saliency_guided_tokens
 
-try:                                      # the scalar kinds' list, SCORES once saliency.py has the score= name
-    from ..saliency import SCORES
-except ImportError:                       # pragma: no cover - depends on the saliency module's version
-    from ..saliency import TARGETS as SCORES
-
 ORDERS = ("abs", "signed")
-
-
-def resolve_score(score: str | None, target: str | None, default: str = "log_prob", stacklevel: int = 3) -> str:
-    """``score``, or the deprecated alias ``target`` (``DeprecationWarning``); both given must agree.
-    The value is checked against :data:`SCORES`, the message naming the keyword that was used."""
-    if target is not None:
-        warnings.warn("target= is deprecated, use score= (the scalar whose input gradient is the saliency)",
-                      DeprecationWarning, stacklevel=stacklevel)
-        if score is not None and score != target:
-            raise ValueError(f"score={score!r} and its deprecated alias target={target!r} disagree: give score only")
-        check_choice("target", target, SCORES)
-        return target
-    value = default if score is None else score
-    check_choice("score", value, SCORES)
-    return value
 
 
 _FRACTION = Interval(float, 0.0, 1.0, closed="neither")
@@ -193,7 +173,7 @@ def detached_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, score:
     """∂ Σ_b t_b / ∂x on a detached copy of x, no graph kept; the model in eval mode (dropout off)
     while it runs when ``eval_mode``, each module's mode restored afterwards. ``score``: the scalar
     kind t_b (``"log_prob"`` by default; ``target`` is its deprecated alias)."""
-    score = resolve_score(score, target)
+    score = _resolve_score(score, target, default="log_prob")
     with _eval_mode(model) if eval_mode else nullcontext(), torch.enable_grad():
         g = saliency(model, x.detach(), y, score, create_graph=False, layer=layer)   # 4th: the scalar kind
     return g.detach()
@@ -221,7 +201,7 @@ class SaliencyGuided(Penalty):
         self.fraction = check_fraction(fraction)
         check_choice("by", by, ORDERS)
         self.by, self.fill = by, check_fill(fill)
-        self.score = resolve_score(score, target)
+        self.score = _resolve_score(score, target, default="log_prob", stacklevel=4)
         self.eval_saliency = bool(eval_saliency)
 
     @property
