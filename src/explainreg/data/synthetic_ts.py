@@ -147,3 +147,7 @@ def saliency_benchmark(layout: str | BoxLayout = "Middle", process: str = "box",
     return SeriesDataset(x.transpose(1, 2).float().contiguous(), y, extras, name=f"{box.name}_{process}",
                          source=f"saliency_benchmark({box.name!r}, {process!r}, n={n}, seed={seed})",
                          class_names=["0", "1"])
+
+
+__all__ = ["BOX_LAYOUTS", "BoxLayout", "PROCESSES", "box_layout", "irregular_times", "process_background",
+           "process_name", "saliency_benchmark"]

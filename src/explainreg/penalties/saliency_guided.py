@@ -237,3 +237,7 @@ class SaliencyGuided(Penalty):
         with torch.enable_grad():
             masked_logits = ctx.inputs.run(ctx.model, e_masked)
         return kl_divergence(ctx.logits, masked_logits)
+
+
+__all__ = ["ORDERS", "SaliencyGuided", "check_fill", "check_fraction", "detached_saliency", "kl_divergence",
+           "masked_count", "saliency_guided_mask"]

@@ -388,3 +388,7 @@ def run(args: argparse.Namespace) -> int:
 
 register_study("timeseries", "regular vs saliency-guided LSTM/TCN/Transformer on the saliency benchmark and UCR data",
                add_arguments, run)
+
+
+__all__ = ["LAYOUTS", "METHODS", "MODELS", "POSTER", "Settings", "add_arguments", "run", "run_study",
+           "settings_from_args"]
