@@ -255,3 +255,50 @@ def test_max_pool_variants_match_the_windowed_rule(parts, pool):
                 want_irrel[b, 0, i, j] = sum(float(irrel[b, 0, r, c]) for r, c in tied) / len(tied)
     torch.testing.assert_close(got.rel, want_rel, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(got.irrel, want_irrel, atol=1e-5, rtol=1e-5)
+
+
+def test_silu_uses_the_shapley_split(parts):
+    x, rel, irrel = (features(t) for t in parts)
+    got = run(nn.Sequential(nn.SiLU()), rel, irrel, x)
+    f = F.silu  # f(0) = 0: no bias share
+    torch.testing.assert_close(got.rel, 0.5 * (f(rel) + f(rel + irrel) - f(irrel)), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(got.irrel, 0.5 * (f(irrel) + f(rel + irrel) - f(rel)), atol=1e-6, rtol=1e-6)
+
+
+def test_group_norm_is_affine_with_the_totals_statistics(parts):
+    x, rel, irrel = parts                                          # B×1×28×28 real images
+    conv = nn.Conv2d(1, 6, 3, padding=1)
+    gn = nn.GroupNorm(3, 6)
+    with torch.no_grad():
+        gn.weight.uniform_(0.5, 1.5)
+        gn.bias.uniform_(-0.5, 0.5)
+    total, r0, s0 = conv(x), F.conv2d(rel, conv.weight, padding=1), F.conv2d(irrel, conv.weight, padding=1)
+    r0, s0 = split(r0, s0, conv.bias.view(1, -1, 1, 1))             # the conv's own rule first
+    got = run(nn.Sequential(gn), r0.detach(), s0.detach(), total.detach())
+    want = []
+    for part in (r0, s0):  # one sample and group at a time: subtract the part's group mean, scale by the total's
+        out = torch.empty_like(part)
+        for b in range(part.shape[0]):
+            for g in range(3):
+                c = slice(2 * g, 2 * g + 2)
+                std = torch.sqrt(total[b, c].var(unbiased=False) + gn.eps)
+                out[b, c] = (part[b, c] - part[b, c].mean()) / std * gn.weight[c].view(-1, 1, 1)
+        want.append(out)
+    want_rel, want_irrel = split(*want, gn.bias.view(1, -1, 1, 1))
+    torch.testing.assert_close(got.rel, want_rel.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got.irrel, want_irrel.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got.rel + got.irrel, gn(total).detach(), atol=1e-5, rtol=1e-5)
+
+
+def test_group_norm_and_silu_nets_decompose_exactly(parts):
+    x = parts[0]
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.GroupNorm(4, 8), nn.SiLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(8, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.SiLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)).eval()
+    corner = torch.zeros(28, 28)
+    corner[:14, :14] = 1
+    rel, irrel = decompose(net, x, corner)
+    torch.testing.assert_close(rel + irrel, net(x), atol=1e-5, rtol=1e-5)
+    rel, irrel = decompose(net, x, torch.ones(28, 28))
+    assert float(irrel.abs().max()) <= 1e-5 * float(net(x).abs().max())

@@ -23,7 +23,7 @@ A rule maps ``(module, d_in) -> d_out``. Built-in rules:
   sum). BatchNorm uses its running statistics in eval mode and the batch statistics of the total
   in training mode (without touching the running statistics).
 * ReLU / LeakyReLU (relevant part first): ``rel' = f(rel)``, ``irrel' = f(rel + irrel) − f(rel)``.
-* Tanh / Sigmoid (Shapley value of the two players rel and irrel, f(0) to irrel):
+* Tanh / Sigmoid / SiLU (Shapley value of the two players rel and irrel, f(0) to irrel):
   ``rel' = ½[(f(rel) − f(0)) + (f(rel + irrel) − f(irrel))]``,
   ``irrel' = ½[(f(irrel) + f(0)) + (f(rel + irrel) − f(rel))]``.
 * MaxPool: the window's maximum of the *total* selects the entry both parts are read at; entries
@@ -704,6 +704,45 @@ def _tanh(m: nn.Module, d: Decomposed) -> Decomposed:
 @register_rule(nn.Sigmoid)
 def _sigmoid(m: nn.Module, d: Decomposed) -> Decomposed:
     return shapley(d, torch.sigmoid)
+
+
+@register_rule(nn.SiLU)
+def _silu(m: nn.Module, d: Decomposed) -> Decomposed:
+    """SiLU x·σ(x), smooth: the Shapley two-player rule, as tanh, sigmoid and GELU."""
+    return shapley(d, F.silu)
+
+
+@register_rule(nn.GroupNorm)
+def _group_norm(m: nn.GroupNorm, d: Decomposed) -> Decomposed:
+    """GroupNorm as the affine map it is for fixed statistics, those of the total (as LayerNorm, and
+    BatchNorm in eval mode): per sample and group g, y = (x − μ_g(x))·γ/√(σ²_g(x)+ε) + β. Each part
+    has its own group mean subtracted (a linear map), both are scaled alike, and β is split as a bias,
+    so rel + irrel = y and an all-ones mask leaves irrel = 0.
+
+    Example:
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> gn = nn.GroupNorm(2, 4)
+        >>> with torch.no_grad():
+        ...     _ = gn.bias.uniform_(-1, 1)
+        >>> x = torch.randn(3, 4, 5)
+        >>> out = _group_norm(gn, Decomposed(0.3 * x, 0.7 * x, x))
+        >>> torch.allclose(out.rel + out.irrel, gn(x), atol=1e-6)
+        True
+    """
+    total = d.total
+    groups = lambda t: t.reshape(t.shape[0], m.num_groups, -1)  # noqa: E731
+    scale = torch.rsqrt(groups(total).var(-1, unbiased=False, keepdim=True) + m.eps)  # B×G×1
+
+    def normalised(part: torch.Tensor) -> torch.Tensor:
+        g = groups(part)
+        return ((g - g.mean(-1, keepdim=True)) * d.tile(scale)).reshape(part.shape)
+
+    shape = (1, -1) + (1,) * (total.dim() - 2)
+    weight = m.weight.view(shape) if m.affine else 1.0
+    r, s = normalised(d.rel) * weight, normalised(d.irrel) * weight
+    rel, irrel = split_bias(r, s, m.bias.view(shape), EPS) if m.affine else (r, s)
+    return Decomposed(rel, irrel, m(total))
 
 
 def _pool_with_ties(fn: Callable, d: Decomposed, kernel_size, stride=None, padding=0, dilation=1,
