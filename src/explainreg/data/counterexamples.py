@@ -42,7 +42,7 @@ def randomize_masked(x: torch.Tensor, mask: torch.Tensor, low: float, high: floa
         >>> bool(((out[m.bool()] >= 2) & (out[m.bool()] <= 3)).all()), bool((out[~m.bool()] == 0).all())
         (True, True)
     """
-    m = dense_mask(mask, x, who="randomize_masked").bool().expand_as(x)
+    m = dense_mask((mask != 0).to(x.dtype), x, who="randomize_masked").bool().expand_as(x)  # non-zero = masked
     u = torch.rand(x.shape, generator=generator, dtype=x.dtype) * (high - low) + low
     return torch.where(m, u.to(x.device), x)
 

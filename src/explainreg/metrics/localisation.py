@@ -59,8 +59,8 @@ def _flatten(attributions: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tens
     if attributions.dim() < 2:
         raise ValueError(f"attributions must be batched (B×...), got shape {tuple(attributions.shape)}")
     mask = torch.as_tensor(mask, device=attributions.device)
-    try:  # the package's one mask parser (explainreg.inputs.normalize_mask), bool masks read as 0/1
-        mask = dense_mask(mask.float() if mask.dtype == torch.bool else mask, attributions, who="localisation")
+    try:  # the package's one mask parser reads the shape; non-zero = in, as before (0/255 masks too)
+        mask = dense_mask((mask != 0).to(attributions.dtype), attributions, who="localisation")
     except ValueError as err:
         raise ValueError(f"{err} (the mask must match the attributions {tuple(attributions.shape)})") from None
     if not torch.isfinite(attributions).all():
