@@ -35,6 +35,7 @@ from typing import Any, Sequence
 import torch
 
 from .._validation import check_choice
+from ..runs import atomic_save
 from . import register_study
 from .skeleton import cached, settings_from_namespace
 
@@ -273,6 +274,8 @@ def run_one(method: str, seed: int, train_set, test_set, args: XILSettings) -> d
     train(model, objective, data, None, config=config)
     seconds = time.perf_counter() - started
     model.eval()
+    # the weights, for the report's example maps (written before the run's JSON, which marks it finished)
+    atomic_save(model.state_dict(), Path(args.output) / "runs" / f"{method}_seed{seed}.pt")
     row: dict[str, Any] = {"method": method, "seed": seed, "accuracy": 100 * evaluate_accuracy(model, test_set),
                            "seconds": seconds, "rate": next(iter(rates.values()), math.nan), "reg_rate": reg_rate}
     for kind, column in (("gradcam", "wr_gradcam"), ("input_gradient", "wr_ig")):
