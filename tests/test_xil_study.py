@@ -162,3 +162,29 @@ def test_a_session_5_folder_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="gradcam: null"):
         run(parse("--methods", "vanilla", "--seeds", "0", "--epochs", "1", "--train-limit", "64",
                   "--test-limit", "32", "--out", str(tmp_path)))
+
+
+def test_example_maps_draw_each_saved_model_s_wrong_reason_maps(tmp_path, raw_batch, monkeypatch):
+    """The report's figures show, per method whose weights are in runs/, exactly the WR maps of that
+    model (Grad-CAM and |input gradient| of the predicted class) on the first test images; a method
+    without weights is left out, and with none there is no figure."""
+    import explainreg.report as report
+    from explainreg.metrics.localisation import wrong_reason_maps
+    from explainreg.models import cdep_decoymnist_net
+    from explainreg.runs import atomic_save
+    from explainreg.studies.xil import example_maps
+
+    (_, test), _ = raw_batch
+    assert example_maps(tmp_path, test, ["vanilla", "rrr"], seed=0) == []
+    torch.manual_seed(3)
+    model = cdep_decoymnist_net().eval()
+    atomic_save(model.state_dict(), tmp_path / "runs" / "rrr_seed0.pt")
+    drawn = []
+    draw = report.map_grid
+    monkeypatch.setattr(report, "map_grid", lambda path, x, rows, **kw: drawn.append((x, rows)) or draw(path, x, rows, **kw))
+    figures = example_maps(tmp_path, test, ["vanilla", "rrr"], seed=0, n=4)
+    assert [name for name, _ in figures] == ["maps_gradcam.png", "maps_ig.png"]
+    assert all((tmp_path / name).read_bytes()[:4] == b"\x89PNG" for name, _ in figures)
+    for (x, rows), kind in zip(drawn, ("gradcam", "input_gradient")):
+        assert torch.equal(x, test.x[:4]) and list(rows) == ["rrr"]
+        torch.testing.assert_close(rows["rrr"], wrong_reason_maps(model, test.x[:4], kind).abs())

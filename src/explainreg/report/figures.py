@@ -5,16 +5,17 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")  # never open a window
 import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
 
 from ..runs import atomic_write_bytes  # noqa: E402
 
-__all__ = ["curve_figure", "new_figure", "save_figure"]
+__all__ = ["curve_figure", "map_grid", "new_figure", "save_figure"]
 
 
 def new_figure(rows: int = 1, cols: int = 1, width: float = 4.0, height: float = 3.2, **kwargs):
@@ -75,3 +76,51 @@ def curve_figure(path: str | os.PathLike, curves: Mapping[str, Mapping[str, Any]
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)
+
+
+def map_grid(path: str | os.PathLike, images: torch.Tensor, rows: Mapping[str, torch.Tensor], *,
+             titles: Sequence[str] | None = None, signed: bool = False, cmap: str | None = None,
+             outlines: torch.Tensor | None = None, title: str | None = None, size: float = 1.4,
+             dpi: int = 120) -> Path:
+    """Inputs in the first row, one row of maps per entry of ``rows``, each map scaled to its own
+    maximum (``signed``: symmetric about 0, red + / blue −), saved as PNG.
+
+    Args:
+        path: the PNG file.
+        images: the inputs, (N, C, H, W) (channels averaged for display).
+        rows: ``{label: maps}``, each (N, H, W) or (N, 1, H, W), in the order of ``images``.
+        titles: N column titles (e.g. the labels).
+        signed: diverging colours about 0 (``"bwr"``); else ``cmap`` (default ``"hot"``) from 0 to the max.
+        outlines: optional (N, H, W) masks whose border is drawn on every panel of their column.
+        title: the figure's title.
+
+    Example::
+
+        >>> import tempfile
+        >>> x = torch.rand(2, 1, 8, 8)
+        >>> path = map_grid(Path(tempfile.mkdtemp()) / "maps.png", x, {"gradient": torch.randn(2, 8, 8)}, signed=True)
+        >>> path.read_bytes()[:4]
+        b'\\x89PNG'
+    """
+    n = len(images)
+    fig, axes = new_figure(1 + len(rows), n, width=size, height=size)
+    for j in range(n):
+        axes[0][j].imshow(images[j].float().mean(0).cpu().numpy(), cmap="gray")
+        if titles is not None:
+            axes[0][j].set_title(str(titles[j]), fontsize=8)
+    axes[0][0].set_ylabel("input", fontsize=8)
+    for i, (label, maps) in enumerate(rows.items(), start=1):
+        maps = maps.detach().float().cpu().reshape(n, *maps.shape[-2:])
+        for j in range(n):
+            scale = float(maps[j].abs().max()) or 1.0
+            axes[i][j].imshow(maps[j].numpy(), cmap="bwr" if signed else (cmap or "hot"),
+                              vmin=-scale if signed else 0.0, vmax=scale)
+        axes[i][0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+    for i, row in enumerate(axes):
+        for j, ax in enumerate(row):
+            ax.set_xticks([]), ax.set_yticks([])
+            if outlines is not None:
+                ax.contour(outlines[j].float().cpu().numpy(), levels=[0.5], colors="cyan", linewidths=0.6)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path, dpi=dpi)

@@ -10,7 +10,7 @@ import torch
 
 from .. import runs
 from ..attribution import attribute
-from ..report import Report, Table, curve_figure, new_figure, save_figure
+from ..report import Report, Table, curve_figure, map_grid, new_figure, save_figure
 
 __all__ = ["COLUMNS", "CURVES", "GRID_METHODS", "SEED_MNIST", "curve_figures", "penalty_figure", "results_table",
            "saliency_grids", "write_report"]
@@ -72,25 +72,12 @@ def results_table(settings, metrics: dict[str, dict[str, Any]]) -> tuple[list[di
 
 
 def saliency_grids(folder: Path, models: dict, x: torch.Tensor, y: torch.Tensor, n: int) -> list[tuple[Path, str]]:
-    figures = []
     xs, ys = x[:n], y[:n]
-    for method, title in GRID_METHODS:
-        fig, axes = new_figure(len(models) + 1, n, width=1.3, height=1.35)
-        for j in range(n):
-            axes[0][j].imshow(xs[j, 0].cpu().numpy(), cmap="gray")
-            axes[0][j].set_title(f"label {int(ys[j])}", fontsize=8)
-        for i, (name, model) in enumerate(models.items(), start=1):
-            a = attribute(model, xs, ys, method).sum(1).cpu()
-            for j in range(n):
-                scale = float(a[j].abs().max()) or 1.0
-                axes[i][j].imshow(a[j].numpy(), cmap="bwr", vmin=-scale, vmax=scale)
-            axes[i][0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
-        for row in axes:
-            for ax in row:
-                ax.set_xticks([]), ax.set_yticks([])
-        fig.suptitle(f"{title} (red +, blue −; each map scaled to its own maximum)", fontsize=10)
-        figures.append((save_figure(fig, folder / f"saliency_{method}.png"), f"Saliency maps: {title}"))
-    return figures
+    return [(map_grid(folder / f"saliency_{method}.png", xs,
+                      {name: attribute(model, xs, ys, method).sum(1) for name, model in models.items()},
+                      titles=[f"label {int(v)}" for v in ys], signed=True, size=1.35, dpi=110,
+                      title=f"{title} (red +, blue −; each map scaled to its own maximum)"),
+             f"Saliency maps: {title}") for method, title in GRID_METHODS]
 
 
 def curve_figures(folder: Path, metrics: dict[str, dict[str, Any]]) -> list[tuple[Path, str]]:

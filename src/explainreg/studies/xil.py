@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import time
@@ -35,12 +36,12 @@ from typing import Any, Sequence
 import torch
 
 from .._validation import check_choice
-from ..runs import atomic_save
+from ..runs import atomic_save, atomic_write_bytes, atomic_write_json
 from . import register_study
 from .skeleton import cached, settings_from_namespace
 
 __all__ = ["BATCH_SIZE", "DATASETS", "ISSUE_RATES", "KEY_SETTINGS", "METHODS", "PAPER_RATES", "PENALISED",
-           "XILSettings", "add_arguments", "corrupt", "effective_rate", "pixel_range", "run", "run_one", "run_xil",
+           "XILSettings", "add_arguments", "corrupt", "effective_rate", "example_maps", "pixel_range", "run", "run_one", "run_xil",
            "settings_differences", "study_rates", "summarise", "to_pixels", "write_report"]
 
 METHODS = ("vanilla", "rrr", "rrr_gradcam", "rbr", "hint", "cdep", "counterexamples", "expected_gradients")
@@ -302,15 +303,18 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def write_report(out: Path, rows: list[dict[str, Any]], args: XILSettings, config: dict[str, Any]) -> None:
-    """``results.csv`` (one row per run), ``config.json`` and ``report.md`` (mean ± std per method) in ``out``."""
+def write_report(out: Path, rows: list[dict[str, Any]], args: XILSettings, config: dict[str, Any],
+                 figures: Sequence[tuple[str, str]] = ()) -> None:
+    """``results.csv`` (one row per run), ``config.json`` and ``report.md`` (mean ± std per method, then
+    ``figures``: ``(file name, caption)`` pairs in ``out``) in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     fields = list(dict.fromkeys(k for r in rows for k in r))
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-    (out / "config.json").write_text(json.dumps(config, indent=2))
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=fields, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(out / "results.csv", table.getvalue().encode())  # readers never see half a file
+    atomic_write_json(out / "config.json", config)
     lines = [f"# XIL study on {args.dataset} (feedback: {args.feedback})", "",
              f"{len(args.seeds)} seed(s), {args.epochs} epoch(s), "
              f"{config['train_images']} train / {config['test_images']} test images"
@@ -325,7 +329,36 @@ def write_report(out: Path, rows: list[dict[str, Any]], args: XILSettings, confi
                  "(= XIL's batch sum)" if config["reduction"] == "xil" else ""), "",
               "Settings: " + json.dumps({k: v for k, v in config.items() if k != "command"}), "",
               "Reproduce: `" + config["command"] + "`", ""]
-    (out / "report.md").write_text("\n".join(lines))
+    lines += [f"![{caption}]({name})\n" for name, caption in figures]
+    atomic_write_bytes(out / "report.md", "\n".join(lines).encode())
+
+
+def example_maps(out: Path, test_set, methods: Sequence[str], seed: int, n: int = 6) -> list[tuple[str, str]]:
+    """``maps_gradcam.png`` and ``maps_ig.png``: the first ``n`` test images and each method's Grad-CAM
+    and |input gradient| (XIL's two WR maps, predicted class) for the models of ``seed`` whose weights are
+    in ``runs/`` (cyan: the annotated region). Returns ``(file name, caption)`` per figure written."""
+    from ..metrics.localisation import wrong_reason_maps
+    from ..models import cdep_decoymnist_net
+    from ..report import map_grid
+
+    models = {}
+    for method in methods:
+        weights = out / "runs" / f"{method}_seed{seed}.pt"
+        if weights.is_file():
+            models[method] = cdep_decoymnist_net()
+            models[method].load_state_dict(torch.load(weights, weights_only=True))
+            models[method].eval()
+    if not models:
+        return []
+    x, y, mask = test_set.x[:n], test_set.y[:n], test_set.extras["mask"][:n].flatten(1, -3).amax(1)
+    figures = []
+    for kind, name, label in (("gradcam", "maps_gradcam.png", "Grad-CAM"),
+                              ("input_gradient", "maps_ig.png", "|input gradient|")):
+        rows = {m: wrong_reason_maps(model, x, kind).abs() for m, model in models.items()}
+        map_grid(out / name, x, rows, titles=[f"label {int(v)}" for v in y], outlines=mask,
+                 title=f"{label} of the predicted class, seed {seed} (cyan: the annotated region)")
+        figures.append((name, f"{label}, seed {seed}"))
+    return figures
 
 
 def settings_differences(recorded: dict[str, Any], key: dict[str, Any]) -> list[str]:
@@ -403,7 +436,7 @@ def run_xil(settings: XILSettings) -> list[dict[str, Any]]:
                       f"WR(IG) {row['wr_ig']:.2f} ({row['seconds']:.0f} s)", flush=True)
                 write_report(out, rows, args, config)
     if rows:
-        write_report(out, rows, args, config)
+        write_report(out, rows, args, config, example_maps(out, test_set, args.methods, args.seeds[0]))
     print(f"report: {out / 'report.md'}")
     return rows
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ... import runs
-from ...report import Report, Table, new_figure, save_figure
+from ...report import Report, Table, map_grid, new_figure, save_figure
 from .evaluation import attributions_for
 from .settings import LABELS, METHODS, MODEL, MODELS, SGTSettings
 
@@ -60,20 +60,8 @@ def plot_maps(path: Path, models: dict[str, nn.Module], x: torch.Tensor, y: torc
               n: int = 8) -> Path:
     """Inputs and |gradient| saliency of each model for the first ``n`` test images."""
     x, y = x[:n], y[:n]
-    maps = {kind: attributions_for(m, x, y, "saliency", s).abs().mean(1) for kind, m in models.items()}
-    fig, axes = new_figure(1 + len(maps), len(x), width=1.6, height=1.7)
-    for j in range(len(x)):
-        axes[0, j].imshow(x[j].mean(0).cpu(), cmap="gray")
-        axes[0, j].set_title(f"label {int(y[j])}", fontsize=8)
-        for i, (kind, g) in enumerate(maps.items(), start=1):
-            axes[i, j].imshow(g[j].cpu(), cmap="hot")
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0, 0].set_ylabel("input")
-    for i, kind in enumerate(maps, start=1):
-        axes[i, 0].set_ylabel(f"{kind}\n|gradient|")
-    return save_figure(fig, path, dpi=120)
+    maps = {f"{kind}\n|gradient|": attributions_for(m, x, y, "saliency", s).abs().mean(1) for kind, m in models.items()}
+    return map_grid(path, x, maps, titles=[f"label {int(v)}" for v in y], size=1.65)
 
 
 def write_summary(out: Path, s: SGTSettings, records: dict[str, dict[str, Any]], areas, n_eval: int,
