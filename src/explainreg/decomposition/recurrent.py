@@ -43,7 +43,7 @@ from torch import nn
 
 from ..inputs import find_embedding, padding_mask, token_mask as _token_mask
 from .._validation import check_token_ids
-from .rules import EPS, Decomposed, register_function_rule, register_rule, shapley, split_bias
+from .rules import Decomposed, register_function_rule, register_rule, shapley, standardise
 
 #: B×T token mask of the running token decomposition (None outside one); the LSTM / GRU rules read it
 #: to give the bias × bias share of step t to rel when token t is masked.
@@ -392,15 +392,8 @@ def _layer_norm(m: nn.LayerNorm, d: Decomposed) -> Decomposed:
     """LayerNorm as an affine map with the statistics of the total (as BatchNorm in eval mode):
     y = (x − μ(x))·s + β, s = γ/√(σ²(x)+ε); the mean over the normalised dims is subtracted from each
     part (linear), then both parts are scaled by s and β is split as a bias."""
-    dims = tuple(range(-len(m.normalized_shape), 0))
-    total = d.total
-    mean = total.mean(dims, keepdim=True)
-    scale = torch.rsqrt(total.var(dims, unbiased=False, keepdim=True) + m.eps)
-    weight = m.weight if m.weight is not None else 1.0
-    r = (d.rel - d.rel.mean(dims, keepdim=True)) * d.tile(scale) * weight
-    s = (d.irrel - d.irrel.mean(dims, keepdim=True)) * d.tile(scale) * weight
-    rel, irrel = split_bias(r, s, m.bias, EPS) if m.bias is not None else (r, s)
-    return _make(rel, irrel, m(total))
+    k = len(m.normalized_shape)
+    return standardise(d, lambda t: t.reshape(*t.shape[:-k], -1), m.eps, m(d.total), m.weight, m.bias)
 
 
 @register_rule(nn.GELU)

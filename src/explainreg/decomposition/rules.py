@@ -730,19 +730,41 @@ def _group_norm(m: nn.GroupNorm, d: Decomposed) -> Decomposed:
         >>> torch.allclose(out.rel + out.irrel, gn(x), atol=1e-6)
         True
     """
-    total = d.total
-    groups = lambda t: t.reshape(t.shape[0], m.num_groups, -1)  # noqa: E731
-    scale = torch.rsqrt(groups(total).var(-1, unbiased=False, keepdim=True) + m.eps)  # B×G×1
+    shape = (1, -1) + (1,) * (d.total.dim() - 2)
+    return standardise(d, lambda t: t.reshape(t.shape[0], m.num_groups, -1), m.eps, m(d.total),
+                       m.weight.view(shape) if m.affine else None, m.bias.view(shape) if m.affine else None)
+
+
+def standardise(d: Decomposed, grouped: Callable[[torch.Tensor], torch.Tensor], eps: float, total_out: torch.Tensor,
+                weight: torch.Tensor | None = None, bias: torch.Tensor | None = None) -> Decomposed:
+    """A normalisation layer (GroupNorm, LayerNorm) as the affine map it is for the statistics of the
+    total: y = (x − μ(x))·γ/√(σ²(x)+ε) + β with μ, σ² over the last dim of ``grouped(x)``. Each part has
+    its own mean subtracted (linear), both are scaled by the total's 1/√(σ²+ε) and γ, and β is split as
+    a bias (:func:`split_bias`), so rel + irrel = y.
+
+    Args:
+        d: the layer input.
+        grouped: a view of a tensor whose last dim holds each group's values (B×G×n for GroupNorm).
+        eps: the layer's ε.
+        total_out: the layer's ordinary output (the result's ``total``).
+        weight, bias: γ and β broadcastable to the input, or None.
+
+    Example:
+        >>> ln = nn.LayerNorm(4)
+        >>> x = torch.randn(3, 4)
+        >>> out = standardise(Decomposed(0.3 * x, 0.7 * x, x), lambda t: t, ln.eps, ln(x), ln.weight, ln.bias)
+        >>> torch.allclose(out.rel + out.irrel, ln(x), atol=1e-6)
+        True
+    """
+    scale = torch.rsqrt(grouped(d.total).var(-1, unbiased=False, keepdim=True) + eps)
 
     def normalised(part: torch.Tensor) -> torch.Tensor:
-        g = groups(part)
-        return ((g - g.mean(-1, keepdim=True)) * d.tile(scale)).reshape(part.shape)
+        g = grouped(part)
+        g = ((g - g.mean(-1, keepdim=True)) * d.tile(scale)).reshape(part.shape)
+        return g if weight is None else g * weight
 
-    shape = (1, -1) + (1,) * (total.dim() - 2)
-    weight = m.weight.view(shape) if m.affine else 1.0
-    r, s = normalised(d.rel) * weight, normalised(d.irrel) * weight
-    rel, irrel = split_bias(r, s, m.bias.view(shape), EPS) if m.affine else (r, s)
-    return Decomposed(rel, irrel, m(total))
+    rel, irrel = split_bias(normalised(d.rel), normalised(d.irrel), bias, EPS)
+    return Decomposed(rel, irrel, total_out)
 
 
 def _pool_with_ties(fn: Callable, d: Decomposed, kernel_size, stride=None, padding=0, dilation=1,
@@ -964,4 +986,4 @@ register_function_rule(getattr, lambda d, name: getattr(d.total, name) if isinst
 
 __all__ = ["Decomposed", "EPS", "FUNCTION_RULES", "RULES", "TIE_RTOL", "affine", "affine_batch_norm", "both",
            "find_rule", "max_pool", "max_pool_function", "max_pool_shared_ties", "register_function_rule",
-           "register_rule", "relevant_first", "reshape_like", "shapley", "split_bias", "tie_tolerance"]
+           "register_rule", "relevant_first", "reshape_like", "shapley", "split_bias", "standardise", "tie_tolerance"]
