@@ -74,6 +74,7 @@ def test_finish_with_best():
     state = Checkpoint(model={"w": torch.ones(1)}, best_state={"w": torch.zeros(1)}, history=[{}, {}])
     assert not state.finish_with_best(3)  # fewer epochs than asked: left to resume
     assert state.finish_with_best(2) and state.finished and torch.equal(state.model["w"], torch.zeros(1))
+    assert torch.equal(state.last_model["w"], torch.ones(1))  # a longer run goes on from the last epoch
     assert not state.finish_with_best(2)
     assert not Checkpoint(model={}, history=[{}]).finish_with_best(1)  # nothing selected
 

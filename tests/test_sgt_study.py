@@ -46,18 +46,3 @@ def test_tiny_study_writes_tables_figures_and_summary(tmp_path, capsys):
 def test_bad_study_options(tmp_path, capsys, option, value):
     assert main(["study", "saliency-guided", "--out", str(tmp_path), "--quick", option, value]) == 2
     assert option.lstrip("-").split("-")[0] in capsys.readouterr().err
-
-
-def test_finalise_puts_the_best_weights_into_a_stopped_run(tmp_path):
-    import torch
-
-    from explainreg import runs
-    from explainreg.studies.saliency_guided import finalise
-
-    runs.atomic_save({"model": {"w": torch.ones(1)}, "best_state": {"w": torch.zeros(1)}, "history": [{}, {}],
-                      "finished": False, "best_epoch": 1}, tmp_path / runs.CHECKPOINT)
-    assert not finalise(tmp_path, 3)  # fewer epochs than asked: left to resume
-    assert finalise(tmp_path, 2)
-    state = torch.load(tmp_path / runs.CHECKPOINT, weights_only=False)
-    assert state["finished"] and torch.equal(state["model"]["w"], torch.zeros(1))
-    assert not finalise(tmp_path, 2)  # already finished

@@ -72,6 +72,43 @@ def test_best_on_validation_is_restored(mnist_train_small, mnist_test):
         train(model, None, train_set, config=TrainConfig(select="best_val_loss", progress=False))
 
 
+def test_a_run_killed_after_the_epochs_it_is_resumed_with_returns_its_selected_weights(mnist_train_small, tmp_path):
+    """Killed after epoch 2 of a 3-epoch run, then resumed with 2 epochs: the selected (best) epoch's
+    weights, as an uninterrupted 2-epoch run ends; a later resume to 3 epochs goes on from the last
+    epoch and equals an uninterrupted 3-epoch run. Validation labels are shifted by one class, so
+    learning makes the validation loss worse and epoch 1 is the best (not the last)."""
+    from explainreg.data.datasets import ArrayDataset
+    from explainreg.training.checkpoint import Checkpoint
+
+    data, val = mnist_train_small.take(600), mnist_train_small.take(torch.arange(600, 900))
+    val = ArrayDataset(val.x, (val.y + 1) % 10, name="shifted")
+
+    def run(epochs, run_dir, resume=False, on_epoch_end=None):
+        torch.manual_seed(0)
+        model = er.models.cnn3b()
+        config = TrainConfig(epochs=epochs, batch_size=50, seed=0, progress=False, select="best_val_loss")
+        return model, train(model, None, data, config=config, val_set=val, run_dir=run_dir, resume=resume,
+                            on_epoch_end=on_epoch_end)
+
+    def kill_after_epoch_2(epoch, record):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(3, tmp_path / "cut", on_epoch_end=kill_after_epoch_2)
+    resumed_model, resumed = run(2, tmp_path / "cut", resume=True)
+    two_model, two = run(2, tmp_path / "two")
+    assert resumed.best_epoch == two.best_epoch == 1
+    for a, b in zip(resumed_model.parameters(), two_model.parameters()):
+        assert torch.equal(a, b)
+    state = Checkpoint.load(tmp_path / "cut" / "checkpoint.pt")
+    assert state.finished and all(torch.equal(v, state.model[k]) for k, v in two_model.state_dict().items())
+    longer_model, _ = run(3, tmp_path / "cut", resume=True)
+    three_model, _ = run(3, tmp_path / "three")
+    for a, b in zip(longer_model.parameters(), three_model.parameters()):
+        assert torch.equal(a, b)
+
+
 def test_config_validation_names_the_parameter():
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=0)

@@ -91,12 +91,13 @@ class Checkpoint:
 
     def finish_with_best(self, epochs: int) -> bool:
         """Mark a run that was stopped (killed) after ``epochs`` or more epochs, but was meant to train
-        longer, as finished, with the best-on-validation weights as its model: as a run that ended
-        at ``epochs`` would be. Returns whether anything changed (nothing when already finished,
+        longer, as finished, with the best-on-validation weights as its model and the last epoch's
+        as :attr:`last_model`: as a run that ended at ``epochs`` would be (a later, longer run goes
+        on from the last epoch). Returns whether anything changed (nothing when already finished,
         short of ``epochs``, or without a selection)."""
         if self.finished or len(self.history) < epochs or self.best_state is None:
             return False
-        self.model, self.finished = self.best_state, True
+        self.model, self.last_model, self.finished = self.best_state, self.model, True
         return True
 
     def to_dict(self) -> dict[str, Any]:

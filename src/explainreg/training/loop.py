@@ -308,6 +308,10 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
         # checkpoints before 0.x lack "step": every epoch has the same number of batches
         step = state.step if state.step is not None else start_epoch * num_batches(train_set, config.batch_size)
         if state.stopped_early or start_epoch >= config.epochs:
+            if state.finish_with_best(config.epochs):  # killed after these epochs but meant to train longer
+                model.load_state_dict(state.model)  # the selected epoch's weights, as a run that ended here
+                if main_process:
+                    state.save(run_dir / runs.CHECKPOINT)
             log.info("run already finished; nothing to do")
             return result
         log.info(f"resuming from epoch {start_epoch}")

@@ -28,10 +28,10 @@ from .evaluation import LogProb, attributions_for, evaluate_model
 from .report import plot_curves, plot_maps, write_summary, write_tables
 from .settings import DROPS, LABELS, METHODS, MODEL, MODELS, NAME, QUICK, SGTSettings
 from .study import run_saliency_guided
-from .training import SGT_KEYS, TRAIN_KEYS, finalise, load_data, objective_for, train_model
+from .training import SGT_KEYS, TRAIN_KEYS, load_data, objective_for, train_model
 
 __all__ = ["DROPS", "LABELS", "METHODS", "MODEL", "MODELS", "NAME", "QUICK", "SGT_KEYS", "SGTSettings", "TRAIN_KEYS",
-           "LogProb", "add_arguments", "attributions_for", "evaluate_model", "finalise", "load_data",
+           "LogProb", "add_arguments", "attributions_for", "evaluate_model", "load_data",
            "objective_for", "plot_curves", "plot_maps", "run", "run_saliency_guided", "settings_from",
            "train_model", "write_summary", "write_tables"]
 

@@ -1,5 +1,5 @@
-"""Training the study's two models: MNIST with a validation split, the regular and the SGT objective,
-and the repair of a run that was stopped after its last epoch (:func:`finalise`)."""
+"""Training the study's two models: MNIST with a validation split, the regular and the SGT objective
+(a run stopped after its last epoch is repaired by :func:`explainreg.training.train` itself)."""
 from __future__ import annotations
 
 import sys
@@ -9,16 +9,15 @@ from typing import Any
 
 import torch
 
-from ... import runs
 from ...data import load_dataset
 from ...models import build_model
 from ...objective import Objective
 from ...penalties.saliency_guided import SaliencyGuided
-from ...training import Checkpoint, TrainConfig
+from ...training import TrainConfig
 from ..skeleton import train_or_resume
 from .settings import MODEL, SGTSettings
 
-__all__ = ["SGT_KEYS", "TRAIN_KEYS", "finalise", "load_data", "objective_for", "train_model"]
+__all__ = ["SGT_KEYS", "TRAIN_KEYS", "load_data", "objective_for", "train_model"]
 
 #: the settings a model's run folder must have been trained with (recorded in its config's "study")
 TRAIN_KEYS = ("limit_train", "seed", "batch_size", "lr", "val_fraction")
@@ -61,23 +60,7 @@ def train_model(kind: str, run_dir: Path, data, s: SGTSettings) -> dict[str, Any
                              on_epoch_end=lambda e, r: print(f"  {kind} epoch {e}: val_acc={100 * r['val_accuracy']:.2f}% "
                                                              f"test_acc={100 * r['test_accuracy']:.2f}% "
                                                              f"({r['seconds']:.0f}s)", flush=True))
-    finalise(run_dir, s.epochs)  # result.best_epoch already comes from the checkpoint
     record = dict(result.final)
     record["train_seconds_this_call"] = time.perf_counter() - started
     record["epochs_run"] = len(result.history)
     return record
-
-
-def finalise(run_dir: Path, epochs: int) -> bool:
-    """A run stopped (killed) after ``epochs`` epochs but trained for more keeps its last epoch's
-    weights; put the best-on-validation weights into its checkpoint and mark it finished, as a run
-    that ended at ``epochs`` would be (a later, longer ``--epochs`` continues from those weights).
-    Returns whether it changed the checkpoint (see :meth:`Checkpoint.finish_with_best`)."""
-    path = Path(run_dir) / runs.CHECKPOINT
-    if not path.is_file():
-        return False
-    state = Checkpoint.load(path)
-    if not state.finish_with_best(epochs):
-        return False
-    state.save(path)
-    return True
