@@ -333,6 +333,14 @@ def test_grey_images_without_a_channel_dimension(mnist_test):
         er.Objective({"smoothness": 0.1})(er.models.cnn3b(), x, y)
     with pytest.raises(ValueError, match=r"C = 3 channels, got shape \(8, 1, 28, 28\)"):
         er.Objective()(er.models.cnn3b(in_channels=3), x[:, None], y)
+    # the same message from the attribution and saliency entry points, not a conv2d shape error
+    from explainreg.attribution import attribute
+    from explainreg.saliency import saliency
+    for explain in (lambda m, v: attribute(m, v, y, "saliency"), lambda m, v: saliency(m, v, y)):
+        with pytest.raises(ValueError, match=r"expects B×C×H×W inputs, got shape \(8, 28, 28\).*x\.unsqueeze\(1\)"):
+            explain(er.models.cnn3b(), x)
+        with pytest.raises(TypeError, match=r"x is torch.float64 but the model's parameters are torch.float32"):
+            explain(er.models.cnn3b(), x[:, None].double())
 
 
 def test_integer_labels_of_other_dtypes(mnist_test, small, test_small):

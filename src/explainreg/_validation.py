@@ -92,7 +92,10 @@ def check_number(name: str, value) -> None:
 
 def check_model_input(model: torch.nn.Module, x: torch.Tensor) -> None:
     """Check ``x`` against the model's first layer and parameters: a conv net needs B×C×H×W (B×C×L,
-    B×C×D×H×W for Conv1d/3d) with its ``in_channels``, and ``x`` the parameters' floating dtype."""
+    B×C×D×H×W for Conv1d/3d) with its ``in_channels``, and ``x`` the parameters' floating dtype.
+    Token ids (integer ``x``) are left to the model's embedding."""
+    if not x.is_floating_point():
+        return
     params = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
     if params is not None and params.is_floating_point() and x.is_floating_point() and x.dtype != params.dtype:
         cast = {torch.float32: "x.float()", torch.float64: "x.double()", torch.float16: "x.half()",

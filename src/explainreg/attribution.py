@@ -37,7 +37,7 @@ from torch import nn
 
 from .layers import find_layer
 from ._random import as_index, keyed_draw
-from ._validation import check_batch, check_choice, check_labels, check_logits, check_range
+from ._validation import check_batch, check_choice, check_labels, check_logits, check_model_input, check_range
 from .modes import eval_mode, model_device
 
 @dataclass(frozen=True)
@@ -390,6 +390,7 @@ def attribute(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = N
     method = resolve_method(method)
     check_options(method, options)
     check_batch(x, target)
+    check_model_input(model, x)
     if int(max_batch) < 1:
         raise ValueError(f"max_batch must be a positive number of samples, got {max_batch}")
     device = model_device(model)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validation import check_batch, check_labels, check_logits
+from ._validation import check_batch, check_labels, check_logits, check_model_input
 from .inputs import ExplainedInput
 
 #: the scalar kinds t_b whose input gradient is the saliency
@@ -142,6 +142,7 @@ def forward_with_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sc
     """
     score = resolve_score(score, target)
     check_batch(x, y, tokens=True)
+    check_model_input(model, x)
     inputs = ExplainedInput.build(model, x, {"lengths": lengths}, layer=layer)
     explained, logits = inputs.forward(model, requires_grad=True)  # x itself when it already requires grad
     with torch.enable_grad():

@@ -50,8 +50,7 @@ class PenaltyContext:
                  generator: torch.Generator | None = None, input_grad: bool = True,
                  layer: str | nn.Module | None = None) -> None:
         check_batch(x, y, tokens=True)
-        if x.is_floating_point():
-            check_model_input(model, x)
+        check_model_input(model, x)
         self.model, self.y = model, y
         self.extras = dict(extras or {})
         self.generator = generator
