@@ -56,6 +56,14 @@ def test_tiny_decoymnist_study_writes_report_and_skips_finished_runs(tmp_path, c
         out = capsys.readouterr().out
         assert "[1/4]" not in out  # nothing retrained
         assert (tmp_path / "runs" / "cdep_lam100_seed0" / "result.json").stat().st_mtime_ns == stamp
+        # more epochs into the same folder: the run is extended (resumed), not reused, and the report
+        # holds only the runs of these settings
+        longer = build_parser().parse_args([*argv, "--methods", "vanilla", "--epochs", "2"])
+        assert longer.func(longer) == 0
+        record = json.loads((tmp_path / "runs" / "vanilla_lam0_seed0" / "result.json").read_text())
+        assert record["epochs_run"] == 2
+        assert list(pd.read_csv(tmp_path / "results.csv")["method"]) == ["vanilla"]
+        assert "resuming from epoch 1" in (tmp_path / "runs" / "vanilla_lam0_seed0" / "train.log").read_text()
     finally:
         torch.set_num_threads(threads)
 

@@ -23,6 +23,9 @@ def test_sst_bias_study_writes_its_table(tmp_path):
     stamp = (tmp_path / "runs" / "cdep-lambda300-seed0" / "result.json").stat().st_mtime
     assert _run(tmp_path, "--limit", "96", "--epochs", "1", "--lambdas", "0", "300", "--seeds", "0") == 0
     assert (tmp_path / "runs" / "cdep-lambda300-seed0" / "result.json").stat().st_mtime == stamp  # finished runs kept
+    # other settings into the same folder: refused, naming the difference, not mixed into the table
+    with pytest.raises(SystemExit, match=r"vanilla-lambda0-seed0.*\n.*epochs: 1 → 2"):
+        _run(tmp_path, "--limit", "96", "--epochs", "2", "--lambdas", "0", "300", "--seeds", "0")
 
 
 @pytest.mark.slow

@@ -3,8 +3,9 @@
 Each trains the unpenalised net and CDEP / RRR / Expected Gradients over the paper's λ grid and
 seeds with the paper's settings, then writes ``runs.csv`` (one row per run), ``results.csv``
 (mean ± std per method and λ), ``accuracy_vs_lambda.png`` and ``summary.md`` with its HTML twin
-``summary.html`` (the paper's numbers beside ours). Finished runs (``runs/NAME/result.json``) are
-skipped on a rerun; unfinished ones resume from their checkpoint.
+``summary.html`` (the paper's numbers beside ours). Finished runs (``runs/NAME/result.json``) of the
+same settings are skipped on a rerun; unfinished ones, and finished ones asked for more epochs,
+resume from their checkpoint; the report holds only the runs of the settings asked.
 
 λ is given on the paper's scale. CDEP's penalty equals the seed's. RRR (target "nll", channel sum)
 is the seed's "Grad" × B (the seed differentiates the batch-mean NLL), so its weight is λ / B.
@@ -27,7 +28,7 @@ from .._validation import check_choice, nonnegative_float, nonnegative_int, posi
 from ..report import Report, Table, mean_std, new_figure, save_figure
 from ..runs import atomic_write_bytes
 from . import register_study
-from .skeleton import cached, settings_from_namespace
+from .skeleton import cached, settings_from_namespace, settings_hash
 
 __all__ = ["LABELS", "METHODS", "PAPER", "PAPER_NOTES", "SETTINGS", "GridSettings", "Setting", "add_arguments",
            "build_penalty", "collect", "load_data", "run_cdep_mnist", "run_grid", "write_report"]
@@ -198,8 +199,9 @@ def run_grid(args: argparse.Namespace, study: str) -> int:
 
 
 def run_cdep_mnist(settings: GridSettings) -> list[dict[str, Any]]:
-    """The study's Python API: train every (method, λ, seed) of the grid not finished yet (a run
-    folder with ``result.json`` is skipped, an unfinished one resumed), then write the report.
+    """The study's Python API: train every (method, λ, seed) of the grid not finished yet with these
+    settings (a run folder whose ``result.json`` has them is skipped, any other resumed: more epochs
+    extend it, settings a resume cannot change are refused), then write the report.
 
     Returns:
         The records of every finished run in the output folder (``runs/*/result.json``).
@@ -262,30 +264,37 @@ def run_cdep_mnist(settings: GridSettings) -> list[dict[str, Any]]:
                 "n_refs": n_refs if method == "eg" else None, "train_size": len(train_set),
                 "test_size": len(test_set), "quick": bool(args.quick)}
 
+    # what a record depends on besides its name: a record made otherwise is made again, through
+    # train(resume=True), which extends the run to more epochs or refuses settings it cannot resume
+    key = settings_hash({"epochs": epochs, "n_refs": n_refs, "train_images": len(train_set),
+                         "val_images": len(val_set), "test_images": len(test_set)})
     for i, (method, lam, seed) in enumerate(jobs):
         name = f"{method}_lam{_fmt(lam)}_seed{seed}"
         run_dir = out / "runs" / name
-        # a finished run's record is reused whatever is asked now: finished runs are skipped
-        record, fresh = cached(run_dir / "result.json", lambda: run_one(method, lam, seed, run_dir), key_field=None)
+        record, fresh = cached(run_dir / "result.json", lambda: run_one(method, lam, seed, run_dir), key=key,
+                               key_field="settings_hash")
         if fresh:
             print(f"[{i + 1}/{len(jobs)}] {name}: test {record['test_accuracy']:.2f} %  "
                   f"val {record['val_accuracy']:.2f} % train {record['train_accuracy']:.2f} %  "
                   f"({record['seconds']:.0f} s)", flush=True)
-    write_report(out, study)
-    return collect(out)
+    write_report(out, study, key)
+    return collect(out, key)
 
 
-def collect(out: Path) -> list[dict[str, Any]]:
-    """The records of the finished runs in ``out`` (``runs/*/result.json``), in name order."""
-    return [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/result.json"))]
+def collect(out: Path, key: str | None = None) -> list[dict[str, Any]]:
+    """The records of the finished runs in ``out`` (``runs/*/result.json``), in name order; with
+    ``key``, only those made with these settings (their ``settings_hash``), so that runs of other
+    settings left in the folder are not mixed into the report."""
+    records = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/result.json"))]
+    return [r for r in records if key is None or r.get("settings_hash") == key]
 
 
-def write_report(out: Path, study: str) -> None:
+def write_report(out: Path, study: str, key: str | None = None) -> None:
     """``runs.csv``, ``results.csv`` (mean ± std), ``accuracy_vs_lambda.png`` and ``summary.md`` / ``.html``
-    from every finished run in ``out``."""
+    from the finished runs in ``out`` (with ``key``: those of these settings, see :func:`collect`)."""
     import pandas as pd
 
-    rows = collect(out)
+    rows = collect(out, key)
     if not rows:
         print("no finished runs yet")
         return

@@ -29,7 +29,7 @@ from ..text_models import CNNClassifier, cdep_lstm
 from ..training import TrainConfig, iterate_batches, train
 from .._validation import check_choice
 from . import register_study
-from .skeleton import cached, settings_from_namespace
+from .skeleton import cached_run, settings_from_namespace
 
 __all__ = ["ATTRIBUTIONS", "MODELS", "SGTTextSettings", "add_arguments", "run", "run_sgt_text", "run_study"]
 
@@ -120,11 +120,14 @@ def run_sgt_text(settings: SGTTextSettings) -> list[dict[str, Any]]:
     g = torch.Generator().manual_seed(1)
     eval_set = test.take(torch.randperm(len(test), generator=g)[:s.eval_limit].sort().values)
     records = []
+    # what a run's record depends on besides its name (model, guided, seed): a run made otherwise is refused
+    key = {"model": s.model, "fraction": s.fraction, "epochs": s.epochs, "limit": s.limit, "eval_limit": s.eval_limit,
+           "train_sentences": len(train_set), "eval_sentences": len(eval_set)}
     for seed in s.seeds:
         for guided in (False, True):
             done = out / "runs" / f"{s.model}-{'guided' if guided else 'regular'}-seed{seed}.json"
-            record, _ = cached(done, lambda: _run_one(s, seed, guided, vocab, vectors, train_set, dev, test, eval_set),
-                               key_field=None)
+            record, _ = cached_run(done, lambda: _run_one(s, seed, guided, vocab, vectors, train_set, dev, test,
+                                                          eval_set), key)
             records.append(record)
     _report(out, s, records, len(train_set), len(eval_set))
     print(f"results in {out / 'summary.md'}")

@@ -17,11 +17,12 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping, NoReturn, TypeVar
 
 from .. import runs
 
-__all__ = ["cached", "check_run", "settings_from_namespace", "settings_hash", "train_or_resume"]
+__all__ = ["cached", "cached_run", "check_run", "refuse_other_settings", "settings_differences", "settings_from_namespace",
+           "settings_hash", "train_or_resume"]
 
 T = TypeVar("T")
 
@@ -95,6 +96,75 @@ def cached(path: str | os.PathLike, compute: Callable[[], T], *, key: Any = None
         record = {key_field: key, value_field: value}
     runs.atomic_write_json(path, record)
     return value, True
+
+
+def settings_differences(recorded: Mapping[str, Any], asked: Mapping[str, Any]) -> list[str]:
+    """``"name: recorded → asked"`` (as JSON) for each setting of ``asked`` that ``recorded`` holds
+    otherwise (a missing one reads ``null``).
+
+    Example::
+
+        >>> settings_differences({"epochs": 1, "lr": 0.1}, {"epochs": 5, "lr": 0.1, "seed": 0})
+        ['epochs: 1 → 5', 'seed: null → 0']
+    """
+    return [f"{k}: {json.dumps(recorded.get(k))} → {json.dumps(v)}" for k, v in asked.items() if recorded.get(k) != v]
+
+
+def refuse_other_settings(out: str | os.PathLike, what: str, differences: list[str]) -> NoReturn:
+    """Stop (``SystemExit``, as the command line prints it) because ``what`` in ``out`` was made with
+    other settings: reusing it would mix results of two settings. The message lists ``differences``
+    (:func:`settings_differences`) and says what to do.
+
+    Example::
+
+        >>> refuse_other_settings("results/x", "The study", ["epochs: 1 → 5"])
+        Traceback (most recent call last):
+        ...
+        SystemExit: The study in results/x was made with other settings; reusing it would mix them. ...
+    """
+    raise SystemExit(f"{what} in {out} was made with other settings; reusing it would mix them. Differences "
+                     "(setting: recorded → asked):\n  " + "\n  ".join(differences)
+                     + "\nChoose a new folder with --out (or pass the recorded settings; a folder written "
+                       "before its study recorded these settings cannot be resumed).")
+
+
+def cached_run(path: str | os.PathLike, compute: Callable[[], T], settings: Mapping[str, Any], *,
+               value_field: str = "record") -> tuple[T, bool]:
+    """A finished run's record, reused only when it was made with the same ``settings``:
+    :func:`cached` keyed by the settings themselves (the file holds ``{"settings": ..., value_field:
+    ...}``), and a file made with other settings (or with none recorded) is refused with
+    :func:`refuse_other_settings`, naming each difference, instead of being mixed into the study.
+
+    Returns:
+        ``(record, computed)``.
+
+    Raises:
+        SystemExit: the file holds a run made with other settings.
+
+    Example::
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> path = Path(tempfile.mkdtemp()) / "runs" / "rrr_seed0.json"
+        >>> cached_run(path, lambda: {"accuracy": 97.0}, {"epochs": 1})
+        ({'accuracy': 97.0}, True)
+        >>> cached_run(path, lambda: {"accuracy": 0.0}, {"epochs": 1})  # the same settings: from the file
+        ({'accuracy': 97.0}, False)
+        >>> cached_run(path, lambda: {"accuracy": 0.0}, {"epochs": 5})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        SystemExit: The finished run rrr_seed0.json in ... was made with other settings; ...
+    """
+    path, asked = Path(path), dict(settings)
+
+    def refuse(stored: Any) -> NoReturn:
+        recorded = stored.get("settings") if isinstance(stored, dict) else None
+        refuse_other_settings(path.parent, f"The finished run {path.name}",
+                              settings_differences(recorded if isinstance(recorded, dict) else {}, asked))
+
+    return cached(path, compute, key=asked, key_field="settings", value_field=value_field,
+                  matches=lambda recorded, wanted: isinstance(recorded, dict) and not settings_differences(recorded, wanted),
+                  on_mismatch=refuse)
 
 
 def check_run(run_dir: str | os.PathLike, identity: Mapping[str, Any],

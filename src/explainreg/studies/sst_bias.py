@@ -34,7 +34,7 @@ from ..report import Report, Table, mean_std, new_figure, save_figure
 from ..text_models import cdep_lstm
 from ..training import TrainConfig, train
 from . import register_study
-from .skeleton import cached, settings_from_namespace
+from .skeleton import cached_run, settings_from_namespace
 
 __all__ = ["LAMBDAS", "METHODS", "PAPER", "QUICK", "SSTBiasSettings", "add_arguments", "bias_scores", "run",
            "run_sst_bias", "run_study", "write_report"]
@@ -164,10 +164,13 @@ def run_sst_bias(settings: SSTBiasSettings) -> list[dict[str, Any]]:
     vectors, coverage = glove_vectors(splits.vocab, root=args.data_root)
     examples = _example_rows(splits)
     records: list[dict[str, Any]] = []
+    # what a run's record depends on besides its name (method, λ, seed): a run made otherwise is refused
+    key = {"bias": args.bias, "epochs": epochs, "patience": args.patience, "limit": limit, "subtrees": args.subtrees,
+           "train_sentences": len(splits.train), "test_sentences": len(splits.test)}
     for method, lam, seed in _grid(args):
         run_dir = out / "runs" / f"{method}-lambda{lam:g}-seed{seed}"
-        record, _ = cached(run_dir / "result.json", lambda: _run_one(args, method, lam, seed, epochs, splits, vectors,
-                                                                     examples), key_field=None)
+        record, _ = cached_run(run_dir / "result.json", lambda: _run_one(args, method, lam, seed, epochs, splits,
+                                                                         vectors, examples), key)
         records.append(record)
     write_report(out, args, records, splits, coverage, examples)
     print(f"results in {out / 'summary.md'}")

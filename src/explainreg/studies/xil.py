@@ -38,11 +38,11 @@ import torch
 from .._validation import check_choice
 from ..runs import atomic_save, atomic_write_bytes, atomic_write_json
 from . import register_study
-from .skeleton import cached, settings_from_namespace
+from .skeleton import cached_run, refuse_other_settings, settings_differences, settings_from_namespace
 
 __all__ = ["BATCH_SIZE", "DATASETS", "ISSUE_RATES", "KEY_SETTINGS", "METHODS", "PAPER_RATES", "PENALISED",
            "XILSettings", "add_arguments", "corrupt", "effective_rate", "example_maps", "pixel_range", "run", "run_one", "run_xil",
-           "settings_differences", "study_rates", "summarise", "to_pixels", "write_report"]
+           "study_rates", "summarise", "to_pixels", "write_report"]
 
 METHODS = ("vanilla", "rrr", "rrr_gradcam", "rbr", "hint", "cdep", "counterexamples", "expected_gradients")
 PENALISED = ("rrr", "rrr_gradcam", "rbr", "hint", "cdep", "expected_gradients")
@@ -361,18 +361,6 @@ def example_maps(out: Path, test_set, methods: Sequence[str], seed: int, n: int 
     return figures
 
 
-def settings_differences(recorded: dict[str, Any], key: dict[str, Any]) -> list[str]:
-    """``"name: recorded → asked"`` for each key setting that differs (missing = ``None``)."""
-    return [f"{k}: {json.dumps(recorded.get(k))} → {json.dumps(v)}" for k, v in key.items() if recorded.get(k) != v]
-
-
-def _refuse(out: Path, what: str, differences: list[str]) -> None:
-    raise SystemExit(f"{what} in {out} was made with other settings; reusing it would mix them. Differences "
-                     "(setting: recorded → asked):\n  " + "\n  ".join(differences)
-                     + "\nChoose a new folder with --out (or pass the recorded settings; folders made before "
-                       "session 6 lack the new settings and cannot be resumed).")
-
-
 def _command(args: XILSettings) -> str:
     parts = [f"--dataset {args.dataset}", "--methods " + " ".join(args.methods), f"--epochs {args.epochs}",
              "--seeds " + " ".join(map(str, args.seeds)), f"--feedback {args.feedback}", f"--rates {args.rates}",
@@ -419,17 +407,14 @@ def run_xil(settings: XILSettings) -> list[dict[str, Any]]:
     if (out / "config.json").is_file():
         differences = settings_differences(json.loads((out / "config.json").read_text()), key)
         if differences:
-            _refuse(out, "The study", differences)
+            refuse_other_settings(out, "The study", differences)
     rows = []
     for seed in args.seeds:
         for method in args.methods:
             name = f"{method}_seed{seed}.json"
             # finished before with these settings: an interrupted grid resumes; other settings are refused
-            row, fresh = cached(out / "runs" / name, lambda: run_one(method, seed, train_set, test_set, args), key=key,
-                                key_field="settings", value_field="row",
-                                matches=lambda recorded, asked: not settings_differences(recorded, asked),
-                                on_mismatch=lambda recorded, name=name: _refuse(
-                                    out, f"The finished run {name}", settings_differences(recorded.get("settings", {}), key)))
+            row, fresh = cached_run(out / "runs" / name, lambda: run_one(method, seed, train_set, test_set, args), key,
+                                    value_field="row")
             rows.append(row)
             if fresh:
                 print(f"{method} seed {seed}: acc {row['accuracy']:.2f} % WR(Grad-CAM) {row['wr_gradcam']:.2f} "
