@@ -180,7 +180,9 @@ def test_accumulating_equals_one_shot(data):
         for s in range(0, N, 20):
             metric.update(model, x[s:s + 20], y[s:s + 20], a[s:s + 20])
         both = metric.compute()
-        assert both.value == pytest.approx(once.value, rel=1e-9, abs=1e-12) and both.n_images == N
+        # float32 model outputs: a batch of 20 and one of 48 may take different oneDNN kernels (seen: 2e-9
+        # relative on MoRF and faithfulness); a wrong accumulation is off by far more than 1e-6
+        assert both.value == pytest.approx(once.value, rel=1e-6, abs=1e-12) and both.n_images == N
     table = M.results_frame({"morf": M.morf(model, x, y, a), "complexity": M.complexity(a)}, method="saliency")
     assert {"metric", "kind", "step", "value", "method", "higher_is_better"} <= set(table.columns)
     assert (table.query("kind == 'summary'").shape[0]) == 2

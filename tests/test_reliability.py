@@ -309,7 +309,9 @@ def test_consistency_is_bounded_on_constant_and_near_identical_images(trained_cn
         value_ = float(value.detach())
         pairs = int((predicted[:, None] == predicted[None, :]).triu(1).sum())
         assert 0 < value_ <= pairs * 2 / P.CONSISTENCY_MIN_DISTANCE / len(inputs)
-        assert value_ == pytest.approx(_consistency_loop(g, inputs, predicted, 1e-8, 1e-3), rel=1e-4)
+        # float32 1 − cos of near-identical saliency maps (gaps ≈ 1e-4, rounding ≈ 1e-7) divided by the
+        # floor 1e-3: 1.2e-4 relative off the float64 loop was seen with one thread
+        assert value_ == pytest.approx(_consistency_loop(g, inputs, predicted, 1e-8, 1e-3), rel=1e-3)
         unguarded = float(P.consistency(g, inputs, predicted, min_distance=0.0).detach())
         assert unguarded > 10 * value_  # what the floor prevents (5e5 and more)
         grad = torch.autograd.grad(value, g)[0]
