@@ -36,6 +36,7 @@ from typing import Any, Sequence
 import torch
 
 from .._validation import check_choice
+from ..report import mean_std
 from ..runs import atomic_save, atomic_write_bytes, atomic_write_json
 from . import register_study
 from .skeleton import cached_run, refuse_other_settings, settings_differences, settings_from_namespace
@@ -319,11 +320,12 @@ def write_report(out: Path, rows: list[dict[str, Any]], args: XILSettings, confi
              f"{len(args.seeds)} seed(s), {args.epochs} epoch(s), "
              f"{config['train_images']} train / {config['test_images']} test images"
              + (" — **quick mode: a smoke test, not a result**" if args.quick else ""), "",
-             "| method | test accuracy % | WR Grad-CAM (lower better) | WR IG | s/run |", "|---|---|---|---|---|"]
+             "Mean ± std (population, as XIL's `np.std`) over the seeds each method has finished.", "",
+             "| method | seeds | test accuracy % | WR Grad-CAM (lower better) | WR IG | s/run |",
+             "|---|---|---|---|---|---|"]
     for e in summarise(rows):
-        lines.append(f"| {e['method']} | {e['accuracy']:.2f} ± {e['accuracy_std']:.2f} | "
-                     f"{e['wr_gradcam']:.2f} ± {e['wr_gradcam_std']:.2f} | {e['wr_ig']:.2f} ± {e['wr_ig_std']:.2f} | "
-                     f"{e['seconds']:.0f} |")
+        cells = [mean_std(e[k], e[k + "_std"], e["runs"]) for k in ("accuracy", "wr_gradcam", "wr_ig")]
+        lines.append(f"| {e['method']} | {e['runs']} | " + " | ".join(cells) + f" | {e['seconds']:.0f} |")
     lines += ["", "Rates λ as given (" + config["rates_source"] + "): " + json.dumps(config["rates"])
               + (". RRR's penalty class averages over the batch, so the study weights it by λ × 256 "
                  "(= XIL's batch sum)" if config["reduction"] == "xil" else ""), "",
