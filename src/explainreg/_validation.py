@@ -97,7 +97,7 @@ def check_model_input(model: torch.nn.Module, x: torch.Tensor) -> None:
     if not x.is_floating_point():
         return
     params = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
-    if params is not None and params.is_floating_point() and x.is_floating_point() and x.dtype != params.dtype:
+    if params is not None and params.is_floating_point() and x.dtype != params.dtype:
         cast = {torch.float32: "x.float()", torch.float64: "x.double()", torch.float16: "x.half()",
                 torch.bfloat16: "x.bfloat16()"}.get(params.dtype, f"x.to({params.dtype})")
         raise TypeError(f"x is {x.dtype} but the model's parameters are {params.dtype}; convert the inputs with "

@@ -107,7 +107,8 @@ def restore(run_dir: Path, model: nn.Module, objective: Objective, stepper: Step
     Args:
         run_dir: a run folder holding ``checkpoint.pt`` (and ``config.json``).
         model, objective, stepper: what the checkpoint is loaded into.
-        config: this call's settings (``epochs`` decides which of the saved weights to continue from).
+        config: this call's settings (``epochs`` decides which of the saved weights to continue from; a run
+            killed after ``epochs`` epochs but started for more is finished with its selected weights).
         asked: the ``config.json`` this call would write.
         device: where the checkpoint's tensors go.
         write: (the main process) update ``config.json`` with what may change (more epochs, the
@@ -133,6 +134,8 @@ def restore(run_dir: Path, model: nn.Module, objective: Objective, stepper: Step
               "train": {**recorded.get("train", {}), **asked["train"]}}
     if write and json.loads(json.dumps(merged, default=runs._jsonable)) != recorded:
         runs.atomic_write_json(run_dir / runs.CONFIG, merged)  # more epochs, new keys, device: as run now
+    if state.finish_with_best(config.epochs) and write:  # killed after these epochs but meant to train longer:
+        state.save(run_dir / runs.CHECKPOINT)  # the selected epoch's weights, as a run that ended here
     model.load_state_dict(state.resume_weights(config.epochs))
     stepper.load_state_dict(state.stepper_state)
     torch.set_rng_state(state.rng)
@@ -308,10 +311,6 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
         # checkpoints before 0.x lack "step": every epoch has the same number of batches
         step = state.step if state.step is not None else start_epoch * num_batches(train_set, config.batch_size)
         if state.stopped_early or start_epoch >= config.epochs:
-            if state.finish_with_best(config.epochs):  # killed after these epochs but meant to train longer
-                model.load_state_dict(state.model)  # the selected epoch's weights, as a run that ended here
-                if main_process:
-                    state.save(run_dir / runs.CHECKPOINT)
             log.info("run already finished; nothing to do")
             return result
         log.info(f"resuming from epoch {start_epoch}")
