@@ -34,10 +34,16 @@ def _as_pairs(penalties) -> list[tuple[Penalty, float]]:
         return []
     items: Iterable = penalties.items() if isinstance(penalties, Mapping) else penalties
     pairs = []
+    named: dict[str, tuple[str, Any]] = {}  # penalty built from a name -> (that name, its weight)
     for item in items:
         penalty, weight = item if isinstance(item, tuple) else (item, 1.0)
         if isinstance(penalty, str):
-            penalty = build_penalty(penalty)
+            given, penalty = penalty, build_penalty(penalty)
+            if penalty.name in named:
+                raise ValueError(f"penalty {penalty.name} is given twice: as {named[penalty.name][0]!r} (weight "
+                                 f"{named[penalty.name][1]}) and as {given!r} (weight {weight}); give it once with "
+                                 "the weight you mean (or two Penalty objects with different settings)")
+            named[penalty.name] = (given, weight)
         if not isinstance(penalty, Penalty):
             raise TypeError(f"penalties must be Penalty objects or names, got {type(penalty).__name__}")
         weight = float(weight)

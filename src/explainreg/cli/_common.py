@@ -14,20 +14,40 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-download", action="store_true", help="never try to download missing data")
 
 
+def penalty_key(name: str) -> str:
+    """The registered penalty name behind ``name`` or its alias (``smooth``, ``tv`` -> ``smoothness``);
+    an unknown name is returned stripped, for :func:`~explainreg.penalties.build_penalty` to name."""
+    from ..penalties import PENALTIES
+
+    key = name.strip().lower().replace("-", "_")
+    return PENALTIES[key].name if key in PENALTIES else name.strip()
+
+
 def parse_penalties(items: list[str] | None, default_weight: float) -> dict[str, float]:
-    """``["smoothness", "fidelity=1.0"]`` -> ``{"smoothness": default_weight, "fidelity": 1.0}``."""
+    """``["smoothness", "fidelity=1.0"]`` -> ``{"smoothness": default_weight, "fidelity": 1.0}``.
+
+    Aliases are resolved to the registered name (``tv=0.1`` -> ``{"smoothness": 0.1}``); a penalty
+    given twice (by any of its names) is a ``ValueError`` naming both weights."""
     penalties: dict[str, float] = {}
+    given: dict[str, str] = {}
     for item in items or []:
         name, _, weight = item.partition("=")
         try:
-            penalties[name.strip()] = float(weight) if weight else default_weight
+            value = float(weight) if weight else default_weight
         except ValueError:
             raise ValueError(f"--penalty {item!r}: the weight after '=' must be a number, e.g. smoothness=0.1") from None
+        key = penalty_key(name)
+        if key in penalties:
+            raise ValueError(f"--penalty {item!r}: {key} is already given as --penalty {given[key]!r} (weight "
+                             f"{penalties[key]:g}); now weight {value:g}. Give each penalty once, with the weight "
+                             f"you mean, e.g. --penalty {key}={value:g}")
+        penalties[key], given[key] = value, item
     return penalties
 
 
 def parse_settings(items: list[str] | None) -> dict[str, dict]:
-    """``["symmetry.angles=[5,10]", "smoothness.convention=seed"]`` -> ``{penalty: {key: value}}`` (JSON values)."""
+    """``["symmetry.angles=[5,10]", "smoothness.convention=seed"]`` -> ``{penalty: {key: value}}`` (JSON values);
+    penalty aliases are resolved as in :func:`parse_penalties`."""
     settings: dict[str, dict] = {}
     for item in items or []:
         key, eq, raw = item.partition("=")
@@ -38,7 +58,7 @@ def parse_settings(items: list[str] | None) -> dict[str, dict]:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
-        settings.setdefault(name, {})[option] = value
+        settings.setdefault(penalty_key(name), {})[option] = value
     return settings
 
 
