@@ -37,18 +37,64 @@ class _LeafTracer(fx.Tracer):
         return find_rule(type(m)) is not None or super().is_leaf_module(m, qualname)
 
 
-_GRAPHS: "weakref.WeakKeyDictionary[nn.Module, tuple[int, fx.Graph]]" = weakref.WeakKeyDictionary()
+#: model -> {trace key: graph}; a few keys per model (CDEP in training mode, evaluation in eval mode)
+_GRAPHS: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, fx.Graph]]" = weakref.WeakKeyDictionary()
+_GRAPHS_PER_MODEL = 8
+_PLAIN = (bool, int, float, str, type(None))
 
 
-def _registry_version() -> int:
-    return len(RULES) + 1000 * len(FUNCTION_RULES)
+def _plain(value: Any) -> bool:
+    return isinstance(value, _PLAIN) or (isinstance(value, tuple) and all(isinstance(v, _PLAIN) for v in value))
+
+
+def _settings(m: nn.Module) -> tuple:
+    """The module's public plain attributes (flags, sizes, rates): a traced forward bakes in their values."""
+    return tuple(sorted((k, v) for k, v in vars(m).items() if not k.startswith("_") and _plain(v)))
+
+
+def trace_key(model: nn.Module) -> tuple:
+    """Everything a symbolic trace of ``model.forward`` specialises on.
+
+    torch.fx runs the Python of every module it traces through (the root and every non-leaf
+    module) with the input as a symbolic proxy: a branch on ``self.training``, a
+    ``F.dropout(..., training=self.training)`` or a plain attribute (``self.scale = 0.5``) is
+    recorded with the value it had, while the input's shape, dtype and device stay symbolic (a branch
+    on them cannot be traced and is refused). The key therefore holds, per module, its name, its type
+    and whether it is a leaf (which depends on the rule registry), and for each traced-through module
+    its ``training`` flag and plain attributes. Leaf modules read their mode when the rules run.
+
+    Args:
+        model: the network.
+
+    Returns:
+        A hashable tuple; two calls with equal keys share one graph.
+
+    Example::
+
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Linear(2, 2), nn.Dropout())
+        >>> trace_key(net.train()) == trace_key(net.eval())     # Sequential's mode is baked in
+        False
+    """
+    tracer = _LeafTracer()
+    key = []
+    for name, m in model.named_modules():
+        if name and tracer.is_leaf_module(m, name):
+            key.append((name, type(m), True))
+        else:
+            key.append((name, type(m), False, m.training, _settings(m)))
+    return tuple(key)
 
 
 def trace(model: nn.Module) -> fx.Graph:
-    """The fx graph of ``model.forward`` (cached per model; re-traced when rules are added)."""
-    cached = _GRAPHS.get(model)
-    if cached is not None and cached[0] == _registry_version():
-        return cached[1]
+    """The fx graph of ``model.forward``, cached per model and :func:`trace_key` (the model's mode,
+    structure, plain settings and the rule registry's leaves): a model decomposed in training mode
+    and then in eval mode is traced once in each mode."""
+    key = trace_key(model)
+    cached = _GRAPHS.setdefault(model, {})
+    graph = cached.get(key)
+    if graph is not None:
+        return graph
     try:
         graph = _LeafTracer().trace(model)
     except Exception as exc:  # fx raises many kinds of errors on untraceable code
@@ -56,7 +102,9 @@ def trace(model: nn.Module) -> fx.Graph:
             f"contextual decomposition could not trace {type(model).__name__}.forward with torch.fx ({exc}). "
             "Write the forward without data-dependent control flow, or register a rule for the module "
             "that contains it: explainreg.decomposition.register_rule(ModuleType, rule)") from exc
-    _GRAPHS[model] = (_registry_version(), graph)
+    if len(cached) >= _GRAPHS_PER_MODEL:
+        cached.pop(next(iter(cached)))
+    cached[key] = graph
     return graph
 
 

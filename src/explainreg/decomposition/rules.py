@@ -36,9 +36,11 @@ A rule maps ``(module, d_in) -> d_out``. Built-in rules:
 """
 from __future__ import annotations
 
+import contextvars
 import operator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -896,9 +898,36 @@ for _fn in (F.max_pool1d, F.max_pool2d, F.max_pool3d):
     register_function_rule(_fn, _functional_max_pool(_fn))
 
 
+#: True while :func:`dropout_as_identity` runs: functional dropout is the identity in the rules
+_DROPOUT_IDENTITY: contextvars.ContextVar[bool] = contextvars.ContextVar("cd_dropout_identity", default=False)
+
+
+@contextmanager
+def dropout_as_identity() -> Iterator[None]:
+    """Decompositions run inside treat ``F.dropout(..., training=True)`` in a traced forward as the
+    identity, as ``nn.Dropout`` layers in eval mode (:func:`explainreg.modes.deterministic_dropout`):
+    the CDEP penalty decomposes the deterministic network of a model in training mode.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.decomposition.rules import Decomposed, FUNCTION_RULES, dropout_as_identity
+        >>> x = torch.ones(1, 4)
+        >>> with dropout_as_identity():
+        ...     out = FUNCTION_RULES[torch.nn.functional.dropout](Decomposed(x, 0 * x, x), 0.5, True)
+        >>> out.rel
+        tensor([[1., 1., 1., 1.]])
+    """
+    token = _DROPOUT_IDENTITY.set(True)
+    try:
+        yield
+    finally:
+        _DROPOUT_IDENTITY.reset(token)
+
+
 @register_function_rule(F.dropout)
 def _functional_dropout(d: Decomposed, p: float = 0.5, training: bool = True, inplace: bool = False):
-    if not training or p == 0:
+    if not training or p == 0 or _DROPOUT_IDENTITY.get():
         return d
     return _shared_dropout(d, p)
 
@@ -985,5 +1014,5 @@ register_function_rule(getattr, lambda d, name: getattr(d.total, name) if isinst
 
 
 __all__ = ["Decomposed", "EPS", "FUNCTION_RULES", "RULES", "TIE_RTOL", "affine", "affine_batch_norm", "both",
-           "find_rule", "max_pool", "max_pool_function", "max_pool_shared_ties", "register_function_rule",
-           "register_rule", "relevant_first", "reshape_like", "shapley", "split_bias", "standardise", "tie_tolerance"]
+           "dropout_as_identity", "find_rule", "max_pool", "max_pool_function", "max_pool_shared_ties",
+           "register_function_rule", "register_rule", "relevant_first", "reshape_like", "shapley", "split_bias", "standardise", "tie_tolerance"]

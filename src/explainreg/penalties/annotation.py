@@ -16,6 +16,7 @@ from torch import nn
 from .._validation import SEED_CONVENTIONS, check_choice, check_range, resolve_convention
 from ..decomposition import decompose
 from ..decomposition.engine import ORDERS
+from ..decomposition.rules import dropout_as_identity
 from ..inputs import normalize_mask
 from ..modes import deterministic_dropout, frozen_norm_statistics
 from ..saliency import resolve_score
@@ -50,8 +51,8 @@ def cdep(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = False, o
     ``mask`` as :func:`explainreg.decomposition.decompose`; images whose mask is empty are left out
     of the mean (and an all-empty mask gives 0). ``order="seed"``: CDEP's conv → pool → ReLU order
     (:func:`explainreg.decomposition.decompose`). CD decomposes the deterministic network: dropout
-    layers act as the identity during the pass (the cross-entropy forward keeps its dropout), and
-    BatchNorm running statistics are left untouched (methods.md A.6).
+    layers and ``F.dropout`` calls act as the identity during the pass (the cross-entropy forward
+    keeps its dropout), and BatchNorm running statistics are left untouched (methods.md A.6).
 
     ``blob_chunk``: decompose at most this many blobs per pass, each chunk under activation
     checkpointing (recomputed in the backward pass), so that the memory is that of one chunk; the
@@ -80,7 +81,7 @@ def cdep(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = False, o
 def _cdep_blobs(model: nn.Module, x: torch.Tensor, m: torch.Tensor, weights: torch.Tensor | None,
                 order: str) -> torch.Tensor:
     """Σ over the N blobs of ``m`` (N×(B|1)×…) of CDEP's share, in one CD pass."""
-    with deterministic_dropout(model), frozen_norm_statistics(model):
+    with deterministic_dropout(model), dropout_as_identity(), frozen_norm_statistics(model):
         rel, irrel = decompose(model, x, m.transpose(0, 1), blobs=True, order=order)  # B×N×K
     return cdep_share(rel, irrel, weights)
 
