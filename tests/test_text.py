@@ -31,7 +31,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def decoy():
-    """CDEP's decoy SST (the first 200 sentences of each split) and a small LSTM on it."""
+    """CDEP's decoy SST (200 sentences of each split, stratified by label) and a small LSTM on it."""
     splits = sst_bias("decoy", limit=200)
     torch.manual_seed(0)
     model = LSTMClassifier(len(splits.vocab), 2, embedding_dim=12, hidden_size=16)

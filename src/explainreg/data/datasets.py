@@ -1,6 +1,7 @@
 """In-memory image data sets: :class:`ArrayDataset` and the MNIST-family loaders."""
 from __future__ import annotations
 
+import numbers
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -127,6 +128,62 @@ class ArrayDataset(Dataset):
         return self.take(perm[n_second:].sort().values), self.take(perm[:n_second].sort().values)
 
 
+def stratified_subset(labels: torch.Tensor | Sequence[int], limit: int | None, seed: int = 0) -> torch.Tensor:
+    """The rows that ``limit=N`` keeps: a seeded subset of ``N`` rows stratified by label, in their original order.
+
+    Each class keeps its share of the ``N`` rows (largest remainders; ties to the smaller label), drawn
+    from one seeded permutation of the rows, so that a file grouped or sorted by label gives the same
+    class balance as the whole split. Every ``limit`` of every loader (:func:`load_dataset`, the text
+    and UCR loaders) has this meaning.
+
+    Args:
+        labels: one integer label per row.
+        limit: how many rows; None, or at least the number of rows: all of them.
+        seed: seed of the draw (recorded in the data set's ``source``).
+
+    Returns:
+        A sorted 1-D long tensor of row indices.
+
+    Raises:
+        ValueError: ``limit`` not a positive integer.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.data.datasets import stratified_subset
+        >>> labels = torch.tensor([0] * 6 + [1] * 2)           # a file grouped by label
+        >>> keep = stratified_subset(labels, 4, seed=0)
+        >>> labels[keep].tolist(), bool((keep.diff() > 0).all()), stratified_subset(labels, 4, seed=0).equal(keep)
+        ([0, 0, 0, 1], True, True)
+        >>> stratified_subset(labels, None).tolist() == list(range(8))
+        True
+    """
+    labels = torch.as_tensor(labels).reshape(-1).long()
+    n = len(labels)
+    if limit is None:
+        return torch.arange(n)
+    if isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1:
+        raise ValueError(f"limit must be a positive number of rows (a seeded subset stratified by label), "
+                         f"got {limit!r}")
+    if limit >= n:
+        return torch.arange(n)
+    classes, counts = labels.unique(return_counts=True)
+    exact = counts.double() * limit / n
+    quota = exact.floor().long()
+    remainder = limit - int(quota.sum())
+    order = sorted(range(len(classes)), key=lambda c: (-float(exact[c] - quota[c]), c))
+    for c in order[:remainder]:
+        quota[c] += 1
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
+    keep = [perm[labels[perm] == cls][:int(q)] for cls, q in zip(classes, quota)]
+    return torch.cat(keep).sort().values
+
+
+def subset_note(limit: int | None, seed: int) -> str:
+    """The words a loader adds to ``source`` for ``limit`` (empty when no limit)."""
+    return "" if limit is None else f", limit {limit} (stratified by label, seed {seed})"
+
+
 def available_datasets() -> list[str]:
     """The names of the IDX image data sets :func:`load_dataset` reads (text, UCR and shortcut sets aside).
 
@@ -223,11 +280,13 @@ def locate(name: str, split: str = "train", root: str | os.PathLike | None = Non
 
 def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None, *,
                  download: bool = True, allow_bundled: bool = False,
-                 normalize: bool | tuple[float, float] = False, limit: int | None = None) -> ArrayDataset:
+                 normalize: bool | tuple[float, float] = False, limit: int | None = None,
+                 subset_seed: int = 0) -> ArrayDataset:
     """Load MNIST or Fashion-MNIST as an :class:`ArrayDataset` of N×1×28×28 floats.
 
     Pixels are in [0, 1] (as the seed); ``normalize=True`` applies the data set's train mean/std,
-    a ``(mean, std)`` pair applies those. ``limit`` keeps the first ``limit`` images.
+    a ``(mean, std)`` pair applies those. ``limit`` keeps a seeded subset of ``limit`` images stratified by
+    label (:func:`stratified_subset`; the same meaning for the text and UCR sets), named in ``source``.
 
     ``"ucr/NAME"`` (e.g. ``"ucr/GunPoint"``) loads a UCR/UEA archive set from ``ROOT/ucr/NAME/NAME_{TRAIN,TEST}.ts``
     as a :class:`~explainreg.data.ucr.SeriesDataset` of N×C×T series (see :func:`explainreg.data.ucr.load_ucr`).
@@ -239,7 +298,8 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
         split: ``"train"`` or ``"test"`` (SST also ``"dev"``).
         root, download, allow_bundled: as :func:`locate`.
         normalize: True: the train mean/std of :data:`STATS`; a ``(mean, std)`` pair: those.
-        limit: keep the first ``limit`` images.
+        limit: keep ``limit`` rows: a seeded subset stratified by label, in file order.
+        subset_seed: seed of the ``limit`` subset.
 
     Shape:
         x: (N, 1, 28, 28) float, y: (N,) long.
@@ -262,8 +322,12 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
         ...                         ("labels-idx1", torch.tensor([0, 6, 0, 6]))):
         ...         write_idx(os.path.join(tmp.name, "fashion-mnist", f"{prefix}-{kind}-ubyte.gz"), array.to(torch.uint8))
         >>> data = load_dataset("fashion-mnist", "train", tmp.name, download=False, limit=3)
-        >>> data.x.shape, data.y.tolist(), round(float(data.x[0, 0, 0, 5]) * 255)   # pixels on [0, 1]
-        (torch.Size([3, 1, 28, 28]), [0, 6, 0], 5)
+        >>> data.x.shape, sorted(data.y.tolist())              # 3 of 4 rows, both labels kept
+        (torch.Size([3, 1, 28, 28]), [0, 0, 6])
+        >>> round(float(load_dataset("fashion-mnist", "train", tmp.name, download=False).x[0, 0, 0, 5]) * 255)  # [0, 1]
+        5
+        >>> data.source.endswith("limit 3 (stratified by label, seed 0)")
+        True
         >>> mean, std = STATS["fashion-mnist"]
         >>> z = load_dataset("fashion-mnist", "test", tmp.name, download=False, normalize=True)
         >>> bool(torch.allclose(z.x * std + mean, load_dataset("fashion-mnist", "test", tmp.name, download=False).x))
@@ -273,11 +337,11 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
     if isinstance(name, str) and name.lower().replace("_", "-") in TEXT_NAMES:
         from .text import load_text_dataset  # SST (sst, sst-2, sst-decoy|article|gender), rotten-tomatoes
 
-        return load_text_dataset(name, split, root, limit=limit)
+        return load_text_dataset(name, split, root, limit=limit, subset_seed=subset_seed)
     if isinstance(name, str) and name.lower().startswith("ucr/"):
         from .ucr import load_ucr
 
-        return load_ucr(name, split, root, limit=limit)
+        return load_ucr(name, split, root, limit=limit, subset_seed=subset_seed)
     shortcut = str(name).lower().replace("_", "-")
     shortcut = {"decoymnist": "decoy-mnist", "decoyfmnist": "decoy-fmnist", "colormnist": "color-mnist"}.get(shortcut,
                                                                                                               shortcut)
@@ -293,9 +357,9 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
     if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
         raise ValueError(f"{folder}: images {tuple(images.shape)} and labels {tuple(labels.shape)} do not match")
     if limit is not None:
-        if limit < 1:
-            raise ValueError(f"limit must be a positive number of images, got {limit}")
-        images, labels = images[:limit], labels[:limit]
+        keep = stratified_subset(labels, limit, subset_seed)
+        images, labels = images[keep], labels[keep]
+        description += subset_note(limit, subset_seed)
     x = images.unsqueeze(1).float().div_(255.0)
     if normalize:
         mean, std = STATS[key] if normalize is True else normalize
@@ -303,4 +367,5 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
     return ArrayDataset(x, labels.long(), name=key, source=description)
 
 
-__all__ = ["ArrayDataset", "SPLITS", "STATS", "TEXT_NAMES", "available_datasets", "load_dataset", "locate"]
+__all__ = ["ArrayDataset", "SPLITS", "STATS", "TEXT_NAMES", "available_datasets", "load_dataset", "locate",
+           "stratified_subset", "subset_note"]

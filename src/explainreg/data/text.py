@@ -35,7 +35,7 @@ from typing import Iterable, Sequence
 
 import torch
 
-from .datasets import ArrayDataset
+from .datasets import ArrayDataset, stratified_subset, subset_note
 from .sources import resolve_data_root
 
 PAD, UNK = "<pad>", "<unk>"
@@ -619,8 +619,9 @@ def sst_bias(bias: str, root: str | os.PathLike | None = None, *, seed: int = 0,
     """CDEP's biased SST-2 (Rieger et al. 2020): the training set with the ``bias`` ("decoy", "article",
     "gender") and its token masks; dev and test clean (for article/gender the test keeps the
     sentences containing either word of the pair). The vocabulary is built from the biased train, dev
-    and test sentences (as the seed's torchtext field). ``limit``: a seeded random subset of ``limit``
-    sentences of each split (quick runs; the files are grouped by label, so not the first ones).
+    and test sentences (as the seed's torchtext field). ``limit``: a seeded subset of ``limit``
+    sentences of each split, stratified by label (:func:`~explainreg.data.datasets.stratified_subset`;
+    quick runs; the files are grouped by label, so not the first ones).
 
     Args:
         bias: ``"decoy"``, ``"article"`` or ``"gender"``.
@@ -662,27 +663,26 @@ def sst_bias(bias: str, root: str | os.PathLike | None = None, *, seed: int = 0,
     else:
         train, masks = replacement_bias(train, bias)
         test = contains_any(test, REPLACEMENTS[bias][:2])
-    if limit is not None:  # a seeded random subset of each split (the tree files are grouped by label)
-        keep = _subset(len(train), limit, seed)
+    if limit is not None:  # a seeded subset of each split, stratified by label (the tree files are grouped by label)
+        keep = _subset(train, limit, seed)
         train, masks = [train[i] for i in keep], [masks[i] for i in keep]
-        dev = [dev[i] for i in _subset(len(dev), limit, seed + 1)]
-        test = [test[i] for i in _subset(len(test), limit, seed + 2)]
+        dev = [dev[i] for i in _subset(dev, limit, seed + 1)]
+        test = [test[i] for i in _subset(test, limit, seed + 2)]
     vocab = Vocabulary.build([*train, *dev, *test])
-    src = f"SST-2 ({bias} bias, seed {seed})"
+    src = f"SST-2 ({bias} bias, seed {seed}){subset_note(limit, seed)}"
     return TextSplits(TextDataset.from_sentences(train, vocab, masks, f"sst-{bias}", src),
                       TextDataset.from_sentences(dev, vocab, None, "sst-2", "SST-2 dev"),
                       TextDataset.from_sentences(test, vocab, None, "sst-2", "SST-2 test"), vocab)
 
 
-def _subset(n: int, limit: int, seed: int) -> list[int]:
-    """``limit`` of ``n`` indices drawn without replacement (seeded), in their original order."""
-    if limit >= n:
-        return list(range(n))
-    return sorted(torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:limit].tolist())
+def _subset(sentences: Sequence[Sentence], limit: int, seed: int) -> list[int]:
+    """The indices of ``limit`` sentences: a seeded subset stratified by label, in their original order."""
+    return stratified_subset([s.label for s in sentences], limit, seed).tolist()
 
 
 def load_text_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None, *,
-                      limit: int | None = None, vocab: Vocabulary | None = None, seed: int = 0) -> TextDataset:
+                      limit: int | None = None, vocab: Vocabulary | None = None, seed: int = 0,
+                      subset_seed: int = 0) -> TextDataset:
     """``"sst"`` (fine-grained), ``"sst-2"``, ``"sst-decoy"`` / ``"sst-article"`` / ``"sst-gender"`` (the split's
     CDEP variant) or ``"rotten-tomatoes"`` (split "train" only: the whole corpus) as a :class:`TextDataset`;
     the vocabulary comes from the data set's training split unless given.
@@ -691,9 +691,11 @@ def load_text_dataset(name: str, split: str = "train", root: str | os.PathLike |
         name: one of :data:`TEXT_DATASETS`.
         split: ``"train"``, ``"dev"`` or ``"test"`` (Rotten Tomatoes: ``"train"``).
         root: the data root.
-        limit: the first ``limit`` sentences.
+        limit: ``limit`` sentences: a seeded subset stratified by label, in file order
+            (:func:`~explainreg.data.datasets.stratified_subset`; named in ``source``).
         vocab: the vocabulary (e.g. the training set's, for a test split).
         seed: the CDEP variant's seed.
+        subset_seed: seed of the ``limit`` subset.
 
     Returns:
         A :class:`TextDataset`.
@@ -727,7 +729,11 @@ def load_text_dataset(name: str, split: str = "train", root: str | os.PathLike |
     elif key.startswith("sst-") and key[4:] in BIASES:
         splits = sst_bias(key[4:], root, seed=seed)
         ds = {"train": splits.train, "dev": splits.dev, "test": splits.test}[split]
-        return ds.take(limit) if limit else ds
+        if limit is None:
+            return ds
+        part = ds.take(stratified_subset(ds.y, limit, subset_seed))
+        part.source = f"{ds.source}{subset_note(limit, subset_seed)}"
+        return part
     elif key in ("rotten-tomatoes", "rt"):
         if split != "train":
             raise ValueError("rotten-tomatoes has one split, 'train' (the whole corpus)")
@@ -736,8 +742,8 @@ def load_text_dataset(name: str, split: str = "train", root: str | os.PathLike |
     else:
         raise ValueError(f"unknown text dataset {name!r}; available: {', '.join(TEXT_DATASETS)}")
     if limit is not None:
-        sentences = sentences[:limit]
-    return TextDataset.from_sentences(sentences, vocab, None, key, f"{key} {split}")
+        sentences = [sentences[i] for i in _subset(sentences, limit, subset_seed)]
+    return TextDataset.from_sentences(sentences, vocab, None, key, f"{key} {split}{subset_note(limit, subset_seed)}")
 
 
 TEXT_DATASETS = ("sst", "sst-2", "sst-decoy", "sst-article", "sst-gender", "rotten-tomatoes")

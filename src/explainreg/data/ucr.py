@@ -23,7 +23,7 @@ from typing import Sequence
 
 import torch
 
-from .datasets import ArrayDataset
+from .datasets import ArrayDataset, stratified_subset, subset_note
 from .sources import ENV_VAR, DataNotFoundError, resolve_data_root
 
 #: The five archive sets of the project's shared data folder (README of /work/shared/data).
@@ -339,7 +339,8 @@ def locate_ts(name: str, split: str = "train", root: str | os.PathLike | None = 
 
 
 def load_ucr(name: str, split: str = "train", root: str | os.PathLike | None = None, *, missing: str = "error",
-             pad_value: float = 0.0, pad_to: int | None = None, limit: int | None = None) -> SeriesDataset:
+             pad_value: float = 0.0, pad_to: int | None = None, limit: int | None = None,
+             subset_seed: int = 0) -> SeriesDataset:
     """A UCR/UEA data set split as a :class:`SeriesDataset` (N×C×T float32, extras ``lengths`` and
     ``padding_mask``). Labels follow the train file's ``@classLabel`` order in both splits; ``pad_to``
     pads variable-length series to a common T (see :func:`read_ts`).
@@ -349,7 +350,9 @@ def load_ucr(name: str, split: str = "train", root: str | os.PathLike | None = N
         split: ``"train"`` or ``"test"``.
         root: the data root.
         missing, pad_value, pad_to: as :func:`read_ts`.
-        limit: keep the first ``limit`` series.
+        limit: keep ``limit`` series: a seeded subset stratified by label, in file order
+            (:func:`~explainreg.data.datasets.stratified_subset`; named in ``source``).
+        subset_seed: seed of the ``limit`` subset.
 
     Shape:
         x: (N, C, T) float32; y: (N,); extras ``lengths`` (N,), ``padding_mask`` (N, T).
@@ -372,8 +375,8 @@ def load_ucr(name: str, split: str = "train", root: str | os.PathLike | None = N
         >>> from explainreg.data.ucr import load_ucr
         >>> train = load_ucr("ucr/Tiny", "train", tmp.name, limit=2)
         >>> test = load_dataset("ucr/Tiny", "test", tmp.name)        # the same through load_dataset
-        >>> train.x.shape, train.extras["lengths"], test.y, test.class_names, train.name   # T: the file's longest
-        (torch.Size([2, 1, 4]), tensor([3, 2]), tensor([1]), ['up', 'down'], 'ucr/Tiny')
+        >>> train.x.shape, sorted(train.y.tolist()), test.y, test.class_names, train.name   # T: the longest; both labels
+        (torch.Size([2, 1, 4]), [0, 1], tensor([1]), ['up', 'down'], 'ucr/Tiny')
         >>> tmp.cleanup()
     """
     name = ucr_name(name)
@@ -388,11 +391,10 @@ def load_ucr(name: str, split: str = "train", root: str | os.PathLike | None = N
     data = read_ts(path, missing=missing, pad_value=pad_value, class_names=names, pad_to=pad_to)
     x, y, lengths, mask = data.x, data.y, data.lengths, data.padding_mask
     if limit is not None:
-        if int(limit) != limit or limit < 1:
-            raise ValueError(f"limit must be a positive number of series, got {limit!r}")
-        x, y, lengths, mask = x[:limit], y[:limit], lengths[:limit], mask[:limit]
-    return SeriesDataset(x, y, {"lengths": lengths, "padding_mask": mask}, name=f"ucr/{name}", source=str(path),
-                         class_names=data.class_names)
+        keep = stratified_subset(y, limit, subset_seed)
+        x, y, lengths, mask = x[keep], y[keep], lengths[keep], mask[keep]
+    return SeriesDataset(x, y, {"lengths": lengths, "padding_mask": mask}, name=f"ucr/{name}",
+                         source=f"{path}{subset_note(limit, subset_seed)}", class_names=data.class_names)
 
 
 __all__ = ["LAYOUT", "MISSING", "SeriesDataset", "TsData", "TsFormatError", "UCR_DATASETS", "load_ucr",
