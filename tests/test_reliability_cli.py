@@ -31,3 +31,99 @@ def test_penalty_options_follow_the_penalty_alias(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     objective = json.loads((out / "config.json").read_text())["objective"]
     assert [(t["name"], t["weight"], t["settings"]["offset"]) for t in objective] == [("smoothness", 0.2, 2)]
+
+
+@pytest.fixture()
+def small_run(tmp_path):
+    """A run folder of an (untrained) CNN3b on MNIST: what evaluate reads."""
+    from explainreg.models import cnn3b
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"dataset": "mnist", "model": "cnn3b", "normalize": False,
+                                                 "data_root": os.environ["EXPLAINREG_DATA"]}))
+    torch.manual_seed(0)
+    torch.save({"model": cnn3b().state_dict()}, run / "checkpoint.pt")
+    return run
+
+
+def _evaluate(run, *extra: str) -> int:
+    return main(["evaluate", str(run), "--metrics", "morf,complexity", "--limit", "12", "--batch-size", "6",
+                 "--no-progress", *extra])
+
+
+def _entries(run) -> dict[tuple[str, str, int | None], float]:
+    entries = json.loads((run / "metrics.json").read_text())["entries"]
+    return {(e["attribution"], e["metric"], e["settings"].get("limit")): e["result"]["value"] for e in entries}
+
+
+def test_evaluate_with_another_attribution_keeps_the_earlier_results(small_run, capsys):
+    import pandas as pd
+
+    assert _evaluate(small_run, "--attribution", "saliency") == 0
+    first = _entries(small_run)
+    assert _evaluate(small_run, "--attribution", "random") == 0
+    err = capsys.readouterr().err
+    assert "added 2 (random: complexity, morf)" in err and "kept 2 earlier (saliency: complexity, morf)" in err
+    both = _entries(small_run)
+    assert set(both) == {("saliency", "morf", 12), ("saliency", "complexity", 12), ("random", "morf", 12),
+                         ("random", "complexity", 12)}
+    assert all(both[k] == v for k, v in first.items())
+    summary = json.loads((small_run / "metrics.json").read_text())
+    assert set(summary["results"]) == {"saliency", "random"}
+    # the same attribution, metric and settings again: replaced, the rest kept; other settings: added
+    assert _evaluate(small_run, "--attribution", "saliency") == 0
+    err = capsys.readouterr().err
+    assert "replaced 2 with the same attribution, metric and settings (saliency: complexity, morf)" in err
+    assert "kept 2 earlier (random: complexity, morf)" in err
+    assert _evaluate(small_run, "--attribution", "saliency", "--limit", "6") == 0
+    assert len(_entries(small_run)) == 6
+    table = pd.read_csv(small_run / "metrics.csv")
+    summaries = table[table["kind"] == "summary"]
+    assert len(summaries) == 6 and set(summaries["attribution"]) == {"saliency", "random"}
+
+
+def test_evaluate_keeps_a_metrics_file_it_did_not_write(small_run, capsys):
+    (small_run / "metrics.json").write_text('["my own notes"]')
+    assert _evaluate(small_run, "--attribution", "saliency") == 2
+    assert "is not a metrics file of `explainreg evaluate`" in capsys.readouterr().err
+    assert (small_run / "metrics.json").read_text() == '["my own notes"]'
+    # one written before results were keyed by their settings: its results are kept beside the new ones
+    legacy = {"n_images": 40, "seed": 0, "compat": False, "results": {"ig": {"morf": {"value": 0.25}}}}
+    (small_run / "metrics.json").write_text(json.dumps(legacy))
+    assert _evaluate(small_run, "--attribution", "saliency") == 0
+    assert "kept 1 earlier (ig: morf)" in capsys.readouterr().err
+    assert _entries(small_run)[("ig", "morf", None)] == 0.25
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_interrupted_evaluate_keeps_finished_parts_and_resumes(small_run, capsys, monkeypatch, how):
+    import signal
+
+    import explainreg.attribution
+
+    real, calls = explainreg.attribution.attribute, []
+
+    def interrupted_at_random(model, x, y, method, **kwargs):
+        calls.append(method)
+        if method == "random":
+            if how == "sigterm":
+                os.kill(os.getpid(), signal.SIGTERM)
+            raise KeyboardInterrupt
+        return real(model, x, y, method, **kwargs)
+
+    monkeypatch.setattr(explainreg.attribution, "attribute", interrupted_at_random)
+    assert _evaluate(small_run, "--attribution", "saliency,random") == 130
+    err = capsys.readouterr().err
+    assert "2 finished results are saved in" in err and "Rerun the same command with --resume" in err
+    assert set(_entries(small_run)) == {("saliency", "morf", 12), ("saliency", "complexity", 12)}
+    saved = _entries(small_run)
+    calls.clear()
+    monkeypatch.setattr(explainreg.attribution, "attribute", lambda m, x, y, method, **k: calls.append(method)
+                        or real(m, x, y, method, **k))
+    assert _evaluate(small_run, "--attribution", "saliency,random", "--resume") == 0
+    assert "--resume: saliency: morf, complexity already in" in capsys.readouterr().err
+    assert set(calls) == {"random"}  # the finished saliency part is not computed again
+    resumed = _entries(small_run)
+    assert len(resumed) == 4 and all(resumed[k] == v for k, v in saved.items())
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

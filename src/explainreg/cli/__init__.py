@@ -37,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"explainreg {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted; rerun the same command with --resume to continue from the last checkpoint",
-              file=sys.stderr)
+        hint = "; rerun the same command with --resume to continue from the last checkpoint" \
+            if args.command == "train" else ""
+        print(f"\ninterrupted{hint}", file=sys.stderr)
         return 130
 
 

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from .._validation import nonnegative_int, positive_int
 
 from ..metrics._core import MAX_BATCH
+from ..runs import CHECKPOINT
+from ._metrics_store import ResultStore, file_fingerprint
 
 __all__ = ["DEFAULT_METRICS", "check_writable", "data_root_of", "register", "run"]
 
@@ -52,6 +56,9 @@ def register(subparsers) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     p.add_argument("--output", metavar="DIR", default=None,
                    help="write metrics.json, metrics.csv and the plots here (default: RUN_DIR)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip the results already in the output's metrics.json with the same attribution, metric "
+                        "and settings (e.g. after an interruption); without it they are computed again and replaced")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -74,10 +81,10 @@ def run(args) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from ..attribution import attribute, resolve_method
+    from ..attribution import resolve_method
     from ..data import load_dataset
-    from ..metrics import METRICS, build_metric, resolve_metric, results_frame
-    from ..runs import atomic_write_bytes, atomic_write_json, load_run
+    from ..metrics import METRICS, resolve_metric
+    from ..runs import load_run
     from ..training import resolve_device
 
     from ..metrics import LOCALISATION_METRICS
@@ -123,60 +130,116 @@ def run(args) -> int:
                          "decoy-fmnist, an image folder with --masks)")
     attribution_free = [n for n in names if not METRICS[n].needs_attributions]
     per_method = [n for n in names if METRICS[n].needs_attributions] + mask_names
-    results: dict[str, dict] = {}
     train = None
     if "roar" in per_method:
         train = load_dataset(dataset, "train", root, normalize=normalize, limit=args.roar_train_limit,
                              allow_bundled=allow_bundled)
     jobs = [(None, attribution_free)] if attribution_free else []
     jobs += [(m, per_method) for m in methods] if per_method else []
-    total = sum(len(x_all) for _ in jobs)
-    bar = tqdm(total=total, desc="evaluate", unit="img", disable=args.no_progress or rank > 0)
-    frames = []
-    for method, metric_names in jobs:
-        label = method or "none"
-        built = {}
-        for n in metric_names:
-            if n in LOCALISATION_METRICS:
-                built[n] = LOCALISATION_METRICS[n]()
-                continue
-            built[n] = build_metric(n, **_settings(n, args, method=method, train_set=train, epochs=args.roar_epochs,
-                                                   batch_size=args.roar_batch_size))
-        step = min(args.batch_size, -(-len(x_all) // world))  # torchrun: every rank gets at least one batch
-        for start in range(rank * step, len(x_all), world * step):
-            xb, yb = x_all[start:start + step], y_all[start:start + step]
-            index = torch.arange(start, start + len(xb))  # the images' positions: keyed draws, synced order
-            a = attribute(model, xb, yb, method, seed=args.seed, index=index) if method else None
-            for n, metric in built.items():
-                if n in LOCALISATION_METRICS:
-                    metric.update(model, xb, yb, a, masks[start:start + step].to(device))
-                else:
-                    metric.update(model, xb, yb, a, index=index)
-            bar.update(len(xb))
-        bar.set_postfix_str(f"{label}: computing {', '.join(built)}")
-        out = {n: m.compute() for n, m in built.items()}
-        results.setdefault(label, {}).update({n: r.to_dict() for n, r in out.items()})
-        frames.append(results_frame(out, attribution=label))
+    header = {"run_dir": str(run_dir), "dataset": dataset, "n_images": len(x_all), "metrics": names + mask_names,
+              "attribution": methods, "compat": args.compat, "seed": args.seed}
+    store = ResultStore(output, header)
+    checkpoint = file_fingerprint(run_dir / CHECKPOINT)
+    bar = tqdm(total=sum(len(x_all) for _ in jobs), desc="evaluate", unit="img", disable=args.no_progress or rank > 0)
+    results: dict[str, dict] = {}
+    try:
+        with _sigterm_as_interrupt():
+            for method, metric_names in jobs:
+                label = method or "none"
+                keys = {n: _result_settings(args, n, checkpoint) for n in metric_names}
+                todo = [n for n in metric_names if not (args.resume and store.has(label, n, keys[n]))]
+                if len(todo) < len(metric_names) and rank == 0:
+                    print(f"--resume: {label}: {', '.join(n for n in metric_names if n not in todo)} already in "
+                          f"{output / 'metrics.json'}; skipped", file=sys.stderr)
+                out = _evaluate_part(args, model, method, todo, x_all, y_all, masks, train, rank, world, device, bar)
+                for n, r in out.items():
+                    store.put(label, n, keys[n], r.to_dict())
+                results.setdefault(label, {}).update({n: r.to_dict() for n, r in out.items()})
+                if out and rank == 0:
+                    store.write()  # each finished part is on disk before the next starts
+    except KeyboardInterrupt:
+        bar.close()
+        if rank == 0:
+            print(f"\ninterrupted; {len(store.added) + len(store.replaced)} finished results are saved in "
+                  f"{(store.fallback or output) / 'metrics.json'}. Rerun the same command with --resume to compute "
+                  "only the missing ones", file=sys.stderr)
+        return 130
     bar.close()
-    summary = {"run_dir": str(run_dir), "dataset": dataset, "n_images": len(x_all), "metrics": names + mask_names,
-               "attribution": methods, "compat": args.compat, "seed": args.seed, "results": results}
-    import pandas as pd
-
-    table = pd.concat(frames, ignore_index=True)
     if rank > 0:  # every rank computed the same synced results; rank 0 prints and writes them
         return 0
     print(json.dumps({m: {n: round(r["value"], 4) for n, r in rs.items()} for m, rs in results.items()}, indent=1))
-    try:
-        plots = _write(output, summary, table, results, atomic_write_json, atomic_write_bytes)
-    except OSError as exc:
-        fallback = Path(tempfile.mkdtemp(prefix="explainreg-metrics-"))
-        plots = _write(fallback, summary, table, results, atomic_write_json, atomic_write_bytes)
-        print(f"could not write into {output} ({exc}); the results are safe in {fallback}: "
-              f"{fallback / 'metrics.json'}, {fallback / 'metrics.csv'} and {len(plots)} plots", file=sys.stderr)
+    written = store.write()
+    plots = _plot_curves(store.latest(), written)
+    print(store.report(), file=sys.stderr)
+    if store.fallback is not None:
+        print(f"could not write into {output} ({store.error}); the results are safe in {written}: "
+              f"{written / 'metrics.json'}, {written / 'metrics.csv'} and {len(plots)} plots", file=sys.stderr)
         return 1
-    print(f"wrote {output / 'metrics.json'}, {output / 'metrics.csv'} and {len(plots)} plots")
+    print(f"wrote {written / 'metrics.json'}, {written / 'metrics.csv'} and {len(plots)} plots")
     del torch
     return 0
+
+
+def _result_settings(args, metric: str, checkpoint: str) -> dict:
+    """The settings a stored result is keyed by, besides its attribution and metric: those that change
+    its value (the checkpoint, the test images, the seed, the seed's conventions; ROAR's retraining)."""
+    settings = {"checkpoint": checkpoint, "limit": args.limit, "data_root": args.data_root, "seed": args.seed,
+                "compat": args.compat}
+    if metric == "roar":
+        settings.update(roar_epochs=args.roar_epochs, roar_batch_size=args.roar_batch_size,
+                        roar_train_limit=args.roar_train_limit)
+    return settings
+
+
+def _evaluate_part(args, model, method: str | None, metric_names: list[str], x_all, y_all, masks, train,
+                   rank: int, world: int, device, bar) -> dict:
+    """The ``metric_names`` of one attribution ``method`` (None: the attribution-free metrics) over the
+    test images: ``{name: MetricResult}`` (empty when there is nothing to compute)."""
+    import torch
+
+    from ..attribution import attribute
+    from ..metrics import LOCALISATION_METRICS, build_metric
+
+    if not metric_names:
+        bar.update(len(x_all))
+        return {}
+    built = {}
+    for n in metric_names:
+        if n in LOCALISATION_METRICS:
+            built[n] = LOCALISATION_METRICS[n]()
+            continue
+        built[n] = build_metric(n, **_settings(n, args, method=method, train_set=train, epochs=args.roar_epochs,
+                                               batch_size=args.roar_batch_size))
+    step = min(args.batch_size, -(-len(x_all) // world))  # torchrun: every rank gets at least one batch
+    for start in range(rank * step, len(x_all), world * step):
+        xb, yb = x_all[start:start + step], y_all[start:start + step]
+        index = torch.arange(start, start + len(xb))  # the images' positions: keyed draws, synced order
+        a = attribute(model, xb, yb, method, seed=args.seed, index=index) if method else None
+        for n, metric in built.items():
+            if n in LOCALISATION_METRICS:
+                metric.update(model, xb, yb, a, masks[start:start + step].to(device))
+            else:
+                metric.update(model, xb, yb, a, index=index)
+        bar.update(len(xb))
+    bar.set_postfix_str(f"{method or 'none'}: computing {', '.join(built)}")
+    return {n: m.compute() for n, m in built.items()}
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (``kill``, a scheduler's stop) ends the evaluation as Ctrl-C does, with its message."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: the default SIGTERM stays (finished parts are on disk)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def check_writable(folder: Path) -> None:
@@ -211,13 +274,6 @@ def data_root_of(config: dict, data_root: str | None) -> tuple[str | Path | None
     # a run trained from Python records where its data came from ("FOLDER[ (downloaded)][, N rows]")
     folder = str(config.get("test_source", "")).split(",")[0].removesuffix(" (downloaded)")
     return (folder if folder and Path(folder).is_dir() else None), False
-
-
-def _write(folder: Path, summary: dict, table, results: dict, write_json, write_bytes) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "metrics.json", {**summary, "output": str(folder)})
-    write_bytes(folder / "metrics.csv", table.to_csv(index=False).encode())
-    return _plot_curves(results, folder)
 
 
 def _plot_curves(results: dict[str, dict], run_dir: Path) -> list[Path]:
