@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import explainreg
 from explainreg import _dist
 from explainreg.objective import Objective
 from explainreg.penalties import build_penalty
@@ -21,6 +22,9 @@ from explainreg.training import distributed
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "_dist_worker.py"
+METRICS_WORKER = HERE / "_dist_metrics_worker.py"
+#: the folder holding the explainreg this process imported: the workers import the same package
+PACKAGE_ROOT = Path(explainreg.__file__).resolve().parent.parent
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 needs_torchrun = pytest.mark.skipif(not TORCHRUN.exists() or not torch.distributed.is_available(),
                                     reason="torchrun / torch.distributed not available")
@@ -29,7 +33,7 @@ needs_torchrun = pytest.mark.skipif(not TORCHRUN.exists() or not torch.distribut
 def _env() -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
                                                           "MASTER_PORT")}
-    return {**env, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent / "src")}
+    return {**env, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(PACKAGE_ROOT)}
 
 
 def torchrun(*args, timeout: int = 180, nproc: int = 2) -> str:
@@ -48,13 +52,13 @@ def torchrun(*args, timeout: int = 180, nproc: int = 2) -> str:
     return out
 
 
-def one_process(*args: str) -> None:
+def one_process(*args: str, worker: Path = WORKER) -> None:
     """The worker's ``main`` in this process (no WORLD_SIZE: plain one-process training)."""
-    spec = importlib.util.spec_from_file_location("_dist_worker", WORKER)
+    spec = importlib.util.spec_from_file_location(worker.stem, worker)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     argv = sys.argv
-    sys.argv = [str(WORKER), *map(str, args)]
+    sys.argv = [str(worker), *map(str, args)]
     try:
         module.main()
     finally:
@@ -207,6 +211,32 @@ def test_evaluate_under_torchrun_equals_one_process(tmp_path, capsys):
             assert got["value"] == pytest.approx(r["value"], rel=1e-6, abs=1e-9), (method, name)
             assert got.get("curve") == pytest.approx(r.get("curve"), rel=1e-6, abs=1e-9) if "curve" in r else True
             assert (got["n_nan"], got["n_degenerate"]) == (r["n_nan"], r["n_degenerate"])
+
+
+@needs_torchrun
+def test_metric_rows_over_ranks_come_in_data_set_order_and_degenerate_maps_are_summed(tmp_path):
+    """50 real MNIST test images in batches of 10, rank r updating with batches r, r + 2, ...: every
+    per-image row (MoRF's curves, Complexity's scores) in the data set's order, as in one process, and
+    the 10 zeroed maps (5 on each rank) counted once each over both ranks."""
+    torchrun(METRICS_WORKER, tmp_path / "two")
+    one_process(tmp_path / "one", worker=METRICS_WORKER)
+    one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
+    assert (one["world"], two["world"]) == (1, 2)
+    assert [torch.load(tmp_path / f"two.pt.rank{r}")["images"] for r in (0, 1)] == [30, 20]
+    for name in ("morf", "complexity"):
+        assert two[name]["n_images"] == one[name]["n_images"] == 50
+        torch.testing.assert_close(two[name]["per_image"], one[name]["per_image"], rtol=1e-6, atol=1e-9,
+                                   equal_nan=True, msg=f"{name}: per-image rows not in data-set order")
+        assert two[name]["n_degenerate"] == one[name]["n_degenerate"] == 10, name
+        assert two[name]["value"] == pytest.approx(one[name]["value"], rel=1e-6)
+
+
+def test_workers_import_the_explainreg_this_process_imports():
+    """The torchrun workers get the tested package (an installed one, or a copy on PYTHONPATH), not
+    the checkout's ``src`` folder."""
+    probe = "import explainreg, pathlib; print(pathlib.Path(explainreg.__file__).resolve())"
+    out = subprocess.run([sys.executable, "-c", probe], env=_env(), capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(Path(explainreg.__file__).resolve())
 
 
 @pytest.mark.slow
