@@ -225,6 +225,23 @@ def _mask_values(mask: Any, x: torch.Tensor, where: str) -> torch.Tensor:
     return m
 
 
+def _nested_numbers(value: Any) -> bool:
+    """Whether ``value`` is a (nested) list or tuple of plain numbers only, an array written in Python."""
+    if isinstance(value, (list, tuple)):
+        return len(value) > 0 and all(_nested_numbers(v) for v in value)
+    return isinstance(value, (bool, int, float))
+
+
+def _nested_tensor(value: Sequence, where: str) -> torch.Tensor:
+    """A nested list of numbers as a tensor; a ragged one is a ValueError naming the row lengths."""
+    try:
+        return torch.as_tensor(value, dtype=torch.float32)
+    except (ValueError, TypeError):
+        lengths = sorted({len(row) for row in value if isinstance(row, (list, tuple))})
+        raise ValueError(f"{where} is a nested list whose rows differ in length ({lengths}); a mask given as "
+                         "nested lists must be rectangular, e.g. H lists of W numbers for an H×W mask") from None
+
+
 def normalize_mask(mask: Any, x: torch.Tensor, blobs: bool = False, *, layout: str | None = None,
                    who: str | None = None, name: str = "mask") -> torch.Tensor:
     """The one mask parser of the package: any accepted mask form in its canonical shape
@@ -234,8 +251,9 @@ def normalize_mask(mask: Any, x: torch.Tensor, blobs: bool = False, *, layout: s
     One mask (``blobs=False``, N = 1): S (shared by the batch), B×S, B×1×S or B×C×S — for images
     H×W, B×H×W, B×1×H×W, B×C×H×W; for series T, B×T, B×1×T, B×C×T; for B×F inputs F or B×F; for
     B×T token ids T or B×T (:func:`token_mask`). Several blobs (``blobs=True``): N×S (shared),
-    B×N×S or B×N×(1|C)×S (N×F or B×N×F). A list (or tuple) of single masks, each in any one-mask
-    form, is stacked as N blobs. Values must be finite and lie in [0, 1]. Contextual decomposition
+    B×N×S or B×N×(1|C)×S (N×F or B×N×F). A nested list of plain numbers is read as the array it
+    writes (an H×W mask as H lists of W numbers); a list (or tuple) of single masks (tensors or
+    arrays), each in any one-mask form, is stacked as N blobs. Values must be finite and lie in [0, 1]. Contextual decomposition
     (:func:`explainreg.decompose`), CDEP, RRR, Expected Gradients, Locality, the XIL penalties and
     :func:`explainreg.data.masked_dataset` all read masks through this function, so a mask that one
     accepts, all accept (or all refuse with this message).
@@ -269,6 +287,8 @@ def normalize_mask(mask: Any, x: torch.Tensor, blobs: bool = False, *, layout: s
     """
     layout = infer_layout(x, layout)
     prefix = f"{who}: " if who else ""
+    if isinstance(mask, (list, tuple)) and _nested_numbers(mask):  # e.g. an H×W mask as a nested list
+        mask = _nested_tensor(mask, f"{prefix}{name}")
     if isinstance(mask, (list, tuple)):
         if layout == "tokens":
             raise ValueError(f"{prefix}{name} is a list of {len(mask)} masks; token ids take one T or B×T token "
@@ -371,7 +391,9 @@ def token_scores(g: torch.Tensor, e: torch.Tensor | None = None, reduce: str = "
 @dataclass
 class ExplainedInput:
     """One batch as seen by explanations: its ``layout``, the model input ``x``, the ``padding`` mask
-    (B×T bool, tokens only; None elsewhere) and the ``layer`` whose output is explained (tokens).
+    (B×T bool, True at real positions: tokens, and series given ``padding_mask`` or ``lengths``; None
+    elsewhere) and the ``layer`` whose output is explained (tokens). Padding never counts: saliency is
+    zero there (:meth:`strip_padding`) and means run over real positions only (:meth:`real`).
 
     Build it with :meth:`build` (or :func:`explain_input`); :meth:`forward` runs the model once and
     returns the explained tensor (x, or the embedding output for token ids) with the logits.
@@ -406,6 +428,9 @@ class ExplainedInput:
         its size and build the padding mask from ``extras`` (``padding_mask`` or ``lengths``) or the
         embedding's ``padding_idx``."""
         layout = infer_layout(x, layout)
+        extras = extras or {}
+        if layout == "series":
+            return cls(layout, x, series_padding(x, extras))
         if layout != "tokens":
             return cls(layout, x)
         check_token_ids(x)
@@ -462,18 +487,63 @@ class ExplainedInput:
             return (token_mask(mask, self.x, who).to(like.dtype) * self.padding.to(like.dtype))[..., None]
         return dense_mask(mask, like, self.layout, who)
 
+    def real(self, like: torch.Tensor) -> torch.Tensor | None:
+        """The real positions as a 0/1 tensor broadcastable against ``like`` (tokens B×T×…: B×T×1…;
+        series B×C×T: B×1×T), or None when the batch has no padding."""
+        if self.padding is None:
+            return None
+        pad = self.padding.to(device=like.device, dtype=like.dtype if like.is_floating_point() else torch.float32)
+        if self.is_tokens:
+            return pad.view(*pad.shape, *([1] * (like.dim() - 2)))
+        return pad[:, None, :]
+
     def strip_padding(self, t: torch.Tensor) -> torch.Tensor:
-        """Zero the padding positions of a B×T×… tensor (identity for dense layouts)."""
-        if not self.is_tokens:
-            return t
-        pad = self.padding.to(t.dtype)
-        return t * pad.view(*pad.shape, *([1] * (t.dim() - 2)))
+        """Zero the padding positions of a tokens B×T×… or series B×C×T tensor (identity without padding)."""
+        weight = self.real(t)
+        return t if weight is None else t * weight
+
+    def mean(self, t: torch.Tensor) -> torch.Tensor:
+        """The mean of ``t`` (the explained tensor's shape) over its real positions only."""
+        return real_mean(t, self.real(t))
 
     def scores(self, g: torch.Tensor, explained: torch.Tensor, reduce: str = "grad_x_input") -> torch.Tensor:
         """Token saliency B×T (:func:`token_scores`, padding 0); dense layouts return g unchanged."""
         if not self.is_tokens:
             return g
         return token_scores(g, explained, reduce, self.padding)
+
+
+def series_padding(x: torch.Tensor, extras: dict[str, Any]) -> torch.Tensor | None:
+    """B×T bool, True at the real steps of a padded series batch x (B×C×T), from ``extras``'
+    ``padding_mask`` (B×T, True = real) or ``lengths`` (B); None when neither is given.
+
+    Example:
+        >>> series_padding(torch.zeros(2, 1, 3), {"lengths": torch.tensor([3, 1])}).tolist()
+        [[True, True, True], [True, False, False]]
+    """
+    if extras.get("padding_mask") is None and extras.get("lengths") is None:
+        return None
+    B, _, T = x.shape
+    try:
+        return padding_mask(torch.empty(B, T, device=x.device), lengths=extras.get("lengths"),
+                            mask=extras.get("padding_mask"))
+    except ValueError as exc:
+        raise ValueError(f"series batch x {tuple(x.shape)}: {exc} (padding_mask: B×T with True at real time "
+                         "steps; lengths: the real steps of each series)") from None
+
+
+def real_mean(t: torch.Tensor, real: torch.Tensor | None) -> torch.Tensor:
+    """The mean of ``t`` over the entries where ``real`` (0/1, broadcastable against t) is 1; ``t.mean()``
+    when ``real`` is None.
+
+    Example:
+        >>> real_mean(torch.tensor([[1.0, 3.0, 0.0]]), torch.tensor([[1.0, 1.0, 0.0]]))
+        tensor(2.)
+    """
+    if real is None:
+        return t.mean()
+    weight = real.to(t.dtype).expand_as(t)
+    return (t * weight).sum() / weight.sum()
 
 
 def explain_input(model: nn.Module, x: torch.Tensor, extras: dict[str, Any] | None = None, *,
@@ -488,6 +558,85 @@ def explain_input(model: nn.Module, x: torch.Tensor, extras: dict[str, Any] | No
     return ExplainedInput.build(model, x, extras, layer=layer, layout=layout)
 
 
-__all__ = ["ExplainedInput", "LAYOUTS", "NoEmbeddingError", "REDUCTIONS", "captured_output", "dense_mask",
-           "explain_input", "find_embedding", "infer_layout", "normalize_mask", "padding_mask", "replaced_output",
-           "token_mask", "token_scores"]
+# ------------------------------------------------------------------------------------ mask meaning
+#: a mask marks what the model must not use (CDEP, RRR, expected-gradient priors, RRR-G, the
+#: wrong-reason score, the behavioural shortcut metrics) ...
+MUST_NOT_USE = "must_not_use"
+#: ... or where the evidence is (HINT, pointing game, attribution localisation, relevance rank/mass,
+#: top-k intersection, localisation AUC); methods.md A.14
+EVIDENCE = "evidence"
+MASK_MEANINGS = (MUST_NOT_USE, EVIDENCE)
+#: the one stated conversion: the evidence is the complement of a must-not-use mask (and back), only when asked
+CONVERSIONS = ("complement",)
+
+
+def check_mask_meaning(meaning: str | None, name: str = "mask_meaning") -> str | None:
+    """``meaning`` checked against :data:`MASK_MEANINGS` (None: not stated)."""
+    if meaning is None:
+        return None
+    value = str(meaning).lower().replace("-", "_")
+    check_choice(name, value, MASK_MEANINGS)
+    return value
+
+
+def mask_for(mask: Any, given: str | None, wanted: str, who: str, *, convert: str | None = None,
+             source: str = "the data") -> Any:
+    """The mask a consumer defined for the meaning ``wanted`` may use, from a mask meaning ``given``.
+
+    The same meaning passes unchanged; the other meaning passes only by the stated rule
+    ``convert="complement"`` (1 − m); otherwise, and when the meaning is not stated, a ``ValueError``
+    says what to pass.
+
+    Args:
+        mask: the mask (any form; the complement needs a tensor in [0, 1]).
+        given: the meaning the mask carries (:data:`MASK_MEANINGS`), None when not stated.
+        wanted: the meaning the consumer (a metric, a penalty) is defined for.
+        who: the consumer's name, for the message. convert: None or ``"complement"``.
+        source: where the mask came from, for the message.
+
+    Returns:
+        The mask, or its complement.
+
+    Example::
+
+        >>> m = torch.tensor([[1.0, 0.0]])
+        >>> mask_for(m, MUST_NOT_USE, MUST_NOT_USE, "flip_rate").tolist()
+        [[1.0, 0.0]]
+        >>> mask_for(m, MUST_NOT_USE, EVIDENCE, "pointing_game", convert="complement").tolist()
+        [[0.0, 1.0]]
+        >>> mask_for(m, MUST_NOT_USE, EVIDENCE, "pointing_game")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: pointing_game scores masks that mark where the evidence is, but the mask of the data marks what the model must not use ...
+    """
+    wanted = check_mask_meaning(wanted, "wanted")
+    given = check_mask_meaning(given, "given")
+    if convert is not None:
+        check_choice("convert", convert, CONVERSIONS)
+    words = {MUST_NOT_USE: "what the model must not use", EVIDENCE: "where the evidence is"}
+    if given is None:
+        raise ValueError(f"{who} is defined for masks that mark {words[wanted]}, and {source} does not say what its "
+                         f"mask means. State it: mask_meaning='{MUST_NOT_USE}' (a shortcut, a confounder) or "
+                         f"'{EVIDENCE}' (the object, the right reason) — masked_dataset(..., meaning=...), "
+                         "image_folder(..., mask_meaning=...) or `explainreg evaluate --mask-meaning ...`")
+    if given == wanted:
+        return mask
+    if convert == "complement":
+        m = torch.as_tensor(mask)
+        return ~m if m.dtype == torch.bool else 1 - m
+    other = {MUST_NOT_USE: "wrong_reason, flip_rate, shortcut_reliance, group_accuracy, decision_share; penalties "
+                           "CDEP, RRR, ExpectedGradients, RRRGradCAM",
+             EVIDENCE: "pointing_game, attribution_localisation, top_k_intersection, relevance_rank_accuracy, "
+                       "relevance_mass_accuracy, localisation_auc; the penalty HINT"}[given]
+    raise ValueError(f"{who} scores masks that mark {words[wanted]}, but the mask of {source} marks {words[given]} "
+                     f"({given}); a high score against it would mean the opposite. Use what is defined for "
+                     f"{given} masks ({other}), pass a mask of {words[wanted]} (e.g. the object mask), or convert by "
+                     "the stated rule with convert='complement' (--mask-convert complement): the complement of the "
+                     "region")
+
+
+__all__ = ["CONVERSIONS", "EVIDENCE", "ExplainedInput", "LAYOUTS", "MASK_MEANINGS", "MUST_NOT_USE", "NoEmbeddingError",
+           "REDUCTIONS", "captured_output", "dense_mask",
+           "explain_input", "find_embedding", "infer_layout", "normalize_mask", "padding_mask", "real_mean",
+           "replaced_output", "series_padding",
+           "token_mask", "token_scores", "check_mask_meaning", "mask_for"]

@@ -243,6 +243,127 @@ def decoy_fmnist(split: str = "train", root: str | os.PathLike | None = None, **
     return decoy_mnist(split, root, source="fashion-mnist", **options)
 
 
+class DecoyShortcut:
+    """DecoyMNIST's shortcut as an intervention hook (methods.md A.13 (b)): every 5×5 corner set to
+    the background (−1) and one corner, drawn per sample by a keyed draw (stream ``"decoy_corner"``),
+    painted with class ``target``'s patch grey: ``255 − 25·target`` (``rule="train"``, the shortcut the
+    training set teaches) or ``25·target`` (``rule="test"``), scaled to [−1, 1].
+
+    Args:
+        rule: ``"train"`` or ``"test"``. patch: the corner's side. seed: the corners' key.
+
+    Shape:
+        Called as ``hook(x, mask, target, index)``: x B×1×H×W in [−1, 1], target and index (B,);
+        returns B×1×H×W (``mask`` is not needed: the corners are the data set's).
+
+    Example::
+
+        >>> hook = DecoyShortcut()
+        >>> out = hook(-torch.ones(2, 1, 28, 28), None, torch.tensor([0, 9]), torch.tensor([0, 1]))
+        >>> sorted(round(v, 3) for v in out.unique().tolist())     # grey 255 and 30, background −1
+        [-1.0, -0.765, 1.0]
+    """
+
+    def __init__(self, rule: str = "train", patch: int = 5, seed: int = 0) -> None:
+        if rule not in ("train", "test"):
+            raise ValueError(f"rule must be 'train' (grey 255 − 25·class) or 'test' (25·class); got {rule!r}")
+        self.rule, self.patch, self.seed = rule, int(patch), int(seed)
+
+    def __call__(self, x: torch.Tensor, mask: Any, target: torch.Tensor, index: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+        from .._random import as_index, keyed_draw
+
+        n, _, h, w = x.shape
+        corners = decoy_corner_mask(h, self.patch).to(x.device)
+        out = torch.where(corners, torch.full_like(x, -1.0), x)
+        draws = keyed_draw("uniform", self.seed, as_index(index, n), (2,), "decoy_corner", device=x.device)
+        rows = (draws[:, 0] < 0.5).long() * (h - self.patch)
+        cols = (draws[:, 1] < 0.5).long() * (w - self.patch)
+        target = target.to(x.device).float()
+        grey = (255.0 - 25.0 * target) if self.rule == "train" else 25.0 * target
+        r = rows[:, None, None] + torch.arange(self.patch, device=x.device)[None, :, None]
+        c = cols[:, None, None] + torch.arange(self.patch, device=x.device)[None, None, :]
+        value = (grey / 255.0 * 2.0 - 1.0).to(x.dtype)
+        out[torch.arange(n, device=x.device)[:, None, None], 0, r, c] = value[:, None, None]
+        return out
+
+    def __repr__(self) -> str:
+        return f"DecoyShortcut(rule={self.rule!r}, patch={self.patch}, seed={self.seed})"
+
+
+class TokenDecoyShortcut:
+    """CDEP's SST decoy as an intervention hook: class ``target``'s decoy word (``word_ids[target]``,
+    e.g. the ids of "video" / "text") replaces the masked token of a sentence that has one, or is
+    inserted at a position drawn per sample in 0 … L (keyed, stream ``"decoy_position"``) into one that
+    has none (the clean test set); the ids grow by one column of padding ``pad_id``.
+
+    Args:
+        word_ids: one id per class. pad_id: the padding id (0 in :class:`~explainreg.data.text.TextDataset`).
+        seed: the positions' key.
+
+    Example::
+
+        >>> hook = TokenDecoyShortcut((7, 8))
+        >>> ids, mask = torch.tensor([[3, 7, 4], [5, 6, 0]]), torch.tensor([[0, 1, 0], [0, 0, 0]])
+        >>> out = hook(ids, mask, torch.tensor([1, 0]), torch.tensor([0, 1]))
+        >>> out[0].tolist(), sorted(out[1].tolist())
+        ([3, 8, 4, 0], [0, 5, 6, 7])
+    """
+
+    def __init__(self, word_ids: Any, pad_id: int = 0, seed: int = 0) -> None:
+        self.word_ids = torch.as_tensor(word_ids, dtype=torch.long)
+        if self.word_ids.dim() != 1 or len(self.word_ids) < 2:
+            raise ValueError(f"word_ids must hold one token id per class (at least 2), got {word_ids!r}")
+        self.pad_id, self.seed = int(pad_id), int(seed)
+
+    @classmethod
+    def for_vocab(cls, vocab, words: Any = None, seed: int = 0) -> "TokenDecoyShortcut":
+        """The hook of CDEP's decoy words (``DECOY_WORDS``, negative then positive) in ``vocab``."""
+        from .text import DECOY_WORDS
+
+        words = tuple(words or DECOY_WORDS)
+        ids = [vocab.encode([w])[0] for w in words]
+        return cls(ids, seed=seed)
+
+    def __call__(self, ids: torch.Tensor, mask: Any, target: torch.Tensor, index: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+        from .._random import as_index, keyed_draw
+
+        n, t = ids.shape
+        word = self.word_ids.to(ids.device)[target.to(ids.device)]
+        m = torch.zeros_like(ids, dtype=torch.bool) if mask is None else torch.as_tensor(mask, device=ids.device) > 0
+        real = ids != self.pad_id
+        m = m & real
+        has = m.any(1)
+        out = torch.cat([torch.where(m, word[:, None].expand_as(ids), ids), ids.new_full((n, 1), self.pad_id)], 1)
+        lengths = real.sum(1)
+        u = keyed_draw("uniform", self.seed, as_index(index, n), (), "decoy_position", device=ids.device,
+                       dtype=torch.float64)
+        pos = (u * (lengths + 1)).floor().long().clamp_max(lengths)
+        j = torch.arange(t + 1, device=ids.device)[None, :]
+        pad = ids.new_full((n, 1), self.pad_id)
+        padded, shifted = torch.cat([ids, pad], 1), torch.cat([pad, ids], 1)  # shifted[:, j] = ids[:, j − 1]
+        inserted = torch.where(j < pos[:, None], padded,
+                               torch.where(j == pos[:, None], word[:, None].expand(n, t + 1), shifted))
+        return torch.where(has[:, None], out, inserted)
+
+    def __repr__(self) -> str:
+        return f"TokenDecoyShortcut(word_ids={self.word_ids.tolist()}, pad_id={self.pad_id}, seed={self.seed})"
+
+
+def shortcut_for(name: str, **options: Any):
+    """The intervention hook of a generated data set that defines its shortcut (``decoymnist`` and
+    ``decoyfmnist``: :class:`DecoyShortcut`), or None for a data set without one.
+
+    Example::
+
+        >>> shortcut_for("decoy-mnist"), shortcut_for("mnist")
+        (DecoyShortcut(rule='train', patch=5, seed=0), None)
+    """
+    key = str(name).lower().replace("-", "").replace("_", "")
+    return DecoyShortcut(**options) if key in ("decoymnist", "decoyfmnist") else None
+
+
 #: the generated shortcut data sets by name, each ``loader(split, root, **options)``
 SHORTCUT_DATASETS = {"decoy-mnist": decoy_mnist, "decoy-fmnist": decoy_fmnist, "color-mnist": color_mnist}
 
@@ -288,6 +409,6 @@ def masked_dataset(x: Any, y: Any, mask: Any, *, name: str = "custom", source: s
     return ArrayDataset(x, y.long(), {"mask": mask}, name=name, source=source)
 
 
-__all__ = ["PixelBlobSampler", "SHORTCUT_DATASETS", "SHORTCUT_SPLITS", "add_decoy", "color_mnist",
+__all__ = ["DecoyShortcut", "PixelBlobSampler", "TokenDecoyShortcut", "shortcut_for", "SHORTCUT_DATASETS", "SHORTCUT_SPLITS", "add_decoy", "color_mnist",
            "color_mnist_blob_sampler", "color_mnist_stats", "color_palette", "decoy_corner_mask", "decoy_fmnist",
            "decoy_mnist", "masked_dataset", "pixel_nonzero_frequency", "train_val_indices"]

@@ -49,6 +49,9 @@ from .localisation import (LOCALISATION_METRICS, AttributionLocalisation, Locali
                            pointing_game, relevance_mass_accuracy, relevance_rank_accuracy, top_k_intersection,
                            wrong_reason)
 
+from .shortcut import (SHORTCUT_METRICS, DecisionShare, FlipRate, GroupAccuracy,  # noqa: E402
+                       ShortcutReliance)
+
 # Deprecated for one release: these names are also submodules, so they are bound here (as before)
 # rather than served by __getattr__ below; complexity and road warn when called.
 from .complexity import complexity  # noqa: E402,F811
@@ -68,6 +71,8 @@ __all__ = [
     "RelevanceMassAccuracy", "RelevanceRankAccuracy", "TopKIntersection", "WrongReason",
     "attribution_localisation", "localisation_auc", "pointing_game", "relevance_mass_accuracy",
     "relevance_rank_accuracy", "top_k_intersection", "wrong_reason",
+    # behavioural shortcut evidence (registered; they take the must-not-use mask)
+    "SHORTCUT_METRICS", "DecisionShare", "FlipRate", "GroupAccuracy", "ShortcutReliance",
 ]
 
 #: names this package exported before, and the module that holds each now (deprecated here).
