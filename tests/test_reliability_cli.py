@@ -127,3 +127,19 @@ def test_interrupted_evaluate_keeps_finished_parts_and_resumes(small_run, capsys
     resumed = _entries(small_run)
     assert len(resumed) == 4 and all(resumed[k] == v for k, v in saved.items())
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_mask_given_as_nested_lists_is_read_as_its_array(mnist_test):
+    from explainreg.inputs import normalize_mask
+    from explainreg.models import cnn3b
+    from explainreg.penalties import RRR
+
+    torch.manual_seed(0)
+    model, x, y = cnn3b(), mnist_test.x[:4], mnist_test.y[:4]
+    grid = torch.zeros(28, 28)
+    grid[:, :7] = 1  # the left quarter
+    nested = grid.tolist()
+    assert torch.equal(normalize_mask(nested, x), normalize_mask(grid, x))
+    assert torch.equal(RRR()(model, x, y, mask=nested), RRR()(model, x, y, mask=grid))
+    with pytest.raises(ValueError, match=r"nested list whose rows differ in length \(\[27, 28\]\)"):
+        normalize_mask(nested[:-1] + [nested[-1][:-1]], x)
