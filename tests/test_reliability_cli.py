@@ -143,3 +143,13 @@ def test_a_mask_given_as_nested_lists_is_read_as_its_array(mnist_test):
     assert torch.equal(RRR()(model, x, y, mask=nested), RRR()(model, x, y, mask=grid))
     with pytest.raises(ValueError, match=r"nested list whose rows differ in length \(\[27, 28\]\)"):
         normalize_mask(nested[:-1] + [nested[-1][:-1]], x)
+
+
+def test_evaluate_with_a_checkpoint_that_does_not_fit_the_model_says_so(small_run, capsys):
+    config = json.loads((small_run / "config.json").read_text())
+    (small_run / "config.json").write_text(json.dumps({**config, "model": "cnn4b"}))  # the weights are cnn3b's
+    assert _evaluate(small_run, "--attribution", "saliency") == 2
+    err = capsys.readouterr().err
+    assert f"{small_run / 'checkpoint.pt'} does not fit the model" in err and "model 'cnn4b'" in err
+    assert "put the model and model_kwargs it was trained with into config.json" in err
+    assert not (small_run / "metrics.json").exists()

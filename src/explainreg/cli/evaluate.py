@@ -84,7 +84,6 @@ def run(args) -> int:
     from ..attribution import resolve_method
     from ..data import load_dataset
     from ..metrics import METRICS, resolve_metric
-    from ..runs import load_run
     from ..training import resolve_device
 
     from ..metrics import LOCALISATION_METRICS
@@ -106,7 +105,7 @@ def run(args) -> int:
     if distributed.wanted():  # torchrun: each rank takes every world-th batch; metrics sync in compute
         device = distributed.init_from_env(device)
     rank, world = distributed.rank_world()
-    model, config = load_run(run_dir, device=device)
+    model, config = _load_model(run_dir, device)
     check_writable(output)  # before hours of metrics, not after
     dataset, normalize = config.get("dataset"), config.get("normalize", False)
     folder = config.get("image_folder")  # trained with --data folder:PATH: read its test split into memory
@@ -178,6 +177,26 @@ def run(args) -> int:
     print(f"wrote {written / 'metrics.json'}, {written / 'metrics.csv'} and {len(plots)} plots")
     del torch
     return 0
+
+
+def _load_model(run_dir: Path, device):
+    """The run's model and config (:func:`explainreg.runs.load_run`); a checkpoint whose weights do not
+    fit the model that ``config.json`` describes is a ``ValueError`` saying which, not torch's traceback."""
+    from ..runs import CONFIG, load_run, read_json
+
+    try:
+        return load_run(run_dir, device=device)
+    except RuntimeError as exc:
+        if "Error(s) in loading state_dict" not in str(exc):
+            raise
+        config = read_json(run_dir / CONFIG)
+        details = [line.strip().rstrip(".") for line in str(exc).splitlines()[1:] if line.strip()]
+        shown = "; ".join(details[:3]) + (f"; and {len(details) - 3} more" if len(details) > 3 else "")
+        raise ValueError(f"{run_dir / CHECKPOINT} does not fit the model {run_dir / CONFIG} describes "
+                         f"(model {config.get('model')!r}, model_kwargs {config.get('model_kwargs', {})}): {shown}. "
+                         f"The weights were saved from a model built with other settings: put the model and "
+                         f"model_kwargs it was trained with into {CONFIG}, or evaluate the run folder the "
+                         "checkpoint came from") from None
 
 
 def _result_settings(args, metric: str, checkpoint: str) -> dict:
