@@ -14,8 +14,9 @@ explains the model's own prediction. Methods:
   ``baselines`` (M×... or one baseline; default 0), as Captum's ``GradientShap``, in one batched backward.
 - ``input_x_gradient``: x ⊙ ∂z_t/∂x.
 - ``occlusion``: z_t(x) − z_t(x with a sliding window set to 0), windows ``window``×``window``.
-- ``gradcam``: ReLU-free Grad-CAM on a named layer (default: the last ``Conv2d``, or ``Conv1d`` for
-  B×C×T inputs, upsampled linearly in time), bilinearly
+- ``gradcam``: ReLU-free Grad-CAM on a named layer (default: the ``Conv2d``, or ``Conv1d`` for
+  B×C×T inputs, whose output reaches the model's output: in a residual block with a 1×1 shortcut
+  convolution, the main path's last one; see :func:`explainreg.layers.find_layer`), bilinearly
   upsampled to H×W and repeated over channels.
 - ``random``: U(0, 1) noise, a control.
 
@@ -207,10 +208,11 @@ def predict_labels(model: nn.Module, x: torch.Tensor, max_batch: int = 1024) -> 
     return torch.cat(out)
 
 
-def _find_layer(model: nn.Module, layer: str | nn.Module | None, input_dim: int = 4) -> nn.Module:
-    """The module named ``layer`` (a dotted name, e.g. ``"layer4.1.conv2"``), or by default the last
-    convolution of the input's kind: ``Conv1d`` for B×C×T inputs (``input_dim`` 3), ``Conv2d`` for B×C×H×W."""
-    return find_layer(model, layer, nn.Conv1d if input_dim == 3 else nn.Conv2d, who="gradcam")
+def _find_layer(model: nn.Module, layer: str | nn.Module | None, x: torch.Tensor) -> nn.Module:
+    """The module named ``layer`` (a dotted name, e.g. ``"layer4.1.conv2"``), or by default the
+    convolution of the input's kind (``Conv1d`` for B×C×T inputs, ``Conv2d`` for B×C×H×W) whose output
+    reaches the model's output (:func:`explainreg.layers.find_layer`, traced on ``x``)."""
+    return find_layer(model, layer, nn.Conv1d if x.dim() == 3 else nn.Conv2d, who="gradcam", sample=x)
 
 
 def _baseline_stack(baselines: Any, x: torch.Tensor) -> torch.Tensor:
@@ -334,7 +336,7 @@ def _occlusion(model, x, t, opts, seed, index):
 def _gradcam(model, x, t, opts, seed, index):
     import captum.attr as ca
 
-    layer = _find_layer(model, opts.get("layer"), x.dim())
+    layer = _find_layer(model, opts.get("layer"), x)
     cam = ca.LayerGradCam(model, layer).attribute(x, target=t, relu_attributions=opts.get("relu", False))
     if cam.dim() != x.dim():
         raise ValueError(f"gradcam: layer {opts.get('layer')!r} outputs shape {tuple(cam.shape)}, which cannot be "

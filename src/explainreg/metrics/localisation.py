@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..inputs import dense_mask
+from ..inputs import EVIDENCE, MUST_NOT_USE, dense_mask
 from ..modes import eval_mode
 from ._core import Metric, MetricResult, scalar_result
 
@@ -416,15 +416,15 @@ def wrong_reason_maps(model: nn.Module, x: torch.Tensor, method: str = "gradcam"
                       layer: str | None = None, target: torch.Tensor | None = None) -> torch.Tensor:
     """XIL's two WR attributions, explaining the predicted class (``target`` overrides it):
     ``"gradcam"``: Grad-CAM (Selvaraju et al. 2017, "Grad-CAM: visual explanations from deep networks via
-    gradient-based localization") with ReLU on ``layer`` (default: the last Conv2d), nearest-upsampled to
-    H×W (Captum ``LayerGradCam`` + ``LayerAttribution.interpolate``), B×1×H×W; ``"input_gradient"``
-    (XIL's ``ig_ross``): ∂ Σ_k log p_k / ∂x summed over channels, B×1×H×W. Detached.
+    gradient-based localization") with ReLU on ``layer`` (default: the last Conv2d on the way to the output),
+    nearest-upsampled to H×W (Captum ``LayerGradCam`` + ``LayerAttribution.interpolate``), B×1×H×W;
+    ``"input_gradient"`` (XIL's ``ig_ross``): ∂ Σ_k log p_k / ∂x summed over channels, B×1×H×W. Detached.
 
     Args:
         model: the classifier (run in eval mode, restored after).
         x: the images.
         method: ``"gradcam"`` or ``"input_gradient"``.
-        layer: the Grad-CAM layer's qualified name (default: the last ``nn.Conv2d``).
+        layer: the Grad-CAM layer's qualified name (default: the last ``nn.Conv2d`` on the way to the output).
         target: B classes to explain (default: the predicted ones).
 
     Shape:
@@ -458,7 +458,7 @@ def wrong_reason_maps(model: nn.Module, x: torch.Tensor, method: str = "gradcam"
                 (g,) = torch.autograd.grad(log_p.sum(), x)
             return g.sum(1, keepdim=True).detach()
         with torch.enable_grad():
-            logits, act = forward_with_activation(model, x, find_conv_layer(model, layer))
+            logits, act = forward_with_activation(model, x, find_conv_layer(model, layer, x))
             t = logits.detach().argmax(1) if target is None else target
             cam = grad_cam(logits, act, t, create_graph=False).clamp_min(0)
         return resize_map(cam.detach(), tuple(x.shape[2:]), "nearest")
@@ -500,6 +500,8 @@ class MaskMetric(Metric):
 
     needs_model: ClassVar[bool] = False
     function: ClassVar[Any] = None
+    #: what the metric's mask marks (methods.md A.14): where the evidence is (WR: what must not be used)
+    mask_meaning: ClassVar[str] = EVIDENCE
 
     def __init__(self, **options: Any) -> None:
         super().__init__()
@@ -771,6 +773,7 @@ class WrongReason(MaskMetric):
 
     name = "wrong_reason"
     higher_is_better = False
+    mask_meaning = MUST_NOT_USE
 
     def __init__(self) -> None:
         super().__init__()

@@ -32,10 +32,12 @@ INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
 # pure functions
 
 
-def find_conv_layer(model: nn.Module, layer: str | nn.Module | None = None) -> nn.Module:
+def find_conv_layer(model: nn.Module, layer: str | nn.Module | None = None,
+                    sample: torch.Tensor | None = None) -> nn.Module:
     """The module Grad-CAM is taken at: ``layer`` by name (``model.named_modules()``) or module; None =
-    the last ``nn.Conv2d`` (in registration order, as XIL's ``get_last_conv_layer``)."""
-    return find_layer(model, layer, nn.Conv2d)
+    the ``nn.Conv2d`` whose output reaches the model's output, traced on ``sample``
+    (:func:`explainreg.layers.find_layer`; in a plain CNN the last one, as XIL's ``get_last_conv_layer``)."""
+    return find_layer(model, layer, nn.Conv2d, sample=sample)
 
 
 def forward_with_activation(model: nn.Module, x: torch.Tensor, layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,7 +188,7 @@ class _GradCAMPenalty(_AnnotationPenalty):
 
     def cam(self, ctx: PenaltyContext, target: str) -> torch.Tensor:
         """Normalised Grad-CAM Â (B×1×h×w) of the predicted (``"predicted"``) or true (``"label"``) class."""
-        layer = find_conv_layer(ctx.model, self.layer)
+        layer = find_conv_layer(ctx.model, self.layer, ctx.x)
         x = ctx.x.detach()
         logits, activation = forward_with_activation(ctx.model, x, layer)
         t = logits.detach().argmax(1) if target == "predicted" else ctx.y
@@ -198,12 +200,14 @@ class _GradCAMPenalty(_AnnotationPenalty):
 @register_penalty("rrr_g", "rrr_gc", "rrr_gradcam", "rrrg")
 class RRRGradCAM(_GradCAMPenalty):
     """R = Σ (m⁻ ⊙ Â)², Â the normalised, signed Grad-CAM of the **predicted** class on ``layer``
-    (default: the last Conv2d), m⁻ resized to Â's size (Schramowski et al. 2020; Friedrich et al. 2023).
+    (default: the last Conv2d on the way to the output), m⁻ resized to Â's size (Schramowski et al. 2020;
+    Friedrich et al. 2023).
     ``reduction="mean"`` divides by B. ``detach_weights=True``: α detached, as Captum's
     ``LayerGradCam`` in XIL's code (no gradient to the layers after ``layer``).
 
     Args:
-        layer: the name of the module Grad-CAM is taken at (default: the last ``nn.Conv2d``).
+        layer: the name of the module Grad-CAM is taken at (default: the last ``nn.Conv2d`` on the way
+            to the output, :func:`find_conv_layer`).
         reduction: ``"sum"`` or ``"mean"`` (÷ B). positive_only: normalise max(Â, 0).
         interpolation: how the mask (or the map) is resized. detach_weights: α without gradient.
 
@@ -247,7 +251,8 @@ class HINT(_GradCAMPenalty):
     Captum ``LayerGradCam`` did.
 
     Args:
-        layer: the name of the module Grad-CAM is taken at (default: the last ``nn.Conv2d``).
+        layer: the name of the module Grad-CAM is taken at (default: the last ``nn.Conv2d`` on the way
+            to the output, :func:`find_conv_layer`).
         reduction: ``"sum"`` or ``"mean"`` (÷ B). positive_only: normalise max(Â, 0).
         interpolation: how the mask (or the map) is resized. detach_weights: α without gradient.
 
@@ -273,6 +278,7 @@ class HINT(_GradCAMPenalty):
     """
 
     name = "hint"
+    mask_meaning = "evidence"  # the reward mask m⁺: where the right reasons are (methods.md A.14)
     needs_input_grad = False
 
     def __init__(self, layer: str | None = None, reduction: str = "mean", positive_only: bool = False,
