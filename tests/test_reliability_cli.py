@@ -153,3 +153,28 @@ def test_evaluate_with_a_checkpoint_that_does_not_fit_the_model_says_so(small_ru
     assert f"{small_run / 'checkpoint.pt'} does not fit the model" in err and "model 'cnn4b'" in err
     assert "put the model and model_kwargs it was trained with into config.json" in err
     assert not (small_run / "metrics.json").exists()
+
+
+def _digit_folder(root, mnist_test, sizes: dict[int, int]):
+    """ROOT/<digit>/<i>.png from real MNIST test digits 0 and 1; digit d's images saved at sizes[d]×sizes[d]."""
+    from PIL import Image
+
+    for digit, side in sizes.items():
+        (root / str(digit)).mkdir(parents=True)
+        picked = (mnist_test.y == digit).nonzero().flatten()[:10]
+        for i in picked.tolist():
+            image = Image.fromarray((mnist_test.x[i, 0] * 255).byte().numpy(), mode="L")
+            image.resize((side, side)).save(root / str(digit) / f"{i}.png")
+    return root
+
+
+def test_an_image_folder_with_several_sizes_asks_for_one(tmp_path, mnist_test, capsys):
+    folder = _digit_folder(tmp_path / "digits", mnist_test, {0: 28, 1: 32})
+    base = ["train", "--data", f"folder:{folder}", "--mode", "L", "--model", "cnn3b", "--epochs", "1",
+            "--workers", "0", "--batch-size", "8", "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert f"the images of {folder} come in several sizes (H×W)" in err and "is 28×28" in err and "is 32×32" in err
+    assert "--image-size N --crop N" in err
+    assert main([*base, "--image-size", "28", "--crop", "28", "--out", str(tmp_path / "b")]) == 0
+    assert "test accuracy" in capsys.readouterr().out

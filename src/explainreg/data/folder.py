@@ -453,6 +453,49 @@ def image_folder(root: str | os.PathLike, masks: str | os.PathLike | None = None
     return ImageFolder(root, masks, **options)
 
 
+def check_one_size(*folders: ImageFolder) -> None:
+    """Raise a ``ValueError`` when the images of ``folders`` do not all come out of their transform at
+    one H×W (a batch needs one size); the sizes are read from the files' headers, not decoded.
+
+    Example::
+
+        >>> import tempfile; from pathlib import Path; from PIL import Image
+        >>> tmp = tempfile.TemporaryDirectory(); root = Path(tmp.name, "images")
+        >>> for c, size in (("cat", (6, 4)), ("dog", (5, 5))):
+        ...     (root / c).mkdir(parents=True); Image.new("RGB", size).save(root / c / f"{c}.png")
+        >>> check_one_size(ImageFolder(root, size=(4, 4)))        # resized to one size: fine
+        >>> check_one_size(ImageFolder(root))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: the images of .../images come in several sizes (H×W): .../cat.png is 4×6, .../dog.png is 5×5; ...
+        >>> tmp.cleanup()
+    """
+    from PIL import Image
+
+    from .image_ops import resized_shape
+
+    seen: dict[tuple[int, int], Path] = {}
+    for folder in folders:
+        if folder.transform.crop is not None or isinstance(folder.transform.size, (tuple, list)):
+            continue  # one output size whatever the input's
+        for sample in folder.samples:
+            try:
+                with Image.open(sample.image) as img:
+                    width, height = img.size
+            except (OSError, SyntaxError, ValueError):
+                continue  # read_image names an unreadable file when it is read
+            size = (height, width) if folder.transform.size is None else \
+                resized_shape(height, width, folder.transform.size)
+            seen.setdefault(size, sample.image)
+            if len(seen) > 1:
+                (a, pa), (b, pb) = seen.items()
+                resized = " after resizing the shorter side" if folder.transform.size is not None else ""
+                raise ValueError(f"the images of {folder.root} come in several sizes{resized} (H×W): {pa} is "
+                                 f"{a[0]}×{a[1]}, {pb} is {b[0]}×{b[1]}; a batch needs one size. Give one: on the "
+                                 "command line --image-size N --crop N (resize the shorter side, then crop N×N), "
+                                 "in Python size=(H, W) or crop=N")
+
+
 def folder_splits(path: str | os.PathLike, masks: str | os.PathLike | None = None, *, test_fraction: float = 0.2,
                   split_seed: int = 0, **options: Any) -> tuple[ImageFolder, ImageFolder]:
     """``(train, test)`` image folders from ``PATH``.
@@ -472,7 +515,8 @@ def folder_splits(path: str | os.PathLike, masks: str | os.PathLike | None = Non
         ``(train, test)``; the test folder uses the training folder's classes.
 
     Raises:
-        ValueError: ``test_fraction`` outside (0, 1) where a random split is needed.
+        ValueError: ``test_fraction`` outside (0, 1) where a random split is needed; images that come out
+            of the transform in several sizes (:func:`check_one_size`).
 
     Example::
 
@@ -498,11 +542,13 @@ def folder_splits(path: str | os.PathLike, masks: str | os.PathLike | None = Non
             test_masks = mask_root / "test" if (mask_root / "test").is_dir() else None
         train = ImageFolder(path / "train", train_masks, **options)
         test = ImageFolder(path / "test", test_masks, **{**options, "classes": train.classes})
+        check_one_size(train, test)
         return train, test
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction} ({path} has no train/ and test/ "
                          "sub-folders, so a random part is held out for testing)")
     full = ImageFolder(path, mask_root, **options)
+    check_one_size(full)
     order = torch.randperm(len(full), generator=torch.Generator().manual_seed(split_seed))
     n_test = max(1, int(round(test_fraction * len(full))))
     return full.subset(order[n_test:].sort().values), full.subset(order[:n_test].sort().values)
@@ -580,6 +626,7 @@ def folder_from_settings(settings: dict[str, Any], split: str) -> ImageFolder:
     return random_subset(data, limit, settings.get("split_seed", 0))
 
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "ImageReadError", "MODES", "Sample", "folder_from_settings",
-           "folder_splits", "image_folder", "random_subset", "read_image", "read_mask", "scan_csv",
+__all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "ImageReadError", "MODES", "Sample", "check_one_size",
+           "folder_from_settings", "folder_splits", "image_folder", "random_subset", "read_image", "read_mask",
+           "scan_csv",
            "scan_folder"]
