@@ -47,3 +47,139 @@ def test_limit_refuses_what_is_not_a_positive_count():
             stratified_subset(torch.tensor([0, 1, 0]), bad)
     with pytest.raises(ValueError, match="limit must be a positive number"):
         load_dataset("ucr/JapaneseVowels", "train", limit=0)
+
+
+# ----------------------------------------------------------------------------------- padding never counts
+def _pad_tokens(x: torch.Tensor, extra: int) -> torch.Tensor:
+    return torch.cat([x, x.new_zeros(x.shape[0], extra)], 1)
+
+
+def test_gradient_l1_on_tokens_is_the_same_with_more_padding():
+    from explainreg.penalties import GradientL1
+    from explainreg.text_models import LSTMClassifier
+    from explainreg.training.batches import iterate_batches
+
+    data = load_dataset("sst-2", "dev", limit=64)
+    x, y, extras = next(iterate_batches(data, 16, shuffle=False))
+    torch.manual_seed(0)
+    model = LSTMClassifier(len(data.vocab), 2, embedding_dim=12, hidden_size=16).eval()
+    padded = _pad_tokens(x, 20)
+    assert torch.allclose(model(padded), model(x), atol=1e-6)          # the model ignores padding
+    tight = GradientL1()(model, x, y, lengths=extras["lengths"])
+    loose = GradientL1()(model, padded, y, lengths=extras["lengths"])
+    by_idx = GradientL1()(model, padded, y)                              # padding_idx of the embedding
+    assert loose.item() == pytest.approx(tight.item(), rel=1e-5)
+    assert by_idx.item() == pytest.approx(tight.item(), rel=1e-5)
+
+
+def _vowels(n: int = 24):
+    data = load_dataset("ucr/JapaneseVowels", "train", limit=n)
+    x, y = data.x, data.y
+    real = data.extras["padding_mask"]
+    assert not bool(real.all())                                          # variable-length series, padded
+    return x, y, real
+
+
+def _pad_series(x: torch.Tensor, real: torch.Tensor, extra: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return (torch.cat([x, x.new_zeros(*x.shape[:2], extra)], 2),
+            torch.cat([real, real.new_zeros(real.shape[0], extra)], 1))
+
+
+def _stepwise_net(channels: int, classes: int) -> torch.nn.Module:
+    """A 1×1 convolution, tanh and a sum over time: each real step's gradient is the same whatever the padding."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv1d(channels, 8, 1), torch.nn.Tanh(), torch.nn.Conv1d(8, classes, 1),
+                               torch.nn.Flatten(2), _SumTime())
+
+
+class _SumTime(torch.nn.Module):
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h.sum(-1)
+
+
+@pytest.mark.parametrize("name", ["gradient_l1", "smoothness", "locality"])
+def test_series_penalties_are_the_same_with_more_padding(name):
+    from explainreg.penalties import build_penalty
+
+    x, y, real = _vowels()
+    model = _stepwise_net(x.shape[1], 9)
+    penalty = build_penalty(name)
+    extras = {"mask": (torch.arange(x.shape[-1]) < 5).float().expand(len(x), -1)} if name == "locality" else {}
+    base = penalty(model, x, y, padding_mask=real, **extras)
+    px, preal = _pad_series(x, real, 20)
+    if name == "locality":
+        extras = {"mask": torch.cat([extras["mask"], extras["mask"].new_zeros(len(x), 20)], 1)}
+    more = penalty(model, px, y, padding_mask=preal, **extras)
+    assert more.item() == pytest.approx(base.item(), rel=1e-5), name
+    lengths = penalty(model, px, y, lengths=real.sum(1), **extras)
+    assert lengths.item() == pytest.approx(base.item(), rel=1e-5), name
+
+
+def _bias_free_net(channels: int, classes: int) -> torch.nn.Module:
+    """Zero steps add nothing to the logits: the same series with more zero padding gives the same logits."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv1d(channels, 8, 1, bias=False), torch.nn.Tanh(),
+                               torch.nn.Conv1d(8, classes, 1, bias=False), _SumTime()).eval()
+
+
+def test_saliency_of_padded_series_is_zero_at_padding():
+    from explainreg.saliency import saliency
+
+    x, y, real = _vowels()
+    model = _bias_free_net(x.shape[1], 9)
+    g = saliency(model, x, y, lengths=real.sum(1), create_graph=False)
+    assert float(g.abs().sum()) > 0 and float((g * ~real[:, None]).abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("name", ["morf", "lerf", "faithfulness", "complexity", "sparseness"])
+def test_metrics_on_padded_series_are_the_same_with_more_padding(name):
+    from explainreg.metrics import build_metric
+
+    x, y, real = _vowels(32)
+    model = _bias_free_net(x.shape[1], 9)
+    px, preal = _pad_series(x, real, 20)
+    assert torch.allclose(model(px), model(x), atol=1e-5)
+
+    def attributions(inputs):                     # the raw input gradient: non-zero at padding too
+        inputs = inputs.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(model(inputs).gather(1, y[:, None]).sum(), inputs)
+        return g
+
+    a, pa = attributions(x), attributions(px)
+    assert float((pa * ~preal[:, None]).abs().sum() / pa.abs().sum()) > 0.3    # padding holds a third of |a|
+    metric = build_metric(name)
+    base = metric(model, x, y, a, padding_mask=real)
+    more = metric(model, px, y, pa, padding_mask=preal)
+    by_lengths = metric(model, px, y, pa, lengths=real.sum(1))
+    assert more.value == pytest.approx(base.value, rel=1e-6, abs=1e-9), name
+    assert by_lengths.value == pytest.approx(base.value, rel=1e-6, abs=1e-9), name
+
+
+def test_padding_mask_on_images_is_refused():
+    from explainreg.metrics import Complexity
+
+    with pytest.raises(ValueError, match="series batches"):
+        Complexity()(None, None, None, torch.rand(2, 1, 4, 4), padding_mask=torch.ones(2, 4, dtype=torch.bool))
+
+
+# ----------------------------------------------------------------------------- non-finite penalty options
+@pytest.mark.parametrize("name, option", [("symmetry", {"angles": [float("nan")]}), ("symmetry", {"angles": [5, float("inf")]}),
+                                          ("smoothness", {"offset": float("nan")}), ("locality", {"eps": float("inf")}),
+                                          ("fidelity", {"threshold": float("nan")}),
+                                          ("sgt", {"fraction": float("nan")})])
+def test_non_finite_penalty_options_are_a_clear_error(name, option):
+    from explainreg.penalties import PENALTIES, build_penalty
+
+    key = next(iter(option))
+    with pytest.raises(ValueError, match=f"'{key}' parameter of {PENALTIES[name].__name__} must hold finite numbers"):
+        build_penalty(name, **option)
+
+
+def test_symmetry_nan_angle_on_the_command_line_is_a_clear_error(tmp_path, capsys):
+    from explainreg.cli import main
+
+    code = main(["train", "--dataset", "mnist", "--penalty", "symmetry=1", "--penalty-option",
+                 "symmetry.angles=[NaN]", "--epochs", "1", "--limit-train", "64", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "'angles' parameter of Symmetry must hold finite numbers" in err, err
+    assert not (tmp_path / "run").exists()

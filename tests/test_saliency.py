@@ -53,7 +53,7 @@ def test_rotate_matches_rot90_and_identity(mnist_test):
     assert torch.equal(rotate(x, 90), torch.rot90(x, 1, (-2, -1)))
     assert torch.equal(rotate(x, -90), torch.rot90(x, -1, (-2, -1)))
     assert torch.equal(rotate(x, 180), torch.rot90(x, 2, (-2, -1)))
-    assert torch.allclose(rotate(x, 0.0, "bilinear"), x, atol=1e-6)
+    assert torch.allclose(rotate(x, 0.0, "bilinear"), x, atol=1e-5)   # float32 resampling: up to 3.4e-6 on MNIST test
     per_image = rotate(x, torch.tensor([0.0, 90.0, 180.0, 270.0]))
     assert torch.equal(per_image[1], torch.rot90(x[1], 1, (-2, -1)))
     assert torch.equal(per_image[3], torch.rot90(x[3], 3, (-2, -1)))

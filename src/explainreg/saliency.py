@@ -188,8 +188,11 @@ def saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, score: str | No
     return forward_with_saliency(model, x, y, score, create_graph, layer=layer, lengths=lengths)[2]
 
 
-def minmax_normalize(g: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+def minmax_normalize(g: torch.Tensor, eps: float = 1e-12, real: torch.Tensor | None = None) -> torch.Tensor:
     """Per-sample min–max normalisation ĝ_b = (g_b − min g_b) / (max g_b − min g_b + eps) over C×H×W.
+
+    ``real`` (0/1, broadcastable against g: the real positions of a padded batch) takes the minimum
+    and maximum over the real entries only and gives 0 at padding.
 
     Shape:
         g B×…; output the same.
@@ -197,11 +200,18 @@ def minmax_normalize(g: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     Example:
         >>> minmax_normalize(torch.tensor([[1.0, 3.0, 2.0]]))
         tensor([[0.0000, 1.0000, 0.5000]])
+        >>> minmax_normalize(torch.tensor([[1.0, 3.0, 0.0]]), real=torch.tensor([[1, 1, 0]]))
+        tensor([[0., 1., 0.]])
     """
     flat = g.flatten(1)
-    low = flat.min(1, keepdim=True).values
-    high = flat.max(1, keepdim=True).values
-    return ((flat - low) / (high - low + eps)).view_as(g)
+    if real is None:
+        low = flat.min(1, keepdim=True).values
+        high = flat.max(1, keepdim=True).values
+        return ((flat - low) / (high - low + eps)).view_as(g)
+    keep = real.to(g.device).expand_as(g).flatten(1) > 0
+    low = flat.masked_fill(~keep, float("inf")).min(1, keepdim=True).values
+    high = flat.masked_fill(~keep, float("-inf")).max(1, keepdim=True).values
+    return torch.where(keep, (flat - low) / (high - low + eps), torch.zeros_like(flat)).view_as(g)
 
 
 _DEPRECATED = {"TARGETS": ("SCORES", SCORES), "saliency_target": ("saliency_score", saliency_score)}

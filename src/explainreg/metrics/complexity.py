@@ -12,6 +12,7 @@ import torch
 
 from ._core import (CONVENTIONS, QUANTUS_CONVENTIONS, Metric, MetricResult, check_convention, check_inputs,
                     deprecated_one_shot, resolve_convention, scalar_result)
+from .perturbation import PaddedSeries, _zero_padding
 from .registry import register_metric
 
 
@@ -25,7 +26,7 @@ def _check_attr(attributions: torch.Tensor) -> torch.Tensor:
 
 
 def complexity_scores(attributions: torch.Tensor, *, convention: str = "explainreg",
-                      compat: bool | None = None) -> torch.Tensor:
+                      compat: bool | None = None, real: torch.Tensor | None = None) -> torch.Tensor:
     """Per-image entropy H = −Σ_k p_k log p_k of p = |a| / Σ|a| (0·log 0 = 0); NaN for an all-zero map.
 
     Complexity as in Bhatt, Weller & Moura (2020), "Evaluating and aggregating feature-based model
@@ -37,6 +38,8 @@ def complexity_scores(attributions: torch.Tensor, *, convention: str = "explainr
                 H = −Σ p_k log(p_k + 0.01)) or ``"quantus"`` (as ``quantus.Complexity``: a / max|a| over the
                 whole batch, then |·|, then log(p + 1e-12)).
             compat: deprecated; ``compat=True`` is ``convention="seed"``.
+            real: for padded series, the real steps (B×1×T, 1 = real; see
+                :func:`~explainreg.metrics.perturbation.series_real`): padding gets no share of p.
 
         Shape:
             attributions: (B, ...); output: (B,), float64.
@@ -54,7 +57,7 @@ def complexity_scores(attributions: torch.Tensor, *, convention: str = "explainr
         tensor([-0.0100,  2.6242], dtype=torch.float64)
     """
     convention = resolve_convention("complexity_scores", convention, CONVENTIONS, compat)
-    a = _check_attr(attributions)
+    a = _check_attr(_zero_padding(attributions, real))
     if convention == "quantus":
         top = a.abs().max()
         a = a / top if top > 0 else a
@@ -70,7 +73,8 @@ def complexity_scores(attributions: torch.Tensor, *, convention: str = "explainr
     return torch.where(total.squeeze(1) > 0, h, torch.full_like(h, float("nan")))
 
 
-def sparseness_scores(attributions: torch.Tensor, *, convention: str = "explainreg") -> torch.Tensor:
+def sparseness_scores(attributions: torch.Tensor, *, convention: str = "explainreg",
+                      real: torch.Tensor | None = None) -> torch.Tensor:
     """Per-image Gini index of |a| (Chalasani et al. 2020, "Concise explanations of neural networks using adversarial
     training").
 
@@ -78,6 +82,8 @@ def sparseness_scores(attributions: torch.Tensor, *, convention: str = "explainr
         attributions: the maps (no model needed).
         convention: ``"explainreg"`` or ``"quantus"`` (as ``quantus.Sparseness``: a / max|a| over the
             batch, |·|, then + 1e-7 to every entry).
+        real: for padded series, the real steps (B×1×T, 1 = real): the index of each image over its N_b
+            real entries only.
 
     Shape:
         attributions: (B, ...); output: (B,), float64.
@@ -94,21 +100,24 @@ def sparseness_scores(attributions: torch.Tensor, *, convention: str = "explainr
     tensor([0.9375, 0.0000], dtype=torch.float64)
     """
     check_convention("sparseness_scores", convention, QUANTUS_CONVENTIONS)
-    a = _check_attr(attributions).abs()
+    a = _check_attr(_zero_padding(attributions, real)).abs()
+    keep = torch.ones_like(a, dtype=torch.bool) if real is None else \
+        (real.to(a.device) > 0).expand(attributions.shape).flatten(1)
     if convention == "quantus":
         top = a.max()
         a = (a / top if top > 0 else a) + 1e-7
-    n = a.shape[1]
-    s = a.sort(1).values
-    k = torch.arange(1, n + 1, dtype=s.dtype, device=s.device)
+    n = keep.sum(1, keepdim=True).to(a.dtype)                       # N_b real entries, sorted first
+    s = a.masked_fill(~keep, float("inf")).sort(1).values
+    k = torch.arange(1, a.shape[1] + 1, dtype=s.dtype, device=s.device).expand_as(s)
+    s = torch.where(k <= n, s, torch.zeros_like(s))
     total = s.sum(1)
-    g = ((2 * k - n - 1) * s).sum(1) / (n * total)
+    g = ((2 * k - n - 1) * s).sum(1) / (n.squeeze(1) * total)
     return torch.where(total > 0, g, torch.full_like(g, float("nan")))
 
 
-class AttributionScore(Metric):
+class AttributionScore(PaddedSeries, Metric):
     """A metric of the attributions alone (no model): per-image ``scores(attributions)``, their NaN-safe mean over
-    images.
+    images. On series padded to a common length pass ``padding_mask=`` (or ``lengths=``): padding never counts.
 
     Args:
         (none of its own; subclasses define ``scores``). All-zero maps count as degenerate.
@@ -140,7 +149,7 @@ class AttributionScore(Metric):
     def per_image(self, model, x, y, attributions):
         if x is not None:
             check_inputs(x, None, attributions)
-        return self.scores(attributions)
+        return self.scores(_zero_padding(attributions, self.batch_real))
 
     def summarize(self, rows):
         return scalar_result(self, rows)
@@ -184,7 +193,7 @@ class Complexity(AttributionScore):
         self.convention = resolve_convention("Complexity", convention, self.conventions, compat, stacklevel=4)
 
     def scores(self, attributions):
-        return complexity_scores(attributions, convention=self.convention)
+        return complexity_scores(attributions, convention=self.convention, real=self.batch_real)
 
 
 @register_metric("sparseness", aliases=("gini",))
@@ -218,7 +227,7 @@ class Sparseness(AttributionScore):
         self.convention = check_convention("Sparseness", convention, self.conventions)
 
     def scores(self, attributions):
-        return sparseness_scores(attributions, convention=self.convention)
+        return sparseness_scores(attributions, convention=self.convention, real=self.batch_real)
 
 
 complexity = deprecated_one_shot(Complexity, "complexity", model_free=True)

@@ -23,6 +23,7 @@ from torch import nn
 
 from .._random import as_index, descending_ranks, keyed_draw
 from .._validation import check_choice
+from ..inputs import series_padding
 from ._core import (MAX_BATCH, QUANTUS_CONVENTIONS, SEED_CONVENTIONS, SEED_PERCENTILES, Metric, MetricResult,
                     above_percentile_masks, check_convention, check_fractions, check_positive_int, curve_result,
                     curve_value, deprecated_one_shot, eval_mode, forward_chunks, prepare, resolve_convention,
@@ -35,10 +36,62 @@ def _percentiles(values: Sequence[float]) -> tuple[float, ...]:
     return check_fractions("percentiles", values, 0.0, 100.0)
 
 
+# --------------------------------------------------------------------------------- padded series
+def series_real(like: torch.Tensor | None, padding_mask: Any = None, lengths: Any = None) -> torch.Tensor | None:
+    """The real steps of a padded series batch as a B×1×T float tensor (1 = real), from ``padding_mask``
+    (B×T, True = a real step) or ``lengths`` (B); None when neither is given.
+
+    Example::
+
+    >>> import torch; from explainreg.metrics.perturbation import series_real
+    >>> series_real(torch.zeros(2, 3, 4), lengths=torch.tensor([4, 2])).tolist()
+    [[[1.0, 1.0, 1.0, 1.0]], [[1.0, 1.0, 0.0, 0.0]]]
+    """
+    if padding_mask is None and lengths is None:
+        return None
+    if like is None or like.dim() != 3:
+        shape = None if like is None else tuple(like.shape)
+        raise ValueError(f"padding_mask / lengths mark the padded steps of series batches B×C×T; got inputs of shape "
+                         f"{shape}. Leave them out for images and tabular data (token batches: explainreg.metrics.text)")
+    return series_padding(like, {"padding_mask": padding_mask, "lengths": lengths}).float()[:, None, :]
+
+
+class PaddedSeries:
+    """Metrics whose ``update`` and call take ``padding_mask`` (B×T, True = real step) or ``lengths`` (B) for
+    series padded to a common length (:func:`explainreg.data.load_ucr`'s extras): the padded steps never count
+    (their attributions are 0, they are never removed, and per-image reductions run over the real steps)."""
+
+    #: the real steps of the batch being added (B×1×T, 1 = real), or None
+    batch_real: torch.Tensor | None = None
+
+    def update(self, model, x, y=None, attributions=None, *, index=None, padding_mask=None, lengths=None):
+        self.batch_real = series_real(x if x is not None else attributions, padding_mask, lengths)
+        try:
+            return super().update(model, x, y, attributions, index=index)
+        finally:
+            self.batch_real = None
+
+    def __call__(self, model, x, y=None, attributions=None, *, index=None, padding_mask=None, lengths=None):
+        """One-shot: reset, update with this batch (and its padding), compute."""
+        self.reset()
+        return self.update(model, x, y, attributions, index=index, padding_mask=padding_mask,
+                           lengths=lengths).compute()
+
+
+def _zero_padding(a: torch.Tensor, real: torch.Tensor | None) -> torch.Tensor:
+    """``a`` with 0 at the padded steps (identity without padding)."""
+    return a if real is None else a * real.to(a.device, a.dtype)
+
+
+def _keep_real(masks: torch.Tensor, real: torch.Tensor | None) -> torch.Tensor:
+    """Removal ``masks`` (B×S×…) that never remove a padded step."""
+    return masks if real is None else masks & (real.to(masks.device)[:, None] > 0)
+
+
 # ------------------------------------------------------------------------------------------ MoRF / LeRF
 def morf_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, attributions: torch.Tensor, *,
                percentiles: Sequence[float] = SEED_PERCENTILES, baseline: Any = 0.0, order: str = "morf",
-               max_batch: int = MAX_BATCH) -> torch.Tensor:
+               max_batch: int = MAX_BATCH, real: torch.Tensor | None = None) -> torch.Tensor:
     """Per-image MoRF ratios d[b, s] = p(c* | x masked at step s) / p(c* | x), c* = argmax f(x).
 
     The seed's procedure (the IPL-UV xAI-constrained-losses code, "Learning interpretable explanations
@@ -52,6 +105,8 @@ def morf_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, attrib
             baseline: the fill value (a number, ``"mean"``, ``"black"`` or a tensor).
             order: ``"morf"``, or ``"lerf"`` (ranks by −a: least relevant, and zero attributions, first).
             max_batch: cap on the rows per forward pass.
+            real: for padded series, the real steps (B×1×T, :func:`series_real`): padding is never removed
+                and its attributions do not enter the percentiles.
 
         Shape:
             x: (B, ...); output: (B, S), S = len(percentiles).
@@ -73,7 +128,8 @@ def morf_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, attrib
     ps = _percentiles(percentiles)
     p0 = forward_chunks(model, x, max_batch, output="prob")
     conf, c_star = p0.max(1)
-    masks = above_percentile_masks(a if order == "morf" else -a, ps)
+    a = _zero_padding(a, real)
+    masks = _keep_real(above_percentile_masks(a if order == "morf" else -a, ps), real)
     p = forward_copies(model, masked_copies(x, masks, fill_value(x, baseline)), len(x), len(ps), c_star,
                        max_batch=max_batch)
     return p / conf[:, None]
@@ -109,8 +165,9 @@ def morf_value(rows: torch.Tensor, percentiles: Sequence[float] = SEED_PERCENTIL
     return curve_value(rows[:, order], steps, transform=lambda c: 1.0 - c)
 
 
-class PercentileRemoval(Metric):
-    """The settings of the seed's percentile-rule metrics (MoRF, LeRF, faithfulness).
+class PercentileRemoval(PaddedSeries, Metric):
+    """The settings of the seed's percentile-rule metrics (MoRF, LeRF, faithfulness). On series padded to
+    a common length pass ``padding_mask=`` (or ``lengths=``) to ``update`` / the call: padding never counts.
 
     Args:
         percentiles: entries above each ``percentiles`` value of an image's non-zero attributions are set
@@ -174,7 +231,7 @@ class MoRF(PercentileRemoval):
 
     def per_image(self, model, x, y, attributions):
         return morf_curve(model, x, y, attributions, percentiles=self.percentiles, baseline=self.baseline,
-                          order=self.order, max_batch=self.max_batch)
+                          order=self.order, max_batch=self.max_batch, real=self.batch_real)
 
     def summarize(self, rows):
         order, steps = _morf_steps(self.percentiles)
@@ -217,14 +274,14 @@ lerf = deprecated_one_shot(LeRF, "lerf")
 # ------------------------------------------------------------------------- seed's cumulative faithfulness
 def faithfulness_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
                         percentiles: Sequence[float] = SEED_PERCENTILES, baseline: Any = 0.0,
-                        max_batch: int = MAX_BATCH) -> torch.Tensor:
+                        max_batch: int = MAX_BATCH, real: torch.Tensor | None = None) -> torch.Tensor:
     """Per-image Pearson corr over the steps between S_p = Σ a over removed entries and Δ_p = p(y|x) − p(y|x masked).
 
     The seed's test 2 (the IPL-UV xAI-constrained-losses code), in the spirit of Bhatt et al. (2020).
 
         Args:
             model, x, y, attributions: as for :func:`morf_curve` (y required).
-            percentiles, baseline, max_batch: the cumulative removal of a > q_p, as in :func:`morf_curve`.
+            percentiles, baseline, max_batch, real: the cumulative removal of a > q_p, as in :func:`morf_curve`.
 
         Shape:
             x: (B, ...); output: (B,).
@@ -244,7 +301,8 @@ def faithfulness_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attr
     x, y, a = prepare(model, x, y, attributions)
     ps = _percentiles(percentiles)
     p0 = forward_chunks(model, x, max_batch, output="prob", index=y)
-    masks = above_percentile_masks(a, ps)
+    a = _zero_padding(a, real)
+    masks = _keep_real(above_percentile_masks(a, ps), real)
     p = forward_copies(model, masked_copies(x, masks, fill_value(x, baseline)), len(x), len(ps), y,
                        max_batch=max_batch)
     removed = (a.flatten(1)[:, None, :] * masks.flatten(2)).sum(-1)
@@ -279,7 +337,7 @@ class Faithfulness(PercentileRemoval):
 
     def per_image(self, model, x, y, attributions):
         return faithfulness_scores(model, x, y, attributions, percentiles=self.percentiles, baseline=self.baseline,
-                                   max_batch=self.max_batch)
+                                   max_batch=self.max_batch, real=self.batch_real)
 
     def summarize(self, rows):
         return scalar_result(self, rows)
@@ -886,9 +944,10 @@ masked_accuracy = deprecated_one_shot(MaskedAccuracy, "masked_accuracy")
 
 
 __all__ = [
-    "Faithfulness", "FaithfulnessCorrelation", "LeRF", "PercentileRemoval", "MaskedAccuracy", "MoRF", "PixelFlipping",
+    "Faithfulness", "FaithfulnessCorrelation", "LeRF", "PaddedSeries", "PercentileRemoval", "MaskedAccuracy", "MoRF",
+    "PixelFlipping",
     "RegionPerturbation", "faithfulness", "faithfulness_correlation", "faithfulness_correlation_scores",
     "faithfulness_scores", "lerf", "masked_accuracy", "masked_accuracy_rows", "morf", "morf_curve",
     "keyed_subsets", "morf_value", "per_image_auc_value", "pixel_flipping", "pixel_flipping_curve", "random_subsets",
-    "region_perturbation", "region_perturbation_curve", "RegionPerturbationLeRF", "eval_mode",
+    "region_perturbation", "region_perturbation_curve", "RegionPerturbationLeRF", "eval_mode", "series_real",
 ]

@@ -31,18 +31,22 @@ import torch
 import torch.nn.functional as F
 
 from .._validation import SEED_CONVENTIONS, resolve_convention
+from ..inputs import real_mean
 from ..saliency import gradient_of, minmax_normalize, resolve_score
 from ..transforms import rotate
 
 
-def gradient_l1(g: torch.Tensor) -> torch.Tensor:
-    """R = mean over all B·C·H·W entries of |g|.
+def gradient_l1(g: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
+    """R = mean over all B·C·H·W entries of |g|; with ``real`` (0/1, broadcastable against g: the real
+    positions of a padded batch), the mean over the real entries only.
 
     Example:
         >>> gradient_l1(torch.tensor([[1.0, -3.0]]))
         tensor(2.)
+        >>> gradient_l1(torch.tensor([[1.0, -3.0, 0.0]]), real=torch.tensor([[1.0, 1.0, 0.0]]))
+        tensor(2.)
     """
-    return g.abs().mean()
+    return real_mean(g.abs(), real)
 
 
 def smoothness(g: torch.Tensor, offset: int = 1, compat: bool | None = None, *,
@@ -65,17 +69,25 @@ def smoothness(g: torch.Tensor, offset: int = 1, compat: bool | None = None, *,
     return vertical + horizontal
 
 
-def smoothness_along_time(g: torch.Tensor, offset: int = 1) -> torch.Tensor:
+def smoothness_along_time(g: torch.Tensor, offset: int = 1, real: torch.Tensor | None = None) -> torch.Tensor:
     """Total variation of a series saliency g (B×C×T) along time only:
     R = mean over b, c and valid t of |g[b, c, t] − g[b, c, t − o]| (no padding; channels unordered).
+    ``real`` (B×T or B×1×T, 1 at real steps) restricts the pairs to those whose two steps are real, so
+    the padded steps of variable-length series never count.
 
     Example:
         >>> smoothness_along_time(torch.tensor([[[0.0, 1.0, 3.0]]]))
         tensor(1.5000)
+        >>> smoothness_along_time(torch.tensor([[[0.0, 1.0, 0.0]]]), real=torch.tensor([[1, 1, 0]]))
+        tensor(1.)
     """
     if offset < 1 or offset >= g.shape[-1]:
         raise ValueError(f"offset must be in [1, {g.shape[-1] - 1}] for series of {g.shape[-1]} steps, got {offset}")
-    return (g[..., offset:] - g[..., :-offset]).abs().mean()
+    steps = (g[..., offset:] - g[..., :-offset]).abs()
+    if real is None:
+        return steps.mean()
+    real = real.to(g.dtype).reshape(g.shape[0], 1, g.shape[-1])
+    return real_mean(steps, real[..., offset:] * real[..., :-offset])
 
 
 def input_target(x: torch.Tensor) -> torch.Tensor:
@@ -83,12 +95,14 @@ def input_target(x: torch.Tensor) -> torch.Tensor:
     return minmax_normalize(x.detach().mean(1, keepdim=True))
 
 
-def locality(g: torch.Tensor, target: torch.Tensor, eps: float = 0.01) -> torch.Tensor:
+def locality(g: torch.Tensor, target: torch.Tensor, eps: float = 0.01,
+             real: torch.Tensor | None = None) -> torch.Tensor:
     """R = −mean_{b,pixels}[t·log(ĝ+ε) + (1−t)·log(1−ĝ+ε)]: a soft binary cross-entropy pushing
-    the normalised saliency ĝ towards the target map t ∈ [0,1] (broadcast over channels)."""
-    g_hat = minmax_normalize(g)
+    the normalised saliency ĝ towards the target map t ∈ [0,1] (broadcast over channels). ``real``
+    (0/1, the real positions of a padded batch): ĝ and the mean over the real positions only."""
+    g_hat = minmax_normalize(g, real=real)
     target = target.to(g_hat.dtype).expand_as(g_hat)
-    return -(target * torch.log(g_hat + eps) + (1 - target) * torch.log(1 - g_hat + eps)).mean()
+    return -real_mean(target * torch.log(g_hat + eps) + (1 - target) * torch.log(1 - g_hat + eps), real)
 
 
 def fidelity(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, g: torch.Tensor,

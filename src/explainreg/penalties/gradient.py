@@ -48,7 +48,8 @@ class _SaliencyPenalty(Penalty):
 @register_penalty("l1", "gradreg", "gradient_l1")
 class GradientL1(_SaliencyPenalty):
     """R = mean |g| over all B·C·H·W entries (gradient regularisation, Drucker & LeCun 1992; one of
-    the constraints of "Constraining explanations", the xai-constrained-losses seed).
+    the constraints of "Constraining explanations", the xai-constrained-losses seed). On padded token
+    or series batches the mean runs over the real positions only: padding never counts.
 
     Args:
         score: the scalar kind whose saliency g is constrained (``"logit"``, the seed's; see
@@ -77,7 +78,8 @@ class GradientL1(_SaliencyPenalty):
     name = "gradient_l1"
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
-        return P.gradient_l1(ctx.saliency(self.score))
+        g = ctx.saliency(self.score)
+        return P.gradient_l1(g, ctx.inputs.real(g))
 
 
 @register_penalty("double_backprop", "gradient_norm")
@@ -125,8 +127,9 @@ class DoubleBackprop(_SaliencyPenalty):
 @register_penalty("smooth", "tv")
 class Smoothness(_SaliencyPenalty):
     """Anisotropic total variation of g: R = mean |g_ij − g_{i−o,j}| + mean |g_ij − g_{i,j−o}| over
-    valid neighbours ``offset`` = o pixels apart (series: along time only); ``convention="seed"``: the
-    seed's pad-then-roll code (o = 2, zero padding).
+    valid neighbours ``offset`` = o pixels apart (series: along time only, over pairs of real steps:
+    the padded steps of variable-length series never count); ``convention="seed"``: the seed's
+    pad-then-roll code (o = 2, zero padding).
 
     Args:
         offset: neighbour distance o in pixels (time steps).
@@ -183,7 +186,8 @@ class Smoothness(_SaliencyPenalty):
                 raise ValueError("Smoothness(convention='seed', formerly compat=True) reproduces the seed's image "
                                  "code (o = 2, zero padding); series use convention='explainreg' (total "
                                  "variation along time)")
-            return P.smoothness_along_time(ctx.saliency(self.score), self.offset)
+            g = ctx.saliency(self.score)
+            return P.smoothness_along_time(g, self.offset, ctx.inputs.real(g))
         return P.smoothness(ctx.saliency(self.score), self.offset, convention=self.convention)
 
 
@@ -245,7 +249,8 @@ class Locality(_SaliencyPenalty):
             layout = require_layout(ctx, ("image", "series"), "Locality with a mask",
                                     "the mask must line up with the input's pixels or time steps")
             target_map = dense_mask(mask, ctx.x, layout, "Locality")
-        return P.locality(ctx.saliency(self.score), target_map, self.eps)
+        g = ctx.saliency(self.score)
+        return P.locality(g, target_map, self.eps, ctx.inputs.real(g))
 
 
 @register_penalty("fid")
