@@ -232,3 +232,30 @@ def test_mask_meaning_passes_converts_by_the_stated_rule_or_refuses():
         mask_for(m, MUST_NOT_USE, EVIDENCE, "pointing_game")
     with pytest.raises(ValueError, match="does not say what its mask means.*mask_meaning='must_not_use'"):
         mask_for(m, None, EVIDENCE, "pointing_game")
+
+
+def test_masks_carry_their_meaning_from_where_they_enter(tmp_path):
+    from PIL import Image
+
+    from explainreg.data import masked_dataset
+    from explainreg.data.folder import image_folder
+    from explainreg.metrics import LOCALISATION_METRICS
+    from explainreg.penalties import CDEP, HINT, RRR
+
+    decoy = decoy_mnist("test", limit=4, mask="patch", reward_mask=True)
+    assert decoy.mask_meanings == {"mask": MUST_NOT_USE, "reward_mask": EVIDENCE}
+    assert decoy.take(2).mask_meanings == decoy.mask_meanings
+    data = masked_dataset(decoy.x, decoy.y, decoy.extras["reward_mask"], meaning="evidence")
+    assert data.mask_meanings == {"mask": EVIDENCE}
+    with pytest.raises(ValueError, match="meaning must be one of 'must_not_use', 'evidence'"):
+        masked_dataset(decoy.x, decoy.y, decoy.extras["mask"], meaning="shortcut")
+    for c in ("a", "b"):
+        (tmp_path / "img" / c).mkdir(parents=True)
+        Image.new("L", (4, 4), 40 if c == "a" else 200).save(tmp_path / "img" / c / "1.png")
+    assert image_folder(tmp_path / "img", mask_meaning="evidence").to_memory().mask_meanings == {"mask": EVIDENCE}
+    assert image_folder(tmp_path / "img").to_memory().mask_meanings == {}
+    # every consumer states the meaning it is defined for
+    assert CDEP.mask_meaning == RRR.mask_meaning == MUST_NOT_USE and HINT.mask_meaning == EVIDENCE
+    assert {n: c.mask_meaning for n, c in LOCALISATION_METRICS.items()}["wrong_reason"] == MUST_NOT_USE
+    assert {c.mask_meaning for n, c in LOCALISATION_METRICS.items() if n != "wrong_reason"} == {EVIDENCE}
+    assert {c.mask_meaning for c in S.SHORTCUT_METRICS.values()} == {MUST_NOT_USE}

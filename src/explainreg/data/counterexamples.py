@@ -112,7 +112,8 @@ def counterexamples(dataset: ArrayDataset, n_copies: int = 1, *, seed: int = 0, 
     extras["counterexample"] = flag
     return ArrayDataset(torch.cat([x, copies]), torch.cat([dataset.y, dataset.y[index]]), extras,
                         name=dataset.name, source=f"{dataset.source} + {len(index)} counterexamples "
-                                                  f"({n_copies} per annotated image, seed {seed})")
+                                                  f"({n_copies} per annotated image, seed {seed})",
+                        mask_meanings=dict(dataset.mask_meanings))
 
 
 __all__ = ["counterexamples", "randomize_masked"]

@@ -43,6 +43,9 @@ class ArrayDataset(Dataset):
         extras: per-row tensors (masks, flags), each with N rows.
         name: the data set's name.
         source: where the rows came from (recorded in runs).
+        mask_meanings: what each mask among the extras means (methods.md A.14): ``{"mask":
+            "must_not_use"}`` (a shortcut the model must not use) or ``"evidence"`` (where the right
+            reasons are); a mask not named here carries no stated meaning.
 
     Shape:
         x: (N, ...); y: (N,); each extra: (N, ...). ``num_classes`` is max(y) + 1.
@@ -68,6 +71,7 @@ class ArrayDataset(Dataset):
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
     name: str = "custom"
     source: str = "in memory"
+    mask_meanings: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.x.dim() < 2:
@@ -77,6 +81,10 @@ class ArrayDataset(Dataset):
         for key, value in self.extras.items():
             if len(value) != len(self.x):
                 raise ValueError(f"extras[{key!r}] has {len(value)} rows, expected {len(self.x)}")
+        from ..inputs import check_mask_meaning
+
+        self.mask_meanings = {k: check_mask_meaning(v, f"mask_meanings[{k!r}]")
+                              for k, v in dict(self.mask_meanings).items() if v is not None}
 
     def __len__(self) -> int:
         return len(self.y)
@@ -104,7 +112,7 @@ class ArrayDataset(Dataset):
         indices = torch.as_tensor(indices, dtype=torch.long)
         return ArrayDataset(
             self.x[indices], self.y[indices], {k: v[indices] for k, v in self.extras.items()},
-            name=self.name, source=f"{self.source}, {len(indices)} rows",
+            name=self.name, source=f"{self.source}, {len(indices)} rows", mask_meanings=dict(self.mask_meanings),
         )
 
     def split(self, fraction: float, seed: int = 0) -> tuple["ArrayDataset", "ArrayDataset"]:

@@ -296,6 +296,9 @@ class ImageFolder(Dataset):
         size, crop, mean, std: the :class:`~explainreg.data.image_ops.ImageTransform`.
         classes: class names in label order (default: the sorted folder names).
         num_workers, pin_memory: DataLoader settings used by the trainer (``loader_options``).
+        mask_meaning: what the masks mark (methods.md A.14): ``"must_not_use"`` (a shortcut, for CDEP /
+            RRR / the behavioural metrics) or ``"evidence"`` (the object, for HINT / pointing game);
+            None: not stated, and consumers defined for one meaning refuse the masks until it is.
 
     Shape:
         items ``(C×H×W float, () long, {"mask": 1×H×W bool})``; ``targets``: (N,) long.
@@ -330,7 +333,10 @@ class ImageFolder(Dataset):
                  size: Size | None = None, crop: Size | None = None, mean: Sequence[float] | None = None,
                  std: Sequence[float] | None = None, classes: Sequence[str] | None = None,
                  num_workers: int = 0, pin_memory: bool = False, name: str | None = None,
-                 samples: list[Sample] | None = None) -> None:
+                 samples: list[Sample] | None = None, mask_meaning: str | None = None) -> None:
+        from ..inputs import check_mask_meaning
+
+        self.mask_meaning = check_mask_meaning(mask_meaning)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES} (RGB: 3 channels, L: grey), got {mode!r}")
         if int(num_workers) < 0:
@@ -403,12 +409,12 @@ class ImageFolder(Dataset):
         t = self.transform
         return ImageFolder(self.root, self.masks, mode=self.mode, size=t.size, crop=t.crop, mean=t.mean, std=t.std,
                            classes=self.classes, num_workers=self.num_workers, pin_memory=self.pin_memory,
-                           name=self.name, samples=picked)
+                           name=self.name, samples=picked, mask_meaning=self.mask_meaning)
 
     def settings(self) -> dict[str, Any]:
         """What rebuilds this data set (for run configs)."""
         return {"root": str(self.root), "masks": str(self.masks) if self.masks else None, "mode": self.mode,
-                **self.transform.to_dict(), "classes": self.classes}
+                **self.transform.to_dict(), "classes": self.classes, "mask_meaning": self.mask_meaning}
 
     def to_memory(self, batch_size: int = 256):
         """Read every image once into an :class:`~explainreg.data.ArrayDataset` (x, y, mask)."""
@@ -422,7 +428,7 @@ class ImageFolder(Dataset):
             ys.append(y)
             ms.append(extras["mask"])
         return ArrayDataset(torch.cat(xs), torch.cat(ys), {"mask": torch.cat(ms)}, name=self.name,
-                            source=f"{self.source}, in memory")
+                            source=f"{self.source}, in memory", mask_meanings={"mask": self.mask_meaning})
 
 
 def image_folder(root: str | os.PathLike, masks: str | os.PathLike | None = None, **options: Any) -> ImageFolder:
@@ -615,7 +621,8 @@ def folder_from_settings(settings: dict[str, Any], split: str) -> ImageFolder:
         (1, 2, torch.Size([3, 2, 3]))
         >>> tmp.cleanup()
     """
-    options = {k: settings[k] for k in ("mode", "size", "crop", "mean", "std") if settings.get(k) is not None}
+    options = {k: settings[k] for k in ("mode", "size", "crop", "mean", "std", "mask_meaning")
+               if settings.get(k) is not None}
     for key in ("size", "crop"):
         if isinstance(options.get(key), list):
             options[key] = tuple(options[key])

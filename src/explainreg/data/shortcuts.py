@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ..inputs import normalize_mask
+from ..inputs import EVIDENCE, MUST_NOT_USE, check_mask_meaning, normalize_mask
 from .datasets import ArrayDataset, load_dataset
 
 SHORTCUT_SPLITS = ("train", "val", "test")
@@ -233,8 +233,10 @@ def decoy_mnist(split: str = "train", root: str | os.PathLike | None = None, *, 
         extras["reward_mask"] = base.x[index] * 255.0 > 1
     x = x[index] / 255.0 * 2.0 - 1.0
     name, title = ("decoymnist", "DecoyMNIST") if source == "mnist" else ("decoyfmnist", "Decoy-FMNIST")
+    meanings = {"mask": MUST_NOT_USE, "reward_mask": EVIDENCE}
     return ArrayDataset(x, y[index].clone(), extras, name=name,
-                        source=f"{title} {split} (seed {seed}) from {base.source}, {len(index)} images")
+                        source=f"{title} {split} (seed {seed}) from {base.source}, {len(index)} images",
+                        mask_meanings={k: v for k, v in meanings.items() if k in extras})
 
 
 def decoy_fmnist(split: str = "train", root: str | os.PathLike | None = None, **options: Any) -> ArrayDataset:
@@ -368,17 +370,21 @@ def shortcut_for(name: str, **options: Any):
 SHORTCUT_DATASETS = {"decoy-mnist": decoy_mnist, "decoy-fmnist": decoy_fmnist, "color-mnist": color_mnist}
 
 
-def masked_dataset(x: Any, y: Any, mask: Any, *, name: str = "custom", source: str = "in memory") -> ArrayDataset:
+def masked_dataset(x: Any, y: Any, mask: Any, *, meaning: str = MUST_NOT_USE, name: str = "custom",
+                   source: str = "in memory") -> ArrayDataset:
     """A data set of images, labels and annotation masks, whose batches carry the mask as
-    ``extras["mask"]`` for CDEP / RRR / ExpectedGradients / Locality.
+    ``extras["mask"]`` for CDEP / RRR / ExpectedGradients / Locality (``meaning="must_not_use"``,
+    the default) or HINT and the localisation metrics (``meaning="evidence"``); methods.md A.14.
 
     The mask is read by :func:`explainreg.inputs.normalize_mask` with the data set in the batch's
     place, so it accepts what the penalties accept: one H×W for every image, N×H×W, N×1×H×W or
-    N×C×H×W; values in [0, 1], 1 = the region the model should not use. Binary masks are stored as
+    N×C×H×W; values in [0, 1], 1 = the masked region. Binary masks are stored as
     bool, soft ones as float32.
 
     Args:
         x: N×C×H×W float images. y: N integer labels. mask: as above.
+        meaning: what the mask marks: ``"must_not_use"`` (1 = the region the model should not use)
+            or ``"evidence"`` (1 = where the right reasons are); recorded in ``mask_meanings``.
         name, source: the data set's name and a description of where it came from.
 
     Shape:
@@ -392,9 +398,10 @@ def masked_dataset(x: Any, y: Any, mask: Any, *, name: str = "custom", source: s
         >>> mask = torch.zeros(8, 8)
         >>> mask[:2, :2] = 1
         >>> data = masked_dataset(x, y, mask)
-        >>> data.extras["mask"].shape, data.extras["mask"].dtype
-        (torch.Size([6, 1, 8, 8]), torch.bool)
+        >>> data.extras["mask"].shape, data.extras["mask"].dtype, data.mask_meanings
+        (torch.Size([6, 1, 8, 8]), torch.bool, {'mask': 'must_not_use'})
     """
+    meaning = check_mask_meaning(meaning, "meaning")
     x = torch.as_tensor(x)
     y = torch.as_tensor(y)
     mask = torch.as_tensor(mask)  # a sequence here is one mask per image, not a list of blobs
@@ -406,7 +413,7 @@ def masked_dataset(x: Any, y: Any, mask: Any, *, name: str = "custom", source: s
     parsed = normalize_mask(mask, x, who="masked_dataset")[0]
     binary = mask.dtype == torch.bool or bool(((parsed == 0) | (parsed == 1)).all())
     mask = (parsed.bool() if binary else parsed.float()).expand(len(x), *parsed.shape[1:])
-    return ArrayDataset(x, y.long(), {"mask": mask}, name=name, source=source)
+    return ArrayDataset(x, y.long(), {"mask": mask}, name=name, source=source, mask_meanings={"mask": meaning})
 
 
 __all__ = ["DecoyShortcut", "PixelBlobSampler", "TokenDecoyShortcut", "shortcut_for", "SHORTCUT_DATASETS", "SHORTCUT_SPLITS", "add_decoy", "color_mnist",

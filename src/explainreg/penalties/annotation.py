@@ -7,7 +7,7 @@ blobs the penalty is summed over the blobs, as the seed does.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -163,7 +163,10 @@ def _zero(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 class _AnnotationPenalty(Penalty):
-    """Shared: the mask from the batch extras, or N blobs from ``blob_sampler`` (summed)."""
+    """Shared: the mask from the batch extras, or N blobs from ``blob_sampler`` (summed). The mask
+    marks what the model must not use (``mask_meaning``, methods.md A.14)."""
+
+    mask_meaning: ClassVar[str | None] = "must_not_use"
 
     def __init__(self, blob_sampler: BlobSampler | None = None) -> None:
         super().__init__()

@@ -6,13 +6,15 @@ Inside an :class:`~explainreg.objective.Objective` all penalties share one
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import warnings
 from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
 
-from .._validation import check_batch, check_labels, check_logits, check_model_input
+from .._validation import check_batch, check_finite_option, check_labels, check_logits, check_model_input
 from ..inputs import ExplainedInput
 from ..modes import frozen_norm_statistics, warn_batch_norm_mixing
 from ..saliency import gradient_of, minmax_normalize, resolve_score
@@ -122,8 +124,16 @@ class Penalty(nn.Module):
     """
 
     name: ClassVar[str] = "penalty"
+    #: what the penalty's mask marks (methods.md A.14): "must_not_use", "evidence", or None (no mask)
+    mask_meaning: ClassVar[str | None] = None
     #: whether the penalty needs the input gradient (so the shared forward runs on a grad-enabled x)
     needs_input_grad: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every penalty's options are checked for NaN and ±inf before its own checks (:func:`finite_options`)."""
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = finite_options(cls.__dict__["__init__"])
 
     def forward(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                 generator: torch.Generator | None = None, layer: str | nn.Module | None = None,
@@ -147,6 +157,28 @@ class Penalty(nn.Module):
     def settings(self) -> dict[str, Any]:
         """The constructor arguments, for configs and logs."""
         return {}
+
+
+def finite_options(init: Callable[..., None]) -> Callable[..., None]:
+    """``init`` (a penalty's ``__init__``) with every option checked first by
+    :func:`~explainreg._validation.check_finite_option`: NaN or ±inf anywhere is a clear error, on
+    the API and through ``--penalty-option`` alike."""
+    if getattr(init, "_finite_options", False):
+        return init
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def checked(self: nn.Module, *args: Any, **kwargs: Any) -> None:
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+        except TypeError:
+            return init(self, *args, **kwargs)  # the call's own TypeError names the argument
+        for name, value in list(bound.arguments.items())[1:]:
+            check_finite_option(type(self).__name__, name, value)
+        return init(self, *args, **kwargs)
+
+    checked._finite_options = True  # type: ignore[attr-defined]
+    return checked
 
 
 def _deprecated_target(self: Penalty) -> str:

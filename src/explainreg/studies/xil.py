@@ -208,7 +208,7 @@ def to_pixels(dataset, pixels: str):
     if pixels == "unit":
         return dataset
     return ArrayDataset((dataset.x + 1.0) * 127.5, dataset.y, dataset.extras, name=dataset.name,
-                        source=dataset.source + ", raw 0–255 pixels")
+                        source=dataset.source + ", raw 0–255 pixels", mask_meanings=dict(dataset.mask_meanings))
 
 
 def pixel_range(pixels: str) -> tuple[float, float]:
@@ -227,11 +227,13 @@ def _data(args: XILSettings):
         val = decoy_mnist("val", args.data_root, **options)
         train = ArrayDataset(torch.cat([train.x, val.x]), torch.cat([train.y, val.y]),
                              {k: torch.cat([v, val.extras[k]]) for k, v in train.extras.items()}, name=train.name,
-                             source=train.source.replace("train", "train + val", 1))
+                             source=train.source.replace("train", "train + val", 1),
+                             mask_meanings=dict(train.mask_meanings))
     if args.train_limit is not None:
         train = ArrayDataset(train.x[:args.train_limit], train.y[:args.train_limit],
                              {k: v[:args.train_limit] for k, v in train.extras.items()}, name=train.name,
-                             source=f"{train.source}, first {args.train_limit}")
+                             source=f"{train.source}, first {args.train_limit}",
+                             mask_meanings=dict(train.mask_meanings))
     test = decoy_mnist("test", args.data_root, limit=args.test_limit, mask="patch", source=source)
     generator = torch.Generator().manual_seed(12345)
     train.extras["mask"] = corrupt(train.extras["mask"], args.feedback, generator)
