@@ -363,3 +363,50 @@ def resolve_convention(owner: str, convention: str, supported: Sequence[str], co
                                             f"convention={convention!r} in {owner}; pass convention only")
             convention = "seed"
     return check_convention(owner, convention, supported)
+
+
+def check_finite_option(owner: str, name: str, value) -> None:
+    """Raise ``InvalidParameterError`` when the option ``value`` holds a NaN or ±inf: a number, or one
+    inside a list, tuple, dict or floating-point tensor (a NaN angle or weight makes every value it
+    touches NaN, or a constant, without a word).
+
+    Example::
+
+        >>> check_finite_option("Symmetry", "angles", [5, 10])
+        >>> check_finite_option("Symmetry", "angles", [5, float("nan")])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        explainreg._validation.InvalidParameterError: The 'angles' parameter of Symmetry must hold finite ... (angles[1] is nan)...
+    """
+    import math
+    import numbers
+
+    def first_bad(v, where: str):
+        if isinstance(v, bool):
+            return None
+        if isinstance(v, numbers.Real):
+            return (where, v) if not math.isfinite(v) else None
+        if isinstance(v, torch.Tensor):
+            if v.is_floating_point() or v.is_complex():
+                bad = (~torch.isfinite(v.detach())).nonzero()
+                if len(bad):
+                    index = "".join(f"[{int(i)}]" for i in bad[0])
+                    return f"{where}{index}", v.detach()[tuple(bad[0])].item()
+            return None
+        if isinstance(v, dict):
+            items = v.items()
+        elif isinstance(v, (list, tuple)):
+            items = enumerate(v)
+        else:
+            return None
+        for key, item in items:
+            found = first_bad(item, f"{where}[{key!r}]" if isinstance(v, dict) else f"{where}[{key}]")
+            if found is not None:
+                return found
+        return None
+
+    found = first_bad(value, name)
+    if found is not None:
+        where, bad = found
+        raise InvalidParameterError(f"The {name!r} parameter of {owner} must hold finite numbers; got {value!r} "
+                                    f"({where} is {bad}). Give finite values (NaN and ±inf are not options).")
