@@ -124,6 +124,8 @@ class Penalty(nn.Module):
     """
 
     name: ClassVar[str] = "penalty"
+    #: what the penalty's mask marks (methods.md A.14): "must_not_use", "evidence", or None (no mask)
+    mask_meaning: ClassVar[str | None] = None
     #: whether the penalty needs the input gradient (so the shared forward runs on a grad-enabled x)
     needs_input_grad: ClassVar[bool] = True
 
