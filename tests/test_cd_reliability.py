@@ -76,3 +76,102 @@ def test_a_changed_plain_setting_is_traced_again(mnist_test):
     torch.manual_seed(1)
     logits = net(x).detach()  # the same dropout draw: CD in training mode shares one mask between the parts
     torch.testing.assert_close(rel + irrel, logits, atol=1e-5 * float(logits.abs().max()), rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# all-ones and all-zeros masks where units see no input (zero background, zero padding)
+
+
+def _extremes(net: nn.Module, x: torch.Tensor, ones: torch.Tensor) -> tuple[float, float, float]:
+    """max|irrel| for an all-ones mask, max|rel| of the images an all-zeros mask covers (one image
+    carries the region: an empty mask for the whole batch is refused), max|rel + irrel − logits|, each
+    over max|logit|."""
+    with torch.no_grad():
+        logits = net(x)
+        scale = float(logits.abs().max())
+        rel, irrel = decompose(net, x, ones)
+        zeros = torch.zeros(len(x), *ones.shape)
+        zeros[0] = 1
+        rel0, _ = decompose(net, x, zeros)
+    return (float(irrel.abs().max()) / scale, float(rel0[1:].abs().max()) / scale,
+            float((rel + irrel - logits).abs().max()) / scale)
+
+
+@pytest.mark.parametrize("name", ["cdep_decoymnist", "cdep_colormnist"])
+def test_all_ones_mask_leaves_no_irrel_on_the_cdep_nets_over_mnist_background(mnist_test, name):
+    """MNIST pixels in [0, 1]: 83 % of them are exactly 0, so many first-layer units see neither part
+    (their bias went wholly to irrel: 44 % / 28 % of max|logit| with an all-ones mask)."""
+    from explainreg.models import build_model
+
+    torch.manual_seed(0)
+    net = build_model(name).eval()
+    x = mnist_test.x[:32].repeat(1, 3 if "color" in name else 1, 1, 1)
+    assert float((x == 0).float().mean()) > 0.5
+    irrel_ones, rel_zeros, completeness = _extremes(net, x, torch.ones(28, 28))
+    assert irrel_ones <= 1e-6 and rel_zeros <= 1e-6 and completeness <= 1e-5
+
+
+class _SeriesCNN(nn.Module):
+    """A GroupNorm 1-D CNN over B×C×T series."""
+
+    def __init__(self, channels: int, classes: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv1d(channels, 16, 3, padding=1), nn.GroupNorm(4, 16), nn.ReLU(),
+                                      nn.Conv1d(16, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool1d(1),
+                                      nn.Flatten())
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
+
+
+class _SeriesRNN(nn.Module):
+    """A GRU or LSTM over a B×C×T series, read at its last step."""
+
+    def __init__(self, channels: int, classes: int, kind: type) -> None:
+        super().__init__()
+        self.rnn = kind(channels, 16, batch_first=True)
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x.transpose(1, 2))
+        return self.fc(out[:, -1])
+
+
+@pytest.mark.parametrize("arch", ["cnn", "gru", "lstm"])
+def test_all_ones_mask_leaves_no_irrel_on_zero_padded_series(arch):
+    """JapaneseVowels' series have 7–29 steps, zero-padded to 29: the padded steps are exactly 0 (the
+    bias went to irrel there: 66 % / 99.9 % / 99.99 % of max|logit| with an all-ones mask)."""
+    from explainreg.data import load_dataset
+
+    ds = load_dataset("ucr/JapaneseVowels", "test", limit=32)
+    x = ds.x
+    assert bool((ds.extras["lengths"] < x.shape[-1]).any())
+    torch.manual_seed(0)
+    classes = int(ds.y.max()) + 1
+    net = _SeriesCNN(x.shape[1], classes) if arch == "cnn" else \
+        _SeriesRNN(x.shape[1], classes, nn.GRU if arch == "gru" else nn.LSTM)
+    irrel_ones, rel_zeros, completeness = _extremes(net.eval(), x, torch.ones(x.shape[-1]))
+    assert irrel_ones <= 1e-6 and rel_zeros <= 1e-6 and completeness <= 1e-5
+
+
+def test_a_unit_that_sees_no_input_splits_its_bias_by_the_inputs_relevant_share(mnist_test):
+    """One linear layer on MNIST: a unit whose weights touch only background pixels (exact zeros) has
+    r = s = 0; its bias goes to rel in the share |m ⊙ x|₁ / |x|₁ of the image, for every mask."""
+    x = mnist_test.x[:8]
+    background = (x == 0).all(0).flatten()  # pixels that are 0 in all eight images
+    layer = nn.Linear(784, 2)
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.weight[0, background] = 1.0  # unit 0 sees only background; unit 1 sees nothing at all
+    net = nn.Sequential(nn.Flatten(), layer)
+    mask = torch.zeros(28, 28)
+    mask[:, :10] = 1
+    rel, irrel = decompose(net, x, mask)
+    share = (x * mask).abs().flatten(1).sum(1) / x.abs().flatten(1).sum(1)
+    expected = share[:, None] * layer.bias.detach()
+    torch.testing.assert_close(rel, expected)
+    torch.testing.assert_close(irrel, layer.bias.detach() - expected)
+    # the seed's order keeps the seed's convention: the whole bias to irrel
+    rel_seed, irrel_seed = decompose(net, x, mask, order="seed")
+    assert float(rel_seed.abs().max()) == 0

@@ -18,13 +18,21 @@ EPS = 1e-19
 # independent, plainly written CD with two streams (the seed's algorithm, B.2 §2.1)
 
 
-def hand_affine(layer, rel, irrel):
+def hand_affine(layer, rel, irrel, rho=None):
+    """``rho``: per sample, the relevant share of the input, |m ⊙ x|₁ / |x|₁; a unit with r = s = 0
+    splits its bias by it (None: the seed order's convention, all of it to irrel)."""
     bias = layer(torch.zeros_like(rel[:1]))  # the bias map, module(0)
     r, s = layer(rel) - bias, layer(irrel) - bias
     share_r = r.abs() / (r.abs() + s.abs() + EPS)
     share_s = s.abs() / (r.abs() + s.abs() + EPS)
-    lost = (r == 0) & (s == 0)  # the seed drops the bias here; explainreg gives it to irrel (sum stays exact)
-    return r + bias * share_r, s + bias * share_s + bias * lost
+    lost = ((r == 0) & (s == 0)).float()  # the seed drops the bias here (the sum breaks)
+    to_rel = 0 if rho is None else lost * rho.view(-1, *[1] * (r.dim() - 1))
+    return r + bias * share_r + bias * to_rel, s + bias * share_s + bias * (lost - to_rel)
+
+
+def hand_rho(x, mask):
+    rel, irrel = (x * mask).abs().flatten(1).sum(1), (x * (1 - mask)).abs().flatten(1).sum(1)
+    return rel / (rel + irrel)
 
 
 def hand_relu(rel, irrel):
@@ -47,12 +55,12 @@ def hand_pool(rel, irrel, total):
 
 def hand_cdep_net(net: nn.Sequential, x, mask):
     """The seed's two-stream CD of conv–relu–pool–conv–relu–pool–flatten–fc–relu–fc, written out."""
-    rel, irrel = x * mask, x * (1 - mask)
-    rel, irrel = hand_pool(*hand_relu(*hand_affine(net[0], rel, irrel)), net[:2](x))
-    rel, irrel = hand_pool(*hand_relu(*hand_affine(net[3], rel, irrel)), net[:5](x))
+    rel, irrel, rho = x * mask, x * (1 - mask), hand_rho(x, mask)
+    rel, irrel = hand_pool(*hand_relu(*hand_affine(net[0], rel, irrel, rho)), net[:2](x))
+    rel, irrel = hand_pool(*hand_relu(*hand_affine(net[3], rel, irrel, rho)), net[:5](x))
     rel, irrel = rel.flatten(1), irrel.flatten(1)
-    rel, irrel = hand_relu(*hand_affine(net[7], rel, irrel))
-    return hand_affine(net[9], rel, irrel)
+    rel, irrel = hand_relu(*hand_affine(net[7], rel, irrel, rho))
+    return hand_affine(net[9], rel, irrel, rho)
 
 
 def seed_pool(rel, irrel, total):
@@ -104,18 +112,21 @@ def test_two_layer_mlp_by_hand():
     irrel_ref = torch.zeros(6, 3)
     for i in range(6):
         rel0, irrel0 = x[i] * mask, x[i] * (1 - mask)
+        rho = float(rel0.abs().sum() / (rel0.abs().sum() + irrel0.abs().sum()))  # a unit with r = s = 0
         h_rel, h_irrel = [], []
         for j in range(5):
             r, s = float(W1[j] @ rel0), float(W1[j] @ irrel0)
-            a = r + float(b1[j]) * abs(r) / (abs(r) + abs(s) + EPS)
-            b = s + float(b1[j]) * abs(s) / (abs(r) + abs(s) + EPS) + (float(b1[j]) if r == s == 0 else 0.0)
+            q = rho if r == s == 0 else abs(r) / (abs(r) + abs(s) + EPS)
+            a = r + float(b1[j]) * q
+            b = s + float(b1[j]) * (1 - q)
             h_rel.append(max(a, 0.0))
             h_irrel.append(max(a + b, 0.0) - max(a, 0.0))
         for k in range(3):
             r = sum(float(W2[k, j]) * h_rel[j] for j in range(5))
             s = sum(float(W2[k, j]) * h_irrel[j] for j in range(5))
-            rel_ref[i, k] = r + float(b2[k]) * abs(r) / (abs(r) + abs(s) + EPS)
-            irrel_ref[i, k] = s + float(b2[k]) * abs(s) / (abs(r) + abs(s) + EPS) + (float(b2[k]) if r == s == 0 else 0)
+            q = rho if r == s == 0 else abs(r) / (abs(r) + abs(s) + EPS)
+            rel_ref[i, k] = r + float(b2[k]) * q
+            irrel_ref[i, k] = s + float(b2[k]) * (1 - q)
     rel, irrel = decompose(net, x, mask)
     torch.testing.assert_close(rel, rel_ref, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(irrel, irrel_ref, atol=1e-5, rtol=1e-5)

@@ -2,9 +2,11 @@
 
 ``decompose(model, x, mask)`` splits every logit into ``rel`` (due to the masked region) and
 ``irrel`` (everything else, biases included) with ``rel + irrel = model(x)`` (methods.md A.3, A.6,
-B.2 §2.1). Both parts are propagated by every rule (two streams), so an all-ones mask leaves
-irrel ≈ 0 and an all-zeros mask rel = 0 at any depth. Several blobs are decomposed in one pass
-by stacking them into the batch dimension.
+B.2 §2.1). Both parts are propagated by every rule (two streams), and the bias of a unit that
+receives neither part (both exactly 0: a zero background, zero padding, a unit cut off by ReLUs) is
+split by the relevant share of the sample's input (:func:`~explainreg.decomposition.rules.split_bias`),
+so an all-ones mask leaves irrel = 0 and an all-zeros mask rel = 0 at any depth, up to rounding.
+Several blobs are decomposed in one pass by stacking them into the batch dimension.
 """
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ from torch import fx, nn
 
 from .._validation import check_batch
 from ..inputs import normalize_mask  # the one mask parser (re-exported here)
-from .rules import (FUNCTION_RULES, RULES, Decomposed, affine_batch_norm, find_rule, max_pool, max_pool_function,
-                    relevant_first)
+from .rules import (FUNCTION_RULES, RULES, Decomposed, affine_batch_norm, dead_unit_share, find_rule, input_share,
+                    max_pool, max_pool_function, relevant_first)
 
 #: the orders in which CD may visit a ReLU directly followed by a max-pool
 ORDERS = ("forward", "seed")
@@ -291,7 +293,9 @@ def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = Fal
     returns ``{name: (rel, irrel)}`` for every decomposed intermediate activation (modules by their
     qualified name, e.g. ``"0"`` or ``"features.conv1"``; functions by their fx node name).
     ``order="seed"`` decomposes a ReLU that feeds a max-pool after the pool, as CDEP's code does
-    (see :func:`run_rules`); the default follows the model's forward order.
+    (see :func:`run_rules`), and gives the bias of a unit whose two parts are both 0 to irrel (CDEP's
+    code drops it); the default follows the model's forward order and splits that bias by the
+    relevant share of the sample's input (see :func:`~explainreg.decomposition.rules.split_bias`).
 
     Args:
         model: maps x to logits B×K (traceable by torch.fx, every layer with a rule).
@@ -324,10 +328,14 @@ def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = Fal
     if not bool((m != 0).any()):
         raise ValueError("mask selects no input element (all zeros): there is no relevant region to decompose")
     n = m.shape[0]
-    rel0 = (m * x.unsqueeze(0)).reshape(n * x.shape[0], *x.shape[1:])
-    irrel0 = ((1 - m) * x.unsqueeze(0)).reshape(n * x.shape[0], *x.shape[1:])
+    rows = (n * x.shape[0], *x.shape[1:])
+    rel0 = (m * x.unsqueeze(0)).reshape(rows)
+    irrel0 = ((1 - m) * x.unsqueeze(0)).reshape(rows)
     record: dict[str, Decomposed] | None = {} if return_layers else None
-    out = run_rules(model, Decomposed(rel0, irrel0, x), record=record, order=order)
+    mask_mean = m.expand(n, *x.shape).reshape(rows).flatten(1).mean(1)  # for an input that is 0 everywhere
+    share = None if order == "seed" else input_share(rel0, irrel0, mask_mean)
+    with dead_unit_share(share):
+        out = run_rules(model, Decomposed(rel0, irrel0, x), record=record, order=order)
     rel, irrel = out.rel, out.irrel
     if rel.dim() != 2:
         raise ValueError(f"the model must return logits of shape B×K, got {tuple(out.total.shape)}")

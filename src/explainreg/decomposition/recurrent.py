@@ -43,7 +43,8 @@ from torch import nn
 
 from ..inputs import find_embedding, padding_mask, token_mask as _token_mask
 from .._validation import check_token_ids
-from .rules import Decomposed, register_function_rule, register_rule, shapley, standardise
+from .rules import (_ROW_SHARE, Decomposed, input_share, register_function_rule, register_rule, row_share, shapley,
+                    standardise)
 
 #: B×T token mask of the running token decomposition (None outside one); the LSTM / GRU rules read it
 #: to give the bias × bias share of step t to rel when token t is masked.
@@ -143,13 +144,18 @@ def share_product(u: tuple, v: tuple) -> tuple[torch.Tensor, torch.Tensor, torch
 def _step_mask(rel: torch.Tensor, irrel: torch.Tensor) -> torch.Tensor:
     """B×T share of each step's bias × bias products that goes to rel: the token mask of the running
     token decomposition, else (dense inputs, e.g. a series) the relevant share of the step's input,
-    |rel_t|₁ / (|rel_t|₁ + |irrel_t|₁) (the mask value itself for a binary mask; 0 where both are 0)."""
+    |rel_t|₁ / (|rel_t|₁ + |irrel_t|₁) (the mask value itself for a binary mask). A step whose input
+    is exactly 0 (zero padding) takes the relevant share of the sample's whole input, as a unit that
+    sees neither part does in :func:`~explainreg.decomposition.rules.split_bias` (0 outside a
+    decomposition)."""
     batch, steps = rel.shape[:2]
     m = _STEP_MASK.get()
     if m is not None and tuple(m.shape) == (batch, steps):
         return m.to(rel.dtype)
     r, s = rel.detach().abs().sum(-1), irrel.detach().abs().sum(-1)
-    return torch.where(r + s > 0, r / (r + s).clamp_min(torch.finfo(rel.dtype).tiny), torch.zeros_like(r))
+    fallback = row_share(r)
+    empty = torch.zeros_like(r) if fallback is None else fallback.expand_as(r)
+    return torch.where(r + s > 0, r / (r + s).clamp_min(torch.finfo(rel.dtype).tiny), empty)
 
 
 def lstm_layer(x_rel: torch.Tensor, x_irrel: torch.Tensor, step_mask: torch.Tensor, w_ih: torch.Tensor,
@@ -568,13 +574,22 @@ def decompose_tokens(model: nn.Module, ids: torch.Tensor, token_mask: Any, *, la
         if e.shape[:2] != ids.shape:
             raise ValueError(f"the embedding output {tuple(e.shape)} does not start with the ids' B×T {tuple(ids.shape)}")
         w = m.to(e.dtype).view(*m.shape, *([1] * (e.dim() - 2)))
-        return _make(w * e, (1 - w) * e, e)
+        rel, irrel = w * e, (1 - w) * e
+        # the relevant share of the real tokens' embeddings (padding counts in neither part), for the
+        # units that see neither part (rules.split_bias); a sample whose embeddings are all 0: its mask's mean
+        real_w = real.to(e.dtype).view_as(w)
+        empty = m.sum(1) / real.sum(1).clamp_min(1)
+        shares.append(_ROW_SHARE.set(input_share(rel, (real_w - w) * e, empty)))
+        return _make(rel, irrel, e)
 
+    shares: list[contextvars.Token] = []
     handle = embedding.register_forward_hook(split)
     token = _STEP_MASK.set(m)
     try:
         out = run_rules(model, ids)
     finally:
+        for share in reversed(shares):
+            _ROW_SHARE.reset(share)
         _STEP_MASK.reset(token)
         handle.remove()
     if not isinstance(out, Decomposed) or out.rel.dim() != 2:

@@ -19,13 +19,17 @@ A rule maps ``(module, d_in) -> d_out``. Built-in rules:
 
 * Conv / Linear / BatchNorm (affine ``W·+b``): ``r = W·rel``, ``s = W·irrel``,
   ``rel' = r + b·|r| / (|r| + |s| + ε)``, ``irrel' = s + b·(|s| + ε) / (|r| + |s| + ε)``
-  (ε = 1e-19): when r = s = 0 the whole bias goes to irrel (the seed drops it there, breaking the
-  sum). BatchNorm uses its running statistics in eval mode and the batch statistics of the total
-  in training mode (without touching the running statistics).
+  (ε = 1e-19). Where r = s = 0 exactly (a unit that sees no input) the bias is split by the share ρ
+  of the sample's input that is relevant, |m ⊙ x|₁ / |x|₁, so an all-ones mask leaves irrel = 0 and
+  an all-zeros mask rel = 0 at any depth (:func:`split_bias` gives the reason; the seed drops the
+  bias there, breaking the sum, and ``order="seed"`` gives it to irrel). BatchNorm uses its running
+  statistics in eval mode and the batch statistics of the total in training mode (without touching
+  the running statistics).
 * ReLU / LeakyReLU (relevant part first): ``rel' = f(rel)``, ``irrel' = f(rel + irrel) − f(rel)``.
-* Tanh / Sigmoid / SiLU (Shapley value of the two players rel and irrel, f(0) to irrel):
+* Tanh / Sigmoid / SiLU (Shapley value of the two players rel and irrel, f(0) split as a bias):
   ``rel' = ½[(f(rel) − f(0)) + (f(rel + irrel) − f(irrel))]``,
-  ``irrel' = ½[(f(irrel) + f(0)) + (f(rel + irrel) − f(rel))]``.
+  ``irrel' = ½[(f(irrel) − f(0)) + (f(rel + irrel) − f(rel))]``, then f(0) added as a bias
+  (:func:`split_bias`).
 * MaxPool: the window's maximum of the *total* selects the entry both parts are read at; entries
   tied for the maximum (within a relative 1e-6) share the output equally, so the rule does not
   depend on how a kernel or rounding breaks ties (argmax indices for dilated and adaptive pools).
@@ -262,14 +266,104 @@ def find_rule(module_type: type) -> ModuleRule | None:
 # generic building blocks
 
 
+#: N·B relevant shares of the rows of the running decomposition's input (None outside one, and under
+#: ``order="seed"``): the share of the bias that a unit receiving neither part gives to rel
+_ROW_SHARE: contextvars.ContextVar[torch.Tensor | None] = contextvars.ContextVar("cd_row_share", default=None)
+
+
+def input_share(rel: torch.Tensor, irrel: torch.Tensor, empty: torch.Tensor | None = None) -> torch.Tensor:
+    """The relevant share of each row of a decomposition's input: ``ρ = |rel|₁ / (|rel|₁ + |irrel|₁)``.
+
+    A row with no input at all (every value 0) takes ``empty`` instead: the mean of its mask, so
+    that an all-ones mask gives 1 and an all-zeros mask 0 on every row (0 when not given).
+
+    Args:
+        rel, irrel: the two parts of the input, N·B×… (blob-major rows).
+        empty: N·B values for rows that are 0 everywhere, or None.
+
+    Shape:
+        rel, irrel: (N·B, ...); empty and output: (N·B,).
+
+    Returns:
+        ρ ∈ [0, 1] per row, without gradient.
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.decomposition.rules import input_share
+        >>> x = torch.tensor([[0.0, 1.0, 3.0], [0.0, 0.0, 0.0]])
+        >>> m = torch.tensor([1.0, 1.0, 0.0])
+        >>> input_share(m * x, (1 - m) * x, m.mean().expand(2))   # 1 of 4; the empty row: the mask's mean
+        tensor([0.2500, 0.6667])
+    """
+    r = rel.detach().abs().flatten(1).sum(1)
+    s = irrel.detach().abs().flatten(1).sum(1)
+    fill = torch.zeros_like(r) if empty is None else empty.detach().to(r.dtype).expand_as(r)
+    return torch.where(r + s > 0, r / (r + s).clamp_min(torch.finfo(r.dtype).tiny), fill)
+
+
+@contextmanager
+def dead_unit_share(share: torch.Tensor | None) -> Iterator[None]:
+    """Within the block, :func:`split_bias` gives the bias of a unit whose two parts are both exactly 0
+    to rel and irrel in the proportion ``share`` (N·B, one per row), instead of all to irrel.
+
+    ``decompose`` and ``decompose_tokens`` run the rules inside it with :func:`input_share` of their
+    input (see :func:`split_bias` for why).
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.decomposition.rules import dead_unit_share, split_bias
+        >>> zero = torch.zeros(2, 1)
+        >>> with dead_unit_share(torch.tensor([1.0, 0.25])):
+        ...     split_bias(zero, zero, 4.0)
+        (tensor([[4.],
+                [1.]]), tensor([[0.],
+                [3.]]))
+    """
+    token = _ROW_SHARE.set(share)
+    try:
+        yield
+    finally:
+        _ROW_SHARE.reset(token)
+
+
+def row_share(t: torch.Tensor) -> torch.Tensor | None:
+    """The running :func:`dead_unit_share` shaped to broadcast against ``t`` (rows first), a number
+    when every row has the same share, or None (outside a decomposition, or rows that do not match).
+
+    Example::
+
+        >>> import torch
+        >>> from explainreg.decomposition.rules import dead_unit_share, row_share
+        >>> with dead_unit_share(torch.tensor([1.0, 0.5])):
+        ...     tuple(row_share(torch.zeros(2, 3, 4)).shape)
+        (2, 1, 1)
+        >>> row_share(torch.zeros(2, 3)) is None
+        True
+    """
+    share = _ROW_SHARE.get()
+    if share is None:
+        return None
+    if t.dim() >= 1 and t.shape[0] == share.numel():
+        return share.to(t.dtype).view(-1, *([1] * (t.dim() - 1)))
+    if bool((share == share[0]).all()):
+        return share[:1].to(t.dtype).reshape(())
+    return None  # batch not in the first dimension, per-row shares differ: the bias goes to irrel
+
+
 class _BiasSplit(torch.autograd.Function):
-    """``rel' = r + b·q``, ``irrel' = s + b·(1 − q)`` with ``q = |r| / (|r| + |s| + ε)``, fused
-    (the CD cost is elementwise-bound; the autograd graph of the same formula makes 3× the passes)."""
+    """``rel' = r + b·q``, ``irrel' = s + b·(1 − q)`` with ``q = |r| / (|r| + |s| + ε)`` (``q = ρ``
+    where r = s = 0, when a fallback ρ is given), fused (the CD cost is elementwise-bound; the autograd
+    graph of the same formula makes 3× the passes)."""
 
     @staticmethod
-    def forward(ctx, r: torch.Tensor, s: torch.Tensor, bias: torch.Tensor, eps: float):
+    def forward(ctx, r: torch.Tensor, s: torch.Tensor, bias: torch.Tensor, eps: float,
+                fallback: torch.Tensor | None = None):
         denominator = s.abs().add_(r.abs()).add_(eps)
         share = r.abs().div_(denominator)
+        if fallback is not None:
+            share = torch.where((r == 0) & (s == 0), fallback, share)
         ctx.save_for_backward(r, s, share, denominator, bias)
         rel = torch.addcmul(r, bias, share)
         irrel = s + bias - bias * share
@@ -284,15 +378,27 @@ class _BiasSplit(torch.autograd.Function):
         grad_r = grad_rel + t * r.sign() * (1 - share) if ctx.needs_input_grad[0] else None
         grad_s = grad_irrel - t * s.sign() * share if ctx.needs_input_grad[1] else None
         grad_b = (grad_irrel + diff * share).sum_to_size(bias.shape) if ctx.needs_input_grad[2] else None
-        return grad_r, grad_s, grad_b, None
+        return grad_r, grad_s, grad_b, None, None
 
 
 def split_bias(r: torch.Tensor, s: torch.Tensor, bias: torch.Tensor | float | None,
                eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
     """Add a bias to the two parts in proportion to their magnitudes (CD's affine rule).
 
-    ``rel' = r + b·|r| / (|r| + |s| + ε)``, ``irrel' = s + b·(|s| + ε) / (|r| + |s| + ε)``: where
-    r = s = 0 the whole bias goes to irrel, and ``rel' + irrel' = r + s + b`` always.
+    ``rel' = r + b·|r| / (|r| + |s| + ε)``, ``irrel' = s + b·(|s| + ε) / (|r| + |s| + ε)``, and
+    ``rel' + irrel' = r + s + b`` always.
+
+    A unit whose two parts are both exactly 0 (its receptive field is exactly 0, as MNIST's
+    background or a zero-padded series, or every input to it was cut by a ReLU) carries no evidence
+    about the mask: the ratio is 0/0. Inside a decomposition (:func:`dead_unit_share`) such a unit
+    gives its bias to rel in the share ρ of its sample's input that is relevant,
+    ``ρ = |m ⊙ x|₁ / |x|₁`` (the mask's mean for an input that is 0 everywhere): the bias is split
+    as it would be if the unit saw the whole input, so that an all-ones mask gives irrel = 0 and an
+    all-zeros mask rel = 0 exactly at any depth; ρ treats the parts alike (the mask 1 − m gives
+    1 − ρ), as the magnitude rule does; and the decomposition depends on the mask only through
+    m ⊙ x and (1 − m) ⊙ x (a mask value on an input that is 0 changes nothing). Outside a
+    decomposition (and under ``order="seed"``), where r = s = 0 the whole bias goes to irrel; CDEP's
+    code drops it there, breaking the sum.
 
     Args:
         r, s: the relevant and irrelevant parts before the bias.
@@ -316,7 +422,7 @@ def split_bias(r: torch.Tensor, s: torch.Tensor, bias: torch.Tensor | float | No
         return r, s
     if not isinstance(bias, torch.Tensor):
         bias = torch.tensor(bias, dtype=r.dtype, device=r.device)
-    return _BiasSplit.apply(r, s, bias.to(r.dtype), eps)
+    return _BiasSplit.apply(r, s, bias.to(r.dtype), eps, row_share(r))
 
 
 def affine(d: Decomposed, linear_part: Callable[[torch.Tensor], torch.Tensor], total_out: torch.Tensor,
@@ -1014,5 +1120,6 @@ register_function_rule(getattr, lambda d, name: getattr(d.total, name) if isinst
 
 
 __all__ = ["Decomposed", "EPS", "FUNCTION_RULES", "RULES", "TIE_RTOL", "affine", "affine_batch_norm", "both",
-           "dropout_as_identity", "find_rule", "max_pool", "max_pool_function", "max_pool_shared_ties",
-           "register_function_rule", "register_rule", "relevant_first", "reshape_like", "shapley", "split_bias", "standardise", "tie_tolerance"]
+           "dead_unit_share", "dropout_as_identity", "find_rule", "input_share", "max_pool", "max_pool_function",
+           "max_pool_shared_ties", "register_function_rule", "register_rule", "relevant_first", "reshape_like",
+           "row_share", "shapley", "split_bias", "standardise", "tie_tolerance"]
