@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 import torch
 
 from explainreg.cli import build_parser
@@ -49,6 +50,11 @@ def test_tiny_decoymnist_study_writes_report_and_skips_finished_runs(tmp_path, c
         assert "<html" in page and "data:image/png;base64," in page and "60.97" in page
         record = json.loads((tmp_path / "runs" / "cdep_lam100_seed0" / "result.json").read_text())
         assert 0 <= record["test_accuracy"] <= 100 and record["train_size"] == 128
+        # the behavioural shortcut evidence beside the accuracy (methods.md A.13)
+        evidence = json.loads((tmp_path / "runs" / "cdep_lam100_seed0" / "behaviour.json").read_text())
+        assert evidence["reliance"] == pytest.approx(evidence["acc_agree"] - evidence["acc_disagree"])
+        assert {"reliance", "flip_shortcut", "worst_group", "cd_margin_share", "gxi_margin_share"} <= set(table.columns)
+        assert "Does the model still use the decoy?" in summary
 
         stamp = (tmp_path / "runs" / "cdep_lam100_seed0" / "result.json").stat().st_mtime_ns
         capsys.readouterr()

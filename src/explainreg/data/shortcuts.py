@@ -289,6 +289,10 @@ class DecoyShortcut:
         out[torch.arange(n, device=x.device)[:, None, None], 0, r, c] = value[:, None, None]
         return out
 
+    def region(self, x: torch.Tensor) -> torch.Tensor:
+        """Where the hook plants the shortcut: the four corners (1×1×H×W bool)."""
+        return decoy_corner_mask(x.shape[-1], self.patch).to(x.device)[None, None]
+
     def __repr__(self) -> str:
         return f"DecoyShortcut(rule={self.rule!r}, patch={self.patch}, seed={self.seed})"
 
@@ -348,6 +352,10 @@ class TokenDecoyShortcut:
         inserted = torch.where(j < pos[:, None], padded,
                                torch.where(j == pos[:, None], word[:, None].expand(n, t + 1), shifted))
         return torch.where(has[:, None], out, inserted)
+
+    def region(self, ids: torch.Tensor) -> torch.Tensor:
+        """Where a decoy word stands in ``ids`` (B×T bool)."""
+        return torch.isin(ids, self.word_ids.to(ids.device))
 
     def __repr__(self) -> str:
         return f"TokenDecoyShortcut(word_ids={self.word_ids.tolist()}, pad_id={self.pad_id}, seed={self.seed})"

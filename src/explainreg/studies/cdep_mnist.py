@@ -277,15 +277,44 @@ def run_cdep_mnist(settings: GridSettings) -> list[dict[str, Any]]:
             print(f"[{i + 1}/{len(jobs)}] {name}: test {record['test_accuracy']:.2f} %  "
                   f"val {record['val_accuracy']:.2f} % train {record['train_accuracy']:.2f} %  "
                   f"({record['seconds']:.0f} s)", flush=True)
+    if study == "decoymnist":  # the behavioural shortcut evidence of every run (methods.md A.13)
+        add_shortcut_evidence(out, key, test_set)
     write_report(out, study, key)
     return collect(out, key)
+
+
+def add_shortcut_evidence(out: Path, key: str | None, test_set) -> None:
+    """``runs/NAME/behaviour.json`` for every finished DecoyMNIST run of these settings: the
+    behavioural columns (:func:`explainreg.studies.behaviour.shortcut_evidence`: reliance under the
+    training set's decoy rule, flip rates, group accuracies, CD and gradient × input shares of the
+    logit and of the decision margin) of the run's checkpoint on ``test_set``, computed once per test set."""
+    from ..data.shortcuts import DecoyShortcut
+    from ..runs import load_run
+    from .behaviour import shortcut_evidence
+
+    for record in collect(out, key):
+        run_dir = out / "runs" / f"{record['method']}_lam{_fmt(record['lambda'])}_seed{record['seed']}"
+
+        def compute(run_dir: Path = run_dir) -> dict[str, Any]:
+            model, _ = load_run(run_dir)
+            return shortcut_evidence(model, test_set.x, test_set.y, test_set.extras["mask"],
+                                     meaning=test_set.mask_meanings.get("mask"), shortcut=DecoyShortcut(),
+                                     source=test_set.source)
+
+        cached(run_dir / "behaviour.json", compute, key={"test": test_set.source, "hook": repr(DecoyShortcut())})
 
 
 def collect(out: Path, key: str | None = None) -> list[dict[str, Any]]:
     """The records of the finished runs in ``out`` (``runs/*/result.json``), in name order; with
     ``key``, only those made with these settings (their ``settings_hash``), so that runs of other
     settings left in the folder are not mixed into the report."""
-    records = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/result.json"))]
+    records = []
+    for path in sorted((out / "runs").glob("*/result.json")):
+        record = json.loads(path.read_text())
+        evidence = path.parent / "behaviour.json"  # the behavioural columns (add_shortcut_evidence)
+        if evidence.is_file():
+            record.update({k: v for k, v in json.loads(evidence.read_text()).items() if k != "key"})
+        records.append(record)
     return [r for r in records if key is None or r.get("settings_hash") == key]
 
 
@@ -306,6 +335,11 @@ def write_report(out: Path, study: str, key: str | None = None) -> None:
                   seeds=("seed", "count"), seconds=("seconds", "mean"))
              .reset_index())
     table["test_std"] = table["test_std"].fillna(0.0)
+    from .behaviour import COLUMNS, format_row
+
+    evidence = [c for c in COLUMNS if c in runs.columns]
+    if evidence:  # the behavioural shortcut evidence, mean over seeds
+        table = table.merge(runs.groupby(["method", "lambda"])[evidence].mean().reset_index(), on=["method", "lambda"])
     paper = PAPER[study]
     table["paper"] = [paper.get(m, {}).get(lam if lam != int(lam) else int(lam), math.nan)
                       for m, lam in zip(table["method"], table["lambda"])]
@@ -332,6 +366,16 @@ def write_report(out: Path, study: str, key: str | None = None) -> None:
         report.table(Table(header, cells, None, notes="Quick mode (smoke test): no best is marked."))
     else:
         report.table(Table(header, cells, bold, notes="Bold: the highest mean test accuracy."))
+    if evidence:
+        report.heading("Does the model still use the decoy? (methods.md A.13, mean over seeds)")
+        report.table(Table(["method", "λ"] + [COLUMNS[c] for c in evidence],
+                           [[LABELS[r["method"]], _fmt(r["lambda"])] + format_row(r, evidence)
+                            for _, r in table.iterrows()], None,
+                           notes="Test images (%). Reliance: accuracy with the label's own training decoy (grey "
+                                 "255 − 25y) in a corner minus accuracy with another class's; flips: predictions "
+                                 "changed by another class's decoy, by the corners of a test image of another class, "
+                                 "by the corners' mean fill. Shares: the corners' share of the true class's logit "
+                                 "and of its margin over the runner-up."))
     report.figure(figure, "accuracy vs λ")
     md, page = report.write(out, name="summary")
     print(f"wrote {out / 'results.csv'}, {md}, {page}, {figure}")
