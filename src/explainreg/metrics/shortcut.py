@@ -35,10 +35,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._random import as_index, keyed_draw
-from .._validation import check_choice
+from .._validation import check_batch, check_choice, check_labels, check_logits
 from ..inputs import MUST_NOT_USE, dense_mask, explain_input, infer_layout, token_mask
 from ..modes import eval_mode, model_device
-from ._core import MAX_BATCH, Metric, MetricResult, forward_chunks, prepare, reduce_rows, scalar_result, validation
+from ._core import (_VALIDATE_ARGS, MAX_BATCH, Metric, MetricResult, forward_chunks, reduce_rows, scalar_result,
+                    validation)
 from .registry import register_metric
 
 __all__ = ["DENSE_FILLS", "INTERVENTIONS", "TOKEN_FILLS", "DecisionShare", "FlipRate", "GroupAccuracy",
@@ -292,6 +293,20 @@ def intervened(model: nn.Module, x: Tensor, y: Tensor, mask: Any, intervention: 
     return replace_tokens(x, mask, token, pad)
 
 
+def _prepare(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """x (a float batch or B×T token ids) and y checked and moved to the model's device; the model
+    probe (logits B×K, labels in [0, K)) as :func:`explainreg.metrics._core.prepare`."""
+    check_batch(x, y, tokens=True)
+    device = model_device(model)
+    x, y = x.detach().to(device), y.to(device)
+    if _VALIDATE_ARGS.get():
+        with torch.no_grad():
+            probe = model(x[:1])
+        check_logits(probe, 1)
+        check_labels(y, probe.shape[1])
+    return x, y
+
+
 def _num_classes(model: nn.Module, x: Tensor) -> int:
     with torch.no_grad():
         return int(model(x[:1]).shape[1])
@@ -306,7 +321,7 @@ def flip_rows(model: nn.Module, x: Tensor, y: Tensor, mask: Any, intervention: s
               max_batch: int = MAX_BATCH, **options: Any) -> Tensor:
     """Per sample 1.0 if argmax f(x̃) ≠ argmax f(x), else 0.0 (B, float64); ``options`` as :func:`intervened`."""
     with eval_mode(model):
-        x, y, _ = prepare(model, x, y)
+        x, y = _prepare(model, x, y)
         before = _labels(model, x, max_batch)
         after = _labels(model, intervened(model, x, y, mask, intervention, **options), max_batch)
     return (before != after).double()
@@ -317,7 +332,7 @@ def shortcut_rows(model: nn.Module, x: Tensor, y: Tensor, mask: Any, shortcut: S
     """Per sample ``[y, correct with its class's shortcut, correct with another class's shortcut,
     flipped (x vs the other class's shortcut)]`` (B×4, float64)."""
     with eval_mode(model):
-        x, y, _ = prepare(model, x, y)
+        x, y = _prepare(model, x, y)
         index = as_index(index, len(x))
         other = other_class_targets(y, _num_classes(model, x), seed=seed, index=index)
         before = _labels(model, x, max_batch)
@@ -337,7 +352,7 @@ def decision_share_rows(model: nn.Module, x: Tensor, y: Tensor, mask: Any, *, me
     check_choice("method", method, ("cd", "grad_x_input"))
     check_choice("target", target, ("label", "prediction"))
     with eval_mode(model):
-        x, y, _ = prepare(model, x, y)
+        x, y = _prepare(model, x, y)
         if method == "cd":
             from ..decomposition import decompose
 
@@ -607,7 +622,7 @@ class GroupAccuracy(_ShortcutMetric):
         self.max_batch = int(max_batch)
 
     def rows(self, model, x, y, mask):
-        x, y, _ = prepare(model, x, y)
+        x, y = _prepare(model, x, y)
         region = torch.as_tensor(mask, device=x.device)
         if infer_layout(x) == "tokens":
             present = token_mask(region, x, self.name).flatten(1).gt(0).any(1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from ..report import Report, Table, mean_std, new_figure, save_figure
 from ..text_models import cdep_lstm
 from ..training import TrainConfig, train
 from . import register_study
+from .behaviour import COLUMNS, format_row
 from .skeleton import cached_run, settings_from_namespace
 
 __all__ = ["LAMBDAS", "METHODS", "PAPER", "QUICK", "SSTBiasSettings", "add_arguments", "bias_scores", "run",
@@ -193,7 +195,23 @@ def _run_one(args: SSTBiasSettings, method: str, lam: float, seed: int, epochs: 
     return {"method": method, "lambda": lam, "seed": seed, "test_accuracy": 100 * final["test_accuracy"],
             "dev_accuracy": 100 * final["val_accuracy"], "best_epoch": result.best_epoch,
             "epochs_run": len(result.history), "seconds": time.perf_counter() - started,
-            "bias_word_rel": [float(s) for s in scores]}
+            "bias_word_rel": [float(s) for s in scores], **shortcut_columns(model, args.bias, splits, seed)}
+
+
+def shortcut_columns(model: torch.nn.Module, bias: str, splits, seed: int = 0) -> dict[str, float]:
+    """The behavioural shortcut evidence of a trained model on the clean test set (methods.md A.13):
+    for the decoy, accuracy with the label's own decoy word inserted vs another class's, flips, group
+    accuracies and the decoy's CD / gradient × input share of the logit and of the margin (on the
+    sentences with their own decoy); for article / gender, the group accuracies and shares of the
+    test set's bias words."""
+    from ..data.shortcuts import TokenDecoyShortcut
+    from ..inputs import MUST_NOT_USE
+    from .behaviour import shortcut_evidence
+
+    hook = TokenDecoyShortcut.for_vocab(splits.vocab, seed=seed) if bias == "decoy" else None
+    test = splits.test
+    return shortcut_evidence(model, test.x, test.y, test.extras["mask"], meaning=MUST_NOT_USE, shortcut=hook,
+                             seed=seed, source=f"SST {bias} test set")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -216,7 +234,7 @@ def _example_rows(splits, n: int = 4):
 def write_report(out: Path, args, records: list[dict[str, Any]], splits, coverage: float, examples) -> None:
     with open(out / "runs.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, ["method", "lambda", "seed", "test_accuracy", "dev_accuracy", "best_epoch",
-                                         "epochs_run", "seconds"], extrasaction="ignore")
+                                         "epochs_run", "seconds", *COLUMNS], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(records)
     groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
@@ -228,12 +246,12 @@ def write_report(out: Path, args, records: list[dict[str, Any]], splits, coverag
         acc = torch.tensor([r["test_accuracy"] for r in rs], dtype=torch.float64)
         std = float(acc.std()) if len(acc) > 1 else 0.0
         summary.append({"method": method, "lambda": lam, "test_mean": float(acc.mean()), "test_std": std,
-                        "seeds": len(rs)})
+                        "seeds": len(rs), **{c: _mean(rs, c) for c in COLUMNS}})
         ref = paper.get(int(lam)) if method != "rrr" else None
         rows.append([method, f"{lam:g}", mean_std(float(acc.mean()), std, len(rs)),
                      f"{ref:.1f}" if ref is not None else "–"])
     with open(out / "results.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, ["method", "lambda", "test_mean", "test_std", "seeds"])
+        writer = csv.DictWriter(handle, ["method", "lambda", "test_mean", "test_std", "seeds", *COLUMNS])
         writer.writeheader()
         writer.writerows(summary)
     report = Report(f"CDEP on SST, {args.bias} bias: test accuracy (%)")
@@ -246,6 +264,16 @@ def write_report(out: Path, args, records: list[dict[str, Any]], splits, coverag
         report.smoke_test()
     report.table(Table(["method", "λ", "test accuracy (ours)", "paper"], rows, None,
                        notes="λ = 0 is the unpenalised model; RRR on the embeddings at our λ (no paper number)."))
+    shown = [c for c in COLUMNS if any(not math.isnan(r[c]) for r in summary)]
+    if shown:
+        report.heading("Does the model still use the bias? (methods.md A.13, mean over seeds)")
+        report.table(Table(["method", "λ"] + [COLUMNS[c] for c in shown],
+                           [[r["method"], f"{r['lambda']:g}"] + format_row(r, shown) for r in summary], None,
+                           notes="Clean test set (%). Decoy: accuracy with the label's own decoy word inserted at a "
+                                 "random place minus accuracy with the other class's (reliance), predictions "
+                                 "changed by the other class's word, worst / average accuracy over (class, "
+                                 "agreeing / disagreeing); shares: the decoy word's share of the true class's "
+                                 "logit and of its margin over the other class."))
     report.figure(_plot(summary, out / "accuracy_vs_lambda.png", args.bias), "test accuracy vs λ")
     ids, y, _ = examples
     seed0 = [r for r in records if r["seed"] == min(x["seed"] for x in records)]
@@ -260,6 +288,12 @@ def write_report(out: Path, args, records: list[dict[str, Any]], splits, coverag
         report.heading("Bias word's contribution to the true-class logit (CD rel), seed 0")
         report.code("\n".join(lines))
     report.write(out, name="summary")
+
+
+def _mean(records: list[dict[str, Any]], column: str) -> float:
+    """The mean of ``column`` over the records that have it (NaN when none does)."""
+    values = [float(r[column]) for r in records if r.get(column) is not None and not math.isnan(float(r[column]))]
+    return sum(values) / len(values) if values else math.nan
 
 
 def _plot(summary: list[dict[str, Any]], path: Path, bias: str) -> Path:
