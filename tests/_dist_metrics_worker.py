@@ -3,8 +3,9 @@
     python tests/_dist_metrics_worker.py OUT [--images N] [--batch B]
     torchrun --nproc_per_node 2 tests/_dist_metrics_worker.py OUT ...
 
-Computes MoRF and Complexity of input-gradient maps on the first ``--images`` real MNIST test
-images, rank r updating with the batches r, r + W, r + 2W, ... (each with its data-set ``index``), so
+Computes MoRF, Complexity and (with the digit's pixels as the mask) top-k intersection and XIL's
+wrong-reason score of input-gradient maps on the first ``--images`` real MNIST test images, rank r
+updating with the batches r, r + W, r + 2W, ... (each with its data-set ``index``), so
 rank order differs from data-set order. The maps of every fifth image are zeroed: they are the
 degenerate maps, spread over both ranks. Rank 0 saves ``OUT.pt``: each metric's per-image rows,
 curve, value and ``n_degenerate``; every rank saves the number of images it updated with
@@ -34,7 +35,7 @@ def main() -> None:
 
     from explainreg.attribution import attribute
     from explainreg.data import load_dataset
-    from explainreg.metrics import Complexity, DegenerateAttributionWarning, MoRF
+    from explainreg.metrics import Complexity, DegenerateAttributionWarning, MoRF, TopKIntersection, WrongReason
     from explainreg.models import build_model
     from explainreg.training import distributed
 
@@ -45,6 +46,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = build_model("cnn3b").eval()
     metrics = {"morf": MoRF(), "complexity": Complexity()}
+    masked = {"top_k_intersection": TopKIntersection(k=100), "wrong_reason": WrongReason()}
     starts = list(range(0, len(test), args.batch))[rank::world]
     seen = 0
     for start in starts:
@@ -54,10 +56,12 @@ def main() -> None:
         a[index % ZEROED_EVERY == 0] = 0
         for metric in metrics.values():
             metric.update(model, x, y, a, index=index)
+        for metric in masked.values():  # tied maps: the zeroed ones (top-k keys its tie order by index)
+            metric.update(model, x, y, a, x > 0, index=index)
         seen += len(index)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DegenerateAttributionWarning)
-        results = {name: metric.compute() for name, metric in metrics.items()}
+        results = {name: metric.compute() for name, metric in {**metrics, **masked}.items()}
     torch.save({"images": seen}, f"{args.out}.pt.rank{rank}")
     if rank == 0:
         torch.save({name: {"per_image": r.per_image, "curve": r.curve, "value": float(r.value),

@@ -216,19 +216,21 @@ def test_evaluate_under_torchrun_equals_one_process(tmp_path, capsys):
 @needs_torchrun
 def test_metric_rows_over_ranks_come_in_data_set_order_and_degenerate_maps_are_summed(tmp_path):
     """50 real MNIST test images in batches of 10, rank r updating with batches r, r + 2, ...: every
-    per-image row (MoRF's curves, Complexity's scores) in the data set's order, as in one process, and
-    the 10 zeroed maps (5 on each rank) counted once each over both ranks."""
+    per-image row (MoRF's curves, Complexity's, top-k intersection's and wrong-reason scores: WR's
+    threshold is over all maps) in the data set's order, as in one process, and the 10 zeroed maps
+    (5 on each rank) counted once each over both ranks."""
     torchrun(METRICS_WORKER, tmp_path / "two")
     one_process(tmp_path / "one", worker=METRICS_WORKER)
     one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
     assert (one["world"], two["world"]) == (1, 2)
     assert [torch.load(tmp_path / f"two.pt.rank{r}")["images"] for r in (0, 1)] == [30, 20]
-    for name in ("morf", "complexity"):
+    for name in ("morf", "complexity", "top_k_intersection", "wrong_reason"):
         assert two[name]["n_images"] == one[name]["n_images"] == 50
         torch.testing.assert_close(two[name]["per_image"], one[name]["per_image"], rtol=1e-6, atol=1e-9,
                                    equal_nan=True, msg=f"{name}: per-image rows not in data-set order")
-        assert two[name]["n_degenerate"] == one[name]["n_degenerate"] == 10, name
         assert two[name]["value"] == pytest.approx(one[name]["value"], rel=1e-6)
+    for name in ("morf", "complexity"):
+        assert two[name]["n_degenerate"] == one[name]["n_degenerate"] == 10, name
 
 
 def test_workers_import_the_explainreg_this_process_imports():

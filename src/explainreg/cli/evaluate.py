@@ -236,7 +236,7 @@ def _evaluate_part(args, model, method: str | None, metric_names: list[str], x_a
         a = attribute(model, xb, yb, method, seed=args.seed, index=index) if method else None
         for n, metric in built.items():
             if n in LOCALISATION_METRICS:
-                metric.update(model, xb, yb, a, masks[start:start + step].to(device))
+                metric.update(model, xb, yb, a, masks[start:start + step].to(device), index=index)
             else:
                 metric.update(model, xb, yb, a, index=index)
         bar.update(len(xb))

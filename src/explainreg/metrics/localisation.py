@@ -14,7 +14,8 @@ matter (m⁻, XIL's confounder). Per image, with a and s flattened to D entries:
   (``positive_only`` clips at 0 first); NaN if the ratio exceeds 1 (Quantus's rule); ``weighted``
   multiplies by |s|/D.
 - top-k intersection (Theiner, Müller-Budack & Ewerth 2022, "Interpretable semantic photo geolocation"):
-  |top-k(a) ∩ s| / k (``concept_influence``: × D/|s|), k = min(k, D).
+  |top-k(a) ∩ s| / k (``concept_influence``: × D/|s|); k ≤ D (a larger k is refused, as Quantus does),
+  by default ⌈D/50⌉ (2 % of the entries: Quantus's k = 1000 is about 2 % of a 224×224 image).
 - relevance rank accuracy (Arras, Osman & Samek 2022, "CLEVR-XAI: a benchmark dataset for the ground
   truth evaluation of neural network explanations"): |top-|s|(a) ∩ s| / |s|.
 - relevance mass accuracy (Arras, Osman & Samek 2022): Σ_s a / Σ a.
@@ -22,8 +23,10 @@ matter (m⁻, XIL's confounder). Per image, with a and s flattened to D entries:
 
 All are NaN for an empty mask (Quantus; its pointing game's NaN becomes ``True`` in a bool array — a
 quirk not reproduced). Quantus first divides the whole batch by max|a| (``normalise=True``): no score
-here depends on that scale except through the 1e-9 of attribution localisation. Top-k rankings break
-ties by index (Quantus's ``np.argsort`` breaks them arbitrarily).
+here depends on that scale except through the 1e-9 of attribution localisation. Top-k rankings (top-k
+intersection, relevance rank accuracy) break ties in the seeded random order per image the removal
+metrics use (:func:`explainreg._random.descending_ranks`, keyed by ``seed`` and the image's position
+``index`` in the data set), not in raster order (Quantus's ``np.argsort`` breaks them arbitrarily).
 
 WR (XIL's ``quantify_wrong_reason``): per map â = normalise(max(a, 0)) to [0, 1] (XIL's
 (a − min)/(max − min + 1e-6)); maps that are all 0 after that are left out; threshold t = mean over
@@ -38,9 +41,11 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from .._random import as_index, descending_ranks
 from ..inputs import EVIDENCE, MUST_NOT_USE, dense_mask
 from ..modes import eval_mode
 from ._core import Metric, MetricResult, scalar_result
+from ._sync import row_index, sync_rows
 
 __all__ = [
     "LOCALISATION_METRICS", "MaskMetric", "PointingGame", "AttributionLocalisation", "TopKIntersection",
@@ -69,12 +74,35 @@ def _flatten(attributions: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tens
     return attributions.detach().flatten(1).double(), s.flatten(1)
 
 
-def _top_share(a: torch.Tensor, s: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """|top-k_b(a_b) ∩ s_b| / k_b per image (ranked by a descending, ties by index; k_b ≥ 1)."""
-    order = a.sort(dim=1, descending=True, stable=True).indices
-    hits = torch.cat([s.new_zeros(s.shape[0], 1, dtype=torch.float64), s.gather(1, order).double().cumsum(1)], 1)
-    k = k.to(torch.long).reshape(-1, 1).expand(s.shape[0], 1)
-    return hits.gather(1, k)[:, 0] / k[:, 0].clamp_min(1).double()
+def _top_share(a: torch.Tensor, s: torch.Tensor, k: torch.Tensor, seed: int,
+               index: torch.Tensor | None) -> torch.Tensor:
+    """|top-k_b(a_b) ∩ s_b| / k_b per image (ranked by a descending, ties in the seeded random order of
+    image ``index[b]``, as the removal metrics; k_b ≥ 1)."""
+    ranks = descending_ranks(a, seed, as_index(index, a.shape[0]))
+    k = k.to(device=a.device, dtype=torch.long).reshape(-1, 1).expand(s.shape[0], 1)
+    return ((ranks < k) & s).sum(1).double() / k[:, 0].clamp_min(1).double()
+
+
+def _check_k(k: Any) -> int | None:
+    """``k`` of top-k intersection as an int (None kept), or a ValueError naming it."""
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, (int, float)) or int(k) != k or k < 1:
+        raise ValueError(f"k must be a positive whole number of features (or None: 2 % of them), got {k!r}")
+    return int(k)
+
+
+def top_k_size(k: int | None, n_features: int) -> int:
+    """The k of top-k intersection for maps of ``n_features`` entries: ``k`` (checked: a whole number in
+    1..n_features), or ⌈n_features/50⌉ when None."""
+    k = _check_k(k)
+    if k is None:
+        return -(-n_features // 50)
+    if k > n_features:
+        raise ValueError(f"k = {int(k)} is more than the {n_features} entries of each attribution map: every map "
+                         f"would score the mask's share of the image; pass k <= {n_features} (or k=None: 2 % of "
+                         "the entries)")
+    return int(k)
 
 
 def _nan_where_empty(scores: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -162,16 +190,19 @@ def attribution_localisation(attributions: torch.Tensor, mask: torch.Tensor, *, 
     return _nan_where_empty(ratio, s)
 
 
-def top_k_intersection(attributions: torch.Tensor, mask: torch.Tensor, *, k: int = 1000,
-                       concept_influence: bool = False, abs: bool = False) -> torch.Tensor:
-    """Per image: |top-k(a) ∩ s| / k with k = min(``k``, D) (``concept_influence``: × D/|s|); NaN for an
-    empty mask (Quantus ``TopKIntersection``).
+def top_k_intersection(attributions: torch.Tensor, mask: torch.Tensor, *, k: int | None = None,
+                       concept_influence: bool = False, abs: bool = False, seed: int = 0,
+                       index: torch.Tensor | None = None) -> torch.Tensor:
+    """Per image: |top-k(a) ∩ s| / k (``concept_influence``: × D/|s|); NaN for an empty mask (Quantus
+    ``TopKIntersection``).
 
     Args:
         attributions, mask: as :func:`pointing_game`.
-        k: how many of the highest attributions (ties broken by index).
+        k: how many of the highest attributions, at most D (the entries of one map); None: ⌈D/50⌉.
         concept_influence: multiply by D/|s|.
         abs: rank |a|.
+        seed, index: key the tie order (a seeded random order per image, as the removal metrics;
+            ``index``: the images' positions in the data set, default 0..B−1).
 
     Shape:
         attributions: (B, C, H, W) or (B, 1, H, W); mask: (B, H, W), (B, 1, H, W) or (B, C, H, W);
@@ -181,7 +212,7 @@ def top_k_intersection(attributions: torch.Tensor, mask: torch.Tensor, *, k: int
         The B shares.
 
     Raises:
-        ValueError: ``k`` not a positive whole number, or as :func:`pointing_game`.
+        ValueError: ``k`` not a positive whole number or more than D, or as :func:`pointing_game`.
 
     Example::
 
@@ -191,23 +222,22 @@ def top_k_intersection(attributions: torch.Tensor, mask: torch.Tensor, *, k: int
         >>> top_k_intersection(a, mask, k=2), top_k_intersection(a, mask, k=2, concept_influence=True)
         (tensor([0.5000, 0.5000], dtype=torch.float64), tensor([2., 2.], dtype=torch.float64))
     """
-    if int(k) != k or k < 1:
-        raise ValueError(f"k must be a positive whole number of features, got {k}")
     a, s = _flatten(attributions, mask)
     a = a.abs() if abs else a
-    kk = min(int(k), a.shape[1])
-    tki = _top_share(a, s, torch.tensor([kk], device=a.device))
+    tki = _top_share(a, s, torch.tensor([top_k_size(k, a.shape[1])]), seed, index)
     if concept_influence:
         tki = tki * a.shape[1] / s.sum(1).clamp_min(1)
     return _nan_where_empty(tki, s)
 
 
-def relevance_rank_accuracy(attributions: torch.Tensor, mask: torch.Tensor, *, abs: bool = False) -> torch.Tensor:
+def relevance_rank_accuracy(attributions: torch.Tensor, mask: torch.Tensor, *, abs: bool = False, seed: int = 0,
+                            index: torch.Tensor | None = None) -> torch.Tensor:
     """Per image: the share of the |s| highest attributions that lie in s; NaN for an empty mask.
 
     Args:
         attributions, mask: as :func:`pointing_game`.
         abs: rank |a|.
+        seed, index: key the tie order, as :func:`top_k_intersection`.
 
     Shape:
         attributions: (B, C, H, W) or (B, 1, H, W); mask: (B, H, W), (B, 1, H, W) or (B, C, H, W);
@@ -232,7 +262,7 @@ def relevance_rank_accuracy(attributions: torch.Tensor, mask: torch.Tensor, *, a
     """
     a, s = _flatten(attributions, mask)
     a = a.abs() if abs else a
-    return _nan_where_empty(_top_share(a, s, s.sum(1)), s)
+    return _nan_where_empty(_top_share(a, s, s.sum(1), seed, index), s)
 
 
 def relevance_mass_accuracy(attributions: torch.Tensor, mask: torch.Tensor, *, abs: bool = False) -> torch.Tensor:
@@ -500,6 +530,8 @@ class MaskMetric(Metric):
 
     needs_model: ClassVar[bool] = False
     function: ClassVar[Any] = None
+    #: whether ``function`` ranks the entries (takes ``seed`` and ``index`` to key its tie order)
+    ranked: ClassVar[bool] = False
     #: what the metric's mask marks (methods.md A.14): where the evidence is (WR: what must not be used)
     mask_meaning: ClassVar[str] = EVIDENCE
 
@@ -511,23 +543,29 @@ class MaskMetric(Metric):
         return dict(self.options)
 
     def update(self, model: nn.Module | None, x: torch.Tensor | None, y: torch.Tensor | None = None,
-               attributions: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> "MaskMetric":
+               attributions: torch.Tensor | None = None, mask: torch.Tensor | None = None, *,
+               index: torch.Tensor | None = None) -> "MaskMetric":
+        """Add one batch. ``index`` (B,): the images' positions in the data set, which key the tie
+        order of the ranking metrics (default: the running count of images seen since ``reset``)."""
         if attributions is None or mask is None:
             raise ValueError(f"{self.name} needs attributions and a ground-truth mask: call "
                              "update(model, x, y, attributions, mask)")
+        self._begin_update(None, attributions, index)
         self._rows.append(self.per_image(model, x, y, attributions, mask).detach().cpu())
         self._batches += 1
         return self
 
     def per_image(self, model, x, y, attributions, mask=None) -> torch.Tensor:
-        return type(self).function(attributions, mask, **self.options)
+        keyed = {"index": self.batch_index} if self.ranked else {}
+        return type(self).function(attributions, mask, **self.options, **keyed)
 
     def summarize(self, rows: torch.Tensor) -> MetricResult:
         return scalar_result(self, rows)
 
-    def __call__(self, model, x, y=None, attributions=None, mask=None) -> MetricResult:
+    def __call__(self, model, x, y=None, attributions=None, mask=None, *,
+                 index: torch.Tensor | None = None) -> MetricResult:
         self.reset()
-        return self.update(model, x, y, attributions, mask).compute()
+        return self.update(model, x, y, attributions, mask, index=index).compute()
 
 
 class PointingGame(MaskMetric):
@@ -602,7 +640,8 @@ class TopKIntersection(MaskMetric):
     """Mean share of the k highest attributions inside the mask (:func:`top_k_intersection`).
 
     Args:
-        k, concept_influence, abs: as :func:`top_k_intersection`.
+        k, concept_influence, abs, seed: as :func:`top_k_intersection` (``update``'s ``index`` keys the
+            tie order; default: the running count of images).
 
     Shape:
         call / ``update(model, x, y, attributions, mask)``: attributions (B, C, H, W), mask (B, H, W) or
@@ -613,7 +652,7 @@ class TopKIntersection(MaskMetric):
         :func:`top_k_intersection` scores, ``per_image`` the scores.
 
     Raises:
-        ValueError: ``k`` not a positive whole number.
+        ValueError: ``k`` not a positive whole number; at ``update``, ``k`` more than the entries of a map.
 
     Example::
 
@@ -630,18 +669,18 @@ class TopKIntersection(MaskMetric):
     name = "top_k_intersection"
     higher_is_better = True
     function = staticmethod(top_k_intersection)
+    ranked = True
 
-    def __init__(self, k: int = 1000, concept_influence: bool = False, abs: bool = False) -> None:
-        if int(k) != k or k < 1:
-            raise ValueError(f"k must be a positive whole number of features, got {k}")
-        super().__init__(k=int(k), concept_influence=bool(concept_influence), abs=bool(abs))
+    def __init__(self, k: int | None = None, concept_influence: bool = False, abs: bool = False,
+                 seed: int = 0) -> None:
+        super().__init__(k=_check_k(k), concept_influence=bool(concept_influence), abs=bool(abs), seed=int(seed))
 
 
 class RelevanceRankAccuracy(MaskMetric):
     """Mean share of the |s| highest attributions inside the mask (:func:`relevance_rank_accuracy`).
 
     Args:
-        abs: as :func:`relevance_rank_accuracy`.
+        abs, seed: as :func:`relevance_rank_accuracy` (``update``'s ``index`` keys the tie order).
 
     Shape:
         call / ``update(model, x, y, attributions, mask)``: attributions (B, C, H, W), mask (B, H, W) or
@@ -666,9 +705,10 @@ class RelevanceRankAccuracy(MaskMetric):
     name = "relevance_rank_accuracy"
     higher_is_better = True
     function = staticmethod(relevance_rank_accuracy)
+    ranked = True
 
-    def __init__(self, abs: bool = False) -> None:
-        super().__init__(abs=bool(abs))
+    def __init__(self, abs: bool = False, seed: int = 0) -> None:
+        super().__init__(abs=bool(abs), seed=int(seed))
 
 
 class RelevanceMassAccuracy(MaskMetric):
@@ -785,11 +825,13 @@ class WrongReason(MaskMetric):
         self._maps.clear()
         self._masks.clear()
 
-    def update(self, model, x, y=None, attributions=None, mask=None) -> "WrongReason":
+    def update(self, model, x, y=None, attributions=None, mask=None, *,
+               index: torch.Tensor | None = None) -> "WrongReason":
         if attributions is None or mask is None:
             raise ValueError("wrong_reason needs attributions and the penalty mask m⁻: call "
                              "update(model, x, y, attributions, mask)")
         a, s = _flatten(attributions, mask)  # checks shapes
+        self._begin_update(None, attributions, index)
         self._maps.append(xil_normalize(attributions).flatten(1).cpu())
         self._masks.append(s.cpu())
         self._batches += 1
@@ -799,6 +841,9 @@ class WrongReason(MaskMetric):
         if not self._maps:
             raise RuntimeError("wrong_reason: call update(...) with at least one batch before compute()")
         maps, masks = torch.cat(self._maps), torch.cat(self._masks)
+        # under torch.distributed: every rank's maps, in data-set order (the threshold is over all of them)
+        index = row_index(self._indices, maps.shape[0])
+        maps, masks = sync_rows(maps, index), sync_rows(masks.to(torch.uint8), index).bool()
         threshold = wrong_reason_threshold(maps)
         rows = wrong_reason_scores(maps, masks, threshold) * 100
         result = scalar_result(self, rows)
