@@ -253,9 +253,10 @@ class DecoyShortcut:
 
     Args:
         rule: ``"train"`` or ``"test"``. patch: the corner's side. seed: the corners' key.
+        pixels: ``"unit"`` (images in [−1, 1], :func:`decoy_mnist`) or ``"raw"`` (0–255, XIL's).
 
     Shape:
-        Called as ``hook(x, mask, target, index)``: x B×1×H×W in [−1, 1], target and index (B,);
+        Called as ``hook(x, mask, target, index)``: x B×1×H×W in [−1, 1] (or 0–255), target and index (B,);
         returns B×1×H×W (``mask`` is not needed: the corners are the data set's).
 
     Example::
@@ -266,10 +267,12 @@ class DecoyShortcut:
         [-1.0, -0.765, 1.0]
     """
 
-    def __init__(self, rule: str = "train", patch: int = 5, seed: int = 0) -> None:
+    def __init__(self, rule: str = "train", patch: int = 5, seed: int = 0, pixels: str = "unit") -> None:
         if rule not in ("train", "test"):
             raise ValueError(f"rule must be 'train' (grey 255 − 25·class) or 'test' (25·class); got {rule!r}")
-        self.rule, self.patch, self.seed = rule, int(patch), int(seed)
+        if pixels not in ("unit", "raw"):
+            raise ValueError(f"pixels must be 'unit' (images in [−1, 1]) or 'raw' (0–255); got {pixels!r}")
+        self.rule, self.patch, self.seed, self.pixels = rule, int(patch), int(seed), pixels
 
     def __call__(self, x: torch.Tensor, mask: Any, target: torch.Tensor, index: torch.Tensor | None = None
                  ) -> torch.Tensor:
@@ -277,7 +280,8 @@ class DecoyShortcut:
 
         n, _, h, w = x.shape
         corners = decoy_corner_mask(h, self.patch).to(x.device)
-        out = torch.where(corners, torch.full_like(x, -1.0), x)
+        background = -1.0 if self.pixels == "unit" else 0.0
+        out = torch.where(corners, torch.full_like(x, background), x)
         draws = keyed_draw("uniform", self.seed, as_index(index, n), (2,), "decoy_corner", device=x.device)
         rows = (draws[:, 0] < 0.5).long() * (h - self.patch)
         cols = (draws[:, 1] < 0.5).long() * (w - self.patch)
@@ -285,7 +289,7 @@ class DecoyShortcut:
         grey = (255.0 - 25.0 * target) if self.rule == "train" else 25.0 * target
         r = rows[:, None, None] + torch.arange(self.patch, device=x.device)[None, :, None]
         c = cols[:, None, None] + torch.arange(self.patch, device=x.device)[None, None, :]
-        value = (grey / 255.0 * 2.0 - 1.0).to(x.dtype)
+        value = (grey / 255.0 * 2.0 - 1.0 if self.pixels == "unit" else grey).to(x.dtype)
         out[torch.arange(n, device=x.device)[:, None, None], 0, r, c] = value[:, None, None]
         return out
 
@@ -294,7 +298,8 @@ class DecoyShortcut:
         return decoy_corner_mask(x.shape[-1], self.patch).to(x.device)[None, None]
 
     def __repr__(self) -> str:
-        return f"DecoyShortcut(rule={self.rule!r}, patch={self.patch}, seed={self.seed})"
+        raw = ", pixels='raw'" if self.pixels == "raw" else ""
+        return f"DecoyShortcut(rule={self.rule!r}, patch={self.patch}, seed={self.seed}{raw})"
 
 
 class TokenDecoyShortcut:

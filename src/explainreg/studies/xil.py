@@ -39,6 +39,7 @@ from .._validation import check_choice
 from ..report import mean_std
 from ..runs import atomic_save, atomic_write_bytes, atomic_write_json
 from . import register_study
+from .behaviour import COLUMNS, format_row
 from .skeleton import cached_run, refuse_other_settings, settings_differences, settings_from_namespace
 
 __all__ = ["BATCH_SIZE", "DATASETS", "ISSUE_RATES", "KEY_SETTINGS", "METHODS", "PAPER_RATES", "PENALISED",
@@ -289,7 +290,19 @@ def run_one(method: str, seed: int, train_set, test_set, args: XILSettings) -> d
             metric.update(None, None, None, wrong_reason_maps(model, x, kind),
                           test_set.extras["mask"][start:start + 500])
         row[column] = metric.compute().value
-    return row
+    return {**row, **_shortcut_columns(model, test_set, args)}
+
+
+def _shortcut_columns(model, test_set, args: XILSettings) -> dict[str, float]:
+    """The behavioural shortcut evidence on the test set (methods.md A.13): accuracy with the label's
+    own training decoy vs another class's in a corner, flips, group accuracies, and the patch's CD and
+    gradient × input shares of the logit and of the margin."""
+    from ..data.shortcuts import DecoyShortcut
+    from .behaviour import shortcut_evidence
+
+    return shortcut_evidence(model, test_set.x, test_set.y, test_set.extras["mask"],
+                             meaning=test_set.mask_meanings.get("mask"), shortcut=DecoyShortcut(pixels=args.pixels),
+                             source=test_set.source)
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -298,8 +311,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for method in dict.fromkeys(r["method"] for r in rows):
         group = [r for r in rows if r["method"] == method]
         entry: dict[str, Any] = {"method": method, "runs": len(group)}
-        for key in ("accuracy", "wr_gradcam", "wr_ig", "seconds"):
-            v = torch.tensor([float(r[key]) for r in group], dtype=torch.float64)
+        for key in ("accuracy", "wr_gradcam", "wr_ig", "seconds", *(c for c in COLUMNS if c in group[0])):
+            v = torch.tensor([float(r.get(key, math.nan)) for r in group], dtype=torch.float64)
             entry[key] = float(v.mean())
             entry[key + "_std"] = float(v.std(unbiased=False)) if len(v) > 1 else 0.0
         out.append(entry)
@@ -328,6 +341,13 @@ def write_report(out: Path, rows: list[dict[str, Any]], args: XILSettings, confi
     for e in summarise(rows):
         cells = [mean_std(e[k], e[k + "_std"], e["runs"]) for k in ("accuracy", "wr_gradcam", "wr_ig")]
         lines.append(f"| {e['method']} | {e['runs']} | " + " | ".join(cells) + f" | {e['seconds']:.0f} |")
+    shown = [c for c in COLUMNS if all(c in e for e in summarise(rows))]
+    if shown:
+        lines += ["", "Does the model still use the decoy? (methods.md A.13; test images, %; reliance = accuracy "
+                  "with the label's own training decoy in a corner − with another class's; shares of the true "
+                  "class's logit and of its margin over the runner-up)", "",
+                  "| method | " + " | ".join(COLUMNS[c] for c in shown) + " |", "|---" * (len(shown) + 1) + "|"]
+        lines += [f"| {e['method']} | " + " | ".join(format_row(e, shown)) + " |" for e in summarise(rows)]
     lines += ["", "Rates λ as given (" + config["rates_source"] + "): " + json.dumps(config["rates"])
               + (". RRR's penalty class averages over the batch, so the study weights it by λ × 256 "
                  "(= XIL's batch sum)" if config["reduction"] == "xil" else ""), "",
