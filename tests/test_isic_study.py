@@ -82,6 +82,24 @@ def test_isic_study_quick(bench, tmp_path, capsys):
     assert table[0].startswith("method,seed") and len(table) == 4
     summary = (out / "summary.md").read_text()
     assert "QUICK" in summary and "| cdep |" in summary and "0.89 / 0.61" in summary
+    assert "Does the model still use the patch?" in summary and "reliance" in table[0]
     assert any(p.name.startswith("train-resnet18") for p in (out / "cache").iterdir())
     with pytest.raises(FileNotFoundError, match="CDEP's ISIC layout"):
         isic_splits(tmp_path, 32)
+
+
+def test_patch_groups_against_a_hand_count():
+    from torch import nn
+
+    from explainreg.studies.isic import patch_groups
+
+    head = nn.Linear(1, 2, bias=False)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[-1.0], [1.0]]))          # predicts class 1 iff the feature > 0
+    test = {"total": torch.tensor([[-1.0], [1.0], [-1.0], [-1.0], [1.0], [-1.0]]),
+            "y": torch.tensor([0, 0, 0, 1, 1, 1]), "patched": torch.tensor([1, 1, 0, 1, 0, 0])}
+    out = patch_groups(head, test)
+    # agreeing: rows 0, 1 (patched benign), 4, 5 (unpatched malignant): right 0, 4 → 50 %; disagreeing: rows 2, 3 → 50 %
+    assert out["acc_agree"] == 50.0 and out["acc_disagree"] == 50.0 and out["reliance"] == 0.0
+    # groups (0, absent) row 2: 1; (0, present) rows 0, 1: ½; (1, absent) rows 4, 5: ½; (1, present) row 3: 0
+    assert out["worst_group"] == 0.0 and out["average_group"] == pytest.approx(100 * 2 / 4)

@@ -276,6 +276,25 @@ def evaluate_head(head: nn.Module, test: dict[str, torch.Tensor]) -> dict[str, d
     return out
 
 
+@torch.no_grad()
+def patch_groups(head: nn.Module, test: dict[str, torch.Tensor]) -> dict[str, float]:
+    """The behavioural shortcut evidence of the test set's patches (methods.md A.13), in percent: the
+    patch says "benign" (class 0), so it agrees with the label on patched benign and unpatched malignant
+    images and disagrees on the others. ``acc_agree`` / ``acc_disagree`` and their gap ``reliance``
+    (the test set patches the same share of each class, so the gap is not a class effect);
+    ``worst_group`` / ``average_group`` over (class, patch present / absent)."""
+    from ..metrics.shortcut import group_accuracy
+
+    head = head.cpu().eval()
+    y, patched = test["y"], test["patched"].bool()
+    correct = head(test["total"]).argmax(1) == y
+    agree = patched == (y == 0)
+    acc = {k: 100 * float(correct[m].double().mean()) if bool(m.any()) else float("nan")
+           for k, m in (("acc_agree", agree), ("acc_disagree", ~agree))}
+    worst, average = (100 * v for v in group_accuracy(correct, y, patched.long(), 2).tolist())
+    return {**acc, "reliance": acc["acc_agree"] - acc["acc_disagree"], "worst_group": worst, "average_group": average}
+
+
 # ----------------------------------------------------------------------------------------------
 # the study
 
@@ -311,7 +330,8 @@ def run_method(method: str, seed: int, features: dict, test: dict, train_folder:
         train_or_resume(out / "runs" / f"{method}_seed{seed}", head, Objective(terms, seed=seed, cross_entropy=False),
                         data, config=config)
     result = {"method": method, "seed": seed, "seconds": time.perf_counter() - started, **{
-        f"{subset}_{k}": v for subset, scores in evaluate_head(head, test).items() for k, v in scores.items()}}
+        f"{subset}_{k}": v for subset, scores in evaluate_head(head, test).items() for k, v in scores.items()},
+        **patch_groups(head, test)}
     return result
 
 
@@ -393,7 +413,8 @@ def write_report(rows: list[dict[str, Any]], out: Path, args: ISICSettings) -> N
     frame = pd.DataFrame(rows)
     atomic_write_bytes(out / "results.csv", frame.to_csv(index=False).encode())
     cols = [c for c in ("no_patch_auc", "no_patch_f1", "patched_auc", "patched_f1", "all_auc", "all_f1",
-                        "patched_malignant_accuracy") if c in frame]
+                        "patched_malignant_accuracy", "acc_agree", "acc_disagree", "reliance", "worst_group",
+                        "average_group") if c in frame]
     lines = [f"# ISIC recipe on {args.data_root}" + (" (QUICK: a smoke test, not a result)" if args.quick else ""), "",
              f"extractor `{args.extractor}` (frozen), head epochs {args.epochs}, RRR epochs {args.rrr_epochs}, "
              f"CDEP λ {args.cdep_lambda:g}, RRR λ {args.rrr_lambda:g}; seeds {args.seeds}; mean ± std.", "",
@@ -404,6 +425,10 @@ def write_report(rows: list[dict[str, Any]], out: Path, args: ISICSettings) -> N
         paper = PAPER.get(method)
         seed_cell = f"{paper['auc']} / {paper['f1']}" if paper else "—"
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {seed_cell} |")
+    if "reliance" in frame:
+        lines += ["", "Does the model still use the patch? (methods.md A.13; %) The patch agrees with the label on "
+                  "patched benign and unpatched malignant test images, disagrees on the others; reliance = accuracy "
+                  "agreeing − disagreeing; worst / average accuracy over (class, patch present / absent)."]
     atomic_write_bytes(out / "summary.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
 
