@@ -183,3 +183,103 @@ def test_symmetry_nan_angle_on_the_command_line_is_a_clear_error(tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2 and "'angles' parameter of Symmetry must hold finite numbers" in err, err
     assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------------------------- bfloat16 autocast
+def _decoy_batch(n: int = 128):
+    from explainreg.data import decoy_mnist
+
+    data = decoy_mnist("train", limit=n)
+    return data.x, data.y, data.extras["mask"]
+
+
+def test_sgt_kl_under_cpu_bfloat16_autocast_is_not_negative():
+    from explainreg.models import cnn3b
+    from explainreg.penalties import SaliencyGuided
+
+    x, y, _ = _decoy_batch(256)
+    for seed in range(3):                           # seed 2: −4.0e-4 against 9.6e-4 in float32
+        torch.manual_seed(seed)
+        model = cnn3b()
+        f32 = SaliencyGuided()(model, x, y, generator=torch.Generator().manual_seed(0)).item()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            r = SaliencyGuided()(model, x, y, generator=torch.Generator().manual_seed(0))
+        assert r.dtype == torch.float32 and r.item() >= 0, (seed, r.item(), f32)
+        assert r.item() == pytest.approx(f32, rel=0.1), seed   # the masked forward itself stays in bfloat16
+
+
+@pytest.mark.parametrize("score", ["sum_log_prob", "nll", "logit"])
+def test_rrr_under_cpu_bfloat16_autocast_equals_float32(score):
+    from explainreg.models import MODELS
+    from explainreg.penalties import RRR
+
+    x, y, mask = _decoy_batch(256)
+    torch.manual_seed(2)
+    model = MODELS["cdep_decoymnist"]()
+    f32 = RRR(score=score)(model, x, y, mask=mask).item()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        b16 = RRR(score=score)(model, x, y, mask=mask)
+    assert b16.dtype == torch.float32
+    assert b16.item() == pytest.approx(f32, rel=1e-5), score       # 1.5 % away (sum_log_prob) in bfloat16
+
+
+# ------------------------------------------------------------------------- attention under double backprop
+class _UserTransformer(torch.nn.Module):
+    """A user's model: embedding, nn.TransformerEncoder, mean over tokens, linear head."""
+
+    def __init__(self, vocab: int, dropout: float) -> None:
+        super().__init__()
+        self.embedding = torch.nn.Embedding(vocab, 16, padding_idx=0)
+        layer = torch.nn.TransformerEncoderLayer(16, 2, 32, dropout=dropout, batch_first=True)
+        self.encoder = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = torch.nn.Linear(16, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(self.embedding(ids)).mean(1))
+
+
+@pytest.mark.parametrize("mode", ["eval", "dropout0"])
+@pytest.mark.parametrize("name", ["gradient_l1", "double_backprop", "rrr", "expected_gradients"])
+def test_double_backprop_penalties_on_a_users_transformer_encoder(mode, name):
+    from explainreg.objective import Objective
+    from explainreg.penalties import build_penalty
+    from explainreg.training.batches import iterate_batches
+
+    splits = sst_bias("decoy", limit=48)
+    x, y, extras = next(iterate_batches(splits.train, 8, shuffle=False))
+    torch.manual_seed(0)
+    model = _UserTransformer(len(splits.vocab), 0.1 if mode == "eval" else 0.0)
+    model.train(mode != "eval")
+    objective = Objective({build_penalty(name): 1.0}, seed=0)
+    out = objective(model, x, y, **extras)
+    out.loss.backward()
+    grads = [p.grad for p in model.encoder.parameters() if p.grad is not None]
+    assert grads and all(bool(torch.isfinite(g).all()) for g in grads)
+
+
+# ------------------------------------------------------------------------------ torch.func over a penalty
+def test_torch_func_over_a_penalty_is_a_clear_error_naming_what_to_use():
+    from torch.func import grad, vmap
+
+    from explainreg.models import cnn3b
+    from explainreg.objective import Objective
+    from explainreg.penalties import GradientL1
+
+    data = load_dataset("mnist", "test", limit=20)
+    x, y = data.x[:4], data.y[:4]
+    torch.manual_seed(0)
+    model = cnn3b()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def penalty_at(p):
+        with torch.nn.utils.stateless._reparametrize_module(model, p):
+            return GradientL1()(model, x, y)
+
+    for call in (lambda: grad(penalty_at)(params),
+                 lambda: vmap(lambda xi, yi: GradientL1()(model, xi[None], yi[None]))(x, y),
+                 lambda: vmap(lambda xi, yi: Objective({GradientL1(): 1.0})(model, xi[None], yi[None]).loss)(x, y)):
+        with pytest.raises(RuntimeError, match=r"torch\.func.*Use torch\.autograd instead.*one-sample batches"):
+            call()
+    r = GradientL1()(model, x, y)                       # what the message advises works
+    (g,) = torch.autograd.grad(r, [next(model.parameters())])
+    assert bool(torch.isfinite(g).all())

@@ -12,17 +12,92 @@ release.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ._validation import check_batch, check_labels, check_logits, check_model_input
 from .inputs import ExplainedInput
 
 #: the scalar kinds t_b whose input gradient is the saliency
 SCORES = ("logit", "log_prob", "nll", "sum_log_prob")
+#: the floating-point types autocast computes in, whose penalties' reductions run in float32
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def float32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32 when autocast (or the model) gave it in float16 / bfloat16; otherwise ``t`` itself.
+
+    Example:
+        >>> float32(torch.ones(2, dtype=torch.bfloat16)).dtype, float32(torch.ones(2, dtype=torch.float64)).dtype
+        (torch.float32, torch.float64)
+    """
+    return t.float() if t.dtype in LOW_PRECISION else t
+
+
+@contextmanager
+def full_precision(device: torch.device | str) -> Iterator[None]:
+    """Autocast switched off on ``device``'s type inside: the penalties' softmaxes and reductions run in
+    float32 under ``torch.autocast`` (bfloat16 log-probabilities made SGT's KL negative at initialisation).
+
+    Example:
+        >>> with torch.autocast("cpu", dtype=torch.bfloat16), full_precision("cpu"):
+        ...     (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
+        torch.float32
+    """
+    kind = torch.device(device).type
+    if not torch.amp.is_autocast_available(kind):
+        yield
+        return
+    with torch.autocast(kind, enabled=False):
+        yield
+
+
+@contextmanager
+def twice_differentiable(enabled: bool = True) -> Iterator[None]:
+    """Forward passes whose graph is differentiated twice (a saliency kept with ``create_graph=True``
+    and penalised): ``scaled_dot_product_attention`` runs on its math kernel, the one whose backward
+    has a derivative (the fused CPU flash kernel has none, so a user's ``nn.TransformerEncoder``
+    failed in every double-backprop penalty). ``enabled=False``: no change.
+
+    Example:
+        >>> layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+        >>> x = torch.randn(2, 3, 8, requires_grad=True)
+        >>> with twice_differentiable():
+        ...     (g,) = torch.autograd.grad(layer(x).sum(), x, create_graph=True)
+        >>> g.pow(2).sum().backward()              # the second derivative exists
+    """
+    if not enabled:
+        yield
+        return
+    with sdpa_kernel(SDPBackend.MATH):
+        yield
+
+
+def refuse_function_transforms(who: str) -> None:
+    """A clear error when called inside a ``torch.func`` transform (``grad``, ``vmap``, ``jacrev``, …):
+    saliency and the penalties take input gradients with ``torch.autograd.grad`` on a grad-enabled
+    input (double back-propagation), which those transforms do not support.
+
+    Example:
+        >>> from torch.func import grad
+        >>> grad(lambda x: refuse_function_transforms("GradientL1") or x.sum())(torch.ones(2))
+        Traceback (most recent call last):
+        ...
+        RuntimeError: GradientL1 cannot run inside torch.func.grad / vmap / jacrev ... in a loop.
+    """
+    level = getattr(torch._C._functorch, "maybe_current_level", lambda: None)()
+    if level is not None:
+        raise RuntimeError(
+            f"{who} cannot run inside torch.func.grad / vmap / jacrev (or another torch.func transform): it takes "
+            "input gradients with torch.autograd.grad on a grad-enabled input (double back-propagation), which "
+            "those transforms do not support. Use torch.autograd instead: r = penalty(model, x, y); r.backward() "
+            "(or torch.autograd.grad(r, list(model.parameters()))); for per-sample values call the penalty on "
+            "one-sample batches x[i:i+1], y[i:i+1] in a loop.")
 
 
 def check_score(score: Any, name: str = "score") -> str:
@@ -85,9 +160,11 @@ def saliency_score(logits: torch.Tensor, y: torch.Tensor, score: str = "logit") 
         tensor([2., 1.])
     """
     check_score(score)
+    logits = float32(logits)
     if score == "logit":
         return logits.gather(1, y[:, None]).squeeze(1)
-    log_p = F.log_softmax(logits, dim=1)
+    with full_precision(logits.device):
+        log_p = F.log_softmax(logits, dim=1)
     if score == "sum_log_prob":
         return log_p.sum(1)
     t = log_p.gather(1, y[:, None]).squeeze(1)
@@ -141,15 +218,17 @@ def forward_with_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sc
         True
     """
     score = resolve_score(score, target)
+    refuse_function_transforms("saliency")
     check_batch(x, y, tokens=True)
     check_model_input(model, x)
     inputs = ExplainedInput.build(model, x, {"lengths": lengths}, layer=layer)
-    explained, logits = inputs.forward(model, requires_grad=True)  # x itself when it already requires grad
+    with twice_differentiable(create_graph):
+        explained, logits = inputs.forward(model, requires_grad=True)  # x itself when it already requires grad
     with torch.enable_grad():
         check_logits(logits, x.shape[0])
         check_labels(y, logits.shape[1])
         g = gradient_of(logits, explained, y, score, create_graph)
-    return explained, logits, inputs.strip_padding(g)
+    return explained, logits, inputs.strip_padding(float32(g))
 
 
 def saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, score: str | None = None,
@@ -226,5 +305,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["SCORES", "check_score", "forward_with_saliency", "gradient_of", "minmax_normalize", "resolve_score",
-           "saliency", "saliency_score"]
+__all__ = ["LOW_PRECISION", "SCORES", "check_score", "float32", "forward_with_saliency", "full_precision",
+           "gradient_of", "minmax_normalize", "refuse_function_transforms", "resolve_score", "saliency", "saliency_score",
+           "twice_differentiable"]

@@ -24,7 +24,7 @@ from .._dist import shard_rand
 from .._validation import Interval, Options, check_choice
 from ..modes import eval_mode as _eval_mode
 from ..saliency import resolve_score as _resolve_score
-from ..saliency import saliency
+from ..saliency import float32, full_precision, saliency
 from .base import Penalty, PenaltyContext, register_penalty
 from .text import saliency_guided_tokens
 
@@ -150,9 +150,10 @@ def kl_divergence(logits: torch.Tensor, masked_logits: torch.Tensor) -> torch.Te
     if logits.shape != masked_logits.shape or logits.dim() != 2:
         raise ValueError(f"logits and masked_logits must both be B×K of the same shape, got "
                          f"{tuple(logits.shape)} and {tuple(masked_logits.shape)}")
-    log_p = F.log_softmax(logits, dim=1)
-    log_q = F.log_softmax(masked_logits, dim=1)
-    return (log_p.exp() * (log_p - log_q)).sum(1).mean()
+    with full_precision(logits.device):  # float32 under autocast: bfloat16 made the KL negative
+        log_p = F.log_softmax(float32(logits), dim=1)
+        log_q = F.log_softmax(float32(masked_logits), dim=1)
+        return (log_p.exp() * (log_p - log_q)).sum(1).mean()
 
 
 def _series_padding(ctx: PenaltyContext) -> torch.Tensor | None:
