@@ -32,7 +32,7 @@ torch.manual_seed(1)
 model = er.models.cnn3b()
 objective = er.Objective({"symmetry": 0.1}, seed=1)
 config = TrainConfig(epochs=epochs, batch_size=30, seed=1, log_every=2, progress=False)
-train(model, objective, data, test, config=config, run_dir=out, resume=True)
+train(model, objective, data, test, config=config, run_dir=out, resume="auto")
 """
 CLI_SCRIPT = ("import sys, torch; torch.set_num_threads(1); from explainreg.cli import main; "
               "sys.exit(main(sys.argv[1:]))")
@@ -49,7 +49,7 @@ def _script_cmd(out: Path, epochs: int) -> list[str]:
 def _cli_cmd(out: Path, epochs: int) -> list[str]:
     return [sys.executable, "-c", CLI_SCRIPT, "train", "--data-root", str(BUNDLED_DIR), "--limit-train", "400",
             "--limit-test", "100", "--epochs", str(epochs), "--batch-size", "40", "--penalty", "symmetry=0.1",
-            "--log-every", "3", "--seed", "2", "--no-progress", "--resume", "--out", str(out)]
+            "--log-every", "3", "--seed", "2", "--no-progress", "--resume=auto", "--out", str(out)]
 
 
 def _run(cmd: list[str]) -> None:

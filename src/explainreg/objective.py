@@ -46,11 +46,29 @@ def _as_pairs(penalties) -> list[tuple[Penalty, float]]:
             named[penalty.name] = (given, weight)
         if not isinstance(penalty, Penalty):
             raise TypeError(f"penalties must be Penalty objects or names, got {type(penalty).__name__}")
-        weight = float(weight)
+        weight = _fixed_weight(penalty.name, weight)
         if not torch.isfinite(torch.tensor(weight)) or weight < 0:
             raise ValueError(f"the weight of {penalty.name} must be a finite number ≥ 0, got {weight}")
         pairs.append((penalty, weight))
     return pairs
+
+
+def _fixed_weight(name: str, weight: Any) -> float:
+    """``weight`` as a float; a tensor that requires grad (a learnable weight) is refused: λ·R with a
+    learnable λ ≥ 0 is minimised by λ → 0 (the penalty switched off), so a learned weight needs a
+    constrained or min-max scheme of its own, not a term of this sum."""
+    if isinstance(weight, torch.Tensor):
+        if weight.requires_grad:
+            raise TypeError(f"the weight of {name} is a tensor that requires grad (a learnable weight); the "
+                            "objective's weights are fixed numbers: float() would cut it from the graph and it "
+                            "would never learn, and minimising λ·R over λ ≥ 0 only drives λ to 0. Pass a number "
+                            f"(weight.item()), or add your own term to the loss: loss + λ * {name}(model, x, y)")
+        if weight.numel() != 1:
+            raise ValueError(f"the weight of {name} must be one number, got a tensor of shape {tuple(weight.shape)}")
+    try:
+        return float(weight)
+    except (TypeError, ValueError):
+        raise TypeError(f"the weight of {name} must be a number, got {weight!r} ({type(weight).__name__})") from None
 
 
 class Objective(nn.Module):
@@ -60,7 +78,10 @@ class Objective(nn.Module):
     Args:
         penalties: ``{penalty or its name: weight λ}`` (or an iterable of penalties, or of
             ``(penalty, weight)`` pairs); weights finite and ≥ 0. Weight 0: monitored only.
-        seed: seeds the generator random penalties draw from (Symmetry's angle, EG's references).
+        seed: seeds the generator random penalties draw from (Symmetry's angle, EG's references);
+            recorded in run configs as ``objective_seed``. The generator's state and the call
+            counter are the objective's state (``state_dict()["_extra_state"]``), so a checkpoint
+            of the objective resumes with the same draws.
         cross_entropy: include the CE term. monitor_every: how often (in calls) weight-0 penalties
             are computed for logging (1: every batch).
         rates: XIL's normalisation rates (penalty name -> rate; Friedrich et al. 2023), multiplying
@@ -106,6 +127,7 @@ class Objective(nn.Module):
             raise ValueError(f"monitor_every must be a positive number of batches, got {monitor_every}")
         self.monitor_every = int(monitor_every)
         self.calls = 0
+        self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.set_rates(rates)
         self.clip = _per_penalty("clip", clip, self.names)
@@ -133,6 +155,22 @@ class Objective(nn.Module):
             terms[name] = float(value.detach())
         terms["loss"] = float(loss.detach())
         return ObjectiveOutput(loss, terms, ctx.logits)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """The generator's state and the call counter (in ``state_dict()``, key ``_extra_state``)."""
+        return {"generator": self.generator.get_state(), "calls": self.calls, "seed": self.seed}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_extra_state` returned (``load_state_dict``)."""
+        if not isinstance(state, dict) or "generator" not in state or "calls" not in state:
+            raise ValueError("not an Objective state: expected {'generator': ..., 'calls': ...} from "
+                             "Objective.state_dict()")
+        self.generator.set_state(torch.as_tensor(state["generator"]).cpu())
+        self.calls = int(state["calls"])
+        self.seed = state.get("seed", self.seed)
+
+    def extra_repr(self) -> str:
+        return f"seed={self.seed}, cross_entropy={self.cross_entropy}, monitor_every={self.monitor_every}"
 
     def set_rates(self, rates: Mapping[str, float] | None) -> None:
         """XIL's normalisation rates (Friedrich et al. 2023): penalty ``name`` enters the loss as

@@ -15,6 +15,7 @@ from ..data.datasets import available_datasets
 from ..models import MODELS, build_model, import_callable, module_folder
 from ..objective import Objective
 from ..penalties import PENALTIES, build_penalty
+from ..runs import default_run_name
 from ..training import TrainConfig, resolve_device, train
 from ..training.config import OPTIMIZERS
 from ._common import add_data_arguments, check_penalty_options, parse_penalties, parse_settings
@@ -78,9 +79,13 @@ def register(subparsers) -> None:
                                                             "(default: pixels in [0, 1], as the seed)")
     p.add_argument("--limit-train", type=positive_int, default=None, metavar="N", help="use the first N train images")
     p.add_argument("--limit-test", type=positive_int, default=None, metavar="N", help="use the first N test images")
-    p.add_argument("--out", default=None, metavar="RUN_DIR", help="run folder (default: runs/DATASET-MODEL-PENALTIES-sSEED)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint "
-                   "(with the same settings; a larger --epochs extends a finished run)")
+    p.add_argument("--out", default=None, metavar="RUN_DIR",
+                   help="run folder (default: runs/DATASET-MODEL-PENALTIES-sSEED-HASH, HASH a short hash of the "
+                        "settings, so runs with other settings get other folders)")
+    p.add_argument("--resume", nargs="?", const=True, default=False, type=_resume_mode, metavar="auto",
+                   help="continue the run in --out from its last checkpoint (with the same settings; a larger "
+                        "--epochs extends a finished run); a folder without a run is an error. --resume=auto: "
+                        "continue it when there is one, else start it (for job scripts that are restarted)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_data_arguments(p)
     p.set_defaults(func=run)
@@ -102,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     model_kwargs = _json_object("--model-kwargs", args.model_kwargs)
     tag = "+".join(f"{n}{w:g}" for n, w in penalties.items()) or "plain"
     data_tag = Path(args.data.partition(":")[2]).stem if args.data else args.dataset
-    out = Path(args.out or f"runs/{data_tag}-{model_name.replace(':', '.')}-{tag}-s{args.seed}")
+    stem = f"runs/{data_tag}-{model_name.replace(':', '.')}-{tag}-s{args.seed}"
+    out = Path(args.out or default_run_name(stem, vars(args)))  # other settings (an lr sweep): another folder
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is an existing file, not a run folder; choose a folder name")
     objective = Objective({build_penalty(n, **settings.get(n, {})): w for n, w in penalties.items()}, seed=args.seed)
@@ -136,6 +142,14 @@ def run(args: argparse.Namespace) -> int:
                    run_info=info, on_epoch_end=lambda e, r: print(_epoch_line(r), flush=True))
     print(f"test accuracy: {100 * result.final['test_accuracy']:.2f}%  (run folder: {out})")
     return 0
+
+
+def _resume_mode(text: str) -> str:
+    """``--resume=auto`` (the only value ``--resume`` takes)."""
+    if text != "auto":
+        raise argparse.ArgumentTypeError(f"--resume takes no value, or 'auto' (continue a run or start it); "
+                                         f"got {text!r}")
+    return text
 
 
 def _epoch_line(record: dict) -> str:

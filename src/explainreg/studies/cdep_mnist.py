@@ -254,7 +254,7 @@ def run_cdep_mnist(settings: GridSettings) -> list[dict[str, Any]]:
                              select=setting.select, progress=args.progress)
         started = time.perf_counter()
         result = train(model, objective, train_set, test_set, config=config, val_set=val_set, run_dir=run_dir,
-                       resume=True, run_info={"study": study, "method": method, "lambda": lam, "seed": seed,
+                       resume="auto", run_info={"study": study, "method": method, "lambda": lam, "seed": seed,
                                               "model": setting.model})
         final = result.final
         return {"study": study, "method": method, "lambda": lam, "weight": weight, "seed": seed,

@@ -214,7 +214,7 @@ def train_or_resume(run_dir: str | os.PathLike, model, objective, train_set, tes
 
     if identity is not None:
         check_run(run_dir, identity, recorded or (lambda c: {k: c.get("study", {}).get(k) for k in identity}))
-    return train(model, objective, train_set, test_set, config=config, run_dir=Path(run_dir), resume=True,
+    return train(model, objective, train_set, test_set, config=config, run_dir=Path(run_dir), resume="auto",
                  **train_options)
 
 

@@ -34,10 +34,13 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> torch.Te
 
 
 def iterate_batches(dataset: Dataset, batch_size: int, *, seed: int = 0, epoch: int = 0, shuffle: bool = True,
-                    device: torch.device | str = "cpu") -> Iterator[Batch]:
-    """Yield ``(x, y, extras)`` batches on ``device``; this process's shard of the epoch's order."""
+                    device: torch.device | str = "cpu", drop_single: bool = False) -> Iterator[Batch]:
+    """Yield ``(x, y, extras)`` batches on ``device``; this process's shard of the epoch's order.
+    ``drop_single``: leave out a last batch of one example (BatchNorm cannot train on it)."""
     rank, world_size = world()
     order = epoch_order(len(dataset), seed, epoch, shuffle)[rank::world_size]
+    if drop_single and len(order) % batch_size == 1:
+        order = order[:-1]
     if callable(getattr(dataset, "batch", None)):  # e.g. data.text.TextDataset: trims padding to the batch
         for start in range(0, len(order), batch_size):
             yield dataset.batch(order[start:start + batch_size], device)
@@ -62,7 +65,10 @@ def iterate_batches(dataset: Dataset, batch_size: int, *, seed: int = 0, epoch: 
                {k: v.to(device, non_blocking=not blocking) for k, v in extras.items()})
 
 
-def num_batches(dataset: Dataset, batch_size: int) -> int:
+def num_batches(dataset: Dataset, batch_size: int, drop_single: bool = False) -> int:
+    """How many batches :func:`iterate_batches` yields for this process (the same ``drop_single``)."""
     _, world_size = world()
     shard = (len(dataset) + world_size - 1) // world_size
+    if drop_single and shard % batch_size == 1:
+        shard -= 1
     return (shard + batch_size - 1) // batch_size

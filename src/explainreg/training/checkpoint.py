@@ -32,6 +32,8 @@ class Checkpoint:
         last_model: the last epoch's weights when ``model`` holds the selected (best) epoch's;
             a longer run later continues from these.
         rng, cuda_rng: torch's CPU and CUDA generator states.
+        python_rng, numpy_rng: the states of Python's ``random`` and NumPy's global generator (a
+            user's model or data set may draw from them).
         objective_rng, objective_calls: the objective's generator state and its call counter.
         history, steps: the per-epoch records and the logged steps (``history.json``, ``steps.json``).
         best_state, best_score, best_epoch, stale: the best-epoch selection's state
@@ -60,6 +62,8 @@ class Checkpoint:
     last_model: dict[str, Any] | None = None
     rng: torch.Tensor | None = None
     cuda_rng: list[torch.Tensor] | None = None
+    python_rng: tuple | None = None
+    numpy_rng: tuple | None = None
     objective_rng: torch.Tensor | None = None
     objective_calls: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)

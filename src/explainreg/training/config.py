@@ -85,6 +85,10 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     except (RuntimeError, TypeError):
         raise ValueError(f"device {device!r} is not a device name; use one of 'auto' (CUDA when present), 'cpu', "
                          "'cuda', 'cuda:N' (the N-th GPU) or 'mps'") from None
+    if device.type == "meta":
+        raise ValueError("device='meta' holds shapes without values, so nothing can be trained or evaluated on it; "
+                         "use 'cpu', 'cuda' or 'auto' (a model built on meta: model.to_empty(device='cpu') and "
+                         "initialise or load its weights first)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was asked for but CUDA is not available here; use device='cpu' or 'auto'")
     return device

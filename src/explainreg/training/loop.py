@@ -7,13 +7,18 @@ optimiser and the generators), :func:`train_epoch` (one pass over the data), :cl
 """
 from __future__ import annotations
 
+import contextlib
+import difflib
 import json
 import logging
+import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,6 +26,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from .. import runs
+from .._validation import check_labels
 from ..modes import model_device
 from ..objective import Objective
 from . import distributed
@@ -123,7 +129,7 @@ def restore(run_dir: Path, model: nn.Module, objective: Objective, stepper: Step
         explainreg.runs.DamagedRunError: the checkpoint cannot be read.
     """
     state = Checkpoint.load(run_dir / runs.CHECKPOINT, device)
-    recorded = runs.read_json(run_dir / runs.CONFIG) if (run_dir / runs.CONFIG).is_file() else {}
+    recorded = runs.read_config(run_dir)
     changes = runs.settings_changes(recorded, asked, state.epochs_done)
     if changes:
         raise ValueError(f"{run_dir} was trained with other settings; resuming would mix them. Differences "
@@ -138,9 +144,7 @@ def restore(run_dir: Path, model: nn.Module, objective: Objective, stepper: Step
         state.save(run_dir / runs.CHECKPOINT)  # the selected epoch's weights, as a run that ended here
     model.load_state_dict(state.resume_weights(config.epochs))
     stepper.load_state_dict(state.stepper_state)
-    torch.set_rng_state(state.rng)
-    if torch.cuda.is_available() and state.cuda_rng is not None:
-        torch.cuda.set_rng_state_all(state.cuda_rng)
+    _set_rng_states(state)
     objective.generator.set_state(state.objective_rng)
     objective.calls = state.objective_calls
     if write:
@@ -151,7 +155,8 @@ def restore(run_dir: Path, model: nn.Module, objective: Objective, stepper: Step
 
 def train_epoch(model: nn.Module, objective: Objective, train_set: Dataset, config: TrainConfig, stepper: Stepper,
                 epoch: int, *, step: int, device: torch.device, steps_log: list[dict[str, Any]],
-                cluster: distributed.DataParallel | None = None, progress: bool = False) -> tuple[dict[str, Any], int]:
+                cluster: distributed.DataParallel | None = None, progress: bool = False,
+                num_outputs: int | None = None, drop_single: bool = False) -> tuple[dict[str, Any], int]:
     """One pass over ``train_set`` in the seeded order of ``(config.seed, epoch)``.
 
     Args:
@@ -164,6 +169,8 @@ def train_epoch(model: nn.Module, objective: Objective, train_set: Dataset, conf
         steps_log: the logged steps (every ``config.log_every``-th from the first) are appended here.
         cluster: under torchrun, the distributed side of the run (global batches, reductions).
         progress: show a progress bar.
+        num_outputs: the model's number of logits; each batch's labels are checked against it.
+        drop_single: leave out a last batch of one example (a model with BatchNorm cannot train on it).
 
     Returns:
         ``(record, step)``: the epoch's record (``epoch`` from 1, the mean of each objective term as
@@ -171,19 +178,27 @@ def train_epoch(model: nn.Module, objective: Objective, train_set: Dataset, conf
 
     Raises:
         FloatingPointError: the loss became NaN or infinite.
+        ValueError: a label is not one of the ``num_outputs`` classes.
     """
     stepper.train_mode(model)
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     correct = seen = 0
     started = time.perf_counter()
-    batches = (cluster.batches if cluster is not None else iterate_batches)(
-        train_set, config.batch_size, seed=config.seed, epoch=epoch, device=device)
-    bar = tqdm(batches, total=(cluster.num_batches if cluster is not None else num_batches)(train_set, config.batch_size),
+    if cluster is not None:
+        batches, total = (cluster.batches(train_set, config.batch_size, seed=config.seed, epoch=epoch, device=device),
+                          cluster.num_batches(train_set, config.batch_size))
+    else:
+        batches = iterate_batches(train_set, config.batch_size, seed=config.seed, epoch=epoch, device=device,
+                                  drop_single=drop_single)
+        total = num_batches(train_set, config.batch_size, drop_single)
+    bar = tqdm(batches, total=total,
                desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False, dynamic_ncols=True)
     for x, y, extras in bar:
         if y.dtype != torch.long and not y.is_floating_point() and y.dtype != torch.bool:
             y = y.long()  # int32 / uint8 class indices: cross-entropy needs int64
+        if num_outputs is not None and not y.is_floating_point():
+            check_labels(y, num_outputs)
         with stepper.autocast():
             out = objective(cluster.forward_model if cluster is not None else model, x, y, **extras)
         if not torch.isfinite(out.loss):
@@ -231,14 +246,17 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
     Integer labels of another dtype than int64 are converted.
 
     Args:
-        model: any ``nn.Module`` mapping a batch to logits (a user's DDP wrapper is unwrapped).
+        model: any ``nn.Module`` mapping a batch to logits (a user's DDP or ``nn.DataParallel``
+            wrapper is unwrapped).
         objective: an :class:`~explainreg.Objective`; ``None`` for plain cross-entropy.
         train_set, test_set, val_set: data sets yielding ``(x, y, extras)``; ``val_set`` is needed by
             ``config.select="best_val_*"``.
         config: a :class:`TrainConfig` (default ``TrainConfig()``).
         run_dir: a folder for ``config.json``, ``history.json``, ``steps.json``, ``checkpoint.pt`` and
             ``train.log`` (``None``: nothing written).
-        resume: continue the run in ``run_dir`` (without it an existing run is refused).
+        resume: ``True``: continue the run in ``run_dir`` (a folder without a run is refused: a typo
+            would start a new run); ``"auto"``: continue it when there is one, else start one;
+            ``False``: start a run (a folder that already holds one is refused).
         run_info: extra entries for ``config.json``.
         on_epoch_end: called as ``on_epoch_end(epoch, record)`` after each epoch (epoch from 1).
         optimizer: a ``torch.optim.Optimizer`` for ``model``'s parameters, or a factory
@@ -254,6 +272,18 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
     Returns:
         A :class:`TrainResult`: ``history`` (one record per epoch), ``steps``, ``best_epoch`` and
         ``final`` (the selected epoch's record); ``model`` holds the selected weights.
+
+    Raises:
+        ValueError: an empty data set, a training set of one class, labels beyond the model's
+            outputs, a model without trainable parameters or on the meta device, other settings
+            than the recorded ones on resume.
+        FileNotFoundError: ``resume=True`` on a folder that holds no run.
+        FileExistsError: ``resume=False`` on a folder that holds a run.
+        explainreg.runs.RunBusyError: another training writes into ``run_dir``.
+        OSError: a run file could not be written (full disk): the previous checkpoint is kept.
+
+    A model with BatchNorm whose last batch of an epoch would hold one example leaves that batch out
+    (with a warning). The run folder is locked while the training runs (:class:`~explainreg.runs.RunLock`).
 
     Example::
 
@@ -271,35 +301,59 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
     config = config or TrainConfig()
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if resume not in (False, True, "auto"):
+        raise ValueError(f"resume must be False (start a run), True (continue the run in run_dir) or 'auto' "
+                         f"(continue it when there is one, else start one), got {resume!r}")
     objective = objective if objective is not None else Objective()
-    model = distributed.unwrap(model)  # a user's DDP wrapper: train (and checkpoint) the module inside
+    model = _unwrap(model)  # a user's DDP / DataParallel wrapper: train (and checkpoint) the module inside
+    _check_data(train_set, val_set, test_set)
     info = _run_info(model, train_set, test_set, run_info) if run_dir is not None else {}
     if config.select != "last" and val_set is None:
         raise ValueError(f"select={config.select!r} needs a validation set: pass val_set=...")
     device = resolve_device(config.device)
+    _check_not_meta(model)
+    run_dir = Path(run_dir) if run_dir is not None else None
+    if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
+        raise NotADirectoryError(f"run_dir {run_dir} is an existing file, not a folder; choose another output folder")
+    if resume is True:
+        _check_resumable(run_dir)
     if distributed.wanted():  # torchrun: one global batch split over the ranks (training/distributed.py)
         device = distributed.init_from_env(device)
     model.to(device)
     objective.to(device)
     stepper = Stepper(model, config, device, optimizer, scheduler, param_groups)
+    num_outputs = _check_label_range(model, train_set, {"train_set": train_set, "val_set": val_set,
+                                                        "test_set": test_set}, device)
+    main_process = world()[0] == 0
+    with contextlib.ExitStack() as stack:
+        lock = stack.enter_context(runs.RunLock(run_dir)) if run_dir is not None and main_process else None
+        log = _logger(run_dir if main_process else None)
+        stack.callback(_close, log)
+        if lock is not None and lock.note:
+            log.info(lock.note)
+        return _fit(model, objective, train_set, test_set, val_set, config, stepper, device, run_dir,
+                    resume=bool(resume), info=info, log=log, on_epoch_end=on_epoch_end, num_outputs=num_outputs)
+
+
+def _fit(model: nn.Module, objective: Objective, train_set: Dataset, test_set: Dataset | None,
+         val_set: Dataset | None, config: TrainConfig, stepper: Stepper, device: torch.device, run_dir: Path | None, *,
+         resume: bool, info: dict[str, Any], log: logging.Logger, on_epoch_end: EpochCallback | None,
+         num_outputs: int | None) -> TrainResult:
+    """The body of :func:`train` once the run folder is locked: restore or start, then the epochs."""
     cluster = distributed.DataParallel(model, objective, device) if distributed.wanted() else None
     if cluster is not None:
         stepper.after_backward.append(cluster.sync_gradients)
-    rank, _ = world()
-    main_process = rank == 0
-    run_dir = Path(run_dir) if run_dir is not None else None
-    if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
-        raise NotADirectoryError(f"run_dir {run_dir} is an existing file, not a folder; choose another output folder")
+    main_process = world()[0] == 0
     result = TrainResult(run_dir=run_dir)
     selection = Selection(config.select, config.patience)
     start_epoch = step = 0
-    torch.manual_seed(config.seed)
-    log = _logger(run_dir if main_process else None)
+    _seed_all(config.seed)
+    drop_single = _drop_single_batch(model, train_set, config, log)
 
     if run_dir is not None and main_process:
         runs.clean_temporary(run_dir)  # left by a killed process; nothing reads them
-    asked = {**info, "train": config.to_dict(), "objective": objective.config(), "device": str(device),
-             "environment": runs.environment()}
+    asked = {**info, "train": config.to_dict(), "objective": objective.config(), "objective_seed": objective.seed,
+             "device": str(device), "environment": runs.environment()}
     if run_dir is not None and (run_dir / runs.CHECKPOINT).is_file():
         if not resume:
             raise FileExistsError(f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, "
@@ -309,17 +363,21 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
         selection = Selection.resumed(config, state)
         start_epoch = state.epochs_done
         # checkpoints before 0.x lack "step": every epoch has the same number of batches
-        step = state.step if state.step is not None else start_epoch * num_batches(train_set, config.batch_size)
+        step = state.step if state.step is not None else \
+            start_epoch * num_batches(train_set, config.batch_size, drop_single)
         if state.stopped_early or start_epoch >= config.epochs:
             log.info("run already finished; nothing to do")
             return result
         log.info(f"resuming from epoch {start_epoch}")
     elif run_dir is not None and main_process:
+        if resume:
+            log.info("resume: no epoch of this run had finished (no checkpoint); starting it from epoch 1")
         runs.atomic_write_json(run_dir / runs.CONFIG, asked)
 
     for epoch in range(start_epoch, config.epochs):
         record, step = train_epoch(model, objective, train_set, config, stepper, epoch, step=step, device=device,
-                                   steps_log=result.steps, cluster=cluster, progress=config.progress and main_process)
+                                   steps_log=result.steps, cluster=cluster, progress=config.progress and main_process,
+                                   num_outputs=num_outputs, drop_single=drop_single)
         for name, data in (("val", val_set), ("test", test_set)):
             if data is not None:
                 metrics = evaluate(model, data, config.eval_batch_size, device)
@@ -333,9 +391,7 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
         last_model = selection.apply(model) if finished else None  # a longer run later continues from these
         if run_dir is not None and main_process:
             Checkpoint(model=model.state_dict(), **stepper.state_dict(), epoch=epoch, step=step, last_model=last_model,
-                       rng=torch.get_rng_state(),
-                       cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                       objective_rng=objective.generator.get_state(), objective_calls=objective.calls,
+                       **_rng_states(), objective_rng=objective.generator.get_state(), objective_calls=objective.calls,
                        history=result.history, steps=result.steps, best_state=selection.best_state,
                        best_score=selection.best_score, best_epoch=selection.best_epoch, stale=selection.stale,
                        finished=finished, stopped_early=stop).save(run_dir / runs.CHECKPOINT)
@@ -347,6 +403,169 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
             log.info(f"early stop after epoch {epoch + 1}: no improvement for {selection.stale} epochs")
             break
     return result
+
+
+def _seed_all(seed: int) -> None:
+    """Seed torch's, Python's and NumPy's global generators (a user's model or data may draw from any)."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def _rng_states() -> dict[str, Any]:
+    """The global generators' states, as :class:`Checkpoint` keeps them."""
+    return {"rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "python_rng": random.getstate(), "numpy_rng": np.random.get_state()}
+
+
+def _set_rng_states(state: Checkpoint) -> None:
+    """Put the global generators back as ``state`` saved them (those it has: older checkpoints lack some)."""
+    if state.rng is not None:
+        torch.set_rng_state(state.rng.cpu())
+    if torch.cuda.is_available() and state.cuda_rng is not None:
+        torch.cuda.set_rng_state_all([s.cpu() for s in state.cuda_rng])
+    if state.python_rng is not None:
+        random.setstate(state.python_rng)
+    if state.numpy_rng is not None:
+        np.random.set_state(state.numpy_rng)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The module inside ``nn.DataParallel`` / ``DistributedDataParallel`` wrappers (checkpoints and
+    run configs then name its parameters without the ``module.`` prefix)."""
+    while True:
+        inner = distributed.unwrap(model)
+        if isinstance(inner, nn.DataParallel):
+            inner = inner.module
+        if inner is model:
+            return model
+        model = inner
+
+
+def _labels(dataset: Dataset) -> torch.Tensor | None:
+    """All labels of ``dataset`` when it holds them (``y``, an image folder's samples, ``targets``),
+    else None (they are not read by loading every example)."""
+    y = getattr(dataset, "y", None)
+    if isinstance(y, torch.Tensor):
+        return y
+    samples = getattr(dataset, "samples", None)
+    if isinstance(samples, list) and samples and all(isinstance(getattr(s, "label", None), int) for s in samples):
+        return torch.tensor([s.label for s in samples])
+    targets = getattr(dataset, "targets", None)
+    if isinstance(targets, (list, torch.Tensor)) and len(targets):
+        try:
+            return torch.as_tensor(targets)
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def _check_data(train_set: Dataset, val_set: Dataset | None, test_set: Dataset | None) -> None:
+    """Refuse data a run cannot learn from or be measured on: an empty set, a training set of one
+    class, tensors on the meta device."""
+    for name, data in (("train_set", train_set), ("val_set", val_set), ("test_set", test_set)):
+        if data is None:
+            continue
+        x = getattr(data, "x", None)
+        if isinstance(x, torch.Tensor) and x.is_meta:
+            raise ValueError(f"{name} holds tensors on the meta device (shapes without values); load the data "
+                             "onto the CPU (or build it there) before training")
+        if len(data) == 0:
+            what = {"train_set": "training would take 0 steps and leave the model as it is",
+                    "val_set": "its accuracy would be recorded as 0.0 and the epochs selected on it",
+                    "test_set": "its accuracy would be recorded as 0.0"}[name]
+            without = "" if name == "train_set" else f", or pass {name}=None to go without it"
+            raise ValueError(f"{name} is empty (0 examples): {what}. Check the data path, the split and the "
+                             f"limit{without}")
+    labels = _labels(train_set)
+    if labels is not None and not labels.is_floating_point() and labels.numel():
+        classes = torch.unique(labels)
+        if len(classes) < 2:
+            names = getattr(train_set, "classes", None)
+            which = f"{int(classes[0])}" + (f" = {names[int(classes[0])]!r}" if names else "")
+            raise ValueError(f"train_set has examples of one class only (label {which}, {len(labels)} examples): a "
+                             "classifier learns nothing from it (cross-entropy 0 and accuracy 100 % at once). Give "
+                             "it at least two classes (an image folder: one sub-folder of images per class)")
+
+
+def _check_not_meta(model: nn.Module) -> None:
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        raise ValueError(f"{type(model).__name__} has parameters on the meta device (shapes without values), so it "
+                         "cannot be trained: materialise it first, e.g. model.to_empty(device='cpu') and then "
+                         "initialise it or load a state dict (model.load_state_dict(state, assign=True))")
+
+
+def _check_resumable(run_dir: Path | None) -> None:
+    """``resume=True`` needs a run in ``run_dir`` (its checkpoint, or the config of a run that had not
+    finished an epoch): else a clear error, naming run folders with a close name."""
+    if run_dir is None:
+        raise ValueError("resume=True needs run_dir, the folder of the run to continue")
+    if (run_dir / runs.CHECKPOINT).is_file() or (run_dir / runs.CONFIG).is_file():
+        return
+    parent = run_dir.parent
+    runs_there = [p.name for p in parent.iterdir() if (p / runs.CHECKPOINT).is_file()] if parent.is_dir() else []
+    close = difflib.get_close_matches(run_dir.name, runs_there, n=3, cutoff=0.6)
+    hint = f" Run folders with a close name: {', '.join(str(parent / c) for c in close)}." if close else ""
+    state = "does not exist" if not run_dir.exists() else f"holds no run (no {runs.CHECKPOINT}, no {runs.CONFIG})"
+    raise FileNotFoundError(f"cannot resume: {run_dir} {state}.{hint} To start a new run there, drop --resume "
+                            "(resume=False); to continue a run, give its folder")
+
+
+def _check_label_range(model: nn.Module, train_set: Dataset, sets: dict[str, Dataset | None],
+                       device: torch.device) -> int | None:
+    """The model's number of outputs K (a forward of one training example, in eval mode, without
+    touching any generator), after checking that every label the data sets hold is below K.
+    None when the model's output is not B×K logits (its own error comes in training)."""
+    try:
+        batch = torch.utils.data.default_collate([train_set[0]]) if not callable(getattr(train_set, "batch", None)) \
+            else train_set.batch(torch.arange(1), device)
+        x = batch[0].to(device)
+        was_training = model.training
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
+            model.eval()
+            try:
+                logits = model(x)
+            finally:
+                model.train(was_training)
+    except Exception:  # the model or data do not fit: training raises the model's own error
+        return None
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        return None
+    k = logits.shape[1]
+    for name, data in sets.items():
+        labels = _labels(data) if data is not None else None
+        if labels is None or labels.is_floating_point() or not labels.numel():
+            continue
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= k:
+            raise ValueError(f"{name} has labels from {low} to {high}, but the model gives {k} outputs (classes 0 to "
+                             f"{k - 1}): build the model with num_classes={max(high + 1, k)} (or --model-kwargs "
+                             f"'{{\"num_classes\": {max(high + 1, k)}}}'), or fix the labels")
+    return k
+
+
+def _drop_single_batch(model: nn.Module, train_set: Dataset, config: TrainConfig, log: logging.Logger) -> bool:
+    """Whether to leave out each epoch's last batch because it would hold one example and ``model``
+    has BatchNorm (which cannot normalise one value per channel); says so in the log and a warning."""
+    has_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    _, world_size = world()
+    if not has_norm or world_size > 1 or len(train_set) % config.batch_size != 1:
+        return False
+    n, size = len(train_set), config.batch_size
+    others = [b for d in range(1, size) for b in (size + d, size - d) if b > 1 and n % b != 1][:2]
+    note = (f"the last batch of each epoch would hold 1 example ({n} = {n // size} × {size} + 1) and BatchNorm "
+            "cannot train on one example: it is left out (another example each epoch, the order being shuffled)"
+            + (f". To use every example, choose batch_size={' or '.join(map(str, others))}" if others else ""))
+    log.info(note)
+    warnings.warn(note, stacklevel=3)
+    return True
+
+
+def _close(log: logging.Logger) -> None:
+    for handler in list(log.handlers):
+        handler.close()
+        log.removeHandler(handler)
 
 
 def _run_info(model: nn.Module, train_set: Dataset, test_set: Dataset | None,

@@ -84,6 +84,12 @@ class Stepper:
                  param_groups: Sequence[dict[str, Any]] | None = None) -> None:
         self.frozen_modules = tuple(getattr(config, "freeze", ()) or ())
         self.frozen = freeze(model, self.frozen_modules)
+        if not any(p.requires_grad for p in model.parameters()):
+            frozen = f" (freeze={list(self.frozen_modules)})" if self.frozen_modules else ""
+            raise ValueError(f"{type(model).__name__} has no trainable parameters: every parameter has requires_grad="
+                             f"False{frozen}, so training would change nothing. Unfreeze the layers to train "
+                             "(p.requires_grad_(True), a shorter freeze / --freeze list), or use "
+                             "explainreg.training.evaluate for a fixed model")
         groups = parameter_groups(model, param_groups)
         if isinstance(optimizer, torch.optim.Optimizer):
             if param_groups is not None:
