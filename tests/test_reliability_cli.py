@@ -178,3 +178,105 @@ def test_an_image_folder_with_several_sizes_asks_for_one(tmp_path, mnist_test, c
     assert "--image-size N --crop N" in err
     assert main([*base, "--image-size", "28", "--crop", "28", "--out", str(tmp_path / "b")]) == 0
     assert "test accuracy" in capsys.readouterr().out
+
+
+def _train(tmp_path, name: str, *args: str) -> int:
+    return main(["train", *args, "--epochs", "1", "--limit-train", "60", "--limit-test", "30", "--batch-size", "30",
+                 "--out", str(tmp_path / name), "--no-progress"])
+
+
+def test_train_takes_every_data_set_it_can_train_on(tmp_path, capsys):
+    assert _train(tmp_path, "decoy", "--dataset", "decoy-mnist", "--penalty", "cdep=10") == 0
+    assert _train(tmp_path, "series", "--dataset", "ucr/gunpoint", "--penalty", "smoothness=0.1") == 0
+    assert _train(tmp_path, "colour", "--dataset", "color-mnist") == 0
+    capsys.readouterr()
+    decoy, series, colour = (json.loads((tmp_path / n / "config.json").read_text()) for n in ("decoy", "series", "colour"))
+    assert (decoy["dataset"], decoy["model"]) == ("decoy-mnist", "cdep_decoymnist")
+    assert (series["dataset"], series["model"], series["model_kwargs"]) == ("ucr/GunPoint", "tcn",
+                                                                           {"in_channels": 1, "num_classes": 2})
+    assert (colour["dataset"], colour["model"]) == ("color-mnist", "cdep_colormnist")
+    assert main(["evaluate", str(tmp_path / "series"), "--metrics", "morf", "--limit", "8", "--no-progress"]) == 0
+    assert _train(tmp_path, "text", "--dataset", "sst") == 2
+    assert "`explainreg study sst-bias`" in capsys.readouterr().err
+    assert _train(tmp_path, "typo", "--dataset", "decoy-mnsit") == 2
+    err = capsys.readouterr().err
+    assert "is not a data set train knows" in err and "decoy-mnist" in err and "ucr/GunPoint" in err
+    assert _train(tmp_path, "norm", "--dataset", "decoy-mnist", "--normalize") == 2
+    assert "leave --normalize out" in capsys.readouterr().err
+
+
+def test_mask_penalties_without_masks_say_which_data_sets_carry_them(tmp_path, mnist_test, capsys):
+    for penalty in ("cdep", "rrr", "expected_gradients", "rrr_gradcam", "rbr"):
+        assert _train(tmp_path, penalty, "--penalty", f"{penalty}=1") == 2
+        err = capsys.readouterr().err
+        assert f"--penalty {penalty} needs annotation masks" in err and "mnist has none" in err
+        assert "--dataset decoy-mnist or decoy-fmnist" in err and "--data folder:PATH --masks MASKS" in err
+        assert not (tmp_path / penalty).exists()
+    folder = _digit_folder(tmp_path / "digits", mnist_test, {0: 28, 1: 28})
+    assert _train(tmp_path, "f", "--data", f"folder:{folder}", "--mode", "L", "--model", "cnn3b", "--workers", "0",
+                  "--penalty", "rrr=1") == 2
+    assert f"--data folder:{folder} without --masks has none" in capsys.readouterr().err
+
+
+def _evidence_folder(root, digits):
+    """EVIDENCE/<class>/<stem>.png: the digit's own pixels of each image of ``digits``."""
+    import numpy as np
+    from PIL import Image
+
+    for image in digits.rglob("*.png"):
+        (root / image.parent.name).mkdir(parents=True, exist_ok=True)
+        pixels = np.array(Image.open(image)) > 0
+        Image.fromarray((pixels * 255).astype(np.uint8), mode="L").save(root / image.parent.name / image.name)
+    return root
+
+
+def test_hint_gets_reward_masks_from_the_command_line(tmp_path, mnist_test, capsys):
+    assert _train(tmp_path, "none", "--dataset", "decoy-mnist", "--penalty", "hint=1") == 2
+    assert "--penalty hint needs reward masks" in capsys.readouterr().err
+    assert _train(tmp_path, "decoy", "--dataset", "decoy-mnist", "--penalty", "hint=1", "--evidence-masks",
+                  "object") == 0
+    history = json.loads((tmp_path / "decoy" / "history.json").read_text())
+    assert history[0]["train_hint"] > 0
+    digits = _digit_folder(tmp_path / "digits", mnist_test, {0: 28, 1: 28})
+    evidence = _evidence_folder(tmp_path / "evidence", digits)
+    assert _train(tmp_path, "folder", "--data", f"folder:{digits}", "--mode", "L", "--model", "cnn3b", "--workers",
+                  "0", "--penalty", "hint=1", "--evidence-masks", str(evidence)) == 0
+    config = json.loads((tmp_path / "folder" / "config.json").read_text())
+    assert config["image_folder"]["evidence_masks"] == str(evidence.resolve())
+    assert json.loads((tmp_path / "folder" / "history.json").read_text())[0]["train_hint"] > 0
+    assert "evidence masks from" in capsys.readouterr().out
+    assert _train(tmp_path, "m", "--dataset", "mnist", "--penalty", "hint=1", "--evidence-masks", "object") == 2
+    assert "--evidence-masks object takes the object's pixels of decoy-mnist or decoy-fmnist" in \
+        capsys.readouterr().err
+
+
+def test_threads_sets_torch_threads(small_run, tmp_path, capsys):
+    before = torch.get_num_threads()
+    try:
+        assert _train(tmp_path, "t", "--threads", "1") == 0 and torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        assert _evaluate(small_run, "--threads", "1") == 0 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(SystemExit):
+        main(["train", "--threads", "0"])
+    assert "--threads" in capsys.readouterr().err
+
+
+def test_help_shows_the_defaults(capsys):
+    for command, expected in (("train", ["passes over the training images (default: 8)", "(default: 0.001)",
+                                         "(default: mnist)", "(default: 0.1)"]),
+                              ("evaluate", ["images per update (default: 250)", "(default: saliency)",
+                                            "ROAR retraining epochs (the seed's) (default: 6)"])):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert all(e in text for e in expected), (command, [e for e in expected if e not in text])
+        assert "(default: None)" not in text and "(default: False)" not in text
+
+
+def test_device_meta_at_the_command_line_is_a_clear_error(small_run, tmp_path, capsys):
+    assert _train(tmp_path, "meta", "--device", "meta") == 2
+    assert "device='meta' holds shapes without values" in capsys.readouterr().err
+    assert _evaluate(small_run, "--device", "meta") == 2
+    assert "device='meta' holds shapes without values" in capsys.readouterr().err

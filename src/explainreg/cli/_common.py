@@ -7,6 +7,33 @@ import json
 from ..data import ENV_VAR
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with each option's default, ``(default: 8)``; not where there is none to show (None,
+    a flag's False) or where the help text already says what it is."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if any(action.default is none for none in (None, False, argparse.SUPPRESS)) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """``--threads N``: torch's intra-op CPU threads (:func:`set_threads`)."""
+    from .._validation import positive_int
+
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                        help="CPU threads torch may use (torch.set_num_threads; default: torch's own choice, "
+                             "usually the number of cores)")
+
+
+def set_threads(threads: int | None) -> None:
+    """``torch.set_num_threads(threads)`` when given (None leaves torch's choice)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", metavar="PATH", default=None,
                         help=f"folder holding mnist/ and fashion-mnist/ IDX files (default: ${ENV_VAR}, "

@@ -6,13 +6,14 @@ import argparse
 from ..data import DataNotFoundError, locate
 from ..data.datasets import available_datasets
 from ..data.sources import BUNDLED_DIR, SOURCES, find_split, resolve_data_root
+from ._common import HelpFormatter
 
 __all__ = ["register", "run"]
 
 
 def register(subparsers) -> None:
     """Add ``explainreg datasets`` to the command line's ``subparsers``."""
-    p = subparsers.add_parser("datasets", help="list data sets and where they were found",
+    p = subparsers.add_parser("datasets", help="list data sets and where they were found", formatter_class=HelpFormatter,
                               description="List the data sets explainreg can load and where their files are.")
     p.add_argument("--data-root", metavar="PATH", default=None, help="data root to inspect (default: $EXPLAINREG_DATA, "
                                                                      "else ~/.cache/explainreg)")
@@ -31,6 +32,12 @@ def run(args: argparse.Namespace) -> int:
                 where = "not found"
             bundled = "yes" if find_split(BUNDLED_DIR, SOURCES[name], split) else "no"
             print(f"  {name:<14} {split:<5} {where}   (bundled subset: {bundled})")
+    for name, base in (("decoy-mnist", "mnist"), ("decoy-fmnist", "fashion-mnist"), ("color-mnist", "mnist")):
+        try:
+            where = f"generated from {locate(base, 'train', args.data_root, download=False)[1]}"
+        except DataNotFoundError:
+            where = f"generated from {base}, which is not found"
+        print(f"  {name:<14} {'train/val/test':<14} {where}")
     from ..data.text import text_sources
 
     for name, splits, where in text_sources(args.data_root):

@@ -19,6 +19,7 @@ from .._validation import nonnegative_int, positive_int
 
 from ..metrics._core import MAX_BATCH
 from ..runs import CHECKPOINT
+from ._common import HelpFormatter, add_threads_argument, set_threads
 from ._metrics_store import ResultStore, file_fingerprint
 
 __all__ = ["DEFAULT_METRICS", "check_writable", "data_root_of", "register", "run"]
@@ -29,7 +30,7 @@ DEFAULT_METRICS = "morf,faithfulness,complexity,roar,gaussian,blocks"
 def register(subparsers) -> None:
     """Add ``explainreg evaluate RUN_DIR`` to the command line's ``subparsers``."""
     p = subparsers.add_parser("evaluate", help="evaluate the attributions of a trained run",
-                              description="Compute attribution metrics (methods.md A.5) for the model of RUN_DIR on "
+                              formatter_class=HelpFormatter, description="Compute attribution metrics (methods.md A.5) for the model of RUN_DIR on "
                                           "its test set; writes metrics.json, metrics.csv and PNG curves there.")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--metrics", default=DEFAULT_METRICS,
@@ -43,23 +44,25 @@ def register(subparsers) -> None:
                         "input_x_gradient, occlusion, gradcam, random)")
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate the first N test images only")
     p.add_argument("--data-root", default=None, help="folder holding mnist/ or fashion-mnist/ (default: the run's)")
-    p.add_argument("--batch-size", type=positive_int, default=250, help="images per update (default 250)")
+    p.add_argument("--batch-size", type=positive_int, default=250, help="images per update")
     p.add_argument("--max-batch", type=positive_int, default=MAX_BATCH,
-                   help=f"cap on rows per forward pass (default {MAX_BATCH}); chunks are sized by the "
+                   help="cap on rows per forward pass; chunks are sized by the "
                         "model's activation memory below it")
-    p.add_argument("--roar-epochs", type=positive_int, default=6, help="ROAR retraining epochs (seed: 6)")
-    p.add_argument("--roar-batch-size", type=positive_int, default=30, help="ROAR retraining batch size (seed: 30)")
+    p.add_argument("--roar-epochs", type=positive_int, default=6, help="ROAR retraining epochs (the seed's)")
+    p.add_argument("--roar-batch-size", type=positive_int, default=30, help="ROAR retraining batch size (the seed's)")
     p.add_argument("--roar-train-limit", type=positive_int, default=None, help="ROAR: use the first N train images")
     p.add_argument("--compat", action="store_true",
                    help="the seed's quirks: complexity log(p+0.01), Gaussian +1 shift, masked accuracy k≥1")
-    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="seed of every random draw (random attributions, perturbations, ROAR's retraining)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    add_threads_argument(p)
     p.add_argument("--output", metavar="DIR", default=None,
                    help="write metrics.json, metrics.csv and the plots here (default: RUN_DIR)")
     p.add_argument("--resume", action="store_true",
                    help="skip the results already in the output's metrics.json with the same attribution, metric "
                         "and settings (e.g. after an interruption); without it they are computed again and replaced")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -88,6 +91,7 @@ def run(args) -> int:
 
     from ..metrics import LOCALISATION_METRICS
 
+    set_threads(args.threads)
     run_dir = Path(args.run_dir)
     output = Path(args.output) if args.output else run_dir
     requested = [m.strip() for m in args.metrics.split(",") if m.strip()]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..studies import discover
+from ._common import HelpFormatter
 
 __all__ = ["register"]
 
@@ -13,7 +14,7 @@ def register(subparsers) -> None:
                                                "writes tables, figures and a Markdown summary.")
     names = parser.add_subparsers(dest="study", metavar="STUDY")
     for study in sorted(discover().values(), key=lambda s: s.name):
-        sub = names.add_parser(study.name, help=study.help, description=study.help)
+        sub = names.add_parser(study.name, help=study.help, description=study.help, formatter_class=HelpFormatter)
         study.add_arguments(sub)
         sub.set_defaults(func=study.run)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)

@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Container, Iterable
 
 import torch
 
@@ -18,24 +19,39 @@ from ..penalties import PENALTIES, build_penalty
 from ..runs import default_run_name
 from ..training import TrainConfig, resolve_device, train
 from ..training.config import OPTIMIZERS
-from ._common import add_data_arguments, check_penalty_options, parse_penalties, parse_settings
+from ._common import (HelpFormatter, add_data_arguments, add_threads_argument, check_penalty_options,
+                      parse_penalties, parse_settings, set_threads)
 
-__all__ = ["DEFAULT_MODEL", "register", "run"]
+__all__ = ["DEFAULT_MODEL", "EvidenceFolder", "check_masks", "register", "run", "trainable_dataset"]
 
-DEFAULT_MODEL = {"mnist": "cnn3b", "fashion-mnist": "cnn4b"}
+#: the reference model of each data set ``train --dataset`` takes (UCR/UEA sets, ``ucr/NAME``: tcn)
+DEFAULT_MODEL = {"mnist": "cnn3b", "fashion-mnist": "cnn4b", "decoy-mnist": "cdep_decoymnist",
+                 "decoy-fmnist": "cdep_decoymnist", "color-mnist": "cdep_colormnist"}
+SERIES_MODEL = "tcn"
+#: data sets whose batches carry annotation masks (``mask``: 1 = the region the model must not use)
+MASKED_DATASETS = ("decoy-mnist", "decoy-fmnist")
+#: penalties that read the batch's ``mask`` (HINT reads ``reward_mask``, from --evidence-masks)
+MASK_PENALTIES = ("cdep", "rrr", "expected_gradients", "rrr_gradcam", "rbr")
+#: text sets: a vocabulary and word vectors come first, which these studies prepare
+TEXT_STUDIES = "`explainreg study sst-bias` (CDEP's SST setting, LSTM on GloVe) or `explainreg study sgt-text`"
 
 
 def register(subparsers) -> None:
     """Add ``explainreg train`` to the command line's ``subparsers``."""
     p = subparsers.add_parser(
-        "train", help="train a model with explanation penalties",
+        "train", help="train a model with explanation penalties", formatter_class=HelpFormatter,
         description="Train a classifier on a real data set with cross-entropy plus weighted explanation "
                     "penalties; writes config, per-epoch metrics, checkpoint and log into --out.",
         epilog="example: explainreg train --dataset mnist --penalty smoothness=0.1 --penalty fidelity=1 --epochs 8")
-    p.add_argument("--dataset", default="mnist", choices=available_datasets())
-    p.add_argument("--model", default=None, help=f"one of {', '.join(sorted(MODELS))} (default: cnn3b for mnist, "
-                                                 "cnn4b for fashion-mnist, vgg_small for --data folder:...), or "
-                                                 "MODULE:CALLABLE, your own model class or builder (importable: "
+    p.add_argument("--dataset", default="mnist", metavar="NAME",
+                   help=f"{', '.join(available_datasets())}, {', '.join(MASKED_DATASETS)} (with annotation masks), "
+                        "color-mnist, or a UCR/UEA set as ucr/NAME (e.g. ucr/GunPoint; `explainreg datasets` lists "
+                        f"them); the text sets (sst, ...) train through {TEXT_STUDIES}")
+    p.add_argument("--model", default=None, help=f"one of {', '.join(sorted(MODELS))} (default: the data set's "
+                                                 "reference model: "
+                                                 + ", ".join(f"{m} for {d}" for d, m in DEFAULT_MODEL.items())
+                                                 + f", {SERIES_MODEL} for ucr/NAME, vgg_small for --data folder:...), "
+                                                 "or MODULE:CALLABLE, your own model class or builder (importable: "
                                                  "on PYTHONPATH); it gets num_classes / in_channels if it takes them")
     p.add_argument("--model-kwargs", default=None, metavar="JSON",
                    help='keyword arguments for the model builder, e.g. \'{"width": 32}\'')
@@ -47,14 +63,18 @@ def register(subparsers) -> None:
     images.add_argument("--masks", default=None, metavar="PATH",
                         help="annotation masks laid out as the images (MASKS/<class>/<stem>.png, or MASKS/train/…); "
                              "non-zero = the region the model must not use (for cdep, rrr, expected_gradients)")
+    images.add_argument("--evidence-masks", default=None, metavar="PATH|object",
+                        help="HINT's reward masks (non-zero = where the right reasons are): for --data folder:PATH, "
+                             "a folder laid out as the images (as --masks); for decoy-mnist / decoy-fmnist, 'object' "
+                             "(the digit's or garment's own pixels, XIL's HINT masks)")
     images.add_argument("--image-size", type=positive_int, default=None, metavar="N",
                         help="resize the shorter side to N pixels")
     images.add_argument("--crop", type=positive_int, default=None, metavar="N", help="centre crop N×N after resizing")
     images.add_argument("--mode", default="RGB", choices=("RGB", "L"), help="colour (RGB) or grey (L) input")
     images.add_argument("--mean", default=None, metavar="M[,M,M]", help="per-channel mean to subtract (with --std)")
     images.add_argument("--std", default=None, metavar="S[,S,S]", help="per-channel std to divide by")
-    images.add_argument("--test-fraction", type=float, default=0.2, help="held out when PATH has no test/ (0.2)")
-    images.add_argument("--workers", type=nonnegative_int, default=2, help="DataLoader worker processes (2)")
+    images.add_argument("--test-fraction", type=float, default=0.2, help="held out when PATH has no test/")
+    images.add_argument("--workers", type=nonnegative_int, default=2, help="DataLoader worker processes")
     tuning = p.add_argument_group("optimisation")
     tuning.add_argument("--freeze", action="append", metavar="MODULE", default=None,
                         help="a submodule not to train, e.g. layer1 (repeatable)")
@@ -63,18 +83,20 @@ def register(subparsers) -> None:
     tuning.add_argument("--amp", action="store_true", help="float16 mixed precision (CUDA only)")
     p.add_argument("--penalty", action="append", metavar="NAME[=WEIGHT]",
                    help=f"add a penalty (repeatable); names: {', '.join(sorted(PENALTIES))}")
-    p.add_argument("--weight", type=nonnegative_float, default=0.1, help="weight of penalties given without =WEIGHT (0.1)")
+    p.add_argument("--weight", type=nonnegative_float, default=0.1, help="weight of penalties given without =WEIGHT")
     p.add_argument("--penalty-option", action="append", metavar="NAME.OPTION=VALUE",
                    help="a penalty setting, e.g. smoothness.convention=seed or symmetry.angles=[5,10]")
-    p.add_argument("--epochs", type=positive_int, default=8)
-    p.add_argument("--batch-size", type=positive_int, default=30)
-    p.add_argument("--lr", type=positive_float, default=1e-3)
-    p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
-    p.add_argument("--weight-decay", type=nonnegative_float, default=0.0)
-    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--epochs", type=positive_int, default=8, help="passes over the training images")
+    p.add_argument("--batch-size", type=positive_int, default=30, help="images per training step")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate")
+    p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS, help="the optimiser")
+    p.add_argument("--weight-decay", type=nonnegative_float, default=0.0, help="the optimiser's weight decay")
+    p.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="seed of the model's initialisation, the batch order and the penalties' draws")
     p.add_argument("--log-every", type=positive_int, default=50, metavar="N",
-                   help="log the training terms into steps.json every N steps (50)")
+                   help="log the training terms into steps.json every N steps")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    add_threads_argument(p)
     p.add_argument("--normalize", action="store_true", help="standardise inputs with the train mean/std "
                                                             "(default: pixels in [0, 1], as the seed)")
     p.add_argument("--limit-train", type=positive_int, default=None, metavar="N", help="use the first N train images")
@@ -95,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     """Train one model as the command line says, into its run folder (resumed with ``--resume``); returns 0."""
     if int(os.environ.get("RANK", 0) or 0) > 0:  # torchrun: rank 0 alone reports (training/distributed.py)
         sys.stdout = open(os.devnull, "w")
+    set_threads(args.threads)
     penalties = parse_penalties(args.penalty, args.weight)
     settings = parse_settings(args.penalty_option)
     unknown = set(settings) - set(penalties)
@@ -103,10 +126,13 @@ def run(args: argparse.Namespace) -> int:
     for name, options in settings.items():
         check_penalty_options(name, options)
     resolve_device(args.device)  # a bad --device fails before the data are loaded
-    model_name = args.model or ("vgg_small" if args.data else DEFAULT_MODEL[args.dataset])
+    if not args.data:
+        args.dataset = trainable_dataset(args.dataset)
+        _check_dataset_options(args, penalties)
+    model_name = args.model or ("vgg_small" if args.data else _default_model(args.dataset))
     model_kwargs = _json_object("--model-kwargs", args.model_kwargs)
     tag = "+".join(f"{n}{w:g}" for n, w in penalties.items()) or "plain"
-    data_tag = Path(args.data.partition(":")[2]).stem if args.data else args.dataset
+    data_tag = Path(args.data.partition(":")[2]).stem if args.data else args.dataset.replace("/", "-")
     stem = f"runs/{data_tag}-{model_name.replace(':', '.')}-{tag}-s{args.seed}"
     out = Path(args.out or default_run_name(stem, vars(args)))  # other settings (an lr sweep): another folder
     if out.exists() and not out.is_dir():
@@ -122,13 +148,16 @@ def run(args: argparse.Namespace) -> int:
     explicit_root = args.data_root is not None or bool(os.environ.get(ENV_VAR))
     load = dict(root=args.data_root, download=not args.no_download, allow_bundled=not explicit_root,
                 normalize=args.normalize)
-    train_set = load_dataset(args.dataset, "train", limit=args.limit_train, **load)
-    test_set = load_dataset(args.dataset, "test", limit=args.limit_test, **load)
+    train_set, test_set = (_load_split(args, split, limit, load)
+                           for split, limit in (("train", args.limit_train), ("test", args.limit_test)))
     for split, data in (("train", train_set), ("test", test_set)):
         bundled = " [BUNDLED SUBSET: for a quick try only]" if "bundled" in data.source else ""
         print(f"{split}: {len(data)} images from {data.source}{bundled}")
+    check_masks(penalties, train_set.extras, args.dataset)
     torch.manual_seed(args.seed)
-    model_kwargs = _builder_kwargs(model_name, {"in_channels": train_set.x.shape[1]}, model_kwargs)
+    known = {"in_channels": train_set.x.shape[1],
+             **({"num_classes": train_set.num_classes} if args.dataset.startswith("ucr/") else {})}
+    model_kwargs = _builder_kwargs(model_name, known, model_kwargs)
     model = build_model(model_name, **model_kwargs)
     from_bundled = "bundled" in train_set.source
     info = {"dataset": args.dataset, "model": model_name, "model_kwargs": model_kwargs,
@@ -150,6 +179,75 @@ def _resume_mode(text: str) -> str:
         raise argparse.ArgumentTypeError(f"--resume takes no value, or 'auto' (continue a run or start it); "
                                          f"got {text!r}")
     return text
+
+
+def trainable_dataset(name: str) -> str:
+    """The name ``train --dataset`` trains under (``mnist``, ``decoy-mnist``, ``ucr/GunPoint``, ...); a
+    ``ValueError`` pointing to the study that prepares a text set, or listing the names for an unknown one."""
+    from ..data.datasets import TEXT_NAMES
+    from ..data.ucr import UCR_DATASETS
+
+    key = name.strip().lower().replace("_", "-")
+    key = {"fashionmnist": "fashion-mnist", "decoymnist": "decoy-mnist", "decoyfmnist": "decoy-fmnist",
+           "colormnist": "color-mnist"}.get(key, key)
+    if key in DEFAULT_MODEL:
+        return key
+    if key.startswith("ucr/") and key[4:]:
+        known = {n.lower(): n for n in UCR_DATASETS}
+        return f"ucr/{known.get(key[4:], name.strip()[4:])}"  # the archive's spelling; other names are looked up
+    if key in TEXT_NAMES:
+        raise ValueError(f"--dataset {name}: text sets need a vocabulary and word vectors before a model can "
+                         f"train on them, which {TEXT_STUDIES} prepares; run one of those studies, or train from "
+                         "Python with explainreg.data.text and explainreg.text_models")
+    raise ValueError(f"--dataset {name!r} is not a data set train knows; use one of {', '.join(DEFAULT_MODEL)}, "
+                     f"ucr/NAME ({', '.join('ucr/' + n for n in UCR_DATASETS)}, or another UCR/UEA set under the "
+                     "data root), or --data folder:PATH for your own images")
+
+
+def _default_model(dataset: str) -> str:
+    return SERIES_MODEL if dataset.startswith("ucr/") else DEFAULT_MODEL[dataset]
+
+
+def _check_dataset_options(args: argparse.Namespace, penalties: dict[str, float]) -> None:
+    """Options that only some data sets take, refused where they would be ignored."""
+    if args.normalize and args.dataset not in available_datasets():
+        raise ValueError(f"--normalize standardises {' and '.join(available_datasets())}; {args.dataset} comes in "
+                         "its own fixed scaling (see explainreg.data), so leave --normalize out")
+    if args.masks or args.evidence_masks not in (None, "object"):
+        raise ValueError("--masks and --evidence-masks PATH go with --data folder:PATH (masks laid out as the images); "
+                         f"for --dataset {args.dataset} use --evidence-masks object (decoy-mnist, decoy-fmnist)")
+    if args.evidence_masks == "object" and args.dataset not in MASKED_DATASETS:
+        raise ValueError(f"--evidence-masks object takes the object's pixels of {' or '.join(MASKED_DATASETS)}; "
+                         f"{args.dataset} has no such masks")
+    if args.evidence_masks and "hint" not in penalties:
+        raise ValueError("--evidence-masks gives HINT its reward masks; add --penalty hint=WEIGHT, or leave it out")
+
+
+def _load_split(args: argparse.Namespace, split: str, limit: int | None, load: dict):
+    """One split of ``--dataset`` (with HINT's reward masks for ``--evidence-masks object``)."""
+    if args.evidence_masks == "object":
+        from ..data.shortcuts import SHORTCUT_DATASETS
+
+        return SHORTCUT_DATASETS[args.dataset](split, load["root"], limit=limit, reward_mask=True)
+    return load_dataset(args.dataset, split, limit=limit, **load)
+
+
+def check_masks(penalties: Iterable[str], extras: Container[str], data: str) -> None:
+    """A ``ValueError`` before training when a penalty needs masks the data's batches do not carry:
+    ``mask`` (cdep, rrr, expected_gradients, rrr_gradcam, rbr) or ``reward_mask`` (hint), saying
+    which data sets carry them and how to pass them."""
+    for name in penalties:
+        key = "reward_mask" if name == "hint" else "mask" if name in MASK_PENALTIES else None
+        if key is None or key in extras:
+            continue
+        if key == "mask":
+            raise ValueError(f"--penalty {name} needs annotation masks (1 = the region the model must not use), and "
+                             f"{data} has none. Data sets with masks: --dataset {' or '.join(MASKED_DATASETS)} (the "
+                             "decoy corners), or your images with --data folder:PATH --masks MASKS (MASKS/<class>/"
+                             "<stem>.png laid out as the images, or a CSV with a mask column)")
+        raise ValueError(f"--penalty hint needs reward masks (where the right reasons are), and {data} has none: "
+                         f"pass --evidence-masks object with --dataset {' or '.join(MASKED_DATASETS)}, or "
+                         "--evidence-masks PATH (laid out as the images) with --data folder:PATH")
 
 
 def _epoch_line(record: dict) -> str:
@@ -185,6 +283,43 @@ def _builder_kwargs(model_name: str, known: dict, given: dict) -> dict:
     return {**{k: v for k, v in known.items() if takes_any or k in accepted}, **given}
 
 
+class EvidenceFolder(torch.utils.data.Dataset):
+    """An image folder whose items also carry HINT's reward masks (extras ``reward_mask``), read from
+    ``evidence``: the same images opened with the evidence mask folder as their masks.
+
+    Args:
+        data: the image folder (its own ``mask`` extras stay).
+        evidence: the same samples, in the same order, opened with the evidence masks.
+    """
+
+    def __init__(self, data, evidence) -> None:
+        if [s.image for s in data.samples] != [s.image for s in evidence.samples]:
+            raise ValueError("the evidence masks' folder lists other images than the data's; lay them out as the images")
+        self.data, self.evidence = data, evidence
+        n = sum(s.mask is not None for s in evidence.samples)
+        self.samples, self.name, self.loader_options = data.samples, data.name, data.loader_options
+        self.source = f"{data.source}, {n} evidence masks from {evidence.masks}"
+
+    @property
+    def num_classes(self) -> int:
+        return self.data.num_classes
+
+    @property
+    def classes(self) -> list[str]:
+        return self.data.classes
+
+    @property
+    def targets(self) -> torch.Tensor:
+        return self.data.targets
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int):
+        x, y, extras = self.data[index]
+        return x, y, {**extras, "reward_mask": self.evidence[index][2]["mask"]}
+
+
 def _floats(option: str, raw: str | None) -> tuple[float, ...] | None:
     if raw is None:
         return None
@@ -202,12 +337,24 @@ def _run_folder(args: argparse.Namespace, objective: Objective, config: TrainCon
     kind, _, path = args.data.partition(":")
     if kind != "folder" or not path:
         raise ValueError(f"--data must be folder:PATH (an image folder or a CSV list), got {args.data!r}")
+    if args.evidence_masks and not Path(args.evidence_masks).is_dir():
+        raise ValueError(f"--evidence-masks {args.evidence_masks}: with --data folder:PATH it is a folder of masks laid "
+                         "out as the images (EVIDENCE/<class>/<stem>.png, or EVIDENCE/train/…), and this is none")
     mean, std = _floats("--mean", args.mean), _floats("--std", args.std)
     options = dict(mode=args.mode, size=args.image_size, crop=args.crop, mean=mean, std=std)
     train_set, test_set = folder_splits(path, args.masks, test_fraction=args.test_fraction, split_seed=args.seed,
                                         **options, num_workers=args.workers, pin_memory=True)
     train_set = random_subset(train_set, args.limit_train, args.seed)
     test_set = random_subset(test_set, args.limit_test, args.seed)
+    carried = {"mask"} if any(s.mask is not None for s in train_set.samples) else set()
+    if args.evidence_masks:
+        evidence = folder_splits(path, args.evidence_masks, test_fraction=args.test_fraction, split_seed=args.seed,
+                                 **options)
+        train_set = EvidenceFolder(train_set, random_subset(evidence[0], args.limit_train, args.seed))
+        test_set = EvidenceFolder(test_set, random_subset(evidence[1], args.limit_test, args.seed))
+        carried.add("reward_mask")
+    check_masks([p.name for p in objective.penalties], carried, f"--data {args.data}" +
+                ("" if args.masks or "mask" in carried else " without --masks"))
     for split, data in (("train", train_set), ("test", test_set)):
         print(f"{split}: {data.source}")
     torch.manual_seed(args.seed)
@@ -215,6 +362,7 @@ def _run_folder(args: argparse.Namespace, objective: Objective, config: TrainCon
     model_kwargs = _builder_kwargs(model_name, known, model_kwargs)
     model = build_model(model_name, **model_kwargs)
     settings = {"path": str(Path(path).resolve()), "masks": str(Path(args.masks).resolve()) if args.masks else None,
+                **({"evidence_masks": str(Path(args.evidence_masks).resolve())} if args.evidence_masks else {}),
                 **options, "test_fraction": args.test_fraction, "split_seed": args.seed, "classes": train_set.classes,
                 "limit_train": args.limit_train, "limit_test": args.limit_test}
     info = {"dataset": "folder", "image_folder": settings, "model": model_name, "model_kwargs": model_kwargs,
