@@ -283,3 +283,35 @@ def test_torch_func_over_a_penalty_is_a_clear_error_naming_what_to_use():
     r = GradientL1()(model, x, y)                       # what the message advises works
     (g,) = torch.autograd.grad(r, [next(model.parameters())])
     assert bool(torch.isfinite(g).all())
+
+
+# --------------------------------------------------------------------------------------- penalty registry
+def test_registry_refuses_a_duplicate_name_and_builds_every_name_it_lists():
+    from explainreg.penalties import PENALTIES, GradientL1, build_penalty, register_penalty
+    from explainreg.penalties.base import Penalty
+
+    before = dict(PENALTIES)
+    try:
+        with pytest.raises(ValueError, match="'smoothness' is already registered to .*Smoothness"):
+            @register_penalty("smoothness")
+            class MySmooth(Penalty):
+                name = "my_smooth"
+
+        assert PENALTIES["smoothness"] is before["smoothness"] and "my_smooth" not in PENALTIES
+
+        @register_penalty("My-Alias")
+        class MyPenalty(Penalty):
+            name = "my-penalty"
+            needs_input_grad = False
+
+            def compute(self, ctx):
+                return ctx.logits.sum() * 0
+
+        for name in ("my-penalty", "my_penalty", "MY-ALIAS", "my_alias"):
+            assert isinstance(build_penalty(name), MyPenalty), name
+        register_penalty()(GradientL1)                      # the same class again (a re-import) is fine
+        for key in PENALTIES:                               # every listed name builds
+            assert type(build_penalty(key)) is PENALTIES[key], key
+    finally:
+        PENALTIES.clear()
+        PENALTIES.update(before)

@@ -228,15 +228,39 @@ def register_penalty(*names: str) -> Callable[[type[Penalty]], type[Penalty]]:
         ...         return ctx.logits.sum() * 0
         >>> PENALTIES["zero_alias"] is PENALTIES["zero_doc"] is Zero
         True
+        >>> @register_penalty()                  # a second class under a taken name is refused
+        ... class Other(Zero):
+        ...     name = "zero-alias"
+        Traceback (most recent call last):
+        ...
+        ValueError: penalty name 'zero-alias' is already registered to ...Zero; register ...
         >>> _ = PENALTIES.pop("zero_alias"), PENALTIES.pop("zero_doc")   # leave the registry as it was
     """
 
     def decorate(cls: type[Penalty]) -> type[Penalty]:
-        for name in (cls.name, *names):
-            PENALTIES[name.lower()] = cls
+        keys = [registry_key(name) for name in (cls.name, *names)]
+        for key, name in zip(keys, (cls.name, *names)):
+            held = PENALTIES.get(key)
+            if held is not None and _qualname(held) != _qualname(cls):
+                raise ValueError(f"penalty name {name!r} is already registered to {_qualname(held)}; "
+                                 f"register {_qualname(cls)} under another name (or alias), or remove the "
+                                 f"old one first: explainreg.penalties.PENALTIES.pop({key!r})")
+        for key in keys:
+            PENALTIES[key] = cls
         return cls
 
     return decorate
+
+
+def registry_key(name: str) -> str:
+    """The registry's key of a penalty name: lower case, ``-`` as ``_`` (``"Gradient-L1"`` → ``"gradient_l1"``)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"a penalty name must be a non-empty string, got {name!r}")
+    return name.strip().lower().replace("-", "_")
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def build_penalty(name: str, **settings: Any) -> Penalty:
@@ -252,10 +276,11 @@ def build_penalty(name: str, **settings: Any) -> Penalty:
         >>> build_penalty("smoothness", offset=2)
         Smoothness(offset=2, convention='explainreg', score='logit')
     """
-    key = name.lower().replace("-", "_")
+    key = registry_key(name)
     if key not in PENALTIES:
         raise ValueError(f"unknown penalty {name!r}; available: {', '.join(sorted(PENALTIES))}")
     return PENALTIES[key](**settings)
 
 
-__all__ = ["PENALTIES", "Penalty", "PenaltyContext", "build_penalty", "register_penalty", "target_alias"]
+__all__ = ["PENALTIES", "Penalty", "PenaltyContext", "build_penalty", "registry_key", "register_penalty",
+           "target_alias"]
