@@ -175,3 +175,108 @@ def test_a_unit_that_sees_no_input_splits_its_bias_by_the_inputs_relevant_share(
     # the seed's order keeps the seed's convention: the whole bias to irrel
     rel_seed, irrel_seed = decompose(net, x, mask, order="seed")
     assert float(rel_seed.abs().max()) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# what CD cannot decompose: named, with what to do; wrappers it can see through
+
+
+class _TextGRU(nn.Module):
+    """Embedding → GRU → linear head on the last hidden state; ``h0``: a learned initial state;
+    ``pack``: the GRU runs on a PackedSequence of the real lengths."""
+
+    def __init__(self, vocab: int, h0: bool = False, pack: bool = False) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, 8, padding_idx=0)
+        self.gru = nn.GRU(8, 6, batch_first=True)
+        self.h0 = nn.Parameter(torch.randn(1, 1, 6)) if h0 else None
+        self.pack = pack
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        e = self.embedding(ids)
+        if self.pack:
+            lengths = (ids != 0).sum(1).cpu()
+            e = nn.utils.rnn.pack_padded_sequence(e, lengths, batch_first=True, enforce_sorted=False)
+        if self.h0 is not None:
+            _, h = self.gru(e, self.h0.expand(1, ids.size(0), 6).contiguous())
+        else:
+            _, h = self.gru(e)
+        return self.head(h[-1])
+
+
+@pytest.fixture(scope="module")
+def sst_ids() -> tuple[torch.Tensor, int]:
+    """Eight real SST-2 dev sentences as token ids, right-padded with 0, and the vocabulary size."""
+    from explainreg.data.text import Vocabulary, binary_sst, read_sst
+
+    sentences = binary_sst(read_sst("dev"))[:8]
+    vocab = Vocabulary.build(sentences)
+    ids = torch.zeros(len(sentences), max(len(s.tokens) for s in sentences), dtype=torch.long)
+    for i, s in enumerate(sentences):
+        ids[i, : len(s.tokens)] = torch.tensor(vocab.encode(s.tokens))
+    return ids, len(vocab)
+
+
+def test_a_gru_with_a_learned_initial_state_is_refused_by_name(sst_ids):
+    from explainreg.decomposition import UnsupportedLayerError
+
+    ids, vocab = sst_ids
+    net = _TextGRU(vocab, h0=True).eval()
+    assert net(ids).shape == (len(ids), 2)
+    with pytest.raises(UnsupportedLayerError, match=r"GRU 'gru' .*initial state.*Call the GRU without one"):
+        decompose(net, ids, torch.ones(ids.shape))
+
+
+def test_a_packed_sequence_is_refused_by_name_with_the_padded_alternative(sst_ids):
+    from explainreg.decomposition import UnsupportedLayerError
+
+    ids, vocab = sst_ids
+    net = _TextGRU(vocab, pack=True).eval()
+    assert net(ids).shape == (len(ids), 2)
+    with pytest.raises(UnsupportedLayerError, match=r"PackedSequence \(torch.nn.utils.rnn.pack_padded_sequence "
+                                                    r"in _TextGRU.forward\).*lengths - 1"):
+        decompose(net, ids, torch.ones(ids.shape))
+
+
+def test_the_supported_layer_list_names_only_layers_with_a_rule():
+    from explainreg.decomposition import RULES, UnsupportedLayerError, find_rule, supported_layers
+
+    names = supported_layers()
+    assert "RNN" not in names and {"BatchNorm2d", "Dropout2d", "LSTM", "GRU", "Conv1d"} <= set(names)
+    for name in names:
+        assert find_rule(getattr(nn, name)) is not None, name
+    assert nn.RNN not in RULES
+    net = nn.Sequential(nn.RNN(3, 4, batch_first=True))
+    with pytest.raises(UnsupportedLayerError, match=r"no rule for RNN .*use nn.LSTM or nn.GRU\.") as err:
+        decompose(net, torch.randn(2, 5, 3), torch.ones(3))
+    listed = str(err.value).split("Supported layers: ")[1].split(". Add one")[0].split(", ")
+    assert listed == names
+
+
+def test_training_mode_dropout2d_drops_whole_channels_in_both_parts(mnist_test):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Dropout2d(0.5), nn.Flatten(), nn.Linear(4 * 26 * 26, 3)).train()
+    mask = _half_mask()
+    x = mnist_test.x[:4]
+    _, _, layers = decompose(net, x, mask, return_layers=True)
+    rel, irrel = layers["1"]
+    total = rel + irrel
+    dropped = total.flatten(2).abs().amax(2) == 0  # B×C: a channel is dropped whole or kept whole
+    assert bool(dropped.any()) and bool((~dropped).any())
+    kept = total.flatten(2)[~dropped]
+    assert bool((kept != 0).any(1).all())
+    alpha = nn.Sequential(nn.Linear(784, 3), nn.AlphaDropout(0.5)).train()
+    with pytest.raises(ValueError, match="AlphaDropout in training mode.*model.eval"):
+        decompose(nn.Sequential(nn.Flatten(), alpha), x, mask)
+
+
+def test_data_parallel_is_decomposed_as_the_network_inside(mnist_test):
+    from explainreg.models import build_model
+
+    torch.manual_seed(0)
+    net = build_model("cdep_decoymnist").eval()
+    x, mask = mnist_test.x[:8], _half_mask()
+    wrapped = nn.DataParallel(net)
+    torch.testing.assert_close(decompose(wrapped, x, mask), decompose(net, x, mask))
+    torch.testing.assert_close(cdep(wrapped, x, mask), cdep(net, x, mask))

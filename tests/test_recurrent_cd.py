@@ -276,7 +276,7 @@ def test_cd_bad_token_inputs(sst_batch):
         decompose(model, torch.zeros(2, 5, dtype=torch.long), torch.ones(2, 5))
     with pytest.raises(UnsupportedLayerError, match="no nn.Embedding"):
         decompose(nn.Sequential(nn.Linear(5, 2)), ids[:, :5], torch.ones(ids.shape[0], 5))
-    with pytest.raises(ValueError, match="nn.RNN"):
+    with pytest.raises(UnsupportedLayerError, match=r"no rule for RNN .*use nn.LSTM or nn.GRU"):
         class Elman(nn.Module):
             def __init__(self):
                 super().__init__()

@@ -16,11 +16,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
+from torch.nn.utils import rnn as rnn_utils
 
 from .._validation import check_batch
 from ..inputs import normalize_mask  # the one mask parser (re-exported here)
-from .rules import (FUNCTION_RULES, RULES, Decomposed, affine_batch_norm, dead_unit_share, find_rule, input_share,
-                    max_pool, max_pool_function, relevant_first)
+from .rules import (FUNCTION_RULES, RULES, UNSUPPORTED, Decomposed, affine_batch_norm, dead_unit_share, find_rule,
+                    input_share, max_pool, max_pool_function, relevant_first)
 
 #: the orders in which CD may visit a ReLU directly followed by a max-pool
 ORDERS = ("forward", "seed")
@@ -32,8 +33,18 @@ class UnsupportedLayerError(TypeError):
     """A module or function in the forward pass has no decomposition rule."""
 
 
+#: calls that build or read a PackedSequence: recorded whole (not traced into), and refused on a decomposition
+_PACKING = (rnn_utils.pack_padded_sequence, rnn_utils.pack_sequence, rnn_utils.pad_packed_sequence)
+
+
 class _LeafTracer(fx.Tracer):
-    """torch.nn modules and every module type with a registered rule stay whole (one node)."""
+    """torch.nn modules and every module type with a registered rule stay whole (one node); the
+    PackedSequence functions are recorded as calls, so that a forward that packs is refused by name."""
+
+    def __init__(self) -> None:
+        super().__init__(autowrap_functions=_PACKING)
+        if isinstance(getattr(self, "_autowrap_search", None), list):
+            self._autowrap_search.append(rnn_utils)  # also nn.utils.rnn.pack_padded_sequence(...)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return find_rule(type(m)) is not None or super().is_leaf_module(m, qualname)
@@ -135,7 +146,71 @@ def _name(target: Any) -> str:
 
 
 def supported_layers() -> list[str]:
-    return sorted({cls.__name__.lstrip("_").replace("DropoutNd", "Dropout") for cls in RULES})
+    """The module types :func:`decompose` has a rule for, read from the rule registry: a registered
+    base class (``_BatchNorm``) is listed as the ``torch.nn`` classes that use its rule
+    (``BatchNorm1d``, …); types whose registered rule is a refusal (:data:`~.rules.UNSUPPORTED`) are left out.
+
+    Returns:
+        Sorted class names (a rule registered with :func:`register_rule` appears under its class's name).
+
+    Example::
+
+        >>> names = supported_layers()
+        >>> "Conv2d" in names, "BatchNorm2d" in names, "RNN" in names
+        (True, True, False)
+    """
+    names = set()
+    for cls, rule in RULES.items():
+        if cls in UNSUPPORTED:
+            continue
+        if not cls.__name__.startswith("_"):
+            names.add(cls.__name__)
+            continue
+        names.update(c.__name__ for c in vars(nn).values()
+                     if isinstance(c, type) and issubclass(c, cls) and not c.__name__.startswith(("_", "Lazy"))
+                     and c not in UNSUPPORTED and find_rule(c) is rule)
+    return sorted(names)
+
+
+def unwrap_parallel(model: nn.Module) -> nn.Module:
+    """The module inside ``nn.DataParallel`` / ``DistributedDataParallel`` wrappers, else ``model``:
+    CD decomposes the network itself (the wrapper only splits the batch across devices).
+
+    Example::
+
+        >>> net = nn.Linear(2, 2)
+        >>> unwrap_parallel(nn.DataParallel(net)) is net
+        True
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    while isinstance(model, (nn.DataParallel, DistributedDataParallel)):
+        model = model.module
+    return model
+
+
+def _refuse_call(model: nn.Module, node: fx.Node) -> None:
+    if node.target in _PACKING:
+        raise UnsupportedLayerError(
+            f"contextual decomposition cannot follow a PackedSequence ({_name(node.target)} in "
+            f"{type(model).__name__}.forward): the LSTM/GRU rules run on a padded B×T×… tensor. Run the "
+            "recurrent layer on the padded batch (batch_first=True) and read each sequence's last real step "
+            "with out[torch.arange(B), lengths - 1]; decompose_tokens(model, ids, mask, lengths=lengths) keeps "
+            "the padding out of rel (a bidirectional layer's backward direction then starts on the padding)")
+
+
+def _refuse_module(model: nn.Module, node: fx.Node, module: nn.Module, args: tuple, kwargs: dict) -> None:
+    name = type(module).__name__
+    if isinstance(module, nn.RNNBase) and (len(args) > 1 or kwargs):
+        raise UnsupportedLayerError(
+            f"contextual decomposition of {name} '{node.target}' (in {type(model).__name__}.forward) starts from "
+            f"a zero initial state, but the forward passes it an initial state (h0 / hx: a learned or given "
+            f"state has no CD rule, it is neither the masked input nor the rest). Call the {name} without one "
+            "(a zero state), or register a rule for the module that holds it: "
+            "explainreg.decomposition.register_rule(ModuleType, rule)")
+    if len(args) != 1 or kwargs or not isinstance(args[0], Decomposed):
+        raise UnsupportedLayerError(f"module '{node.target}' ({name}) must be called on one decomposed tensor, "
+                                    f"got {len(args)} positional and {len(kwargs)} keyword arguments")
 
 
 def _is_relu(model: nn.Module, node: fx.Node) -> bool:
@@ -193,6 +268,7 @@ def run_rules(model: nn.Module, start: Decomposed, *, record: dict[str, Decompos
     """
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    model = unwrap_parallel(model)
     graph = trace(model)
     swapped = _seed_swaps(model, graph) if order == "seed" else set()
     fused = _affine_bn_pairs(model, graph)
@@ -247,14 +323,14 @@ def run_rules(model: nn.Module, start: Decomposed, *, record: dict[str, Decompos
                 continue
             rule = find_rule(type(module))
             if rule is None:
+                why = next((why for cls, why in UNSUPPORTED.items() if isinstance(module, cls)), None)
                 raise UnsupportedLayerError(
                     f"contextual decomposition has no rule for {type(module).__name__} (module '{node.target}' of "
-                    f"{type(model).__name__}). Supported layers: {', '.join(supported_layers())}. Add one with "
+                    f"{type(model).__name__}){': ' + why if why else ''}. Supported layers: "
+                    f"{', '.join(supported_layers())}. Add one with "
                     f"explainreg.decomposition.register_rule({type(module).__name__}, rule), where "
                     "rule(module, d: Decomposed) -> Decomposed(rel, irrel, total)")
-            if len(args) != 1 or kwargs or not isinstance(args[0], Decomposed):
-                raise UnsupportedLayerError(f"module '{node.target}' ({type(module).__name__}) must be called on one "
-                                            "decomposed tensor")
+            _refuse_module(model, node, module, args, kwargs)
             env[node] = rule(module, args[0])
         elif node.op in ("call_function", "call_method"):
             if not _has_decomposed(args) and not _has_decomposed(kwargs):
@@ -263,6 +339,7 @@ def run_rules(model: nn.Module, start: Decomposed, *, record: dict[str, Decompos
                 else:
                     env[node] = getattr(args[0], node.target)(*args[1:], **kwargs)
                 continue
+            _refuse_call(model, node)
             rule = FUNCTION_RULES.get(node.target)
             if rule is None:
                 raise UnsupportedLayerError(
@@ -318,6 +395,7 @@ def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = Fal
         >>> bool(torch.allclose(rel + irrel, net(x), atol=1e-6))
         True
     """
+    model = unwrap_parallel(model)  # a user's nn.DataParallel / DDP wrapper: the network inside
     if isinstance(x, torch.Tensor) and not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool:
         from .recurrent import decompose_tokens  # token ids B×T, mask B×T over tokens (methods.md A.8)
 
@@ -349,4 +427,4 @@ def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = Fal
 
 
 __all__ = ["ORDERS", "Decomposed", "UnsupportedLayerError", "decompose", "normalize_mask", "run_rules", "trace",
-           "supported_layers"]
+           "supported_layers", "trace_key", "unwrap_parallel"]

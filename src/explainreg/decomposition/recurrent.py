@@ -43,8 +43,8 @@ from torch import nn
 
 from ..inputs import find_embedding, padding_mask, token_mask as _token_mask
 from .._validation import check_token_ids
-from .rules import (_ROW_SHARE, Decomposed, input_share, register_function_rule, register_rule, row_share, shapley,
-                    standardise)
+from .rules import (_ROW_SHARE, UNSUPPORTED, Decomposed, input_share, register_function_rule, register_rule,
+                    row_share, shapley, standardise)
 
 #: B×T token mask of the running token decomposition (None outside one); the LSTM / GRU rules read it
 #: to give the bias × bias share of step t to rel when token t is masked.
@@ -381,10 +381,7 @@ def _gru(m: nn.GRU, d: Decomposed):
     return _recurrent(m, d, "gru")
 
 
-@register_rule(nn.RNN)
-def _rnn(m: nn.RNN, d: Decomposed):
-    raise ValueError("contextual decomposition has no rule for nn.RNN (Elman); use nn.LSTM or nn.GRU, or register "
-                     "one with explainreg.decomposition.register_rule(nn.RNN, rule)")
+UNSUPPORTED[nn.RNN] = "Elman RNNs (nn.RNN) have no CD rule here; use nn.LSTM or nn.GRU"
 
 
 @register_rule(nn.Embedding)
@@ -557,8 +554,9 @@ def decompose_tokens(model: nn.Module, ids: torch.Tensor, token_mask: Any, *, la
         >>> bool(torch.allclose(rel_all, model(ids), atol=1e-5))
         True
     """
-    from .engine import UnsupportedLayerError, run_rules
+    from .engine import UnsupportedLayerError, run_rules, unwrap_parallel
 
+    model = unwrap_parallel(model)
     if not isinstance(ids, torch.Tensor) or ids.is_floating_point():
         raise TypeError("ids must be an integer tensor of token ids (B×T)")
     check_token_ids(ids)

@@ -134,6 +134,9 @@ FunctionRule = Callable[..., Any]
 RULES: dict[type, ModuleRule] = {}
 #: function object or method name -> rule(*args, **kwargs) with Decomposed among the args
 FUNCTION_RULES: dict[Any, FunctionRule] = {}
+#: module types known to have no rule -> why, and what to use instead (named in the engine's error;
+#: left out of :func:`~explainreg.decomposition.supported_layers`)
+UNSUPPORTED: dict[type, str] = {}
 
 
 def register_rule(module_type: type, rule: ModuleRule | None = None):
@@ -942,9 +945,17 @@ def _shared_dropout(d: Decomposed, p: float) -> Decomposed:
 
 @register_rule(nn.modules.dropout._DropoutNd)
 def _dropout(m: nn.modules.dropout._DropoutNd, d: Decomposed) -> Decomposed:
+    """Eval mode (or p = 0): the identity. Training mode: one draw of the layer's own mask (elementwise
+    for Dropout, per channel for Dropout1d/2d/3d) multiplies both parts; alpha dropout, which also
+    shifts the dropped entries, is refused in training mode."""
     if not m.training or m.p == 0:
         return d
-    return _shared_dropout(d, m.p)
+    if isinstance(m, (nn.AlphaDropout, nn.FeatureAlphaDropout)):
+        raise ValueError(f"contextual decomposition of {type(m).__name__} in training mode is not a mask shared by "
+                         "the parts (it shifts the dropped entries); call model.eval() before decomposing")
+    keep = m(torch.ones_like(d.total))
+    tiled = d.tile(keep)
+    return Decomposed(d.rel * tiled, d.irrel * tiled, d.total * keep)
 
 
 @register_rule(nn.Flatten)
@@ -1119,7 +1130,7 @@ register_function_rule(getattr, lambda d, name: getattr(d.total, name) if isinst
                        else getattr(d, name))
 
 
-__all__ = ["Decomposed", "EPS", "FUNCTION_RULES", "RULES", "TIE_RTOL", "affine", "affine_batch_norm", "both",
-           "dead_unit_share", "dropout_as_identity", "find_rule", "input_share", "max_pool", "max_pool_function",
+__all__ = ["Decomposed", "EPS", "FUNCTION_RULES", "RULES", "TIE_RTOL", "UNSUPPORTED", "affine", "affine_batch_norm",
+           "both", "dead_unit_share", "dropout_as_identity", "find_rule", "input_share", "max_pool", "max_pool_function",
            "max_pool_shared_ties", "register_function_rule", "register_rule", "relevant_first", "reshape_like",
            "row_share", "shapley", "split_bias", "standardise", "tie_tolerance"]
