@@ -280,3 +280,15 @@ def test_device_meta_at_the_command_line_is_a_clear_error(small_run, tmp_path, c
     assert "device='meta' holds shapes without values" in capsys.readouterr().err
     assert _evaluate(small_run, "--device", "meta") == 2
     assert "device='meta' holds shapes without values" in capsys.readouterr().err
+
+
+def test_the_interruption_message_advises_resume_only_where_the_command_has_it(monkeypatch, capsys):
+    from explainreg.cli import datasets
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(datasets, "run", interrupted)
+    assert main(["datasets"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "--resume" not in err
