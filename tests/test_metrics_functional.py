@@ -156,6 +156,46 @@ def test_constraint_messages():
         M.MoRF(percentiles=(120,))
 
 
+def test_functional_forms_take_the_classes_convention(toy):
+    """``convention=`` as the classes take it: ROAD's Quantus percentages (1, 3, …, 99) and
+    MaxSensitivity's (the same computation); a convention a metric lacks names the metric."""
+    model, x, y, a = toy
+    road = M.ROAD(convention="quantus")(model, x, y, a)
+    assert float(MF.road(model, x, y, a, convention="quantus")) == pytest.approx(road.value, abs=1e-12)
+    rows = MF.road_curve(model, x, y, a, convention="quantus")
+    assert rows.shape == (5, 50) and torch.equal(rows, road.per_image)
+    assert float(MF.road(model, x, y, a)) == pytest.approx(M.ROAD()(model, x, y, a).value, abs=1e-12)
+    sensitivity = M.MaxSensitivity(nr_samples=4, convention="quantus")(model, x, y, a)
+    got = MF.max_sensitivity(model, x, y, a, nr_samples=4, convention="quantus")
+    assert float(got) == pytest.approx(sensitivity.value, abs=1e-12)
+    with pytest.raises(InvalidParameterError, match="convention must be one of 'explainreg', 'quantus' for "
+                                                    "max_sensitivity; got 'seed'"):
+        MF.max_sensitivity(model, x, y, a, nr_samples=4, convention="seed")
+    with pytest.raises(InvalidParameterError, match="for road; got 'seed'"):
+        MF.road(model, x, y, a, convention="seed")
+
+
+def test_unknown_settings_name_the_public_function_or_metric_and_what_it_takes(toy):
+    model, x, y, a = toy
+    with pytest.raises(TypeError, match=r"metrics\.functional\.road\(\) got unexpected setting\(s\) 'colour'; it "
+                                        r"accepts percentages, convention, .*noise, seed"):
+        MF.road(model, x, y, a, colour=1)
+    with pytest.raises(TypeError, match=r"metrics\.functional\.max_sensitivity\(\) .* 'nr_sample'; .*nr_samples"):
+        MF.max_sensitivity(model, x, y, a, nr_sample=3)
+    with pytest.raises(TypeError, match=r"metrics\.functional\.complexity\(\) .* 'foo'; it accepts .*convention"):
+        MF.complexity(a, foo=1)
+    with pytest.raises(TypeError, match=r"MaxSensitivity got unexpected setting\(s\) 'compat'; .* MaxSensitivity "
+                                        r"takes convention= one of 'explainreg', 'quantus'"):
+        M.MaxSensitivity(compat=True)  # not passed on to the attribution method as an option
+    with pytest.raises(TypeError, match=r"ROAD got unexpected setting\(s\) 'compat'; .*ROAD takes convention="):
+        M.build_metric("road", compat=True)
+    with pytest.raises(TypeError, match=r"MoRF got unexpected setting\(s\) 'compat'; it takes percentiles, "
+                                        r"baseline, .*MoRF has one form: drop compat"):
+        M.MoRF(compat=True)
+    with pytest.warns(DeprecationWarning):
+        assert M.build_metric("complexity", compat=True).convention == "seed"  # where it exists, it still works
+
+
 def test_old_names_still_work_with_a_deprecation_warning():
     a = torch.rand(2, 1, 4, 4)
     with pytest.warns(DeprecationWarning, match="import it from explainreg.metrics._core"):

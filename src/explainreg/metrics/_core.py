@@ -313,6 +313,25 @@ _CLASS_FACTS = ("name", "higher_is_better")
 _DEPRECATED_ARGUMENTS = ("compat",)
 
 
+def _check_arguments(cls: type, signature: inspect.Signature, kwargs: dict[str, Any]) -> None:
+    """A TypeError naming the metric and its settings for a keyword its constructor does not take
+    (``compat`` included where a ``**options`` catch-all would pass it on to an attribution method)."""
+    named = [n for n, p in list(signature.parameters.items())[1:]
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    catch_all = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    unknown = [k for k in kwargs if k not in named and (not catch_all or k in _DEPRECATED_ARGUMENTS)]
+    if not unknown:
+        return
+    hint = ""
+    if "compat" in unknown:
+        hint = ("; compat=True (the seed's quirks) exists only for metrics whose seed code differs"
+                + (f": {cls.__name__} takes convention= one of {', '.join(map(repr, cls.conventions))}"
+                   if "convention" in named else f", and {cls.__name__} has one form: drop compat"))
+    takes = ", ".join(named + ["validate_args"]) + (" and options of its attribution method" if catch_all else "")
+    raise TypeError(f"{cls.__name__} got unexpected setting(s) {', '.join(map(repr, unknown))}; it takes "
+                    f"{takes}{hint}")
+
+
 class _MetricType(type):
     """Builds metrics: ``validate_args`` (keyword, default True) for every metric; a setting that
     picks a variant class with its own facts (``variant_by``); the constructor's arguments recorded
@@ -322,11 +341,13 @@ class _MetricType(type):
     def __call__(cls, *args: Any, validate_args: bool = True, **kwargs: Any):
         variants = cls.__dict__.get("variants")
         if cls.variant_by is not None and variants:
+            _check_arguments(cls, inspect.signature(cls.__init__), kwargs)
             bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
             bound.apply_defaults()
             cls = variants.get(bound.arguments[cls.variant_by], cls)
         obj = cls.__new__(cls)
         signature = inspect.signature(cls.__init__)
+        _check_arguments(cls, signature, kwargs)
         bound = signature.bind(obj, *args, **kwargs)
         bound.apply_defaults()
         object.__setattr__(obj, "_init_arguments", {k: v for k, v in list(bound.arguments.items())[1:]})

@@ -20,6 +20,8 @@ Example::
 """
 from __future__ import annotations
 
+import inspect
+import sys
 from typing import Any, Sequence
 
 import torch
@@ -28,17 +30,42 @@ from torch import nn
 from . import perturbation as _p
 from . import robustness as _r
 from .complexity import complexity_scores, sparseness_scores
-from .road import ROAD_PERCENTAGES, road_rows
-from ._core import MAX_BATCH, SEED_PERCENTILES, curve_value, reduce_rows, scores_value, validation
+from .road import road_percentages, road_rows
+from ._core import (MAX_BATCH, QUANTUS_CONVENTIONS, SEED_PERCENTILES, check_convention, curve_value, reduce_rows,
+                    scores_value, validation)
 from .effective_complexity import effective_complexity_scores
 
 Tensor = torch.Tensor
 
 
 def _rows(rows_fn, validate_args: bool, *args: Any, **kwargs: Any) -> Tensor:
-    """``rows_fn(*args, **kwargs)`` with the model probe on or off (:func:`validation`)."""
+    """``rows_fn(*args, **kwargs)`` with the model probe on or off (:func:`validation`); a setting
+    ``rows_fn`` does not take is a TypeError naming the public function and the settings it accepts."""
+    _check_settings(rows_fn, len(args), kwargs)
     with validation(validate_args):
         return rows_fn(*args, **kwargs)
+
+
+def _check_settings(rows_fn, n_args: int, settings: dict[str, Any]) -> None:
+    """A TypeError naming the public function of this module that was called (not ``rows_fn``) when
+    ``settings`` holds a name neither it nor ``rows_fn`` (after its ``n_args`` positional inputs) takes."""
+    params = list(inspect.signature(rows_fn).parameters.values())
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    accepted = [p.name for p in params[n_args:] if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    unknown = [k for k in settings if k not in accepted]
+    if not unknown:
+        return
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_name.startswith("_"):  # _rows, _value → the public function
+        frame = frame.f_back
+    public = globals().get(frame.f_code.co_name) if frame is not None else None
+    if public is None:
+        raise TypeError(f"{rows_fn.__name__}() got unexpected setting(s) {', '.join(map(repr, unknown))}; it "
+                        f"accepts {', '.join(accepted)}")
+    own = [p.name for p in inspect.signature(public).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    raise TypeError(f"metrics.functional.{public.__name__}() got unexpected setting(s) "
+                    f"{', '.join(map(repr, unknown))}; it accepts {', '.join(dict.fromkeys(own + accepted))}")
 
 
 def _value(rows_fn, value, reduction: str, validate_args: bool, *args: Any, **kwargs: Any) -> Tensor:
@@ -434,7 +461,8 @@ def masked_accuracy(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor
                   validate_args, model, x, y, attributions, drops=drops, **settings)
 
 
-def road_curve(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *, validate_args: bool = True,
+def road_curve(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *,
+               percentages: Sequence[float] | None = None, convention: str = "explainreg", validate_args: bool = True,
                **settings: Any) -> Tensor:
     """ROAD's correct[b, s] after removing ``percentages[s]`` % and imputing them (Rong et al. 2022, "A consistent and
     efficient evaluation strategy for attribution methods").
@@ -444,8 +472,11 @@ def road_curve(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *, 
         x: the inputs, B×C×H×W images (or any B×... the metric accepts).
         y: the labels (B,), int64.
         attributions: the maps to evaluate, the shape of x (or B×1×H×W, broadcast over channels).
+        percentages: the percentages removed (default 10, 20, …, 90; ``convention="quantus"``: 1, 3, …, 99).
+        convention: ``"explainreg"`` or ``"quantus"`` (the default percentages of ``quantus.ROAD``), as
+            :class:`~explainreg.metrics.ROAD`.
         validate_args: ``False`` skips the probe forward pass.
-        settings: ``percentages``, ``order``, ``noise``, ``seed``, ``index``, ``tol``, ``max_batch`` of
+        settings: ``order``, ``noise``, ``seed``, ``index``, ``tol``, ``max_batch`` of
             :func:`explainreg.metrics.road.road_rows`.
 
     Shape:
@@ -462,12 +493,13 @@ def road_curve(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *, 
     >>> MF.road_curve(model, x, y, a, percentages=(25, 50)).shape
     torch.Size([4, 2])
     """
-    return _rows(road_rows, validate_args, model, x, y, attributions, **settings)
+    percentages = road_percentages(percentages, convention, "road_curve")
+    return _rows(road_rows, validate_args, model, x, y, attributions, percentages=percentages, **settings)
 
 
 def road(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *,
-         percentages: Sequence[float] = ROAD_PERCENTAGES, reduction: str = "mean", validate_args: bool = True,
-         **settings: Any) -> Tensor:
+         percentages: Sequence[float] | None = None, convention: str = "explainreg", reduction: str = "mean",
+         validate_args: bool = True, **settings: Any) -> Tensor:
     """Trapezoid AUC of the mean ROAD accuracy curve over the fraction removed (lower is better for ``morf``).
 
     Args:
@@ -475,7 +507,8 @@ def road(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *,
         x: the inputs, B×C×H×W images (or any B×... the metric accepts).
         y: the labels (B,), int64.
         attributions: the maps to evaluate, the shape of x (or B×1×H×W, broadcast over channels).
-        percentages: the percentages removed (default 10, 20, …, 90).
+        percentages: the percentages removed (default 10, 20, …, 90; ``convention="quantus"``: 1, 3, …, 99).
+        convention: ``"explainreg"`` or ``"quantus"``, as :func:`road_curve`.
         settings: as in :func:`road_curve`.
         reduction: ``"mean"`` (the metric's value) or ``"none"`` (the per-image rows).
         validate_args: ``False`` skips the one-row probe forward pass that checks logits and labels.
@@ -494,6 +527,7 @@ def road(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *,
     >>> MF.road(model, x, y, a, percentages=(25, 50)).shape
     torch.Size([])
     """
+    percentages = road_percentages(percentages, convention, "road")
     return _value(road_rows, lambda r: curve_value(r, [p / 100.0 for p in percentages]), reduction, validate_args,
                   model, x, y, attributions, percentages=percentages, **settings)
 
@@ -612,7 +646,7 @@ def square_blocks(model: nn.Module, x: Tensor, y: Tensor, *, sizes: Sequence[int
 
 
 def max_sensitivity(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *, reduction: str = "mean",
-                    validate_args: bool = True, **settings: Any) -> Tensor:
+                    convention: str = "explainreg", validate_args: bool = True, **settings: Any) -> Tensor:
     """Mean over images of max_r ‖a(x) − a(x + ε_r)‖ / ‖a(x)‖ (Yeh et al. 2019, "On the (in)fidelity and sensitivity of
     explanations"; lower is better).
 
@@ -623,6 +657,8 @@ def max_sensitivity(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor
         attributions: the maps to evaluate, the shape of x (or B×1×H×W, broadcast over channels).
         settings: ``method``, ``nr_samples``, ``lower_bound``, ``upper_bound``, ``seed``, ``index``,
             ``noise``, ``max_batch``, ``options`` of :func:`explainreg.metrics.robustness.max_sensitivity_scores`.
+        convention: ``"explainreg"`` or ``"quantus"``: the same computation (Quantus 0.6's defaults), as
+            :class:`~explainreg.metrics.MaxSensitivity`.
         reduction: ``"mean"`` (the metric's value) or ``"none"`` (the per-image rows).
         validate_args: ``False`` skips the one-row probe forward pass that checks logits and labels.
 
@@ -642,6 +678,7 @@ def max_sensitivity(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor
     >>> MF.max_sensitivity(model, x, y, s, nr_samples=5, reduction="none").shape
     torch.Size([4])
     """
+    check_convention("max_sensitivity", convention, QUANTUS_CONVENTIONS)
     return _value(_r.max_sensitivity_scores, scores_value, reduction, validate_args, model, x, y, attributions,
                   **settings)
 
@@ -669,6 +706,7 @@ def complexity(attributions: Tensor, *, reduction: str = "mean", **settings: Any
     >>> MF.complexity(a, reduction="none").abs()       # one-hot: 0, uniform: log 16
     tensor([0.0000, 2.7726], dtype=torch.float64)
     """
+    _check_settings(complexity_scores, 1, settings)
     return reduce_rows(complexity_scores(attributions, **settings), reduction, scores_value)
 
 
@@ -695,6 +733,7 @@ def sparseness(attributions: Tensor, *, reduction: str = "mean", **settings: Any
     >>> MF.sparseness(a, reduction="none")             # one-hot: (N − 1)/N, uniform: 0
     tensor([0.9375, 0.0000], dtype=torch.float64)
     """
+    _check_settings(sparseness_scores, 1, settings)
     return reduce_rows(sparseness_scores(attributions, **settings), reduction, scores_value)
 
 

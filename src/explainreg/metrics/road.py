@@ -188,6 +188,16 @@ ROAD_PERCENTAGES = tuple(range(10, 100, 10))
 QUANTUS_PERCENTAGES = tuple(range(1, 100, 2))
 
 
+def road_percentages(percentages: Sequence[float] | None, convention: str = "explainreg",
+                     owner: str = "ROAD") -> tuple[float, ...]:
+    """The checked percentages removed by ROAD: ``percentages``, or by default 10, 20, …, 90
+    (``convention="quantus"``: 1, 3, …, 99, as ``quantus.ROAD``); ``convention`` checked for ``owner``."""
+    check_convention(owner, convention, QUANTUS_CONVENTIONS)
+    if percentages is None:
+        percentages = QUANTUS_PERCENTAGES if convention == "quantus" else ROAD_PERCENTAGES
+    return check_fractions("percentages", percentages, 0.0, 100.0)
+
+
 def road_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
               percentages: Sequence[float] = ROAD_PERCENTAGES, order: str = "morf", noise: float = 0.01,
               seed: int = 0, index: torch.Tensor | None = None, tol: float = 1e-5,
@@ -282,10 +292,7 @@ class ROAD(Metric):
                  convention: str = "explainreg", seed: int = 0, tol: float = 1e-5, max_batch: int = MAX_BATCH) -> None:
         super().__init__()
         check_choice("order", order, ("morf", "lerf"))
-        check_convention("ROAD", convention, self.conventions)
-        if percentages is None:
-            percentages = QUANTUS_PERCENTAGES if convention == "quantus" else ROAD_PERCENTAGES
-        self.percentages = check_fractions("percentages", percentages, 0.0, 100.0)
+        self.percentages = road_percentages(percentages, convention)
         self.order, self.noise, self.convention, self.seed, self.tol = order, float(noise), convention, int(seed), tol
         self.max_batch = check_positive_int("max_batch", max_batch)
 
