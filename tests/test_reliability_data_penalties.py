@@ -85,24 +85,17 @@ def _pad_series(x: torch.Tensor, real: torch.Tensor, extra: int) -> tuple[torch.
             torch.cat([real, real.new_zeros(real.shape[0], extra)], 1))
 
 
-def _stepwise_net(channels: int, classes: int) -> torch.nn.Module:
-    """A 1×1 convolution, tanh and a sum over time: each real step's gradient is the same whatever the padding."""
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv1d(channels, 8, 1), torch.nn.Tanh(), torch.nn.Conv1d(8, classes, 1),
-                               torch.nn.Flatten(2), _SumTime())
-
-
 class _SumTime(torch.nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return h.sum(-1)
 
 
-@pytest.mark.parametrize("name", ["gradient_l1", "smoothness", "locality"])
+@pytest.mark.parametrize("name", ["gradient_l1", "smoothness", "locality", "fidelity", "consistency"])
 def test_series_penalties_are_the_same_with_more_padding(name):
     from explainreg.penalties import build_penalty
 
     x, y, real = _vowels()
-    model = _stepwise_net(x.shape[1], 9)
+    model = _bias_free_net(x.shape[1], 9)
     penalty = build_penalty(name)
     extras = {"mask": (torch.arange(x.shape[-1]) < 5).float().expand(len(x), -1)} if name == "locality" else {}
     base = penalty(model, x, y, padding_mask=real, **extras)

@@ -95,7 +95,8 @@ class PenaltyContext:
         """Per-sample min–max normalised saliency ĝ of ``score``, computed once."""
         score = resolve_score(score, target)
         if score not in self._normalized:
-            self._normalized[score] = minmax_normalize(self.saliency(score))
+            g = self.saliency(score)
+            self._normalized[score] = minmax_normalize(g, real=self.inputs.real(g))
         return self._normalized[score]
 
     def extra(self, name: str, penalty: str) -> Any:

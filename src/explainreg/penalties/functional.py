@@ -106,12 +106,13 @@ def locality(g: torch.Tensor, target: torch.Tensor, eps: float = 0.01,
 
 
 def fidelity(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, g: torch.Tensor,
-             logits: torch.Tensor, threshold: float = 0.1) -> torch.Tensor:
+             logits: torch.Tensor, threshold: float = 0.1, real: torch.Tensor | None = None) -> torch.Tensor:
     """x_m = x ⊙ (1 − ĝ), d_b = |cos(f(x)_b, f(x_m)_b)|, R = max(0, mean_b d_b − threshold).
 
-    For C > 1, ĝ is that of the channel-summed gradient, broadcast over channels.
+    For C > 1, ĝ is that of the channel-summed gradient, broadcast over channels. ``real`` (B×1×T,
+    padded series): ĝ normalised over the real steps, 0 at padding (padding is left as it is).
     """
-    g_hat = minmax_normalize(g.sum(1, keepdim=True) if g.shape[1] > 1 else g)
+    g_hat = minmax_normalize(g.sum(1, keepdim=True) if g.shape[1] > 1 else g, real=real)
     masked_logits = model(x * (1 - g_hat))
     d = F.cosine_similarity(logits, masked_logits, dim=1).abs()
     return F.relu(d.mean() - threshold)
@@ -122,7 +123,7 @@ CONSISTENCY_MIN_DISTANCE = 1e-3
 
 
 def consistency(g: torch.Tensor, x: torch.Tensor, predicted: torch.Tensor, eps: float = 1e-8,
-                min_distance: float = CONSISTENCY_MIN_DISTANCE) -> torch.Tensor:
+                min_distance: float = CONSISTENCY_MIN_DISTANCE, real: torch.Tensor | None = None) -> torch.Tensor:
     """R = (1/B) Σ_{i<j, same predicted class} (1 − cos(ĝ_i, ĝ_j)) / (max(1 − cos(x_i, x_j), δ) + ε).
 
     The floor δ = ``min_distance`` (default 1e-3) guards the ratio: without it, two constant or
@@ -137,12 +138,13 @@ def consistency(g: torch.Tensor, x: torch.Tensor, predicted: torch.Tensor, eps: 
     Args:
         g: saliency B×C×H×W; x: inputs B×...; predicted: (B,) predicted classes.
         eps: the definition's additive ε; min_distance: the floor δ ≥ 0.
+        real: the real positions of a padded batch (0/1, broadcastable against g): ĝ over those, 0 at padding.
     Returns:
         the scalar R (differentiable w.r.t. ``g``).
     """
     if min_distance < 0:
         raise ValueError(f"min_distance must be ≥ 0, got {min_distance}")
-    g_unit = F.normalize(minmax_normalize(g).flatten(1), dim=1, eps=1e-12)
+    g_unit = F.normalize(minmax_normalize(g, real=real).flatten(1), dim=1, eps=1e-12)
     x_unit = F.normalize(x.detach().flatten(1), dim=1, eps=1e-12)
     saliency_gap = 1 - g_unit @ g_unit.T
     input_gap = (1 - x_unit @ x_unit.T).clamp_min(min_distance)

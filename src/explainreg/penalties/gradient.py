@@ -298,7 +298,8 @@ class Fidelity(_SaliencyPenalty):
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         require_layout(ctx, ("image", "series", "tabular"), "Fidelity",
                        "it multiplies the input by 1 − ĝ and runs the model again; token ids cannot be scaled")
-        return P.fidelity(ctx.model, ctx.x, ctx.saliency(self.score), ctx.logits, self.threshold)
+        g = ctx.saliency(self.score)
+        return P.fidelity(ctx.model, ctx.x, g, ctx.logits, self.threshold, ctx.inputs.real(g[:, :1]))
 
 
 @register_penalty("cons")
@@ -346,7 +347,8 @@ class Consistency(_SaliencyPenalty):
         predicted = ctx.logits.detach().argmax(1)
         # token batches: the input similarity is that of the (padding-free) embeddings (methods.md A.7)
         explained = ctx.inputs.strip_padding(ctx.explained) if hasattr(ctx, "inputs") else ctx.x
-        return P.consistency(ctx.saliency(self.score), explained, predicted, self.eps)
+        g = ctx.saliency(self.score)
+        return P.consistency(g, explained, predicted, self.eps, real=ctx.inputs.real(g))
 
 
 @register_penalty("symm", "rotation")
