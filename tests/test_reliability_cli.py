@@ -292,3 +292,15 @@ def test_the_interruption_message_advises_resume_only_where_the_command_has_it(m
     assert main(["datasets"]) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "--resume" not in err
+
+
+def test_evaluate_interrupted_before_any_result_says_nothing_was_written(small_run, capsys, monkeypatch):
+    import explainreg.attribution
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(explainreg.attribution, "attribute", interrupted)
+    assert _evaluate(small_run, "--attribution", "saliency") == 130
+    assert "interrupted before the first result was finished; nothing was written" in capsys.readouterr().err
+    assert not (small_run / "metrics.json").exists()

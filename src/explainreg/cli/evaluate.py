@@ -156,16 +156,19 @@ def run(args) -> int:
                           f"{output / 'metrics.json'}; skipped", file=sys.stderr)
                 out = _evaluate_part(args, model, method, todo, x_all, y_all, masks, train, rank, world, device, bar)
                 for n, r in out.items():
-                    store.put(label, n, keys[n], r.to_dict())
-                results.setdefault(label, {}).update({n: r.to_dict() for n, r in out.items()})
+                    results.setdefault(label, {})[n] = r.to_dict()
+                    store.put(label, n, keys[n], results[label][n])
                 if out and rank == 0:
                     store.write()  # each finished part is on disk before the next starts
     except KeyboardInterrupt:
         bar.close()
-        if rank == 0:
-            print(f"\ninterrupted; {len(store.added) + len(store.replaced)} finished results are saved in "
+        finished = len(store.added) + len(store.replaced)
+        if rank == 0 and finished:
+            print(f"\ninterrupted; {finished} finished results are saved in "
                   f"{(store.fallback or output) / 'metrics.json'}. Rerun the same command with --resume to compute "
                   "only the missing ones", file=sys.stderr)
+        elif rank == 0:
+            print("\ninterrupted before the first result was finished; nothing was written", file=sys.stderr)
         return 130
     bar.close()
     if rank > 0:  # every rank computed the same synced results; rank 0 prints and writes them
