@@ -60,7 +60,8 @@ def _image_folder(root: Path, data: ArrayDataset, classes: dict[int, str]) -> Pa
         label = int(data.y[i])
         if label in classes:
             (root / classes[label]).mkdir(parents=True, exist_ok=True)
-            Image.fromarray((data.x[i, 0] * 255).round().byte().numpy(), mode="L").save(root / classes[label] / f"{i}.png")
+            pixels = (data.x[i, 0] * 255).round().byte().numpy()
+            Image.fromarray(pixels, mode="L").save(root / classes[label] / f"{i}.png")
     return root
 
 
@@ -108,6 +109,9 @@ def test_the_objective_seed_is_recorded_in_the_run_config(small, test_small, tmp
               run_dir=tmp_path / f"s{seed}")
     configs = [json.loads((tmp_path / f"s{seed}" / "config.json").read_text()) for seed in (0, 1)]
     assert [c["objective_seed"] for c in configs] == [0, 1]
+    with pytest.raises(ValueError, match="objective_seed: 1 → 0"):  # a resume cannot mix the draws of two seeds
+        train(_mlp(), er.Objective({"symmetry": 0.1}, seed=0), small, test_small, config=_config(2),
+              run_dir=tmp_path / "s1", resume=True)
     assert "seed=1" in repr(er.Objective(seed=1))
 
 

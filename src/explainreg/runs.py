@@ -443,7 +443,8 @@ def settings_changes(recorded: dict[str, Any], asked: dict[str, Any], epochs_don
     if json.dumps(recorded.get("objective")) != json.dumps(asked.get("objective")) and "objective" in recorded:
         changes.append(f"penalties: {_penalties(recorded['objective'])} → {_penalties(asked.get('objective'))}")
     for key in sorted(set(old) | set(new)):
-        if key.startswith("objective") or key in ("train.device", "train.progress") or key not in old or key not in new:
+        penalties = key == "objective" or key.startswith(("objective[", "objective."))  # compared above, as one list
+        if penalties or key in ("train.device", "train.progress") or key not in old or key not in new:
             continue
         before, after = old.get(key, "(absent)"), new.get(key, "(absent)")
         if before == after:
