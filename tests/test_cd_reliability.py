@@ -78,6 +78,30 @@ def test_a_changed_plain_setting_is_traced_again(mnist_test):
     torch.testing.assert_close(rel + irrel, logits, atol=1e-5 * float(logits.abs().max()), rtol=1e-5)
 
 
+def test_one_trace_serves_other_input_sizes_and_dtypes(mnist_test):
+    """torch.fx keeps the input symbolic (its shape, dtype and device are not baked into the graph):
+    the graph traced on 28×28 float32 images decomposes 20×20 crops and float64 images exactly."""
+
+    class SizeFree(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 4, 3), nn.Linear(4 * 4 * 4, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = F.adaptive_avg_pool2d(F.relu(self.conv(x)), 4)
+            return self.fc(h.view(h.size(0), -1) * torch.ones((), dtype=h.dtype, device=h.device))
+
+    torch.manual_seed(0)
+    net = SizeFree().eval()
+    x = mnist_test.x[:8]
+    for inputs, model in ((x, net), (x[:, :, 4:24, 4:24], net), (x.double(), copy.deepcopy(net).double())):
+        mask = torch.zeros(inputs.shape[-2:], dtype=inputs.dtype)
+        mask[:, : inputs.shape[-1] // 2] = 1
+        with torch.no_grad():
+            rel, irrel = decompose(model, inputs, mask)
+            torch.testing.assert_close(rel + irrel, model(inputs), atol=1e-5, rtol=1e-5)
+
+
 # ---------------------------------------------------------------------------------------------
 # all-ones and all-zeros masks where units see no input (zero background, zero padding)
 

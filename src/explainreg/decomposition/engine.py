@@ -90,9 +90,12 @@ def trace_key(model: nn.Module) -> tuple:
         False
     """
     tracer = _LeafTracer()
+    leaf_types: dict[type, bool] = {}  # whether a module is a leaf depends on its type only
     key = []
     for name, m in model.named_modules():
-        if name and tracer.is_leaf_module(m, name):
+        if type(m) not in leaf_types:
+            leaf_types[type(m)] = tracer.is_leaf_module(m, name)
+        if name and leaf_types[type(m)]:
             key.append((name, type(m), True))
         else:
             key.append((name, type(m), False, m.training, _settings(m)))
