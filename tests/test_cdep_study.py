@@ -83,5 +83,8 @@ def test_tiny_colormnist_study(tmp_path):
         assert args.func(args) == 0
         table = pd.read_csv(tmp_path / "results.csv")
         assert list(table["method"]) == ["cdep"] and table["test_mean"].between(0, 100).all()
+        # the colour as the shortcut: own class's colour vs another's (methods.md A.13)
+        assert table["reliance"].iloc[0] == pytest.approx(table["acc_agree"].iloc[0] - table["acc_disagree"].iloc[0])
+        assert "Does the model still use the colour?" in (tmp_path / "summary.md").read_text()
     finally:
         torch.set_num_threads(threads)

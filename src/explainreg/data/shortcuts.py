@@ -366,6 +366,55 @@ class TokenDecoyShortcut:
         return f"TokenDecoyShortcut(word_ids={self.word_ids.tolist()}, pad_id={self.pad_id}, seed={self.seed})"
 
 
+class ColorShortcut:
+    """ColorMNIST's shortcut as an intervention hook: each image's digit recoloured with class
+    ``target``'s training colour (``color_palette()[target]``), its grey level kept.
+
+    The image's colour is read back as the palette colour closest in direction to its pixels, the
+    grey level as the projection on it; ``mean`` / ``std`` undo and redo the per-channel
+    normalisation (:func:`color_mnist_stats`; None for unnormalised images).
+
+    Shape:
+        Called as ``hook(x, mask, target, index)``: x B×3×H×W; returns B×3×H×W.
+
+    Example::
+
+        >>> hook = ColorShortcut()
+        >>> x = torch.zeros(1, 3, 2, 2); x[0, :, 0, 0] = color_palette()[3] * 0.5      # a digit of colour 3
+        >>> out = hook(x, None, torch.tensor([7]), torch.tensor([0]))
+        >>> torch.allclose(out[0, :, 0, 0], color_palette()[7] * 0.5), bool(out[0, :, 1, 1].eq(0).all())
+        (True, True)
+    """
+
+    def __init__(self, mean: torch.Tensor | None = None, std: torch.Tensor | None = None) -> None:
+        self.mean = None if mean is None else torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = None if std is None else torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+
+    def _raw(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.mean is None else x * self.std.to(x) + self.mean.to(x)
+
+    def grey(self, x: torch.Tensor) -> torch.Tensor:
+        """The grey level B×1×H×W of (normalised) ColorMNIST images."""
+        raw = self._raw(x)
+        palette = color_palette().to(x)                                     # 10×3
+        direction = raw.sum((2, 3))                                         # B×3: the image's overall colour
+        cosine = (direction @ palette.T) / (direction.norm(dim=1, keepdim=True) * palette.norm(dim=1) + 1e-12)
+        colour = palette[cosine.argmax(1)]                                  # B×3
+        return ((raw * colour[:, :, None, None]).sum(1, keepdim=True) / colour.pow(2).sum(1)[:, None, None, None])
+
+    def region(self, x: torch.Tensor) -> torch.Tensor:
+        """The digit's pixels (B×1×H×W bool): where the colour is."""
+        return self.grey(x) > 1e-3
+
+    def __call__(self, x: torch.Tensor, mask: Any, target: torch.Tensor, index: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+        recoloured = self.grey(x) * color_palette().to(x)[target.to(x.device)][:, :, None, None]
+        return recoloured if self.mean is None else (recoloured - self.mean.to(x)) / self.std.to(x)
+
+    def __repr__(self) -> str:
+        return f"ColorShortcut(normalised={self.mean is not None})"
+
+
 def shortcut_for(name: str, **options: Any):
     """The intervention hook of a generated data set that defines its shortcut (``decoymnist`` and
     ``decoyfmnist``: :class:`DecoyShortcut`), or None for a data set without one.
@@ -429,6 +478,6 @@ def masked_dataset(x: Any, y: Any, mask: Any, *, meaning: str = MUST_NOT_USE, na
     return ArrayDataset(x, y.long(), {"mask": mask}, name=name, source=source, mask_meanings={"mask": meaning})
 
 
-__all__ = ["DecoyShortcut", "PixelBlobSampler", "TokenDecoyShortcut", "shortcut_for", "SHORTCUT_DATASETS", "SHORTCUT_SPLITS", "add_decoy", "color_mnist",
+__all__ = ["ColorShortcut", "DecoyShortcut", "PixelBlobSampler", "TokenDecoyShortcut", "shortcut_for", "SHORTCUT_DATASETS", "SHORTCUT_SPLITS", "add_decoy", "color_mnist",
            "color_mnist_blob_sampler", "color_mnist_stats", "color_palette", "decoy_corner_mask", "decoy_fmnist",
            "decoy_mnist", "masked_dataset", "pixel_nonzero_frequency", "train_val_indices"]

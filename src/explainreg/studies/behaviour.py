@@ -39,7 +39,7 @@ COLUMNS = {
 def shortcut_evidence(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, *,
                       meaning: str | None = MUST_NOT_USE, shortcut: Any = None, seed: int = 0,
                       batch_size: int = 500, shares: Sequence[str] = ("cd", "grad_x_input"),
-                      source: str = "the data") -> dict[str, float]:
+                      region_metrics: bool = True, source: str = "the data") -> dict[str, float]:
     """The behavioural columns (:data:`COLUMNS`) of one model on one evaluation set.
 
     Args:
@@ -49,6 +49,9 @@ def shortcut_evidence(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mask: 
         shortcut: the data set's hook (:class:`~explainreg.data.shortcuts.DecoyShortcut`,
             :class:`~explainreg.data.shortcuts.TokenDecoyShortcut`), or None.
         seed: the draws' key. batch_size: samples per update. shares: the decision-share methods.
+        region_metrics: the flips of a replaced region (``False`` where the mask is not the shortcut's
+            region, e.g. ColorMNIST, whose shortcut is the digit's colour: only the hook's reliance and the
+            groups are computed).
         source: names the data in messages.
 
     Returns:
@@ -60,10 +63,10 @@ def shortcut_evidence(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mask: 
     metrics: dict[str, Any] = {"group": GroupAccuracy()}
     if shortcut is not None:
         metrics["reliance"] = ShortcutReliance(shortcut, seed=seed)
-    if not tokens:
+    if not tokens and region_metrics:
         metrics["flip_other_class"] = FlipRate("other_class", donors=(x, y), seed=seed)
         metrics["flip_mean"] = FlipRate("mean", seed=seed)
-    for method in shares:
+    for method in shares if region_metrics else ():
         metrics[f"share_{method}"] = DecisionShare(method)
     for start in range(0, len(x), batch_size):
         index = torch.arange(start, min(start + batch_size, len(x)))

@@ -277,31 +277,38 @@ def run_cdep_mnist(settings: GridSettings) -> list[dict[str, Any]]:
             print(f"[{i + 1}/{len(jobs)}] {name}: test {record['test_accuracy']:.2f} %  "
                   f"val {record['val_accuracy']:.2f} % train {record['train_accuracy']:.2f} %  "
                   f"({record['seconds']:.0f} s)", flush=True)
-    if study == "decoymnist":  # the behavioural shortcut evidence of every run (methods.md A.13)
-        add_shortcut_evidence(out, key, test_set)
+    add_shortcut_evidence(out, key, test_set, study)  # the behavioural shortcut evidence (methods.md A.13)
     write_report(out, study, key)
     return collect(out, key)
 
 
-def add_shortcut_evidence(out: Path, key: str | None, test_set) -> None:
-    """``runs/NAME/behaviour.json`` for every finished DecoyMNIST run of these settings: the
-    behavioural columns (:func:`explainreg.studies.behaviour.shortcut_evidence`: reliance under the
-    training set's decoy rule, flip rates, group accuracies, CD and gradient × input shares of the
-    logit and of the decision margin) of the run's checkpoint on ``test_set``, computed once per test set."""
-    from ..data.shortcuts import DecoyShortcut
+def add_shortcut_evidence(out: Path, key: str | None, test_set, study: str = "decoymnist") -> None:
+    """``runs/NAME/behaviour.json`` for every finished run of these settings: the behavioural columns
+    (:func:`explainreg.studies.behaviour.shortcut_evidence`) of the run's checkpoint on ``test_set``,
+    computed once per test set. DecoyMNIST: reliance under the training set's decoy rule, flip rates,
+    group accuracies, CD and gradient × input shares of the logit and of the decision margin of the
+    corners; ColorMNIST: reliance with each digit recoloured in its own class's vs another class's
+    training colour, and the group accuracies."""
+    from ..data.shortcuts import ColorShortcut, DecoyShortcut, color_mnist_stats
+    from ..inputs import MUST_NOT_USE
     from ..runs import load_run
     from .behaviour import shortcut_evidence
+
+    if study == "decoymnist":
+        hook, mask, meaning = DecoyShortcut(), test_set.extras["mask"], test_set.mask_meanings.get("mask")
+    else:  # the colour is the shortcut; the digit's pixels are where it sits
+        hook = ColorShortcut(*color_mnist_stats())
+        mask, meaning = hook.region(test_set.x), MUST_NOT_USE
 
     for record in collect(out, key):
         run_dir = out / "runs" / f"{record['method']}_lam{_fmt(record['lambda'])}_seed{record['seed']}"
 
         def compute(run_dir: Path = run_dir) -> dict[str, Any]:
             model, _ = load_run(run_dir)
-            return shortcut_evidence(model, test_set.x, test_set.y, test_set.extras["mask"],
-                                     meaning=test_set.mask_meanings.get("mask"), shortcut=DecoyShortcut(),
-                                     source=test_set.source)
+            return shortcut_evidence(model, test_set.x, test_set.y, mask, meaning=meaning, shortcut=hook,
+                                     region_metrics=study == "decoymnist", source=test_set.source)
 
-        cached(run_dir / "behaviour.json", compute, key={"test": test_set.source, "hook": repr(DecoyShortcut())})
+        cached(run_dir / "behaviour.json", compute, key={"test": test_set.source, "hook": repr(hook)})
 
 
 def collect(out: Path, key: str | None = None) -> list[dict[str, Any]]:
@@ -316,6 +323,17 @@ def collect(out: Path, key: str | None = None) -> list[dict[str, Any]]:
             record.update({k: v for k, v in json.loads(evidence.read_text()).items() if k != "key"})
         records.append(record)
     return [r for r in records if key is None or r.get("settings_hash") == key]
+
+
+#: what the behavioural table of each study reports
+EVIDENCE_NOTES = {
+    "decoymnist": "Test images (%). Reliance: accuracy with the label's own training decoy (grey 255 − 25y) in a "
+                  "corner minus accuracy with another class's; flips: predictions changed by another class's decoy, "
+                  "by the corners of a test image of another class, by the corners' mean fill. Shares: the corners' "
+                  "share of the true class's logit and of its margin over the runner-up.",
+    "colormnist": "Test images (%). Reliance: accuracy with each digit recoloured in its own class's training "
+                  "colour minus accuracy in another class's; flips: predictions changed by another class's colour.",
+}
 
 
 def write_report(out: Path, study: str, key: str | None = None) -> None:
@@ -367,15 +385,12 @@ def write_report(out: Path, study: str, key: str | None = None) -> None:
     else:
         report.table(Table(header, cells, bold, notes="Bold: the highest mean test accuracy."))
     if evidence:
-        report.heading("Does the model still use the decoy? (methods.md A.13, mean over seeds)")
+        report.heading(f"Does the model still use the {'decoy' if study == 'decoymnist' else 'colour'}? "
+                       "(methods.md A.13, mean over seeds)")
         report.table(Table(["method", "λ"] + [COLUMNS[c] for c in evidence],
                            [[LABELS[r["method"]], _fmt(r["lambda"])] + format_row(r, evidence)
                             for _, r in table.iterrows()], None,
-                           notes="Test images (%). Reliance: accuracy with the label's own training decoy (grey "
-                                 "255 − 25y) in a corner minus accuracy with another class's; flips: predictions "
-                                 "changed by another class's decoy, by the corners of a test image of another class, "
-                                 "by the corners' mean fill. Shares: the corners' share of the true class's logit "
-                                 "and of its margin over the runner-up."))
+                           notes=EVIDENCE_NOTES[study]))
     report.figure(figure, "accuracy vs λ")
     md, page = report.write(out, name="summary")
     print(f"wrote {out / 'results.csv'}, {md}, {page}, {figure}")
