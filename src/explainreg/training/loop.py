@@ -89,6 +89,8 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 1000,
     correct, loss, n = 0, 0.0, 0
     for x, y, _ in iterate_batches(dataset, batch_size, shuffle=False, device=device):
         logits = model(x)
+        if not y.is_floating_point():
+            check_labels(y, logits.shape[1])  # a clear error instead of cross-entropy's "Target 5 is out of bounds"
         correct += int((logits.argmax(1) == y).sum())
         loss += float(F.cross_entropy(logits, y, reduction="sum"))
         n += len(y)
@@ -145,7 +147,7 @@ def restore(run_dir: Path, model: nn.Module, objective: Objective, stepper: Step
     model.load_state_dict(state.resume_weights(config.epochs))
     stepper.load_state_dict(state.stepper_state)
     _set_rng_states(state)
-    objective.generator.set_state(state.objective_rng)
+    objective.generator.set_state(state.objective_rng.cpu())  # generator states are CPU tensors wherever loaded
     objective.calls = state.objective_calls
     if write:
         runs.atomic_write_json(run_dir / runs.HISTORY, state.history)
