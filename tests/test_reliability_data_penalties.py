@@ -148,6 +148,17 @@ def test_metrics_on_padded_series_are_the_same_with_more_padding(name):
     assert by_lengths.value == pytest.approx(base.value, rel=1e-6, abs=1e-9), name
 
 
+@pytest.mark.parametrize("name", ["pixel_flipping", "faithfulness_correlation", "region_perturbation",
+                                  "masked_accuracy"])
+def test_metrics_over_every_feature_refuse_padding_with_what_to_use(name):
+    from explainreg.metrics import build_metric
+
+    x, y, real = _vowels(8)
+    model = _bias_free_net(x.shape[1], 9)
+    with pytest.raises(ValueError, match="takes no padding_mask / lengths. On variable-length series use MoRF"):
+        build_metric(name)(model, x, y, torch.rand_like(x), padding_mask=real)
+
+
 def test_padding_mask_on_images_is_refused():
     from explainreg.metrics import Complexity
 

@@ -78,6 +78,19 @@ class PaddedSeries:
                            lengths=lengths).compute()
 
 
+class WholeSeriesOnly(PaddedSeries):
+    """Metrics whose curve or draw runs over every feature of the batch: ``padding_mask`` / ``lengths``
+    are refused with what to use instead (padding would otherwise count as features)."""
+
+    def update(self, model, x, y=None, attributions=None, *, index=None, padding_mask=None, lengths=None):
+        if padding_mask is not None or lengths is not None:
+            raise ValueError(f"{self.name} ranks, flips or draws over all features of a series, so padded steps "
+                             "would count as features; it takes no padding_mask / lengths. On variable-length "
+                             "series use MoRF, LeRF, Faithfulness, Complexity or Sparseness with padding_mask=..., "
+                             "or evaluate batches of series of one length (no padding)")
+        return super().update(model, x, y, attributions, index=index)
+
+
 def _zero_padding(a: torch.Tensor, real: torch.Tensor | None) -> torch.Tensor:
     """``a`` with 0 at the padded steps (identity without padding)."""
     return a if real is None else a * real.to(a.device, a.dtype)
@@ -467,7 +480,7 @@ def faithfulness_correlation_scores(model: nn.Module, x: torch.Tensor, y: torch.
 
 
 @register_metric("faithfulness_correlation")
-class FaithfulnessCorrelation(Metric):
+class FaithfulnessCorrelation(WholeSeriesOnly, Metric):
     """Faithfulness correlation, mean over images (higher is better).
 
     Bhatt, Weller & Moura (2020).
@@ -602,7 +615,7 @@ def pixel_flipping_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
 
 
 @register_metric("pixel_flipping")
-class PixelFlipping(Metric):
+class PixelFlipping(WholeSeriesOnly, Metric):
     """Pixel flipping curve of f_y; the summary is the mean per-image trapezoid AUC with unit spacing. Lower is
     better (a
     faithful ranking destroys the output fast).
@@ -731,7 +744,7 @@ def region_perturbation_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor
 
 
 @register_metric("region_perturbation")
-class RegionPerturbation(Metric):
+class RegionPerturbation(WholeSeriesOnly, Metric):
     """Region perturbation curve f_y(x) − f_y(x̃); summary: mean per-image AUC with unit spacing. Higher is better for
     ``morf`` and ``random``; ``order="lerf"`` builds a :class:`RegionPerturbationLeRF` (lower is better).
 
@@ -892,7 +905,7 @@ class _Squeeze1(nn.Module):
 
 
 @register_metric("masked_accuracy", aliases=("sgt",))
-class MaskedAccuracy(Metric):
+class MaskedAccuracy(WholeSeriesOnly, Metric):
     """Masked-accuracy curve over the drop percentage; summary: its trapezoid AUC over the fraction dropped d/100. Lower
     is better (accuracy falls faster when the salient pixels go).
 
@@ -944,8 +957,8 @@ masked_accuracy = deprecated_one_shot(MaskedAccuracy, "masked_accuracy")
 
 
 __all__ = [
-    "Faithfulness", "FaithfulnessCorrelation", "LeRF", "PaddedSeries", "PercentileRemoval", "MaskedAccuracy", "MoRF",
-    "PixelFlipping",
+    "Faithfulness", "FaithfulnessCorrelation", "LeRF", "PaddedSeries", "PercentileRemoval", "WholeSeriesOnly",
+    "MaskedAccuracy", "MoRF", "PixelFlipping",
     "RegionPerturbation", "faithfulness", "faithfulness_correlation", "faithfulness_correlation_scores",
     "faithfulness_scores", "lerf", "masked_accuracy", "masked_accuracy_rows", "morf", "morf_curve",
     "keyed_subsets", "morf_value", "per_image_auc_value", "pixel_flipping", "pixel_flipping_curve", "random_subsets",
