@@ -184,7 +184,7 @@ def test_only_the_trainers_own_temporaries_are_removed(small, test_small, tmp_pa
     assert not any(p.exists() for p in left)
 
 
-def test_a_second_training_on_a_busy_folder_is_refused_and_touches_nothing(small, test_small, tmp_path):
+def test_a_second_training_on_a_busy_folder_is_refused_and_touches_nothing(small, test_small, tmp_path, capsys):
     run = tmp_path / "run"
     train(_mlp(), None, small, test_small, config=_config(), run_dir=run)
     with runs.RunLock(run):  # a training that is writing its next checkpoint
@@ -192,6 +192,9 @@ def test_a_second_training_on_a_busy_folder_is_refused_and_touches_nothing(small
         writing.write_bytes(b"half a checkpoint")
         with pytest.raises(runs.RunBusyError, match=f"{run} is in use by another training \\(process {os.getpid()}"):
             train(_mlp(), None, small, test_small, config=_config(2), run_dir=run, resume=True)
+        assert main(["train", "--limit-train", "100", "--limit-test", "50", "--epochs", "2", "--no-progress",
+                     "--out", str(run), "--resume"]) == 2
+        assert "is in use by another training" in capsys.readouterr().err
         assert writing.read_bytes() == b"half a checkpoint"
     assert not (run / runs.LOCK).exists()
     writing.unlink()

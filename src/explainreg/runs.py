@@ -45,7 +45,7 @@ class DamagedRunError(ValueError):
     """A file of a run folder exists but cannot be read (truncated or corrupted after it was written)."""
 
 
-class RunBusyError(RuntimeError):
+class RunBusyError(OSError):
     """Another training process is writing into the run folder (it holds the folder's lock)."""
 
 

@@ -230,7 +230,7 @@ def train_epoch(model: nn.Module, objective: Objective, train_set: Dataset, conf
 
 def train(model: nn.Module, objective: Objective | None, train_set: Dataset, test_set: Dataset | None = None, *,
           config: TrainConfig | None = None, val_set: Dataset | None = None, run_dir: str | Path | None = None,
-          resume: bool = False, run_info: dict[str, Any] | None = None,
+          resume: bool | str = False, run_info: dict[str, Any] | None = None,
           on_epoch_end: EpochCallback | None = None, optimizer: OptimizerLike | None = None,
           scheduler: SchedulerLike | None = None, param_groups: list[dict[str, Any]] | None = None) -> TrainResult:
     """Train ``model`` to minimise ``objective`` (plain cross-entropy when None) on ``train_set``.
