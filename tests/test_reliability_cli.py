@@ -152,6 +152,10 @@ def test_evaluate_with_a_checkpoint_that_does_not_fit_the_model_says_so(small_ru
     err = capsys.readouterr().err
     assert f"{small_run / 'checkpoint.pt'} does not fit the model" in err and "model 'cnn4b'" in err
     assert "put the model and model_kwargs it was trained with into config.json" in err
+    (small_run / "config.json").write_text(json.dumps({**config, "model_kwargs": {"widht": 3}}))
+    assert _evaluate(small_run, "--attribution", "saliency") == 2
+    err = capsys.readouterr().err
+    assert "the model 'cnn3b' cannot be built with the model_kwargs {'widht': 3} of" in err and "'widht'" in err
     assert not (small_run / "metrics.json").exists()
 
 

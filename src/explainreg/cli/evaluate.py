@@ -193,6 +193,13 @@ def _load_model(run_dir: Path, device):
 
     try:
         return load_run(run_dir, device=device)
+    except TypeError as exc:
+        if "argument" not in str(exc):
+            raise
+        config = read_json(run_dir / CONFIG)
+        raise ValueError(f"the model {config.get('model')!r} cannot be built with the model_kwargs "
+                         f"{config.get('model_kwargs', {})} of {run_dir / CONFIG} ({exc}); put there the keyword "
+                         "arguments the model was trained with") from None
     except RuntimeError as exc:
         if "Error(s) in loading state_dict" not in str(exc):
             raise
