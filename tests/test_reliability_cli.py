@@ -308,3 +308,6 @@ def test_evaluate_interrupted_before_any_result_says_nothing_was_written(small_r
     assert _evaluate(small_run, "--attribution", "saliency") == 130
     assert "interrupted before the first result was finished; nothing was written" in capsys.readouterr().err
     assert not (small_run / "metrics.json").exists()
+    monkeypatch.undo()
+    assert _evaluate(small_run, "--attribution", "saliency", "--resume") == 0
+    assert "metrics.json holds no earlier results; computing every part" in capsys.readouterr().err

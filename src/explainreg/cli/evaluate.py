@@ -142,6 +142,8 @@ def run(args) -> int:
     header = {"run_dir": str(run_dir), "dataset": dataset, "n_images": len(x_all), "metrics": names + mask_names,
               "attribution": methods, "compat": args.compat, "seed": args.seed}
     store = ResultStore(output, header)
+    if args.resume and not store.earlier and rank == 0:
+        print(f"--resume: {output / 'metrics.json'} holds no earlier results; computing every part", file=sys.stderr)
     checkpoint = file_fingerprint(run_dir / CHECKPOINT)
     bar = tqdm(total=sum(len(x_all) for _ in jobs), desc="evaluate", unit="img", disable=args.no_progress or rank > 0)
     results: dict[str, dict] = {}
