@@ -188,7 +188,13 @@ def stratified_subset(labels: torch.Tensor | Sequence[int], limit: int | None, s
 
 
 def subset_note(limit: int | None, seed: int) -> str:
-    """The words a loader adds to ``source`` for ``limit`` (empty when no limit)."""
+    """The words a loader adds to ``source`` for ``limit`` (empty when no limit).
+
+    Example::
+
+        >>> subset_note(500, 0), subset_note(None, 0)
+        (', limit 500 (stratified by label, seed 0)', '')
+    """
     return "" if limit is None else f", limit {limit} (stratified by label, seed {seed})"
 
 

@@ -59,7 +59,15 @@ def series_real(like: torch.Tensor | None, padding_mask: Any = None, lengths: An
 class PaddedSeries:
     """Metrics whose ``update`` and call take ``padding_mask`` (B×T, True = real step) or ``lengths`` (B) for
     series padded to a common length (:func:`explainreg.data.load_ucr`'s extras): the padded steps never count
-    (their attributions are 0, they are never removed, and per-image reductions run over the real steps)."""
+    (their attributions are 0, they are never removed, and per-image reductions run over the real steps).
+
+    Example::
+
+    >>> import torch; from torch import nn; from explainreg.metrics import Complexity
+    >>> a = torch.tensor([[[1.0, 1.0, 5.0]]])                     # one series, its last step padding
+    >>> round(Complexity()(None, None, None, a, lengths=torch.tensor([2])).value, 4)   # log 2
+    0.6931
+    """
 
     #: the real steps of the batch being added (B×1×T, 1 = real), or None
     batch_real: torch.Tensor | None = None
@@ -80,7 +88,18 @@ class PaddedSeries:
 
 class WholeSeriesOnly(PaddedSeries):
     """Metrics whose curve or draw runs over every feature of the batch: ``padding_mask`` / ``lengths``
-    are refused with what to use instead (padding would otherwise count as features)."""
+    are refused with what to use instead (padding would otherwise count as features).
+
+    Example::
+
+    >>> import torch; from torch import nn; from explainreg.metrics import PixelFlipping
+    >>> model = nn.Sequential(nn.Flatten(), nn.Linear(6, 2))
+    >>> x = torch.rand(1, 2, 3)
+    >>> PixelFlipping()(model, x, torch.tensor([0]), x, lengths=torch.tensor([2]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: pixel_flipping ranks, flips or draws over all features of a series, ...
+    """
 
     def update(self, model, x, y=None, attributions=None, *, index=None, padding_mask=None, lengths=None):
         if padding_mask is not None or lengths is not None:
