@@ -199,7 +199,8 @@ class RunLock:
 
 
 def default_run_name(stem: str, settings: dict[str, Any],
-                     ignore: tuple[str, ...] = ("out", "resume", "no_progress", "device", "workers", "func")) -> str:
+                     ignore: tuple[str, ...] = ("out", "resume", "no_progress", "device", "workers", "threads",
+                                                "no_download", "func")) -> str:
     """``STEM-HASH``: ``HASH`` the first 8 hex digits of the SHA-256 of ``settings`` (a JSON form,
     keys sorted, without the keys ``ignore``: where the run goes and what does not change its
     result), so runs with other settings (an lr sweep, say) get other folders, and the same
