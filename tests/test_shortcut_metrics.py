@@ -259,3 +259,39 @@ def test_masks_carry_their_meaning_from_where_they_enter(tmp_path):
     assert {n: c.mask_meaning for n, c in LOCALISATION_METRICS.items()}["wrong_reason"] == MUST_NOT_USE
     assert {c.mask_meaning for n, c in LOCALISATION_METRICS.items() if n != "wrong_reason"} == {EVIDENCE}
     assert {c.mask_meaning for c in S.SHORTCUT_METRICS.values()} == {MUST_NOT_USE}
+
+
+class _BagOfWords(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(12, 4, padding_idx=0)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, ids):
+        return self.head(self.embedding(ids).sum(1))
+
+
+@pytest.mark.synthetic
+@pytest.mark.parametrize("intervention", ["token", "delete"])
+def test_token_flip_rate_equals_a_per_sentence_loop(intervention):
+    torch.manual_seed(0)
+    model = _BagOfWords().eval()
+    ids = torch.randint(2, 12, (40, 6))
+    lengths = torch.randint(2, 7, (40,))
+    ids[torch.arange(6)[None, :] >= lengths[:, None]] = 0                 # padding at the end
+    mask = (torch.rand(40, 6, generator=torch.Generator().manual_seed(1)) < 0.3).long()
+    expected = []
+    for i in range(40):
+        tokens = ids[i, : int(lengths[i])].tolist()
+        marked = mask[i, : int(lengths[i])].tolist()
+        if intervention == "token":
+            changed = [1 if m else t for t, m in zip(tokens, marked)]
+        else:
+            changed = [t for t, m in zip(tokens, marked) if not m]
+        with torch.no_grad():
+            before = model(torch.tensor([tokens])).argmax(1)
+            after = model(torch.tensor([changed or [0]])).argmax(1)
+        expected.append(float(before != after))
+    rows = S.flip_rate(model, ids, torch.zeros(40, dtype=torch.long), mask, intervention, token=1, reduction="none")
+    torch.testing.assert_close(rows, torch.tensor(expected, dtype=torch.float64))
+    assert 0 < sum(expected) < 40
