@@ -295,3 +295,17 @@ def test_token_flip_rate_equals_a_per_sentence_loop(intervention):
     rows = S.flip_rate(model, ids, torch.zeros(40, dtype=torch.long), mask, intervention, token=1, reduction="none")
     torch.testing.assert_close(rows, torch.tensor(expected, dtype=torch.float64))
     assert 0 < sum(expected) < 40
+
+
+def test_blur_fill_equals_a_per_pixel_window_mean(decoy):
+    model, x, y, mask = decoy
+    x, mask = x[:6], mask[:6]
+    k = 5
+    expected = x.clone()
+    for i in range(len(x)):
+        for r, c in mask[i, 0].nonzero().tolist():
+            window = x[i, 0, max(r - k // 2, 0):r + k // 2 + 1, max(c - k // 2, 0):c + k // 2 + 1]
+            expected[i, 0, r, c] = window.mean()                 # the window's part inside the image
+    got = S.intervene(x, mask, S.neutral_fill(x, mask, "blur", kernel=k))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    assert not torch.equal(got, x)
