@@ -39,6 +39,20 @@ def test_limit_has_one_meaning_in_every_loader():
         assert abs(float(ds.y.float().mean()) - 0.5) < 0.1
 
 
+def test_the_limit_subset_is_recorded_in_the_run(tmp_path):
+    import json
+
+    from explainreg.training import TrainConfig, train
+
+    data = load_dataset("mnist", "train", limit=64, subset_seed=3)
+    test = load_dataset("mnist", "test", limit=32)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    train(model, None, data, test, config=TrainConfig(epochs=1, batch_size=32, progress=False), run_dir=tmp_path)
+    text = json.dumps(json.loads((tmp_path / "config.json").read_text()))
+    assert "limit 64 (stratified by label, seed 3)" in text and "limit 32 (stratified by label, seed 0)" in text
+
+
 def test_limit_refuses_what_is_not_a_positive_count():
     from explainreg.data.datasets import stratified_subset
 
