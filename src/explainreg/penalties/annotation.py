@@ -364,6 +364,7 @@ class ExpectedGradients(_AnnotationPenalty):
 
     name = "expected_gradients"
     needs_input_grad = False
+    double_backprop = True  # gradients at the interpolated inputs are penalised
 
     def __init__(self, n_refs: int = 10, compat: bool | None = None, blob_sampler: BlobSampler | None = None, *,
                  convention: str = "explainreg") -> None:

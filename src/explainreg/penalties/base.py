@@ -143,6 +143,9 @@ class Penalty(nn.Module):
     mask_meaning: ClassVar[str | None] = None
     #: whether the penalty needs the input gradient (so the shared forward runs on a grad-enabled x)
     needs_input_grad: ClassVar[bool] = True
+    #: whether ``compute`` differentiates a gradient of its own forwards (expected gradients, Grad-CAM), so that
+    #: they run in float32 under autocast; None: the same as ``needs_input_grad``
+    double_backprop: ClassVar[bool | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Every penalty's options are checked for NaN and ±inf before its own checks (:func:`finite_options`)."""
@@ -164,8 +167,9 @@ class Penalty(nn.Module):
         Forward passes inside run attention on a twice-differentiable kernel (penalties such as
         expected gradients differentiate input gradients of their own forwards;
         :func:`~explainreg.saliency.twice_differentiable`); R comes out in float32 under autocast."""
+        gradients = self.needs_input_grad if self.double_backprop is None else self.double_backprop
         with frozen_norm_statistics(ctx.model), twice_differentiable(), \
-                input_gradient_precision(ctx.logits.device, self.needs_input_grad):
+                input_gradient_precision(ctx.logits.device, gradients):
             return float32(self.compute(ctx))
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:  # pragma: no cover - abstract

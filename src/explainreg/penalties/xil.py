@@ -170,6 +170,8 @@ def rbr(influence: torch.Tensor, g: torch.Tensor, mask: torch.Tensor, *, reducti
 class _GradCAMPenalty(_AnnotationPenalty):
     """Shared: the Grad-CAM layer and its normalised maps (one extra hooked forward pass on x)."""
 
+    double_backprop = True  # the map is a gradient of that forward, penalised
+
     def __init__(self, layer: str | None = None, reduction: str = "sum", positive_only: bool = False,
                  interpolation: str = "bilinear", *, detach_weights: bool = False) -> None:
         super().__init__(None)
