@@ -86,6 +86,26 @@ def test_gradient_l1_on_tokens_is_the_same_with_more_padding():
     assert by_idx.item() == pytest.approx(tight.item(), rel=1e-5)
 
 
+@pytest.mark.parametrize("name", ["double_backprop", "rrr", "consistency", "fidelity_refused"])
+def test_token_penalties_are_the_same_with_more_padding(name):
+    from explainreg.penalties import build_penalty
+    from explainreg.text_models import LSTMClassifier
+    from explainreg.training.batches import iterate_batches
+
+    splits = sst_bias("decoy", limit=64)
+    x, y, extras = next(iterate_batches(splits.train, 16, shuffle=False))
+    torch.manual_seed(0)
+    model = LSTMClassifier(len(splits.vocab), 2, embedding_dim=12, hidden_size=16).eval()
+    if name == "fidelity_refused":                   # it scales the input: token ids cannot be
+        with pytest.raises(ValueError, match="Fidelity is defined for .*not tokens"):
+            build_penalty("fidelity")(model, x, y, **extras)
+        return
+    padded = {**extras, "mask": torch.cat([extras["mask"], extras["mask"].new_zeros(len(x), 20)], 1)}
+    base = build_penalty(name)(model, x, y, **extras)
+    more = build_penalty(name)(model, _pad_tokens(x, 20), y, **padded)
+    assert more.item() == pytest.approx(base.item(), rel=1e-5, abs=1e-12), name
+
+
 def _vowels(n: int = 24):
     data = load_dataset("ucr/JapaneseVowels", "train", limit=n)
     x, y = data.x, data.y
