@@ -42,7 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("--attribution", default="saliency",
                    help="comma-separated attribution methods (saliency, ig, smoothgrad, deeplift, gradient_shap, "
                         "input_x_gradient, occlusion, gradcam, random)")
-    p.add_argument("--limit", type=positive_int, default=None, help="evaluate the first N test images only")
+    p.add_argument("--limit", type=positive_int, default=None,
+                   help="evaluate N test images only: a seeded subset stratified by label (the same N each time)")
     p.add_argument("--data-root", default=None, help="folder holding mnist/ or fashion-mnist/ (default: the run's)")
     p.add_argument("--batch-size", type=positive_int, default=250, help="images per update")
     p.add_argument("--max-batch", type=positive_int, default=MAX_BATCH,
@@ -50,7 +51,8 @@ def register(subparsers) -> None:
                         "model's activation memory below it")
     p.add_argument("--roar-epochs", type=positive_int, default=6, help="ROAR retraining epochs (the seed's)")
     p.add_argument("--roar-batch-size", type=positive_int, default=30, help="ROAR retraining batch size (the seed's)")
-    p.add_argument("--roar-train-limit", type=positive_int, default=None, help="ROAR: use the first N train images")
+    p.add_argument("--roar-train-limit", type=positive_int, default=None,
+                   help="ROAR: use N train images (a seeded subset stratified by label)")
     p.add_argument("--compat", action="store_true",
                    help="the seed's quirks: complexity log(p+0.01), Gaussian +1 shift, masked accuracy k≥1")
     p.add_argument("--seed", type=nonnegative_int, default=0,

@@ -99,8 +99,10 @@ def register(subparsers) -> None:
     add_threads_argument(p)
     p.add_argument("--normalize", action="store_true", help="standardise inputs with the train mean/std "
                                                             "(default: pixels in [0, 1], as the seed)")
-    p.add_argument("--limit-train", type=positive_int, default=None, metavar="N", help="use the first N train images")
-    p.add_argument("--limit-test", type=positive_int, default=None, metavar="N", help="use the first N test images")
+    p.add_argument("--limit-train", type=positive_int, default=None, metavar="N",
+                   help="use N train images: a seeded subset, stratified by label for the named data sets")
+    p.add_argument("--limit-test", type=positive_int, default=None, metavar="N",
+                   help="use N test images: a seeded subset, stratified by label for the named data sets")
     p.add_argument("--out", default=None, metavar="RUN_DIR",
                    help="run folder (default: runs/DATASET-MODEL-PENALTIES-sSEED-HASH, HASH a short hash of the "
                         "settings, so runs with other settings get other folders)")
