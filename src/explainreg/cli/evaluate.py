@@ -193,21 +193,21 @@ def run(args) -> int:
 def _load_model(run_dir: Path, device):
     """The run's model and config (:func:`explainreg.runs.load_run`); a checkpoint whose weights do not
     fit the model that ``config.json`` describes is a ``ValueError`` saying which, not torch's traceback."""
-    from ..runs import CONFIG, load_run, read_json
+    from ..runs import CONFIG, load_run, read_config
 
     try:
         return load_run(run_dir, device=device)
     except TypeError as exc:
         if "argument" not in str(exc):
             raise
-        config = read_json(run_dir / CONFIG)
+        config = read_config(run_dir)
         raise ValueError(f"the model {config.get('model')!r} cannot be built with the model_kwargs "
                          f"{config.get('model_kwargs', {})} of {run_dir / CONFIG} ({exc}); put there the keyword "
                          "arguments the model was trained with") from None
     except RuntimeError as exc:
         if "Error(s) in loading state_dict" not in str(exc):
             raise
-        config = read_json(run_dir / CONFIG)
+        config = read_config(run_dir)
         details = [line.strip().rstrip(".") for line in str(exc).splitlines()[1:] if line.strip()]
         shown = "; ".join(details[:3]) + (f"; and {len(details) - 3} more" if len(details) > 3 else "")
         raise ValueError(f"{run_dir / CHECKPOINT} does not fit the model {run_dir / CONFIG} describes "
