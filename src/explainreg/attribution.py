@@ -355,7 +355,7 @@ def attribute(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = N
               max_batch: int = 256, seed: int = 0, index: torch.Tensor | None = None, **options: Any) -> torch.Tensor:
     """Attributions of ``method`` for ``x``, explaining class ``target`` of each sample.
 
-    Methods through Captum (Kokhlikyan et al. 2020, "Captum: a unified and generic model interpretability
+        Methods through Captum (Kokhlikyan et al. 2020, "Captum: a unified and generic model interpretability
         library for PyTorch").
 
         Args:

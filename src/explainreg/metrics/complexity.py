@@ -29,7 +29,7 @@ def complexity_scores(attributions: torch.Tensor, *, convention: str = "explainr
                       compat: bool | None = None, real: torch.Tensor | None = None) -> torch.Tensor:
     """Per-image entropy H = −Σ_k p_k log p_k of p = |a| / Σ|a| (0·log 0 = 0); NaN for an all-zero map.
 
-    Complexity as in Bhatt, Weller & Moura (2020), "Evaluating and aggregating feature-based model
+        Complexity as in Bhatt, Weller & Moura (2020), "Evaluating and aggregating feature-based model
         explanations".
 
         Args:
@@ -159,7 +159,7 @@ class AttributionScore(PaddedSeries, Metric):
 class Complexity(AttributionScore):
     """Mean entropy of p = |a| / Σ|a| over **all** images (lower is better); all-zero maps are NaN, skipped and counted.
 
-    Bhatt, Weller & Moura (2020); the seed's test 3.
+        Bhatt, Weller & Moura (2020); the seed's test 3.
 
         Args:
             convention: ``"explainreg"``, ``"seed"`` or ``"quantus"`` (see :func:`complexity_scores`).

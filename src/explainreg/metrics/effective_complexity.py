@@ -47,7 +47,7 @@ def effective_complexity_scores(attributions: torch.Tensor, *, eps: float = 1e-5
 class EffectiveComplexity(AttributionScore):
     """Mean effective complexity |{k : |a_k| > ε}| over all images (lower is better).
 
-    Nguyen & Martínez (2020), "On quantitative aspects of model interpretability".
+        Nguyen & Martínez (2020), "On quantitative aspects of model interpretability".
 
         Args:
             eps: the threshold ε ≥ 0.

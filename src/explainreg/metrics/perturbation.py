@@ -126,7 +126,7 @@ def morf_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, attrib
                max_batch: int = MAX_BATCH, real: torch.Tensor | None = None) -> torch.Tensor:
     """Per-image MoRF ratios d[b, s] = p(c* | x masked at step s) / p(c* | x), c* = argmax f(x).
 
-    The seed's procedure (the IPL-UV xAI-constrained-losses code, "Learning interpretable explanations
+        The seed's procedure (the IPL-UV xAI-constrained-losses code, "Learning interpretable explanations
         by optimising saliency maps at training time").
 
         Args:
@@ -234,7 +234,7 @@ class PercentileRemoval(PaddedSeries, Metric):
 class MoRF(PercentileRemoval):
     """Most Relevant First: AUC = ∫ (1 − mean_b d_b) over fraction removed 1 − p/100 (higher is better).
 
-    The seed's procedure (the IPL-UV xAI-constrained-losses code, "Learning interpretable explanations
+        The seed's procedure (the IPL-UV xAI-constrained-losses code, "Learning interpretable explanations
         by optimising saliency maps at training time").
 
         Args:
@@ -309,7 +309,7 @@ def faithfulness_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attr
                         max_batch: int = MAX_BATCH, real: torch.Tensor | None = None) -> torch.Tensor:
     """Per-image Pearson corr over the steps between S_p = Σ a over removed entries and Δ_p = p(y|x) − p(y|x masked).
 
-    The seed's test 2 (the IPL-UV xAI-constrained-losses code), in the spirit of Bhatt et al. (2020).
+        The seed's test 2 (the IPL-UV xAI-constrained-losses code), in the spirit of Bhatt et al. (2020).
 
         Args:
             model, x, y, attributions: as for :func:`morf_curve` (y required).
@@ -502,7 +502,7 @@ def faithfulness_correlation_scores(model: nn.Module, x: torch.Tensor, y: torch.
 class FaithfulnessCorrelation(WholeSeriesOnly, Metric):
     """Faithfulness correlation, mean over images (higher is better).
 
-    Bhatt, Weller & Moura (2020).
+        Bhatt, Weller & Moura (2020).
 
         Args:
             nr_runs, subset_size, convention, baseline, seed, max_batch: see :func:`faithfulness_correlation_scores`.
@@ -585,7 +585,7 @@ def pixel_flipping_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
                          max_batch: int = MAX_BATCH) -> torch.Tensor:
     """Pixel flipping: p_y (softmax) after each step of setting the most relevant features to the baseline.
 
-    Bach et al. (2015), "On pixel-wise explanations for non-linear classifier decisions by layer-wise
+        Bach et al. (2015), "On pixel-wise explanations for non-linear classifier decisions by layer-wise
         relevance propagation".
 
         Args:

@@ -144,7 +144,7 @@ def noisy_linear_imputation(x: torch.Tensor, removed: torch.Tensor, *, noise: fl
                             max_iter: int = 1000, eps: torch.Tensor | None = None) -> torch.Tensor:
     """ROAD's noisy linear imputation: :func:`solve_imputation` plus ``noise``·ε on the imputed pixels.
 
-    Rong et al. (2022), "A consistent and efficient evaluation strategy for attribution methods".
+        Rong et al. (2022), "A consistent and efficient evaluation strategy for attribution methods".
 
         Args:
             x: images B×C×H×W or B×H×W.
@@ -258,7 +258,7 @@ def road_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: 
 class ROAD(Metric):
     """ROAD accuracy curve over the percentage removed; summary: trapezoid AUC over the fraction removed.
 
-    Rong et al. (2022), "A consistent and efficient evaluation strategy for attribution methods".
+        Rong et al. (2022), "A consistent and efficient evaluation strategy for attribution methods".
 
         Args:
             percentages: default 10, 20, …, 90 (``convention="quantus"``: 1, 3, …, 99).

@@ -90,7 +90,7 @@ def roar_curve(model: nn.Module, train_set: ArrayDataset, test_set: ArrayDataset
                progress: bool = False, attribution_options: dict[str, Any] | None = None) -> MetricResult:
     """ROAR accuracy curve over ``(0, *fractions)`` and its AUC (see the module doc; lower is better).
 
-    Hooker, Erhan, Kindermans & Kim (2019), "A benchmark for interpretability methods in deep neural networks".
+        Hooker, Erhan, Kindermans & Kim (2019), "A benchmark for interpretability methods in deep neural networks".
 
         Args:
             model: the evaluated model (f = 0 is its own test accuracy).

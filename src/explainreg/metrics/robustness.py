@@ -30,7 +30,7 @@ def gaussian_noise_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                         compat: bool | None = None) -> torch.Tensor:
     """correct[b, s] for x_b + σ_s·ε_{b,s}, σ ∈ (0, *sigmas) (σ = 0: the clean image).
 
-    The seed's robustness test 5 (the IPL-UV xAI-constrained-losses code).
+        The seed's robustness test 5 (the IPL-UV xAI-constrained-losses code).
 
         Args:
             model, x, y: the classifier, the inputs B×..., the labels (B,).
@@ -347,7 +347,7 @@ def max_sensitivity_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, a
 class MaxSensitivity(Metric):
     """Mean over images of the max-sensitivity (lower is better).
 
-    Yeh et al. (2019), "On the (in)fidelity and sensitivity of explanations".
+        Yeh et al. (2019), "On the (in)fidelity and sensitivity of explanations".
 
         Args:
             method, nr_samples, lower_bound, upper_bound, seed, max_batch: see :func:`max_sensitivity_scores`.
