@@ -90,6 +90,11 @@ def test_linear_model_decision_share_is_the_shortcut_term_over_the_margin(method
     logit_share = (shortcut_term.abs() / (shortcut_term.abs() + core_term.abs())).double()
     torch.testing.assert_close(rows[:, 0], margin_share, rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(rows[:, 1], logit_share, rtol=1e-6, atol=1e-7)
+    # over the data set: the region's part of the summed margins (2·A·s / 2·(A·s + B·c), summed)
+    value = S.DecisionShare(method)(model, x, y, mask=REGION)
+    margins = 2 * (shortcut_term + core_term) * sign(y)
+    assert value.value == pytest.approx(float((2 * shortcut_term * sign(y)).sum() / margins.sum()), rel=1e-6)
+    assert value.extra["logit_share"] == pytest.approx(float(logit_share.mean()), rel=1e-6)
 
 
 @pytest.mark.synthetic

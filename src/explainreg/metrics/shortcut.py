@@ -17,8 +17,9 @@ an annotated region m (the spurious region, a **must-not-use** mask, methods.md 
   worst-group and average-group accuracy (Sagawa et al. 2020, "Distributionally robust neural networks").
 - **decision share**: the region's share of the margin f_y − f_{y'} (y' the runner-up),
   (rel_y − rel_{y'}) / (f_y − f_{y'}) from contextual decomposition, Σ_m ∂(f_y − f_{y'})/∂x · x /
-  (f_y − f_{y'}) from gradient × input; beside the per-logit share |rel_y| / (|rel_y| + |irrel_y|)
-  (CD) or |Σ_m g_y x| / (|Σ_m g_y x| + |Σ_{1−m} g_y x|) (gradient × input).
+  (f_y − f_{y'}) from gradient × input, summarised over a data set as Σ (region's part) / Σ margin;
+  beside the per-logit share |rel_y| / (|rel_y| + |irrel_y|) (CD) or |Σ_m g_y x| / (|Σ_m g_y x| +
+  |Σ_{1−m} g_y x|) (gradient × input).
 
 Random draws (donors, other classes, noise, planted positions) are keyed by (seed, the sample's
 position in the data set), as every metric's (:mod:`explainreg._random`), so no value depends on
@@ -344,7 +345,8 @@ def shortcut_rows(model: nn.Module, x: Tensor, y: Tensor, mask: Any, shortcut: S
 
 def decision_share_rows(model: nn.Module, x: Tensor, y: Tensor, mask: Any, *, method: str = "cd",
                         target: str = "label") -> Tensor:
-    """Per sample ``[margin share, per-logit share]`` (B×2, float64) of the region (module doc).
+    """Per sample ``[margin share, per-logit share, the region's part of the margin, the margin]``
+    (B×4, float64) of the region (module doc).
 
     ``target="label"``: y is the labelled class, y' the highest other logit; ``"prediction"``:
     y = argmax f(x). The margin share is NaN where f_y = f_{y'}.
@@ -379,7 +381,7 @@ def decision_share_rows(model: nn.Module, x: Tensor, y: Tensor, mask: Any, *, me
     margin_share = torch.where(margin != 0, region_margin.double() / margin, torch.full_like(margin, math.nan))
     total = r_y.abs() + i_y.abs()
     logit_share = torch.where(total > 0, r_y.abs() / total, torch.full_like(total, math.nan)).double()
-    return torch.cat([margin_share, logit_share], 1)
+    return torch.cat([margin_share, logit_share, region_margin.double(), margin], 1)
 
 
 def _pair(logits: Tensor, y: Tensor, target: str) -> tuple[Tensor, Tensor]:
@@ -469,8 +471,9 @@ def decision_share(model: nn.Module, x: Tensor, y: Tensor, mask: Any, *, method:
                    target: str = "label", reduction: str = "mean", validate_args: bool = True) -> Tensor:
     """The region's share of the decision margin and of the class's logit (:func:`decision_share_rows`).
 
-    ``reduction="mean"``: ``[mean margin share, mean per-logit share]`` (NaN-safe, float64);
-    ``"none"``: the B×2 rows.
+    ``reduction="mean"``: ``[the region's share of the summed margins Σ_b (region's part)_b / Σ_b
+    margin_b, the mean per-logit share]`` (float64; a mean of per-sample margin ratios would be ruled by
+    the samples whose margin is near 0); ``"none"``: the B×4 rows of :func:`decision_share_rows`.
 
     Example::
 
@@ -481,7 +484,12 @@ def decision_share(model: nn.Module, x: Tensor, y: Tensor, mask: Any, *, method:
     """
     with validation(validate_args):
         rows = decision_share_rows(model, x, y, mask, method=method, target=target)
-    return reduce_rows(rows, reduction, lambda r: r.nanmean(0))
+    return reduce_rows(rows, reduction, _share_value)
+
+
+def _share_value(rows: Tensor) -> Tensor:
+    """``[Σ region's part / Σ margin, mean per-logit share]`` of decision-share rows."""
+    return torch.stack([rows[:, 2].sum() / rows[:, 3].sum(), rows[:, 1].nanmean()])
 
 
 # ---------------------------------------------------------------------------------------- classes
@@ -642,9 +650,9 @@ class GroupAccuracy(_ShortcutMetric):
 
 @register_metric("decision_share")
 class DecisionShare(_ShortcutMetric):
-    """Mean share of the decision margin f_y − f_{y'} that comes from the annotated region (lower is
-    better for a must-not-use region), ``extra["logit_share"]`` the per-logit share beside it
-    (:func:`decision_share_rows`).
+    """The annotated region's share of the decision margins f_y − f_{y'} summed over the images
+    (lower is better for a must-not-use region); ``extra``: ``logit_share`` (the mean per-logit
+    share beside it) and ``median_margin_share`` (of the per-image ratios) (:func:`decision_share_rows`).
 
     Args:
         method: ``"cd"`` (contextual decomposition) or ``"grad_x_input"``. target: ``"label"`` or
@@ -664,9 +672,11 @@ class DecisionShare(_ShortcutMetric):
         return decision_share_rows(model, x, y, mask, method=self.method, target=self.target)
 
     def summarize(self, rows: Tensor) -> MetricResult:
-        result = scalar_result(self, rows[:, 0])
-        result.extra["logit_share"] = float(rows[:, 1].nanmean())
-        return result
+        value = _share_value(rows)
+        return MetricResult(self.name, float(value[0]), self.higher_is_better, per_image=rows[:, 0],
+                            n_images=len(rows), n_nan=int(torch.isnan(rows[:, 0]).sum()),
+                            extra={"logit_share": float(value[1]),
+                                   "median_margin_share": float(rows[:, 0].nanmedian())})
 
 
 #: the behavioural metrics by registered name
