@@ -535,7 +535,7 @@ def road(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *,
 # ---------------------------------------------------------------------------------------- robustness
 def gaussian_noise_curve(model: nn.Module, x: Tensor, y: Tensor, *, validate_args: bool = True,
                          **settings: Any) -> Tensor:
-    """correct[b, s] for x_b + σ_s·ε, σ ∈ (0, *sigmas) (the seed's robustness test 5).
+    """correct[b, s] for x_b + σ_s·ε, σ ∈ ``(0, *sigmas)`` (the seed's robustness test 5).
 
     Args:
         model, x, y: as for every metric (no attributions).
@@ -562,7 +562,7 @@ def gaussian_noise_curve(model: nn.Module, x: Tensor, y: Tensor, *, validate_arg
 
 def gaussian_noise(model: nn.Module, x: Tensor, y: Tensor, *, sigmas: Sequence[float] = _r.GAUSSIAN_SIGMAS,
                    reduction: str = "mean", validate_args: bool = True, **settings: Any) -> Tensor:
-    """Trapezoid AUC of the accuracy curve over σ ∈ (0, *sigmas) (higher is better).
+    """Trapezoid AUC of the accuracy curve over σ ∈ ``(0, *sigmas)`` (higher is better).
 
     Args:
         model, x, y: as for every metric (no attributions).
@@ -618,7 +618,7 @@ def square_blocks_curve(model: nn.Module, x: Tensor, y: Tensor, *, validate_args
 
 def square_blocks(model: nn.Module, x: Tensor, y: Tensor, *, sizes: Sequence[int] = _r.BLOCK_SIZES,
                   reduction: str = "mean", validate_args: bool = True, **settings: Any) -> Tensor:
-    """Trapezoid AUC of the accuracy curve over the block half-size s ∈ (0, *sizes) (higher is better).
+    """Trapezoid AUC of the accuracy curve over the block half-size s ∈ ``(0, *sizes)`` (higher is better).
 
     Args:
         model, x, y: as for every metric (no attributions).

@@ -362,7 +362,7 @@ def xil_normalize(attributions: torch.Tensor, eps: float = 1e-6) -> torch.Tensor
 
 
 def wrong_reason_threshold(maps: torch.Tensor) -> torch.Tensor:
-    """t = mean over images of each normalised map's mean (maps B×..., already :func:`xil_normalize`d;
+    """t = mean over images of each normalised map's mean (maps B×..., already normalised by :func:`xil_normalize`;
     all-zero maps left out, as XIL). A float64 scalar.
 
     Args:

@@ -441,7 +441,7 @@ def faithfulness_correlation_scores(model: nn.Module, x: torch.Tensor, y: torch.
     """Faithfulness correlation per image: over ``nr_runs`` random subsets S of ``subset_size`` features, Pearson
     corr(Σ_{i∈S} a_i, f_y(x) − f_y(x with S set to the baseline)).
 
-    Bhatt, Weller & Moura (2020), "Evaluating and aggregating feature-based model explanations".
+        Bhatt, Weller & Moura (2020), "Evaluating and aggregating feature-based model explanations".
 
         Args:
             model, x, y, attributions: the classifier, inputs, labels and maps.
@@ -694,7 +694,7 @@ def region_perturbation_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor
     """Region perturbation: p_y(x) − p_y(x perturbed) (softmax) after each of the first ``regions_evaluation`` patches
     set to the baseline.
 
-    Samek et al. (2017), "Evaluating the visualization of what a deep neural network has learned".
+        Samek et al. (2017), "Evaluating the visualization of what a deep neural network has learned".
 
         Args:
             model, x, y, attributions: the classifier, images B×C×H×W, labels and maps.
@@ -851,7 +851,7 @@ def masked_accuracy_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
     """Masked accuracy: correct[b, s] after the k = ⌊H·W·d_s/100⌋ pixels with the largest channel-mean |a| are replaced
     by the background.
 
-    Ismail, Corrada Bravo & Feizi (2021), "Improving deep learning interpretability by saliency
+        Ismail, Corrada Bravo & Feizi (2021), "Improving deep learning interpretability by saliency
         guided training" (its masked-accuracy evaluation).
 
         Args:
@@ -928,7 +928,7 @@ class MaskedAccuracy(WholeSeriesOnly, Metric):
     """Masked-accuracy curve over the drop percentage; summary: its trapezoid AUC over the fraction dropped d/100. Lower
     is better (accuracy falls faster when the salient pixels go).
 
-    Ismail, Corrada Bravo & Feizi (2021).
+        Ismail, Corrada Bravo & Feizi (2021).
 
         Args:
             drops, background, convention, seed, max_batch: see :func:`masked_accuracy_rows`.

@@ -59,7 +59,7 @@ def solve_imputation(x: torch.Tensor, removed: torch.Tensor, *, tol: float = 1e-
     """Noise-free linear imputation of the ``removed`` pixels: the solution of the neighbour-mean system, kept pixels
     unchanged.
 
-    Batched Jacobi-preconditioned conjugate gradients (see the module doc).
+        Batched Jacobi-preconditioned conjugate gradients (see the module doc).
 
         Args:
             x: N×H×W images.
@@ -205,7 +205,7 @@ def road_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: 
     """correct[b, s]: is argmax f(x̃) = y after removing ``percentages[s]`` % of the pixels and imputing them by noisy
     linear imputation?
 
-    Rong et al. (2022), "A consistent and efficient evaluation strategy for attribution methods".
+        Rong et al. (2022), "A consistent and efficient evaluation strategy for attribution methods".
 
         Args:
             model, x, y, attributions: the classifier, images B×C×H×W, labels and maps.

@@ -107,7 +107,7 @@ def roar_curve(model: nn.Module, train_set: ArrayDataset, test_set: ArrayDataset
             train_set.x, test_set.x: (N, C, H, W).
 
         Returns:
-            A :class:`~explainreg.metrics.MetricResult` (``steps`` (0, *fractions), ``curve`` the test accuracies).
+            A :class:`~explainreg.metrics.MetricResult` (``steps`` ``(0, *fractions)``, ``curve`` the test accuracies).
 
         Example::
 
@@ -156,7 +156,7 @@ class ROAR(Metric):
     """Accumulating ROAR: ``update`` collects test batches (with their attributions); ``compute`` attributes
     ``train_set`` with the model last seen, masks, retrains and evaluates (lower is better).
 
-    Hooker, Erhan, Kindermans & Kim (2019), "A benchmark for interpretability methods in deep neural networks".
+        Hooker, Erhan, Kindermans & Kim (2019), "A benchmark for interpretability methods in deep neural networks".
 
         Args:
             train_set: the data set to mask and retrain on.

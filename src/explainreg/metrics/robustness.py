@@ -28,7 +28,7 @@ def gaussian_noise_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                         sigmas: Sequence[float] = GAUSSIAN_SIGMAS, convention: str = "explainreg", seed: int = 0,
                         index: torch.Tensor | None = None, max_batch: int = MAX_BATCH,
                         compat: bool | None = None) -> torch.Tensor:
-    """correct[b, s] for x_b + σ_s·ε_{b,s}, σ ∈ (0, *sigmas) (σ = 0: the clean image).
+    """correct[b, s] for x_b + σ_s·ε_{b,s}, σ ∈ ``(0, *sigmas)`` (σ = 0: the clean image).
 
         The seed's robustness test 5 (the IPL-UV xAI-constrained-losses code).
 
@@ -182,7 +182,7 @@ class GaussianNoise(Metric):
         ``update(model, x, y)``: x (B, ...), y (B,); no attributions.
 
     Returns:
-        ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult` with ``steps`` = (0, *sigmas) and
+        ``compute()`` / a call: a :class:`~explainreg.metrics.MetricResult` with ``steps`` = ``(0, *sigmas)`` and
         ``curve`` the mean accuracy.
 
     Example::
@@ -220,7 +220,7 @@ class SquareBlocks(Metric):
     """Accuracy curve over the maximal block half-size s ∈ {0, 6, 8, 10, 12} and its trapezoid AUC (max 12; higher is
     better).
 
-    The seed's robustness test 6.
+        The seed's robustness test 6.
 
         Args:
             sizes: the maximal half-sizes (at most H/2).
@@ -275,7 +275,7 @@ def max_sensitivity_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, a
     """Per image max_r ‖a(x) − a(x + ε_r)‖_F / ‖a(x)‖_F over ``nr_samples`` perturbations, as
     ``quantus.MaxSensitivity``.
 
-    Yeh et al. (2019), "On the (in)fidelity and sensitivity of explanations".
+        Yeh et al. (2019), "On the (in)fidelity and sensitivity of explanations".
 
         Args:
             model, x, y, attributions: the classifier, inputs, labels and the maps a(x).
