@@ -16,7 +16,7 @@ Sequence rules registered here:
   symmetric, φ(c) the bias share. Products of shares (:func:`share_product`) go to rel when all
   factors are rel or bias (with at least one rel), to irrel when any factor is irrel, and
   bias × bias to rel when token t is masked, else to irrel (dense inputs without a token mask:
-  in proportion to the step's relevant input share |rel_t|₁ / (|rel_t|₁ + |irrel_t|₁)). The cell
+  in proportion to the step's relevant input share ``|rel_t|₁ / (|rel_t|₁ + |irrel_t|₁)``). The cell
   c_t = f ⊙ c_{t−1} + i ⊙ g is expanded that way; h_t = o ⊙ tanh(c_t) with the two-part rule
   :func:`propagate_tanh_two` and the output gate o taken whole. Exact: h_rel + h_irrel = h.
 * ``nn.GRU``: the same rules on r, z, n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)) and

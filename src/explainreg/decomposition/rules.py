@@ -20,7 +20,7 @@ A rule maps ``(module, d_in) -> d_out``. Built-in rules:
 * Conv / Linear / BatchNorm (affine ``W·+b``): ``r = W·rel``, ``s = W·irrel``,
   ``rel' = r + b·|r| / (|r| + |s| + ε)``, ``irrel' = s + b·(|s| + ε) / (|r| + |s| + ε)``
   (ε = 1e-19). Where r = s = 0 exactly (a unit that sees no input) the bias is split by the share ρ
-  of the sample's input that is relevant, |m ⊙ x|₁ / |x|₁, so an all-ones mask leaves irrel = 0 and
+  of the sample's input that is relevant, ``|m ⊙ x|₁ / |x|₁``, so an all-ones mask leaves irrel = 0 and
   an all-zeros mask rel = 0 at any depth (:func:`split_bias` gives the reason; the seed drops the
   bias there, breaking the sum, and ``order="seed"`` gives it to irrel). BatchNorm uses its running
   statistics in eval mode and the batch statistics of the total in training mode (without touching
@@ -132,7 +132,7 @@ FunctionRule = Callable[..., Any]
 
 #: module type -> rule(module, d) -> Decomposed
 RULES: dict[type, ModuleRule] = {}
-#: function object or method name -> rule(*args, **kwargs) with Decomposed among the args
+#: function object or method name -> ``rule(*args, **kwargs)`` with Decomposed among the args
 FUNCTION_RULES: dict[Any, FunctionRule] = {}
 #: module types known to have no rule -> why, and what to use instead (named in the engine's error;
 #: left out of :func:`~explainreg.decomposition.supported_layers`)
