@@ -369,3 +369,29 @@ def test_registry_refuses_a_duplicate_name_and_builds_every_name_it_lists():
     finally:
         PENALTIES.clear()
         PENALTIES.update(before)
+
+
+def test_attributions_of_padded_series_are_zero_at_the_padding_and_unchanged_elsewhere():
+    """attribute(..., lengths=) on JapaneseVowels (variable length, zero-padded): every method gives 0
+    on the padded steps and the same map on the real steps as without the argument."""
+    from explainreg.attribution import attribute
+    from explainreg.data.ucr import load_ucr
+
+    data = load_ucr("JapaneseVowels", "test", limit=24)
+    x = data.x[:8]
+    lengths = (x.abs().sum(1) > 0).long().cumsum(1).argmax(1) + 1
+    assert int(lengths.min()) < x.shape[-1], "the test needs padded series"
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv1d(x.shape[1], 8, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.AdaptiveAvgPool1d(1), torch.nn.Flatten(), torch.nn.Linear(8, 9))
+    y = data.y[:8]
+    for method in ("saliency", "ig", "random"):
+        plain = attribute(model, x, y, method)
+        padded = attribute(model, x, y, method, lengths=lengths)
+        real = torch.arange(x.shape[-1])[None, :] < lengths[:, None]
+        assert float(plain.abs().sum(1)[~real].sum()) > 0 or method == "ig"
+        assert float(padded.abs().sum(1)[~real].sum()) == 0.0
+        torch.testing.assert_close(padded.transpose(1, 2)[real], plain.transpose(1, 2)[real])
+    with pytest.raises(ValueError, match="padded series"):
+        image_model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+        attribute(image_model, torch.zeros(2, 1, 4, 4), None, "saliency", lengths=torch.tensor([1, 2]))

@@ -36,6 +36,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .inputs import series_padding
 from .layers import find_layer
 from ._random import as_index, keyed_draw
 from ._validation import check_batch, check_choice, check_labels, check_logits, check_model_input, check_range
@@ -352,7 +353,9 @@ def _random(model, x, t, opts, seed, index):
 
 
 def attribute(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = None, method: str = "saliency", *,
-              max_batch: int = 256, seed: int = 0, index: torch.Tensor | None = None, **options: Any) -> torch.Tensor:
+              max_batch: int = 256, seed: int = 0, index: torch.Tensor | None = None,
+              padding_mask: torch.Tensor | None = None, lengths: torch.Tensor | None = None,
+              **options: Any) -> torch.Tensor:
     """Attributions of ``method`` for ``x``, explaining class ``target`` of each sample.
 
         Methods through Captum (Kokhlikyan et al. 2020, "Captum: a unified and generic model interpretability
@@ -367,6 +370,9 @@ def attribute(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = N
             max_batch: samples per chunk (integrated gradients and occlusion also use it as their internal batch).
             seed, index: key the random draws of stochastic methods by ``index`` (the samples' positions in
                 the data set, default 0..B−1), so a sample gets the same draws however it is batched.
+            padding_mask, lengths: for padded series (B×C×T), the real steps (B×T, True = real) or the
+                number of real steps per series (B); the padded steps get attribution 0, so no metric
+                reads them as features.
             options: the method's options (``abs``, ``n_steps``, ``baselines``, ``stdevs``, ``nt_samples``,
                 ``nt_type``, ``n_samples``, ``window``, ``stride``, ``layer``, ``relu``; ``OPTIONS`` lists them per
                 method, others raise).
@@ -395,6 +401,7 @@ def attribute(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = N
     check_model_input(model, x)
     if int(max_batch) < 1:
         raise ValueError(f"max_batch must be a positive number of samples, got {max_batch}")
+    real = _real_steps(x, padding_mask, lengths)
     device = model_device(model)
     x = x.detach().to(device)
     index = as_index(index, len(x))
@@ -419,7 +426,18 @@ def attribute(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = N
     a = torch.cat(out)
     if a.shape != x.shape:  # pragma: no cover - Captum always returns input-shaped attributions
         a = a.expand_as(x)
-    return a
+    return a if real is None else a * real.to(device=a.device, dtype=a.dtype)
+
+
+def _real_steps(x: torch.Tensor, padding_mask: torch.Tensor | None,
+                lengths: torch.Tensor | None) -> torch.Tensor | None:
+    """B×1×T, 1 at the real steps of a padded series batch x (None when nothing is padded)."""
+    if padding_mask is None and lengths is None:
+        return None
+    if x.dim() != 3:
+        raise ValueError(f"padding_mask / lengths describe padded series (B×C×T), got x of shape {tuple(x.shape)}; "
+                         "images have no padding (token models mark theirs in the model's own input)")
+    return series_padding(x, {"padding_mask": padding_mask, "lengths": lengths})[:, None, :]
 
 
 Explainer = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
