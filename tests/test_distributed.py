@@ -16,6 +16,7 @@ import torch
 
 import explainreg
 from explainreg import _dist
+from explainreg.modes import unwrap_parallel
 from explainreg.objective import Objective
 from explainreg.penalties import build_penalty
 from explainreg.training import distributed
@@ -133,8 +134,8 @@ def test_a_users_ddp_wrapper_is_unwrapped_for_checkpoints():
     wrapper = DistributedDataParallel.__new__(DistributedDataParallel)  # no process group needed to unwrap
     torch.nn.Module.__init__(wrapper)
     wrapper.module = inner
-    assert distributed.unwrap(wrapper) is inner
-    assert distributed.unwrap(inner) is inner
+    assert unwrap_parallel(wrapper) is inner
+    assert unwrap_parallel(inner) is inner
 
 
 # ------------------------------------------------------------------------------------ torchrun

@@ -194,5 +194,23 @@ def warn_batch_norm_mixing(model: nn.Module) -> None:
         UserWarning, stacklevel=3)
 
 
+def unwrap_parallel(model: nn.Module) -> nn.Module:
+    """The module inside ``nn.DataParallel`` / ``DistributedDataParallel`` wrappers, else ``model``:
+    CD decomposes, and the trainer trains and checkpoints, the network itself (the wrapper only splits
+    the batch across devices; parameters are then named without the ``module.`` prefix).
+
+    Example::
+
+        >>> net = nn.Linear(2, 2)
+        >>> unwrap_parallel(nn.DataParallel(nn.DataParallel(net))) is net
+        True
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    while isinstance(model, (nn.DataParallel, DistributedDataParallel)):
+        model = model.module
+    return model
+
+
 __all__ = ["deterministic_dropout", "eval_mode", "frozen_norm_statistics", "model_device", "norm_layers",
-           "warn_batch_norm_mixing"]
+           "unwrap_parallel", "warn_batch_norm_mixing"]

@@ -11,7 +11,7 @@ Several blobs are decomposed in one pass by stacking them into the batch dimensi
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +20,7 @@ from torch.nn.utils import rnn as rnn_utils
 
 from .._validation import check_batch
 from ..inputs import normalize_mask  # the one mask parser (re-exported here)
+from ..modes import unwrap_parallel  # re-exported: decompose takes wrapped models
 from .rules import (FUNCTION_RULES, RULES, UNSUPPORTED, Decomposed, affine_batch_norm, dead_unit_share, find_rule,
                     input_share, max_pool, max_pool_function, relevant_first)
 
@@ -175,23 +176,6 @@ def supported_layers() -> list[str]:
     return sorted(names)
 
 
-def unwrap_parallel(model: nn.Module) -> nn.Module:
-    """The module inside ``nn.DataParallel`` / ``DistributedDataParallel`` wrappers, else ``model``:
-    CD decomposes the network itself (the wrapper only splits the batch across devices).
-
-    Example::
-
-        >>> net = nn.Linear(2, 2)
-        >>> unwrap_parallel(nn.DataParallel(net)) is net
-        True
-    """
-    from torch.nn.parallel import DistributedDataParallel
-
-    while isinstance(model, (nn.DataParallel, DistributedDataParallel)):
-        model = model.module
-    return model
-
-
 def _refuse_call(model: nn.Module, node: fx.Node) -> None:
     if node.target in _PACKING:
         raise UnsupportedLayerError(
@@ -261,13 +245,15 @@ def _seed_pool_call(model: nn.Module, node: fx.Node, args: tuple, kwargs: dict):
     return lambda t: node.target(t, *args[1:], return_indices=True, **options)
 
 
-def run_rules(model: nn.Module, start: Decomposed, *, record: dict[str, Decomposed] | None = None,
-              order: str = "forward") -> Decomposed:
+def run_rules(model: nn.Module, start: Any, *, record: dict[str, Decomposed] | None = None,
+              order: str = "forward", step: Callable[[fx.Node, dict], bool] | None = None) -> Decomposed:
     """Propagate a decomposition of the input through ``model``'s traced forward pass.
 
     ``order="seed"`` visits every ReLU that feeds a max-pool after the pool, as CDEP's
     ``cd(..., model_type="mnist")`` does (conv → pool → ReLU; methods.md A.6): the forward values
     are the same, the decomposition is not (the pool's indices then come from the pre-ReLU total).
+    ``step(node, env)``, when given, sees every node first and returns True where it has set
+    ``env[node]`` itself (the receptive-field sparse pass, :class:`~.sparse.SparsePass`).
     """
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
@@ -293,6 +279,8 @@ def run_rules(model: nn.Module, start: Decomposed, *, record: dict[str, Decompos
                 raise UnsupportedLayerError(f"contextual decomposition feeds only the first input of "
                                             f"{type(model).__name__}.forward; '{node.target}' has no default")
             placeholders += 1
+            continue
+        if step is not None and step(node, env):
             continue
         if node.op == "output":
             out = fx.node.map_arg(node.args[0], lambda n: env[n])
@@ -333,8 +321,11 @@ def run_rules(model: nn.Module, start: Decomposed, *, record: dict[str, Decompos
                     f"{', '.join(supported_layers())}. Add one with "
                     f"explainreg.decomposition.register_rule({type(module).__name__}, rule), where "
                     "rule(module, d: Decomposed) -> Decomposed(rel, irrel, total)")
-            _refuse_module(model, node, module, args, kwargs)
-            env[node] = rule(module, args[0])
+            if getattr(rule, "takes_call", False):  # attention: query, key, value and masks (rules.call_rule)
+                env[node] = rule(module, *args, **kwargs)
+            else:
+                _refuse_module(model, node, module, args, kwargs)
+                env[node] = rule(module, args[0])
         elif node.op in ("call_function", "call_method"):
             if not _has_decomposed(args) and not _has_decomposed(kwargs):
                 if node.op == "call_function":
@@ -358,7 +349,7 @@ def run_rules(model: nn.Module, start: Decomposed, *, record: dict[str, Decompos
 
 
 def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = False,
-              return_layers: bool = False, order: str = "forward"):
+              return_layers: bool = False, order: str = "forward", sparse: bool = True):
     """Contextual decomposition of the logits of ``model`` at ``x`` for the region ``mask``.
 
     At the input ``rel = m ⊙ x`` and ``irrel = (1 − m) ⊙ x``; the per-layer rules (B.2 §2.1, see
@@ -377,12 +368,17 @@ def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = Fal
     code drops it); the default follows the model's forward order and splits that bias by the
     relevant share of the sample's input (see :func:`~explainreg.decomposition.rules.split_bias`).
 
+    Blobs that cover a small part of an image (B×C×H×W) are propagated only over their receptive
+    field until a layer that mixes the whole map (:mod:`explainreg.decomposition.sparse`); the result
+    equals the dense pass's up to rounding, values and gradients. ``sparse=False`` always runs dense.
+
     Args:
         model: maps x to logits B×K (traceable by torch.fx, every layer with a rule).
         x: B×C×S floats or B×F features (B×T token ids: :func:`decompose_tokens`).
         mask: any form of :func:`explainreg.inputs.normalize_mask` (the package's one mask parser),
             or a list of masks (blobs). blobs: read a tensor mask as N blobs.
         return_layers: also return every decomposed intermediate. order: ``"forward"`` or ``"seed"``.
+        sparse: allow the receptive-field sparse pass (``order="forward"``, no ``return_layers``).
 
     Shape:
         rel, irrel B×K (B×N×K for blobs).
@@ -409,6 +405,9 @@ def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = Fal
     if not bool((m != 0).any()):
         raise ValueError("mask selects no input element (all zeros): there is no relevant region to decompose")
     n = m.shape[0]
+    out = _decompose_sparse(model, x, m) if sparse and order == "forward" and not return_layers else None
+    if out is not None:
+        return _blob_major(out, n, x.shape[0], is_stack)
     rows = (n * x.shape[0], *x.shape[1:])
     rel0 = (m * x.unsqueeze(0)).reshape(rows)
     irrel0 = ((1 - m) * x.unsqueeze(0)).reshape(rows)
@@ -417,16 +416,38 @@ def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = Fal
     share = None if order == "seed" else input_share(rel0, irrel0, mask_mean)
     with dead_unit_share(share):
         out = run_rules(model, Decomposed(rel0, irrel0, x), record=record, order=order)
-    rel, irrel = out.rel, out.irrel
-    if rel.dim() != 2:
-        raise ValueError(f"the model must return logits of shape B×K, got {tuple(out.total.shape)}")
-    if is_stack:
-        rel = rel.view(n, x.shape[0], -1).transpose(0, 1)
-        irrel = irrel.view(n, x.shape[0], -1).transpose(0, 1)
+    rel, irrel = _blob_major(out, n, x.shape[0], is_stack)
     if return_layers:
         layers = {name: (d.rel, d.irrel) for name, d in record.items()}
         return rel, irrel, layers
     return rel, irrel
+
+
+def _blob_major(out: Decomposed, n: int, b: int, is_stack: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits' parts, B×K (B×N×K for blobs)."""
+    rel, irrel = out.rel, out.irrel
+    if rel.dim() != 2:
+        raise ValueError(f"the model must return logits of shape B×K, got {tuple(out.total.shape)}")
+    if is_stack:
+        rel = rel.view(n, b, -1).transpose(0, 1)
+        irrel = irrel.view(n, b, -1).transpose(0, 1)
+    return rel, irrel
+
+
+def _decompose_sparse(model: nn.Module, x: torch.Tensor, m: torch.Tensor) -> Decomposed | None:
+    """The receptive-field sparse pass (:mod:`.sparse`) for images and blobs that cover a small part
+    of them; None where it does not apply (the dense pass runs)."""
+    from .sparse import SparsePass, relevant_share, sparse_start
+
+    if x.dim() != 4:
+        return None
+    start = sparse_start(x, m)
+    if start is None:
+        return None
+    share = relevant_share(x, m)
+    step = SparsePass(model, share, _affine_bn_pairs(model, trace(model)))
+    with dead_unit_share(share):
+        return run_rules(model, start, step=step)
 
 
 __all__ = ["ORDERS", "Decomposed", "UnsupportedLayerError", "decompose", "normalize_mask", "run_rules", "trace",

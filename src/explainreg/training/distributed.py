@@ -66,7 +66,7 @@ from ..data import ArrayDataset
 from .batches import Batch, epoch_order
 
 __all__ = ["DDP_PENALTIES", "DataParallel", "GRADIENT_SYNC", "MODES", "global_batches", "init_from_env",
-           "rank_world", "reduce_counts", "resolve_mode", "unwrap", "wanted"]
+           "rank_world", "reduce_counts", "resolve_mode", "wanted"]
 
 rank_world = _dist.rank_world
 
@@ -264,13 +264,3 @@ def reduce_counts(correct: int, loss: float, n: int) -> tuple[int, float, int]:
         return correct, loss, n
     c, l, m = _dist.all_reduce_sum([correct, loss, n])
     return int(round(c)), l, int(round(m))
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside a ``DistributedDataParallel`` wrapper (a user's own), else ``model``: the
-    trainer wraps it itself and checkpoints the inner module (no ``module.`` prefix)."""
-    from torch.nn.parallel import DistributedDataParallel
-
-    while isinstance(model, DistributedDataParallel):
-        model = model.module
-    return model

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .. import runs
 from .._validation import check_labels
-from ..modes import model_device
+from ..modes import model_device, unwrap_parallel
 from ..objective import Objective
 from . import distributed
 from .batches import iterate_batches, num_batches, world
@@ -307,7 +307,7 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
         raise ValueError(f"resume must be False (start a run), True (continue the run in run_dir) or 'auto' "
                          f"(continue it when there is one, else start one), got {resume!r}")
     objective = objective if objective is not None else Objective()
-    model = _unwrap(model)  # a user's DDP / DataParallel wrapper: train (and checkpoint) the module inside
+    model = unwrap_parallel(model)  # a user's DDP / DataParallel wrapper: train (and checkpoint) the module inside
     _check_data(train_set, val_set, test_set)
     info = _run_info(model, train_set, test_set, run_info) if run_dir is not None else {}
     if config.select != "last" and val_set is None:
@@ -431,18 +431,6 @@ def _set_rng_states(state: Checkpoint) -> None:
         random.setstate(state.python_rng)
     if state.numpy_rng is not None:
         np.random.set_state(state.numpy_rng)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The module inside ``nn.DataParallel`` / ``DistributedDataParallel`` wrappers (checkpoints and
-    run configs then name its parameters without the ``module.`` prefix)."""
-    while True:
-        inner = distributed.unwrap(model)
-        if isinstance(inner, nn.DataParallel):
-            inner = inner.module
-        if inner is model:
-            return model
-        model = inner
 
 
 def _labels(dataset: Dataset) -> torch.Tensor | None:
