@@ -14,7 +14,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -c constraints.txt -e ".[test,lightning,ray]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[test,lightning,ray,hf]"
 	touch $@
 
 install: $(BIN)/.installed

@@ -228,15 +228,14 @@ def test_objective_and_trainer_take_token_batches(decoy):
     assert 0.0 <= result.history[-1]["test_accuracy"] <= 1.0
 
 
-def test_transformer_takes_gradient_penalties_and_refuses_cd(decoy):
+def test_transformer_takes_gradient_penalties_and_cdep(decoy):
     splits, _, x, y, extras = decoy
     torch.manual_seed(0)
     model = TransformerClassifier(len(splits.vocab), 2, embedding_dim=8, heads=2, layers=1, feedforward=16)
-    value = RRR()(model, x, y, **extras) + SaliencyGuided()(model, x, y, **extras)
+    value = RRR()(model, x, y, **extras) + SaliencyGuided()(model, x, y, **extras) + CDEP()(model, x, y, **extras)
     value.backward()
     assert model.embedding.weight.grad.abs().sum() > 0
-    with pytest.raises(er.decomposition.UnsupportedLayerError, match="TransformerEncoder"):
-        CDEP()(model, x, y, **extras)
+    assert model.encoder.layers[0].self_attn.in_proj_weight.grad.abs().sum() > 0
 
 
 def test_saliency_guided_masks_lowest_tokens_only():

@@ -67,8 +67,10 @@ def infer_layout(x: torch.Tensor, layout: str | None = None) -> str:
 def find_embedding(model: nn.Module, layer: str | nn.Module | None = None) -> nn.Module:
     """The module whose output is the explained tensor for token inputs.
 
-    ``layer``: a module of ``model`` or its qualified name (``"encoder.embed"``); ``None``: the one
-    ``nn.Embedding`` of the model (an error when there are none or several).
+    ``layer``: a module of ``model`` or its qualified name (``"encoder.embed"``); ``None``: the
+    ``nn.Embedding`` the model's ``get_input_embeddings()`` returns (HuggingFace models and
+    :class:`explainreg.hf.HFClassifier`), else the one ``nn.Embedding`` of the model (an error when
+    there are none or several).
     """
     if isinstance(layer, nn.Module):
         if not any(m is layer for m in model.modules()):
@@ -83,6 +85,9 @@ def find_embedding(model: nn.Module, layer: str | nn.Module | None = None) -> nn
                                    f"{', '.join(names[:20])}{' …' if len(names) > 20 else ''}") from None
     if layer is not None:
         raise TypeError(f"layer must be a module, its qualified name or None, got {type(layer).__name__}")
+    getter = getattr(model, "get_input_embeddings", None)  # the HuggingFace convention (word embeddings)
+    if callable(getter) and isinstance(getter(), nn.Embedding):
+        return getter()
     found = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Embedding)]
     if not found:
         raise NoEmbeddingError(

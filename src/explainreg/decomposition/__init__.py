@@ -15,3 +15,4 @@ __all__ = [
 from .recurrent import decompose_tokens  # noqa: E402  (sequence rules: LSTM, GRU, indexing, pooling)
 
 __all__ += ["decompose_tokens"]
+from . import attention  # noqa: E402,F401  (attention rules: MultiheadAttention, Transformer layers, SDPA; A.15)

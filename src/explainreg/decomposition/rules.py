@@ -194,6 +194,22 @@ def register_rule(module_type: type, rule: ModuleRule | None = None):
     return decorate(rule) if rule is not None else decorate
 
 
+def call_rule(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a module rule as taking the module's whole call, ``rule(module, *args, **kwargs)``, instead
+    of one decomposed input: attention takes query, key, value and masks (the engine passes the
+    arguments as the forward received them, :class:`Decomposed` where they carry the decomposition).
+
+    Example::
+
+        >>> @call_rule
+        ... def rule(module, query, key, value, **masks): ...
+        >>> rule.takes_call
+        True
+    """
+    fn.takes_call = True  # type: ignore[attr-defined]
+    return fn
+
+
 def register_function_rule(target: Any, rule: FunctionRule | None = None):
     """Teach the engine a function (``F.gelu``) or tensor method name (``"relu"``) met in a traced
     forward: ``rule(*args, **kwargs)`` receives the call's arguments, with :class:`Decomposed`
@@ -1130,7 +1146,7 @@ register_function_rule(getattr, lambda d, name: getattr(d.total, name) if isinst
                        else getattr(d, name))
 
 
-__all__ = ["Decomposed", "EPS", "FUNCTION_RULES", "RULES", "TIE_RTOL", "UNSUPPORTED", "affine", "affine_batch_norm",
+__all__ = ["call_rule", "Decomposed", "EPS", "FUNCTION_RULES", "RULES", "TIE_RTOL", "UNSUPPORTED", "affine", "affine_batch_norm",
            "both", "dead_unit_share", "dropout_as_identity", "find_rule", "input_share", "max_pool", "max_pool_function",
            "max_pool_shared_ties", "register_function_rule", "register_rule", "relevant_first", "reshape_like",
            "row_share", "shapley", "split_bias", "standardise", "tie_tolerance"]
