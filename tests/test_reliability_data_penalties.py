@@ -395,3 +395,19 @@ def test_attributions_of_padded_series_are_zero_at_the_padding_and_unchanged_els
     with pytest.raises(ValueError, match="padded series"):
         image_model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
         attribute(image_model, torch.zeros(2, 1, 4, 4), None, "saliency", lengths=torch.tensor([1, 2]))
+
+
+@pytest.mark.parametrize("name", ["decoy-mnist", "color-mnist"])
+def test_limit_on_the_shortcut_sets_is_the_stratified_subset_of_the_split(name):
+    """decoy-mnist / color-mnist with limit: the rows stratified_subset picks from the split's labels,
+    recorded in the source, and every class present in its share."""
+    from explainreg.data.datasets import stratified_subset
+
+    full = load_dataset(name, "test")
+    part = load_dataset(name, "test", limit=200)
+    keep = stratified_subset(full.y, 200)
+    torch.testing.assert_close(part.x, full.x[keep])
+    assert part.y.equal(full.y[keep])
+    assert "limit 200 (stratified by label, seed 0)" in part.source
+    expected = torch.bincount(full.y, minlength=10).double() / len(full.y) * 200
+    assert (torch.bincount(part.y, minlength=10).double() - expected).abs().max() <= 1

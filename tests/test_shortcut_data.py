@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from explainreg.data.datasets import stratified_subset
 from explainreg.data import (
     PixelBlobSampler,
     color_mnist,
@@ -36,7 +37,12 @@ def test_palette_matches_the_paper():
     torch.testing.assert_close(color_palette(), torch.tensor(PAPER_PALETTE), atol=2e-3, rtol=0)
 
 
-def test_color_mnist_colours_and_split(mnist_train, mnist_test):
+@pytest.fixture(scope="module")
+def mnist_test_full():
+    return load_dataset("mnist", "test")
+
+
+def test_color_mnist_colours_and_split(mnist_train, mnist_test_full):
     train_idx, val_idx = seed_split()
     train = color_mnist("train", normalize=False, limit=50)
     val = color_mnist("val", normalize=False, limit=50)
@@ -44,7 +50,8 @@ def test_color_mnist_colours_and_split(mnist_train, mnist_test):
     assert train.x.shape == (50, 3, 28, 28) and train.name == "colormnist"
     palette = torch.tensor(PAPER_PALETTE)
     for data, gray, index, flip in ((train, mnist_train, train_idx, False), (val, mnist_train, val_idx, True),
-                                    (test, mnist_test, torch.arange(50), True)):
+                                    (test, mnist_test_full, torch.arange(10_000), True)):
+        index = index[stratified_subset(gray.y[index], 50)]  # limit=50: the split's stratified subset
         for i in range(0, 50, 7):
             j = int(index[i])
             label = int(gray.y[j])
@@ -75,11 +82,12 @@ def test_color_mnist_normalisation_uses_training_statistics(mnist_train):
     torch.testing.assert_close(normed.x, (raw.x - got_mean[:, None, None]) / got_std[:, None, None])
 
 
-def test_decoy_mnist_patches(mnist_train, mnist_test):
+def test_decoy_mnist_patches(mnist_train, mnist_test_full):
     train_idx, _ = seed_split()
     for split, gray, index, value in (("train", mnist_train, train_idx, lambda y: 255 - 25 * y),
-                                      ("test", mnist_test, torch.arange(10_000), lambda y: 25 * y)):
+                                      ("test", mnist_test_full, torch.arange(10_000), lambda y: 25 * y)):
         data = decoy_mnist(split, limit=200)
+        index = index[stratified_subset(gray.y[index], 200)]  # limit=200: the split's stratified subset
         assert data.x.shape == (200, 1, 28, 28) and data.x.min() >= -1 and data.x.max() <= 1
         for i in range(200):
             j = int(index[i])

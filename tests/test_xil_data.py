@@ -27,7 +27,7 @@ def test_decoy_fmnist_follows_the_decoymnist_recipe():
     reward = train.extras["reward_mask"]
     source = load_dataset("fashion-mnist", "train")
     from explainreg.data.shortcuts import _split_index
-    index = _split_index(len(source), "train", 0.1, 0, 200)
+    index = _split_index(source.y, "train", 0.1, 0, 200)
     assert torch.equal(reward, source.x[index] * 255 > 1)
     assert load_dataset("decoy-fmnist", "test", limit=10).source.startswith("Decoy-FMNIST test")
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ..inputs import EVIDENCE, MUST_NOT_USE, check_mask_meaning, normalize_mask
-from .datasets import ArrayDataset, load_dataset
+from .datasets import ArrayDataset, load_dataset, stratified_subset
 
 SHORTCUT_SPLITS = ("train", "val", "test")
 #: digit count and the palette's end points (``Color("red").range_to(Color("purple"), 10)``)
@@ -59,22 +59,24 @@ def _mnist(split: str, root: str | None, name: str = "mnist") -> ArrayDataset:
     return load_dataset(name, split, root)
 
 
-def _split_index(n: int, split: str, val_fraction: float, split_seed: int, limit: int | None) -> torch.Tensor:
-    """Rows of the MNIST source for ``split``: all test rows, or the train / val part of the train set."""
+def _split_index(labels: torch.Tensor, split: str, val_fraction: float, split_seed: int,
+                 limit: int | None) -> torch.Tensor:
+    """Rows of the MNIST source for ``split``: all test rows, or the train / val part of the train set;
+    ``limit``: a seeded subset of them stratified by label (:func:`~explainreg.data.datasets.stratified_subset`,
+    seed 0), as every loader's ``limit``."""
+    n = len(labels)
     if split == "test":
         index = torch.arange(n)
     else:
         train_idx, val_idx = train_val_indices(n, val_fraction, split_seed)
         index = train_idx if split == "train" else val_idx
-    return _limit(index, limit)
-
-
-def _limit(index: torch.Tensor, limit: int | None) -> torch.Tensor:
     if limit is None:
         return index
-    if limit < 1:
-        raise ValueError(f"limit must be a positive number of images, got {limit}")
-    return index[:limit]
+    return index[stratified_subset(labels[index], limit)]
+
+
+def _limit_note(limit: int | None) -> str:
+    return "" if limit is None else f", limit {limit} (stratified by label, seed 0)"
 
 
 def color_mnist_stats(root: str | os.PathLike | None = None, *, val_fraction: float = 0.1,
@@ -97,12 +99,12 @@ def color_mnist(split: str = "train", root: str | os.PathLike | None = None, *, 
     ``train``: the MNIST training images outside the validation split, digit d in colour d;
     ``val`` (``val_fraction`` of MNIST train, ``split_seed`` as the seed's ``manual_seed(0)``) and
     ``test`` (MNIST test): colour 9 − d. ``normalize``: per-channel mean/std of the colour training
-    set, for every split. ``limit`` keeps the first images of the split.
+    set, for every split. ``limit`` keeps a seeded subset of the split stratified by label.
     """
     _check_split(split)
     palette = color_palette()
     source = _mnist("test" if split == "test" else "train", _root_key(root))
-    index = _split_index(len(source), split, val_fraction, split_seed, limit)
+    index = _split_index(source.y, split, val_fraction, split_seed, limit)
     y = source.y[index]
     color = palette[y if split == "train" else 9 - y]  # n×3
     x = source.x[index] * color[:, :, None, None]
@@ -110,7 +112,7 @@ def color_mnist(split: str = "train", root: str | os.PathLike | None = None, *, 
         mean, std = color_mnist_stats(root, val_fraction=val_fraction, split_seed=split_seed)
         x = (x - mean[None, :, None, None]) / std[None, :, None, None]
     return ArrayDataset(x, y.clone(), name="colormnist",
-                        source=f"ColorMNIST {split} from {source.source}, {len(index)} images")
+                        source=f"ColorMNIST {split} from {source.source}, {len(index)} images{_limit_note(limit)}")
 
 
 def pixel_nonzero_frequency(images: torch.Tensor) -> torch.Tensor:
@@ -208,7 +210,8 @@ def decoy_mnist(split: str = "train", root: str | os.PathLike | None = None, *, 
     N×1×28×28) marks the four corners, the CDEP/RRR/EG blob (``mask="corners"``), or only the corner
     that holds the patch (``mask="patch"``, XIL's masks). ``reward_mask=True`` adds
     ``extras["reward_mask"]``: the object, pixels of the source image > 1/255 (XIL's HINT masks).
-    ``source="fashion-mnist"`` makes Decoy-FMNIST (:func:`decoy_fmnist`). ``limit`` keeps the first images.
+    ``source="fashion-mnist"`` makes Decoy-FMNIST (:func:`decoy_fmnist`). ``limit`` keeps a seeded subset
+    stratified by label.
     """
     _check_split(split)
     if mask not in ("corners", "patch"):
@@ -222,7 +225,7 @@ def decoy_mnist(split: str = "train", root: str | os.PathLike | None = None, *, 
     corners.set_state(generator.get_state())  # the same draws as add_decoy's, for the patch masks
     values = 25.0 * y if split == "test" else 255.0 - 25.0 * y
     x = add_decoy(base.x * 255.0, values.float(), generator)  # corners drawn for the whole set
-    index = _split_index(len(base), split, val_fraction, split_seed, limit)
+    index = _split_index(base.y, split, val_fraction, split_seed, limit)
     extras: dict[str, torch.Tensor] = {}
     if with_mask and mask == "corners":
         extras["mask"] = decoy_corner_mask(x.shape[-1])[None, None].expand(len(index), 1, *x.shape[-2:])
@@ -235,7 +238,7 @@ def decoy_mnist(split: str = "train", root: str | os.PathLike | None = None, *, 
     name, title = ("decoymnist", "DecoyMNIST") if source == "mnist" else ("decoyfmnist", "Decoy-FMNIST")
     meanings = {"mask": MUST_NOT_USE, "reward_mask": EVIDENCE}
     return ArrayDataset(x, y[index].clone(), extras, name=name,
-                        source=f"{title} {split} (seed {seed}) from {base.source}, {len(index)} images",
+                        source=f"{title} {split} (seed {seed}) from {base.source}, {len(index)} images{_limit_note(limit)}",
                         mask_meanings={k: v for k, v in meanings.items() if k in extras})
 
 
