@@ -195,3 +195,43 @@ def test_trainer_trains_tiny_bert_on_sst_and_logs_the_terms(decoy, tmp_path):
                                                      + 0.5 * h["explainreg/cdep"], rel=1e-4)
         assert h["explainreg/cdep"] > 0
     assert not torch.equal(before, model.get_input_embeddings().weight)
+
+
+def test_own_loop_recipe_with_a_wordpiece_tokenizer_trained_on_sst(decoy):
+    """The recipe of docs/transformers.md: a fast tokenizer (here a WordPiece trained on SST's training
+    sentences; from_pretrained in practice), word-level decoy masks carried to word pieces by word_mask,
+    and an Objective step on the HFClassifier; [CLS], [SEP] and padding never carry the mask."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from explainreg.hf import word_mask
+
+    splits, _, _, _ = decoy
+    sentences = splits.train.sentences()
+    wp = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    wp.pre_tokenizer = pre_tokenizers.Whitespace()
+    wp.train_from_iterator([" ".join(s) for s in sentences], trainers.WordPieceTrainer(
+        vocab_size=400, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"], show_progress=False))
+    wp.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2),
+                                                                                               ("[SEP]", 3)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=wp, pad_token="[PAD]", unk_token="[UNK]",
+                                        cls_token="[CLS]", sep_token="[SEP]")
+    rows = list(range(16))
+    words = [sentences[i] for i in rows]
+    masks = [splits.train.extras["mask"][i, :len(w)].tolist() for i, w in zip(rows, words)]
+    enc = tokenizer(words, is_split_into_words=True, padding=True, return_tensors="pt")
+    m = word_mask(enc, masks)
+    assert m.sum() >= sum(sum(x) for x in masks) and float(m[:, 0].sum()) == 0.0
+    assert float(m[enc["attention_mask"] == 0].sum()) == 0.0
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=128, num_labels=2,
+                        pad_token_id=tokenizer.pad_token_id)
+    model = HFClassifier(BertForSequenceClassification(config))
+    model.check_attention_mask(enc["input_ids"], enc["attention_mask"])
+    y = splits.train.y[rows]
+    out = Objective({RRR(): 1.0, CDEP(): 1.0})(model, enc["input_ids"], y, mask=m)
+    out.loss.backward()
+    assert out.terms["cdep"] > 0 and model.get_input_embeddings().weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="give one value per word"):
+        word_mask(enc, [[1]] * len(words))

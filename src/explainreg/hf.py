@@ -36,7 +36,7 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -154,6 +154,53 @@ class HFClassifier(nn.Module):
                              "(tokenizer(..., padding=True)) and mask nothing else")
 
 
+def word_mask(encoding: Any, masks: Sequence[Sequence[float]]) -> torch.Tensor:
+    """A B×T token mask from per-word masks: every word piece takes its word's value; special tokens
+    ([CLS], [SEP]) and padding take 0.
+
+    Args:
+        encoding: a fast tokenizer's ``BatchEncoding`` (``tokenizer(words, is_split_into_words=True,
+            padding=True, return_tensors="pt")``; it knows each token's word, ``word_ids(b)``).
+        masks: one sequence per sentence with a value in [0, 1] per word (1 = the word the explanation
+            concerns, e.g. a decoy word).
+
+    Shape:
+        output B×T (float32), T = ``encoding["input_ids"].shape[1]``.
+
+    Example::
+
+        >>> from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+        >>> from transformers import PreTrainedTokenizerFast
+        >>> wp = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        >>> wp.pre_tokenizer = pre_tokenizers.Whitespace()
+        >>> wp.train_from_iterator(["a fine film", "a dull film"], trainers.WordPieceTrainer(
+        ...     vocab_size=30, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"], show_progress=False))
+        >>> wp.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]",
+        ...                                                   special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+        >>> tok = PreTrainedTokenizerFast(tokenizer_object=wp, pad_token="[PAD]", unk_token="[UNK]")
+        >>> enc = tok([["a", "fine", "film"], ["dull"]], is_split_into_words=True, padding=True,
+        ...           return_tensors="pt")
+        >>> enc.tokens(0), enc.tokens(1)
+        (['[CLS]', 'a', 'fine', 'film', '[SEP]'], ['[CLS]', 'dull', '[SEP]', '[PAD]', '[PAD]'])
+        >>> word_mask(enc, [[0, 1, 0], [1]])                  # "fine" and "dull"
+        tensor([[0., 0., 1., 0., 0.],
+                [0., 1., 0., 0., 0.]])
+    """
+    ids = encoding["input_ids"]
+    if len(masks) != ids.shape[0]:
+        raise ValueError(f"masks has {len(masks)} sentences, the encoding {ids.shape[0]}")
+    out = torch.zeros(ids.shape, dtype=torch.float32)
+    for b, m in enumerate(masks):
+        words = encoding.word_ids(b)
+        for t, w in enumerate(words):
+            if w is None:
+                continue
+            if w >= len(m):
+                raise ValueError(f"sentence {b} has word {w} but its mask gives {len(m)} words; give one value per word")
+            out[b, t] = float(m[w])
+    return out
+
+
 class ExplainregTrainer(transformers.Trainer):
     """A ``transformers.Trainer`` training ``CE + Σ λ_i R_i`` (an explainreg :class:`Objective`) and
     logging each term (``ce``, each penalty by name) averaged over the logging interval.
@@ -217,4 +264,4 @@ class ExplainregTrainer(transformers.Trainer):
         super().log(logs, *args, **kwargs)
 
 
-__all__ = ["ExplainregTrainer", "HFClassifier", "TOKEN_TYPES"]
+__all__ = ["ExplainregTrainer", "HFClassifier", "TOKEN_TYPES", "word_mask"]
