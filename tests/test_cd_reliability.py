@@ -305,3 +305,36 @@ def test_data_parallel_is_decomposed_as_the_network_inside(mnist_test):
     wrapped = nn.DataParallel(net)
     torch.testing.assert_close(decompose(wrapped, x, mask), decompose(net, x, mask))
     torch.testing.assert_close(cdep(wrapped, x, mask), cdep(net, x, mask))
+
+
+class _DropoutTokenCNN(torch.nn.Module):
+    """A CNN over embeddings with functional dropout in its forward, as users write it."""
+
+    def __init__(self, vocab: int, dim: int = 8):
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab, dim)
+        self.conv = torch.nn.Conv1d(dim, 8, 3, padding=1)
+        self.out = torch.nn.Linear(8, 2)
+
+    def forward(self, ids):
+        h = F.dropout(self.embed(ids), 0.5, training=self.training).transpose(1, 2)
+        return self.out(F.relu(self.conv(h)).mean(2))
+
+
+def test_text_cdep_in_training_mode_treats_functional_dropout_as_identity():
+    """The text CDEP penalty on real SST decoy sentences: two training-mode calls agree, and equal the
+    network without dropout (functional dropout is the identity in the CD pass, as for images)."""
+    from explainreg.data.text import sst_bias
+    from explainreg.penalties.text import cdep_text
+
+    from explainreg.training import iterate_batches
+
+    splits = sst_bias("decoy", limit=64)
+    ids, y, extras = next(iterate_batches(splits.train, 16, shuffle=False))
+    mask, lengths = extras["mask"].float(), extras["lengths"]
+    assert bool((mask != 0).any())
+    torch.manual_seed(0)
+    net = _DropoutTokenCNN(len(splits.vocab)).train()
+    first = cdep_text(net, ids, y, mask, lengths=lengths)
+    torch.testing.assert_close(first, cdep_text(net, ids, y, mask, lengths=lengths))
+    torch.testing.assert_close(first, cdep_text(copy.deepcopy(net).eval(), ids, y, mask, lengths=lengths))

@@ -25,6 +25,7 @@ from torch import nn
 
 from .._random import stable_ranks
 from .._validation import check_choice
+from ..decomposition.rules import dropout_as_identity
 from ..modes import deterministic_dropout, frozen_norm_statistics
 
 
@@ -81,7 +82,7 @@ def cdep_text(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, token_mask: 
         return sum((p.sum() * 0 for p in params), token_mask.new_zeros((), dtype=torch.float32))
     rows = has.nonzero().flatten()
     # as the image CDEP: the deterministic network (dropout as identity), BatchNorm statistics untouched
-    with torch.enable_grad(), deterministic_dropout(model), frozen_norm_statistics(model):
+    with torch.enable_grad(), deterministic_dropout(model), dropout_as_identity(), frozen_norm_statistics(model):
         rel, irrel = decompose_tokens(model, ids[rows], token_mask[rows], layer=layer,
                                       lengths=None if lengths is None else lengths[rows])
     return cdep_text_penalty(rel, irrel, y[rows])
