@@ -7,6 +7,7 @@ the command says where (nothing computed is lost). The test data are those the r
 (the bundled subset when it trained on it), unless ``--data-root`` says otherwise."""
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import signal
@@ -242,8 +243,9 @@ def _evaluate_part(args, model, method: str | None, metric_names: list[str], x_a
         return {}
     built = {}
     for n in metric_names:
-        if n in LOCALISATION_METRICS:
-            built[n] = LOCALISATION_METRICS[n]()
+        if n in LOCALISATION_METRICS:  # ranking metrics break ties in the --seed order of the removal metrics
+            cls = LOCALISATION_METRICS[n]
+            built[n] = cls(**({"seed": args.seed} if "seed" in inspect.signature(cls).parameters else {}))
             continue
         built[n] = build_metric(n, **_settings(n, args, method=method, train_set=train, epochs=args.roar_epochs,
                                                batch_size=args.roar_batch_size))
