@@ -235,3 +235,10 @@ def test_own_loop_recipe_with_a_wordpiece_tokenizer_trained_on_sst(decoy):
     assert out.terms["cdep"] > 0 and model.get_input_embeddings().weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="give one value per word"):
         word_mask(enc, [[1]] * len(words))
+
+
+def test_a_model_returning_a_model_output_is_told_to_use_hfclassifier(decoy):
+    splits, x, y, extras = decoy
+    raw = tiny_bert(len(splits.vocab)).model
+    with pytest.raises(TypeError, match=r"SequenceClassifierOutput \(a HuggingFace ModelOutput\).*HFClassifier"):
+        RRR()(raw, x, y, **extras)

@@ -68,6 +68,10 @@ def check_labels(y: torch.Tensor, num_classes: int) -> None:
 
 
 def check_logits(logits: torch.Tensor, batch_size: int) -> None:
+    if not isinstance(logits, torch.Tensor) and isinstance(getattr(logits, "logits", None), torch.Tensor):
+        raise TypeError(f"the model returned a {type(logits).__name__} (a HuggingFace ModelOutput), not a logits "
+                        "tensor; wrap the model: explainreg.hf.HFClassifier(model) takes the token ids (or pixels) "
+                        "and returns the logits, with the padding as its attention_mask (docs/transformers.md)")
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != batch_size:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"the model must return logits of shape B×K = ({batch_size}, K), got {shape}")
