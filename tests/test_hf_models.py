@@ -110,6 +110,34 @@ def test_saliency_and_penalties_equal_each_sentence_alone(decoy, arch):
     torch.testing.assert_close(RRR()(model, x, y, **extras), torch.stack(rrr).mean(), atol=1e-7, rtol=1e-4)
     assert cdep, "the batch holds sentences with the decoy token"
     torch.testing.assert_close(CDEP()(model, x, y, **extras), torch.stack(cdep).mean(), atol=1e-6, rtol=1e-4)
+    sgt = [SaliencyGuided(fill=0.0)(model, *_alone(model, x, extras, b)[:1], y[b:b + 1]) for b in range(len(x))]
+    torch.testing.assert_close(SaliencyGuided(fill=0.0)(model, x, y, **extras), torch.stack(sgt).mean(),
+                               atol=1e-7, rtol=1e-4)
+    torch.testing.assert_close(Consistency()(model, x, y, **extras), _consistency_pairs(model, x, y, extras),
+                               atol=1e-6, rtol=1e-4)
+
+
+def _consistency_pairs(model, x, y, extras) -> torch.Tensor:
+    """Consistency written pair by pair from each sentence alone: ĝ min–max normalised over the sentence's
+    own tokens, ĝ and the embeddings zero-padded to T, (1 − cos ĝ) / (max(1 − cos e, 1e-3) + 1e-8) over the
+    pairs of one predicted class, divided by B."""
+    T = x.shape[1]
+    units, embeds, predicted = [], [], []
+    for b in range(len(x)):
+        ids, _ = _alone(model, x, extras, b)
+        g = saliency(model, ids, y[b:b + 1]).detach()
+        g = (g - g.min()) / (g.max() - g.min() + 1e-12)
+        units.append(F.pad(g[0], (0, 0, 0, T - ids.shape[1])).flatten())
+        embeds.append(F.pad(model.get_input_embeddings()(ids)[0].detach(), (0, 0, 0, T - ids.shape[1])).flatten())
+        predicted.append(int(model(ids).argmax(1)))
+    total = torch.zeros(())
+    for i in range(len(x)):
+        for j in range(i + 1, len(x)):
+            if predicted[i] == predicted[j]:
+                gap = 1 - F.cosine_similarity(units[i], units[j], 0)
+                distance = (1 - F.cosine_similarity(embeds[i], embeds[j], 0)).clamp_min(1e-3)
+                total = total + gap / (distance + 1e-8)
+    return total / len(x)
 
 
 def test_attention_mask_is_the_padding_and_is_checked(decoy):

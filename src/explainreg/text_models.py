@@ -11,7 +11,7 @@ contextual decomposition:
   classification"): wide convolutions of widths 3, 4, 5, ReLU, max over
   time, dropout, linear head.
 * :class:`TransformerClassifier` — a small Transformer encoder, mean over the real tokens, linear
-  head (saliency and gradient penalties; CD refuses attention).
+  head (saliency, gradient penalties and contextual decomposition through attention, CD-T).
 """
 from __future__ import annotations
 
