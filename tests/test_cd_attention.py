@@ -142,7 +142,7 @@ def test_self_attention_follows_cdt_on_a_worked_example():
     """The sentence "the film is a great disappointment", with "great" relevant, through one BERT
     self-attention of a random layer: explainreg's rule and CD-T's give the same parts (their bias
     splits differ only in ε: 1e-19 against 1e-8)."""
-    transformers = pytest.importorskip("transformers")
+    transformers = needs_transformers()
     torch.manual_seed(0)
     config = transformers.BertConfig(hidden_size=8, num_attention_heads=2, attention_probs_dropout_prob=0.0)
     sa = transformers.models.bert.modeling_bert.BertSelfAttention(config).double().eval()
@@ -194,6 +194,14 @@ def _has_transformers() -> bool:
     except ImportError:
         return False
     return True
+
+
+def needs_transformers():
+    """transformers, or a skip (a failure under EXPLAINREG_REQUIRE_OPTIONAL, as make test sets)."""
+    if os.environ.get("EXPLAINREG_REQUIRE_OPTIONAL"):
+        import transformers
+        return transformers
+    return pytest.importorskip("transformers", reason="the optional extra `hf` is not installed")
 
 
 def token_exactness(model: nn.Module, x: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
@@ -248,7 +256,7 @@ def image_exactness(model: nn.Module, x: torch.Tensor, mask: torch.Tensor) -> di
 
 @pytest.mark.parametrize("weights", ["random", "trained"])
 def test_vit_is_exact_on_mnist(weights):
-    pytest.importorskip("transformers")
+    needs_transformers()
     from test_hf_models import tiny_vit
 
     data = load_dataset("mnist", "train")

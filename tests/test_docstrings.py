@@ -43,7 +43,7 @@ DOCUMENTED = frozenset("""
     explainreg.data.idx explainreg.data.image_ops explainreg.data.datasets explainreg.data.sources
     explainreg.data.counterexamples explainreg.data.patch_benchmark explainreg.data.folder
     explainreg.data.ucr explainreg.data.text
-    explainreg.metrics.localisation explainreg.lightning
+    explainreg.metrics.localisation explainreg.lightning explainreg.hf
 """.split())
 
 

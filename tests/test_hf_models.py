@@ -270,3 +270,17 @@ def test_a_model_returning_a_model_output_is_told_to_use_hfclassifier(decoy):
     raw = tiny_bert(len(splits.vocab)).model
     with pytest.raises(TypeError, match=r"SequenceClassifierOutput \(a HuggingFace ModelOutput\).*HFClassifier"):
         RRR()(raw, x, y, **extras)
+
+
+def test_explainreg_training_loop_trains_and_checkpoints_an_hf_classifier(decoy, tmp_path):
+    splits, _, _, _ = decoy
+    model = tiny_bert(len(splits.vocab), layers=1)
+    result = er.training.train(model, Objective({CDEP(): 1.0}), splits.train.take(64), splits.test.take(64),
+                               config=er.training.TrainConfig(epochs=1, batch_size=32, progress=False),
+                               run_dir=tmp_path / "run")
+    assert result.history[-1]["train_cdep"] > 0 and 0.0 <= result.history[-1]["test_accuracy"] <= 1.0
+    again = er.training.train(tiny_bert(len(splits.vocab), layers=1, seed=1), Objective({CDEP(): 1.0}),
+                              splits.train.take(64), splits.test.take(64),
+                              config=er.training.TrainConfig(epochs=1, batch_size=32, progress=False),
+                              run_dir=tmp_path / "run", resume=True)
+    assert again.history == result.history

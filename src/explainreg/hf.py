@@ -79,6 +79,19 @@ class HFClassifier(nn.Module):
 
     Raises:
         ValueError: no padding id is known, or it disagrees with the embedding's ``padding_idx``.
+
+    Example::
+
+        >>> from transformers import ViTConfig, ViTForImageClassification
+        >>> vit = HFClassifier(ViTForImageClassification(ViTConfig(image_size=4, patch_size=2, num_channels=1,
+        ...     hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16, num_labels=3)))
+        >>> vit(torch.rand(2, 1, 4, 4)).shape
+        torch.Size([2, 3])
+        >>> vit.pixel_mask(torch.tensor([[1, 0], [0, 0]]))        # the top-left patch, as pixels
+        tensor([[1, 1, 0, 0],
+                [1, 1, 0, 0],
+                [0, 0, 0, 0],
+                [0, 0, 0, 0]])
     """
 
     def __init__(self, model: nn.Module, *, pad_token_id: int | None = None, token_types: str | None = None,
@@ -215,6 +228,27 @@ class ExplainregTrainer(transformers.Trainer):
         extras: the batch keys passed to the penalties (default ``("mask",)``).
         classifier: options of :class:`HFClassifier` (``pad_token_id``, ``token_types``, ...).
         *args, **kwargs: ``transformers.Trainer``'s.
+
+    Example::
+
+        >>> from transformers import BertConfig, BertForSequenceClassification, TrainingArguments
+        >>> from explainreg.penalties import RRR
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> bert = BertForSequenceClassification(BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1,
+        ...     num_attention_heads=2, intermediate_size=16, max_position_embeddings=8, num_labels=2))
+        >>> rows = [{"input_ids": torch.tensor([2, 5 + i % 7, 9, 0]), "labels": torch.tensor(i % 2),
+        ...          "mask": torch.tensor([0.0, 1.0, 0.0, 0.0])} for i in range(8)]
+        >>> collate = lambda items: {k: torch.stack([it[k] for it in items]) for k in items[0]}
+        >>> args = TrainingArguments("/tmp/explainreg-trainer-example", max_steps=2, logging_steps=1,
+        ...                          per_device_train_batch_size=4, report_to=[], save_strategy="no",
+        ...                          use_cpu=True, disable_tqdm=True)
+        >>> trainer = ExplainregTrainer(model=bert, args=args, train_dataset=rows, data_collator=collate,
+        ...                             objective={RRR(): 1.0})
+        >>> trainer.remove_callback(transformers.PrinterCallback)   # (no printed logs in this example)
+        >>> _ = trainer.train()
+        >>> sorted(k for k in trainer.state.log_history[0] if k.startswith("explainreg/"))
+        ['explainreg/ce', 'explainreg/loss', 'explainreg/rrr']
     """
 
     def __init__(self, *args: Any, objective: Objective | Mapping, extras: tuple[str, ...] = ("mask",),

@@ -136,7 +136,16 @@ def additive_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor
 def attention_weights(q: torch.Tensor, k: torch.Tensor, scale: float, mask: torch.Tensor | None = None,
                       dropout: float = 0.0, causal: bool = False) -> torch.Tensor:
     """``A = dropout(softmax(q·kᵀ·scale + mask))``, q B×H×T×D, k B×H×S×D, ``mask`` additive
-    (broadcastable to B×H×T×S); the one dropout draw is shared by every part (the coefficients are fixed)."""
+    (broadcastable to B×H×T×S); the one dropout draw is shared by every part (the coefficients are fixed).
+
+    Example::
+
+        >>> q = k = torch.zeros(1, 1, 3, 2)
+        >>> attention_weights(q, k, 1.0, causal=True)[0, 0]          # equal scores: uniform over the past
+        tensor([[1.0000, 0.0000, 0.0000],
+                [0.5000, 0.5000, 0.0000],
+                [0.3333, 0.3333, 0.3333]])
+    """
     scores = torch.matmul(q, k.transpose(-1, -2)) * scale
     if causal:
         T, S = scores.shape[-2:]
@@ -150,7 +159,17 @@ def attention_weights(q: torch.Tensor, k: torch.Tensor, scale: float, mask: torc
 
 def attend(probs: torch.Tensor, v: Decomposed) -> Decomposed:
     """``A·v`` on each part with the fixed weights A (B×H×T×S) and values v (B×H×S×D per part):
-    rel_out = A·rel_v, irrel_out = A·irrel_v, total = A·v_total."""
+    rel_out = A·rel_v, irrel_out = A·irrel_v, total = A·v_total.
+
+    Example::
+
+        >>> A = torch.tensor([[[[0.5, 0.5], [1.0, 0.0]]]])            # B = H = 1, T = S = 2
+        >>> v = torch.tensor([[[[2.0], [4.0]]]])
+        >>> m = torch.tensor([1.0, 0.0]).view(1, 1, 2, 1)            # the first position is relevant
+        >>> out = attend(A, Decomposed(m * v, (1 - m) * v, v))
+        >>> out.rel.flatten().tolist(), out.irrel.flatten().tolist(), out.total.flatten().tolist()
+        ([1.0, 2.0], [2.0, 0.0], [3.0, 2.0])
+    """
     tiled = v.tile(probs)
     return Decomposed(torch.matmul(tiled, v.rel), torch.matmul(tiled, v.irrel), torch.matmul(probs, v.total))
 
@@ -158,7 +177,18 @@ def attend(probs: torch.Tensor, v: Decomposed) -> Decomposed:
 def self_attention(d: Decomposed, query: nn.Linear, key: nn.Linear, value: nn.Linear, heads: int, scale: float,
                    mask: torch.Tensor | None = None, dropout: float = 0.0) -> Decomposed:
     """Multi-head self-attention of a B×T×E decomposition before the output projection: the weights
-    from the total's queries and keys, the values by the affine rule, then :func:`attend`."""
+    from the total's queries and keys, the values by the affine rule, then :func:`attend`.
+
+    Example::
+
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> q, k, v = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 4)
+        >>> x = torch.randn(2, 3, 4)
+        >>> out = self_attention(Decomposed(x, torch.zeros_like(x), x), q, k, v, heads=2, scale=2 ** -0.5)
+        >>> bool(out.irrel.abs().max() == 0), bool(torch.allclose(out.rel + out.irrel, out.total, atol=1e-6))
+        (True, True)
+    """
     q = split_heads(query(d.total), heads)
     k = split_heads(key(d.total), heads)
     probs = attention_weights(q, k, scale, mask, dropout)
