@@ -439,7 +439,7 @@ def faithfulness_correlation_scores(model: nn.Module, x: torch.Tensor, y: torch.
                                     subsets: torch.Tensor | None = None, seed: int = 0,
                                     index: torch.Tensor | None = None, max_batch: int = MAX_BATCH) -> torch.Tensor:
     """Faithfulness correlation per image: over ``nr_runs`` random subsets S of ``subset_size`` features, Pearson
-    corr(Σ_{i∈S} a_i, f_y(x) − f_y(x with S set to the baseline)).
+        corr(Σ_{i∈S} a_i, f_y(x) − f_y(x with S set to the baseline)).
 
         Bhatt, Weller & Moura (2020), "Evaluating and aggregating feature-based model explanations".
 
@@ -692,7 +692,7 @@ def region_perturbation_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor
                               convention: str = "explainreg", baseline: Any = None, seed: int = 0,
                               index: torch.Tensor | None = None, max_batch: int = MAX_BATCH) -> torch.Tensor:
     """Region perturbation: p_y(x) − p_y(x perturbed) (softmax) after each of the first ``regions_evaluation`` patches
-    set to the baseline.
+        set to the baseline.
 
         Samek et al. (2017), "Evaluating the visualization of what a deep neural network has learned".
 
@@ -849,7 +849,7 @@ def masked_accuracy_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
                          convention: str = "explainreg", seed: int = 0, index: torch.Tensor | None = None,
                          max_batch: int = MAX_BATCH, compat: bool | None = None) -> torch.Tensor:
     """Masked accuracy: correct[b, s] after the k = ⌊H·W·d_s/100⌋ pixels with the largest channel-mean |a| are replaced
-    by the background.
+        by the background.
 
         Ismail, Corrada Bravo & Feizi (2021), "Improving deep learning interpretability by saliency
         guided training" (its masked-accuracy evaluation).
@@ -926,7 +926,7 @@ class _Squeeze1(nn.Module):
 @register_metric("masked_accuracy", aliases=("sgt",))
 class MaskedAccuracy(WholeSeriesOnly, Metric):
     """Masked-accuracy curve over the drop percentage; summary: its trapezoid AUC over the fraction dropped d/100. Lower
-    is better (accuracy falls faster when the salient pixels go).
+        is better (accuracy falls faster when the salient pixels go).
 
         Ismail, Corrada Bravo & Feizi (2021).
 

@@ -57,7 +57,7 @@ def neighbour_sum(u: torch.Tensor) -> torch.Tensor:
 def solve_imputation(x: torch.Tensor, removed: torch.Tensor, *, tol: float = 1e-5, max_iter: int = 1000,
                      check_every: int = 8, compact: float = 0.1) -> torch.Tensor:
     """Noise-free linear imputation of the ``removed`` pixels: the solution of the neighbour-mean system, kept pixels
-    unchanged.
+        unchanged.
 
         Batched Jacobi-preconditioned conjugate gradients (see the module doc).
 
@@ -203,7 +203,7 @@ def road_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: 
               seed: int = 0, index: torch.Tensor | None = None, tol: float = 1e-5,
               max_batch: int = MAX_BATCH) -> torch.Tensor:
     """correct[b, s]: is argmax f(x̃) = y after removing ``percentages[s]`` % of the pixels and imputing them by noisy
-    linear imputation?
+        linear imputation?
 
         Rong et al. (2022), "A consistent and efficient evaluation strategy for attribution methods".
 

@@ -154,7 +154,7 @@ def roar_curve(model: nn.Module, train_set: ArrayDataset, test_set: ArrayDataset
 @register_metric("roar")
 class ROAR(Metric):
     """Accumulating ROAR: ``update`` collects test batches (with their attributions); ``compute`` attributes
-    ``train_set`` with the model last seen, masks, retrains and evaluates (lower is better).
+        ``train_set`` with the model last seen, masks, retrains and evaluates (lower is better).
 
         Hooker, Erhan, Kindermans & Kim (2019), "A benchmark for interpretability methods in deep neural networks".
 

@@ -218,7 +218,7 @@ class GaussianNoise(Metric):
 @register_metric("blocks", aliases=("square_blocks",))
 class SquareBlocks(Metric):
     """Accuracy curve over the maximal block half-size s ∈ {0, 6, 8, 10, 12} and its trapezoid AUC (max 12; higher is
-    better).
+        better).
 
         The seed's robustness test 6.
 
@@ -273,7 +273,7 @@ def max_sensitivity_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, a
                            noise: torch.Tensor | None = None, max_batch: int = 4096,
                            options: dict[str, Any] | None = None) -> torch.Tensor:
     """Per image max_r ‖a(x) − a(x + ε_r)‖_F / ‖a(x)‖_F over ``nr_samples`` perturbations, as
-    ``quantus.MaxSensitivity``.
+        ``quantus.MaxSensitivity``.
 
         Yeh et al. (2019), "On the (in)fidelity and sensitivity of explanations".
 
