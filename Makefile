@@ -1,4 +1,4 @@
-# explainreg: `make demo` runs the main job, `make test` runs the tests. Each sets itself up in .venv.
+# explainreg: `make demo` runs the main job, `make test` runs the tests, `make docs` builds the site. Each sets itself up in .venv.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TEST_DATA ?= $(abspath ../shared/data)
 DEMO_DATA := $(if $(EXPLAINREG_DATA),,$(if $(wildcard ../shared/data/mnist),--data-root ../shared/data))
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install demo test test-all bench docs clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,18 @@ test: install
 test-all: install
 	EXPLAINREG_REQUIRE_OPTIONAL=1 EXPLAINREG_DATA="$${EXPLAINREG_DATA:-$(TEST_DATA)}" $(BIN)/python -m pytest -q
 
+# The documentation site, warnings as errors, its examples executed on the data in $$EXPLAINREG_DATA:
+# docs/_build/html/index.html
+$(BIN)/.docs-installed: $(BIN)/.installed
+	$(BIN)/pip install -q -c constraints.txt -e ".[docs,hf]"
+	touch $@
+
+docs: $(BIN)/.docs-installed
+	EXPLAINREG_DATA="$${EXPLAINREG_DATA:-$(TEST_DATA)}" OMP_NUM_THREADS=1 MPLBACKEND=Agg \
+		$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
+
 bench: install
 	$(BIN)/python benchmarks/step_overhead.py --data-root "$${EXPLAINREG_DATA:-$(TEST_DATA)}"
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache docs/_build docs/gallery

@@ -31,7 +31,7 @@ from typing import Any
 
 from .saliency import minmax_normalize, saliency  # bound first: the function, not the module, is er.saliency
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY_MODULES = ("attribution", "data", "decomposition", "inputs", "metrics", "models", "penalties", "runs",
                  "studies", "training", "transforms")
