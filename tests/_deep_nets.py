@@ -1,4 +1,4 @@
-"""Deep networks the CD exactness tests build themselves (methods.md A.6)."""
+"""Deep networks the CD exactness tests build themselves (documentation: methods/decomposition)."""
 from __future__ import annotations
 
 import torch

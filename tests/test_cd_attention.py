@@ -1,4 +1,4 @@
-"""Contextual decomposition through attention (methods.md A.15; CD-T, Hsu et al. 2024): the rule
+"""Contextual decomposition through attention (documentation: transformers; CD-T, Hsu et al. 2024): the rule
 against an independent per-head computation written plainly here, against CD-T's own propagation of
 BERT's self-attention on a worked example, and exactness as A.6 asks (rel + irrel = logits, float32
 against float64, all-ones and all-zeros masks) on random and briefly trained Transformers on real data

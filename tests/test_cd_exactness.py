@@ -1,4 +1,4 @@
-"""CD exactness on deep networks (methods.md A.6): float32 against float64, all-ones and all-zeros
+"""CD exactness on deep networks (documentation: methods/decomposition): float32 against float64, all-ones and all-zeros
 masks, on architectures these tests build themselves, with random and briefly trained weights."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every CD rule against a plainly written two-stream computation (methods.md A.6, B.2 §2.1), on
+"""Every CD rule against a plainly written two-stream computation (documentation: methods/decomposition; the CDEP code), on
 real MNIST activations: BatchNorm, Tanh, Sigmoid, LeakyReLU, pooling, residual adds, functional
 calls, registered user rules, and subclasses that override ``forward``."""
 from __future__ import annotations

@@ -50,7 +50,7 @@ def test_tiny_decoymnist_study_writes_report_and_skips_finished_runs(tmp_path, c
         assert "<html" in page and "data:image/png;base64," in page and "60.97" in page
         record = json.loads((tmp_path / "runs" / "cdep_lam100_seed0" / "result.json").read_text())
         assert 0 <= record["test_accuracy"] <= 100 and record["train_size"] == 128
-        # the behavioural shortcut evidence beside the accuracy (methods.md A.13)
+        # the behavioural shortcut evidence beside the accuracy (documentation: methods/shortcuts)
         evidence = json.loads((tmp_path / "runs" / "cdep_lam100_seed0" / "behaviour.json").read_text())
         assert evidence["reliance"] == pytest.approx(evidence["acc_agree"] - evidence["acc_disagree"])
         assert {"reliance", "flip_shortcut", "worst_group", "cd_margin_share", "gxi_margin_share"} <= set(table.columns)
@@ -83,7 +83,7 @@ def test_tiny_colormnist_study(tmp_path):
         assert args.func(args) == 0
         table = pd.read_csv(tmp_path / "results.csv")
         assert list(table["method"]) == ["cdep"] and table["test_mean"].between(0, 100).all()
-        # the colour as the shortcut: own class's colour vs another's (methods.md A.13)
+        # the colour as the shortcut: own class's colour vs another's (documentation: methods/shortcuts)
         assert table["reliance"].iloc[0] == pytest.approx(table["acc_agree"].iloc[0] - table["acc_disagree"].iloc[0])
         assert "Does the model still use the colour?" in (tmp_path / "summary.md").read_text()
     finally:

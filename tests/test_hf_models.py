@@ -1,7 +1,7 @@
 """HuggingFace classifiers (built from small configs; no weights are downloaded) as explainreg models:
 every token penalty reaches the weights (the word embeddings included) and agrees with a computation
 on each sentence alone; attributions and metrics run; ViT on pixels; the Trainer subclass trains a
-tiny BERT on real SST batches and logs the terms (methods.md A.7, A.15)."""
+tiny BERT on real SST batches and logs the terms (documentation: guide/concepts, transformers)."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,4 @@
-"""The image-folder reader (methods.md A.12) against files written here from real MNIST images."""
+"""The image-folder reader (documentation: guide/images) against files written here from real MNIST images."""
 from __future__ import annotations
 
 import numpy as np

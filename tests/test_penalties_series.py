@@ -100,7 +100,7 @@ def test_sgt_masks_exactly_k_features_per_series(motions):
 
 def test_sgt_on_padded_series_masks_only_real_steps():
     """JapaneseVowels (12 channels, ≤ 29 steps, zero-padded): SGT masks ⌊f·C·L_b⌋ real entries of each
-    series, never a padded step, and fills from the real values' range (methods.md A.4, A.10)."""
+    series, never a padded step, and fills from the real values' range (documentation: methods/saliency-guided)."""
     from explainreg.data.ucr import load_ucr
     from explainreg.penalties.saliency_guided import saliency_guided_mask
 

@@ -1,4 +1,4 @@
-"""Contextual decomposition of LSTM / GRU text models (methods.md A.8) against a plainly written,
+"""Contextual decomposition of LSTM / GRU text models (documentation: methods/decomposition) against a plainly written,
 per-sentence, per-time-step implementation of the rules, on real SST sentences (random weights)."""
 from __future__ import annotations
 

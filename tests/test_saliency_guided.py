@@ -1,4 +1,4 @@
-"""Saliency Guided Training (methods.md A.4) against independent per-image loops, on real MNIST."""
+"""Saliency Guided Training (documentation: methods/saliency-guided) against independent per-image loops, on real MNIST."""
 from __future__ import annotations
 
 import numpy as np

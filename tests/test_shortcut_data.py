@@ -17,7 +17,7 @@ from explainreg.data import (
     masked_dataset,
 )
 
-# methods.md B.2 §2.4, RGB (0–1) per digit
+# the CDEP code, RGB (0–1) per digit
 PAPER_PALETTE = [(1, 0, 0), (.945, .525, 0), (.790, .889, 0), (.278, .834, 0), (0, .779, .173), (0, .723, .563),
                  (0, .445, .668), (0, .068, .613), (.248, 0, .557), (.502, 0, .502)]
 

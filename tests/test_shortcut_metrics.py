@@ -1,4 +1,4 @@
-"""Behavioural shortcut metrics (methods.md A.13) against independent computations: a linear model
+"""Behavioural shortcut metrics (documentation: methods/shortcuts) against independent computations: a linear model
 whose flip rate, group accuracies and decision shares are known in closed form, and plain
 per-sample loops on real DecoyMNIST images; the mask-meaning rule (A.14)."""
 from __future__ import annotations

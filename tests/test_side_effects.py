@@ -1,5 +1,5 @@
 """Extra forward passes of penalties leave BatchNorm statistics alone; the one-pass saliency warns
-once about training-mode BatchNorm (methods.md A.1, A.6)."""
+once about training-mode BatchNorm (documentation: methods/gradient, methods/decomposition)."""
 from __future__ import annotations
 
 import copy

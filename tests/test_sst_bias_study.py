@@ -1,4 +1,4 @@
-"""The SST bias study end to end on a small real subset (methods.md A.9)."""
+"""The SST bias study end to end on a small real subset (documentation: guide/text)."""
 from __future__ import annotations
 
 import csv

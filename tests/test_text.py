@@ -1,6 +1,6 @@
 """Text: the SST / Rotten Tomatoes readers, CDEP's bias builders, the explained-input seam on token
 batches (saliency w.r.t. embeddings, masks, padding), every penalty on token batches, the CDEP text
-penalty against a per-sentence computation, and bad input (methods.md A.7–A.9)."""
+penalty against a per-sentence computation, and bad input (documentation: guide/concepts, guide/text)."""
 from __future__ import annotations
 
 import math

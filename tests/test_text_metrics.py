@@ -1,4 +1,4 @@
-"""Token attributions and ERASER comprehensiveness / sufficiency (methods.md A.9) on real SST sentences."""
+"""Token attributions and ERASER comprehensiveness / sufficiency (documentation: guide/text) on real SST sentences."""
 from __future__ import annotations
 
 import pytest

@@ -28,7 +28,7 @@ def test_quick_study_writes_report(tmp_path):
     assert rows[1]["rate"] == "nan"  # HINT: no normalisation rate by default (CDEP only)
     report = (tmp_path / "report.md").read_text()
     assert "| hint |" in report and "explainreg study xil" in report
-    # the behavioural shortcut evidence beside WR (methods.md A.13)
+    # the behavioural shortcut evidence beside WR (documentation: methods/shortcuts)
     assert "Does the model still use the decoy?" in report
     for r in rows:
         assert float(r["reliance"]) == pytest.approx(float(r["acc_agree"]) - float(r["acc_disagree"]))

@@ -10,7 +10,7 @@ import torch
 def check_batch(x: torch.Tensor, y: torch.Tensor | None = None, *, min_dim: int = 2, tokens: bool = False) -> None:
     """Check that ``x`` is a finite floating batch and ``y`` one integer label per sample.
 
-    ``tokens=True`` (callers that understand token inputs, methods.md A.7) also accepts integer
+    ``tokens=True`` (callers that understand token inputs, documentation: guide/concepts) also accepts integer
     token ids of shape B×T with non-negative values."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")

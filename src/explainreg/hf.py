@@ -1,5 +1,5 @@
 """HuggingFace Transformers classifiers as explainreg models (the optional extra ``hf``:
-``pip install -c constraints.txt "explainreg[hf]"``; methods.md A.7, A.15).
+``pip install -c constraints.txt "explainreg[hf]"``; documentation: guide/concepts, transformers).
 
 :class:`HFClassifier` wraps a ``*ForSequenceClassification`` (BERT, DistilBERT, …) or a
 ``ViTForImageClassification`` into the model explainreg expects: token ids (or pixels) in, logits

@@ -568,7 +568,7 @@ def explain_input(model: nn.Module, x: torch.Tensor, extras: dict[str, Any] | No
 #: wrong-reason score, the behavioural shortcut metrics) ...
 MUST_NOT_USE = "must_not_use"
 #: ... or where the evidence is (HINT, pointing game, attribution localisation, relevance rank/mass,
-#: top-k intersection, localisation AUC); methods.md A.14
+#: top-k intersection, localisation AUC); documentation: guide/concepts
 EVIDENCE = "evidence"
 MASK_MEANINGS = (MUST_NOT_USE, EVIDENCE)
 #: the one stated conversion: the evidence is the complement of a must-not-use mask (and back), only when asked

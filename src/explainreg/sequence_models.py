@@ -1,4 +1,4 @@
-"""Sequence classifiers for time series: LSTM, TCN and a small Transformer encoder (methods.md A.7, A.10).
+"""Sequence classifiers for time series: LSTM, TCN and a small Transformer encoder (documentation: guide/concepts, methods/saliency-guided).
 
 All three take a batch laid out **B×C×T** (channels × time, the layout of explainreg's series data,
 declared once as ``input_layout``); ``layout="BxTxF"`` builds the same network for inputs laid out

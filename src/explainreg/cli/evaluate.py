@@ -31,7 +31,7 @@ DEFAULT_METRICS = "morf,faithfulness,complexity,roar,gaussian,blocks"
 def register(subparsers) -> None:
     """Add ``explainreg evaluate RUN_DIR`` to the command line's ``subparsers``."""
     p = subparsers.add_parser("evaluate", help="evaluate the attributions of a trained run",
-                              formatter_class=HelpFormatter, description="Compute attribution metrics (methods.md A.5) for the model of RUN_DIR on "
+                              formatter_class=HelpFormatter, description="Compute attribution metrics (documentation: methods/evaluation) for the model of RUN_DIR on "
                                           "its test set; writes metrics.json, metrics.csv and PNG curves there.")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--metrics", default=DEFAULT_METRICS,
@@ -98,7 +98,7 @@ def run(args) -> int:
     run_dir = Path(args.run_dir)
     output = Path(args.output) if args.output else run_dir
     requested = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    # localisation / wrong-reason metrics need the data set's annotation masks (methods.md A.11)
+    # localisation / wrong-reason metrics need the data set's annotation masks (documentation: methods/xil)
     mask_names = [k for k in (m.lower().replace("-", "_") for m in requested) if k in LOCALISATION_METRICS]
     names = [resolve_metric(m) for m in requested if m.lower().replace("-", "_") not in LOCALISATION_METRICS]
     methods = [resolve_method(m) for m in args.attribution.split(",") if m.strip()]

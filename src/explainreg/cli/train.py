@@ -55,7 +55,7 @@ def register(subparsers) -> None:
                                                  "on PYTHONPATH); it gets num_classes / in_channels if it takes them")
     p.add_argument("--model-kwargs", default=None, metavar="JSON",
                    help='keyword arguments for the model builder, e.g. \'{"width": 32}\'')
-    images = p.add_argument_group("image folders (methods.md A.12)")
+    images = p.add_argument_group("image folders (documentation: guide/images)")
     images.add_argument("--data", default=None, metavar="folder:PATH",
                         help="train on your images instead of --dataset: PATH/<class>/<image> (a random "
                              "--test-fraction held out) or PATH/train/<class>/… and PATH/test/<class>/…; a .csv "
@@ -333,7 +333,7 @@ def _floats(option: str, raw: str | None) -> tuple[float, ...] | None:
 
 def _run_folder(args: argparse.Namespace, objective: Objective, config: TrainConfig, model_name: str,
                 model_kwargs: dict, out: Path) -> int:
-    """``explainreg train --data folder:PATH``: the image-folder path (methods.md A.12)."""
+    """``explainreg train --data folder:PATH``: the image-folder path (documentation: guide/images)."""
     from ..data.folder import folder_splits, random_subset
 
     kind, _, path = args.data.partition(":")

@@ -43,7 +43,7 @@ class ArrayDataset(Dataset):
         extras: per-row tensors (masks, flags), each with N rows.
         name: the data set's name.
         source: where the rows came from (recorded in runs).
-        mask_meanings: what each mask among the extras means (methods.md A.14): ``{"mask":
+        mask_meanings: what each mask among the extras means (documentation: guide/concepts): ``{"mask":
             "must_not_use"}`` (a shortcut the model must not use) or ``"evidence"`` (where the right
             reasons are); a mask not named here carries no stated meaning.
 

@@ -296,7 +296,7 @@ class ImageFolder(Dataset):
         size, crop, mean, std: the :class:`~explainreg.data.image_ops.ImageTransform`.
         classes: class names in label order (default: the sorted folder names).
         num_workers, pin_memory: DataLoader settings used by the trainer (``loader_options``).
-        mask_meaning: what the masks mark (methods.md A.14): ``"must_not_use"`` (a shortcut, for CDEP /
+        mask_meaning: what the masks mark (documentation: guide/concepts): ``"must_not_use"`` (a shortcut, for CDEP /
             RRR / the behavioural metrics) or ``"evidence"`` (the object, for HINT / pointing game);
             None: not stated, and consumers defined for one meaning refuse the masks until it is.
 

@@ -1,4 +1,4 @@
-"""Shortcut data sets generated from real MNIST (methods.md B.2 §2.4–§2.5) and user-mask data sets.
+"""Shortcut data sets generated from real MNIST (the CDEP code) and user-mask data sets.
 
 * ColorMNIST: digit d coloured with palette colour d in training and 9 − d in validation and test,
   so a colour-only model scores ≈ 0 %; per-channel normalisation by the colour training set.
@@ -243,13 +243,13 @@ def decoy_mnist(split: str = "train", root: str | os.PathLike | None = None, *, 
 
 
 def decoy_fmnist(split: str = "train", root: str | os.PathLike | None = None, **options: Any) -> ArrayDataset:
-    """Decoy-FMNIST (methods.md A.11): the DecoyMNIST recipe of :func:`decoy_mnist` on Fashion-MNIST
+    """Decoy-FMNIST (documentation: methods/xil): the DecoyMNIST recipe of :func:`decoy_mnist` on Fashion-MNIST
     (patch grey 255 − 25y in training, 25y at test, where y is the garment class)."""
     return decoy_mnist(split, root, source="fashion-mnist", **options)
 
 
 class DecoyShortcut:
-    """DecoyMNIST's shortcut as an intervention hook (methods.md A.13 (b)): every 5×5 corner set to
+    """DecoyMNIST's shortcut as an intervention hook (documentation: methods/shortcuts): every 5×5 corner set to
     the background (−1) and one corner, drawn per sample by a keyed draw (stream ``"decoy_corner"``),
     painted with class ``target``'s patch grey: ``255 − 25·target`` (``rule="train"``, the shortcut the
     training set teaches) or ``25·target`` (``rule="test"``), scaled to [−1, 1].
@@ -439,7 +439,7 @@ def masked_dataset(x: Any, y: Any, mask: Any, *, meaning: str = MUST_NOT_USE, na
                    source: str = "in memory") -> ArrayDataset:
     """A data set of images, labels and annotation masks, whose batches carry the mask as
     ``extras["mask"]`` for CDEP / RRR / ExpectedGradients / Locality (``meaning="must_not_use"``,
-    the default) or HINT and the localisation metrics (``meaning="evidence"``); methods.md A.14.
+    the default) or HINT and the localisation metrics (``meaning="evidence"``); documentation: guide/concepts.
 
     The mask is read by :func:`explainreg.inputs.normalize_mask` with the data set in the batch's
     place, so it accepts what the penalties accept: one H×W for every image, N×H×W, N×1×H×W or

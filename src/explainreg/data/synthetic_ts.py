@@ -1,4 +1,4 @@
-"""The synthetic saliency benchmark of Ismail et al. 2020 (methods.md A.10), regenerated in torch.
+"""The synthetic saliency benchmark of Ismail et al. 2020 (documentation: methods/saliency-guided), regenerated in torch.
 
 "Benchmarking Deep Learning Interpretability in Time Series Predictions" (NeurIPS 2020), the
 recipe of its ``createSimulationDataProcesses.py`` / ``run_benchmark.py``:

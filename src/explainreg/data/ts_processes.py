@@ -1,4 +1,4 @@
-"""Background processes of the Ismail et al. 2020 saliency benchmark (methods.md A.10), in torch.
+"""Background processes of the Ismail et al. 2020 saliency benchmark (documentation: methods/saliency-guided), in torch.
 
 The benchmark (``createSimulationDataProcesses.py``, defaults of ``run_benchmark.py``) draws every
 feature of a sample from one TimeSynth process, sampled on one irregular time grid per sample, and

@@ -1,4 +1,4 @@
-"""Contextual decomposition (CD, Murdoch et al. 2018; as used by CDEP, methods.md A.3 and B.2 §2.1).
+"""Contextual decomposition (CD, Murdoch et al. 2018; as used by CDEP, documentation: methods/annotation; the CDEP code).
 
 ``decompose(model, x, mask) -> (rel, irrel)`` splits each logit into the part due to the masked
 input region and the rest, for any network built from supported layers (traced with torch.fx),

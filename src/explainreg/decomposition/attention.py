@@ -1,4 +1,4 @@
-"""Contextual decomposition through attention (methods.md A.15; CD-T, Hsu et al. 2024, "Mechanistic
+"""Contextual decomposition through attention (documentation: transformers; CD-T, Hsu et al. 2024, "Mechanistic
 interpretation through contextual decomposition in transformers").
 
 Scaled dot-product attention ``out = softmax(q·kᵀ·s + M)·v`` is decomposed with the attention weights
@@ -20,12 +20,12 @@ part's own mean, β split as a bias), GELU and tanh (two-player Shapley rule), R
 Where explainreg departs from CD-T's code (docs/transformers.md gives the comparison):
 
 * CD-T splits the embedding *output* (word + position + token type, after its LayerNorm) by token;
-  explainreg starts from the word embeddings (the explained tensor of methods.md A.7) and adds the
+  explainreg starts from the word embeddings (the explained tensor, documentation: guide/concepts) and adds the
   position and token-type embeddings as biases (split by the affine rule; all to rel under an
   all-ones mask, all to irrel under an all-zeros one), then decomposes the embedding LayerNorm.
 * CD-T's ``prop_act`` gives irrel = f(irrel) and rel the remainder (ACD's rule) for GELU and the
   pooler's tanh; explainreg uses the symmetric two-player Shapley rule for smooth activations
-  (methods.md A.6), ReLU relevant first.
+  (documentation: methods/decomposition), ReLU relevant first.
 * CD-T splits LayerNorm's β by the input parts' magnitudes |rel|, |irrel|; explainreg by the
   normalised parts' (the affine rule applied after the fixed scaling).
 * CD-T re-signs the parts after every operation (``normalize_rel_irrel``: where rel and irrel have

@@ -1,5 +1,5 @@
 """Saliency against a known ground-truth mask: precision / recall of the top-k ranking, and their
-areas AUP and AUR (methods.md A.10; Ismail et al. 2020, the SGT poster's Table 2).
+areas AUP and AUR (documentation: methods/saliency-guided; Ismail et al. 2020, the SGT poster's Table 2).
 
 Per sample b with D features (every entry of C×T for series, of C×H×W for images), scores
 s_b = |a_b| and ground truth m_b ∈ {0, 1}^D; the features sorted by s_b, descending (ties keep

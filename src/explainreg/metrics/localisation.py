@@ -532,7 +532,7 @@ class MaskMetric(Metric):
     function: ClassVar[Any] = None
     #: whether ``function`` ranks the entries (takes ``seed`` and ``index`` to key its tie order)
     ranked: ClassVar[bool] = False
-    #: what the metric's mask marks (methods.md A.14): where the evidence is (WR: what must not be used)
+    #: what the metric's mask marks (documentation: guide/concepts): where the evidence is (WR: what must not be used)
     mask_meaning: ClassVar[str] = EVIDENCE
 
     def __init__(self, **options: Any) -> None:

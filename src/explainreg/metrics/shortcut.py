@@ -1,8 +1,8 @@
-"""Behavioural shortcut evidence (methods.md A.13): does the model use the annotated region?
+"""Behavioural shortcut evidence (documentation: methods/shortcuts): does the model use the annotated region?
 
 An explanation metric says where an explanation points; a penalty that optimises the explanation
 can move it without changing what the model uses. These metrics ask the model. For inputs x with
-an annotated region m (the spurious region, a **must-not-use** mask, methods.md A.14) and labels y:
+an annotated region m (the spurious region, a **must-not-use** mask, documentation: guide/concepts) and labels y:
 
 - **intervention** x̃ = x ⊙ (1 − m) + r ⊙ m with r from (a) ``"other_class"``: the same region of a
   donor of another class, (b) ``"shortcut"``: the other class's shortcut planted by a data set hook
@@ -495,7 +495,7 @@ def _share_value(rows: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------------------- classes
 class _ShortcutMetric(Metric):
     """Shared: ``update(model, x, y, attributions=None, mask=None, *, index=None)``; the mask marks
-    what the model must not use (methods.md A.14)."""
+    what the model must not use (documentation: guide/concepts)."""
 
     needs_attributions: ClassVar[bool] = False
     needs_mask: ClassVar[bool] = True

@@ -139,7 +139,7 @@ class Penalty(nn.Module):
     """
 
     name: ClassVar[str] = "penalty"
-    #: what the penalty's mask marks (methods.md A.14): "must_not_use", "evidence", or None (no mask)
+    #: what the penalty's mask marks (documentation: guide/concepts): "must_not_use", "evidence", or None (no mask)
     mask_meaning: ClassVar[str | None] = None
     #: whether the penalty needs the input gradient (so the shared forward runs on a grad-enabled x)
     needs_input_grad: ClassVar[bool] = True
@@ -163,7 +163,7 @@ class Penalty(nn.Module):
     def evaluate(self, ctx: PenaltyContext) -> torch.Tensor:
         """``compute(ctx)`` with the model's BatchNorm running statistics left as they were: the
         forward passes a penalty makes beyond the shared one (perturbed, masked, rotated or
-        interpolated copies; contextual decomposition) are not training data (methods.md A.6).
+        interpolated copies; contextual decomposition) are not training data (documentation: methods/decomposition).
         Forward passes inside run attention on a twice-differentiable kernel (penalties such as
         expected gradients differentiate input gradients of their own forwards;
         :func:`~explainreg.saliency.twice_differentiable`); R comes out in float32 under autocast."""

@@ -131,7 +131,7 @@ def consistency(g: torch.Tensor, x: torch.Tensor, predicted: torch.Tensor, eps: 
     ε = 1e-8 (5e5 was seen on constant images), so one pair outweighs the whole batch. With the
     floor each pair's term is at most 2/δ = 2000. δ lies below the input distance of every
     same-class pair of the first 3,000 train images of MNIST (smallest 0.017) and Fashion-MNIST
-    (0.006), so on real images the penalty is the one of methods.md A.2 item 5 unchanged; such
+    (0.006), so on real images the penalty is the published one (documentation: methods/gradient); such
     pairs are kept, not left out, as near-duplicates should still explain alike.
     ``min_distance=0`` gives the unguarded definition.
 

@@ -13,7 +13,7 @@ from .base import Penalty, PenaltyContext, register_penalty, target_alias
 
 
 def input_layout(ctx: PenaltyContext) -> str:
-    """The layout of the batch (methods.md A.7): the context's ``inputs.layout`` when it has one,
+    """The layout of the batch (documentation: guide/concepts): the context's ``inputs.layout`` when it has one,
     else from x: 4 dims ``"image"`` (B×C×H×W), 3 ``"series"`` (B×C×T), 2 ``"tabular"`` (B×F)."""
     inputs = getattr(ctx, "inputs", None)
     if inputs is not None and getattr(inputs, "layout", None):
@@ -345,7 +345,7 @@ class Consistency(_SaliencyPenalty):
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         predicted = ctx.logits.detach().argmax(1)
-        # token batches: the input similarity is that of the (padding-free) embeddings (methods.md A.7)
+        # token batches: the input similarity is that of the (padding-free) embeddings (documentation: guide/concepts)
         explained = ctx.inputs.strip_padding(ctx.explained) if hasattr(ctx, "inputs") else ctx.x
         g = ctx.saliency(self.score)
         return P.consistency(g, explained, predicted, self.eps, real=ctx.inputs.real(g))

@@ -1,4 +1,4 @@
-"""Saliency Guided Training (Ismail et al. 2021; methods.md A.4, B.3 §3.1–§3.2).
+"""Saliency Guided Training (Ismail et al. 2021; documentation: methods/saliency-guided; the SGT code).
 
 Per batch, with a detached saliency g = ∂ log p_y / ∂x computed in eval mode:
 
@@ -183,7 +183,7 @@ def detached_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, score:
 @register_penalty("sgt", "saliency_guided_training")
 class SaliencyGuided(Penalty):
     """Saliency Guided Training: R = KL(p(x) ‖ p(x̃)), x̃ = x with the ⌊fraction·D⌋ features of lowest
-    (|g| or signed g) saliency of log p_y masked (methods.md A.4). Use with weight λ = 1 as the paper.
+    (|g| or signed g) saliency of log p_y masked (documentation: methods/saliency-guided). Use with weight λ = 1 as the paper.
 
     ``fill``: ``"random"`` (U(min x_b, max x_b) per feature) or a constant; ``score``: the scalar
     whose input gradient ranks the features (``"log_prob"`` as the seed; ``target`` is its deprecated
@@ -228,7 +228,7 @@ class SaliencyGuided(Penalty):
 
     def _tokens(self, ctx: PenaltyContext) -> torch.Tensor:
         """Token batches: rank tokens by s_bt = Σ_e g·e of the detached embedding saliency and replace
-        the embeddings of the ⌊fraction · L_b⌋ lowest (methods.md A.7; padding never masked)."""
+        the embeddings of the ⌊fraction · L_b⌋ lowest (documentation: guide/concepts; padding never masked)."""
         g = detached_saliency(ctx.model, ctx.x, ctx.y, self.score, self.eval_saliency, layer=ctx.inputs.layer)
         e = ctx.explained
         scores = ctx.inputs.scores(ctx.inputs.strip_padding(g), e.detach())

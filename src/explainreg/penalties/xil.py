@@ -1,4 +1,4 @@
-"""The XIL penalties beside RRR and CDEP: RRR-GradCAM, HINT and RBR (methods.md A.11).
+"""The XIL penalties beside RRR and CDEP: RRR-GradCAM, HINT and RBR (documentation: methods/xil).
 
 All three are differentiable to the weights (``create_graph=True`` throughout). Grad-CAM is built
 here from a forward hook and ``torch.autograd.grad``: Captum's ``LayerGradCam`` computes its
@@ -280,7 +280,7 @@ class HINT(_GradCAMPenalty):
     """
 
     name = "hint"
-    mask_meaning = "evidence"  # the reward mask m⁺: where the right reasons are (methods.md A.14)
+    mask_meaning = "evidence"  # the reward mask m⁺: where the right reasons are (documentation: guide/concepts)
     needs_input_grad = False
 
     def __init__(self, layer: str | None = None, reduction: str = "mean", positive_only: bool = False,

@@ -1,4 +1,4 @@
-"""Behavioural shortcut evidence for the studies' result tables (methods.md A.13): one call per
+"""Behavioural shortcut evidence for the studies' result tables (documentation: methods/shortcuts): one call per
 trained model gives the columns every shortcut study prints beside its explanation numbers.
 
 Columns (percent, except the shares): ``accuracy`` on the evaluated set; with the data set's

@@ -1,4 +1,4 @@
-"""CDEP's MNIST studies (methods.md B.2 §2.4–§2.7): ``decoymnist`` and ``colormnist``.
+"""CDEP's MNIST studies (the CDEP code): ``decoymnist`` and ``colormnist``.
 
 Each trains the unpenalised net and CDEP / RRR / Expected Gradients over the paper's λ grid and
 seeds with the paper's settings, then writes ``runs.csv`` (one row per run), ``results.csv``
@@ -277,7 +277,7 @@ def run_cdep_mnist(settings: GridSettings) -> list[dict[str, Any]]:
             print(f"[{i + 1}/{len(jobs)}] {name}: test {record['test_accuracy']:.2f} %  "
                   f"val {record['val_accuracy']:.2f} % train {record['train_accuracy']:.2f} %  "
                   f"({record['seconds']:.0f} s)", flush=True)
-    add_shortcut_evidence(out, key, test_set, study)  # the behavioural shortcut evidence (methods.md A.13)
+    add_shortcut_evidence(out, key, test_set, study)  # the behavioural shortcut evidence (documentation: methods/shortcuts)
     write_report(out, study, key)
     return collect(out, key)
 
@@ -386,7 +386,7 @@ def write_report(out: Path, study: str, key: str | None = None) -> None:
         report.table(Table(header, cells, bold, notes="Bold: the highest mean test accuracy."))
     if evidence:
         report.heading(f"Does the model still use the {'decoy' if study == 'decoymnist' else 'colour'}? "
-                       "(methods.md A.13, mean over seeds)")
+                       "(documentation: methods/shortcuts, mean over seeds)")
         report.table(Table(["method", "λ"] + [COLUMNS[c] for c in evidence],
                            [[LABELS[r["method"]], _fmt(r["lambda"])] + format_row(r, evidence)
                             for _, r in table.iterrows()], None,

@@ -1,5 +1,5 @@
 """``explainreg study constraints``: the six saliency penalties of seed 1 against an unconstrained
-baseline, evaluated with the seed's six tests (methods.md B.1 §1.4–§1.7).
+baseline, evaluated with the seed's six tests (the xAI-constrained-losses code).
 
 Layout of ``--out``: ``runs/NAME`` (one run folder per model, cached: finished runs are skipped,
 interrupted ones resumed), ``sweep/`` (weight selection on a validation split, when asked),

@@ -19,7 +19,7 @@ __all__ = ["COLUMNS", "CURVES", "GRID_METHODS", "SEED_MNIST", "curve_figures", "
 COLUMNS = (("test_accuracy", "test accuracy (%)", True), ("morf", "MoRF AUC", True),
            ("faithfulness", "faithfulness", True), ("complexity", "complexity", False),
            ("roar", "ROAR AUC", False), ("gaussian", "Gaussian AUC", True), ("blocks", "block AUC", True))
-#: The seed's published MNIST row (methods.md B.1 §1.4 accuracies, §1.7 metrics; one run each).
+#: The seed's published MNIST row (the xAI-constrained-losses study's notebook; one run each).
 SEED_MNIST = {
     "baseline": (98.72, 0.696, 0.801, 4.400, 0.8355, 0.643, 9.788),
     "gradient_l1": (98.52, 0.658, 0.910, 4.328, 0.7674, 0.660, 9.887),
@@ -65,7 +65,7 @@ def results_table(settings, metrics: dict[str, dict[str, Any]]) -> tuple[list[di
         bold = None
     notes = (("Quick mode (smoke test): no best is marked. " if settings.quick else "Bold: best in the column. ")
              + "Arrows: the direction that is better. "
-             + ("In parentheses: the seed's published value (methods.md B.1 §1.4, §1.7; one run each, "
+             + ("In parentheses: the seed's published value (the xAI-constrained-losses study's notebook; one run each, "
                 "its complexity from one image, its ROAR/Gauss AUCs with its own settings)." if seed else
                 "The seed published no Fashion-MNIST numbers."))
     return rows, Table(header, cells, bold, notes)

@@ -1,4 +1,4 @@
-"""CDEP's skin-lesion recipe (methods.md A.12, B.2): ``explainreg study isic --data-root DIR``.
+"""CDEP's skin-lesion recipe (documentation: guide/images; the CDEP code): ``explainreg study isic --data-root DIR``.
 
 1. A frozen feature extractor φ (a small random CNN, a ResNet-18-shaped net with random weights,
    or a user's ``module:callable``, e.g. VGG16 ``features`` + flatten) is applied once to every
@@ -47,7 +47,7 @@ __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ISICSettings", "METHODS", "PAPER", 
            "evaluate_head", "isic_splits", "make_head", "run", "run_isic", "run_method", "small_cnn_extractor",
            "write_report"]
 
-#: the seed's notebook, test images without patches (methods.md B.2)
+#: the seed's notebook, test images without patches (the CDEP code)
 PAPER = {"vanilla": {"auc": 0.87, "f1": 0.56}, "cdep": {"auc": 0.89, "f1": 0.61}}
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 METHODS = ("vanilla", "cdep", "rrr")
@@ -278,7 +278,7 @@ def evaluate_head(head: nn.Module, test: dict[str, torch.Tensor]) -> dict[str, d
 
 @torch.no_grad()
 def patch_groups(head: nn.Module, test: dict[str, torch.Tensor]) -> dict[str, float]:
-    """The behavioural shortcut evidence of the test set's patches (methods.md A.13), in percent: the
+    """The behavioural shortcut evidence of the test set's patches (documentation: methods/shortcuts), in percent: the
     patch says "benign" (class 0), so it agrees with the label on patched benign and unpatched malignant
     images and disagrees on the others. ``acc_agree`` / ``acc_disagree`` and their gap ``reliance``
     (the test set patches the same share of each class, so the gap is not a class effect);
@@ -426,7 +426,7 @@ def write_report(rows: list[dict[str, Any]], out: Path, args: ISICSettings) -> N
         seed_cell = f"{paper['auc']} / {paper['f1']}" if paper else "—"
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {seed_cell} |")
     if "reliance" in frame:
-        lines += ["", "Does the model still use the patch? (methods.md A.13; %) The patch agrees with the label on "
+        lines += ["", "Does the model still use the patch? (documentation: methods/shortcuts; %) The patch agrees with the label on "
                   "patched benign and unpatched malignant test images, disagrees on the others; reliance = accuracy "
                   "agreeing − disagreeing; worst / average accuracy over (class, patch present / absent)."]
     atomic_write_bytes(out / "summary.md", ("\n".join(lines) + "\n").encode())

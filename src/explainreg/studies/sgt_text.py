@@ -1,4 +1,4 @@
-"""Saliency Guided Training on text (methods.md A.4, A.7, A.9): ``explainreg study sgt-text [--quick]``.
+"""Saliency Guided Training on text (documentation: methods/saliency-guided, guide/concepts, guide/text): ``explainreg study sgt-text [--quick]``.
 
 Regular (CE) against saliency-guided (CE + KL(p(x) ‖ p(x̃)), x̃ = the embeddings of the ⌊fraction·L⌋
 lowest-saliency tokens replaced) LSTM or CNN on SST-2 (GloVe 50-d, fine-tuned), Adam, batch 64,

@@ -1,4 +1,4 @@
-"""CDEP's SST bias studies (methods.md A.9, B.2 §2.6–§2.7): ``explainreg study sst-bias --bias decoy|article|gender``.
+"""CDEP's SST bias studies (documentation: guide/text; the CDEP code): ``explainreg study sst-bias --bias decoy|article|gender``.
 
 Trains CDEP's LSTM (GloVe 50-d embedding, fine-tuned; 1-layer LSTM, hidden 128; head on the last
 state) on the biased SST-2 training set, unpenalised (λ = 0) and with the CDEP text penalty over the
@@ -199,7 +199,7 @@ def _run_one(args: SSTBiasSettings, method: str, lam: float, seed: int, epochs: 
 
 
 def shortcut_columns(model: torch.nn.Module, bias: str, splits, seed: int = 0) -> dict[str, float]:
-    """The behavioural shortcut evidence of a trained model on the clean test set (methods.md A.13):
+    """The behavioural shortcut evidence of a trained model on the clean test set (documentation: methods/shortcuts):
     for the decoy, accuracy with the label's own decoy word inserted vs another class's, flips, group
     accuracies and the decoy's CD / gradient × input share of the logit and of the margin (on the
     sentences with their own decoy); for article / gender, the group accuracies and shares of the
@@ -266,7 +266,7 @@ def write_report(out: Path, args, records: list[dict[str, Any]], splits, coverag
                        notes="λ = 0 is the unpenalised model; RRR on the embeddings at our λ (no paper number)."))
     shown = [c for c in COLUMNS if any(not math.isnan(r[c]) for r in summary)]
     if shown:
-        report.heading("Does the model still use the bias? (methods.md A.13, mean over seeds)")
+        report.heading("Does the model still use the bias? (documentation: methods/shortcuts, mean over seeds)")
         report.table(Table(["method", "λ"] + [COLUMNS[c] for c in shown],
                            [[r["method"], f"{r['lambda']:g}"] + format_row(r, shown) for r in summary], None,
                            notes="Clean test set (%). Decoy: accuracy with the label's own decoy word inserted at a "

@@ -1,5 +1,5 @@
 """``explainreg study timeseries``: regular vs Saliency Guided Training of LSTM, TCN and Transformer
-classifiers on the Ismail et al. 2020 saliency benchmark and on UCR/UEA data (methods.md A.4, A.10).
+classifiers on the Ismail et al. 2020 saliency benchmark and on UCR/UEA data (documentation: methods/saliency-guided).
 
 For every data set × architecture, one model is trained with plain cross-entropy ("regular") and
 one with CE + λ·KL(p(x) ‖ p(x̃)) ("guided", x̃ masks the lowest-|g| features). Then, on test samples:
@@ -55,7 +55,7 @@ QUICK = {"n_train": 160, "n_test": 32, "epochs": 5, "ucr_epochs": 30, "eval_samp
          "layouts": ("Middle", "RareTime", "Moving_SmallMiddle"), "ucr": ("GunPoint",), "models": MODELS}
 FULL = {"n_train": 1000, "n_test": 100, "epochs": 20, "ucr_epochs": 100, "eval_samples": 100, "ig_steps": 32,
         "layouts": LAYOUTS, "ucr": UCR_DATASETS, "models": MODELS}
-#: The SGT poster's best time-series result (methods.md B.3 §3.4): TCN + IG, weighted Diff(AUP).
+#: The SGT poster's best time-series result (the SGT code): TCN + IG, weighted Diff(AUP).
 POSTER = {"model": "tcn", "method": "integrated_gradients", "diff_aup_regular": 0.233, "diff_aup_guided": 0.291}
 
 

@@ -1,4 +1,4 @@
-"""``explainreg study xil``: the XIL typology's comparison (Friedrich et al. 2023; methods.md A.11).
+"""``explainreg study xil``: the XIL typology's comparison (Friedrich et al. 2023; documentation: methods/xil).
 
 Trains vanilla, RRR, RRR-GradCAM, RBR, HINT, CDEP, counterexamples and Expected Gradients on
 DecoyMNIST or Decoy-FMNIST and reports test accuracy and the wrong-reason score WR of Grad-CAM and of
@@ -294,7 +294,7 @@ def run_one(method: str, seed: int, train_set, test_set, args: XILSettings) -> d
 
 
 def _shortcut_columns(model, test_set, args: XILSettings) -> dict[str, float]:
-    """The behavioural shortcut evidence on the test set (methods.md A.13): accuracy with the label's
+    """The behavioural shortcut evidence on the test set (documentation: methods/shortcuts): accuracy with the label's
     own training decoy vs another class's in a corner, flips, group accuracies, and the patch's CD and
     gradient × input shares of the logit and of the margin."""
     from ..data.shortcuts import DecoyShortcut
@@ -343,7 +343,7 @@ def write_report(out: Path, rows: list[dict[str, Any]], args: XILSettings, confi
         lines.append(f"| {e['method']} | {e['runs']} | " + " | ".join(cells) + f" | {e['seconds']:.0f} |")
     shown = [c for c in COLUMNS if all(c in e for e in summarise(rows))]
     if shown:
-        lines += ["", "Does the model still use the decoy? (methods.md A.13; test images, %; reliance = accuracy "
+        lines += ["", "Does the model still use the decoy? (documentation: methods/shortcuts; test images, %; reliance = accuracy "
                   "with the label's own training decoy in a corner − with another class's; shares of the true "
                   "class's logit and of its margin over the runner-up)", "",
                   "| method | " + " | ".join(COLUMNS[c] for c in shown) + " |", "|---" * (len(shown) + 1) + "|"]

@@ -1,4 +1,4 @@
-"""XIL's normalisation rates (methods.md A.11; Friedrich et al. 2023, ``Learner.calculate_normalization_rates``).
+"""XIL's normalisation rates (documentation: methods/xil; Friedrich et al. 2023, ``Learner.calculate_normalization_rates``).
 
 Over one pass of the training data with the model as it is (before training):
 

@@ -1,5 +1,5 @@
 """``explainreg study saliency-guided``: Saliency Guided Training on MNIST and its masked-accuracy test
-(methods.md A.4, A.5 MaskedAccuracy, B.3 §3.2–§3.3).
+(documentation: methods/saliency-guided, methods/evaluation; the SGT code).
 
 Trains the regular and the saliency-guided PyTorch-examples CNN (Adadelta lr 1.0, batch 512,
 normalised inputs, best epoch on a validation split), then, for each attribution method, replaces
@@ -84,5 +84,5 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-register_study(NAME, "Saliency Guided Training on MNIST and its masked-accuracy curves (SGT, methods.md A.4)",
+register_study(NAME, "Saliency Guided Training on MNIST and its masked-accuracy curves (SGT, documentation: methods/saliency-guided)",
                add_arguments, run)

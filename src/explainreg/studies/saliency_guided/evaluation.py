@@ -1,4 +1,4 @@
-"""The study's masked-accuracy test (methods.md A.5 MaskedAccuracy, B.3 §3.3): each method's
+"""The study's masked-accuracy test (documentation: methods/evaluation; the SGT code): each method's
 attributions with the seed's settings, the curve per model and method, cached per settings."""
 from __future__ import annotations
 
