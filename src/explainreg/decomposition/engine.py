@@ -1,7 +1,7 @@
 """The contextual-decomposition engine: trace any network with torch.fx and run the CD rules.
 
 ``decompose(model, x, mask)`` splits every logit into ``rel`` (due to the masked region) and
-``irrel`` (everything else, biases included) with ``rel + irrel = model(x)`` (methods.md A.3, A.6,
+``irrel`` (everything else, biases included) with ``rel + irrel = model(x)`` (documentation: methods/annotation, methods/decomposition,
 B.2 §2.1). Both parts are propagated by every rule (two streams), and the bias of a unit that
 receives neither part (both exactly 0: a zero background, zero padding, a unit cut off by ReLUs) is
 split by the relevant share of the sample's input (:func:`~explainreg.decomposition.rules.split_bias`),
@@ -250,7 +250,7 @@ def run_rules(model: nn.Module, start: Any, *, record: dict[str, Decomposed] | N
     """Propagate a decomposition of the input through ``model``'s traced forward pass.
 
     ``order="seed"`` visits every ReLU that feeds a max-pool after the pool, as CDEP's
-    ``cd(..., model_type="mnist")`` does (conv → pool → ReLU; methods.md A.6): the forward values
+    ``cd(..., model_type="mnist")`` does (conv → pool → ReLU; documentation: methods/decomposition): the forward values
     are the same, the decomposition is not (the pool's indices then come from the pre-ReLU total).
     ``step(node, env)``, when given, sees every node first and returns True where it has set
     ``env[node]`` itself (the receptive-field sparse pass, :class:`~.sparse.SparsePass`).
@@ -396,7 +396,7 @@ def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = Fal
     """
     model = unwrap_parallel(model)  # a user's nn.DataParallel / DDP wrapper: the network inside
     if isinstance(x, torch.Tensor) and not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool:
-        from .recurrent import decompose_tokens  # token ids B×T, mask B×T over tokens (methods.md A.8)
+        from .recurrent import decompose_tokens  # token ids B×T, mask B×T over tokens (documentation: methods/decomposition)
 
         return decompose_tokens(model, x, mask)
     check_batch(x)

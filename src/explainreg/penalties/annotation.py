@@ -1,4 +1,4 @@
-"""Annotation-mask penalties: CDEP, RRR and Expected Gradients (methods.md A.3, B.2 §2.2–§2.3).
+"""Annotation-mask penalties: CDEP, RRR and Expected Gradients (documentation: methods/annotation; the CDEP code).
 
 The mask ``m`` marks the region the model should *not* use (1 = penalised region). It comes from
 the batch extras (``mask``: B×H×W, B×1×H×W, B×C×H×W or one H×W for the batch) or, when a
@@ -52,7 +52,7 @@ def cdep(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = False, o
     of the mean (and an all-empty mask gives 0). ``order="seed"``: CDEP's conv → pool → ReLU order
     (:func:`explainreg.decomposition.decompose`). CD decomposes the deterministic network: dropout
     layers and ``F.dropout`` calls act as the identity during the pass (the cross-entropy forward
-    keeps its dropout), and BatchNorm running statistics are left untouched (methods.md A.6).
+    keeps its dropout), and BatchNorm running statistics are left untouched (documentation: methods/decomposition).
 
     ``blob_chunk``: decompose at most this many blobs per pass, each chunk under activation
     checkpointing (recomputed in the backward pass), so that the memory is that of one chunk; the
@@ -164,7 +164,7 @@ def _zero(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 class _AnnotationPenalty(Penalty):
     """Shared: the mask from the batch extras, or N blobs from ``blob_sampler`` (summed). The mask
-    marks what the model must not use (``mask_meaning``, methods.md A.14)."""
+    marks what the model must not use (``mask_meaning``, documentation: guide/concepts)."""
 
     mask_meaning: ClassVar[str | None] = "must_not_use"
 
@@ -178,7 +178,7 @@ class _AnnotationPenalty(Penalty):
         """``(mask, blobs)``: the extras' mask read by :func:`explainreg.inputs.normalize_mask`, as
         (B|1)×(1|C)×S for one mask or N×(B|1)×(1|C)×S for a list of N blobs; N×1×(1|C)×S blobs from
         ``blob_sampler``; for token batches the B×T token mask as B×T×1 (padding 0), broadcast over
-        E (methods.md A.7)."""
+        E (documentation: guide/concepts)."""
         if getattr(ctx, "inputs", None) is not None and ctx.inputs.is_tokens:
             if self.blob_sampler is not None:
                 raise ValueError(f"{self.name}: blob_sampler draws pixel blobs; token batches take a B×T token "
@@ -256,7 +256,7 @@ class CDEP(_AnnotationPenalty):
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         mask, blobs = self._mask(ctx)
-        if ctx.inputs.is_tokens:  # the seed's text form (methods.md A.8), on the sentences with a masked token
+        if ctx.inputs.is_tokens:  # the seed's text form (documentation: methods/decomposition), on the sentences with a masked token
             return cdep_text(ctx.model, ctx.x, ctx.y, mask[..., 0], layer=ctx.inputs.layer,
                              lengths=ctx.extras.get("lengths"))
         x = ctx.x.detach()
@@ -386,7 +386,7 @@ class ExpectedGradients(_AnnotationPenalty):
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         mask, blobs = self._mask(ctx)
         index, alpha = draw_references(ctx.x.shape[0], self.n_refs, ctx.rng())
-        if ctx.inputs.is_tokens:  # references and interpolation in embedding space (methods.md A.7)
+        if ctx.inputs.is_tokens:  # references and interpolation in embedding space (documentation: guide/concepts)
             diff, grad = expected_gradient_terms(lambda e: ctx.inputs.run(ctx.model, e), ctx.explained, ctx.y,
                                                  index, alpha, detach=False)
         else:
