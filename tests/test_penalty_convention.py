@@ -1,6 +1,6 @@
-"""The penalties' one ``convention`` switch (issue 13): ``convention="seed"`` equals the deprecated
-``compat=True`` on real MNIST images, the old spelling warns, unsupported values are refused, and run
-configs keep recording the former ``compat`` flag so earlier runs resume."""
+"""The penalties' one ``convention`` switch: ``convention="seed"`` equals the deprecated
+``compat=True`` on real MNIST images, the deprecated spelling warns, unsupported values are refused, and
+run configs keep recording the ``compat`` flag so runs made with explainreg 0.1 resume."""
 from __future__ import annotations
 
 import pytest

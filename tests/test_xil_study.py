@@ -157,8 +157,8 @@ def test_config_records_the_settings_and_other_settings_are_refused(tmp_path):
         run(parse(*common, "--pixels", "unit"))
 
 
-def test_a_session_5_folder_is_refused(tmp_path):
-    """A folder written before session 6 (its config.json without the new settings) is not reused."""
+def test_a_folder_without_the_paper_era_settings_is_refused(tmp_path):
+    """A folder whose config.json lacks the paper-era settings (written by explainreg 0.1) is not reused."""
     old = {"dataset": "decoy-mnist", "epochs": 1, "feedback": "correct", "normalisation_rate": "cdep",
            "train_images": 54000, "test_images": 10000, "weight_decay": 1e-4,
            "rates": {"rrr": 10.0, "rrr_gradcam": 10.0, "rbr": 1e6, "cdep": 2e6, "hint": 1e4}}

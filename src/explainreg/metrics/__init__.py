@@ -19,9 +19,9 @@ no value depends on batching; forward passes are chunked by the model's activati
 (``ACTIVATION_BUDGET``, capped by ``max_batch``); constant attribution maps are counted in
 ``MetricResult.n_degenerate`` with a :class:`DegenerateAttributionWarning`.
 
-The helpers this package used to export (``trapezoid``, ``solve_imputation``, ``morf_curve``, …) are
+The helpers explainreg 0.1 exported here (``trapezoid``, ``solve_imputation``, ``morf_curve``, …) are
 importable from their modules (``explainreg.metrics.road.solve_imputation``); reached through
-``explainreg.metrics`` they still work for one release, with a ``DeprecationWarning``.
+``explainreg.metrics`` they work for one release, with a ``DeprecationWarning``.
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ __all__ = [
     "SHORTCUT_METRICS", "DecisionShare", "FlipRate", "GroupAccuracy", "ShortcutReliance",
 ]
 
-#: names this package exported before, and the module that holds each now (deprecated here).
+#: names explainreg 0.1 exported here, and the module that holds each (deprecated here).
 _MOVED = {
     **dict.fromkeys(("above_percentile_masks", "activation_bytes", "degenerate_maps", "nonzero_percentile",
                      "rows_per_forward", "trapezoid"), "_core"),

@@ -7,14 +7,15 @@ run) and ``report.md``.
 
 The defaults follow XIL's paper-era code (ml-research/A-Typology-for-Exploring-the-Mitigation-of-
 Shortcut-Behavior @922a054: ``main_MNIST.py``, ``xil_methods/xil_loss.py``, ``learner/learner.py``;
-docs/xil.md "Faithful settings"): loss = CE + λ·R with **no normalisation rate**, the per-data-set
+the documentation's XIL results, "Faithful settings"): loss = CE + λ·R with **no normalisation rate**, the per-data-set
 rates of :data:`PAPER_RATES`, RRR and HINT **summed** over the batch (HINT ``reduction="sum"``;
 RRR, whose class averages over the batch, with λ × the batch size 256), Grad-CAM α **detached** as
 Captum's ``LayerGradCam``, **raw 0–255 pixels**, all 60,000 training images, Adam 1e-3 **without
 weight decay**, batch 256, 50 epochs, the last epoch's model (XIL's "best on train" file is
 overwritten by the last epoch's). Every setting is an option (``--rates issue``, ``--rate rrr=10``,
 ``--normalise``, ``--reduction``, ``--gradcam``, ``--pixels``, ``--train-split``,
-``--weight-decay``, ``--epochs``); docs/xil.md gives the flags that reproduce session 5's tables.
+``--weight-decay``, ``--epochs``); the XIL results page of the documentation gives the flags of the
+library settings (the notebook's rates, CDEP normalised, batch means, α differentiated, [−1, 1] pixels).
 
 ``--feedback random|incomplete`` gives every method XIL's corrupted masks (random: each pixel 1 with
 probability ½; incomplete: the first half of each mask's pixels, in raster order, removed). The masks
@@ -58,7 +59,7 @@ PAPER_RATES = {
     "decoy-mnist": {"rrr": 10.0, "rbr": 1e5, "rrr_gradcam": 1.0, "hint": 100.0, "cdep": 1e6, "expected_gradients": 1.0},
     "decoy-fmnist": {"rrr": 10.0, "rbr": 1e6, "rrr_gradcam": 10.0, "hint": 1e-5, "cdep": 2e6, "expected_gradients": 1.0},
 }
-#: issue 17's list (visualize_explanations.ipynb's model file names), the rates of session 5's runs
+#: the rates listed in XIL's visualize_explanations.ipynb (its model file names; ``--rates issue``)
 ISSUE_RATES = {"rrr": 10.0, "rrr_gradcam": 10.0, "rbr": 1e6, "cdep": 2e6, "hint": 1e4, "expected_gradients": 1.0}
 #: the settings a results folder is keyed by: a cached run or folder made with other values is refused
 KEY_SETTINGS = ("dataset", "epochs", "feedback", "normalisation_rate", "train_images", "test_images", "rates",
@@ -157,23 +158,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", default=None, metavar="PATH")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rates", default="paper", choices=("paper", "issue"),
-                        help="paper: XIL's per-data-set rates (main_MNIST.py @922a054); issue: issue 17's list")
+                        help="paper: XIL's per-data-set rates (main_MNIST.py @922a054); issue: the list in XIL's "
+                             "visualize_explanations.ipynb")
     parser.add_argument("--rate", type=_rate, action="append", default=[], metavar="METHOD=VALUE",
                         help="override one method's rate (repeatable), e.g. --rate hint=10")
     parser.add_argument("--normalise", default="none", choices=("none", "cdep", "all"),
                         help="which penalties get the normalisation rate Σ CE / Σ R / n (XIL's paper-era code: none; "
-                             "session 5: cdep)")
+                             "the library settings: cdep)")
     parser.add_argument("--reduction", default="xil", choices=("xil", "library"),
                         help="xil: RRR and HINT summed over the batch (RRR via λ × 256); library: the classes' "
-                             "batch means (session 5)")
+                             "batch means (the library settings)")
     parser.add_argument("--gradcam", default="captum", choices=("captum", "differentiable"),
-                        help="captum: Grad-CAM weights α detached (XIL); differentiable: α differentiated (session 5)")
+                        help="captum: Grad-CAM weights α detached (XIL); differentiable: α differentiated (the library settings)")
     parser.add_argument("--pixels", default="raw", choices=("raw", "unit"),
-                        help="raw: 0–255 pixels (XIL); unit: the library's DecoyMNIST scaling to [−1, 1] (session 5)")
+                        help="raw: 0–255 pixels (XIL); unit: the library's DecoyMNIST scaling to [−1, 1]")
     parser.add_argument("--train-split", default="full", choices=("full", "train"),
-                        help="full: all 60,000 training images (XIL); train: the 54,000 of the 90/10 split (session 5)")
+                        help="full: all 60,000 training images (XIL); train: the 54,000 of the 90/10 split (the library's)")
     parser.add_argument("--weight-decay", type=float, default=0.0,
-                        help="Adam's weight decay (XIL's paper-era code: 0; session 5: 1e-4)")
+                        help="Adam's weight decay (XIL's paper-era code: 0; the library settings: 1e-4)")
 
 
 def corrupt(mask: torch.Tensor, feedback: str, generator: torch.Generator) -> torch.Tensor:
