@@ -349,7 +349,7 @@ def run_rules(model: nn.Module, start: Any, *, record: dict[str, Decomposed] | N
 
 
 def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = False,
-              return_layers: bool = False, order: str = "forward", sparse: bool = True):
+              return_layers: bool = False, order: str = "forward", sparse: bool = False):
     """Contextual decomposition of the logits of ``model`` at ``x`` for the region ``mask``.
 
     At the input ``rel = m ⊙ x`` and ``irrel = (1 − m) ⊙ x``; the per-layer rules (B.2 §2.1, see
@@ -368,9 +368,11 @@ def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = Fal
     code drops it); the default follows the model's forward order and splits that bias by the
     relevant share of the sample's input (see :func:`~explainreg.decomposition.rules.split_bias`).
 
-    Blobs that cover a small part of an image (B×C×H×W) are propagated only over their receptive
-    field until a layer that mixes the whole map (:mod:`explainreg.decomposition.sparse`); the result
-    equals the dense pass's up to rounding, values and gradients. ``sparse=False`` always runs dense.
+    ``sparse=True`` propagates blobs that cover a small part of an image (B×C×H×W) only over their
+    receptive field until a layer that mixes the whole map (:mod:`explainreg.decomposition.sparse`;
+    the CDEP penalty does): equal to the dense pass in exact arithmetic (float64: to 1e-12), values and
+    gradients; in float32 its other summation order moves rel within the rounding band of the dense
+    rules on deep stacks (documentation: methods/decomposition), so the default stays dense.
 
     Args:
         model: maps x to logits B×K (traceable by torch.fx, every layer with a rule).
@@ -378,7 +380,8 @@ def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = Fal
         mask: any form of :func:`explainreg.inputs.normalize_mask` (the package's one mask parser),
             or a list of masks (blobs). blobs: read a tensor mask as N blobs.
         return_layers: also return every decomposed intermediate. order: ``"forward"`` or ``"seed"``.
-        sparse: allow the receptive-field sparse pass (``order="forward"``, no ``return_layers``).
+        sparse: use the receptive-field sparse pass where it applies (``order="forward"``, no
+            ``return_layers``, blobs covering less than half of the image).
 
     Shape:
         rel, irrel B×K (B×N×K for blobs).

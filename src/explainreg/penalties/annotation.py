@@ -52,7 +52,10 @@ def cdep(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = False, o
     of the mean (and an all-empty mask gives 0). ``order="seed"``: CDEP's conv → pool → ReLU order
     (:func:`explainreg.decomposition.decompose`). CD decomposes the deterministic network: dropout
     layers and ``F.dropout`` calls act as the identity during the pass (the cross-entropy forward
-    keeps its dropout), and BatchNorm running statistics are left untouched (documentation: methods/decomposition).
+    keeps its dropout), and BatchNorm running statistics are left untouched (documentation:
+    methods/decomposition). Blobs that cover a small part of an image are decomposed over their
+    receptive field only (:mod:`explainreg.decomposition.sparse`; the same values and gradients up
+    to rounding).
 
     ``blob_chunk``: decompose at most this many blobs per pass, each chunk under activation
     checkpointing (recomputed in the backward pass), so that the memory is that of one chunk; the
@@ -82,7 +85,7 @@ def _cdep_blobs(model: nn.Module, x: torch.Tensor, m: torch.Tensor, weights: tor
                 order: str) -> torch.Tensor:
     """Σ over the N blobs of ``m`` (N×(B|1)×…) of CDEP's share, in one CD pass."""
     with deterministic_dropout(model), dropout_as_identity(), frozen_norm_statistics(model):
-        rel, irrel = decompose(model, x, m.transpose(0, 1), blobs=True, order=order)  # B×N×K
+        rel, irrel = decompose(model, x, m.transpose(0, 1), blobs=True, order=order, sparse=True)  # B×N×K
     return cdep_share(rel, irrel, weights)
 
 
