@@ -42,7 +42,7 @@ myst_all_links_external = True
 OUTPUT_FOLDERS = ("constraints", "cdep", "images", "saliency_guided", "text", "timeseries", "xil")
 
 autodoc_member_order = "bysource"
-autodoc_typehints = "description"
+autodoc_typehints = "none"
 autodoc_typehints_format = "short"
 autodoc_preserve_defaults = False
 autodoc_inherit_docstrings = False
@@ -58,6 +58,14 @@ intersphinx_mapping = {
 intersphinx_disabled_reftypes = ["*"]
 if os.environ.get("EXPLAINREG_DOCS_OFFLINE", "1") == "1":
     intersphinx_mapping = {}
+
+# A local MathJax for reading the site offline (the default loads MathJax from its CDN), e.g.
+# EXPLAINREG_DOCS_MATHJAX=file:///usr/share/javascript/mathjax/MathJax.js?config=TeX-AMS_CHTML
+if os.environ.get("EXPLAINREG_DOCS_MATHJAX"):
+    mathjax_path = os.environ["EXPLAINREG_DOCS_MATHJAX"]
+    mathjax2_config = {"tex2jax": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]],
+                                   "processEscapes": True, "processClass": "math",
+                                   "ignoreClass": "tex2jax_ignore|mathjax_ignore|document"}}
 
 nitpicky = False
 suppress_warnings = ["myst.header"]
@@ -110,6 +118,8 @@ _LITERAL = re.compile(r"(``.*?``|`[^`]*`)")
 def _escape(text: str) -> str:
     """Bars, and the stars of ``*args`` / ``**kwargs``, as plain characters."""
     text = text.replace("|", "\\|")
+    text = re.sub(r"documentation: ((?:[\w-]+/)?[\w-]+(?:, (?:[\w-]+/)?[\w-]+)*)",
+                  lambda m: "documentation: " + ", ".join(f":doc:`/{page}`" for page in m.group(1).split(", ")), text)
     return re.sub(r"(?<![\\\w])(\*\*?)(args|kwargs|options|settings)\b",
                   lambda m: "\\*" * len(m.group(1)) + m.group(2), text)
 
@@ -132,7 +142,21 @@ def _plain_text_bars(app, what, name, obj, options, lines):
                 lines[i] = line.rstrip()[:-1]
 
 
+def _class_signature(app, what, name, obj, options, signature, return_annotation):
+    """A metric class's constructor signature (its metaclass's ``__call__`` takes ``*args, **kwargs``)."""
+    import inspect
+    if what in ("class", "exception") and signature and "**kwargs" in signature and "validate_args" in signature:
+        try:
+            params = list(inspect.signature(obj.__init__).parameters.values())[1:]
+        except (TypeError, ValueError):
+            return None
+        shown = [p.replace(annotation=inspect.Parameter.empty) for p in params]
+        return str(inspect.Signature(shown)), return_annotation
+    return None
+
+
 def setup(app):
+    app.connect("autodoc-process-signature", _class_signature)
     app.connect("autodoc-process-docstring", _plain_text_bars)
     app.connect("autodoc-process-docstring", _drop_type_docstrings)
     app.connect("build-finished", _copy_study_outputs)

@@ -43,7 +43,7 @@ for name, penalties in {"unpenalised": {}, "RRR": {RRR(): 100.0}}.items():
     results[name] = reliance
     with torch.no_grad():
         accuracy = (model(ids).argmax(1) == y).float().mean().item()
-    print(f"{name:12s} clean test accuracy {accuracy:.3f}; accuracy with the decoy agreeing / disagreeing: "
+    print(f"{name}: clean test accuracy {accuracy:.3f}\n  accuracy with the decoy agreeing / disagreeing: "
           f"{reliance.extra['accuracy_agreeing']:.3f} / {reliance.extra['accuracy_disagreeing']:.3f} "
           f"(reliance {reliance.value:.3f})")
 

@@ -31,7 +31,7 @@ for name, penalties in {"regular": {}, "guided": {SaliencyGuided(fraction=0.5): 
           config=TrainConfig(epochs=4, batch_size=32, seed=0, progress=False))
     maps[name] = er.attribute(model, test_set.x, test_set.y, "integrated_gradients", n_steps=16)
     scores = aup_aur(maps[name], truth)
-    print(name, {k: round(v, 3) for k, v in scores.items()})
+    print(f"{name}: Diff(AUP) {scores['diff_aup']:.3f}, Diff(AUR) {scores['diff_aur']:.3f} (over a random ranking)")
 
 # %%
 # The first test sample: the box (left) and the absolute IG map of each model, features × time.
