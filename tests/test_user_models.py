@@ -90,7 +90,9 @@ def test_user_model_trains_resumes_and_evaluates(tmp_path, user_module, digit_fo
     assert main(["evaluate", str(out), "--metrics", "complexity,morf", "--attribution", "saliency,gradcam",
                  "--limit", "12", "--no-progress"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["n_images"] == 12 and set(metrics["results"]) == {"saliency", "gradcam"}
+    # the folder's masks (--masks) mark what the model must not use: the behavioural metrics come beside
+    assert metrics["n_images"] == 12 and set(metrics["results"]) == {"saliency", "gradcam", "none"}
+    assert {"flip_rate", "group_accuracy", "decision_share"} <= set(metrics["results"]["none"])
     # the checkpointed weights are the ones evaluated: same logits as the reloaded model
     state = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .._validation import nonnegative_int, positive_int
 
+from ..inputs import MUST_NOT_USE, mask_for
 from ..metrics._core import MAX_BATCH
 from ..runs import CHECKPOINT
 from ._common import HelpFormatter, add_threads_argument, set_threads
@@ -39,7 +40,10 @@ def register(subparsers) -> None:
                         "also lerf, faithfulness_correlation, sparseness, road, masked_accuracy, max_sensitivity, "
                         "pixel_flipping, region_perturbation; with annotation masks (decoy-mnist, decoy-fmnist, "
                         "image folders with masks): pointing_game, attribution_localisation, top_k_intersection, "
-                        "relevance_rank_accuracy, relevance_mass_accuracy, localisation_auc, wrong_reason")
+                        "relevance_rank_accuracy, relevance_mass_accuracy, localisation_auc (masks of where the "
+                        "evidence is), wrong_reason, flip_rate, shortcut_reliance, group_accuracy, decision_share "
+                        "(masks of what the model must not use; the last four are added for such data; "
+                        "documentation: methods/shortcuts)")
     p.add_argument("--attribution", default="saliency",
                    help="comma-separated attribution methods (saliency, ig, smoothgrad, deeplift, gradient_shap, "
                         "input_x_gradient, occlusion, gradcam, random)")
@@ -62,6 +66,16 @@ def register(subparsers) -> None:
     add_threads_argument(p)
     p.add_argument("--output", metavar="DIR", default=None,
                    help="write metrics.json, metrics.csv and the plots here (default: RUN_DIR)")
+    p.add_argument("--mask-meaning", default=None, choices=("must_not_use", "evidence"),
+                   help="what the data's masks mark when the data do not say (documentation: guide/concepts): must_not_use (a "
+                        "shortcut; for wrong_reason and the behavioural metrics flip_rate, shortcut_reliance, "
+                        "group_accuracy, decision_share) or evidence (the object; for pointing_game, "
+                        "attribution_localisation, top_k_intersection, relevance_rank_accuracy, "
+                        "relevance_mass_accuracy, localisation_auc). decoy-mnist / decoy-fmnist and image folders "
+                        "given to `explainreg train --masks` mark what the model must not use")
+    p.add_argument("--mask-convert", default=None, choices=("complement",),
+                   help="give a metric defined for the other meaning the complement of the masks (1 − m), the one "
+                        "stated conversion; without it such a metric is refused")
     p.add_argument("--resume", action="store_true",
                    help="skip the results already in the output's metrics.json with the same attribution, metric "
                         "and settings (e.g. after an interruption); without it they are computed again and replaced")
@@ -92,7 +106,7 @@ def run(args) -> int:
     from ..metrics import METRICS, resolve_metric
     from ..training import resolve_device
 
-    from ..metrics import LOCALISATION_METRICS
+    from ..metrics import LOCALISATION_METRICS, SHORTCUT_METRICS
 
     set_threads(args.threads)
     run_dir = Path(args.run_dir)
@@ -101,6 +115,9 @@ def run(args) -> int:
     # localisation / wrong-reason metrics need the data set's annotation masks (documentation: methods/xil)
     mask_names = [k for k in (m.lower().replace("-", "_") for m in requested) if k in LOCALISATION_METRICS]
     names = [resolve_metric(m) for m in requested if m.lower().replace("-", "_") not in LOCALISATION_METRICS]
+    # the behavioural shortcut metrics (documentation: methods/shortcuts) take the model and the must-not-use masks
+    mask_names += [n for n in names if n in SHORTCUT_METRICS]
+    names = [n for n in names if n not in SHORTCUT_METRICS]
     methods = [resolve_method(m) for m in args.attribution.split(",") if m.strip()]
     if not (names or mask_names) or not methods:
         raise ValueError("--metrics and --attribution must each name at least one item")
@@ -129,13 +146,19 @@ def run(args) -> int:
     if "bundled" in test.source:
         print(f"evaluating on the bundled subset ({test.source}), as the run was trained on it", file=sys.stderr)
     x_all, y_all = test.x.to(device), test.y.to(device)
-    masks = test.extras.get("mask") if mask_names else None
+    args.shortcut_data = dataset  # the data set whose shortcut hook shortcut_reliance plants (data.shortcuts.shortcut_for)
+    masks, meaning = test.extras.get("mask"), _mask_meaning(test, folder, args)
+    if masks is not None and meaning == MUST_NOT_USE:  # the behavioural evidence beside the explanation metrics
+        mask_names += [n for n in _behaviour_metrics(dataset) if n not in mask_names]
+    masks = _masks_per_metric(mask_names, masks, meaning, args, f"the run's data set ({test.source})") \
+        if masks is not None else None
     if mask_names and masks is None:
         raise ValueError(f"{', '.join(mask_names)} compare attributions with annotation masks, and the run's data set "
                          f"({dataset}) has none; evaluate a run trained on a data set with masks (decoy-mnist, "
                          "decoy-fmnist, an image folder with --masks)")
     attribution_free = [n for n in names if not METRICS[n].needs_attributions]
-    per_method = [n for n in names if METRICS[n].needs_attributions] + mask_names
+    attribution_free += [n for n in mask_names if n in SHORTCUT_METRICS]
+    per_method = [n for n in names if METRICS[n].needs_attributions] + [n for n in mask_names if n not in SHORTCUT_METRICS]
     train = None
     if "roar" in per_method:
         train = load_dataset(dataset, "train", root, normalize=normalize, limit=args.roar_train_limit,
@@ -218,6 +241,64 @@ def _load_model(run_dir: Path, device):
                          "checkpoint came from") from None
 
 
+#: the behavioural shortcut metrics ``explainreg evaluate`` adds for data whose masks mark what the model
+#: must not use (documentation: methods/shortcuts); ``shortcut_reliance`` where the data set defines its shortcut
+BEHAVIOUR_METRICS = ("shortcut_reliance", "flip_rate", "group_accuracy", "decision_share")
+
+
+def _mask_meaning(test, folder: dict | None, args) -> str | None:
+    """What the test data's ``mask`` marks: the data's own statement (``mask_meanings``), else an image
+    folder's recorded ``mask_meaning`` or, for folders given to ``explainreg train --masks`` (documented as
+    the region the model must not use), ``must_not_use``; else ``--mask-meaning``; else None. A
+    ``--mask-meaning`` that contradicts the data's statement is refused."""
+    stated = test.mask_meanings.get("mask") if hasattr(test, "mask_meanings") else None
+    if stated is None and folder is not None and folder.get("masks"):
+        stated = folder.get("mask_meaning") or MUST_NOT_USE
+    if stated is not None and args.mask_meaning is not None and args.mask_meaning != stated:
+        raise ValueError(f"--mask-meaning {args.mask_meaning} contradicts the run's data, whose masks mark {stated}; "
+                         f"leave --mask-meaning out, or use --mask-convert complement to score the complement")
+    return stated or args.mask_meaning
+
+
+def _masks_per_metric(names: list[str], masks, meaning: str | None, args, source: str) -> dict:
+    """``{metric: the masks it may use}``: each metric's declared ``mask_meaning`` against the data's
+    (:func:`explainreg.inputs.mask_for`: the same meaning, the complement when ``--mask-convert
+    complement`` asks, else a ``ValueError`` that says what to pass), before anything is computed."""
+    from ..metrics import LOCALISATION_METRICS, SHORTCUT_METRICS
+
+    out = {}
+    for n in names:
+        wanted = (LOCALISATION_METRICS.get(n) or SHORTCUT_METRICS[n]).mask_meaning
+        try:
+            out[n] = mask_for(masks, meaning, wanted, n, convert=args.mask_convert, source=source)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; on the command line: --mask-meaning / --mask-convert complement") from None
+    return out
+
+
+def _behaviour_metrics(dataset: str | None) -> list[str]:
+    from ..data.shortcuts import shortcut_for
+
+    return [n for n in BEHAVIOUR_METRICS if n != "shortcut_reliance" or shortcut_for(str(dataset)) is not None]
+
+
+def _shortcut_metric(name: str, args):
+    """A behavioural metric with the command line's seed (``flip_rate``: the region from a test image
+    of another class; ``shortcut_reliance``: the data set's shortcut hook; ``decision_share``: from
+    gradient × input, defined for every differentiable model)."""
+    from ..data.shortcuts import shortcut_for
+    from ..metrics import build_metric
+
+    options = {"seed": args.seed} if name in ("flip_rate", "shortcut_reliance") else {}
+    if name == "flip_rate":
+        options["intervention"] = "other_class"
+    if name == "decision_share":
+        options["method"] = "grad_x_input"
+    if name == "shortcut_reliance":
+        options["shortcut"] = shortcut_for(str(getattr(args, "shortcut_data", None)))
+    return build_metric(name, **options)
+
+
 def _result_settings(args, metric: str, checkpoint: str) -> dict:
     """The settings a stored result is keyed by, besides its attribution and metric: those that change
     its value (the checkpoint, the test images, the seed, the seed's conventions; ROAR's retraining)."""
@@ -236,7 +317,7 @@ def _evaluate_part(args, model, method: str | None, metric_names: list[str], x_a
     import torch
 
     from ..attribution import attribute
-    from ..metrics import LOCALISATION_METRICS, build_metric
+    from ..metrics import LOCALISATION_METRICS, SHORTCUT_METRICS, build_metric
 
     if not metric_names:
         bar.update(len(x_all))
@@ -247,6 +328,9 @@ def _evaluate_part(args, model, method: str | None, metric_names: list[str], x_a
             cls = LOCALISATION_METRICS[n]
             built[n] = cls(**({"seed": args.seed} if "seed" in inspect.signature(cls).parameters else {}))
             continue
+        if n in SHORTCUT_METRICS:
+            built[n] = _shortcut_metric(n, args)
+            continue
         built[n] = build_metric(n, **_settings(n, args, method=method, train_set=train, epochs=args.roar_epochs,
                                                batch_size=args.roar_batch_size))
     step = min(args.batch_size, -(-len(x_all) // world))  # torchrun: every rank gets at least one batch
@@ -255,8 +339,10 @@ def _evaluate_part(args, model, method: str | None, metric_names: list[str], x_a
         index = torch.arange(start, start + len(xb))  # the images' positions: keyed draws, synced order
         a = attribute(model, xb, yb, method, seed=args.seed, index=index) if method else None
         for n, metric in built.items():
-            if n in LOCALISATION_METRICS:
-                metric.update(model, xb, yb, a, masks[start:start + step].to(device), index=index)
+            if n in SHORTCUT_METRICS:
+                metric.update(model, xb, yb, mask=masks[n][start:start + step].to(device), index=index)
+            elif n in LOCALISATION_METRICS:
+                metric.update(model, xb, yb, a, masks[n][start:start + step].to(device), index=index)
             else:
                 metric.update(model, xb, yb, a, index=index)
         bar.update(len(xb))
