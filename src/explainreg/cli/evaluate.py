@@ -67,7 +67,8 @@ def register(subparsers) -> None:
     p.add_argument("--output", metavar="DIR", default=None,
                    help="write metrics.json, metrics.csv and the plots here (default: RUN_DIR)")
     p.add_argument("--mask-meaning", default=None, choices=("must_not_use", "evidence"),
-                   help="what the data's masks mark when the data do not say (documentation: guide/concepts): must_not_use (a "
+                   help="what the data's masks mark when the data do not say (documentation: guide/concepts): "
+                        "must_not_use (a "
                         "shortcut; for wrong_reason and the behavioural metrics flip_rate, shortcut_reliance, "
                         "group_accuracy, decision_share) or evidence (the object; for pointing_game, "
                         "attribution_localisation, top_k_intersection, relevance_rank_accuracy, "
@@ -146,7 +147,7 @@ def run(args) -> int:
     if "bundled" in test.source:
         print(f"evaluating on the bundled subset ({test.source}), as the run was trained on it", file=sys.stderr)
     x_all, y_all = test.x.to(device), test.y.to(device)
-    args.shortcut_data = dataset  # the data set whose shortcut hook shortcut_reliance plants (data.shortcuts.shortcut_for)
+    args.shortcut_data = dataset  # whose shortcut hook shortcut_reliance plants (data.shortcuts.shortcut_for)
     masks, meaning = test.extras.get("mask"), _mask_meaning(test, folder, args)
     if masks is not None and meaning == MUST_NOT_USE:  # the behavioural evidence beside the explanation metrics
         mask_names += [n for n in _behaviour_metrics(dataset) if n not in mask_names]
@@ -158,7 +159,8 @@ def run(args) -> int:
                          "decoy-fmnist, an image folder with --masks)")
     attribution_free = [n for n in names if not METRICS[n].needs_attributions]
     attribution_free += [n for n in mask_names if n in SHORTCUT_METRICS]
-    per_method = [n for n in names if METRICS[n].needs_attributions] + [n for n in mask_names if n not in SHORTCUT_METRICS]
+    per_method = [n for n in names if METRICS[n].needs_attributions]
+    per_method += [n for n in mask_names if n not in SHORTCUT_METRICS]
     train = None
     if "roar" in per_method:
         train = load_dataset(dataset, "train", root, normalize=normalize, limit=args.roar_train_limit,

@@ -481,6 +481,7 @@ def masked_dataset(x: Any, y: Any, mask: Any, *, meaning: str = MUST_NOT_USE, na
     return ArrayDataset(x, y.long(), {"mask": mask}, name=name, source=source, mask_meanings={"mask": meaning})
 
 
-__all__ = ["ColorShortcut", "DecoyShortcut", "PixelBlobSampler", "TokenDecoyShortcut", "shortcut_for", "SHORTCUT_DATASETS", "SHORTCUT_SPLITS", "add_decoy", "color_mnist",
+__all__ = ["ColorShortcut", "DecoyShortcut", "PixelBlobSampler", "TokenDecoyShortcut", "shortcut_for",
+           "SHORTCUT_DATASETS", "SHORTCUT_SPLITS", "add_decoy", "color_mnist",
            "color_mnist_blob_sampler", "color_mnist_stats", "color_palette", "decoy_corner_mask", "decoy_fmnist",
            "decoy_mnist", "masked_dataset", "pixel_nonzero_frequency", "train_val_indices"]

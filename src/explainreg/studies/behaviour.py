@@ -29,7 +29,8 @@ __all__ = ["COLUMNS", "format_row", "shortcut_evidence"]
 #: the columns :func:`shortcut_evidence` returns, in table order, with their headings
 COLUMNS = {
     "accuracy": "acc", "acc_agree": "acc, shortcut agrees", "acc_disagree": "acc, shortcut disagrees",
-    "reliance": "reliance", "flip_shortcut": "flip, other class's shortcut", "flip_other_class": "flip, other class's region",
+    "reliance": "reliance", "flip_shortcut": "flip, other class's shortcut",
+    "flip_other_class": "flip, other class's region",
     "flip_mean": "flip, mean fill", "worst_group": "worst group", "average_group": "average group",
     "cd_logit_share": "CD share of logit", "cd_margin_share": "CD share of margin",
     "gxi_logit_share": "g×x share of logit", "gxi_margin_share": "g×x share of margin",
