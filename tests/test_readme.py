@@ -20,7 +20,9 @@ def readme_block() -> str:
 def test_readme_own_masks_example_runs_and_cdep_shrinks_the_corner_share(capsys):
     namespace: dict = {}
     exec(compile(readme_block(), str(README), "exec"), namespace)
-    assert "share of the logits that comes from the corner" in capsys.readouterr().out
+    assert "accuracy with the corner agreeing / disagreeing with the label" in capsys.readouterr().out
+    reliance = namespace["reliance"]
+    assert reliance.value == reliance.extra["accuracy_agreeing"] - reliance.extra["accuracy_disagreeing"]
     penalised = namespace["corner_share"]
     # the same training without the penalty: the model leans on the corner far more
     from explainreg.decomposition import decompose
