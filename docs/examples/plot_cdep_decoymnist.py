@@ -33,7 +33,7 @@ corner = test_set.extras["mask"]
 # %%
 # Train both models with the same seed, then measure the explanation and the behaviour.
 rows = {}
-for name, penalties in {"unpenalised": {}, "CDEP λ 10": {CDEP(): 10.0}}.items():
+for name, penalties in {"unpenalised": {}, "CDEP λ 1": {CDEP(): 1.0}}.items():
     torch.manual_seed(0)
     model = er.models.build_model("cdep_decoymnist")
     train(model, er.Objective(penalties, seed=0), train_set,
