@@ -83,6 +83,7 @@ def test_isic_study_quick(bench, tmp_path, capsys):
     summary = (out / "summary.md").read_text()
     assert "QUICK" in summary and "| cdep |" in summary and "0.89 / 0.61" in summary
     assert "Does the model still use the patch?" in summary and "reliance" in table[0]
+    assert "flip_patch_removed" in table[0]
     assert any(p.name.startswith("train-resnet18") for p in (out / "cache").iterdir())
     with pytest.raises(FileNotFoundError, match="CDEP's ISIC layout"):
         isic_splits(tmp_path, 32)

@@ -300,9 +300,11 @@ def patch_groups(head: nn.Module, test: dict[str, torch.Tensor]) -> dict[str, fl
 
 
 def run_method(method: str, seed: int, features: dict, test: dict, train_folder: ImageFolder, extractor: nn.Module,
-               args: ISICSettings, out: Path) -> dict[str, Any]:
+               args: ISICSettings, out: Path, patched: tuple | None = None) -> dict[str, Any]:
     """Train the head (or, for ``"rrr"``, the frozen extractor + head through the images) of one
-    method and seed, resuming its run folder; the head's scores on the test features."""
+    method and seed, resuming its run folder; the head's scores on the test features. ``patched``:
+    the patched test images, labels and patch masks (:func:`patched_test_images`), for the share of
+    predictions that change when the patch is removed (``flip_patch_removed``, %)."""
     from ..data import ArrayDataset
     from ..objective import Objective
     from ..penalties import RRR
@@ -332,7 +334,21 @@ def run_method(method: str, seed: int, features: dict, test: dict, train_folder:
     result = {"method": method, "seed": seed, "seconds": time.perf_counter() - started, **{
         f"{subset}_{k}": v for subset, scores in evaluate_head(head, test).items() for k, v in scores.items()},
         **patch_groups(head, test)}
+    if patched is not None:  # the patch removed: a mean fill of its region, through extractor and head
+        from ..metrics.shortcut import flip_rate
+
+        net = nn.Sequential(OrderedDict(extractor=extractor, head=head)).cpu().eval()
+        result["flip_patch_removed"] = 100 * float(flip_rate(net, *patched, "mean"))
     return result
+
+
+def patched_test_images(test_folder: ImageFolder) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """``(x, y, mask)`` of the test images that carry a patch (their segmentation non-empty), or None."""
+    memory = test_folder.to_memory()
+    has = memory.extras["mask"].flatten(1).any(1)
+    if not bool(has.any()):
+        return None
+    return memory.x[has], memory.y[has], memory.extras["mask"][has]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -388,8 +404,9 @@ def run_isic(settings: ISICSettings) -> list[dict[str, Any]]:
         test = cached_features(extractor, test_folder, out / "cache" / f"test-{tag}.pt", device=args.device)
         print(f"seed {seed}: features {tuple(features['total'].shape)} ({time.perf_counter() - started:.1f}s)",
               flush=True)
+        patched = patched_test_images(test_folder) if seed == seeds[0] else patched
         for method in methods:
-            row = run_method(method, seed, features, test, train_folder, extractor, args, out)
+            row = run_method(method, seed, features, test, train_folder, extractor, args, out, patched)
             rows.append(row)
             print(f"  {method}: no-patch AUC {row['no_patch_auc']:.3f} F1 {row['no_patch_f1']:.3f}; patched malignant "
                   f"accuracy {row.get('patched_malignant_accuracy', float('nan')):.3f} ({row['seconds']:.0f}s)",
@@ -414,7 +431,7 @@ def write_report(rows: list[dict[str, Any]], out: Path, args: ISICSettings) -> N
     atomic_write_bytes(out / "results.csv", frame.to_csv(index=False).encode())
     cols = [c for c in ("no_patch_auc", "no_patch_f1", "patched_auc", "patched_f1", "all_auc", "all_f1",
                         "patched_malignant_accuracy", "acc_agree", "acc_disagree", "reliance", "worst_group",
-                        "average_group") if c in frame]
+                        "average_group", "flip_patch_removed") if c in frame]
     lines = [f"# ISIC recipe on {args.data_root}" + (" (QUICK: a smoke test, not a result)" if args.quick else ""), "",
              f"extractor `{args.extractor}` (frozen), head epochs {args.epochs}, RRR epochs {args.rrr_epochs}, "
              f"CDEP λ {args.cdep_lambda:g}, RRR λ {args.rrr_lambda:g}; seeds {args.seeds}; mean ± std.", "",
@@ -428,7 +445,9 @@ def write_report(rows: list[dict[str, Any]], out: Path, args: ISICSettings) -> N
     if "reliance" in frame:
         lines += ["", "Does the model still use the patch? (documentation: methods/shortcuts; %) The patch agrees with the label on "
                   "patched benign and unpatched malignant test images, disagrees on the others; reliance = accuracy "
-                  "agreeing − disagreeing; worst / average accuracy over (class, patch present / absent)."]
+                  "agreeing − disagreeing; worst / average accuracy over (class, patch present / absent); "
+                  "flip_patch_removed: predictions on the patched test images that change when the patch is "
+                  "replaced by the image's mean colour."]
     atomic_write_bytes(out / "summary.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
 
