@@ -1,4 +1,4 @@
-"""Cost of a Saliency Guided Training step relative to a plain cross-entropy step (methods.md B.3 §3.5).
+"""Cost of a Saliency Guided Training step relative to a plain cross-entropy step (the SGT code).
 
 SGT's MNIST CNN on real MNIST at batch 512 (the seed's setting), Adadelta lr 1.0: median time of
 one optimiser step with explainreg's ``SaliencyGuided`` (fraction 0.5, random fill, λ = 1) over a

@@ -1,4 +1,4 @@
-"""Streaming cost of image folders and the memory of a deep-net training step (methods.md A.12).
+"""Streaming cost of image folders and the memory of a deep-net training step (documentation: guide/images).
 
 1. ``epoch``: one pass of ``iterate_batches`` (batch 64) over an image folder of N real
    Fashion-MNIST PNGs upscaled to 64×64 RGB, read lazily with 2 DataLoader workers, against the

@@ -1,4 +1,4 @@
-"""Cost of CDEP on text (methods.md A.8): a CDEP text training step against a plain step, and the
+"""Cost of CDEP on text (documentation: methods/decomposition): a CDEP text training step against a plain step, and the
 LSTM CD pass against a plain LSTM forward.
 
 CDEP's SST model (GloVe 50-d, 1-layer LSTM, hidden 128) on real decoy-SST batches of 64 sentences

@@ -1,4 +1,4 @@
-"""Cost of explanation penalties and contextual decomposition on a tiny BERT (methods.md A.15).
+"""Cost of explanation penalties and contextual decomposition on a tiny BERT (documentation: transformers).
 
 A BERT of BERT-Tiny's shape (2 layers, hidden 128, 2 heads, feed-forward 512; built from its config,
 random weights) through :class:`explainreg.hf.HFClassifier`, on real decoy-SST batches (B sentences,

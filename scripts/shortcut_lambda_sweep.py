@@ -1,4 +1,4 @@
-"""Explanation share vs behaviour over λ on the README's corner-shortcut example (methods.md A.13).
+"""Explanation share vs behaviour over λ on the README's corner-shortcut example (documentation: methods/shortcuts).
 
 MNIST digits with a 4×4 corner whose brightness is label / 9 (3,000 training images), the README's
 small CNN, 2 epochs; CDEP and RRR over λ and seeds. For each model, on 1,000 test digits with each
