@@ -1,6 +1,6 @@
 """Cost of a training step with CDEP, RRR and Expected Gradients relative to a plain CE step.
 
-The XIL penalties (RRR-GradCAM, HINT, RBR; methods.md A.11) share the DecoyMNIST table.
+The XIL penalties (RRR-GradCAM, HINT, RBR; documentation: methods/xil) share the DecoyMNIST table.
 Median wall time of one optimiser step (objective + backward + Adam step) on real DecoyMNIST
 batches with CDEP's DecoyMNIST net, each divided by a plain cross-entropy step measured in the
 same run (round-robin, so load changes hit all alike); then CDEP's cost on ColorMNIST batches
