@@ -1,7 +1,12 @@
-"""Timing helpers for the benchmarks: interleaved repetitions, medians, Markdown tables."""
+"""Timing helpers for the benchmarks: interleaved repetitions, medians, Markdown tables, and the
+machine, threads, command and load a table was measured under."""
 from __future__ import annotations
 
+import os
+import platform
+import shlex
 import statistics
+import sys
 import time
 from typing import Callable
 
@@ -44,3 +49,21 @@ def make_step(model: torch.nn.Module, objective, x, y, extras, device: str = "cp
             torch.cuda.synchronize()  # time the step, not its launch
 
     return step
+
+
+def run_header(threads: int, extra: str = "") -> str:
+    """One line naming what a table was measured on: torch, the CPU, threads, the explainreg used,
+    the command line and the machine's load averages (other processes change absolute times; ratios
+    within one run are what compare)."""
+    import explainreg
+
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    cpu = platform.processor() or platform.machine()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    command = shlex.join([os.path.basename(sys.executable)] + sys.argv)
+    return (f"torch {torch.__version__}, {cpu}, {cores} cores, "
+            f"{threads} thread(s); explainreg from {os.path.dirname(explainreg.__file__)}{extra}; "
+            f"load average (1, 5, 15 min) {load}; command: `{command}`")

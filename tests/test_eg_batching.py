@@ -63,3 +63,23 @@ def test_chunk_size_must_be_a_positive_whole_number(bad):
 def test_chunk_size_is_part_of_the_settings():
     assert ExpectedGradients(n_refs=2, chunk_size=64).settings()["chunk_size"] == 64
     assert "chunk_size" not in ExpectedGradients(n_refs=2).settings()
+
+
+def test_default_chunks_on_the_cpu_only_where_rows_are_independent(batch, monkeypatch):
+    """None: chunks of B rows for a net without batch statistics, one pass where BatchNorm trains."""
+    from explainreg.penalties import annotation
+
+    seen = []
+    terms = annotation.expected_gradient_terms
+
+    def spy(*args, chunk_size=None, **kwargs):
+        seen.append(chunk_size)
+        return terms(*args, chunk_size=chunk_size, **kwargs)
+
+    monkeypatch.setattr(annotation, "expected_gradient_terms", spy)
+    x, y, mask = batch
+    ExpectedGradients(n_refs=3)(_net(), x, y, mask=mask, generator=torch.Generator().manual_seed(0))
+    with_bn = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.ReLU(),
+                                  torch.nn.Flatten(), torch.nn.Linear(2 * 26 * 26, 10)).double().train()
+    ExpectedGradients(n_refs=3)(with_bn, x, y, mask=mask, generator=torch.Generator().manual_seed(0))
+    assert seen == [len(x), None]

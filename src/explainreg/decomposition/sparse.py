@@ -202,6 +202,11 @@ def _grow(starts: torch.Tensor, size: int, kernel: int, stride: int, pad: int, n
     return lo, out_size, lo * stride - pad, (out_size - 1) * stride + kernel
 
 
+def _too_wide(s: Sparse, length: tuple[int, int]) -> bool:
+    """Whether the boxes' input windows together are as large as the map (the dense rule is cheaper)."""
+    return s.k * length[0] * length[1] >= s.total.shape[-2] * s.total.shape[-1]
+
+
 def _sliding(s: Sparse, kernel, stride, padding, out_hw: tuple[int, int]):
     """Output boxes and input windows of a 2-D sliding-window layer (None: it covers the whole map)."""
     kernel, stride, padding = _pair(kernel), _pair(stride), _pair(padding)
@@ -326,6 +331,8 @@ class SparsePass:
         if _pair(conv.stride) == (1, 1) and conv.groups == 1 and _apart(s, conv.kernel_size, conv.padding) \
                 and _close_to_base(s):
             starts, r, q = _scatter_conv(conv, s, linear)
+        elif _too_wide(s, plan[2]):
+            return None
         else:
             starts, win, length, padding, stride, _ = plan
             rel, irrel = windows(s, win, length, padding)
@@ -442,7 +449,7 @@ def _max_pool(s: Sparse, kernel, stride, padding) -> Sparse | None:
     stride = kernel if stride in (None, (), []) else stride
     total = F.max_pool2d(s.total, kernel, stride, padding)
     plan = _sliding(s, kernel, stride, padding, tuple(total.shape[-2:]))
-    if plan is None:
+    if plan is None or _too_wide(s, plan[2]):
         return None
     starts, win, length, padding, stride, kernel = plan
     rel, irrel, tot = windows(s, win, length, padding, total_fill=float("-inf"))
@@ -458,7 +465,7 @@ def _avg_pool(s: Sparse, m: nn.AvgPool2d) -> Sparse | None:
     total = m(s.total)
     stride = m.kernel_size if m.stride in (None, (), []) else m.stride
     plan = _sliding(s, m.kernel_size, stride, m.padding, tuple(total.shape[-2:]))
-    if plan is None:
+    if plan is None or _too_wide(s, plan[2]):
         return None
     starts, win, length, padding, stride, kernel = plan
     rel, irrel = windows(s, win, length, padding)
