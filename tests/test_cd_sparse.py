@@ -91,8 +91,11 @@ def test_sparse_pass_equals_dense_on_colormnist_single_pixel_blobs(dtype, spy):
 def test_sparse_pass_equals_dense_on_decoymnist_corners(dtype, spy):
     torch.manual_seed(0)
     data = decoy_mnist("train", limit=12)
-    _assert_equal(cdep_decoymnist_net(), data.x, data.extras["mask"], False, dtype)
-    assert spy["conv"] >= 1  # the first convolution on the four corners' boxes (the second reads the whole map)
+    corners = data.extras["mask"]
+    left = corners.clone()
+    left[..., 14:] = False  # a second blob: the two left corners
+    _assert_equal(cdep_decoymnist_net(), data.x, [corners, left], False, dtype)
+    assert spy["conv"] >= 1  # the first convolution on the corners' boxes (the second reads the whole map)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

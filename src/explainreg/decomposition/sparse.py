@@ -551,6 +551,9 @@ def sparse_start(x: torch.Tensor, m: torch.Tensor) -> Sparse | None:
     if found is None:
         return None
     starts, (h, w) = found
+    if starts.shape[0] == 1 and starts.shape[1] > 1:
+        return None  # one blob of several parts: their reaches join within a layer or two, and assembling
+        # them cost more than the dense pass saves (DecoyMNIST's four corners: 1.2× slower)
     n, k, b, c = starts.shape[0], starts.shape[1], x.shape[0], x.shape[1]
     rows, cols = _index(starts[..., 0], h, 0, x.device), _index(starts[..., 1], w, 0, x.device)
     xs = _gather(x.permute(2, 3, 0, 1), rows, cols)  # N×K×h×w×B×C
