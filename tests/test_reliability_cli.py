@@ -103,6 +103,7 @@ def test_interrupted_evaluate_keeps_finished_parts_and_resumes(small_run, capsys
     import explainreg.attribution
 
     real, calls = explainreg.attribution.attribute, []
+    handler_before = signal.getsignal(signal.SIGTERM)  # another library (Ray) may have installed its own
 
     def interrupted_at_random(model, x, y, method, **kwargs):
         calls.append(method)
@@ -126,7 +127,7 @@ def test_interrupted_evaluate_keeps_finished_parts_and_resumes(small_run, capsys
     assert set(calls) == {"random"}  # the finished saliency part is not computed again
     resumed = _entries(small_run)
     assert len(resumed) == 4 and all(resumed[k] == v for k, v in saved.items())
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) is handler_before  # evaluate puts back the handler it found
 
 
 def test_a_mask_given_as_nested_lists_is_read_as_its_array(mnist_test):
