@@ -133,6 +133,12 @@ def test_objectives_are_xils_sums(raw_batch):
     (penalty,) = _objective("rrr_gradcam", parse("--gradcam", "differentiable"))[0].penalties
     assert penalty.settings()["detach_weights"] is False
     assert len(_objective("vanilla", args)[0].penalties) == 0
+    sgt, rate = _objective("saliency_guided", args)
+    (penalty,) = sgt.penalties
+    assert rate == 1.0 and penalty.name == "saliency_guided" and penalty.reads_mask() is None
+    torch.manual_seed(1)
+    direct = type(penalty)()(model, x, y, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(sgt(model, x, y).terms["saliency_guided"], float(direct), rtol=1e-5, atol=0)
 
 
 def test_config_records_the_settings_and_other_settings_are_refused(tmp_path):

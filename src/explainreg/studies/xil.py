@@ -1,7 +1,7 @@
 """``explainreg study xil``: the XIL typology's comparison (Friedrich et al. 2023; documentation: methods/xil).
 
-Trains vanilla, RRR, RRR-GradCAM, RBR, HINT, CDEP, counterexamples and Expected Gradients on
-DecoyMNIST or Decoy-FMNIST and reports test accuracy and the wrong-reason score WR of Grad-CAM and of
+Trains vanilla, RRR, RRR-GradCAM, RBR, HINT, CDEP, counterexamples and Expected Gradients (and
+Saliency Guided Training, λ = 1, which takes no mask) on DecoyMNIST or Decoy-FMNIST and reports test accuracy and the wrong-reason score WR of Grad-CAM and of
 input gradients (XIL's "IG", ``ig_ross``), mean ± std over seeds, in ``results.csv`` (one row per
 run) and ``report.md``.
 
@@ -44,10 +44,13 @@ from .behaviour import COLUMNS, format_row
 from .skeleton import cached_run, refuse_other_settings, settings_differences, settings_from_namespace
 
 __all__ = ["BATCH_SIZE", "DATASETS", "ISSUE_RATES", "KEY_SETTINGS", "METHODS", "PAPER_RATES", "PENALISED",
-           "XILSettings", "add_arguments", "corrupt", "effective_rate", "example_maps", "pixel_range", "run", "run_one", "run_xil",
+           "SGT_WEIGHT", "XILSettings", "add_arguments", "corrupt", "effective_rate", "example_maps", "pixel_range", "run", "run_one", "run_xil",
            "study_rates", "summarise", "to_pixels", "write_report"]
 
-METHODS = ("vanilla", "rrr", "rrr_gradcam", "rbr", "hint", "cdep", "counterexamples", "expected_gradients")
+METHODS = ("vanilla", "rrr", "rrr_gradcam", "rbr", "hint", "cdep", "counterexamples", "expected_gradients",
+           "saliency_guided")
+#: Saliency Guided Training's weight (Ismail et al. 2021, λ = 1; not in XIL, and it takes no mask)
+SGT_WEIGHT = 1.0
 PENALISED = ("rrr", "rrr_gradcam", "rbr", "hint", "cdep", "expected_gradients")
 DATASETS = ("decoy-mnist", "decoy-fmnist")
 FEEDBACK = ("correct", "random", "incomplete")
@@ -246,12 +249,14 @@ def _data(args: XILSettings):
 
 def _objective(method: str, args: XILSettings):
     from ..objective import Objective
-    from ..penalties import CDEP, HINT, RBR, RRR, ExpectedGradients, RRRGradCAM
+    from ..penalties import CDEP, HINT, RBR, RRR, ExpectedGradients, RRRGradCAM, SaliencyGuided
 
     detach = args.gradcam == "captum"
     build = {"rrr": RRR, "rbr": RBR, "cdep": CDEP, "expected_gradients": ExpectedGradients,
              "rrr_gradcam": lambda: RRRGradCAM(detach_weights=detach),
              "hint": lambda: HINT(reduction="sum" if args.reduction == "xil" else "mean", detach_weights=detach)}
+    if method == "saliency_guided":
+        return Objective({SaliencyGuided(): SGT_WEIGHT}), SGT_WEIGHT
     if method not in build:
         return Objective(), math.nan
     rate = effective_rate(method, study_rates(args), args.reduction)
@@ -452,5 +457,5 @@ def run_xil(settings: XILSettings) -> list[dict[str, Any]]:
     return rows
 
 
-register_study("xil", "XIL typology: vanilla, RRR, RRR-G, RBR, HINT, CDEP, counterexamples, EG on Decoy(F)MNIST "
+register_study("xil", "XIL typology: vanilla, RRR, RRR-G, RBR, HINT, CDEP, counterexamples, EG (and SGT) on Decoy(F)MNIST "
                       "(Friedrich et al. 2023): accuracy and wrong-reason scores", add_arguments, run)
