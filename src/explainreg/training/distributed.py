@@ -111,8 +111,13 @@ def init_from_env(device: torch.device) -> torch.device:
 
 
 def _destroy() -> None:
+    # every rank reaches the barrier before any tears gloo down: a rank that closed its connections
+    # while another still read from them aborted that one ("terminate called without an active exception")
     if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+        try:
+            torch.distributed.barrier()
+        finally:
+            torch.distributed.destroy_process_group()
 
 
 def resolve_mode(objective: Any, mode: str | None = None) -> str:
