@@ -571,6 +571,8 @@ MUST_NOT_USE = "must_not_use"
 #: top-k intersection, localisation AUC); documentation: guide/concepts
 EVIDENCE = "evidence"
 MASK_MEANINGS = (MUST_NOT_USE, EVIDENCE)
+#: the penalties defined for each meaning (their ``mask_meaning``), for the messages
+PENALTIES_FOR = {MUST_NOT_USE: "CDEP, RRR, ExpectedGradients, RRRGradCAM, RBR", EVIDENCE: "HINT, Locality"}
 #: the one stated conversion: the evidence is the complement of a must-not-use mask (and back), only when asked
 CONVERSIONS = ("complement",)
 
@@ -627,12 +629,11 @@ def mask_for(mask: Any, given: str | None, wanted: str, who: str, *, convert: st
     if given == wanted:
         return mask
     if convert == "complement":
-        m = torch.as_tensor(mask)
-        return ~m if m.dtype == torch.bool else 1 - m
+        return complement_mask(mask, who)
     other = {MUST_NOT_USE: "wrong_reason, flip_rate, shortcut_reliance, group_accuracy, decision_share; penalties "
-                           "CDEP, RRR, ExpectedGradients, RRRGradCAM",
+                           + PENALTIES_FOR[MUST_NOT_USE],
              EVIDENCE: "pointing_game, attribution_localisation, top_k_intersection, relevance_rank_accuracy, "
-                       "relevance_mass_accuracy, localisation_auc; the penalty HINT"}[given]
+                       "relevance_mass_accuracy, localisation_auc; penalties " + PENALTIES_FOR[EVIDENCE]}[given]
     raise ValueError(f"{who} scores masks that mark {words[wanted]}, but the mask of {source} marks {words[given]} "
                      f"({given}); a high score against it would mean the opposite. Use what is defined for "
                      f"{given} masks ({other}), pass a mask of {words[wanted]} (e.g. the object mask), or convert by "
@@ -640,8 +641,137 @@ def mask_for(mask: Any, given: str | None, wanted: str, who: str, *, convert: st
                      "region")
 
 
+def complement_mask(mask: Any, who: str = "the mask", name: str = "mask") -> torch.Tensor:
+    """The stated conversion between the two meanings: 1 − m (``~m`` for a bool mask).
+
+    Args:
+        mask: one mask (a tensor or array; bool, or values in [0, 1]); a list of blobs has no single
+            complement and is refused. who, name: the consumer and the mask's name, for the messages.
+
+    Returns:
+        The complement, in the mask's dtype.
+
+    Example::
+
+        >>> complement_mask(torch.tensor([[True, False]])).tolist(), complement_mask(torch.tensor([0.25, 1.0])).tolist()
+        ([[False, True]], [0.75, 0.0])
+    """
+    if isinstance(mask, (list, tuple)):
+        raise ValueError(f"{who}: {name} is a list of {len(mask)} blobs, which has no single complement; convert "
+                         "one mask, or pass the mask of the other meaning yourself")
+    m = torch.as_tensor(mask)
+    if m.dtype == torch.bool:
+        return ~m
+    if m.numel() and (bool(m.min() < 0) or bool(m.max() > 1)):
+        raise ValueError(f"{who}: the complement 1 − m needs {name} in [0, 1] (or bool), got values in "
+                         f"[{float(m.min()):g}, {float(m.max()):g}]; scale it to [0, 1] first")
+    return 1 - m
+
+
+def stated_mask_meanings(data: Any) -> dict[str, str]:
+    """``{extra: meaning}`` a data set states for its masks: its ``mask_meanings`` (an
+    :class:`~explainreg.data.ArrayDataset`), else an image folder's ``mask_meaning`` for ``mask``;
+    ``{}`` when it states none.
+
+    Example::
+
+        >>> from explainreg.data import ArrayDataset
+        >>> stated_mask_meanings(ArrayDataset(torch.zeros(2, 1), torch.tensor([0, 1]), {"mask": torch.ones(2, 1)},
+        ...                                   mask_meanings={"mask": "must_not_use"}))
+        {'mask': 'must_not_use'}
+    """
+    meanings = getattr(data, "mask_meanings", None)
+    if meanings is None:
+        single = getattr(data, "mask_meaning", None)
+        meanings = {"mask": single} if single is not None else {}
+    return {k: check_mask_meaning(v, f"mask_meanings[{k!r}]") for k, v in dict(meanings).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class MaskRoute:
+    """Where a mask consumer reads its mask: extra ``read`` of the batch, complemented when ``complement``,
+    handed over as extra ``to`` (:func:`mask_route`)."""
+
+    read: str
+    to: str
+    complement: bool
+
+    @property
+    def as_is(self) -> bool:
+        """The consumer reads its own extra unchanged."""
+        return self.read == self.to and not self.complement
+
+    def apply(self, extras: dict[str, Any], who: str) -> Any:
+        """The mask this route hands over, from the batch's ``extras`` (None when ``read`` is absent; a
+        batch that carries ``to`` itself keeps it)."""
+        if self.read != self.to and extras.get(self.to) is not None:
+            return extras[self.to]
+        mask = extras.get(self.read)
+        if mask is None or not self.complement:
+            return mask
+        return complement_mask(mask, who, self.read)
+
+
+def mask_route(who: str, extra: str, wanted: str, meanings: dict[str, str], convert: str | None = None,
+               source: str = "the data") -> MaskRoute:
+    """How a consumer (a penalty) that reads extra ``extra`` as a mask of meaning ``wanted`` gets its
+    mask from data whose masks are stated as ``meanings``.
+
+    ``extra`` stated with the consumer's meaning, or not stated: read as it is. Stated with the other
+    meaning: its complement when ``convert="complement"``, else a ``ValueError`` that says what to pass.
+    ``extra`` not stated: the one extra stated with the consumer's meaning, as it is (HINT's
+    ``reward_mask`` from ``masked_dataset(..., meaning="evidence")``'s ``mask``); else the one extra
+    stated with the other meaning, complemented when ``convert="complement"`` (HINT on data whose
+    ``mask`` marks a shortcut); batches that carry ``extra`` themselves keep it.
+
+    Args:
+        who: the consumer's name. extra: the extra it reads. wanted: its meaning (:data:`MASK_MEANINGS`).
+        meanings: ``{extra: meaning}`` stated by the data (:func:`stated_mask_meanings`).
+        convert: None or ``"complement"``. source: where the masks come from, for the message.
+
+    Returns:
+        A :class:`MaskRoute`.
+
+    Example::
+
+        >>> mask_route("rrr", "mask", MUST_NOT_USE, {"mask": MUST_NOT_USE})
+        MaskRoute(read='mask', to='mask', complement=False)
+        >>> mask_route("hint", "reward_mask", EVIDENCE, {"mask": MUST_NOT_USE}, "complement")
+        MaskRoute(read='mask', to='reward_mask', complement=True)
+        >>> mask_route("rrr", "mask", MUST_NOT_USE, {"mask": EVIDENCE})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: rrr is defined for masks that mark what the model must not use, but `mask` of the data marks ...
+    """
+    wanted = check_mask_meaning(wanted, "wanted")
+    if convert is not None:
+        check_choice("convert", convert, CONVERSIONS)
+    stated = meanings.get(extra)
+    fits = [k for k, v in meanings.items() if v == wanted]
+    if stated is None:
+        others = [k for k, v in meanings.items() if v != wanted]
+        if len(fits) == 1:
+            return MaskRoute(fits[0], extra, False)
+        if convert == "complement" and len(others) == 1 and not fits:
+            return MaskRoute(others[0], extra, True)
+        return MaskRoute(extra, extra, False)
+    if stated == wanted:
+        return MaskRoute(extra, extra, False)
+    if convert == "complement":
+        return MaskRoute(extra, extra, True)
+    words = {MUST_NOT_USE: "what the model must not use", EVIDENCE: "where the evidence is"}
+    instead = (f"pass the mask {fits[0]!r} the data carries as `{extra}`, " if fits else
+               f"pass a mask of {words[wanted]} as `{extra}` (stated with mask_meanings={{{extra!r}: {wanted!r}}}), ")
+    raise ValueError(f"{who} is defined for masks that mark {words[wanted]}, but `{extra}` of {source} marks "
+                     f"{words[stated]} ({stated}): trained on it, {who} would push the model towards the opposite. "
+                     f"Use a penalty defined for {stated} masks ({PENALTIES_FOR[stated]}), {instead}or convert by the stated rule: "
+                     f"mask_convert='complement' (Objective(..., mask_convert='complement'); `explainreg train "
+                     f"--mask-convert complement`) trains on the complement 1 − m")
+
+
 __all__ = ["CONVERSIONS", "EVIDENCE", "ExplainedInput", "LAYOUTS", "MASK_MEANINGS", "MUST_NOT_USE", "NoEmbeddingError",
            "REDUCTIONS", "captured_output", "dense_mask",
            "explain_input", "find_embedding", "infer_layout", "normalize_mask", "padding_mask", "real_mean",
            "replaced_output", "series_padding",
-           "token_mask", "token_scores", "check_mask_meaning", "mask_for"]
+           "token_mask", "token_scores", "check_mask_meaning", "complement_mask", "mask_for", "MaskRoute", "mask_route",
+           "stated_mask_meanings"]

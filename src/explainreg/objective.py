@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .inputs import CONVERSIONS, MaskRoute, check_mask_meaning, mask_route
 from .penalties.base import Penalty, PenaltyContext, build_penalty
 
 
@@ -88,6 +89,14 @@ class Objective(nn.Module):
             the weights. clip: name -> cap (or one cap for all) on each raw R before weighting.
         explained_layer: for token ids (B×T, with ``lengths`` or ``padding_mask`` among the
             extras), the embedding module whose output is explained.
+        mask_meanings: what the batches' masks mark, ``{extra: "must_not_use" | "evidence"}``
+            (documentation: guide/concepts); :func:`~explainreg.training.train` adds the data set's
+            own statement (:meth:`check_masks`). A penalty defined for the other meaning than its
+            mask's stated one (RRR given an evidence mask, HINT or Locality a shortcut mask) is refused
+            with a ``ValueError`` that says what to pass.
+        mask_convert: ``"complement"``: such a penalty trains on 1 − m instead (the one stated
+            conversion); None: refuse.
+
 
     Shape:
         Called as ``objective(model, x, y, **extras)`` with x B×…, y B; returns an
@@ -115,13 +124,22 @@ class Objective(nn.Module):
     def __init__(self, penalties: Mapping[Penalty | str, float] | Iterable | None = None, *,
                  seed: int = 0, cross_entropy: bool = True, monitor_every: int = 1,
                  rates: Mapping[str, float] | None = None, clip: Mapping[str, float] | float | None = None,
-                 explained_layer: str | None = None) -> None:
+                 explained_layer: str | None = None, mask_meanings: Mapping[str, str] | None = None,
+                 mask_convert: str | None = None) -> None:
         super().__init__()
         self.explained_layer = explained_layer
         pairs = _as_pairs(penalties)
         self.penalties = nn.ModuleList(p for p, _ in pairs)
         self.weights = [w for _, w in pairs]
         self.names = _unique_names([p.name for p, _ in pairs])
+        if mask_convert is not None and mask_convert not in CONVERSIONS:
+            raise ValueError(f"mask_convert must be None (refuse a mask of the other meaning) or one of {CONVERSIONS} "
+                             f"(1 − m), got {mask_convert!r}")
+        self.mask_convert = mask_convert
+        self.mask_meanings = {k: str(check_mask_meaning(v, f"mask_meanings[{k!r}]"))
+                              for k, v in dict(mask_meanings or {}).items() if v is not None}
+        self.mask_routes: dict[str, MaskRoute] = {}
+        self.check_masks({}, source="the Objective's mask_meanings")
         self.cross_entropy = cross_entropy
         if int(monitor_every) < 1:
             raise ValueError(f"monitor_every must be a positive number of batches, got {monitor_every}")
@@ -131,6 +149,40 @@ class Objective(nn.Module):
         self.generator = torch.Generator().manual_seed(seed)
         self.set_rates(rates)
         self.clip = _per_penalty("clip", clip, self.names)
+
+    def check_masks(self, meanings: Mapping[str, str], source: str = "the data") -> dict[str, MaskRoute]:
+        """Check every penalty that reads a mask against what the data's masks are stated to mark
+        (``meanings`` with the objective's own ``mask_meanings``; a contradiction between the two is
+        refused) and keep how each reads its mask (:func:`~explainreg.inputs.mask_route`): as it is, or
+        its complement where ``mask_convert="complement"``. A penalty whose mask's stated meaning is
+        the other one is a ``ValueError`` that says what to pass. Returns ``{penalty name: route}``.
+
+        Example:
+            >>> from explainreg.penalties import RRR
+            >>> Objective({RRR(): 10}).check_masks({"mask": "evidence"})  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            ValueError: rrr is defined for masks that mark what the model must not use, but `mask` of the data ...
+            >>> Objective({RRR(): 10}, mask_convert="complement").check_masks({"mask": "evidence"})
+            {'rrr': MaskRoute(read='mask', to='mask', complement=True)}
+        """
+        stated = dict(self.mask_meanings)
+        for extra, meaning in dict(meanings).items():
+            meaning = check_mask_meaning(meaning, f"mask_meanings[{extra!r}]")
+            if meaning is None:
+                continue
+            if stated.get(extra, meaning) != meaning:
+                raise ValueError(f"`{extra}` was stated to mark {stated[extra]} (the Objective's mask_meanings, "
+                                 f"--mask-meaning), and {source} says {meaning}; state one meaning (leave "
+                                 "mask_meanings / --mask-meaning out to take the data's)")
+            stated[extra] = meaning
+        routes = {}
+        for name, penalty in zip(self.names, self.penalties):
+            reads = penalty.reads_mask()
+            if reads is not None:
+                routes[name] = mask_route(name, reads[0], reads[1], stated, self.mask_convert, source)
+        self.mask_routes = routes
+        return dict(routes)
 
     def _active(self) -> list[tuple[str, Penalty, float]]:
         monitor = self.calls % self.monitor_every == 0
@@ -144,7 +196,10 @@ class Objective(nn.Module):
         terms: dict[str, float] = {}
         loss = F.cross_entropy(ctx.logits, y) if self.cross_entropy else ctx.logits.new_zeros(())
         terms["ce"] = float(loss.detach()) if self.cross_entropy else 0.0
+        shared = ctx.extras
         for name, penalty, weight in active:
+            route = self.mask_routes.get(name)
+            ctx.extras = shared if route is None or route.as_is else {**shared, route.to: route.apply(shared, name)}
             if weight == 0:
                 with torch.enable_grad():
                     value = penalty.evaluate(ctx).detach()
@@ -153,6 +208,7 @@ class Objective(nn.Module):
                 capped = value if self.clip.get(name) is None else value.clamp(max=self.clip[name])
                 loss = loss + weight * self.rates.get(name, 1.0) * capped
             terms[name] = float(value.detach())
+        ctx.extras = shared
         terms["loss"] = float(loss.detach())
         return ObjectiveOutput(loss, terms, ctx.logits)
 
@@ -180,6 +236,7 @@ class Objective(nn.Module):
     def config(self) -> list[dict[str, Any]]:
         """Each penalty's name, weight and settings (for run configs)."""
         return [{"name": n, "penalty": p.name, "weight": w, "settings": _recorded(p.settings()),
+                 **({"mask": _described(self.mask_routes[n])} if not self.mask_routes.get(n, _AS_IS).as_is else {}),
                  **({"monitor_every": self.monitor_every} if w == 0 else {}),
                  **({"rate": self.rates[n]} if n in self.rates else {}),
                  **({"clip": self.clip[n]} if n in self.clip else {})}
@@ -191,6 +248,15 @@ class Objective(nn.Module):
 #: ``target``; a penalty's ``convention`` ("explainreg" | "seed") was the flag ``compat``
 RECORDED_NAMES: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "score": ("target", lambda v: v), "convention": ("compat", lambda v: v == "seed")}
+
+
+_AS_IS = MaskRoute("mask", "mask", False)
+
+
+def _described(route: MaskRoute) -> str:
+    """How a penalty reads its mask, for run configs: ``"1 − mask"``, ``"mask as reward_mask"``."""
+    read = f"1 − {route.read}" if route.complement else route.read
+    return read if route.read == route.to else f"{read} as {route.to}"
 
 
 def _recorded(settings: dict[str, Any]) -> dict[str, Any]:

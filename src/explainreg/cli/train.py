@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Container, Iterable
+from typing import Container, Iterable, Mapping
 
 import torch
 
@@ -13,6 +13,7 @@ from .._validation import nonnegative_float, nonnegative_int, positive_float, po
 from ..data import ENV_VAR, load_dataset
 from ..data.sources import resolve_data_root
 from ..data.datasets import available_datasets
+from ..inputs import CONVERSIONS, EVIDENCE, MASK_MEANINGS, MUST_NOT_USE, MaskRoute, stated_mask_meanings
 from ..models import MODELS, build_model, import_callable, module_folder
 from ..objective import Objective
 from ..penalties import PENALTIES, build_penalty
@@ -67,6 +68,9 @@ def register(subparsers) -> None:
                         help="HINT's reward masks (non-zero = where the right reasons are): for --data folder:PATH, "
                              "a folder laid out as the images (as --masks); for decoy-mnist / decoy-fmnist, 'object' "
                              "(the digit's or garment's own pixels, XIL's HINT masks)")
+    images.add_argument("--mask-meaning", default=None, choices=MASK_MEANINGS,
+                        help="what the masks mark (documentation: guide/concepts): must_not_use (the default for "
+                             "--masks) or evidence; a data set that states its own (decoy-mnist) refuses the other")
     images.add_argument("--image-size", type=positive_int, default=None, metavar="N",
                         help="resize the shorter side to N pixels")
     images.add_argument("--crop", type=positive_int, default=None, metavar="N", help="centre crop N×N after resizing")
@@ -83,6 +87,9 @@ def register(subparsers) -> None:
     tuning.add_argument("--amp", action="store_true", help="float16 mixed precision (CUDA only)")
     p.add_argument("--penalty", action="append", metavar="NAME[=WEIGHT]",
                    help=f"add a penalty (repeatable); names: {', '.join(sorted(PENALTIES))}")
+    p.add_argument("--mask-convert", default=None, choices=CONVERSIONS,
+                   help="a penalty defined for the other mask meaning (hint on shortcut masks, rrr on evidence "
+                        "masks) trains on the complement 1 − m; without it such a penalty is refused")
     p.add_argument("--weight", type=nonnegative_float, default=0.1, help="weight of penalties given without =WEIGHT")
     p.add_argument("--penalty-option", action="append", metavar="NAME.OPTION=VALUE",
                    help="a penalty setting, e.g. smoothness.convention=seed or symmetry.angles=[5,10]")
@@ -139,7 +146,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or default_run_name(stem, vars(args)))  # other settings (an lr sweep): another folder
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is an existing file, not a run folder; choose a folder name")
-    objective = Objective({build_penalty(n, **settings.get(n, {})): w for n, w in penalties.items()}, seed=args.seed)
+    objective = Objective({build_penalty(n, **settings.get(n, {})): w for n, w in penalties.items()}, seed=args.seed,
+                          mask_meanings={"mask": args.mask_meaning} if args.mask_meaning else None,
+                          mask_convert=args.mask_convert)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                          weight_decay=args.weight_decay, seed=args.seed, device=args.device, log_every=args.log_every,
                          progress=not args.no_progress and sys.stderr.isatty(), freeze=tuple(args.freeze or ()),
@@ -155,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
     for split, data in (("train", train_set), ("test", test_set)):
         bundled = " [BUNDLED SUBSET: for a quick try only]" if "bundled" in data.source else ""
         print(f"{split}: {len(data)} images from {data.source}{bundled}")
-    check_masks(penalties, train_set.extras, args.dataset)
+    check_masks(penalties, train_set.extras, args.dataset,
+                objective.check_masks(stated_mask_meanings(train_set), source=f"--dataset {args.dataset}"))
     torch.manual_seed(args.seed)
     known = {"in_channels": train_set.x.shape[1],
              **({"num_classes": train_set.num_classes} if args.dataset.startswith("ucr/") else {})}
@@ -234,12 +244,17 @@ def _load_split(args: argparse.Namespace, split: str, limit: int | None, load: d
     return load_dataset(args.dataset, split, limit=limit, **load)
 
 
-def check_masks(penalties: Iterable[str], extras: Container[str], data: str) -> None:
+def check_masks(penalties: Iterable[str], extras: Container[str], data: str,
+                routes: Mapping[str, MaskRoute] | None = None) -> None:
     """A ``ValueError`` before training when a penalty needs masks the data's batches do not carry:
     ``mask`` (cdep, rrr, expected_gradients, rrr_gradcam, rbr) or ``reward_mask`` (hint), saying
-    which data sets carry them and how to pass them."""
+    which data sets carry them and how to pass them. ``routes``: where each penalty reads its mask
+    (:meth:`~explainreg.objective.Objective.check_masks`; hint's from the complement of ``mask``
+    with ``--mask-convert complement``)."""
     for name in penalties:
         key = "reward_mask" if name == "hint" else "mask" if name in MASK_PENALTIES else None
+        if routes and name in routes:
+            key = routes[name].read
         if key is None or key in extras:
             continue
         if key == "mask":
@@ -249,7 +264,8 @@ def check_masks(penalties: Iterable[str], extras: Container[str], data: str) -> 
                              "<stem>.png laid out as the images, or a CSV with a mask column)")
         raise ValueError(f"--penalty hint needs reward masks (where the right reasons are), and {data} has none: "
                          f"pass --evidence-masks object with --dataset {' or '.join(MASKED_DATASETS)}, or "
-                         "--evidence-masks PATH (laid out as the images) with --data folder:PATH")
+                         "--evidence-masks PATH (laid out as the images) with --data folder:PATH, or train on the "
+                         "complement of the data's shortcut masks with --mask-convert complement")
 
 
 def _epoch_line(record: dict) -> str:
@@ -299,6 +315,8 @@ class EvidenceFolder(torch.utils.data.Dataset):
             raise ValueError("the evidence masks' folder lists other images than the data's; lay them out as the images")
         self.data, self.evidence = data, evidence
         n = sum(s.mask is not None for s in evidence.samples)
+        #: what the masks mark: the folder's own (``mask``), and the evidence (``reward_mask``)
+        self.mask_meanings = {**stated_mask_meanings(data), "reward_mask": EVIDENCE}
         self.samples, self.name, self.loader_options = data.samples, data.name, data.loader_options
         self.source = f"{data.source}, {n} evidence masks from {evidence.masks}"
 
@@ -344,6 +362,8 @@ def _run_folder(args: argparse.Namespace, objective: Objective, config: TrainCon
                          "out as the images (EVIDENCE/<class>/<stem>.png, or EVIDENCE/train/…), and this is none")
     mean, std = _floats("--mean", args.mean), _floats("--std", args.std)
     options = dict(mode=args.mode, size=args.image_size, crop=args.crop, mean=mean, std=std)
+    if args.masks:  # documented as the region the model must not use unless --mask-meaning says otherwise
+        options["mask_meaning"] = args.mask_meaning or MUST_NOT_USE
     train_set, test_set = folder_splits(path, args.masks, test_fraction=args.test_fraction, split_seed=args.seed,
                                         **options, num_workers=args.workers, pin_memory=True)
     train_set = random_subset(train_set, args.limit_train, args.seed)
@@ -351,12 +371,15 @@ def _run_folder(args: argparse.Namespace, objective: Objective, config: TrainCon
     carried = {"mask"} if any(s.mask is not None for s in train_set.samples) else set()
     if args.evidence_masks:
         evidence = folder_splits(path, args.evidence_masks, test_fraction=args.test_fraction, split_seed=args.seed,
-                                 **options)
+                                 **{**options, "mask_meaning": EVIDENCE})
         train_set = EvidenceFolder(train_set, random_subset(evidence[0], args.limit_train, args.seed))
         test_set = EvidenceFolder(test_set, random_subset(evidence[1], args.limit_test, args.seed))
         carried.add("reward_mask")
+    meanings = {**({"mask": options["mask_meaning"]} if "mask" in carried else {}),
+                **({"reward_mask": EVIDENCE} if "reward_mask" in carried else {})}
     check_masks([p.name for p in objective.penalties], carried, f"--data {args.data}" +
-                ("" if args.masks or "mask" in carried else " without --masks"))
+                ("" if args.masks or "mask" in carried else " without --masks"),
+                objective.check_masks(meanings, source=f"--data {args.data}"))
     for split, data in (("train", train_set), ("test", test_set)):
         print(f"{split}: {data.source}")
     torch.manual_seed(args.seed)

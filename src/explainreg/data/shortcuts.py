@@ -438,8 +438,8 @@ SHORTCUT_DATASETS = {"decoy-mnist": decoy_mnist, "decoy-fmnist": decoy_fmnist, "
 def masked_dataset(x: Any, y: Any, mask: Any, *, meaning: str = MUST_NOT_USE, name: str = "custom",
                    source: str = "in memory") -> ArrayDataset:
     """A data set of images, labels and annotation masks, whose batches carry the mask as
-    ``extras["mask"]`` for CDEP / RRR / ExpectedGradients / Locality (``meaning="must_not_use"``,
-    the default) or HINT and the localisation metrics (``meaning="evidence"``); documentation: guide/concepts.
+    ``extras["mask"]`` for CDEP / RRR / ExpectedGradients (``meaning="must_not_use"``, the default) or
+    Locality and the localisation metrics (``meaning="evidence"``); documentation: guide/concepts.
 
     The mask is read by :func:`explainreg.inputs.normalize_mask` with the data set in the batch's
     place, so it accepts what the penalties accept: one H×W for every image, N×H×W, N×1×H×W or

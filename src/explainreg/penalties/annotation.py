@@ -178,6 +178,7 @@ class _AnnotationPenalty(Penalty):
     marks what the model must not use (``mask_meaning``, documentation: guide/concepts)."""
 
     mask_meaning: ClassVar[str | None] = "must_not_use"
+    mask_extra: ClassVar[str | None] = "mask"
 
     def __init__(self, blob_sampler: BlobSampler | None = None) -> None:
         super().__init__()

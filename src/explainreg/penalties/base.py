@@ -141,6 +141,8 @@ class Penalty(nn.Module):
     name: ClassVar[str] = "penalty"
     #: what the penalty's mask marks (documentation: guide/concepts): "must_not_use", "evidence", or None (no mask)
     mask_meaning: ClassVar[str | None] = None
+    #: the batch extra that holds that mask (``"mask"``; HINT: ``"reward_mask"``)
+    mask_extra: ClassVar[str | None] = None
     #: whether the penalty needs the input gradient (so the shared forward runs on a grad-enabled x)
     needs_input_grad: ClassVar[bool] = True
     #: whether ``compute`` differentiates a gradient of its own forwards (expected gradients, Grad-CAM), so that
@@ -181,6 +183,14 @@ class Penalty(nn.Module):
     def settings(self) -> dict[str, Any]:
         """The constructor arguments, for configs and logs."""
         return {}
+
+    def reads_mask(self) -> tuple[str, str] | None:
+        """``(extra, meaning)``: the batch extra this penalty reads as a mask and what that mask must mark
+        (:data:`~explainreg.inputs.MASK_MEANINGS`); None for a penalty that reads no mask. An
+        :class:`~explainreg.objective.Objective` refuses data that state the other meaning for it."""
+        if self.mask_meaning is None or self.mask_extra is None:
+            return None
+        return self.mask_extra, self.mask_meaning
 
 
 def finite_options(init: Callable[..., None]) -> Callable[..., None]:

@@ -228,6 +228,8 @@ class Locality(_SaliencyPenalty):
     """
 
     name = "locality"
+    mask_meaning = "evidence"  # the target map t: where the saliency should be (documentation: guide/concepts)
+    mask_extra = "mask"
 
     def __init__(self, eps: float = 0.01, use_mask: bool = True, score: str | None = None, *,
                  target: str | None = None) -> None:
@@ -237,6 +239,9 @@ class Locality(_SaliencyPenalty):
 
     def settings(self) -> dict[str, Any]:
         return {"eps": self.eps, "use_mask": self.use_mask, **super().settings()}
+
+    def reads_mask(self) -> tuple[str, str] | None:
+        return super().reads_mask() if self.use_mask else None
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         mask = ctx.extras.get("mask") if self.use_mask else None

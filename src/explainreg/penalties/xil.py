@@ -281,6 +281,7 @@ class HINT(_GradCAMPenalty):
 
     name = "hint"
     mask_meaning = "evidence"  # the reward mask m⁺: where the right reasons are (documentation: guide/concepts)
+    mask_extra = "reward_mask"
     needs_input_grad = False
 
     def __init__(self, layer: str | None = None, reduction: str = "mean", positive_only: bool = False,

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .. import runs
 from .._validation import check_labels
+from ..inputs import stated_mask_meanings
 from ..modes import model_device, unwrap_parallel
 from ..objective import Objective
 from . import distributed
@@ -278,7 +279,9 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
     Raises:
         ValueError: an empty data set, a training set of one class, labels beyond the model's
             outputs, a model without trainable parameters or on the meta device, other settings
-            than the recorded ones on resume.
+            than the recorded ones on resume, a penalty given masks that the training set states
+            to mark the other meaning (:meth:`~explainreg.objective.Objective.check_masks`; an
+            objective with ``mask_convert="complement"`` trains on their complement instead).
         FileNotFoundError: ``resume=True`` on a folder that holds no run.
         FileExistsError: ``resume=False`` on a folder that holds a run.
         explainreg.runs.RunBusyError: another training writes into ``run_dir``.
@@ -307,6 +310,8 @@ def train(model: nn.Module, objective: Objective | None, train_set: Dataset, tes
         raise ValueError(f"resume must be False (start a run), True (continue the run in run_dir) or 'auto' "
                          f"(continue it when there is one, else start one), got {resume!r}")
     objective = objective if objective is not None else Objective()
+    # a penalty given a mask of the other stated meaning is refused here, before anything runs
+    objective.check_masks(stated_mask_meanings(train_set), source=f"train_set ({getattr(train_set, 'name', 'data')})")
     model = unwrap_parallel(model)  # a user's DDP / DataParallel wrapper: train (and checkpoint) the module inside
     _check_data(train_set, val_set, test_set)
     info = _run_info(model, train_set, test_set, run_info) if run_dir is not None else {}
