@@ -64,9 +64,9 @@ def hand_cdep_net(net: nn.Sequential, x, mask):
 
 
 def seed_pool(rel, irrel, total):
-    # the seed's propagate_pooling: indices of the pool of rel + irrel, both parts read there (the
-    # exact total here: on exact ties, over a constant background, the seed's choice is rounding noise)
-    _, idx = F.max_pool2d(total, 2, return_indices=True)
+    # the seed's propagate_pooling: indices of the pool of rel + irrel, both parts read there (on exact
+    # ties of the total, over a constant background, rounding picks; tests/test_cd_seed_fidelity.py)
+    _, idx = F.max_pool2d(rel + irrel, 2, return_indices=True)
     take = lambda t: t.flatten(2).gather(2, idx.flatten(2)).view(idx.shape)  # noqa: E731
     return take(rel), take(irrel)
 

@@ -22,7 +22,7 @@ from .._validation import check_batch
 from ..inputs import normalize_mask  # the one mask parser (re-exported here)
 from ..modes import unwrap_parallel  # re-exported: decompose takes wrapped models
 from .rules import (FUNCTION_RULES, RULES, UNSUPPORTED, Decomposed, affine_batch_norm, dead_unit_share, find_rule,
-                    input_share, max_pool, max_pool_function, relevant_first)
+                    input_share, max_pool, max_pool_function, relevant_first, seed_arithmetic)
 
 #: the orders in which CD may visit a ReLU directly followed by a max-pool
 ORDERS = ("forward", "seed")
@@ -251,12 +251,21 @@ def run_rules(model: nn.Module, start: Any, *, record: dict[str, Decomposed] | N
 
     ``order="seed"`` visits every ReLU that feeds a max-pool after the pool, as CDEP's
     ``cd(..., model_type="mnist")`` does (conv → pool → ReLU; documentation: methods/decomposition): the forward values
-    are the same, the decomposition is not (the pool's indices then come from the pre-ReLU total).
+    are the same, the decomposition is not (the pool's indices then come from the pre-ReLU values).
+    It also computes as the seed's code does (:func:`~.rules.seed_arithmetic`): each max-pool reads
+    both parts at the argmax of ``rel + irrel``, and Linear/Conv layers round as the seed's
+    ``propagate_conv_linear``, so that exact ties in a window go where the seed's rounding sends them.
     ``step(node, env)``, when given, sees every node first and returns True where it has set
     ``env[node]`` itself (the receptive-field sparse pass, :class:`~.sparse.SparsePass`).
     """
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    with seed_arithmetic(order == "seed"):
+        return _propagate(model, start, record, order, step)
+
+
+def _propagate(model: nn.Module, start: Any, record: dict[str, Decomposed] | None, order: str,
+               step: Callable[[fx.Node, dict], bool] | None) -> Decomposed:
     model = unwrap_parallel(model)
     graph = trace(model)
     swapped = _seed_swaps(model, graph) if order == "seed" else set()
@@ -294,7 +303,8 @@ def run_rules(model: nn.Module, start: Any, *, record: dict[str, Decomposed] | N
         args = fx.node.map_arg(node.args, lambda n: env[n])
         kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n])
         if node in deferred:  # the seed's pool → ReLU, with the seed's pooling indices
-            env[node] = relevant_first(max_pool(args[0], _seed_pool_call(model, node, args, kwargs)), F.relu)
+            env[node] = relevant_first(max_pool(args[0], _seed_pool_call(model, node, args, kwargs), pick="sum"),
+                                       F.relu)
             if record is not None:
                 record[node.target if node.op == "call_module" else node.name] = env[node]
             continue

@@ -477,6 +477,78 @@ def affine(d: Decomposed, linear_part: Callable[[torch.Tensor], torch.Tensor], t
     return Decomposed(rel, irrel, total_out)
 
 
+#: True while a decomposition runs under ``order="seed"``: affine layers and max-pools compute as
+#: CDEP's ``cd()`` does (:func:`seed_arithmetic`)
+_SEED_ARITHMETIC: contextvars.ContextVar[bool] = contextvars.ContextVar("cd_seed_arithmetic", default=False)
+
+
+@contextmanager
+def seed_arithmetic(on: bool = True) -> Iterator[None]:
+    """Within the block (``on``), Linear and Conv layers follow :func:`seed_affine` and max-pools read
+    both parts at the argmax of ``rel + irrel`` (:func:`max_pool` with ``pick="sum"``): CDEP's
+    ``cd()`` operation for operation, so that where a pooling window's entries tie exactly, rounding
+    picks the entry the seed's code picks. ``run_rules(..., order="seed")`` runs inside it.
+
+    Example::
+
+        >>> import torch; from torch import nn
+        >>> from explainreg.decomposition.rules import Decomposed, RULES, seed_arithmetic
+        >>> pool = nn.MaxPool1d(2)
+        >>> total = torch.tensor([[[1.0, 1.0]]])            # an exact tie in the total
+        >>> d = Decomposed(torch.tensor([[[0.25, 0.75]]]), torch.tensor([[[0.75, 0.2500001]]]), total)
+        >>> RULES[nn.MaxPool1d](pool, d).rel                # shared: the mean of the tied entries
+        tensor([[[0.5000]]])
+        >>> with seed_arithmetic():
+        ...     RULES[nn.MaxPool1d](pool, d).rel            # rel + irrel is largest at the second entry
+        tensor([[[0.7500]]])
+    """
+    token = _SEED_ARITHMETIC.set(bool(on))
+    try:
+        yield
+    finally:
+        _SEED_ARITHMETIC.reset(token)
+
+
+def seed_affine(d: Decomposed, layer: Callable[[torch.Tensor], torch.Tensor], total_out: torch.Tensor,
+                bias: torch.Tensor | None) -> Decomposed:
+    """CDEP's affine rule as its code computes it (``propagate_conv_linear``): ``r = layer(rel) − b``,
+    ``s = layer(irrel) − b`` (each part through the whole layer, bias included, on its own),
+    ``rel' = r + (|r| / (|r| + |s| + ε))·b``, ``irrel' = s + (|s| / (|r| + |s| + ε))·b``.
+
+    The values are those of :func:`affine` up to rounding; the rounding is the seed's, which decides
+    the seed's max-pool picks where a window's entries tie exactly. A unit with r = s = 0 gives its
+    bias to irrel (the seed's code drops it there, breaking the sum rel + irrel = output).
+
+    Args:
+        d: the layer input.
+        layer: the whole layer (``module``, bias included), applied to each part separately.
+        total_out: the layer's ordinary output. bias: broadcastable to the output, or None.
+
+    Returns:
+        The layer output as a :class:`Decomposed`.
+
+    Example::
+
+        >>> import torch; from torch import nn
+        >>> from explainreg.decomposition.rules import Decomposed, seed_affine
+        >>> fc = nn.Linear(2, 1)
+        >>> with torch.no_grad():
+        ...     _ = fc.weight.copy_(torch.tensor([[1.0, 1.0]])), fc.bias.fill_(3.0)
+        >>> x = torch.tensor([[1.0, 2.0]])
+        >>> out = seed_affine(Decomposed(x * torch.tensor([1.0, 0.0]), x * torch.tensor([0.0, 1.0]), x),
+        ...                   fc, fc(x), fc.bias)
+        >>> out.rel, out.irrel                              # r = 1, s = 2: the bias 3 splits 1 : 2
+        (tensor([[2.]], grad_fn=<AddBackward0>), tensor([[4.]], grad_fn=<AddBackward0>))
+    """
+    if bias is None:
+        return Decomposed(layer(d.rel), layer(d.irrel), total_out)
+    r, s = layer(d.rel) - bias, layer(d.irrel) - bias
+    size_r, size_s = r.abs(), s.abs()
+    denominator = size_r + size_s + EPS
+    share_s = torch.where((r == 0) & (s == 0), torch.ones_like(size_s), size_s / denominator)
+    return Decomposed(r + (size_r / denominator) * bias, s + share_s * bias, total_out)
+
+
 def relevant_first(d: Decomposed, fn: Callable[[torch.Tensor], torch.Tensor]) -> Decomposed:
     """``rel' = f(rel)``, ``irrel' = f(rel + irrel) − f(rel)`` (ReLU-type rule).
 
@@ -698,17 +770,23 @@ def max_pool_shared_ties(d: Decomposed, kernel, stride, padding, total_out: torc
     return Decomposed(share(d.rel), share(d.irrel), total_out)
 
 
-def max_pool(d: Decomposed, pool: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Decomposed:
-    """Both parts read at the argmax indices of the pool of the total (``pool`` returns indices):
-    CDEP's ``propagate_pooling`` (which pools ``rel + irrel``, the total up to rounding), used for
-    ``order="seed"`` and where windows cannot be unfolded (dilation, adaptive pooling).
+def max_pool(d: Decomposed, pool: Callable[..., tuple[torch.Tensor, torch.Tensor]], *,
+             pick: str = "total") -> Decomposed:
+    """Both parts read at one entry of each window: the argmax of the total (``pick="total"``, where
+    windows cannot be unfolded: dilation, adaptive pooling) or of ``rel + irrel`` per blob
+    (``pick="sum"``, CDEP's ``propagate_pooling``, used under ``order="seed"``). The two differ only
+    where a window's entries tie in the total and rounding makes ``rel + irrel`` differ among them.
 
     Args:
         d: the input, B×C×….
-        pool: ``pool(total) -> (output, indices)``, e.g. ``F.max_pool2d(..., return_indices=True)``.
+        pool: ``pool(t) -> (output, indices)``, e.g. ``F.max_pool2d(..., return_indices=True)``.
+        pick: ``"total"`` or ``"sum"``: the tensor whose argmax selects the entry.
 
     Returns:
         The pooled :class:`Decomposed` (ties go to the one index the kernel returns).
+
+    Raises:
+        ValueError: ``pick`` is not ``"total"`` or ``"sum"``.
 
     Example::
 
@@ -720,8 +798,11 @@ def max_pool(d: Decomposed, pool: Callable[..., tuple[torch.Tensor, torch.Tensor
         >>> out.rel, out.irrel                              # read where the total is largest (3)
         (tensor([[[[0.5000]]]]), tensor([[[[2.5000]]]]))
     """
+    if pick not in ("total", "sum"):
+        raise ValueError(f"max_pool: pick must be 'total' (the total's argmax) or 'sum' (rel + irrel's, "
+                         f"CDEP's code), got {pick!r}")
     total_out, idx = pool(d.total)
-    idx = d.tile(idx).flatten(2)
+    idx = d.tile(idx).flatten(2) if pick == "total" else pool(d.rel + d.irrel)[1].flatten(2)
     shape = (d.rel.shape[0], *total_out.shape[1:])
     take = lambda t: t.flatten(2).gather(2, idx).view(shape)  # noqa: E731
     return Decomposed(take(d.rel), take(d.irrel), total_out)
@@ -740,12 +821,16 @@ def _tiled(d: Decomposed, c: Any) -> Any:
 
 @register_rule(nn.Linear)
 def _linear(m: nn.Linear, d: Decomposed) -> Decomposed:
+    if _SEED_ARITHMETIC.get():
+        return seed_affine(d, m, m(d.total), m.bias)
     return affine(d, lambda t: F.linear(t, m.weight), m(d.total), m.bias)
 
 
 def _conv(m: nn.modules.conv._ConvNd, d: Decomposed) -> Decomposed:
-    return affine(d, lambda t: m._conv_forward(t, m.weight, None),
-                  m(d.total), None if m.bias is None else m.bias.view(-1, *([1] * (d.total.dim() - 2))))
+    bias = None if m.bias is None else m.bias.view(-1, *([1] * (d.total.dim() - 2)))
+    if _SEED_ARITHMETIC.get():
+        return seed_affine(d, m, m(d.total), bias)
+    return affine(d, lambda t: m._conv_forward(t, m.weight, None), m(d.total), bias)
 
 
 for _cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d):
@@ -899,9 +984,9 @@ def _pool_with_ties(fn: Callable, d: Decomposed, kernel_size, stride=None, paddi
     if stride in (None, (), []):
         stride = kernel_size
     dilated = dilation not in (1, (1,), (1, 1), (1, 1, 1))
-    if dilated:
+    if dilated or _SEED_ARITHMETIC.get():
         return max_pool(d, lambda t: fn(t, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode,
-                                        return_indices=True))
+                                        return_indices=True), pick="sum" if _SEED_ARITHMETIC.get() else "total")
     total_out = fn(d.total, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode)
     return max_pool_shared_ties(d, kernel_size, stride, padding, total_out)
 
@@ -937,7 +1022,8 @@ for _cls in (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d):
 
 def _adaptive_max_pool_module(m: nn.Module, d: Decomposed) -> Decomposed:
     fn = F.adaptive_max_pool1d if isinstance(m, nn.AdaptiveMaxPool1d) else F.adaptive_max_pool2d
-    return max_pool(d, lambda t: fn(t, m.output_size, return_indices=True))
+    return max_pool(d, lambda t: fn(t, m.output_size, return_indices=True),
+                    pick="sum" if _SEED_ARITHMETIC.get() else "total")
 
 
 for _cls in (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d):
@@ -1067,12 +1153,17 @@ def _functional_dropout(d: Decomposed, p: float = 0.5, training: bool = True, in
 
 @register_function_rule(F.linear)
 def _functional_linear(d: Decomposed, weight: torch.Tensor, bias: torch.Tensor | None = None):
+    if _SEED_ARITHMETIC.get():
+        return seed_affine(d, lambda t: F.linear(t, weight, bias), F.linear(d.total, weight, bias), bias)
     return affine(d, lambda t: F.linear(t, weight), F.linear(d.total, weight, bias), bias)
 
 
 def _functional_conv(fn: Callable) -> FunctionRule:
     def apply(d: Decomposed, weight: torch.Tensor, bias: torch.Tensor | None = None, *args, **kwargs):
         b = None if bias is None else bias.view(-1, *([1] * (d.total.dim() - 2)))
+        if _SEED_ARITHMETIC.get():
+            return seed_affine(d, lambda t: fn(t, weight, bias, *args, **kwargs),
+                               fn(d.total, weight, bias, *args, **kwargs), b)
         return affine(d, lambda t: fn(t, weight, None, *args, **kwargs), fn(d.total, weight, bias, *args, **kwargs), b)
 
     return apply
@@ -1149,4 +1240,5 @@ register_function_rule(getattr, lambda d, name: getattr(d.total, name) if isinst
 __all__ = ["call_rule", "Decomposed", "EPS", "FUNCTION_RULES", "RULES", "TIE_RTOL", "UNSUPPORTED", "affine", "affine_batch_norm",
            "both", "dead_unit_share", "dropout_as_identity", "find_rule", "input_share", "max_pool", "max_pool_function",
            "max_pool_shared_ties", "register_function_rule", "register_rule", "relevant_first", "reshape_like",
-           "row_share", "shapley", "split_bias", "standardise", "tie_tolerance"]
+           "row_share", "seed_affine", "seed_arithmetic", "shapley", "split_bias", "standardise",
+           "tie_tolerance"]
