@@ -764,7 +764,8 @@ def mask_route(who: str, extra: str, wanted: str, meanings: dict[str, str], conv
                f"pass a mask of {words[wanted]} as `{extra}` (stated with mask_meanings={{{extra!r}: {wanted!r}}}), ")
     raise ValueError(f"{who} is defined for masks that mark {words[wanted]}, but `{extra}` of {source} marks "
                      f"{words[stated]} ({stated}): trained on it, {who} would push the model towards the opposite. "
-                     f"Use a penalty defined for {stated} masks ({PENALTIES_FOR[stated]}), {instead}or convert by the stated rule: "
+                     f"Use a penalty defined for {stated} masks ({PENALTIES_FOR[stated]}), {instead}or convert by "
+                     "the stated rule: "
                      f"mask_convert='complement' (Objective(..., mask_convert='complement'); `explainreg train "
                      f"--mask-convert complement`) trains on the complement 1 − m")
 
