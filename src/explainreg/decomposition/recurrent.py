@@ -43,8 +43,8 @@ from torch import nn
 
 from ..inputs import find_embedding, padding_mask, token_mask as _token_mask
 from .._validation import check_token_ids
-from .rules import (_ROW_SHARE, UNSUPPORTED, Decomposed, input_share, register_function_rule, register_rule,
-                    row_share, shapley, standardise)
+from .rules import (_ROW_SHARE, UNSUPPORTED, Decomposed, bias_left_out, input_share, register_function_rule,
+                    register_rule, row_share, shapley, standardise)
 
 #: B×T token mask of the running token decomposition (None outside one); the LSTM / GRU rules read it
 #: to give the bias × bias share of step t to rel when token t is masked.
@@ -515,12 +515,21 @@ register_function_rule(torch.max, _max)
 
 
 def decompose_tokens(model: nn.Module, ids: torch.Tensor, token_mask: Any, *, layer: str | nn.Module | None = None,
-                     lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                     lengths: torch.Tensor | None = None, bias_mask: Any = None, detach_embeddings: bool = False,
+                     output_bias: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Contextual decomposition of a text model's logits for the tokens ``token_mask`` marks.
 
     ``rel = m ⊙ e`` and ``irrel = (1 − m) ⊙ e`` at the output e of the model's embedding (``layer``,
     found automatically), then the engine's rules (this module's for LSTM / GRU, indexing, pooling);
     padding (``lengths`` or the embedding's ``padding_idx``) is never relevant.
+
+    Three options give CDEP's text code (``cd_text_irreg_scores``, documentation: guide/text):
+    ``bias_mask`` moves the LSTM / GRU steps' bias × bias products to rel only at the steps it marks
+    (the seed: at the decoy, not at the word after it that its window also holds);
+    ``detach_embeddings`` reads the word vectors without their graph (the seed's ``.data``: no
+    gradient reaches the embedding weights through this decomposition); ``output_bias=False`` leaves
+    the bias of the ``nn.Linear`` that returns the logits out of rel and irrel (the seed's
+    ``W_out · h``), so that rel + irrel = logits − bias.
 
     Args:
         model: maps token ids B×T to logits B×K.
@@ -529,12 +538,17 @@ def decompose_tokens(model: nn.Module, ids: torch.Tensor, token_mask: Any, *, la
         layer: the embedding (module or qualified name); None finds the model's ``nn.Embedding``.
         lengths: B real lengths (right padding); None reads padding from the embedding's
             ``padding_idx``.
+        bias_mask: B×T (or T) in [0, 1]: the steps whose bias × bias share goes to rel; None: ``token_mask``.
+        detach_embeddings: decompose the embedding's output detached from the embedding weights.
+        output_bias: split the logits' bias between rel and irrel (True) or leave it out (False;
+            the logits must come from an ``nn.Linear``).
 
     Shape:
-        ids, token_mask: (B, T); output: two (B, K) tensors.
+        ids, token_mask, bias_mask: (B, T); output: two (B, K) tensors.
 
     Returns:
-        ``(rel, irrel)``, each B×K, with rel + irrel = model(ids).
+        ``(rel, irrel)``, each B×K, with rel + irrel = model(ids) (minus the output bias with
+        ``output_bias=False``).
 
     Raises:
         TypeError: ``ids`` are not integers.
@@ -567,10 +581,14 @@ def decompose_tokens(model: nn.Module, ids: torch.Tensor, token_mask: Any, *, la
     check_token_ids(ids, getattr(embedding, "num_embeddings", None))
     real = padding_mask(ids, lengths=lengths, padding_idx=getattr(embedding, "padding_idx", None))
     m = _token_mask(token_mask, ids, "token_mask") * real
+    steps = m if bias_mask is None else _token_mask(bias_mask, ids, "bias_mask") * real
+    head = None if output_bias else _output_linear(model)
 
     def split(module: nn.Module, args: Any, e: torch.Tensor) -> Decomposed:
         if e.shape[:2] != ids.shape:
             raise ValueError(f"the embedding output {tuple(e.shape)} does not start with the ids' B×T {tuple(ids.shape)}")
+        if detach_embeddings:
+            e = e.detach()
         w = m.to(e.dtype).view(*m.shape, *([1] * (e.dim() - 2)))
         rel, irrel = w * e, (1 - w) * e
         # the relevant share of the real tokens' embeddings (padding counts in neither part), for the
@@ -582,9 +600,10 @@ def decompose_tokens(model: nn.Module, ids: torch.Tensor, token_mask: Any, *, la
 
     shares: list[contextvars.Token] = []
     handle = embedding.register_forward_hook(split)
-    token = _STEP_MASK.set(m)
+    token = _STEP_MASK.set(steps)
     try:
-        out = run_rules(model, ids)
+        with bias_left_out(head):
+            out = run_rules(model, ids)
     finally:
         for share in reversed(shares):
             _ROW_SHARE.reset(share)
@@ -593,6 +612,19 @@ def decompose_tokens(model: nn.Module, ids: torch.Tensor, token_mask: Any, *, la
     if not isinstance(out, Decomposed) or out.rel.dim() != 2:
         raise ValueError(f"the model must return logits of shape B×K, got {getattr(out, 'total', out)}")
     return out.rel, out.irrel
+
+
+def _output_linear(model: nn.Module) -> nn.Linear:
+    """The ``nn.Linear`` whose output the model returns (for ``output_bias=False``)."""
+    from .engine import trace
+
+    graph = trace(model)
+    out = next(n for n in graph.nodes if n.op == "output").args[0]
+    module = model.get_submodule(out.target) if isinstance(out, torch.fx.Node) and out.op == "call_module" else None
+    if not isinstance(module, nn.Linear):
+        raise ValueError(f"output_bias=False leaves out the bias of the nn.Linear that returns the logits; "
+                         f"{type(model).__name__} returns {getattr(out, 'name', out)!s}, not an nn.Linear's output")
+    return module
 
 
 __all__ = ["decompose_tokens", "gru_layer", "lstm_layer", "propagate_tanh_two", "propagate_three", "share_product"]

@@ -819,8 +819,39 @@ def _tiled(d: Decomposed, c: Any) -> Any:
 # module rules
 
 
+#: the layer whose bias :func:`bias_left_out` keeps out of both parts (None: every bias is split)
+_BIAS_LEFT_OUT: contextvars.ContextVar[nn.Module | None] = contextvars.ContextVar("cd_bias_left_out", default=None)
+
+
+@contextmanager
+def bias_left_out(module: nn.Module | None) -> Iterator[None]:
+    """Within the block, the ``nn.Linear`` ``module`` adds its bias to neither part (CDEP's text code
+    leaves the output layer's bias out of rel and irrel, ``W_out · h``): rel + irrel then equals
+    the layer's output minus the bias. None changes nothing.
+
+    Example::
+
+        >>> import torch; from torch import nn
+        >>> from explainreg.decomposition.rules import Decomposed, RULES, bias_left_out
+        >>> fc = nn.Linear(2, 1)
+        >>> x = torch.tensor([[1.0, 2.0]])
+        >>> d = Decomposed(x * torch.tensor([1.0, 0.0]), x * torch.tensor([0.0, 1.0]), x)
+        >>> with bias_left_out(fc):
+        ...     out = RULES[nn.Linear](fc, d)
+        >>> bool(torch.allclose(out.rel + out.irrel, fc(x) - fc.bias))
+        True
+    """
+    token = _BIAS_LEFT_OUT.set(module)
+    try:
+        yield
+    finally:
+        _BIAS_LEFT_OUT.reset(token)
+
+
 @register_rule(nn.Linear)
 def _linear(m: nn.Linear, d: Decomposed) -> Decomposed:
+    if m is _BIAS_LEFT_OUT.get():
+        return Decomposed(F.linear(d.rel, m.weight), F.linear(d.irrel, m.weight), m(d.total))
     if _SEED_ARITHMETIC.get():
         return seed_affine(d, m, m(d.total), m.bias)
     return affine(d, lambda t: F.linear(t, m.weight), m(d.total), m.bias)
@@ -1237,7 +1268,7 @@ register_function_rule(getattr, lambda d, name: getattr(d.total, name) if isinst
                        else getattr(d, name))
 
 
-__all__ = ["call_rule", "Decomposed", "EPS", "FUNCTION_RULES", "RULES", "TIE_RTOL", "UNSUPPORTED", "affine", "affine_batch_norm",
+__all__ = ["bias_left_out", "call_rule", "Decomposed", "EPS", "FUNCTION_RULES", "RULES", "TIE_RTOL", "UNSUPPORTED", "affine", "affine_batch_norm",
            "both", "dead_unit_share", "dropout_as_identity", "find_rule", "input_share", "max_pool", "max_pool_function",
            "max_pool_shared_ties", "register_function_rule", "register_rule", "relevant_first", "reshape_like",
            "row_share", "seed_affine", "seed_arithmetic", "shapley", "split_bias", "standardise",

@@ -21,7 +21,10 @@ from ..inputs import normalize_mask
 from ..modes import deterministic_dropout, frozen_norm_statistics
 from ..saliency import resolve_score
 from .base import Penalty, PenaltyContext, register_penalty, target_alias
-from .text import cdep_text
+from .text import BIAS_AT, cdep_text, widen_window
+
+#: the token options of :class:`CDEP` as it is constructed by default
+_TEXT_DEFAULTS = {"detach_embeddings": True, "window_after": 0, "bias_at": "window", "output_bias": True}
 
 #: ``sampler(generator, x) -> N×H×W`` (or N×C×H×W) blobs shared by the batch
 BlobSampler = Callable[[torch.Generator, torch.Tensor], torch.Tensor]
@@ -224,6 +227,15 @@ class CDEP(_AnnotationPenalty):
             extras' mask (ColorMNIST's pixels, :class:`explainreg.data.PixelBlobSampler`).
         order: ``"forward"`` (the model's order) or ``"seed"`` (CDEP's conv → pool → ReLU).
         blob_chunk: decompose at most this many blobs per pass (checkpointed; same value).
+        detach_embeddings: token inputs: decompose the word vectors detached from the embedding
+            weights, so the penalty trains the network after the embedding and not the vectors
+            (the seed's ``.data``; default True, documentation: guide/text). The cross-entropy
+            still trains the embedding.
+        window_after, bias_at, output_bias: token inputs: the words after each masked token that
+            join the relevant window (the seed: 1), where the steps' bias × bias counts as relevant
+            (``"window"`` or ``"mask"``, the seed: ``"mask"``), and whether the logits' bias is
+            split into rel / irrel (the seed: False); :func:`explainreg.penalties.text.cdep_text`.
+            ``CDEP(**SEED_TEXT)`` is the seed's text penalty.
 
     Shape:
         Called as ``penalty(model, x, y, mask=...)``: x B×C×H×W (or B×T token ids, the seed's text
@@ -253,8 +265,13 @@ class CDEP(_AnnotationPenalty):
     needs_input_grad = False
 
     def __init__(self, blob_sampler: BlobSampler | None = None, order: str = "forward",
-                 blob_chunk: int | None = None) -> None:
+                 blob_chunk: int | None = None, *, detach_embeddings: bool = True, window_after: int = 0,
+                 bias_at: str = "window", output_bias: bool = True) -> None:
         super().__init__(blob_sampler)
+        check_choice("bias_at", bias_at, BIAS_AT)
+        widen_window(torch.zeros(1, 1), window_after)  # refuses a window that is not a whole number ≥ 0
+        self.text = {"detach_embeddings": bool(detach_embeddings), "window_after": window_after,
+                     "bias_at": bias_at, "output_bias": bool(output_bias)}
         if order not in ORDERS:
             raise ValueError(f"CDEP: order must be one of {ORDERS} ('seed' = CDEP's conv → pool → ReLU), got {order!r}")
         if blob_chunk is not None and (isinstance(blob_chunk, bool) or not isinstance(blob_chunk, int) or blob_chunk < 1):
@@ -264,13 +281,14 @@ class CDEP(_AnnotationPenalty):
 
     def settings(self) -> dict[str, Any]:
         extra = {} if self.blob_chunk is None else {"blob_chunk": self.blob_chunk}
-        return {**super().settings(), "order": self.order, **extra}
+        text = {k: v for k, v in self.text.items() if v != _TEXT_DEFAULTS[k]}  # the token options set otherwise
+        return {**super().settings(), "order": self.order, **extra, **text}
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         mask, blobs = self._mask(ctx)
         if ctx.inputs.is_tokens:  # the seed's text form (documentation: methods/decomposition), on the sentences with a masked token
             return cdep_text(ctx.model, ctx.x, ctx.y, mask[..., 0], layer=ctx.inputs.layer,
-                             lengths=ctx.extras.get("lengths"))
+                             lengths=ctx.extras.get("lengths"), **self.text)
         x = ctx.x.detach()
         if blobs:  # N×1×{1,C}×H×W -> 1×N×{1,C}×H×W: the same N blobs for every image
             return cdep(ctx.model, x, mask.transpose(0, 1), blobs=True, order=self.order, blob_chunk=self.blob_chunk)

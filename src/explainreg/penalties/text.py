@@ -9,7 +9,11 @@ Training's token masking (Ismail et al. 2021).
         =  (1/|S|) Σ_{b∈S} softplus(rel_{b,y_b} − irrel_{b,y_b})
 
   (maximise the irrelevant share of the true-class logit); 0 (connected to the weights) when no
-  sentence of the batch has a masked token.
+  sentence of the batch has a masked token. Options give the seed's own settings
+  (:data:`SEED_TEXT`): the word vectors read detached (``detach_embeddings``, the seed's ``.data``),
+  the relevant window widened to the ``window_after`` words after each masked token (the seed:
+  ``stop = start + 1``), the steps' bias × bias products counted as relevant only at the masked
+  tokens (``bias_at="mask"``) and the logits' bias left out of rel and irrel (``output_bias=False``).
 * Saliency Guided Training on tokens: the ⌊fraction · L_b⌋ real tokens of lowest saliency
   (per-token score s_bt, ranked by |s| or s) have their embeddings replaced by U(min e_b, max e_b)
   draws (or a constant); padding is never masked and never counts in L_b.
@@ -48,8 +52,36 @@ def cdep_text_penalty(rel: torch.Tensor, irrel: torch.Tensor, y: torch.Tensor) -
     return -F.log_softmax(pair, 1)[:, 1].mean()
 
 
+#: CDEP's text code as settings of :func:`cdep_text` / :class:`~explainreg.penalties.CDEP`
+SEED_TEXT = {"detach_embeddings": True, "window_after": 1, "bias_at": "mask", "output_bias": False}
+#: where the LSTM / GRU steps' bias × bias products count as relevant
+BIAS_AT = ("window", "mask")
+
+
+def widen_window(token_mask: torch.Tensor, after: int) -> torch.Tensor:
+    """The token mask with each marked token's next ``after`` positions marked too (elementwise max).
+
+    Args:
+        token_mask: B×T in [0, 1]. after: how many following positions join (0: unchanged).
+
+    Returns:
+        B×T, the widened mask.
+
+    Example:
+        >>> widen_window(torch.tensor([[0.0, 1.0, 0.0, 0.0]]), 1)
+        tensor([[0., 1., 1., 0.]])
+    """
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise ValueError(f"window_after must be a whole number ≥ 0 (words after each masked token), got {after!r}")
+    out = token_mask.clone()
+    for j in range(1, min(after, token_mask.shape[1] - 1) + 1):
+        out[:, j:] = torch.maximum(out[:, j:], token_mask[:, :-j])
+    return out
+
+
 def cdep_text(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, token_mask: torch.Tensor, *,
-              layer: Any = None, lengths: torch.Tensor | None = None) -> torch.Tensor:
+              layer: Any = None, lengths: torch.Tensor | None = None, detach_embeddings: bool = False,
+              window_after: int = 0, bias_at: str = "window", output_bias: bool = True) -> torch.Tensor:
     """The CDEP text penalty (see the module docstring): one batched CD pass over the sentences of
     ``ids`` (B×T) whose ``token_mask`` (B×T, padding already 0) has a non-zero entry; dropout acts as
     the identity during the pass and BatchNorm statistics are not updated.
@@ -57,6 +89,12 @@ def cdep_text(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, token_mask: 
     Args:
         model: maps ids to logits through an ``nn.Embedding`` (or ``layer``). ids: B×T token ids.
         y: B labels. token_mask: B×T in [0, 1]. lengths: B sentence lengths (padding).
+        detach_embeddings: decompose the word vectors detached (no gradient to the embedding
+            weights from the penalty; the cross-entropy still trains them).
+        window_after: the words after each masked token that join the relevant window.
+        bias_at: ``"window"`` (the steps' bias × bias to rel at every step of the window) or
+            ``"mask"`` (only at the masked tokens themselves).
+        output_bias: split the logits' bias between rel and irrel (False: leave it out).
 
     Returns:
         The 0-d penalty (0, still connected to the weights, when no sentence has a masked token).
@@ -76,6 +114,8 @@ def cdep_text(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, token_mask: 
     """
     from ..decomposition import decompose_tokens
 
+    check_choice("bias_at", bias_at, BIAS_AT)
+    window = widen_window(token_mask, window_after)
     has = (token_mask != 0).any(1)
     if not bool(has.any()):
         params = [p for p in model.parameters() if p.requires_grad]
@@ -83,8 +123,10 @@ def cdep_text(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, token_mask: 
     rows = has.nonzero().flatten()
     # as the image CDEP: the deterministic network (dropout as identity), BatchNorm statistics untouched
     with torch.enable_grad(), deterministic_dropout(model), dropout_as_identity(), frozen_norm_statistics(model):
-        rel, irrel = decompose_tokens(model, ids[rows], token_mask[rows], layer=layer,
-                                      lengths=None if lengths is None else lengths[rows])
+        rel, irrel = decompose_tokens(model, ids[rows], window[rows], layer=layer,
+                                      lengths=None if lengths is None else lengths[rows],
+                                      bias_mask=token_mask[rows] if bias_at == "mask" else None,
+                                      detach_embeddings=detach_embeddings, output_bias=output_bias)
     return cdep_text_penalty(rel, irrel, y[rows])
 
 
@@ -127,4 +169,4 @@ def saliency_guided_tokens(e: torch.Tensor, scores: torch.Tensor, padding: torch
     return torch.where(masked[..., None], values, e), masked
 
 
-__all__ = ["cdep_text", "cdep_text_penalty", "saliency_guided_tokens"]
+__all__ = ["BIAS_AT", "SEED_TEXT", "cdep_text", "cdep_text_penalty", "saliency_guided_tokens", "widen_window"]
