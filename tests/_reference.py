@@ -5,17 +5,17 @@ import numpy as np
 import torch
 
 
-def per_sample_gradients(model, x, y, target="logit"):
+def per_sample_gradients(model, x, y, score="logit"):
     """g_b = ∂t_b/∂x_b computed one image at a time."""
     rows = []
     for b in range(len(x)):
         xb = x[b:b + 1].clone().requires_grad_(True)
         z = model(xb)[0]
-        if target == "logit":
+        if score == "logit":
             t = z[y[b]]
-        elif target == "log_prob":
+        elif score == "log_prob":
             t = torch.log_softmax(z, 0)[y[b]]
-        elif target == "nll":
+        elif score == "nll":
             t = -torch.log_softmax(z, 0)[y[b]]
         else:
             t = torch.log_softmax(z, 0).sum()
@@ -28,20 +28,20 @@ def minmax(a):
     return (a - a.min()) / (a.max() - a.min() + 1e-12)
 
 
-def smoothness(g, offset=1, compat=False):
+def smoothness(g, offset=1, seed_convention=False):
     B, C, H, W = g.shape
-    if compat:
+    if seed_convention:
         offset = 2
     vertical, v_count, horizontal, h_count = 0.0, 0, 0.0, 0
     for b in range(B):
         for c in range(C):
             for i in range(H):
                 for j in range(W):
-                    if i - offset >= 0 or compat:
+                    if i - offset >= 0 or seed_convention:
                         up = g[b, c, i - offset, j] if i - offset >= 0 else 0.0
                         vertical += abs(g[b, c, i, j] - up)
                         v_count += 1
-                    if j - offset >= 0 or compat:
+                    if j - offset >= 0 or seed_convention:
                         left = g[b, c, i, j - offset] if j - offset >= 0 else 0.0
                         horizontal += abs(g[b, c, i, j] - left)
                         h_count += 1

@@ -65,8 +65,8 @@ def test_expected_gradients_matches_per_sample_loop_with_same_draws(batch):
     penalty = ExpectedGradients(n_refs=3)
     value = penalty(model, x, y, mask=mask, generator=torch.Generator().manual_seed(5))
     index, alpha = draw_references(len(x), 3, torch.Generator().manual_seed(5))
-    compat = ExpectedGradients(n_refs=3, compat=True)(model, x, y, mask=mask, generator=torch.Generator().manual_seed(5))
-    expected, expected_compat = 0, 0
+    seed_form = ExpectedGradients(n_refs=3, convention="seed")(model, x, y, mask=mask, generator=torch.Generator().manual_seed(5))
+    expected, expected_seed = 0, 0
     for b in range(len(x)):
         eg = torch.zeros_like(x[b])
         for r in range(3):
@@ -75,14 +75,14 @@ def test_expected_gradients_matches_per_sample_loop_with_same_draws(batch):
             p = F.softmax(model(x_tilde[None]), 1)[0, y[b]]
             (g,) = torch.autograd.grad(p, x_tilde, create_graph=True)
             eg = eg + (x[b] - ref) * g / 3
-            expected_compat = expected_compat + (mask[b] * g.abs() * (x[b] - ref).abs()).sum()
+            expected_seed = expected_seed + (mask[b] * g.abs() * (x[b] - ref).abs()).sum()
         expected = expected + (mask[b] * eg.abs()).sum()
     expected = expected / len(x)
     torch.testing.assert_close(value, expected, rtol=1e-4, atol=1e-10)
-    torch.testing.assert_close(compat, expected_compat, rtol=1e-4, atol=1e-10)
+    torch.testing.assert_close(seed_form, expected_seed, rtol=1e-4, atol=1e-10)
     for a, b in zip(grads(model, value), grads(model, expected)):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-9)
-    assert any(g.abs().sum() > 0 for g in grads(model, compat))
+    assert any(g.abs().sum() > 0 for g in grads(model, seed_form))
 
 
 def test_cdep_value_and_gradients(batch):
@@ -136,7 +136,7 @@ def test_bad_inputs_raise_clear_errors(batch):
             penalty(model, x, y, mask=torch.ones(12, 1, 27, 28))
     with pytest.raises(ValueError, match="n_refs"):
         ExpectedGradients(0)
-    with pytest.raises(ValueError, match="target"):
+    with pytest.raises(ValueError, match="score must be one of"):
         RRR("probability")
     assert isinstance(build_penalty("cdep"), CDEP) and isinstance(build_penalty("eg", n_refs=3), ExpectedGradients)
 

@@ -23,9 +23,9 @@ def test_studies_are_registered():
 def test_paper_lambda_scales():
     setting = SETTINGS["decoymnist"]
     penalty, weight = build_penalty("rrr", 1000, setting, 10, None)
-    assert isinstance(penalty, RRR) and penalty.target == "nll" and weight == 1000 / 64
+    assert isinstance(penalty, RRR) and penalty.score == "nll" and weight == 1000 / 64
     penalty, weight = build_penalty("eg", 0.1, setting, 10, None)
-    assert isinstance(penalty, ExpectedGradients) and penalty.compat and abs(weight - 0.1 * 200 / 10) < 1e-12
+    assert isinstance(penalty, ExpectedGradients) and penalty.convention == "seed" and abs(weight - 0.1 * 200 / 10) < 1e-12
     penalty, weight = build_penalty("cdep", 1000, setting, 10, None)
     assert isinstance(penalty, CDEP) and weight == 1000
 

@@ -10,14 +10,14 @@ from explainreg.cli import main
 def test_train_command_writes_a_run_folder(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["train", "--dataset", "mnist", "--penalty", "smoothness", "--penalty", "gradient_l1=0.5",
-                 "--penalty-option", "smoothness.compat=true", "--epochs", "1", "--limit-train", "2000", "--lr", "3e-3",
+                 "--penalty-option", "smoothness.convention=seed", "--epochs", "1", "--limit-train", "2000", "--lr", "3e-3",
                  "--limit-test", "200", "--batch-size", "30", "--out", str(out), "--no-progress"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "test accuracy:" in printed and str(out) in printed
     config = json.loads((out / "config.json").read_text())
     assert config["objective"][0] == {"name": "smoothness", "penalty": "smoothness", "weight": 0.1,
-                                      "settings": {"offset": 1, "compat": True, "target": "logit"}}
+                                      "settings": {"offset": 1, "convention": "seed", "score": "logit"}}
     assert config["objective"][1]["weight"] == 0.5
     history = json.loads((out / "history.json").read_text())
     assert history[0]["test_accuracy"] > 0.5 and "train_gradient_l1" in history[0]
@@ -26,7 +26,7 @@ def test_train_command_writes_a_run_folder(tmp_path, capsys):
                  "--no-progress"]) == 2
     assert "resume" in capsys.readouterr().err
     same = ["train", "--dataset", "mnist", "--penalty", "smoothness", "--penalty", "gradient_l1=0.5",
-            "--penalty-option", "smoothness.compat=true", "--epochs", "1", "--limit-train", "2000", "--lr", "3e-3",
+            "--penalty-option", "smoothness.convention=seed", "--epochs", "1", "--limit-train", "2000", "--lr", "3e-3",
             "--limit-test", "200", "--batch-size", "30", "--out", str(out), "--no-progress", "--resume"]
     assert main(same) == 0
     # other settings are refused with the differences listed (tests/test_reliability.py has more)

@@ -14,6 +14,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from explainreg import metrics as M
+from explainreg.metrics._core import above_percentile_masks, activation_bytes, rows_per_forward
+from explainreg.metrics.road import solve_imputation
+from explainreg.metrics.roar import remove_top
+from explainreg.metrics.robustness import gaussian_noise_rows, square_block_images, square_block_rows
 from explainreg._random import descending_ranks, image_generator
 from explainreg.attribution import attribute
 from explainreg.models import cnn3b, cnn4b
@@ -120,7 +124,7 @@ def test_ties_broken_by_seeded_random_order_not_raster(data):
 
 def test_percentile_rules_remove_tied_entries_together(data):
     _, x, _, ig = data
-    masks = M.above_percentile_masks(ig, M.SEED_PERCENTILES)
+    masks = above_percentile_masks(ig, M.SEED_PERCENTILES)
     for b in range(4):
         values = ig[b].flatten()
         for s in range(len(M.SEED_PERCENTILES)):
@@ -170,10 +174,10 @@ def test_chunks_sized_by_activation_memory(mnist_test):
     # hand count of CNN3b's activations per row (float32): input, conv/relu 8×28², pool 8×14², conv/relu
     # 16×14², pool 16×7², flatten 784, logits 10
     expected = 4 * (784 + 2 * 8 * 784 + 8 * 196 + 2 * 16 * 196 + 16 * 49 + 784 + 10)
-    assert M.activation_bytes(small, x) == expected
-    rows_small, rows_big = M.rows_per_forward(small, x), M.rows_per_forward(big, x)
+    assert activation_bytes(small, x) == expected
+    rows_small, rows_big = rows_per_forward(small, x), rows_per_forward(big, x)
     assert rows_small == M.ACTIVATION_BUDGET["cpu"] // expected and rows_big < rows_small / 10
-    assert M.rows_per_forward(small, x, max_batch=7) == 7
+    assert rows_per_forward(small, x, max_batch=7) == 7
 
 
 # ------------------------------------------------------------------------------ attribution values
@@ -268,7 +272,7 @@ def test_gradient_shap_completeness_in_expectation(data):
 def test_roar_removes_the_top_fraction(data, fraction):
     model, x, y, _ = data
     a = attribute(model, x[:6], y[:6])                  # saliency: no ties among the non-zero entries
-    masked = M.remove_top(x[:6], a, fraction)
+    masked = remove_top(x[:6], a, fraction)
     for i in range(6):
         ai, xi = a[i].numpy(), x[i].numpy()
         nz = ai[ai != 0]
@@ -280,23 +284,23 @@ def test_roar_removes_the_top_fraction(data, fraction):
 def test_gaussian_noise_matches_seeded_loop(data):
     model, x, y, _ = data
     sig = (0.3, 0.8)
-    rows = M.gaussian_noise_rows(model, x[:16], y[:16], sigmas=sig, seed=9)
+    rows = gaussian_noise_rows(model, x[:16], y[:16], sigmas=sig, seed=9)
     with torch.no_grad():
         for i in range(16):
             eps = torch.randn((3, 1, 28, 28), generator=image_generator(9, i, "gaussian"))
             for s, sd in enumerate((0.0,) + sig):
                 pred = int(model(x[i:i + 1] + sd * eps[s:s + 1]).argmax())
                 assert rows[i, s].item() == float(pred == int(y[i])), (i, s)
-    r = M.gaussian_noise(model, x, y, sigmas=(0.5, 1.5))
+    r = M.GaussianNoise(sigmas=(0.5, 1.5))(model, x, y)
     assert r.curve[2] < r.curve[1] < r.curve[0]                   # σ matters
 
 
 def test_square_blocks_match_seeded_loop(data):
     model, x, y, _ = data
     sizes = (6, 12)
-    imgs = M.square_block_images(x[:8], sizes, uniforms=torch.stack(
+    imgs = square_block_images(x[:8], sizes, uniforms=torch.stack(
         [torch.rand((3, 4), generator=image_generator(5, i, "blocks")) for i in range(8)]))
-    rows = M.square_block_rows(model, x[:8], y[:8], sizes=sizes, seed=5)
+    rows = square_block_rows(model, x[:8], y[:8], sizes=sizes, seed=5)
     for i in range(8):
         u = torch.rand((3, 4), generator=image_generator(5, i, "blocks"))
         for s, smax in enumerate((0,) + sizes):
@@ -331,7 +335,7 @@ def test_road_imputation_matches_dense_solve(mnist_test):
     x = mnist_test.x[3, 0].double()
     removed = torch.rand(28, 28, generator=torch.Generator().manual_seed(0)) < 0.3
     removed[8:20, 8:20] = True  # a big hole: removed pixels coupled to removed neighbours
-    out = M.solve_imputation(x[None], removed[None], tol=1e-10)[0]
+    out = solve_imputation(x[None], removed[None], tol=1e-10)[0]
     unknown = removed.nonzero().tolist()
     pos = {tuple(p): k for k, p in enumerate(unknown)}
     A, b = np.zeros((len(unknown), len(unknown))), np.zeros(len(unknown))

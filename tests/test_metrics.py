@@ -9,6 +9,12 @@ import pytest
 import torch
 
 from explainreg import metrics as M
+from explainreg.metrics._core import nonzero_percentile
+from explainreg.metrics.complexity import complexity_scores
+from explainreg.metrics.perturbation import faithfulness_scores, masked_accuracy_rows, morf_curve
+from explainreg.metrics.road import road_rows, solve_imputation
+from explainreg.metrics.roar import remove_top, roar_curve
+from explainreg.metrics.robustness import gaussian_noise_rows, max_sensitivity_scores, square_block_images
 from explainreg.attribution import attribute
 
 N = 48
@@ -30,7 +36,7 @@ def test_nonzero_percentile_matches_numpy():
     g = torch.Generator().manual_seed(0)
     v = torch.randn(6, 50, generator=g) * (torch.rand(6, 50, generator=g) > 0.3)
     v[5] = 0.0
-    q = M.nonzero_percentile(v, M.SEED_PERCENTILES)
+    q = nonzero_percentile(v, M.SEED_PERCENTILES)
     for b in range(5):
         nz = v[b][v[b] != 0].double().numpy()
         np.testing.assert_allclose(q[b].numpy(), np.percentile(nz, M.SEED_PERCENTILES), rtol=1e-12, atol=1e-12)
@@ -39,7 +45,7 @@ def test_nonzero_percentile_matches_numpy():
 
 def test_morf_matches_seed_loop(data):
     model, x, y, a = data
-    d = M.morf_curve(model, x, y, a)
+    d = morf_curve(model, x, y, a)
     for i in range(4):  # the seed's procedure, one image at a time
         xi, ai = x[i:i + 1], a[i:i + 1].numpy()
         p0 = _probs(model, xi)[0]
@@ -50,7 +56,7 @@ def test_morf_matches_seed_loop(data):
             xm[torch.from_numpy(ai > q)] = 0.0
             ref = float(_probs(model, xm)[0, c] / p0.max())
             assert d[i, s].item() == pytest.approx(ref, rel=1e-5, abs=1e-6)
-    result = M.morf(model, x, y, a)
+    result = M.MoRF()(model, x, y, a)
     curve = 1 - d.double().mean(0)  # percentiles descend, so the fraction removed ascends
     ref_auc = np.trapezoid(curve.numpy(), 1 - np.array(M.SEED_PERCENTILES) / 100)
     assert result.value == pytest.approx(ref_auc, rel=1e-9)
@@ -59,7 +65,7 @@ def test_morf_matches_seed_loop(data):
 
 def test_faithfulness_matches_seed_loop(data):
     model, x, y, a = data
-    scores = M.faithfulness_scores(model, x, y, a)
+    scores = faithfulness_scores(model, x, y, a)
     for i in range(4):
         xi, ai = x[i:i + 1], a[i:i + 1].numpy()
         p0 = float(_probs(model, xi)[0, y[i]])
@@ -71,13 +77,13 @@ def test_faithfulness_matches_seed_loop(data):
             s_list.append(ai[keep].sum())
             d_list.append(p0 - float(_probs(model, xm)[0, y[i]]))
         assert scores[i].item() == pytest.approx(np.corrcoef(s_list, d_list)[0, 1], abs=1e-5)
-    r = M.faithfulness(model, x, y, a)
+    r = M.Faithfulness()(model, x, y, a)
     assert r.value == pytest.approx(float(np.nanmean(scores.numpy())))
 
 
 def test_masked_accuracy_matches_sgt_loop(data):
     model, x, y, a = data
-    rows = M.masked_accuracy_rows(model, x, y, a, compat=True)
+    rows = masked_accuracy_rows(model, x, y, a, convention="seed")
     for i in range(3):
         for s, d in enumerate(M.perturbation.SGT_DROPS):
             k = max(1, int(784 * d / 100))
@@ -86,7 +92,7 @@ def test_masked_accuracy_matches_sgt_loop(data):
             xm[idx] = x[i, 0, 0, 0]
             pred = int(model(xm.view(1, 1, 28, 28)).argmax())
             assert rows[i, s].item() == float(pred == int(y[i]))
-    r = M.masked_accuracy(model, x, y, a)
+    r = M.MaskedAccuracy()(model, x, y, a)
     assert r.curve[0] == pytest.approx(float((model(x).argmax(1) == y).double().mean()))
     assert not r.higher_is_better
 
@@ -96,7 +102,7 @@ def test_road_matches_per_image_quantus_imputation(data):
 
     model, x, y, a = data
     a = a + 1e-7 * torch.rand(a.shape, generator=torch.Generator().manual_seed(1))  # no ties
-    rows = M.road_rows(model, x[:6], y[:6], a[:6], percentages=(10, 50, 90), noise=0.0)
+    rows = road_rows(model, x[:6], y[:6], a[:6], percentages=(10, 50, 90), noise=0.0)
     for i in range(6):
         order = np.argsort(-a[i].numpy().ravel(), kind="stable")
         for s, p in enumerate((10, 50, 90)):
@@ -108,7 +114,7 @@ def test_road_matches_per_image_quantus_imputation(data):
 def test_imputation_is_neighbour_mean_and_keeps_known_pixels(mnist_test):
     x = mnist_test.x[:8, 0]
     removed = torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) < 0.4
-    out = M.solve_imputation(x, removed, tol=1e-7)
+    out = solve_imputation(x, removed, tol=1e-7)
     assert torch.equal(out[~removed], x[~removed])
     from explainreg.metrics.road import neighbour_sum
 
@@ -120,12 +126,12 @@ def test_imputation_is_neighbour_mean_and_keeps_known_pixels(mnist_test):
 def test_gaussian_noise_and_blocks(data):
     model, x, y, _ = data
     clean = float((model(x).argmax(1) == y).double().mean())
-    g = M.gaussian_noise(model, x, y)
+    g = M.GaussianNoise()(model, x, y)
     assert g.curve[0] == pytest.approx(clean) and g.steps.tolist() == [0, 0.1, 0.5, 1.0, 1.5]
     assert g.curve[-1] < g.curve[0] and 0 <= g.value <= 1.5
-    shifted = M.gaussian_noise(model, x, y, compat=True)
+    shifted = M.GaussianNoise(convention="seed")(model, x, y)
     assert shifted.curve[0] == pytest.approx(clean) and shifted.value < g.value  # the seed's +1 hurts
-    imgs = M.square_block_images(x, generator=torch.Generator().manual_seed(0))
+    imgs = square_block_images(x, generator=torch.Generator().manual_seed(0))
     assert torch.equal(imgs[:, 0], x)
     for s, smax in enumerate((6, 8, 10, 12), start=1):
         changed = imgs[:, s] != x
@@ -135,14 +141,14 @@ def test_gaussian_noise_and_blocks(data):
                 assert rr.max() - rr.min() < 2 * smax and cc.max() - cc.min() < 2 * smax
         vals = imgs[:, s][changed]
         assert ((vals >= 0.5) & (vals <= 1.0)).all()
-    b = M.square_blocks(model, x, y)
+    b = M.SquareBlocks()(model, x, y)
     assert b.curve[0] == pytest.approx(clean) and 0 <= b.value <= 12
 
 
 def test_max_sensitivity_matches_loop(data):
     model, x, y, a = data
     noise = (torch.rand((5,) + tuple(x[:4].shape), generator=torch.Generator().manual_seed(0)) * 2 - 1) * 0.2
-    got = M.max_sensitivity_scores(model, x[:4], y[:4], a[:4], noise=noise)
+    got = max_sensitivity_scores(model, x[:4], y[:4], a[:4], noise=noise)
     for i in range(4):
         ref = max(float((a[i] - attribute(model, x[i:i + 1] + noise[r, i:i + 1], y[i:i + 1])[0]).norm() / a[i].norm())
                   for r in range(5))
@@ -153,22 +159,22 @@ def test_max_sensitivity_matches_loop(data):
 def test_morf_saliency_beats_random(data):
     model, x, y, a = data
     rand = attribute(model, x, y, "random", seed=0)
-    assert M.morf(model, x, y, a).value > M.morf(model, x, y, rand).value + 0.05
-    assert M.lerf(model, x, y, a).value < M.lerf(model, x, y, rand).value
+    assert M.MoRF()(model, x, y, a).value > M.MoRF()(model, x, y, rand).value + 0.05
+    assert M.LeRF()(model, x, y, a).value < M.LeRF()(model, x, y, rand).value
 
 
 def test_complexity_and_sparseness_extremes():
     one_hot = torch.zeros(3, 1, 28, 28)
     one_hot[:, 0, 5, 7] = 2.0
     uniform = torch.full((3, 1, 28, 28), 0.3)
-    assert M.complexity(one_hot).value == pytest.approx(0.0, abs=1e-12)
-    assert M.complexity(uniform).value == pytest.approx(math.log(784))
-    assert M.complexity(uniform, compat=True).value == pytest.approx(-math.log(1 / 784 + 0.01))
-    assert M.sparseness(one_hot).value == pytest.approx(783 / 784)
-    assert M.sparseness(uniform).value == pytest.approx(0.0, abs=1e-12)
+    assert M.Complexity()(None, None, None, one_hot).value == pytest.approx(0.0, abs=1e-12)
+    assert M.Complexity()(None, None, None, uniform).value == pytest.approx(math.log(784))
+    assert M.Complexity(convention="seed")(None, None, None, uniform).value == pytest.approx(-math.log(1 / 784 + 0.01))
+    assert M.Sparseness()(None, None, None, one_hot).value == pytest.approx(783 / 784)
+    assert M.Sparseness()(None, None, None, uniform).value == pytest.approx(0.0, abs=1e-12)
     # averaged over ALL images, NaN-safe for an all-zero map
     mixed = torch.cat([one_hot[:1], uniform[:1], torch.zeros(1, 1, 28, 28)])
-    r = M.complexity(mixed)
+    r = M.Complexity()(None, None, None, mixed)
     assert r.value == pytest.approx(math.log(784) / 2) and r.n_nan == 1 and r.n_images == 3
 
 
@@ -183,7 +189,7 @@ def test_accumulating_equals_one_shot(data):
         # float32 model outputs: a batch of 20 and one of 48 may take different oneDNN kernels (seen: 2e-9
         # relative on MoRF and faithfulness); a wrong accumulation is off by far more than 1e-6
         assert both.value == pytest.approx(once.value, rel=1e-6, abs=1e-12) and both.n_images == N
-    table = M.results_frame({"morf": M.morf(model, x, y, a), "complexity": M.complexity(a)}, method="saliency")
+    table = M.results_frame({"morf": M.MoRF()(model, x, y, a), "complexity": M.Complexity()(None, None, None, a)}, method="saliency")
     assert {"metric", "kind", "step", "value", "method", "higher_is_better"} <= set(table.columns)
     assert (table.query("kind == 'summary'").shape[0]) == 2
 
@@ -191,12 +197,11 @@ def test_accumulating_equals_one_shot(data):
 def test_roar_tiny(data, mnist_train_small):
     model, x, y, _ = data
     train = mnist_train_small.take(600)
-    r = M.roar(model, train, _ds(x, y), fractions=(0.5, 0.9), epochs=1,
-               batch_size=50)
+    r = roar_curve(model, train, _ds(x, y), fractions=(0.5, 0.9), epochs=1, batch_size=50)
     assert r.curve.shape == (3,) and r.steps.tolist() == [0.0, 0.5, 0.9] and not r.higher_is_better
     assert r.curve[0] == pytest.approx(float((model(x).argmax(1) == y).double().mean()))
     assert 0 <= r.value <= 0.9
-    masked = M.remove_top(x, attribute(model, x, y), 0.5)
+    masked = remove_top(x, attribute(model, x, y), 0.5)
     assert ((masked == 0) | (masked == x)).all() and (masked != x).any()
 
 
@@ -210,11 +215,11 @@ def _ds(x, y):
 def test_bad_inputs(data):
     model, x, y, a = data
     with pytest.raises(ValueError, match="attributions must have the shape of x"):
-        M.morf(model, x, y, a[:, :, :10])
+        M.MoRF()(model, x, y, a[:, :, :10])
     nan = a.clone()
     nan[2, 0, 3, 3] = float("nan")
     with pytest.raises(ValueError, match=r"non-finite .* images \[2\]"):
-        M.faithfulness(model, x, y, nan)
+        M.Faithfulness()(model, x, y, nan)
     with pytest.raises(ValueError, match="unknown metric 'morff'.*morf"):
         M.build_metric("morff")
     with pytest.raises(ValueError, match="percentiles must lie in"):
@@ -227,45 +232,33 @@ def test_bad_inputs(data):
         M.MoRF().update(model, x, y)
     # all-zero attributions: nothing is removed (documented), curves stay at 1, correlations NaN-counted
     zero = torch.zeros_like(a)
-    assert M.morf(model, x, y, zero).value == pytest.approx(0.0, abs=1e-6)
-    f = M.faithfulness(model, x, y, zero)
+    assert M.MoRF()(model, x, y, zero).value == pytest.approx(0.0, abs=1e-6)
+    f = M.Faithfulness()(model, x, y, zero)
     assert math.isnan(f.value) and f.n_nan == N
 
 
 # ----------------------------------------------------------------------- the one convention switch
 @pytest.mark.parametrize("cls", [M.Complexity, M.GaussianNoise, M.MaskedAccuracy])
-def test_compat_is_a_deprecated_alias_of_convention_seed(data, cls):
-    """``compat=True`` (deprecated) and ``convention="seed"`` give identical values on real MNIST images;
-    the old spelling warns naming the replacement, and the settings record ``convention`` only."""
+def test_convention_seed_is_one_setting(data, cls):
+    """``convention="seed"`` is the one spelling of the seed's form: recorded in the settings, another
+    computation than the default on real MNIST images, and no other keyword selects it."""
     model, x, y, a = data
     new = cls(convention="seed")
-    with pytest.warns(DeprecationWarning, match=r"compat=True\) is deprecated.*convention='seed'"):
-        old = cls(compat=True)
-    assert old.settings() == new.settings() and "compat" not in old.settings()
-    assert old.settings()["convention"] == "seed"
-    r_new, r_old = new(model, x, y, a), old(model, x, y, a)
-    assert r_new.value == r_old.value and torch.equal(r_new.per_image, r_old.per_image)
+    assert new.settings()["convention"] == "seed" and "compat" not in new.settings()
+    r_new = new(model, x, y, a)
     plain = cls()(model, x, y, a)
     if cls is not M.MaskedAccuracy:  # masked accuracy's k ≥ 1 only shows at d = 0 (checked in its own test)
         assert plain.value != r_new.value  # the seed's convention is another computation
-    with pytest.warns(DeprecationWarning, match=r"compat=False\) is deprecated.*convention='explainreg'"):
-        assert cls(compat=False)(model, x, y, a).value == plain.value
-    with pytest.raises(ValueError, match="conflicts with convention='quantus'"), pytest.warns(DeprecationWarning):
-        cls(compat=True, convention="quantus")
+    with pytest.raises(TypeError, match=r"unexpected setting\(s\) 'compat'"):
+        cls(compat=True)
 
 
-def test_compat_alias_of_the_functions(data):
+def test_seed_convention_of_the_functions(data):
     model, x, y, a = data
-    with pytest.warns(DeprecationWarning, match="convention='seed'"):
-        old = M.masked_accuracy_rows(model, x, y, a, compat=True)
-    torch.testing.assert_close(old, M.masked_accuracy_rows(model, x, y, a, convention="seed"), rtol=0, atol=0)
-    assert (old[:, 0] <= M.masked_accuracy_rows(model, x, y, a)[:, 0]).all()  # one pixel masked at d = 0
-    with pytest.warns(DeprecationWarning, match="convention='seed'"):
-        old = M.gaussian_noise_rows(model, x, y, compat=True)
-    torch.testing.assert_close(old, M.gaussian_noise_rows(model, x, y, convention="seed"), rtol=0, atol=0)
-    with pytest.warns(DeprecationWarning, match="convention='seed'"):
-        old = M.complexity_scores(a, compat=True)
-    torch.testing.assert_close(old, M.complexity_scores(a, convention="seed"), rtol=0, atol=0)
+    seeded = masked_accuracy_rows(model, x, y, a, convention="seed")
+    assert (seeded[:, 0] <= masked_accuracy_rows(model, x, y, a)[:, 0]).all()  # one pixel masked at d = 0
+    assert not torch.equal(gaussian_noise_rows(model, x, y, convention="seed"), gaussian_noise_rows(model, x, y))
+    old = complexity_scores(a, convention="seed")
     p = a.flatten(1).abs().double() / a.flatten(1).abs().double().sum(1, keepdim=True)
     torch.testing.assert_close(old, -(p * torch.log(p + 0.01)).sum(1))   # the seed's formula
     from explainreg.metrics import functional as MF
@@ -286,7 +279,7 @@ def test_convention_checked_against_what_the_metric_supports():
         M.GaussianNoise(convention="quantus")
     with pytest.raises(ValueError, match="PixelFlipping has no 'seed' convention"):
         M.PixelFlipping(convention="seed")
-    # the command line's --compat offers convention="seed": only the metrics with that convention take it
+    # the command line's --convention seed offers convention="seed": only the metrics with that convention take it
     offered = {"seed": 1, "convention": "seed"}
     assert M.accepted_settings("complexity", offered) == {"convention": "seed"}
     assert M.accepted_settings("masked_accuracy", offered) == offered

@@ -4,7 +4,6 @@ percentiles and hand-counted cases; the real-data suite (test_metrics*.py) stays
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -112,9 +111,9 @@ def test_registry_aliases_settings_and_duplicates():
     assert isinstance(M.build_metric("effective_complexity", eps=0.1), M.EffectiveComplexity)
     with pytest.raises(ValueError, match="unknown metric 'nope'; metrics must be among morf"):
         M.resolve_metric("nope")
-    offered = {"max_batch": 64, "seed": 3, "compat": True, "method": "saliency", "epochs": 2}
-    assert M.accepted_settings("complexity", offered) == {"compat": True}
-    assert M.accepted_settings("gaussian", offered) == {"max_batch": 64, "seed": 3, "compat": True}
+    offered = {"max_batch": 64, "seed": 3, "convention": "seed", "method": "saliency", "epochs": 2}
+    assert M.accepted_settings("complexity", offered) == {"convention": "seed"}
+    assert M.accepted_settings("gaussian", offered) == {"max_batch": 64, "seed": 3, "convention": "seed"}
     assert M.accepted_settings("max_sensitivity", offered) == {"max_batch": 64, "seed": 3, "method": "saliency"}
     with pytest.raises(ValueError, match="'morf' is already registered"):
         M.register_metric("morf")(type("Other", (M.Metric,), {}))
@@ -184,27 +183,22 @@ def test_unknown_settings_name_the_public_function_or_metric_and_what_it_takes(t
         MF.max_sensitivity(model, x, y, a, nr_sample=3)
     with pytest.raises(TypeError, match=r"metrics\.functional\.complexity\(\) .* 'foo'; it accepts .*convention"):
         MF.complexity(a, foo=1)
-    with pytest.raises(TypeError, match=r"MaxSensitivity got unexpected setting\(s\) 'compat'; .* MaxSensitivity "
-                                        r"takes convention= one of 'explainreg', 'quantus'"):
-        M.MaxSensitivity(compat=True)  # not passed on to the attribution method as an option
-    with pytest.raises(TypeError, match=r"ROAD got unexpected setting\(s\) 'compat'; .*ROAD takes convention="):
+    with pytest.raises(TypeError, match=r"ROAD got unexpected setting\(s\) 'compat'; it takes percentages, .*convention"):
         M.build_metric("road", compat=True)
-    with pytest.raises(TypeError, match=r"MoRF got unexpected setting\(s\) 'compat'; it takes percentiles, "
-                                        r"baseline, .*MoRF has one form: drop compat"):
+    with pytest.raises(TypeError, match=r"MoRF got unexpected setting\(s\) 'compat'; it takes percentiles, baseline"):
         M.MoRF(compat=True)
-    with pytest.warns(DeprecationWarning):
-        assert M.build_metric("complexity", compat=True).convention == "seed"  # where it exists, it still works
 
 
-def test_old_names_still_work_with_a_deprecation_warning():
+def test_each_name_has_one_meaning():
+    """``explainreg.metrics.road`` (and ``complexity``, ``roar``) is the submodule; the helpers live in their
+    modules only; the tensor-returning functions are in ``functional``."""
+    import types
+
     a = torch.rand(2, 1, 4, 4)
-    with pytest.warns(DeprecationWarning, match="import it from explainreg.metrics._core"):
-        trapezoid = M.trapezoid
-    assert float(trapezoid(torch.tensor([0.0, 1.0]))) == 0.5
-    with pytest.warns(DeprecationWarning, match="tensor-returning explainreg.metrics.functional.complexity"):
-        old = M.complexity(a)
-    assert old.value == pytest.approx(float(MF.complexity(a)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert "trapezoid" not in M.__all__ and "solve_imputation" not in M.__all__
-        assert {"functional", "MoRF", "register_metric", "EffectiveComplexity"} <= set(M.__all__)
+    for name in ("road", "complexity", "roar", "perturbation", "robustness"):
+        assert isinstance(getattr(M, name), types.ModuleType), name
+    for name in ("trapezoid", "solve_imputation", "morf", "morf_curve", "sparseness", "gaussian_noise"):
+        assert not hasattr(M, name) or isinstance(getattr(M, name), types.ModuleType), name
+    assert M.Complexity()(None, None, None, a).value == pytest.approx(float(MF.complexity(a)))
+    assert "trapezoid" not in M.__all__ and "solve_imputation" not in M.__all__
+    assert {"functional", "MoRF", "register_metric", "EffectiveComplexity"} <= set(M.__all__)

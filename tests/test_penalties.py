@@ -43,7 +43,7 @@ def test_saliency_penalties_match_per_sample_reference(mnist_test, model_name, b
         GradientL1(): np.abs(g).mean(),
         Smoothness(): ref.smoothness(g),
         Smoothness(offset=2): ref.smoothness(g, offset=2),
-        Smoothness(compat=True): ref.smoothness(g, compat=True),
+        Smoothness(convention="seed"): ref.smoothness(g, seed_convention=True),
         Locality(): ref.locality(g, x.numpy().astype(np.float64)),
         Fidelity(threshold=0.05): ref.fidelity(model, x, g, threshold=0.05),
     }

@@ -64,8 +64,8 @@ def test_smoothness_is_along_time_only(motions):
         for name in ("blocks.0.net.0", "blocks.0.skip"):          # twin's channel j is model's perm[j]
             twin.get_submodule(name).weight.copy_(model.get_submodule(name).weight[:, perm])
     assert float(Smoothness()(twin, x[:, perm], y)) == pytest.approx(float(r), rel=1e-4)
-    with pytest.raises(ValueError, match="compat=True. reproduces the seed's image code"):
-        Smoothness(compat=True)(model, x, y)
+    with pytest.raises(ValueError, match="convention=.seed.. reproduces the seed's image code"):
+        Smoothness(convention="seed")(model, x, y)
 
 
 def test_image_only_penalties_refuse_other_layouts(motions):
@@ -141,22 +141,18 @@ def test_sgt_penalty_reads_the_series_padding_mask():
         SaliencyGuided()(model, x, y, padding_mask=pad[:, :10])
 
 
-def test_sgt_score_keyword_and_deprecated_target_alias():
-    """``score=`` names the scalar kind; ``target=`` still works with a DeprecationWarning, same value."""
-    import warnings
-
+def test_sgt_score_keyword():
+    """``score=`` names the scalar kind (``target`` is not a keyword of the penalty: it means the class)."""
     torch.manual_seed(0)
     model = build_model("tcn", in_channels=3, num_classes=2).eval()   # no dropout: the two calls comparable
     x, y = torch.randn(6, 3, 20), torch.tensor([0, 1, 0, 1, 1, 0])
     new = SaliencyGuided(0.3, score="logit")
-    with pytest.warns(DeprecationWarning, match="target= is deprecated, use score="):
-        old = SaliencyGuided(0.3, target="logit")
-    assert new.score == old.score == old.target == "logit" and new.settings()["score"] == "logit"
+    assert new.score == "logit" and new.settings()["score"] == "logit"
     gen = lambda: torch.Generator().manual_seed(4)  # noqa: E731
-    torch.testing.assert_close(new(model, x, y, generator=gen()), old(model, x, y, generator=gen()))
+    torch.testing.assert_close(new(model, x, y, generator=gen()), SaliencyGuided(0.3, "abs", "random", "logit")(
+        model, x, y, generator=gen()))
     assert SaliencyGuided(0.3).score == "log_prob"
     with pytest.raises(ValueError, match="score must be one of"):
         SaliencyGuided(score="prob")
-    with pytest.raises(ValueError, match="disagree"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        SaliencyGuided(score="logit", target="nll")
+    with pytest.raises(TypeError, match="target"):
+        SaliencyGuided(target="logit")

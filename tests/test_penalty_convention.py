@@ -1,7 +1,9 @@
-"""The penalties' one ``convention`` switch: ``convention="seed"`` equals the deprecated
-``compat=True`` on real MNIST images, the deprecated spelling warns, unsupported values are refused, and
-run configs keep recording the ``compat`` flag so runs made with explainreg 0.1 resume."""
+"""The penalties' one ``convention`` switch: ``convention="seed"`` is the seed's formula on real MNIST
+images, unsupported values are refused, run configs record ``convention``, and a run folder written by
+explainreg 0.1 (with the flag ``compat``) loads through :func:`explainreg.runs.migrate`."""
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
@@ -11,6 +13,7 @@ from explainreg.models import cdep_decoymnist_net
 from explainreg.objective import Objective
 from explainreg.penalties import ExpectedGradients, Smoothness
 from explainreg.penalties import functional as P
+from explainreg.runs import read_config, settings_changes
 from explainreg.saliency import saliency
 
 
@@ -24,28 +27,25 @@ def batch(mnist_test):
     return model, x, y, mask
 
 
-def test_smoothness_seed_convention_equals_compat_and_the_seed_formula(batch):
+def test_smoothness_seed_convention_is_the_seed_formula(batch):
     model, x, y, _ = batch
     new = Smoothness(convention="seed")(model, x, y)
-    with pytest.warns(DeprecationWarning, match="convention='seed'"):
-        old = Smoothness(compat=True)(model, x, y)
-    assert torch.equal(new, old)
+    with pytest.raises(TypeError, match="compat"):
+        Smoothness(compat=True)
     g = saliency(model, x, y)
     padded = torch.nn.functional.pad(g, (2, 0, 2, 0))          # the seed's pad-then-roll, o = 2
     seed = (g - padded[..., :-2, 2:]).abs().mean() + (g - padded[..., 2:, :-2]).abs().mean()
     torch.testing.assert_close(new, seed)
     assert not torch.equal(new, Smoothness()(model, x, y))     # the two conventions differ
-    with pytest.warns(DeprecationWarning):
-        assert torch.equal(P.smoothness(g, compat=True), P.smoothness(g, convention="seed"))
+    torch.testing.assert_close(P.smoothness(g, convention="seed"), seed)
 
 
-def test_expected_gradients_seed_convention_equals_compat(batch):
+def test_expected_gradients_seed_convention_is_the_unaveraged_sum(batch):
     model, x, y, mask = batch
     new = ExpectedGradients(n_refs=3, convention="seed")(model, x, y, mask=mask,
                                                           generator=torch.Generator().manual_seed(1))
-    with pytest.warns(DeprecationWarning):
-        old = ExpectedGradients(n_refs=3, compat=True)(model, x, y, mask=mask, generator=torch.Generator().manual_seed(1))
-    assert torch.equal(new, old) and new > 0
+    ours = ExpectedGradients(n_refs=3)(model, x, y, mask=mask, generator=torch.Generator().manual_seed(1))
+    assert new > 0 and not torch.equal(new, ours)
 
 
 def test_unsupported_conventions_are_refused_with_the_accepted_values():
@@ -53,13 +53,22 @@ def test_unsupported_conventions_are_refused_with_the_accepted_values():
         Smoothness(convention="quantus")
     with pytest.raises(InvalidParameterError, match="conventions are"):
         ExpectedGradients(convention="nonsense")
-    with pytest.raises(InvalidParameterError, match="conflicts"), pytest.warns(DeprecationWarning):
-        Smoothness(compat=True, convention="quantus")
 
 
-def test_settings_say_convention_and_run_configs_keep_compat():
+def test_settings_and_run_configs_say_convention_and_old_run_folders_migrate(tmp_path):
     penalty = Smoothness(convention="seed")
     assert penalty.settings()["convention"] == "seed" and "compat" not in penalty.settings()
     recorded = Objective({penalty: 0.1, ExpectedGradients(n_refs=2): 1.0}).config()
-    assert recorded[0]["settings"] == {"offset": 1, "compat": True, "target": "logit"}
-    assert recorded[1]["settings"]["compat"] is False
+    assert recorded[0]["settings"] == {"offset": 1, "convention": "seed", "score": "logit"}
+    assert recorded[1]["settings"]["convention"] == "explainreg"
+    # a config.json as explainreg 0.1 wrote it: target (the scalar kind) and compat (a flag)
+    old = {"model": "cnn3b", "train": {"epochs": 1, "target": 3},
+           "objective": [{"name": "smoothness", "penalty": "smoothness", "weight": 0.1,
+                          "settings": {"offset": 1, "convention": "seed", "score": "logit"}},
+                         {"name": "expected_gradients", "penalty": "expected_gradients", "weight": 1.0,
+                          "settings": {"n_refs": 2, "compat": False}}]}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    loaded = read_config(tmp_path)
+    assert [o["settings"] for o in loaded["objective"]] == [s["settings"] for s in recorded]
+    assert loaded["train"] == {"epochs": 1, "target": 3}   # a class index named target stays as it is
+    assert settings_changes(loaded, {**old, "objective": recorded}, 0) == []   # the old run resumes unchanged

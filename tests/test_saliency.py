@@ -11,14 +11,14 @@ from explainreg.transforms import rotate
 import _reference as ref
 
 
-@pytest.mark.parametrize("target", ["logit", "log_prob", "nll", "sum_log_prob"])
-def test_one_pass_saliency_equals_per_sample_gradients(mnist_test, target):
+@pytest.mark.parametrize("score", ["logit", "log_prob", "nll", "sum_log_prob"])
+def test_one_pass_saliency_equals_per_sample_gradients(mnist_test, score):
     torch.manual_seed(0)
     model = er.models.cnn3b()
     x, y = mnist_test.x[:10], mnist_test.y[:10]
-    g = er.saliency(model, x, y, target=target, create_graph=False)
+    g = er.saliency(model, x, y, score=score, create_graph=False)
     assert g.shape == x.shape
-    np.testing.assert_allclose(g.numpy(), ref.per_sample_gradients(model, x, y, target), rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(g.numpy(), ref.per_sample_gradients(model, x, y, score), rtol=1e-4, atol=1e-7)
 
 
 def test_nll_is_minus_log_prob_and_signed(mnist_test):
@@ -43,9 +43,9 @@ def test_minmax_normalize_per_sample(mnist_test):
     assert torch.isfinite(er.minmax_normalize(torch.zeros(2, 1, 4, 4))).all()  # constant maps do not divide by 0
 
 
-def test_unknown_target(mnist_test):
-    with pytest.raises(ValueError, match="target must be one of"):
-        er.saliency(er.models.cnn3b(), mnist_test.x[:2], mnist_test.y[:2], target="prob")
+def test_unknown_score(mnist_test):
+    with pytest.raises(ValueError, match="score must be one of"):
+        er.saliency(er.models.cnn3b(), mnist_test.x[:2], mnist_test.y[:2], score="prob")
 
 
 def test_rotate_matches_rot90_and_identity(mnist_test):

@@ -16,7 +16,7 @@ import _reference as ref
 @pytest.fixture(scope="module")
 def batch(mnist_test, trained_cnn3b):
     x, y = mnist_test.x[:16], mnist_test.y[:16]
-    g = torch.tensor(ref.per_sample_gradients(trained_cnn3b, x, y, target="log_prob"), dtype=torch.float32)
+    g = torch.tensor(ref.per_sample_gradients(trained_cnn3b, x, y, score="log_prob"), dtype=torch.float32)
     # give each image its own range, so that a batch-wide range would be caught
     scale = torch.linspace(0.5, 3.0, len(x)).view(-1, 1, 1, 1)
     shift = torch.linspace(-1.0, 1.0, len(x)).view(-1, 1, 1, 1)
@@ -96,7 +96,7 @@ def test_nothing_masked_gives_zero(mnist_test, trained_cnn3b):
 
 def test_penalty_equals_its_composition_with_per_image_saliency(mnist_test, trained_cnn3b):
     x, y = mnist_test.x[:16], mnist_test.y[:16]
-    g = torch.tensor(ref.per_sample_gradients(trained_cnn3b, x, y, target="log_prob"), dtype=torch.float32)
+    g = torch.tensor(ref.per_sample_gradients(trained_cnn3b, x, y, score="log_prob"), dtype=torch.float32)
     for by in ("abs", "signed"):
         xm, _ = saliency_guided_mask(x, g, 0.5, by, "random", torch.Generator().manual_seed(7))
         with torch.no_grad():
@@ -110,7 +110,7 @@ def test_gradients_reach_the_weights_through_both_branches(mnist_test):
     torch.manual_seed(0)
     model = er.models.cnn3b()
     x, y = mnist_test.x[:16], mnist_test.y[:16]
-    g = er.saliency(model, x, y, target="log_prob", create_graph=False)
+    g = er.saliency(model, x, y, score="log_prob", create_graph=False)
     xm, _ = saliency_guided_mask(x, g, 0.5, "abs", "random", torch.Generator().manual_seed(3))
     params = list(model.parameters())
 
@@ -155,7 +155,7 @@ def test_sequence_batch(mnist_test):
     x, y = mnist_test.x[:12, 0], mnist_test.y[:12]  # rows of real digits as B×T×F sequences, T = F = 28
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(28, 16), nn.Tanh(), nn.Flatten(), nn.Linear(28 * 16, 10))
-    g = er.saliency(model, x, y, target="log_prob", create_graph=False)
+    g = er.saliency(model, x, y, score="log_prob", create_graph=False)
     xm, mask = saliency_guided_mask(x, g, 0.3, "abs", "random", torch.Generator().manual_seed(0))
     assert xm.shape == x.shape and mask.flatten(1).sum(1).tolist() == [int(0.3 * 784)] * 12
     expected = lowest_by_loop(g.double().numpy(), int(0.3 * 784), "abs")
@@ -171,7 +171,7 @@ def test_three_channel_batch(mnist_test):
     rgb = torch.cat([x, 0.5 * x, x.flip(-1)], 1)
     torch.manual_seed(0)
     model = er.models.cnn3b(in_channels=3)
-    g = torch.tensor(ref.per_sample_gradients(model, rgb, y, target="log_prob"), dtype=torch.float32)
+    g = torch.tensor(ref.per_sample_gradients(model, rgb, y, score="log_prob"), dtype=torch.float32)
     xm, mask = saliency_guided_mask(rgb, g, 0.5, "signed", 0.0)
     k = int(0.5 * 3 * 784)
     assert mask.flatten(1).sum(1).tolist() == [k] * 8
@@ -187,7 +187,7 @@ def test_three_channel_batch(mnist_test):
     ({"fraction": 0.0}, "fraction"), ({"fraction": 1.0}, "fraction"), ({"fraction": -0.2}, "fraction"),
     ({"fraction": 1.5}, "fraction"), ({"fraction": "half"}, "fraction"),
     ({"fill": "zeros"}, "fill"), ({"fill": float("nan")}, "fill"), ({"fill": None}, "fill"),
-    ({"by": "magnitude"}, "by"), ({"target": "prob"}, "target"),
+    ({"by": "magnitude"}, "by"), ({"score": "prob"}, "score"),
 ])
 def test_bad_settings_raise_clear_errors(kwargs, word):
     with pytest.raises(ValueError, match=word):

@@ -1,11 +1,10 @@
-"""score= names the saliency's scalar kind; target= is its deprecated alias (same values, a
-DeprecationWarning); the recorded run config keeps the key "target"; the public API of the package;
-the one stable-rank helper. Real MNIST images."""
+"""score= names the saliency's scalar kind (``target`` means the class, and is no keyword of the saliency
+or the penalties); the recorded run config says "score"; the public API of the package; the one
+stable-rank helper. Real MNIST images."""
 from __future__ import annotations
 
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
@@ -29,34 +28,28 @@ def batch(mnist_test):
 
 
 @pytest.mark.parametrize("score", SCORES)
-def test_saliency_score_and_target_spellings_agree(batch, score):
+def test_saliency_score_keyword_and_position_agree(batch, score):
     model, x, y = batch
     new = saliency(model, x, y, score=score, create_graph=False)
-    with pytest.warns(DeprecationWarning, match=f"target= is deprecated, use score='{score}'"):
-        old = saliency(model, x, y, target=score, create_graph=False)
-    torch.testing.assert_close(new, old, rtol=0, atol=0)
     torch.testing.assert_close(saliency(model, x, y, score, create_graph=False), new, rtol=0, atol=0)  # positional
-    with pytest.warns(DeprecationWarning):
-        e, _, g = forward_with_saliency(model, x, y, target=score, create_graph=False)
+    e, _, g = forward_with_saliency(model, x, y, score=score, create_graph=False)
     torch.testing.assert_close(g, new, rtol=0, atol=0)
+    with pytest.raises(TypeError, match="target"):
+        saliency(model, x, y, target=score)
 
 
 @pytest.mark.parametrize("cls", SCORED, ids=lambda c: c.__name__)
-def test_every_penalty_takes_score_and_the_deprecated_target(batch, cls):
+def test_every_penalty_takes_score(batch, cls):
     model, x, y = batch
     new = cls(score="log_prob")
-    with pytest.warns(DeprecationWarning, match="target= is deprecated, use score='log_prob'"):
-        old = cls(target="log_prob")
     gen = lambda: torch.Generator().manual_seed(5)  # noqa: E731 - Symmetry draws its angle
     torch.testing.assert_close(new(model, x, y, generator=gen(), mask=(x > 0.5).float()),
-                               old(model, x, y, generator=gen(), mask=(x > 0.5).float()), rtol=0, atol=0)
-    assert new.score == old.score == "log_prob" and new.settings()["score"] == "log_prob"
-    assert "target" not in new.settings() and "score='log_prob'" in repr(new)
-    with pytest.warns(DeprecationWarning, match=r"\.target is deprecated"):
-        assert old.target == "log_prob"
-    with pytest.raises(ValueError, match="disagree"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        cls(score="logit", target="nll")
+                               cls(**{**new.settings(), "score": "log_prob"})(model, x, y, generator=gen(),
+                                                                              mask=(x > 0.5).float()), rtol=0, atol=0)
+    assert new.score == "log_prob" and new.settings()["score"] == "log_prob"
+    assert "target" not in new.settings() and "score='log_prob'" in repr(new) and not hasattr(new, "target")
+    with pytest.raises(TypeError, match="target"):
+        cls(target="log_prob")
     with pytest.raises(ValueError, match="score must be one of 'logit', 'log_prob', 'nll', 'sum_log_prob'"):
         cls(score="prob")
 
@@ -66,25 +59,20 @@ def test_defaults_context_and_functional_spellings(batch):
     assert GradientL1().score == "logit" and RRR().score == "sum_log_prob"
     assert RRR("nll").channel_sum and not RRR(score="log_prob").channel_sum
     ctx = PenaltyContext(model, x, y)
-    with pytest.warns(DeprecationWarning):
-        old = ctx.saliency(target="nll")
-    assert old is ctx.saliency(score="nll") and ctx.saliency() is ctx.saliency("logit")   # cached per kind
+    assert ctx.saliency("nll") is ctx.saliency(score="nll") and ctx.saliency() is ctx.saliency("logit")  # cached
     g = ctx.saliency("logit")
-    with pytest.warns(DeprecationWarning):
-        a = P.symmetry(model, x, y, g, 10.0, target="logit")
-    torch.testing.assert_close(a, P.symmetry(model, x, y, g, 10.0, score="logit"), rtol=0, atol=0)
-    with pytest.warns(DeprecationWarning, match="saliency.TARGETS is deprecated"):
-        from explainreg.saliency import TARGETS
-    assert TARGETS == SCORES
+    torch.testing.assert_close(P.symmetry(model, x, y, g, 10.0, "logit"), P.symmetry(model, x, y, g, 10.0, score="logit"),
+                               rtol=0, atol=0)
+    S = sys.modules["explainreg.saliency"]
+    assert not hasattr(S, "TARGETS") and not hasattr(S, "saliency_target")
 
 
-def test_run_configs_keep_the_recorded_key_target(batch):
-    """A run folder's config.json records the scalar kind as before ("target"), so the runs recorded
-    so far resume and compare unchanged; the live settings say "score"."""
-    objective = Objective({Smoothness(compat=True): 0.1, RRR("nll"): 1.0})
+def test_run_configs_record_score(batch):
+    """A run folder's config.json records the scalar kind as ``score``, as the live settings say."""
+    objective = Objective({Smoothness(convention="seed"): 0.1, RRR("nll"): 1.0})
     recorded = objective.config()
-    assert recorded[0]["settings"] == {"offset": 1, "compat": True, "target": "logit"}
-    assert recorded[1]["settings"]["target"] == "nll" and "score" not in recorded[1]["settings"]
+    assert recorded[0]["settings"] == {"offset": 1, "convention": "seed", "score": "logit"}
+    assert recorded[1]["settings"]["score"] == "nll" and "target" not in recorded[1]["settings"]
 
 
 @pytest.mark.synthetic

@@ -165,7 +165,7 @@ def test_bad_token_inputs(decoy):
 # penalties on token batches
 
 
-@pytest.mark.parametrize("penalty", [GradientL1(), RRR(), RRR(target="nll"), ExpectedGradients(n_refs=3),
+@pytest.mark.parametrize("penalty", [GradientL1(), RRR(), RRR(score="nll"), ExpectedGradients(n_refs=3),
                                      CDEP(detach_embeddings=False), CDEP(), SaliencyGuided(), Consistency()],
                          ids=lambda p: p.name + str(p.settings()))
 def test_penalties_on_tokens_reach_the_weights(decoy, penalty):
@@ -193,12 +193,12 @@ def test_image_only_penalties_refuse_tokens(decoy, penalty, match):
 
 def test_rrr_on_tokens_is_the_masked_squared_gradient(decoy):
     _, model, x, y, extras = decoy
-    g = saliency(model, x, y, target="sum_log_prob")
+    g = saliency(model, x, y, score="sum_log_prob")
     expected = ((extras["mask"][..., None] * g) ** 2).flatten(1).sum(1).mean()
     torch.testing.assert_close(RRR()(model, x, y, **extras), expected)
-    g = saliency(model, x, y, target="nll")
+    g = saliency(model, x, y, score="nll")
     expected = ((extras["mask"] * g.sum(2)) ** 2).sum(1).mean()  # CDEP's "Grad": sum over E first
-    torch.testing.assert_close(RRR(target="nll")(model, x, y, **extras), expected)
+    torch.testing.assert_close(RRR(score="nll")(model, x, y, **extras), expected)
 
 
 def test_cdep_text_penalty_matches_per_sentence_loop(decoy):

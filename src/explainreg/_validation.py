@@ -1,7 +1,6 @@
 """Early input checks with messages that name the parameter and say what to do."""
 from __future__ import annotations
 
-import warnings
 from typing import Sequence
 
 import torch
@@ -349,24 +348,6 @@ def check_convention(owner: str, convention: str, supported: Sequence[str] = QUA
         raise InvalidParameterError(f"convention must be one of {', '.join(map(repr, supported))} for {owner}; "
                                     f"got {convention!r}{why}")
     return convention
-
-
-def resolve_convention(owner: str, convention: str, supported: Sequence[str], compat: bool | None = None,
-                       *, stacklevel: int = 3) -> str:
-    """The checked ``convention`` (:func:`check_convention`), with the deprecated ``compat`` folded in:
-    ``compat=True`` means ``convention="seed"`` and ``compat=False`` the ``convention`` given; either
-    warns (``DeprecationWarning`` naming the replacement). ``compat=True`` with ``convention="quantus"``
-    is refused (two conventions at once)."""
-    if compat is not None:
-        replacement = "seed" if compat else convention
-        warnings.warn(f"{owner}(compat={bool(compat)!r}) is deprecated and will be removed in the next release: use "
-                      f"convention={replacement!r}", DeprecationWarning, stacklevel=stacklevel)
-        if compat:
-            if convention not in ("explainreg", "seed"):
-                raise InvalidParameterError(f"compat=True (deprecated: convention='seed') conflicts with "
-                                            f"convention={convention!r} in {owner}; pass convention only")
-            convention = "seed"
-    return check_convention(owner, convention, supported)
 
 
 def check_finite_option(owner: str, name: str, value) -> None:

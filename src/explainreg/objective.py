@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -96,7 +96,6 @@ class Objective(nn.Module):
             with a ``ValueError`` that says what to pass.
         mask_convert: ``"complement"``: such a penalty trains on 1 − m instead (the one stated
             conversion); None: refuse.
-
 
     Shape:
         Called as ``objective(model, x, y, **extras)`` with x B×…, y B; returns an
@@ -235,19 +234,12 @@ class Objective(nn.Module):
 
     def config(self) -> list[dict[str, Any]]:
         """Each penalty's name, weight and settings (for run configs)."""
-        return [{"name": n, "penalty": p.name, "weight": w, "settings": _recorded(p.settings()),
+        return [{"name": n, "penalty": p.name, "weight": w, "settings": p.settings(),
                  **({"mask": _described(self.mask_routes[n])} if not self.mask_routes.get(n, _AS_IS).as_is else {}),
                  **({"monitor_every": self.monitor_every} if w == 0 else {}),
                  **({"rate": self.rates[n]} if n in self.rates else {}),
                  **({"clip": self.clip[n]} if n in self.clip else {})}
                 for n, p, w in zip(self.names, self.penalties, self.weights)]
-
-
-#: run configs keep the former name (and form) of a setting until its deprecated alias is removed, so that
-#: the runs recorded so far resume and compare unchanged: ``score`` (the saliency's scalar kind) was
-#: ``target``; a penalty's ``convention`` ("explainreg" | "seed") was the flag ``compat``
-RECORDED_NAMES: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "score": ("target", lambda v: v), "convention": ("compat", lambda v: v == "seed")}
 
 
 _AS_IS = MaskRoute("mask", "mask", False)
@@ -257,11 +249,6 @@ def _described(route: MaskRoute) -> str:
     """How a penalty reads its mask, for run configs: ``"1 − mask"``, ``"mask as reward_mask"``."""
     read = f"1 − {route.read}" if route.complement else route.read
     return read if route.read == route.to else f"{read} as {route.to}"
-
-
-def _recorded(settings: dict[str, Any]) -> dict[str, Any]:
-    renamed = {k: RECORDED_NAMES.get(k, (k, None)) for k in settings}
-    return {renamed[k][0]: (renamed[k][1](v) if renamed[k][1] else v) for k, v in settings.items()}
 
 
 def _per_penalty(what: str, values: Mapping[str, float] | float | None, names: list[str]) -> dict[str, float]:
@@ -292,4 +279,4 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-__all__ = ["Objective", "ObjectiveOutput", "RECORDED_NAMES"]
+__all__ = ["Objective", "ObjectiveOutput"]

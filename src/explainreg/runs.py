@@ -29,10 +29,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from .saliency import SCORES
+
 __all__ = ["CHECKPOINT", "CONFIG", "DamagedRunError", "HISTORY", "LOCK", "LOG", "RESUMABLE_CHANGES", "RUN_FILES",
            "RunBusyError", "RunLock", "STEPS", "atomic_save", "atomic_write_bytes", "atomic_write_json",
            "clean_temporary", "default_run_name", "environment", "identify_model", "load_checkpoint", "load_run",
-           "read_config", "read_json", "settings_changes"]
+           "migrate", "read_config", "read_json", "settings_changes"]
 
 CONFIG, HISTORY, STEPS, CHECKPOINT, LOG = "config.json", "history.json", "steps.json", "checkpoint.pt", "train.log"
 #: the files the trainer writes atomically (their temporaries are the only ones :func:`clean_temporary` removes)
@@ -314,7 +316,36 @@ def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
         raise DamagedRunError(f"{path} holds a JSON {type(config).__name__}, not an object ({{\"model\": ..., "
                               "\"train\": {...}, ...}) as explainreg writes it: it was replaced or edited. Restore it "
                               "from a copy, or delete the run folder and train again")
-    return config
+    return migrate(config)
+
+
+def migrate(record: Any) -> Any:
+    """A run folder's JSON record (``config.json``, ``metrics.json``) in the current setting names.
+
+    Run folders written by explainreg 0.1 name two settings differently: the saliency's scalar kind
+    ``score`` was ``target`` (a string among the scalar kinds; ``target`` now means the class) and
+    ``convention`` was the flag ``compat`` (``true`` → ``"seed"``, ``false`` → ``"explainreg"``). Both
+    are renamed wherever they occur in the record; everything else is returned as it is.
+
+    Example:
+        >>> migrate({"objective": [{"settings": {"offset": 1, "compat": True, "target": "nll"}}]})
+        {'objective': [{'settings': {'offset': 1, 'convention': 'seed', 'score': 'nll'}}]}
+        >>> migrate({"target": 3})  # a class index stays
+        {'target': 3}
+    """
+    if isinstance(record, list):
+        return [migrate(v) for v in record]
+    if not isinstance(record, dict):
+        return record
+    out = {}
+    for key, value in record.items():
+        if key == "target" and value in SCORES and "score" not in record:
+            out["score"] = value
+        elif key == "compat" and isinstance(value, bool) and "convention" not in record:
+            out["convention"] = "seed" if value else "explainreg"
+        else:
+            out[key] = migrate(value)
+    return out
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:
@@ -459,7 +490,7 @@ def settings_changes(recorded: dict[str, Any], asked: dict[str, Any], epochs_don
 
 
 def _penalties(objective: list[dict[str, Any]] | None) -> str:
-    """``smoothness=0.1 (offset=1, compat=true)`` for each penalty of an objective config."""
+    """``smoothness=0.1 (offset=1, convention="seed")`` for each penalty of an objective config."""
     if not objective:
         return "none (cross-entropy only)"
     return ", ".join(f"{o.get('name')}={o.get('weight')}"

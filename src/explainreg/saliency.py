@@ -5,13 +5,11 @@ kind ``score`` chooses ``t_b``: ``"logit"``: z_{b,y_b} (the default, as the cons
 seed); ``"log_prob"``: log p_{b,y_b} (Saliency Guided Training, Ismail et al. 2021); ``"nll"``:
 −log p_{b,y_b} (CDEP's RRR variant, Rieger et al. 2020); ``"sum_log_prob"``: Σ_k log p_{b,k}
 (Right for the Right Reasons, Ross et al. 2017). Exact per-sample gradients when samples do not
-interact (no BatchNorm in training mode). ``target`` is the deprecated name of ``score`` (it
-means the class elsewhere in the package); it is accepted with a ``DeprecationWarning`` for one
-release.
+interact (no BatchNorm in training mode). ``y`` is the class (the target) whose scalar is
+differentiated; ``score`` says which scalar of that class.
 """
 from __future__ import annotations
 
-import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -104,41 +102,17 @@ def check_score(score: Any, name: str = "score") -> str:
     """``score`` must be one of :data:`SCORES`; the message names the keyword ``name`` the caller used."""
     if not isinstance(score, str) or score not in SCORES:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, SCORES))}; got {score!r} (the scalar whose "
-                         "input gradient is the saliency; `target` is the deprecated name of `score`)")
+                         "input gradient is the saliency)")
     return score
 
 
-def resolve_score(score: str | None, target: str | None, default: str = "logit", stacklevel: int = 3) -> str:
-    """The scalar kind from ``score``, or from its deprecated alias ``target`` (with a
-    ``DeprecationWarning`` saying to use ``score``); ``score=None`` means ``default``.
-
-    Args:
-        score: the new keyword's value (None: not given).
-        target: the deprecated keyword's value (None: not given); both given must agree.
-        default: the caller's default scalar kind.
-        stacklevel: where the warning points (3: the caller of the function that calls this).
-
-    Returns:
-        The checked scalar kind, one of :data:`SCORES`.
+def resolve_score(score: str | None, default: str = "logit") -> str:
+    """The checked scalar kind ``score`` (one of :data:`SCORES`); ``score=None`` means ``default``.
 
     Example:
-        >>> resolve_score(None, None)
-        'logit'
-        >>> import warnings
-        >>> with warnings.catch_warnings(record=True) as caught:
-        ...     warnings.simplefilter("always")
-        ...     resolve_score(None, "nll")
-        'nll'
-        >>> caught[0].category.__name__
-        'DeprecationWarning'
+        >>> resolve_score(None), resolve_score("nll")
+        ('logit', 'nll')
     """
-    if target is not None:
-        warnings.warn(f"target= is deprecated, use score={target!r} (the scalar whose input gradient is the "
-                      "saliency; `target` means the class elsewhere, and the alias goes in the next release)",
-                      DeprecationWarning, stacklevel=stacklevel)
-        if score is not None and score != target:
-            raise ValueError(f"score={score!r} and its deprecated alias target={target!r} disagree: give score only")
-        return check_score(target, "target")
     return check_score(default if score is None else score)
 
 
@@ -197,7 +171,7 @@ def gradient_of(logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, score: s
 
 def forward_with_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, score: str | None = None,
                           create_graph: bool = True, *, layer: str | nn.Module | None = None,
-                          lengths: torch.Tensor | None = None, target: str | None = None,
+                          lengths: torch.Tensor | None = None,
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run the model once; return ``(explained, logits, g)`` with ``g = ∂ Σ_b t_b / ∂ explained``.
 
@@ -217,7 +191,7 @@ def forward_with_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sc
         >>> bool(torch.allclose(g, net.weight[0].expand(4, 3)))
         True
     """
-    score = resolve_score(score, target)
+    score = resolve_score(score)
     refuse_function_transforms("saliency")
     check_batch(x, y, tokens=True)
     check_model_input(model, x)
@@ -233,7 +207,7 @@ def forward_with_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sc
 
 def saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, score: str | None = None,
              create_graph: bool = True, *, layer: str | nn.Module | None = None,
-             lengths: torch.Tensor | None = None, target: str | None = None) -> torch.Tensor:
+             lengths: torch.Tensor | None = None) -> torch.Tensor:
     """Signed input gradient g = ∂ Σ_b t_b / ∂x of the scalar kind ``score`` for each sample's label.
 
     With ``create_graph=True`` (default) the result is differentiable w.r.t. the model's
@@ -248,7 +222,6 @@ def saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, score: str | No
         create_graph: keep the graph of the gradient (needed to train on it).
         layer: for token ids, the embedding module (or its name) whose output is explained.
         lengths: for token ids, the B sentence lengths (padding gets g = 0).
-        target: deprecated alias of ``score`` (``DeprecationWarning``).
 
     Shape:
         output: the shape of x; for token ids B×T×E (the embedding output's shape).
@@ -263,7 +236,7 @@ def saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, score: str | No
         >>> g.shape, bool(torch.allclose(g[1].flatten(), net[1].weight[2]))
         (torch.Size([2, 1, 2, 2]), True)
     """
-    score = resolve_score(score, target)
+    score = resolve_score(score)
     return forward_with_saliency(model, x, y, score, create_graph, layer=layer, lengths=lengths)[2]
 
 
@@ -291,18 +264,6 @@ def minmax_normalize(g: torch.Tensor, eps: float = 1e-12, real: torch.Tensor | N
     low = flat.masked_fill(~keep, float("inf")).min(1, keepdim=True).values
     high = flat.masked_fill(~keep, float("-inf")).max(1, keepdim=True).values
     return torch.where(keep, (flat - low) / (high - low + eps), torch.zeros_like(flat)).view_as(g)
-
-
-_DEPRECATED = {"TARGETS": ("SCORES", SCORES), "saliency_target": ("saliency_score", saliency_score)}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _DEPRECATED:
-        new, value = _DEPRECATED[name]
-        warnings.warn(f"explainreg.saliency.{name} is deprecated and will be removed in the next release: use {new}",
-                      DeprecationWarning, stacklevel=2)
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["LOW_PRECISION", "SCORES", "check_score", "float32", "forward_with_saliency", "full_precision",

@@ -34,16 +34,16 @@ def _key(attribution: str, metric: str, settings: dict) -> Key:
 def _read_entries(path: Path) -> list[dict]:
     """The entries of an existing ``metrics.json`` (none when it does not exist); a file that is not
     an evaluation's metrics is refused, not overwritten."""
-    from ..runs import read_json
+    from ..runs import migrate, read_json
 
     if not path.exists():
         return []
-    data = read_json(path)
+    data = migrate(read_json(path))
     if isinstance(data, dict) and isinstance(data.get("entries"), list):
         return data["entries"]
     if isinstance(data, dict) and isinstance(data.get("results"), dict):  # results not yet keyed by settings
         settings = {"recorded": "before keyed results", "n_images": data.get("n_images"), "seed": data.get("seed"),
-                    "compat": data.get("compat")}
+                    "convention": data.get("convention")}
         return [{"attribution": a, "metric": m, "settings": settings, "result": r}
                 for a, rs in data["results"].items() for m, r in rs.items()]
     raise ValueError(f"{path} exists and is not a metrics file of `explainreg evaluate` (no 'entries' or "

@@ -58,8 +58,10 @@ def register(subparsers) -> None:
     p.add_argument("--roar-batch-size", type=positive_int, default=30, help="ROAR retraining batch size (the seed's)")
     p.add_argument("--roar-train-limit", type=positive_int, default=None,
                    help="ROAR: use N train images (a seeded subset stratified by label)")
-    p.add_argument("--compat", action="store_true",
-                   help="the seed's quirks: complexity log(p+0.01), Gaussian +1 shift, masked accuracy k≥1")
+    p.add_argument("--convention", default="explainreg", choices=("explainreg", "seed", "quantus"),
+                   help="seed: the seed's quirks (complexity log(p+0.01), Gaussian +1 shift, masked accuracy k≥1); "
+                        "quantus: Quantus 0.6's form where a metric has one; each metric takes it where it has "
+                        "that convention")
     p.add_argument("--seed", type=nonnegative_int, default=0,
                    help="seed of every random draw (random attributions, perturbations, ROAR's retraining)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
@@ -86,11 +88,11 @@ def register(subparsers) -> None:
 
 def _settings(name: str, args, **available) -> dict:
     """What metric ``name``'s constructor takes of the command line's settings (the registry reads its
-    signature): ``max_batch``, ``seed``, ``convention="seed"`` (when ``--compat``; only metrics with that
+    signature): ``max_batch``, ``seed``, ``convention`` (``--convention``; only metrics with that
     convention take it) and the ``available`` extras."""
     from ..metrics import accepted_settings
 
-    offered = {"max_batch": args.max_batch, "seed": args.seed, **({"convention": "seed"} if args.compat else {}),
+    offered = {"max_batch": args.max_batch, "seed": args.seed, "convention": args.convention,
                **available}
     return accepted_settings(name, offered)
 
@@ -168,7 +170,7 @@ def run(args) -> int:
     jobs = [(None, attribution_free)] if attribution_free else []
     jobs += [(m, per_method) for m in methods] if per_method else []
     header = {"run_dir": str(run_dir), "dataset": dataset, "n_images": len(x_all), "metrics": names + mask_names,
-              "attribution": methods, "compat": args.compat, "seed": args.seed}
+              "attribution": methods, "convention": args.convention, "seed": args.seed}
     store = ResultStore(output, header)
     if args.resume and not store.earlier and rank == 0:
         print(f"--resume: {output / 'metrics.json'} holds no earlier results; computing every part", file=sys.stderr)
@@ -305,7 +307,7 @@ def _result_settings(args, metric: str, checkpoint: str) -> dict:
     """The settings a stored result is keyed by, besides its attribution and metric: those that change
     its value (the checkpoint, the test images, the seed, the seed's conventions; ROAR's retraining)."""
     settings = {"checkpoint": checkpoint, "limit": args.limit, "data_root": args.data_root, "seed": args.seed,
-                "compat": args.compat}
+                "convention": args.convention}
     if metric == "roar":
         settings.update(roar_epochs=args.roar_epochs, roar_batch_size=args.roar_batch_size,
                         roar_train_limit=args.roar_train_limit)

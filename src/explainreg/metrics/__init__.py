@@ -19,14 +19,11 @@ no value depends on batching; forward passes are chunked by the model's activati
 (``ACTIVATION_BUDGET``, capped by ``max_batch``); constant attribution maps are counted in
 ``MetricResult.n_degenerate`` with a :class:`DegenerateAttributionWarning`.
 
-The helpers explainreg 0.1 exported here (``trapezoid``, ``solve_imputation``, ``morf_curve``, …) are
-importable from their modules (``explainreg.metrics.road.solve_imputation``); reached through
-``explainreg.metrics`` they work for one release, with a ``DeprecationWarning``.
+The helpers (``trapezoid``, ``solve_imputation``, ``morf_curve``, …) live in their modules
+(``explainreg.metrics.road.solve_imputation``); ``explainreg.metrics.road`` and the other
+submodules are the modules themselves.
 """
 from __future__ import annotations
-
-import importlib
-import warnings
 
 from . import functional
 from ._core import (ACTIVATION_BUDGET, MAX_BATCH, SEED_PERCENTILES, DegenerateAttributionWarning, Metric,
@@ -52,12 +49,6 @@ from .localisation import (LOCALISATION_METRICS, AttributionLocalisation, Locali
 from .shortcut import (SHORTCUT_METRICS, DecisionShare, FlipRate, GroupAccuracy,  # noqa: E402
                        ShortcutReliance)
 
-# Deprecated for one release: these names are also submodules, so they are bound here (as before)
-# rather than served by __getattr__ below; complexity and road warn when called.
-from .complexity import complexity  # noqa: E402,F811
-from .road import road  # noqa: E402,F811
-from .roar import roar  # noqa: E402,F811
-
 __all__ = [
     "ACTIVATION_BUDGET", "MAX_BATCH", "METRICS", "METRIC_ALIASES", "SEED_PERCENTILES", "SEED_TESTS",
     "DegenerateAttributionWarning", "Metric", "MetricResult", "accepted_settings", "build_metric", "curve_result",
@@ -74,30 +65,3 @@ __all__ = [
     # behavioural shortcut evidence (registered; they take the must-not-use mask)
     "SHORTCUT_METRICS", "DecisionShare", "FlipRate", "GroupAccuracy", "ShortcutReliance",
 ]
-
-#: names explainreg 0.1 exported here, and the module that holds each (deprecated here).
-_MOVED = {
-    **dict.fromkeys(("above_percentile_masks", "activation_bytes", "degenerate_maps", "nonzero_percentile",
-                     "rows_per_forward", "trapezoid"), "_core"),
-    **dict.fromkeys(("descending_ranks", "keyed_draw"), "explainreg._random"),
-    **dict.fromkeys(("faithfulness", "faithfulness_correlation", "faithfulness_correlation_scores",
-                     "faithfulness_scores", "keyed_subsets", "lerf", "masked_accuracy", "masked_accuracy_rows",
-                     "morf", "morf_curve", "pixel_flipping", "pixel_flipping_curve", "region_perturbation",
-                     "region_perturbation_curve"), "perturbation"),
-    **dict.fromkeys(("complexity_scores", "sparseness", "sparseness_scores"), "complexity"),
-    **dict.fromkeys(("noisy_linear_imputation", "road_rows", "solve_imputation"), "road"),
-    **dict.fromkeys(("fresh_copy", "remove_top", "roar", "roar_curve"), "roar"),
-    **dict.fromkeys(("gaussian_noise", "gaussian_noise_rows", "max_sensitivity", "max_sensitivity_scores",
-                     "square_block_images", "square_block_rows", "square_blocks"), "robustness"),
-}
-
-
-def __getattr__(name: str):
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    where = _MOVED[name]
-    module = importlib.import_module(where if where.startswith("explainreg.") else f"{__name__}.{where}")
-    shown = where if where.startswith("explainreg.") else f"{__name__}.{where}"
-    warnings.warn(f"explainreg.metrics.{name} is deprecated here: import it from {shown} (the tensor-returning "
-                  f"functions are in explainreg.metrics.functional)", DeprecationWarning, stacklevel=2)
-    return getattr(module, name)

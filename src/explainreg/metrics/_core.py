@@ -17,7 +17,7 @@ from torch import nn
 from .._dist import active as _dist_active
 from .._random import as_index
 from .._validation import (CONVENTIONS, QUANTUS_CONVENTIONS, SEED_CONVENTIONS, InvalidParameterError, Options,
-                           check_convention, resolve_convention, check_batch, check_choice, check_fractions, check_labels,
+                           check_convention, check_batch, check_choice, check_fractions, check_labels,
                            check_logits, check_positive_int)
 from ..modes import eval_mode, model_device
 from ._sync import row_index, sync_count, sync_rows
@@ -309,27 +309,19 @@ def degenerate_maps(attributions: torch.Tensor, kind: str = "constant") -> torch
 #: order) and ``"sum"`` (a count summed over ranks).
 STATE_REDUCTIONS = ("cat", "sum")
 _CLASS_FACTS = ("name", "higher_is_better")
-#: deprecated constructor arguments, folded into others and not recorded (``compat`` → ``convention``).
-_DEPRECATED_ARGUMENTS = ("compat",)
 
 
 def _check_arguments(cls: type, signature: inspect.Signature, kwargs: dict[str, Any]) -> None:
-    """A TypeError naming the metric and its settings for a keyword its constructor does not take
-    (``compat`` included where a ``**options`` catch-all would pass it on to an attribution method)."""
+    """A TypeError naming the metric and its settings for a keyword its constructor does not take."""
     named = [n for n, p in list(signature.parameters.items())[1:]
              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     catch_all = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
-    unknown = [k for k in kwargs if k not in named and (not catch_all or k in _DEPRECATED_ARGUMENTS)]
+    unknown = [] if catch_all else [k for k in kwargs if k not in named]
     if not unknown:
         return
-    hint = ""
-    if "compat" in unknown:
-        hint = ("; compat=True (the seed's quirks) exists only for metrics whose seed code differs"
-                + (f": {cls.__name__} takes convention= one of {', '.join(map(repr, cls.conventions))}"
-                   if "convention" in named else f", and {cls.__name__} has one form: drop compat"))
     takes = ", ".join(named + ["validate_args"]) + (" and options of its attribution method" if catch_all else "")
     raise TypeError(f"{cls.__name__} got unexpected setting(s) {', '.join(map(repr, unknown))}; it takes "
-                    f"{takes}{hint}")
+                    f"{takes}")
 
 
 class _MetricType(type):
@@ -428,7 +420,7 @@ class Metric(metaclass=_MetricType):
         signature = inspect.signature(type(self).__init__)
         out: dict[str, Any] = {}
         for key, value in getattr(self, "_init_arguments", {}).items():
-            if key in self.unrecorded or key in _DEPRECATED_ARGUMENTS:
+            if key in self.unrecorded:
                 continue
             if signature.parameters[key].kind is inspect.Parameter.VAR_KEYWORD:
                 out.update({k: _recorded(v) for k, v in value.items()})
@@ -531,28 +523,6 @@ def _recorded(value: Any) -> Any:
     if callable(value) and not isinstance(value, (torch.Tensor, nn.Module)):
         return getattr(value, "__name__", "custom")
     return value
-
-
-def deprecated_one_shot(cls: type, name: str, *, model_free: bool = False):
-    """The old functional form ``name(model, x, y, attributions, **settings) -> MetricResult`` (or
-    ``name(attributions, **settings)`` when ``model_free``), kept for one release with a
-    ``DeprecationWarning``: it becomes the tensor-returning ``explainreg.metrics.functional.<name>``."""
-
-    def one_shot(*args: Any, **settings: Any) -> MetricResult:
-        warnings.warn(f"explainreg.metrics.{name}(...) returning a MetricResult is deprecated and will be the "
-                      f"tensor-returning explainreg.metrics.functional.{name} in the next release; use "
-                      f"{cls.__name__}(**settings)(...) for the result record or functional.{name}(...) for its "
-                      "value", DeprecationWarning, stacklevel=2)
-        if model_free:
-            (attributions,) = args
-            return cls(**settings)(None, None, None, attributions)
-        model, x, y, *rest = args
-        attributions = rest[0] if rest else settings.pop("attributions", None)
-        return cls(**settings)(model, x, y, attributions)
-
-    one_shot.__name__ = one_shot.__qualname__ = name
-    one_shot.__doc__ = f"Deprecated: ``{cls.__name__}(**settings)(...)`` (see :class:`{cls.__name__}`)."
-    return one_shot
 
 
 def curve_result(metric: Metric, rows: torch.Tensor, steps: Sequence[float], *, transform=None,

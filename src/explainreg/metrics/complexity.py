@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from ._core import (CONVENTIONS, QUANTUS_CONVENTIONS, Metric, MetricResult, check_convention, check_inputs,
-                    deprecated_one_shot, resolve_convention, scalar_result)
+                    scalar_result)
 from .perturbation import PaddedSeries, _zero_padding
 from .registry import register_metric
 
@@ -26,7 +26,7 @@ def _check_attr(attributions: torch.Tensor) -> torch.Tensor:
 
 
 def complexity_scores(attributions: torch.Tensor, *, convention: str = "explainreg",
-                      compat: bool | None = None, real: torch.Tensor | None = None) -> torch.Tensor:
+                      real: torch.Tensor | None = None) -> torch.Tensor:
     """Per-image entropy H = −Σ_k p_k log p_k of p = |a| / Σ|a| (0·log 0 = 0); NaN for an all-zero map.
 
         Complexity as in Bhatt, Weller & Moura (2020), "Evaluating and aggregating feature-based model
@@ -37,7 +37,6 @@ def complexity_scores(attributions: torch.Tensor, *, convention: str = "explainr
             convention: ``"explainreg"`` (the exact entropy), ``"seed"`` (the seed code's
                 H = −Σ p_k log(p_k + 0.01)) or ``"quantus"`` (as ``quantus.Complexity``: a / max|a| over the
                 whole batch, then |·|, then log(p + 1e-12)).
-            compat: deprecated; ``compat=True`` is ``convention="seed"``.
             real: for padded series, the real steps (B×1×T, 1 = real; see
                 :func:`~explainreg.metrics.perturbation.series_real`): padding gets no share of p.
 
@@ -56,7 +55,7 @@ def complexity_scores(attributions: torch.Tensor, *, convention: str = "explainr
         >>> complexity_scores(a, convention="seed")
         tensor([-0.0100,  2.6242], dtype=torch.float64)
     """
-    convention = resolve_convention("complexity_scores", convention, CONVENTIONS, compat)
+    convention = check_convention("complexity_scores", convention, CONVENTIONS)
     a = _check_attr(_zero_padding(attributions, real))
     if convention == "quantus":
         top = a.abs().max()
@@ -163,7 +162,6 @@ class Complexity(AttributionScore):
 
         Args:
             convention: ``"explainreg"``, ``"seed"`` or ``"quantus"`` (see :func:`complexity_scores`).
-            compat: deprecated; ``compat=True`` is ``convention="seed"`` (a ``DeprecationWarning``).
             validate_args: accepted for symmetry (no model is probed).
 
         Shape:
@@ -188,9 +186,9 @@ class Complexity(AttributionScore):
 
     conventions = CONVENTIONS
 
-    def __init__(self, convention: str = "explainreg", *, compat: bool | None = None) -> None:
+    def __init__(self, convention: str = "explainreg") -> None:
         super().__init__()
-        self.convention = resolve_convention("Complexity", convention, self.conventions, compat, stacklevel=4)
+        self.convention = check_convention("Complexity", convention, self.conventions)
 
     def scores(self, attributions):
         return complexity_scores(attributions, convention=self.convention, real=self.batch_real)
@@ -230,9 +228,6 @@ class Sparseness(AttributionScore):
         return sparseness_scores(attributions, convention=self.convention, real=self.batch_real)
 
 
-complexity = deprecated_one_shot(Complexity, "complexity", model_free=True)
-sparseness = deprecated_one_shot(Sparseness, "sparseness", model_free=True)
 
 
-__all__ = ["AttributionScore", "Complexity", "Sparseness", "complexity", "complexity_scores", "sparseness",
-           "sparseness_scores"]
+__all__ = ["AttributionScore", "Complexity", "Sparseness", "complexity_scores", "sparseness_scores"]

@@ -26,8 +26,7 @@ from .._validation import check_choice
 from ..inputs import series_padding
 from ._core import (MAX_BATCH, QUANTUS_CONVENTIONS, SEED_CONVENTIONS, SEED_PERCENTILES, Metric, MetricResult,
                     above_percentile_masks, check_convention, check_fractions, check_positive_int, curve_result,
-                    curve_value, deprecated_one_shot, eval_mode, forward_chunks, prepare, resolve_convention,
-                    scalar_result, trapezoid)
+                    curve_value, eval_mode, forward_chunks, prepare, scalar_result, trapezoid)
 from ._stack import fill_value, forward_copies, masked_copies, pearson_rows
 from .registry import register_metric
 
@@ -299,8 +298,6 @@ class LeRF(MoRF):
     order = "lerf"
 
 
-morf = deprecated_one_shot(MoRF, "morf")
-lerf = deprecated_one_shot(LeRF, "lerf")
 
 
 # ------------------------------------------------------------------------- seed's cumulative faithfulness
@@ -375,7 +372,6 @@ class Faithfulness(PercentileRemoval):
         return scalar_result(self, rows)
 
 
-faithfulness = deprecated_one_shot(Faithfulness, "faithfulness")
 
 
 # ------------------------------------------------------------------- Bhatt et al. faithfulness correlation
@@ -546,7 +542,6 @@ class FaithfulnessCorrelation(WholeSeriesOnly, Metric):
         return scalar_result(self, rows)
 
 
-faithfulness_correlation = deprecated_one_shot(FaithfulnessCorrelation, "faithfulness_correlation")
 
 
 # ------------------------------------------------------------------------------------- pixel flipping
@@ -678,7 +673,6 @@ class PixelFlipping(WholeSeriesOnly, Metric):
         return _per_image_auc(self, rows, "step", "output")
 
 
-pixel_flipping = deprecated_one_shot(PixelFlipping, "pixel_flipping")
 
 
 # -------------------------------------------------------------------------------- region perturbation
@@ -837,7 +831,6 @@ class RegionPerturbationLeRF(RegionPerturbation):
 
 
 RegionPerturbation.variants = {"lerf": RegionPerturbationLeRF}
-region_perturbation = deprecated_one_shot(RegionPerturbation, "region_perturbation")
 
 
 # -------------------------------------------------------------------------------- SGT masked accuracy
@@ -847,7 +840,7 @@ SGT_DROPS = tuple(range(0, 100, 10))
 def masked_accuracy_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
                          drops: Sequence[float] = SGT_DROPS, background: Any = "corner",
                          convention: str = "explainreg", seed: int = 0, index: torch.Tensor | None = None,
-                         max_batch: int = MAX_BATCH, compat: bool | None = None) -> torch.Tensor:
+                         max_batch: int = MAX_BATCH) -> torch.Tensor:
     """Masked accuracy: correct[b, s] after the k = ⌊H·W·d_s/100⌋ pixels with the largest channel-mean |a| are replaced
         by the background.
 
@@ -862,7 +855,6 @@ def masked_accuracy_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
                 even at d = 0).
             seed, index: key the tie order (a seeded random order per image).
             max_batch: cap on the rows per forward pass.
-            compat: deprecated; ``compat=True`` is ``convention="seed"``.
 
         Shape:
             x: (B, C, H, W) or (B, C, T) (every (channel, step) entry a feature, k = ⌊C·T·d/100⌋); output: (B,
@@ -880,7 +872,7 @@ def masked_accuracy_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
         >>> masked_accuracy_rows(model, x, y, a, drops=(0, 50)).shape
         torch.Size([4, 2])
     """
-    seed_quirk = resolve_convention("masked_accuracy_rows", convention, SEED_CONVENTIONS, compat) == "seed"
+    seed_quirk = check_convention("masked_accuracy_rows", convention, SEED_CONVENTIONS) == "seed"
     x, y, a = prepare(model, x, y, attributions)
     ds = check_fractions("drops", drops, 0.0, 100.0)
     series = x.dim() == 3
@@ -932,7 +924,6 @@ class MaskedAccuracy(WholeSeriesOnly, Metric):
 
         Args:
             drops, background, convention, seed, max_batch: see :func:`masked_accuracy_rows`.
-            compat: deprecated; ``compat=True`` is ``convention="seed"`` (a ``DeprecationWarning``).
 
         Shape:
             ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H,
@@ -955,10 +946,10 @@ class MaskedAccuracy(WholeSeriesOnly, Metric):
     conventions = SEED_CONVENTIONS
 
     def __init__(self, drops: Sequence[float] = SGT_DROPS, background: Any = "corner", convention: str = "explainreg",
-                 seed: int = 0, max_batch: int = MAX_BATCH, *, compat: bool | None = None) -> None:
+                 seed: int = 0, max_batch: int = MAX_BATCH) -> None:
         super().__init__()
         self.drops = check_fractions("drops", drops, 0.0, 100.0)
-        self.convention = resolve_convention("MaskedAccuracy", convention, self.conventions, compat, stacklevel=4)
+        self.convention = check_convention("MaskedAccuracy", convention, self.conventions)
         self.background, self.seed = background, int(seed)
         self.max_batch = check_positive_int("max_batch", max_batch)
 
@@ -972,14 +963,12 @@ class MaskedAccuracy(WholeSeriesOnly, Metric):
         return curve_result(self, rows, steps, step_name="fraction_dropped", curve_name="accuracy")
 
 
-masked_accuracy = deprecated_one_shot(MaskedAccuracy, "masked_accuracy")
 
 
 __all__ = [
-    "Faithfulness", "FaithfulnessCorrelation", "LeRF", "PaddedSeries", "PercentileRemoval", "WholeSeriesOnly",
-    "MaskedAccuracy", "MoRF", "PixelFlipping",
-    "RegionPerturbation", "faithfulness", "faithfulness_correlation", "faithfulness_correlation_scores",
-    "faithfulness_scores", "lerf", "masked_accuracy", "masked_accuracy_rows", "morf", "morf_curve",
-    "keyed_subsets", "morf_value", "per_image_auc_value", "pixel_flipping", "pixel_flipping_curve", "random_subsets",
-    "region_perturbation", "region_perturbation_curve", "RegionPerturbationLeRF", "eval_mode", "series_real",
+    "Faithfulness", "FaithfulnessCorrelation", "LeRF", "MaskedAccuracy", "MoRF", "PaddedSeries", "PercentileRemoval",
+    "PixelFlipping", "RegionPerturbation", "RegionPerturbationLeRF", "WholeSeriesOnly", "eval_mode",
+    "faithfulness_correlation_scores", "faithfulness_scores", "keyed_subsets", "masked_accuracy_rows", "morf_curve",
+    "morf_value", "per_image_auc_value", "pixel_flipping_curve", "random_subsets", "region_perturbation_curve",
+    "series_real",
 ]

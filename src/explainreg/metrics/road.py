@@ -23,7 +23,7 @@ from torch import nn
 from .._random import as_index, descending_ranks, keyed_draw
 from .._validation import check_choice
 from ._core import (MAX_BATCH, QUANTUS_CONVENTIONS, Metric, MetricResult, check_convention, check_fractions,
-                    check_positive_int, curve_result, deprecated_one_shot, prepare)
+                    check_positive_int, curve_result, prepare)
 from ._stack import forward_copies
 from .registry import register_metric
 
@@ -331,8 +331,7 @@ class ROADLeRF(ROAD):
 
 
 ROAD.variants = {"lerf": ROADLeRF}
-road = deprecated_one_shot(ROAD, "road")
 
 
-__all__ = ["ROAD", "ROADLeRF", "neighbour_sum", "noisy_linear_imputation", "road", "road_rows", "solve_imputation"]
+__all__ = ["ROAD", "ROADLeRF", "neighbour_sum", "noisy_linear_imputation", "road_rows", "solve_imputation"]
 

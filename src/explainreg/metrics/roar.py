@@ -225,29 +225,4 @@ class ROAR(Metric):
         return result
 
 
-def roar(model, train_set: ArrayDataset, test_set: ArrayDataset, **settings) -> MetricResult:
-    """Functional ROAR: :func:`roar_curve` (ROAR is not a per-batch function: it retrains).
-
-    Args:
-        model, train_set, test_set, settings: as in :func:`roar_curve`.
-
-    Shape:
-        as in :func:`roar_curve`.
-
-    Returns:
-        A :class:`~explainreg.metrics.MetricResult`.
-
-    Example::
-
-    >>> import torch; from torch import nn; from explainreg.data import ArrayDataset
-    >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
-    >>> train = ArrayDataset(torch.rand(20, 1, 4, 4), torch.randint(0, 2, (20,)))
-    >>> test = ArrayDataset(torch.rand(8, 1, 4, 4), torch.randint(0, 2, (8,)))
-    >>> from explainreg.metrics.roar import roar
-    >>> roar(model, train, test, fractions=(0.9,), epochs=1, batch_size=10).n_images
-    8
-    """
-    return roar_curve(model, train_set, test_set, **settings)
-
-
-__all__ = ["ROAR", "ROAR_FRACTIONS", "fresh_copy", "remove_top", "roar", "roar_curve"]
+__all__ = ["ROAR", "ROAR_FRACTIONS", "fresh_copy", "remove_top", "roar_curve"]

@@ -15,8 +15,7 @@ from torch import nn
 from .._random import as_index, keyed_draw
 from ..attribution import explainer
 from ._core import (MAX_BATCH, QUANTUS_CONVENTIONS, SEED_CONVENTIONS, Metric, MetricResult, check_convention,
-                    check_fractions, check_positive_int, curve_result, deprecated_one_shot, prepare,
-                    resolve_convention, scalar_result)
+                    check_fractions, check_positive_int, curve_result, prepare, scalar_result)
 from ._stack import forward_copies
 from .registry import register_metric
 
@@ -26,8 +25,7 @@ BLOCK_SIZES = (6, 8, 10, 12)
 
 def gaussian_noise_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                         sigmas: Sequence[float] = GAUSSIAN_SIGMAS, convention: str = "explainreg", seed: int = 0,
-                        index: torch.Tensor | None = None, max_batch: int = MAX_BATCH,
-                        compat: bool | None = None) -> torch.Tensor:
+                        index: torch.Tensor | None = None, max_batch: int = MAX_BATCH,) -> torch.Tensor:
     """correct[b, s] for x_b + σ_s·ε_{b,s}, σ ∈ ``(0, *sigmas)`` (σ = 0: the clean image).
 
         The seed's robustness test 5 (the IPL-UV xAI-constrained-losses code).
@@ -40,7 +38,6 @@ def gaussian_noise_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
             seed, index: key image b's draws ε_b ~ N(0, 1) (S×...) by ``seed`` and ``index[b]`` (its position
                 in the data set; default 0..B−1), stream ``"gaussian"``.
             max_batch: cap on the rows per forward pass.
-            compat: deprecated; ``compat=True`` is ``convention="seed"``.
 
         Shape:
             x: (B, ...); output: (B, 1 + len(sigmas)).
@@ -57,7 +54,7 @@ def gaussian_noise_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
         >>> gaussian_noise_rows(model, x, y, sigmas=(0.0, 0.5)).shape
         torch.Size([4, 3])
     """
-    seed_quirk = resolve_convention("gaussian_noise_rows", convention, SEED_CONVENTIONS, compat) == "seed"
+    seed_quirk = check_convention("gaussian_noise_rows", convention, SEED_CONVENTIONS) == "seed"
     x, y, _ = prepare(model, x, y)
     sig = torch.tensor((0.0,) + check_fractions("sigmas", sigmas, 0.0, float("inf")), dtype=x.dtype, device=x.device)
     shift = torch.where(sig > 0, torch.ones_like(sig), torch.zeros_like(sig)) if seed_quirk else torch.zeros_like(sig)
@@ -176,7 +173,6 @@ class GaussianNoise(Metric):
         convention: ``"explainreg"`` or ``"seed"`` (see :func:`gaussian_noise_rows`).
         seed: keys the per-image draws.
         max_batch: cap on the rows per forward pass.
-        compat: deprecated; ``compat=True`` is ``convention="seed"`` (a ``DeprecationWarning``).
 
     Shape:
         ``update(model, x, y)``: x (B, ...), y (B,); no attributions.
@@ -201,10 +197,10 @@ class GaussianNoise(Metric):
     conventions = SEED_CONVENTIONS
 
     def __init__(self, sigmas: Sequence[float] = GAUSSIAN_SIGMAS, convention: str = "explainreg", seed: int = 0,
-                 max_batch: int = MAX_BATCH, *, compat: bool | None = None) -> None:
+                 max_batch: int = MAX_BATCH) -> None:
         super().__init__()
         self.sigmas = check_fractions("sigmas", sigmas, 0.0, float("inf"))
-        self.convention = resolve_convention("GaussianNoise", convention, self.conventions, compat, stacklevel=4)
+        self.convention = check_convention("GaussianNoise", convention, self.conventions)
         self.seed, self.max_batch = int(seed), check_positive_int("max_batch", max_batch)
 
     def per_image(self, model, x, y, attributions):
@@ -262,8 +258,6 @@ class SquareBlocks(Metric):
                             curve_name="accuracy")
 
 
-gaussian_noise = deprecated_one_shot(GaussianNoise, "gaussian_noise")
-square_blocks = deprecated_one_shot(SquareBlocks, "square_blocks")
 
 
 # ------------------------------------------------------------------------------------ max-sensitivity
@@ -398,9 +392,7 @@ class MaxSensitivity(Metric):
         return scalar_result(self, rows)
 
 
-max_sensitivity = deprecated_one_shot(MaxSensitivity, "max_sensitivity")
 
 
-__all__ = ["BLOCK_SIZES", "GAUSSIAN_SIGMAS", "GaussianNoise", "MaxSensitivity", "SquareBlocks", "gaussian_noise",
-           "gaussian_noise_rows", "max_sensitivity", "max_sensitivity_scores", "square_block_images",
-           "square_block_rows", "square_blocks"]
+__all__ = ["BLOCK_SIZES", "GAUSSIAN_SIGMAS", "GaussianNoise", "MaxSensitivity", "SquareBlocks", "gaussian_noise_rows",
+           "max_sensitivity_scores", "square_block_images", "square_block_rows"]

@@ -13,14 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import SEED_CONVENTIONS, check_choice, check_range, resolve_convention
+from .._validation import SEED_CONVENTIONS, check_choice, check_convention, check_range
 from ..decomposition import decompose
 from ..decomposition.engine import ORDERS
 from ..decomposition.rules import dropout_as_identity
 from ..inputs import normalize_mask
 from ..modes import deterministic_dropout, frozen_norm_statistics
 from ..saliency import resolve_score
-from .base import Penalty, PenaltyContext, register_penalty, target_alias
+from .base import Penalty, PenaltyContext, register_penalty
 from .text import BIAS_AT, cdep_text, widen_window
 
 #: the token options of :class:`CDEP` as it is constructed by default
@@ -295,7 +295,7 @@ class CDEP(_AnnotationPenalty):
         return cdep(ctx.model, x, mask, order=self.order, blob_chunk=self.blob_chunk)
 
 
-@register_penalty("right_for_right_reasons", "grad")
+@register_penalty("right_for_right_reasons")
 class RRR(_AnnotationPenalty):
     """R = (1/B) Σ_b Σ (m ⊙ g)² with g the saliency of the scalar kind ``score`` (Right for the Right
     Reasons, Ross et al. 2017: ``"sum_log_prob"``, Σ_k log p_k). ``score="nll"`` sums g over channels
@@ -306,7 +306,6 @@ class RRR(_AnnotationPenalty):
         score: the scalar kind (``"sum_log_prob"`` by default; :data:`explainreg.saliency.SCORES`).
         channel_sum: square Σ_c g instead of g (default: ``score == "nll"``).
         blob_sampler: blobs drawn per batch instead of the extras' mask (see :class:`CDEP`).
-        target: deprecated alias of ``score``.
 
     Shape:
         Called as ``penalty(model, x, y, mask=...)``: x B×C×H×W (B×C×T, B×F, B×T token ids),
@@ -333,12 +332,11 @@ class RRR(_AnnotationPenalty):
     """
 
     name = "rrr"
-    target = target_alias
 
     def __init__(self, score: str | None = None, channel_sum: bool | None = None,
-                 blob_sampler: BlobSampler | None = None, *, target: str | None = None) -> None:
+                 blob_sampler: BlobSampler | None = None) -> None:
         super().__init__(blob_sampler)
-        self.score = resolve_score(score, target, default="sum_log_prob")
+        self.score = resolve_score(score, default="sum_log_prob")
         self.channel_sum = (self.score == "nll") if channel_sum is None else bool(channel_sum)
 
     def settings(self) -> dict[str, Any]:
@@ -363,7 +361,7 @@ class ExpectedGradients(_AnnotationPenalty):
     Args:
         n_refs: references (and interpolation points) per sample, ≥ 1.
         convention: ``"explainreg"`` (the default) or ``"seed"`` (the seed's un-averaged form).
-        compat: deprecated spelling of ``convention="seed"``. blob_sampler: as :class:`CDEP`.
+        blob_sampler: as :class:`CDEP`.
         chunk_size: interpolated inputs per forward and double backward. None: on the CPU, chunks
             of B (the batch size) when no layer normalises with batch statistics (BatchNorm in
             training mode), else all B·n_refs in one pass; smaller chunks bound the memory and keep
@@ -402,10 +400,10 @@ class ExpectedGradients(_AnnotationPenalty):
     needs_input_grad = False
     double_backprop = True  # gradients at the interpolated inputs are penalised
 
-    def __init__(self, n_refs: int = 10, compat: bool | None = None, blob_sampler: BlobSampler | None = None, *,
+    def __init__(self, n_refs: int = 10, blob_sampler: BlobSampler | None = None, *,
                  convention: str = "explainreg", chunk_size: int | None = None) -> None:
         super().__init__(blob_sampler)
-        self.convention = resolve_convention("ExpectedGradients", convention, SEED_CONVENTIONS, compat)
+        self.convention = check_convention("ExpectedGradients", convention, SEED_CONVENTIONS)
         if int(n_refs) != n_refs:
             raise ValueError(f"n_refs must be a whole number of references per sample, got {n_refs}")
         check_range("n_refs", n_refs, 1)
@@ -421,11 +419,6 @@ class ExpectedGradients(_AnnotationPenalty):
     def settings(self) -> dict[str, Any]:
         chunks = {} if self.chunk_size is None else {"chunk_size": self.chunk_size}
         return {"n_refs": self.n_refs, "convention": self.convention, **chunks, **super().settings()}
-
-    @property
-    def compat(self) -> bool:
-        """Deprecated: ``convention == "seed"``."""
-        return self.convention == "seed"
 
     def _chunk(self, ctx: PenaltyContext) -> int | None:
         """``chunk_size``, or for None the batch size on the CPU where rows are independent."""

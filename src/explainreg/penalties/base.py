@@ -2,13 +2,12 @@
 
 A penalty is called as ``penalty(model, x, y, **extras)`` and returns the raw, unweighted scalar R.
 Inside an :class:`~explainreg.objective.Objective` all penalties share one
-:class:`PenaltyContext`: one forward pass on ``x`` and one saliency per target for the batch.
+:class:`PenaltyContext`: one forward pass on ``x`` and one saliency per scalar kind for the batch.
 """
 from __future__ import annotations
 
 import functools
 import inspect
-import warnings
 from contextlib import nullcontext
 from typing import Any, Callable, ClassVar
 
@@ -78,10 +77,10 @@ class PenaltyContext:
         self._saliency: dict[str, torch.Tensor] = {}
         self._normalized: dict[str, torch.Tensor] = {}
 
-    def saliency(self, score: str | None = None, *, target: str | None = None) -> torch.Tensor:
+    def saliency(self, score: str | None = None) -> torch.Tensor:
         """Signed input gradient g of the scalar kind ``score`` (``"logit"`` by default; see
-        :func:`explainreg.saliency`), computed once per kind; ``target`` is its deprecated alias."""
-        score = resolve_score(score, target)
+        :func:`explainreg.saliency`), computed once per kind."""
+        score = resolve_score(score)
         if score not in self._saliency:
             if not self.explained.requires_grad:
                 raise RuntimeError("this context was built without input gradients; build it with input_grad=True")
@@ -91,9 +90,9 @@ class PenaltyContext:
                 self._saliency[score] = self.inputs.strip_padding(float32(g))
         return self._saliency[score]
 
-    def normalized_saliency(self, score: str | None = None, *, target: str | None = None) -> torch.Tensor:
+    def normalized_saliency(self, score: str | None = None) -> torch.Tensor:
         """Per-sample min–max normalised saliency ĝ of ``score``, computed once."""
-        score = resolve_score(score, target)
+        score = resolve_score(score)
         if score not in self._normalized:
             g = self.saliency(score)
             self._normalized[score] = minmax_normalize(g, real=self.inputs.real(g))
@@ -215,15 +214,6 @@ def finite_options(init: Callable[..., None]) -> Callable[..., None]:
     return checked
 
 
-def _deprecated_target(self: Penalty) -> str:
-    warnings.warn(f"{type(self).__name__}.target is deprecated and will be removed in the next release: read "
-                  ".score (the saliency's scalar kind; `target` means the class)", DeprecationWarning, stacklevel=2)
-    return self.score
-
-
-#: ``target = target_alias`` in a penalty class with a ``score``: the deprecated attribute name
-target_alias = property(_deprecated_target, doc="Deprecated name of ``score`` (``DeprecationWarning``).")
-
 PENALTIES: dict[str, type[Penalty]] = {}
 
 
@@ -297,5 +287,4 @@ def build_penalty(name: str, **settings: Any) -> Penalty:
     return PENALTIES[key](**settings)
 
 
-__all__ = ["PENALTIES", "Penalty", "PenaltyContext", "build_penalty", "registry_key", "register_penalty",
-           "target_alias"]
+__all__ = ["PENALTIES", "Penalty", "PenaltyContext", "build_penalty", "registry_key", "register_penalty"]

@@ -30,7 +30,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .._validation import SEED_CONVENTIONS, resolve_convention
+from .._validation import SEED_CONVENTIONS, check_convention
 from ..inputs import real_mean
 from ..saliency import gradient_of, minmax_normalize, resolve_score
 from ..transforms import rotate
@@ -49,16 +49,14 @@ def gradient_l1(g: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tens
     return real_mean(g.abs(), real)
 
 
-def smoothness(g: torch.Tensor, offset: int = 1, compat: bool | None = None, *,
-               convention: str = "explainreg") -> torch.Tensor:
+def smoothness(g: torch.Tensor, offset: int = 1, *, convention: str = "explainreg") -> torch.Tensor:
     """Anisotropic total variation of g with neighbours ``offset`` pixels apart:
     R = mean |g[..,i,j] − g[..,i−o,j]| + mean |g[..,i,j] − g[..,i,j−o]| over valid pairs (no padding).
 
     ``convention="seed"`` reproduces the seed's pad-then-roll code: o = 2 with zero padding, i.e.
     R = mean_{b,i,j}(|g_ij − g_{i−2,j}| + |g_ij − g_{i,j−2}|) with out-of-range neighbours 0
-    (``compat=True`` is its deprecated spelling).
     """
-    if resolve_convention("smoothness", convention, SEED_CONVENTIONS, compat) == "seed":
+    if check_convention("smoothness", convention, SEED_CONVENTIONS) == "seed":
         down = F.pad(g, (0, 0, 2, 0))[..., : g.shape[-2], :]
         right = F.pad(g, (2, 0, 0, 0))[..., :, : g.shape[-1]]
         return (g - down).abs().mean() + (g - right).abs().mean()
@@ -153,12 +151,11 @@ def consistency(g: torch.Tensor, x: torch.Tensor, predicted: torch.Tensor, eps: 
 
 
 def symmetry(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, g: torch.Tensor,
-             degrees: float, score: str | None = None, interpolation: str = "nearest", *,
-             target: str | None = None) -> torch.Tensor:
+             degrees: float, score: str | None = None, interpolation: str = "nearest") -> torch.Tensor:
     """x_r = rotate(x, θ), g_r = saliency at x_r; R = mean_b (1 − |cos(g_r,b, rotate(g_b, θ))|)."""
     x_rot = rotate(x.detach(), degrees, interpolation).requires_grad_(True)
     with torch.enable_grad():
-        g_rot = gradient_of(model(x_rot), x_rot, y, resolve_score(score, target), create_graph=True)
+        g_rot = gradient_of(model(x_rot), x_rot, y, resolve_score(score), create_graph=True)
     rotated_g = rotate(g, degrees, interpolation)
     return (1 - F.cosine_similarity(g_rot.flatten(1), rotated_g.flatten(1), dim=1, eps=1e-12).abs()).mean()
 

@@ -5,11 +5,11 @@ from typing import Any, Sequence
 
 import torch
 
-from .._validation import SEED_CONVENTIONS, check_choice, check_range, resolve_convention
+from .._validation import SEED_CONVENTIONS, check_choice, check_convention, check_range
 from ..inputs import dense_mask
 from ..saliency import minmax_normalize, resolve_score
 from . import functional as P
-from .base import Penalty, PenaltyContext, register_penalty, target_alias
+from .base import Penalty, PenaltyContext, register_penalty
 
 
 def input_layout(ctx: PenaltyContext) -> str:
@@ -32,14 +32,11 @@ def require_layout(ctx: PenaltyContext, allowed: Sequence[str], who: str, why: s
 
 class _SaliencyPenalty(Penalty):
     """Shared setting: the scalar kind ``score`` whose saliency the penalty constrains (``"logit"``
-    as the seed; :data:`explainreg.saliency.SCORES`). ``target`` is its deprecated alias."""
+    as the seed; :data:`explainreg.saliency.SCORES`)."""
 
-    target = target_alias
-
-    def __init__(self, score: str | None = None, *, target: str | None = None) -> None:
+    def __init__(self, score: str | None = None) -> None:
         super().__init__()
-        direct = type(self).__init__ is _SaliencyPenalty.__init__  # the warning points at the user's call
-        self.score = resolve_score(score, target, stacklevel=3 if direct else 4)
+        self.score = resolve_score(score)
 
     def settings(self) -> dict[str, Any]:
         return {"score": self.score}
@@ -53,7 +50,7 @@ class GradientL1(_SaliencyPenalty):
 
     Args:
         score: the scalar kind whose saliency g is constrained (``"logit"``, the seed's; see
-            :func:`explainreg.saliency`). target: its deprecated alias.
+            :func:`explainreg.saliency`).
 
     Shape:
         Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images (or B×C×T series, B×F
@@ -92,7 +89,7 @@ class DoubleBackprop(_SaliencyPenalty):
 
     Args:
         score: the scalar kind differentiated (``"nll"``, the cross-entropy, by default; any of
-            :data:`explainreg.saliency.SCORES`). target: its deprecated alias.
+            :data:`explainreg.saliency.SCORES`).
 
     Shape:
         Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images (or B×C×T series, B×F
@@ -117,8 +114,8 @@ class DoubleBackprop(_SaliencyPenalty):
 
     name = "double_backprop"
 
-    def __init__(self, score: str | None = "nll", *, target: str | None = None) -> None:
-        super().__init__(score if target is None else None, target=target)
+    def __init__(self, score: str | None = "nll") -> None:
+        super().__init__(score)
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         return ctx.saliency(self.score).pow(2).flatten(1).sum(1).mean()
@@ -134,9 +131,8 @@ class Smoothness(_SaliencyPenalty):
     Args:
         offset: neighbour distance o in pixels (time steps).
         convention: ``"explainreg"`` (the default) or ``"seed"`` (the seed's o = 2 form, images only).
-        compat: deprecated spelling of ``convention="seed"`` (``compat=True``).
         score: the scalar kind whose saliency g is constrained (``"logit"``, the seed's; see
-            :func:`explainreg.saliency`). target: its deprecated alias.
+            :func:`explainreg.saliency`).
 
     Shape:
         Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images (B×C×T series: along T),
@@ -161,18 +157,12 @@ class Smoothness(_SaliencyPenalty):
 
     name = "smoothness"
 
-    def __init__(self, offset: int = 1, compat: bool | None = None, score: str | None = None, *,
-                 convention: str = "explainreg", target: str | None = None) -> None:
-        super().__init__(score, target=target)
+    def __init__(self, offset: int = 1, score: str | None = None, *, convention: str = "explainreg") -> None:
+        super().__init__(score)
         if int(offset) != offset or offset < 1:
             raise ValueError(f"offset must be a positive integer number of pixels, got {offset}")
         self.offset = int(offset)
-        self.convention = resolve_convention("Smoothness", convention, SEED_CONVENTIONS, compat)
-
-    @property
-    def compat(self) -> bool:
-        """Deprecated: ``convention == "seed"``."""
-        return self.convention == "seed"
+        self.convention = check_convention("Smoothness", convention, SEED_CONVENTIONS)
 
     def settings(self) -> dict[str, Any]:
         return {"offset": self.offset, "convention": self.convention, **super().settings()}
@@ -183,7 +173,7 @@ class Smoothness(_SaliencyPenalty):
                                 "unordered (on B×F it would compare different samples)")
         if layout == "series":
             if self.convention == "seed":
-                raise ValueError("Smoothness(convention='seed', formerly compat=True) reproduces the seed's image "
+                raise ValueError("Smoothness(convention='seed') reproduces the seed's image "
                                  "code (o = 2, zero padding); series use convention='explainreg' (total "
                                  "variation along time)")
             g = ctx.saliency(self.score)
@@ -200,7 +190,7 @@ class Locality(_SaliencyPenalty):
     Args:
         eps: the ε inside the logarithms (> 0). use_mask: read ``mask`` from the extras when given.
         score: the scalar kind whose saliency g is constrained (``"logit"``, the seed's; see
-            :func:`explainreg.saliency`). target: its deprecated alias.
+            :func:`explainreg.saliency`).
 
     Shape:
         Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images (B×C×T series too),
@@ -231,9 +221,8 @@ class Locality(_SaliencyPenalty):
     mask_meaning = "evidence"  # the target map t: where the saliency should be (documentation: guide/concepts)
     mask_extra = "mask"
 
-    def __init__(self, eps: float = 0.01, use_mask: bool = True, score: str | None = None, *,
-                 target: str | None = None) -> None:
-        super().__init__(score, target=target)
+    def __init__(self, eps: float = 0.01, use_mask: bool = True, score: str | None = None, ) -> None:
+        super().__init__(score)
         check_range("eps", eps, 0, None, low_open=True)
         self.eps, self.use_mask = float(eps), bool(use_mask)
 
@@ -266,7 +255,7 @@ class Fidelity(_SaliencyPenalty):
     Args:
         threshold: the hinge's margin in [0, 1].
         score: the scalar kind whose saliency g is constrained (``"logit"``, the seed's; see
-            :func:`explainreg.saliency`). target: its deprecated alias.
+            :func:`explainreg.saliency`).
 
     Shape:
         Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images (B×C×T series, B×F features too),
@@ -292,8 +281,8 @@ class Fidelity(_SaliencyPenalty):
 
     name = "fidelity"
 
-    def __init__(self, threshold: float = 0.1, score: str | None = None, *, target: str | None = None) -> None:
-        super().__init__(score, target=target)
+    def __init__(self, threshold: float = 0.1, score: str | None = None) -> None:
+        super().__init__(score)
         check_range("threshold", threshold, 0, 1)
         self.threshold = float(threshold)
 
@@ -316,7 +305,7 @@ class Consistency(_SaliencyPenalty):
     Args:
         eps: the additive ε of the ratio (> 0).
         score: the scalar kind whose saliency g is constrained (``"logit"``, the seed's; see
-            :func:`explainreg.saliency`). target: its deprecated alias.
+            :func:`explainreg.saliency`).
 
     Shape:
         Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images (any layout; token ids
@@ -340,8 +329,8 @@ class Consistency(_SaliencyPenalty):
 
     name = "consistency"
 
-    def __init__(self, eps: float = 1e-8, score: str | None = None, *, target: str | None = None) -> None:
-        super().__init__(score, target=target)
+    def __init__(self, eps: float = 1e-8, score: str | None = None) -> None:
+        super().__init__(score)
         check_range("eps", eps, 0, None, low_open=True)
         self.eps = float(eps)
 
@@ -364,7 +353,7 @@ class Symmetry(_SaliencyPenalty):
     Args:
         angles: the rotation angles in degrees to draw from. interpolation: ``"nearest"`` or ``"bilinear"``.
         score: the scalar kind whose saliency g is constrained (``"logit"``, the seed's; see
-            :func:`explainreg.saliency`). target: its deprecated alias.
+            :func:`explainreg.saliency`).
 
     Shape:
         Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images,
@@ -391,8 +380,8 @@ class Symmetry(_SaliencyPenalty):
     name = "symmetry"
 
     def __init__(self, angles: Sequence[float] = (5, 10, 15, 20), interpolation: str = "nearest",
-                 score: str | None = None, *, target: str | None = None) -> None:
-        super().__init__(score, target=target)
+                 score: str | None = None) -> None:
+        super().__init__(score)
         if len(angles) == 0:
             raise ValueError("angles must hold at least one rotation angle in degrees")
         check_choice("interpolation", interpolation, ("nearest", "bilinear"))

@@ -170,11 +170,11 @@ def _series_padding(ctx: PenaltyContext) -> torch.Tensor | None:
 
 
 def detached_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, score: str | None = None,
-                      eval_mode: bool = True, layer: Any = None, *, target: str | None = None) -> torch.Tensor:
+                      eval_mode: bool = True, layer: Any = None) -> torch.Tensor:
     """∂ Σ_b t_b / ∂x on a detached copy of x, no graph kept; the model in eval mode (dropout off)
     while it runs when ``eval_mode``, each module's mode restored afterwards. ``score``: the scalar
-    kind t_b (``"log_prob"`` by default; ``target`` is its deprecated alias)."""
-    score = _resolve_score(score, target, default="log_prob")
+    kind t_b (``"log_prob"`` by default)."""
+    score = _resolve_score(score, default="log_prob")
     with _eval_mode(model) if eval_mode else nullcontext(), torch.enable_grad():
         g = saliency(model, x.detach(), y, score, create_graph=False, layer=layer)   # 4th: the scalar kind
     return g.detach()
@@ -186,8 +186,7 @@ class SaliencyGuided(Penalty):
     (|g| or signed g) saliency of log p_y masked (documentation: methods/saliency-guided). Use with weight λ = 1 as the paper.
 
     ``fill``: ``"random"`` (U(min x_b, max x_b) per feature) or a constant; ``score``: the scalar
-    whose input gradient ranks the features (``"log_prob"`` as the seed; ``target`` is its deprecated
-    alias); ``eval_saliency``: compute g with dropout/BatchNorm in eval mode (the seed). The masked
+    whose input gradient ranks the features (``"log_prob"`` as the seed); ``eval_saliency``: compute g with dropout/BatchNorm in eval mode (the seed). The masked
     forward runs in the model's own mode (train mode during training). Padded series (B×C×T with
     ``padding_mask`` B×T among the batch extras): only real steps are ranked and masked, k_b =
     ⌊fraction · C · L_b⌋ (see :func:`saliency_guided_mask`, ``valid``).
@@ -197,18 +196,13 @@ class SaliencyGuided(Penalty):
     needs_input_grad = False
 
     def __init__(self, fraction: float = 0.5, by: str = "abs", fill: str | float = "random",
-                 score: str | None = None, eval_saliency: bool = True, *, target: str | None = None) -> None:
+                 score: str | None = None, eval_saliency: bool = True) -> None:
         super().__init__()
         self.fraction = check_fraction(fraction)
         check_choice("by", by, ORDERS)
         self.by, self.fill = by, check_fill(fill)
-        self.score = _resolve_score(score, target, default="log_prob", stacklevel=4)
+        self.score = _resolve_score(score, default="log_prob")
         self.eval_saliency = bool(eval_saliency)
-
-    @property
-    def target(self) -> str:
-        """Deprecated name of :attr:`score`."""
-        return self.score
 
     def settings(self) -> dict[str, Any]:
         return {"fraction": self.fraction, "by": self.by, "fill": self.fill, "score": self.score,

@@ -24,7 +24,7 @@ from .._validation import nonnegative_float, nonnegative_int, positive_int
 from ..attribution import attribute
 from ..data import ArrayDataset, load_dataset
 from ..metrics import Complexity, Faithfulness, GaussianNoise, MoRF, SquareBlocks
-from ..metrics.roar import roar
+from ..metrics.roar import roar_curve
 from ..models import build_model
 from ..objective import Objective
 from ..training import TrainConfig, evaluate_accuracy
@@ -155,8 +155,8 @@ def evaluate_model(model, run_dir: Path, x: torch.Tensor, y: torch.Tensor, test_
         results = {
             "morf": MoRF()(model, x, y, a), "faithfulness": Faithfulness()(model, x, y, a),
             "complexity": Complexity()(model, x, y, a),
-            "roar": roar(model, roar_train, ArrayDataset(x, y), test_attributions=a, epochs=settings.roar_epochs,
-                         batch_size=30, seed=settings.seed, model_factory=lambda: build_model(settings.model)),
+            "roar": roar_curve(model, roar_train, ArrayDataset(x, y), test_attributions=a, epochs=settings.roar_epochs,
+                               batch_size=30, seed=settings.seed, model_factory=lambda: build_model(settings.model)),
             "gaussian": GaussianNoise(seed=settings.seed)(model, x, y),
             "blocks": SquareBlocks(seed=settings.seed)(model, x, y),
         }
