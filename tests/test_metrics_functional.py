@@ -107,16 +107,16 @@ def test_validate_args_false_skips_the_probe_forward(toy):
 
 
 def test_registry_aliases_settings_and_duplicates():
-    assert M.resolve_metric("Gaussian-Noise") == "gaussian" and M.resolve_metric("entropy") == "complexity"
+    assert M.METRICS.resolve("Gaussian-Noise") == "gaussian" and M.METRICS.resolve("entropy") == "complexity"
     assert isinstance(M.build_metric("effective_complexity", eps=0.1), M.EffectiveComplexity)
-    with pytest.raises(ValueError, match="unknown metric 'nope'; metrics must be among morf"):
-        M.resolve_metric("nope")
+    with pytest.raises(ValueError, match="unknown metric 'nope'; available: morf"):
+        M.METRICS.resolve("nope")
     offered = {"max_batch": 64, "seed": 3, "convention": "seed", "method": "saliency", "epochs": 2}
     assert M.accepted_settings("complexity", offered) == {"convention": "seed"}
     assert M.accepted_settings("gaussian", offered) == {"max_batch": 64, "seed": 3, "convention": "seed"}
     assert M.accepted_settings("max_sensitivity", offered) == {"max_batch": 64, "seed": 3, "method": "saliency"}
     with pytest.raises(ValueError, match="'morf' is already registered"):
-        M.register_metric("morf")(type("Other", (M.Metric,), {}))
+        M.METRICS.register("morf")(type("Other", (M.Metric,), {}))
 
 
 def test_class_facts_read_only_and_variants():
@@ -201,4 +201,4 @@ def test_each_name_has_one_meaning():
         assert not hasattr(M, name) or isinstance(getattr(M, name), types.ModuleType), name
     assert M.Complexity()(None, None, None, a).value == pytest.approx(float(MF.complexity(a)))
     assert "trapezoid" not in M.__all__ and "solve_imputation" not in M.__all__
-    assert {"functional", "MoRF", "register_metric", "EffectiveComplexity"} <= set(M.__all__)
+    assert {"functional", "MoRF", "METRICS", "EffectiveComplexity"} <= set(M.__all__)

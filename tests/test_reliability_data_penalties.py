@@ -341,19 +341,19 @@ def test_torch_func_over_a_penalty_is_a_clear_error_naming_what_to_use():
 
 # --------------------------------------------------------------------------------------- penalty registry
 def test_registry_refuses_a_duplicate_name_and_builds_every_name_it_lists():
-    from explainreg.penalties import PENALTIES, GradientL1, build_penalty, register_penalty
+    from explainreg.penalties import PENALTIES, GradientL1, build_penalty
     from explainreg.penalties.base import Penalty
 
     before = dict(PENALTIES)
     try:
         with pytest.raises(ValueError, match="'smoothness' is already registered to .*Smoothness"):
-            @register_penalty("smoothness")
+            @PENALTIES.register(aliases=("smoothness",))
             class MySmooth(Penalty):
                 name = "my_smooth"
 
         assert PENALTIES["smoothness"] is before["smoothness"] and "my_smooth" not in PENALTIES
 
-        @register_penalty("My-Alias")
+        @PENALTIES.register(aliases=("My-Alias",))
         class MyPenalty(Penalty):
             name = "my-penalty"
             needs_input_grad = False
@@ -363,12 +363,14 @@ def test_registry_refuses_a_duplicate_name_and_builds_every_name_it_lists():
 
         for name in ("my-penalty", "my_penalty", "MY-ALIAS", "my_alias"):
             assert isinstance(build_penalty(name), MyPenalty), name
-        register_penalty()(GradientL1)                      # the same class again (a re-import) is fine
-        for key in PENALTIES:                               # every listed name builds
+        PENALTIES.register()(GradientL1)                    # the same class again (a re-import) is fine
+        for key in PENALTIES.names(with_aliases=True):      # every listed name and alias builds
             assert type(build_penalty(key)) is PENALTIES[key], key
+        assert PENALTIES.describe()["gradient_l1"].startswith("R = mean |g|")   # one line from the docstring
     finally:
-        PENALTIES.clear()
-        PENALTIES.update(before)
+        for name in set(PENALTIES) - set(before):
+            PENALTIES.pop(name)
+    assert list(PENALTIES) == list(before)
 
 
 def test_attributions_of_padded_series_are_zero_at_the_padding_and_unchanged_elsewhere():

@@ -41,6 +41,7 @@ from .layers import find_layer
 from ._random import as_index, keyed_draw
 from ._validation import check_batch, check_choice, check_labels, check_logits, check_model_input, check_range
 from .modes import eval_mode, model_device
+from .registry import Registry, first_line
 
 @dataclass(frozen=True)
 class AttributionMethod:
@@ -75,10 +76,8 @@ class AttributionMethod:
         return max(1, int(self.chunk(max_batch, opts)) if self.chunk is not None else int(max_batch))
 
 
-#: name → registered method, in registration order.
-ATTRIBUTION_METHODS: dict[str, AttributionMethod] = {}
-#: alternative spelling → registered name.
-ALIASES: dict[str, str] = {}
+#: the attribution methods by name and alias (:class:`~explainreg.registry.Registry`), in registration order.
+ATTRIBUTION_METHODS: Registry[AttributionMethod] = Registry("attribution method")
 
 
 def register_attribution(name: str, *, options: tuple[str, ...] = (), aliases: tuple[str, ...] = (),
@@ -111,13 +110,25 @@ def register_attribution(name: str, *, options: tuple[str, ...] = (), aliases: t
     """
 
     def decorate(function: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-        if name in ATTRIBUTION_METHODS or name in ALIASES:
-            raise ValueError(f"attribution method {name!r} is already registered")
-        ATTRIBUTION_METHODS[name] = AttributionMethod(name, function, tuple(options), chunk)
-        ALIASES.update({a: name for a in aliases})
+        ATTRIBUTION_METHODS.register(name, AttributionMethod(name, function, tuple(options), chunk), aliases=aliases,
+                                     description=first_line(function) or _documented(name))
         return function
 
     return decorate
+
+
+def _documented(name: str) -> str:
+    """The module docstring's line about method ``name`` (``- ``name``: ...``), joined, for listings."""
+    lines = (__doc__ or "").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(f"- ``{name}``: ")), None)
+    if start is None:
+        return ""
+    text = [lines[start].split(": ", 1)[1]]
+    for line in lines[start + 1:]:
+        if not line.startswith("  "):
+            break
+        text.append(line.strip())
+    return " ".join(text)
 
 
 def check_options(method: str, options: dict[str, Any]) -> None:
@@ -152,7 +163,7 @@ def check_options(method: str, options: dict[str, Any]) -> None:
 
 
 def resolve_method(method: str) -> str:
-    """The canonical name of an attribution method (accepts the aliases in ``ALIASES``).
+    """The canonical name of an attribution method (accepts its aliases, ``ATTRIBUTION_METHODS.aliases``).
 
     Args:
         method: a name or alias (case and ``-``/``_`` free).
@@ -171,12 +182,10 @@ def resolve_method(method: str) -> str:
     """
     if not isinstance(method, str):
         raise TypeError(f"method must be a string naming an attribution method, got {type(method).__name__}")
-    key = method.lower().replace("-", "_")
-    key = ALIASES.get(key, key)
-    if key not in ATTRIBUTION_METHODS:
+    if method not in ATTRIBUTION_METHODS:
         raise ValueError(f"method must be one of {', '.join(ATTRIBUTION_METHODS)} "
-                         f"(aliases: {', '.join(sorted(ALIASES))}); got {method!r}")
-    return key
+                         f"(aliases: {', '.join(sorted(ATTRIBUTION_METHODS.aliases))}); got {method!r}")
+    return ATTRIBUTION_METHODS.resolve(method)
 
 
 def predict_labels(model: nn.Module, x: torch.Tensor, max_batch: int = 1024) -> torch.Tensor:
@@ -487,5 +496,5 @@ def explainer(method: str | Explainer = "saliency", **options: Any) -> Explainer
 METHODS = tuple(ATTRIBUTION_METHODS)
 OPTIONS: dict[str, tuple[str, ...]] = {name: m.options for name, m in ATTRIBUTION_METHODS.items()}
 
-__all__ = ["ALIASES", "ATTRIBUTION_METHODS", "AttributionMethod", "METHODS", "OPTIONS", "attribute", "check_options",
+__all__ = ["ATTRIBUTION_METHODS", "AttributionMethod", "METHODS", "OPTIONS", "attribute", "check_options",
            "explainer", "model_device", "predict_labels", "register_attribution", "resolve_method"]

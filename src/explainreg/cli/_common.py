@@ -46,8 +46,7 @@ def penalty_key(name: str) -> str:
     an unknown name is returned stripped, for :func:`~explainreg.penalties.build_penalty` to name."""
     from ..penalties import PENALTIES
 
-    key = name.strip().lower().replace("-", "_")
-    return PENALTIES[key].name if key in PENALTIES else name.strip()
+    return PENALTIES.resolve(name) if name in PENALTIES else name.strip()
 
 
 def parse_penalties(items: list[str] | None, default_weight: float) -> dict[str, float]:
@@ -96,10 +95,9 @@ def check_penalty_options(name: str, options: dict) -> None:
 
     from ..penalties import PENALTIES
 
-    key = name.lower().replace("-", "_")
-    if key not in PENALTIES:
+    if name not in PENALTIES:
         return  # build_penalty names the unknown penalty
-    params = {k: v for k, v in inspect.signature(PENALTIES[key].__init__).parameters.items()
+    params = {k: v for k, v in inspect.signature(PENALTIES[name].__init__).parameters.items()
               if k != "self" and v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY)}
     for option, value in options.items():
         if option not in params:

@@ -35,18 +35,19 @@ def register(subparsers) -> None:
                               formatter_class=HelpFormatter, description="Compute attribution metrics (documentation: methods/evaluation) for the model of RUN_DIR on "
                                           "its test set; writes metrics.json, metrics.csv and PNG curves there.")
     p.add_argument("run_dir", metavar="RUN_DIR")
+    from ..attribution import ATTRIBUTION_METHODS
+    from ..metrics import LOCALISATION_METRICS, METRICS, SHORTCUT_METRICS
+
+    plain = [n for n in METRICS if n not in SHORTCUT_METRICS]
     p.add_argument("--metrics", default=DEFAULT_METRICS,
-                   help=f"comma-separated metric names (default: the seed's six tests, {DEFAULT_METRICS}); "
-                        "also lerf, faithfulness_correlation, sparseness, road, masked_accuracy, max_sensitivity, "
-                        "pixel_flipping, region_perturbation; with annotation masks (decoy-mnist, decoy-fmnist, "
-                        "image folders with masks): pointing_game, attribution_localisation, top_k_intersection, "
-                        "relevance_rank_accuracy, relevance_mass_accuracy, localisation_auc (masks of where the "
-                        "evidence is), wrong_reason, flip_rate, shortcut_reliance, group_accuracy, decision_share "
-                        "(masks of what the model must not use; the last four are added for such data; "
-                        "documentation: methods/shortcuts)")
+                   help=f"comma-separated metric names (default: the seed's six tests, {DEFAULT_METRICS}): "
+                        f"{', '.join(plain)}; with annotation masks (decoy-mnist, decoy-fmnist, image folders "
+                        f"with masks): {', '.join(LOCALISATION_METRICS)} (wrong_reason: masks of what the model "
+                        f"must not use, the others: of where the evidence is); behavioural, with masks of what the "
+                        f"model must not use (added for such data; documentation: methods/shortcuts): "
+                        f"{', '.join(SHORTCUT_METRICS)}")
     p.add_argument("--attribution", default="saliency",
-                   help="comma-separated attribution methods (saliency, ig, smoothgrad, deeplift, gradient_shap, "
-                        "input_x_gradient, occlusion, gradcam, random)")
+                   help=f"comma-separated attribution methods ({', '.join(ATTRIBUTION_METHODS)})")
     p.add_argument("--limit", type=positive_int, default=None,
                    help="evaluate N test images only: a seeded subset stratified by label (the same N each time)")
     p.add_argument("--data-root", default=None, help="folder holding mnist/ or fashion-mnist/ (default: the run's)")
@@ -106,7 +107,7 @@ def run(args) -> int:
 
     from ..attribution import resolve_method
     from ..data import load_dataset
-    from ..metrics import METRICS, resolve_metric
+    from ..metrics import METRICS
     from ..training import resolve_device
 
     from ..metrics import LOCALISATION_METRICS, SHORTCUT_METRICS
@@ -116,8 +117,8 @@ def run(args) -> int:
     output = Path(args.output) if args.output else run_dir
     requested = [m.strip() for m in args.metrics.split(",") if m.strip()]
     # localisation / wrong-reason metrics need the data set's annotation masks (documentation: methods/xil)
-    mask_names = [k for k in (m.lower().replace("-", "_") for m in requested) if k in LOCALISATION_METRICS]
-    names = [resolve_metric(m) for m in requested if m.lower().replace("-", "_") not in LOCALISATION_METRICS]
+    mask_names = [LOCALISATION_METRICS.resolve(m) for m in requested if m in LOCALISATION_METRICS]
+    names = [METRICS.resolve(m) for m in requested if m not in LOCALISATION_METRICS]
     # the behavioural shortcut metrics (documentation: methods/shortcuts) take the model and the must-not-use masks
     mask_names += [n for n in names if n in SHORTCUT_METRICS]
     names = [n for n in names if n not in SHORTCUT_METRICS]

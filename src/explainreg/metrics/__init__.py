@@ -5,7 +5,7 @@
   ``functional.morf_curve`` → B×S curves).
 - the classes, accumulating over batches: ``update(model, x, y, attributions)`` per batch,
   ``compute() -> MetricResult`` (``name`` and ``higher_is_better`` are class facts), registered by
-  name with :func:`register_metric` and built by :func:`build_metric`; results become tidy pandas
+  name in :data:`METRICS` (``@METRICS.register(name)``) and built by :func:`build_metric`; results become tidy pandas
   tables (:func:`results_frame`).
 
 Seed 1's six tests: :class:`MoRF`, :class:`Faithfulness`, :class:`Complexity`, :class:`ROAR`,
@@ -32,8 +32,7 @@ from .complexity import Complexity, Sparseness
 from .effective_complexity import EffectiveComplexity
 from .perturbation import (Faithfulness, FaithfulnessCorrelation, LeRF, MaskedAccuracy, MoRF, PixelFlipping,
                            RegionPerturbation, RegionPerturbationLeRF)
-from .registry import (METRIC_ALIASES, METRICS, SEED_TESTS, accepted_settings, build_metric, register_metric,
-                       resolve_metric)
+from .registry import METRICS, SEED_TESTS, accepted_settings, build_metric
 from .road import ROAD, ROADLeRF
 from .roar import ROAR
 from .robustness import GaussianNoise, MaxSensitivity, SquareBlocks
@@ -50,9 +49,9 @@ from .shortcut import (SHORTCUT_METRICS, DecisionShare, FlipRate, GroupAccuracy,
                        ShortcutReliance)
 
 __all__ = [
-    "ACTIVATION_BUDGET", "MAX_BATCH", "METRICS", "METRIC_ALIASES", "SEED_PERCENTILES", "SEED_TESTS",
+    "ACTIVATION_BUDGET", "MAX_BATCH", "METRICS", "SEED_PERCENTILES", "SEED_TESTS",
     "DegenerateAttributionWarning", "Metric", "MetricResult", "accepted_settings", "build_metric", "curve_result",
-    "functional", "register_metric", "resolve_metric", "results_frame", "scalar_result",
+    "functional", "results_frame", "scalar_result",
     "Complexity", "EffectiveComplexity", "Faithfulness", "FaithfulnessCorrelation", "GaussianNoise", "LeRF",
     "MaskedAccuracy", "MaxSensitivity", "MoRF", "PixelFlipping", "ROAD", "ROADLeRF", "ROAR", "RegionPerturbation",
     "RegionPerturbationLeRF", "Sparseness", "SquareBlocks",

@@ -352,7 +352,7 @@ class Metric(metaclass=_MetricType):
     """Accumulating form of a metric: ``update(model, x, y, attributions)`` on each batch, then
     ``compute() -> MetricResult``. Subclasses implement ``per_image`` (the rows of one batch from a
     pure function: a B-vector or a B×S curve) and ``summarize`` (the rows of all batches → result),
-    and register with :func:`explainreg.metrics.register_metric`.
+    and register with ``@explainreg.metrics.METRICS.register(name)``.
 
     State is declared with :meth:`add_state` (name, default, reduction ``"cat"`` or ``"sum"``), so
     :meth:`reset` restores it and ``compute`` syncs it across processes (``metrics/_sync.py``).

@@ -13,7 +13,7 @@ import torch
 from ._core import (CONVENTIONS, QUANTUS_CONVENTIONS, Metric, MetricResult, check_convention, check_inputs,
                     scalar_result)
 from .perturbation import PaddedSeries, _zero_padding
-from .registry import register_metric
+from .registry import METRICS
 
 
 def _check_attr(attributions: torch.Tensor) -> torch.Tensor:
@@ -130,7 +130,7 @@ class AttributionScore(PaddedSeries, Metric):
 
     Example::
 
-    >>> import torch; from explainreg.metrics import register_metric
+    >>> import torch; from explainreg.metrics import METRICS
     >>> from explainreg.metrics.complexity import AttributionScore
     >>> class MaxAttribution(AttributionScore):   # not registered: a one-off
     ...     name = "max_attribution"
@@ -154,7 +154,7 @@ class AttributionScore(PaddedSeries, Metric):
         return scalar_result(self, rows)
 
 
-@register_metric("complexity", aliases=("entropy",))
+@METRICS.register("complexity", aliases=("entropy",))
 class Complexity(AttributionScore):
     """Mean entropy of p = |a| / Σ|a| over **all** images (lower is better); all-zero maps are NaN, skipped and counted.
 
@@ -194,7 +194,7 @@ class Complexity(AttributionScore):
         return complexity_scores(attributions, convention=self.convention, real=self.batch_real)
 
 
-@register_metric("sparseness", aliases=("gini",))
+@METRICS.register("sparseness", aliases=("gini",))
 class Sparseness(AttributionScore):
     """Mean Gini index of |a| over all images (higher is better).
 

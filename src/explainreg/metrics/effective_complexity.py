@@ -12,7 +12,7 @@ import torch
 from .._validation import Interval, validate
 from ._core import QUANTUS_CONVENTIONS, check_convention, check_inputs
 from .complexity import AttributionScore
-from .registry import register_metric
+from .registry import METRICS
 
 _EPS = Interval(float, 0.0, None, closed="left")
 
@@ -43,7 +43,7 @@ def effective_complexity_scores(attributions: torch.Tensor, *, eps: float = 1e-5
     return (a > eps).sum(1).double()
 
 
-@register_metric("effective_complexity")
+@METRICS.register("effective_complexity")
 class EffectiveComplexity(AttributionScore):
     """Mean effective complexity |{k : |a_k| > ε}| over all images (lower is better).
 

@@ -44,6 +44,7 @@ from torch import nn
 from .._random import as_index, descending_ranks
 from ..inputs import EVIDENCE, MUST_NOT_USE, dense_mask
 from ..modes import eval_mode
+from ..registry import Registry
 from ._core import Metric, MetricResult, scalar_result
 from ._sync import row_index, sync_rows
 
@@ -851,7 +852,8 @@ class WrongReason(MaskMetric):
         return result
 
 
-LOCALISATION_METRICS: dict[str, type[MaskMetric]] = {
-    cls.name: cls for cls in (PointingGame, AttributionLocalisation, TopKIntersection, RelevanceRankAccuracy,
-                              RelevanceMassAccuracy, LocalisationAUC, WrongReason)
-}
+#: the metrics that compare attributions with annotation masks, by name (:class:`~explainreg.registry.Registry`)
+LOCALISATION_METRICS: Registry[type[MaskMetric]] = Registry("localisation metric")
+for _cls in (PointingGame, AttributionLocalisation, TopKIntersection, RelevanceRankAccuracy, RelevanceMassAccuracy,
+             LocalisationAUC, WrongReason):
+    LOCALISATION_METRICS.register(None, _cls)

@@ -28,7 +28,7 @@ from ._core import (MAX_BATCH, QUANTUS_CONVENTIONS, SEED_CONVENTIONS, SEED_PERCE
                     above_percentile_masks, check_convention, check_fractions, check_positive_int, curve_result,
                     curve_value, eval_mode, forward_chunks, prepare, scalar_result, trapezoid)
 from ._stack import fill_value, forward_copies, masked_copies, pearson_rows
-from .registry import register_metric
+from .registry import METRICS
 
 
 def _percentiles(values: Sequence[float]) -> tuple[float, ...]:
@@ -229,7 +229,7 @@ class PercentileRemoval(PaddedSeries, Metric):
         self.baseline, self.max_batch = baseline, check_positive_int("max_batch", max_batch)
 
 
-@register_metric("morf")
+@METRICS.register("morf")
 class MoRF(PercentileRemoval):
     """Most Relevant First: AUC = ∫ (1 − mean_b d_b) over fraction removed 1 − p/100 (higher is better).
 
@@ -270,7 +270,7 @@ class MoRF(PercentileRemoval):
                             curve_name="relative_confidence")
 
 
-@register_metric("lerf")
+@METRICS.register("lerf")
 class LeRF(MoRF):
     """Least Relevant First (MoRF on −a): AUC of 1 − mean d; lower is better (the model keeps its confidence while
     irrelevant features go).
@@ -338,7 +338,7 @@ def faithfulness_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attr
     return pearson_rows(removed, p0[:, None] - p)
 
 
-@register_metric("faithfulness")
+@METRICS.register("faithfulness")
 class Faithfulness(PercentileRemoval):
     """The seed's faithfulness: mean over images of the per-image correlation (higher is better); undefined correlations
     are skipped and counted in ``n_nan``.
@@ -494,7 +494,7 @@ def faithfulness_correlation_scores(model: nn.Module, x: torch.Tensor, y: torch.
     return pearson_rows(sums, f0[:, None] - f)
 
 
-@register_metric("faithfulness_correlation")
+@METRICS.register("faithfulness_correlation")
 class FaithfulnessCorrelation(WholeSeriesOnly, Metric):
     """Faithfulness correlation, mean over images (higher is better).
 
@@ -628,7 +628,7 @@ def pixel_flipping_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
     return forward_copies(model, make, len(x), steps, y, max_batch=max_batch, output=output)
 
 
-@register_metric("pixel_flipping")
+@METRICS.register("pixel_flipping")
 class PixelFlipping(WholeSeriesOnly, Metric):
     """Pixel flipping curve of f_y; the summary is the mean per-image trapezoid AUC with unit spacing. Lower is
     better (a
@@ -756,7 +756,7 @@ def region_perturbation_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor
     return f0[:, None] - f
 
 
-@register_metric("region_perturbation")
+@METRICS.register("region_perturbation")
 class RegionPerturbation(WholeSeriesOnly, Metric):
     """Region perturbation curve f_y(x) − f_y(x̃); summary: mean per-image AUC with unit spacing. Higher is better for
     ``morf`` and ``random``; ``order="lerf"`` builds a :class:`RegionPerturbationLeRF` (lower is better).
@@ -915,7 +915,7 @@ class _Squeeze1(nn.Module):
         return self.model(x.squeeze(1))
 
 
-@register_metric("masked_accuracy", aliases=("sgt",))
+@METRICS.register("masked_accuracy", aliases=("sgt",))
 class MaskedAccuracy(WholeSeriesOnly, Metric):
     """Masked-accuracy curve over the drop percentage; summary: its trapezoid AUC over the fraction dropped d/100. Lower
         is better (accuracy falls faster when the salient pixels go).

@@ -25,7 +25,7 @@ from .._validation import check_choice
 from ._core import (MAX_BATCH, QUANTUS_CONVENTIONS, Metric, MetricResult, check_convention, check_fractions,
                     check_positive_int, curve_result, prepare)
 from ._stack import forward_copies
-from .registry import register_metric
+from .registry import METRICS
 
 EDGE, DIAGONAL = 1.0 / 6.0, 1.0 / 12.0
 
@@ -254,7 +254,7 @@ def road_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: 
     return (labels == y[:, None]).double()
 
 
-@register_metric("road")
+@METRICS.register("road")
 class ROAD(Metric):
     """ROAD accuracy curve over the percentage removed; summary: trapezoid AUC over the fraction removed.
 

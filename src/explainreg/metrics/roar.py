@@ -19,7 +19,7 @@ from ..attribution import attribute, check_options, resolve_method
 from ..data import ArrayDataset
 from ..modes import eval_mode, model_device
 from ._core import Metric, MetricResult, above_percentile_masks, check_fractions, curve_result, prepare
-from .registry import register_metric
+from .registry import METRICS
 from ._sync import row_index, sync_rows
 from ._stack import fill_value
 
@@ -151,7 +151,7 @@ def roar_curve(model: nn.Module, train_set: ArrayDataset, test_set: ArrayDataset
     return result
 
 
-@register_metric("roar")
+@METRICS.register("roar")
 class ROAR(Metric):
     """Accumulating ROAR: ``update`` collects test batches (with their attributions); ``compute`` attributes
         ``train_set`` with the model last seen, masks, retrains and evaluates (lower is better).

@@ -17,7 +17,7 @@ from ..attribution import explainer
 from ._core import (MAX_BATCH, QUANTUS_CONVENTIONS, SEED_CONVENTIONS, Metric, MetricResult, check_convention,
                     check_fractions, check_positive_int, curve_result, prepare, scalar_result)
 from ._stack import forward_copies
-from .registry import register_metric
+from .registry import METRICS
 
 GAUSSIAN_SIGMAS = (0.1, 0.5, 1.0, 1.5)
 BLOCK_SIZES = (6, 8, 10, 12)
@@ -164,7 +164,7 @@ def square_block_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, siz
     return (labels == y[:, None]).double()
 
 
-@register_metric("gaussian", aliases=("gauss", "gaussian_noise"))
+@METRICS.register("gaussian", aliases=("gauss", "gaussian_noise"))
 class GaussianNoise(Metric):
     """Accuracy curve over σ ∈ {0, 0.1, 0.5, 1, 1.5} and its trapezoid AUC (max 1.5; higher is better).
 
@@ -211,7 +211,7 @@ class GaussianNoise(Metric):
         return curve_result(self, rows, (0.0,) + self.sigmas, step_name="sigma", curve_name="accuracy")
 
 
-@register_metric("blocks", aliases=("square_blocks",))
+@METRICS.register("blocks", aliases=("square_blocks",))
 class SquareBlocks(Metric):
     """Accuracy curve over the maximal block half-size s ∈ {0, 6, 8, 10, 12} and its trapezoid AUC (max 12; higher is
         better).
@@ -337,7 +337,7 @@ def max_sensitivity_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, a
     return torch.cat(out)
 
 
-@register_metric("max_sensitivity")
+@METRICS.register("max_sensitivity")
 class MaxSensitivity(Metric):
     """Mean over images of the max-sensitivity (lower is better).
 

@@ -41,7 +41,7 @@ from ..inputs import MUST_NOT_USE, dense_mask, explain_input, infer_layout, toke
 from ..modes import eval_mode, model_device
 from ._core import (_VALIDATE_ARGS, MAX_BATCH, Metric, MetricResult, forward_chunks, reduce_rows, scalar_result,
                     validation)
-from .registry import register_metric
+from .registry import METRICS
 
 __all__ = ["DENSE_FILLS", "INTERVENTIONS", "TOKEN_FILLS", "DecisionShare", "FlipRate", "GroupAccuracy",
            "Shortcut", "ShortcutReliance", "decision_share", "decision_share_rows", "delete_tokens", "flip_rate",
@@ -522,7 +522,7 @@ class _ShortcutMetric(Metric):
         raise NotImplementedError
 
 
-@register_metric("flip_rate")
+@METRICS.register("flip_rate")
 class FlipRate(_ShortcutMetric):
     """Share of predictions that change when the annotated region is replaced (:func:`flip_rate`).
 
@@ -562,7 +562,7 @@ class FlipRate(_ShortcutMetric):
         return scalar_result(self, rows)
 
 
-@register_metric("shortcut_reliance", aliases=("reliance",))
+@METRICS.register("shortcut_reliance", aliases=("reliance",))
 class ShortcutReliance(_ShortcutMetric):
     """Accuracy with the label's own shortcut minus accuracy with another class's (lower is better),
     with ``extra``: ``accuracy_agreeing``, ``accuracy_disagreeing``, ``flip_rate`` (x vs the other
@@ -606,7 +606,7 @@ class ShortcutReliance(_ShortcutMetric):
                                 "average_group_accuracy": float(average), "groups": table.tolist()})
 
 
-@register_metric("group_accuracy", aliases=("worst_group_accuracy",))
+@METRICS.register("group_accuracy", aliases=("worst_group_accuracy",))
 class GroupAccuracy(_ShortcutMetric):
     """Worst-group accuracy over (class, shortcut present / absent) cells, a sample's shortcut
     present where its mask is non-empty; ``extra``: ``average_group_accuracy``, ``accuracy`` and
@@ -648,7 +648,7 @@ class GroupAccuracy(_ShortcutMetric):
                                    "groups": table.tolist()})
 
 
-@register_metric("decision_share")
+@METRICS.register("decision_share")
 class DecisionShare(_ShortcutMetric):
     """The annotated region's share of the decision margins f_y − f_{y'} summed over the images
     (lower is better for a must-not-use region); ``extra``: ``logit_share`` (the mean per-logit

@@ -1,12 +1,12 @@
 """Explanation penalties: a pure function for each (``explainreg.penalties.functional``) and a small
 class holding its settings, called as ``penalty(model, x, y, **extras)`` -> raw scalar R."""
 from . import functional
-from .base import PENALTIES, Penalty, PenaltyContext, build_penalty, register_penalty
+from .base import PENALTIES, Penalty, PenaltyContext, build_penalty
 from .gradient import Consistency, Fidelity, GradientL1, Locality, Smoothness, Symmetry
 from .annotation import CDEP, RRR, ExpectedGradients
 
 __all__ = [
-    "PENALTIES", "Penalty", "PenaltyContext", "build_penalty", "register_penalty", "functional",
+    "PENALTIES", "Penalty", "PenaltyContext", "build_penalty", "functional",
     "GradientL1", "Smoothness", "Locality", "Fidelity", "Consistency", "Symmetry",
     "CDEP", "RRR", "ExpectedGradients",
 ]

@@ -20,7 +20,7 @@ from ..decomposition.rules import dropout_as_identity
 from ..inputs import normalize_mask
 from ..modes import deterministic_dropout, frozen_norm_statistics
 from ..saliency import resolve_score
-from .base import Penalty, PenaltyContext, register_penalty
+from .base import PENALTIES, Penalty, PenaltyContext
 from .text import BIAS_AT, cdep_text, widen_window
 
 #: the token options of :class:`CDEP` as it is constructed by default
@@ -215,7 +215,7 @@ class _AnnotationPenalty(Penalty):
         return {"blob_sampler": repr(self.blob_sampler)} if self.blob_sampler is not None else {}
 
 
-@register_penalty("cd", "contextual_decomposition")
+@PENALTIES.register(aliases=("cd", "contextual_decomposition"))
 class CDEP(_AnnotationPenalty):
     """R = Σ_blobs mean_{b,k} softmax([rel_bk, irrel_bk])[0], (rel, irrel) = the contextual
     decomposition of the logits for the masked region (CDEP, Rieger et al. 2020; CD of Murdoch et
@@ -295,7 +295,7 @@ class CDEP(_AnnotationPenalty):
         return cdep(ctx.model, x, mask, order=self.order, blob_chunk=self.blob_chunk)
 
 
-@register_penalty("right_for_right_reasons")
+@PENALTIES.register(aliases=("right_for_right_reasons",))
 class RRR(_AnnotationPenalty):
     """R = (1/B) Σ_b Σ (m ⊙ g)² with g the saliency of the scalar kind ``score`` (Right for the Right
     Reasons, Ross et al. 2017: ``"sum_log_prob"``, Σ_k log p_k). ``score="nll"`` sums g over channels
@@ -350,7 +350,7 @@ class RRR(_AnnotationPenalty):
         return rrr(g, mask, channel_sum=self.channel_sum, blobs=blobs)
 
 
-@register_penalty("eg", "expected_gradients")
+@PENALTIES.register(aliases=("eg", "expected_gradients"))
 class ExpectedGradients(_AnnotationPenalty):
     """R = (1/B) Σ_b Σ_mask |EG_b| with EG the Expected Gradients attribution of p_y (Erion et al.
     2021) over ``n_refs`` references drawn from the batch; one vectorised double-backprop pass on

@@ -17,6 +17,7 @@ from torch import nn
 from .._validation import check_batch, check_finite_option, check_labels, check_logits, check_model_input
 from ..inputs import ExplainedInput
 from ..modes import frozen_norm_statistics, warn_batch_norm_mixing
+from ..registry import Registry
 from ..saliency import (float32, full_precision, gradient_of, minmax_normalize, refuse_function_transforms,
                         resolve_score, twice_differentiable)
 
@@ -214,58 +215,10 @@ def finite_options(init: Callable[..., None]) -> Callable[..., None]:
     return checked
 
 
-PENALTIES: dict[str, type[Penalty]] = {}
-
-
-def register_penalty(*names: str) -> Callable[[type[Penalty]], type[Penalty]]:
-    """Class decorator: make a penalty available by its ``name`` and the aliases ``names`` to
-    :func:`build_penalty`, :class:`~explainreg.objective.Objective` and the command line.
-
-    Returns:
-        The decorator (it returns the class unchanged).
-
-    Example:
-        >>> @register_penalty("zero_alias")
-        ... class Zero(Penalty):
-        ...     name = "zero_doc"
-        ...     needs_input_grad = False
-        ...     def compute(self, ctx):
-        ...         return ctx.logits.sum() * 0
-        >>> PENALTIES["zero_alias"] is PENALTIES["zero_doc"] is Zero
-        True
-        >>> @register_penalty()                  # a second class under a taken name is refused
-        ... class Other(Zero):
-        ...     name = "zero-alias"
-        Traceback (most recent call last):
-        ...
-        ValueError: penalty name 'zero-alias' is already registered to ...Zero; register ...
-        >>> _ = PENALTIES.pop("zero_alias"), PENALTIES.pop("zero_doc")   # leave the registry as it was
-    """
-
-    def decorate(cls: type[Penalty]) -> type[Penalty]:
-        keys = [registry_key(name) for name in (cls.name, *names)]
-        for key, name in zip(keys, (cls.name, *names)):
-            held = PENALTIES.get(key)
-            if held is not None and _qualname(held) != _qualname(cls):
-                raise ValueError(f"penalty name {name!r} is already registered to {_qualname(held)}; "
-                                 f"register {_qualname(cls)} under another name (or alias), or remove the "
-                                 f"old one first: explainreg.penalties.PENALTIES.pop({key!r})")
-        for key in keys:
-            PENALTIES[key] = cls
-        return cls
-
-    return decorate
-
-
-def registry_key(name: str) -> str:
-    """The registry's key of a penalty name: lower case, ``-`` as ``_`` (``"Gradient-L1"`` → ``"gradient_l1"``)."""
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"a penalty name must be a non-empty string, got {name!r}")
-    return name.strip().lower().replace("-", "_")
-
-
-def _qualname(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
+#: the penalties by name and alias (:class:`~explainreg.registry.Registry`): ``@PENALTIES.register(aliases=...)``
+#: on a :class:`Penalty` subclass registers it under its ``name`` for :func:`build_penalty`,
+#: :class:`~explainreg.objective.Objective` and the command line (``PENALTIES.describe()`` lists them).
+PENALTIES: Registry[type[Penalty]] = Registry("penalty")
 
 
 def build_penalty(name: str, **settings: Any) -> Penalty:
@@ -281,10 +234,7 @@ def build_penalty(name: str, **settings: Any) -> Penalty:
         >>> build_penalty("smoothness", offset=2)
         Smoothness(offset=2, convention='explainreg', score='logit')
     """
-    key = registry_key(name)
-    if key not in PENALTIES:
-        raise ValueError(f"unknown penalty {name!r}; available: {', '.join(sorted(PENALTIES))}")
-    return PENALTIES[key](**settings)
+    return PENALTIES[name](**settings)
 
 
-__all__ = ["PENALTIES", "Penalty", "PenaltyContext", "build_penalty", "registry_key", "register_penalty"]
+__all__ = ["PENALTIES", "Penalty", "PenaltyContext", "build_penalty"]

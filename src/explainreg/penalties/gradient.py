@@ -9,7 +9,7 @@ from .._validation import SEED_CONVENTIONS, check_choice, check_convention, chec
 from ..inputs import dense_mask
 from ..saliency import minmax_normalize, resolve_score
 from . import functional as P
-from .base import Penalty, PenaltyContext, register_penalty
+from .base import PENALTIES, Penalty, PenaltyContext
 
 
 def input_layout(ctx: PenaltyContext) -> str:
@@ -42,7 +42,7 @@ class _SaliencyPenalty(Penalty):
         return {"score": self.score}
 
 
-@register_penalty("l1", "gradreg", "gradient_l1")
+@PENALTIES.register(aliases=("l1", "gradreg", "gradient_l1"))
 class GradientL1(_SaliencyPenalty):
     """R = mean |g| over all B·C·H·W entries (gradient regularisation, Drucker & LeCun 1992; one of
     the constraints of "Constraining explanations", the xai-constrained-losses seed). On padded token
@@ -79,7 +79,7 @@ class GradientL1(_SaliencyPenalty):
         return P.gradient_l1(g, ctx.inputs.real(g))
 
 
-@register_penalty("double_backprop", "gradient_norm")
+@PENALTIES.register(aliases=("double_backprop", "gradient_norm"))
 class DoubleBackprop(_SaliencyPenalty):
     """R = (1/B) Σ_b ‖∂ℓ_b/∂x_b‖²₂, the squared L2 norm of each sample's input gradient of its loss
     ℓ_b = −log p_{b,y_b} (double backpropagation, Drucker & LeCun 1992, "Improving generalization
@@ -121,7 +121,7 @@ class DoubleBackprop(_SaliencyPenalty):
         return ctx.saliency(self.score).pow(2).flatten(1).sum(1).mean()
 
 
-@register_penalty("smooth", "tv")
+@PENALTIES.register(aliases=("smooth", "tv"))
 class Smoothness(_SaliencyPenalty):
     """Anisotropic total variation of g: R = mean |g_ij − g_{i−o,j}| + mean |g_ij − g_{i,j−o}| over
     valid neighbours ``offset`` = o pixels apart (series: along time only, over pairs of real steps:
@@ -181,7 +181,7 @@ class Smoothness(_SaliencyPenalty):
         return P.smoothness(ctx.saliency(self.score), self.offset, convention=self.convention)
 
 
-@register_penalty("loc")
+@PENALTIES.register(aliases=("loc",))
 class Locality(_SaliencyPenalty):
     """R = −mean[t·log(ĝ + ε) + (1 − t)·log(1 − ĝ + ε)], a soft binary cross-entropy between the
     normalised saliency ĝ and a target map t: the annotation ``mask`` (1 = where the saliency should be)
@@ -247,7 +247,7 @@ class Locality(_SaliencyPenalty):
         return P.locality(g, target_map, self.eps, ctx.inputs.real(g))
 
 
-@register_penalty("fid")
+@PENALTIES.register(aliases=("fid",))
 class Fidelity(_SaliencyPenalty):
     """R = max(0, mean_b |cos(f(x)_b, f(x ⊙ (1 − ĝ))_b)| − threshold): masking the input by its
     normalised saliency should change the logits.
@@ -296,7 +296,7 @@ class Fidelity(_SaliencyPenalty):
         return P.fidelity(ctx.model, ctx.x, g, ctx.logits, self.threshold, ctx.inputs.real(g[:, :1]))
 
 
-@register_penalty("cons")
+@PENALTIES.register(aliases=("cons",))
 class Consistency(_SaliencyPenalty):
     """R = (1/B) Σ_{i<j, same predicted class} (1 − cos(ĝ_i, ĝ_j)) / (max(1 − cos(x_i, x_j), δ) + ε):
     inputs of one class that look alike should be explained alike (see
@@ -345,7 +345,7 @@ class Consistency(_SaliencyPenalty):
         return P.consistency(g, explained, predicted, self.eps, real=ctx.inputs.real(g))
 
 
-@register_penalty("symm", "rotation")
+@PENALTIES.register(aliases=("symm", "rotation"))
 class Symmetry(_SaliencyPenalty):
     """R = mean_b (1 − |cos(g(rotate(x, θ))_b, rotate(g_b, θ))|): the saliency should rotate with
     the image; one angle θ per batch, drawn from ``angles`` with the context's generator.

@@ -25,7 +25,7 @@ from .._validation import Interval, Options, check_choice
 from ..modes import eval_mode as _eval_mode
 from ..saliency import resolve_score as _resolve_score
 from ..saliency import float32, full_precision, saliency
-from .base import Penalty, PenaltyContext, register_penalty
+from .base import PENALTIES, Penalty, PenaltyContext
 from .text import saliency_guided_tokens
 
 ORDERS = ("abs", "signed")
@@ -180,7 +180,7 @@ def detached_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, score:
     return g.detach()
 
 
-@register_penalty("sgt", "saliency_guided_training")
+@PENALTIES.register(aliases=("sgt", "saliency_guided_training"))
 class SaliencyGuided(Penalty):
     """Saliency Guided Training: R = KL(p(x) ‖ p(x̃)), x̃ = x with the ⌊fraction·D⌋ features of lowest
     (|g| or signed g) saliency of log p_y masked (documentation: methods/saliency-guided). Use with weight λ = 1 as the paper.

@@ -22,7 +22,7 @@ from ..layers import find_layer
 from .._validation import check_choice
 from ..inputs import dense_mask
 from .annotation import _AnnotationPenalty
-from .base import PenaltyContext, register_penalty
+from .base import PENALTIES, PenaltyContext
 
 REDUCTIONS = ("sum", "mean")
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
@@ -199,7 +199,7 @@ class _GradCAMPenalty(_AnnotationPenalty):
                                  positive_only=self.positive_only)
 
 
-@register_penalty("rrr_g", "rrr_gc", "rrr_gradcam", "rrrg")
+@PENALTIES.register(aliases=("rrr_g", "rrr_gc", "rrr_gradcam", "rrrg"))
 class RRRGradCAM(_GradCAMPenalty):
     """R = Σ (m⁻ ⊙ Â)², Â the normalised, signed Grad-CAM of the **predicted** class on ``layer``
     (default: the last Conv2d on the way to the output), m⁻ resized to Â's size (Schramowski et al. 2020;
@@ -245,7 +245,7 @@ class RRRGradCAM(_GradCAMPenalty):
                            interpolation=self.interpolation)
 
 
-@register_penalty()
+@PENALTIES.register()
 class HINT(_GradCAMPenalty):
     """R = MSE(up(Â), m⁺): the normalised Grad-CAM of the **true** class (``positive_only``: of its
     positive part) upsampled to the reward mask ``reward_mask`` (Selvaraju et al. 2019; Friedrich et al. 2023).
@@ -293,7 +293,7 @@ class HINT(_GradCAMPenalty):
         return hint(self.cam(ctx, "label"), reward, reduction=self.reduction, interpolation=self.interpolation)
 
 
-@register_penalty("right_for_better_reasons")
+@PENALTIES.register(aliases=("right_for_better_reasons",))
 class RBR(_AnnotationPenalty):
     """R = Σ (m⁻ ⊙ IF ⊙ g)², IF = ∂/∂x Σ_θ ∂CE/∂θ (influence-function path, identity Hessian) and
     g = ∂ Σ_k log p_k/∂x (Shao et al. 2021; Friedrich et al. 2023). Third-order: the dearest penalty here.
