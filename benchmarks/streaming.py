@@ -26,7 +26,7 @@ import torch  # noqa: E402
 STEP = r"""
 import resource, sys, time, torch
 torch.set_num_threads(1)
-from explainreg.backbones import resnet18
+from explainreg.models.backbones import resnet18
 from explainreg.objective import Objective
 B, penalty = int(sys.argv[1]), sys.argv[2]
 torch.manual_seed(0)

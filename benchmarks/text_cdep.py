@@ -24,7 +24,7 @@ from explainreg.data.text import glove_vectors, sst_bias  # noqa: E402
 from explainreg.decomposition import decompose  # noqa: E402
 from explainreg.objective import Objective  # noqa: E402
 from explainreg.penalties import CDEP  # noqa: E402
-from explainreg.text_models import cdep_lstm  # noqa: E402
+from explainreg.models.text import cdep_lstm  # noqa: E402
 from explainreg.training import iterate_batches  # noqa: E402
 
 TARGET = 6.0

@@ -14,7 +14,7 @@ import torch
 from explainreg.data.text import glove_vectors, sst_bias
 from explainreg.objective import Objective
 from explainreg.penalties import CDEP
-from explainreg.text_models import cdep_lstm
+from explainreg.models.text import cdep_lstm
 from explainreg.training import evaluate, iterate_batches
 
 

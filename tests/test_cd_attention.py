@@ -19,7 +19,7 @@ from explainreg.data.text import sst_bias
 from explainreg.decomposition import decompose, decompose_tokens
 from explainreg.decomposition.attention import self_attention
 from explainreg.decomposition.rules import Decomposed
-from explainreg.text_models import TransformerClassifier
+from explainreg.models.text import TextTransformerClassifier
 from explainreg.training.batches import iterate_batches
 
 torch.set_num_threads(1)
@@ -179,7 +179,7 @@ def _train(model: nn.Module, batches, steps: int = 15) -> nn.Module:
 
 def _token_models(vocab: int):
     torch.manual_seed(0)
-    yield "nn.TransformerEncoder", TransformerClassifier(vocab, 2, embedding_dim=16, heads=2, layers=2,
+    yield "nn.TransformerEncoder", TextTransformerClassifier(vocab, 2, embedding_dim=16, heads=2, layers=2,
                                                          feedforward=32)
     if os.environ.get("EXPLAINREG_REQUIRE_OPTIONAL") or _has_transformers():
         from test_hf_models import tiny_bert, tiny_distilbert
@@ -273,7 +273,7 @@ def test_vit_is_exact_on_mnist(weights):
 def test_padding_never_counts_and_key_padding_masks_are_read():
     """A TransformerEncoder batch with padding: a padded sentence decomposes as it does alone."""
     torch.manual_seed(0)
-    model = TransformerClassifier(30, 2, embedding_dim=8, heads=2, layers=2, feedforward=16).eval()
+    model = TextTransformerClassifier(30, 2, embedding_dim=8, heads=2, layers=2, feedforward=16).eval()
     ids = torch.tensor([[4, 5, 6, 7], [8, 9, 0, 0]])
     mask = torch.tensor([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
     rel, irrel = decompose_tokens(model, ids, mask)

@@ -11,7 +11,7 @@ from explainreg.data.text import sst_bias
 from explainreg.decomposition import decompose_tokens
 from explainreg.penalties import CDEP
 from explainreg.penalties.text import SEED_TEXT, cdep_text, widen_window
-from explainreg.text_models import LSTMClassifier
+from explainreg.models.text import TextLSTMClassifier
 from explainreg.training.batches import iterate_batches
 
 
@@ -71,7 +71,7 @@ def decoy():
     """Real SST decoy sentences: a batch of 16 training sentences (10 with the decoy word marked) and a small LSTM."""
     splits = sst_bias("decoy", limit=200)
     torch.manual_seed(0)
-    model = LSTMClassifier(len(splits.vocab), 2, embedding_dim=12, hidden_size=16).eval()
+    model = TextLSTMClassifier(len(splits.vocab), 2, embedding_dim=12, hidden_size=16).eval()
     x, y, extras = next(iterate_batches(splits.train, 16, shuffle=False))
     mask = extras["mask"].clone()
     mask[::3] = 0  # sentences without the decoy word: left out of the penalty's mean

@@ -39,7 +39,7 @@ DOCUMENTED = frozenset("""
     explainreg.metrics.perturbation explainreg.metrics.registry explainreg.metrics.road explainreg.metrics.roar
     explainreg.metrics.robustness
     explainreg.decomposition.rules explainreg.decomposition.recurrent
-    explainreg.models explainreg.backbones explainreg.text_models
+    explainreg.models explainreg.models.backbones explainreg.models.reference explainreg.models.text explainreg.registry
     explainreg.data.idx explainreg.data.image_ops explainreg.data.datasets explainreg.data.sources
     explainreg.data.counterexamples explainreg.data.patch_benchmark explainreg.data.folder
     explainreg.data.ucr explainreg.data.text

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from explainreg.attribution import attribute
-from explainreg.backbones import resnet18
+from explainreg.models.backbones import resnet18
 from explainreg.data import load_dataset
 from explainreg.data.ucr import load_ucr
 from explainreg.models import cnn3b

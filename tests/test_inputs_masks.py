@@ -17,7 +17,7 @@ from explainreg.data.text import sst_bias
 from explainreg.decomposition import decompose
 from explainreg.inputs import dense_mask, normalize_mask
 from explainreg.penalties import CDEP, RRR, ExpectedGradients, Locality
-from explainreg.text_models import LSTMClassifier
+from explainreg.models.text import TextLSTMClassifier
 from explainreg.training.batches import iterate_batches
 
 ROOT = Path(os.environ.get("EXPLAINREG_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -170,7 +170,7 @@ def test_series_masks_are_read_alike_by_every_caller(series):
 def test_token_masks_are_read_alike_by_every_caller():
     splits = sst_bias("decoy", limit=200)
     torch.manual_seed(0)
-    model = LSTMClassifier(len(splits.vocab), 2, embedding_dim=12, hidden_size=16).eval()
+    model = TextLSTMClassifier(len(splits.vocab), 2, embedding_dim=12, hidden_size=16).eval()
     ids, y, extras = next(iterate_batches(splits.train, 8, shuffle=False))
     mask = extras["mask"].float()                                            # B×T, 1 = the decoy token
     shared = mask[mask.sum(1).argmax()]                                      # one sentence's mask, for all

@@ -10,7 +10,7 @@ from torch import nn
 
 from explainreg.data.text import Vocabulary, binary_sst, read_sst
 from explainreg.decomposition import UnsupportedLayerError, decompose
-from explainreg.text_models import CNNClassifier, LSTMClassifier
+from explainreg.models.text import TextCNNClassifier, TextLSTMClassifier
 
 torch.set_num_threads(1)
 
@@ -120,8 +120,8 @@ def bias_split(r, s, b, eps=1e-19):
     return r + b * r.abs() / (r.abs() + s.abs() + eps), s + b * (s.abs() + eps) / (r.abs() + s.abs() + eps)
 
 
-def reference_classifier(model: LSTMClassifier, ids, mask):
-    """The LSTMClassifier's CD from the per-step reference: embedding split, LSTM, last state, head."""
+def reference_classifier(model: TextLSTMClassifier, ids, mask):
+    """The TextLSTMClassifier's CD from the per-step reference: embedding split, LSTM, last state, head."""
     real = (ids != 0).double()
     m = mask.double() * real
     e = model.embedding(ids).double()
@@ -149,7 +149,7 @@ def test_lstm_cd_matches_per_step_reference(sst_batch, shape):
     ids = ids[:3, :12].clone()
     ids[1, 9:] = 0  # a shorter sentence: padding after it
     torch.manual_seed(1)
-    model = LSTMClassifier(len(vocab), 3, embedding_dim=5, hidden_size=4, **shape).double().eval()
+    model = TextLSTMClassifier(len(vocab), 3, embedding_dim=5, hidden_size=4, **shape).double().eval()
     mask = torch.zeros(ids.shape)
     mask[:, 2] = 1
     mask[0, 5] = 1
@@ -163,14 +163,14 @@ def test_lstm_cd_matches_per_step_reference(sst_batch, shape):
 def test_lstm_cd_is_exact_float32(sst_batch, shape):
     ids, _, _, vocab = sst_batch
     torch.manual_seed(2)
-    model = LSTMClassifier(len(vocab), 2, embedding_dim=16, hidden_size=32, **shape).eval()
+    model = TextLSTMClassifier(len(vocab), 2, embedding_dim=16, hidden_size=32, **shape).eval()
     mask = torch.zeros(ids.shape)
     mask[:, 3:6] = 1
     logits = model(ids)
     rel, irrel = decompose(model, ids, mask)
     assert (rel + irrel - logits).abs().max() <= 1e-5
     # float32 against float64: the same weights, rel within 1e-4 of the logit scale
-    model64 = LSTMClassifier(len(vocab), 2, embedding_dim=16, hidden_size=32, **shape).double().eval()
+    model64 = TextLSTMClassifier(len(vocab), 2, embedding_dim=16, hidden_size=32, **shape).double().eval()
     model64.load_state_dict({k: v.double() for k, v in model.state_dict().items()})
     rel64, _ = decompose(model64, ids, mask)
     assert (rel.double() - rel64).abs().max() <= 1e-4 * logits.abs().max()
@@ -243,7 +243,7 @@ def test_gru_cd_matches_per_step_reference_and_is_exact(sst_batch):
 def test_cnn_max_over_time_and_layer_norm_gelu_are_exact(sst_batch):
     ids, _, _, vocab = sst_batch
     torch.manual_seed(5)
-    cnn = CNNClassifier(len(vocab), 2, embedding_dim=8, channels=6).eval()
+    cnn = TextCNNClassifier(len(vocab), 2, embedding_dim=8, channels=6).eval()
     mask = torch.zeros(ids.shape)
     mask[:, :3] = 1
     rel, irrel = decompose(cnn, ids, mask)
@@ -267,7 +267,7 @@ def test_cnn_max_over_time_and_layer_norm_gelu_are_exact(sst_batch):
 
 def test_cd_bad_token_inputs(sst_batch):
     ids, _, _, vocab = sst_batch
-    model = LSTMClassifier(len(vocab), 2, embedding_dim=4, hidden_size=3).eval()
+    model = TextLSTMClassifier(len(vocab), 2, embedding_dim=4, hidden_size=3).eval()
     with pytest.raises(ValueError, match=r"token ids must lie in \[0, " + str(len(vocab) - 1)):
         decompose(model, ids + len(vocab), torch.ones(ids.shape))
     with pytest.raises(ValueError, match="does not match the token ids"):

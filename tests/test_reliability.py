@@ -67,7 +67,7 @@ def test_a_run_of_an_unregistered_model_says_what_to_pass(small, test_small, tmp
     custom = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
     _train(small, test_small, run, model=custom)
     assert json.loads((run / "config.json").read_text())["model"] is None
-    with pytest.raises(ValueError, match="does not say how to rebuild the model.*register_model"):
+    with pytest.raises(ValueError, match="does not say how to rebuild the model.*MODELS.register"):
         er.runs.load_run(run)
     assert main(["evaluate", str(run), "--metrics", "morf", "--no-progress"]) == 2
     assert "run_info={'model': NAME" in capsys.readouterr().err
@@ -82,7 +82,7 @@ def test_resume_with_other_settings_is_refused_with_the_differences(small, test_
         model = er.models.cnn3b()
         train(model, er.Objective({"gradient_l1": 0.1}), small, test_small, run_dir=run, resume=True,
               config=TrainConfig(epochs=1, batch_size=50, lr=1e-2, progress=False, log_every=2))
-    with pytest.raises(ValueError, match=r"penalties: gradient_l1=0\.1 \(target=\"logit\"\) → smoothness=0\.1"):
+    with pytest.raises(ValueError, match=r"penalties: gradient_l1=0\.1 \(score=\"logit\"\) → smoothness=0\.1"):
         _train(small, test_small, run, objective=er.Objective({"smoothness": 0.1}), resume=True)
     with pytest.raises(ValueError, match=r"train_source: .* → .*, 200 rows"):
         _train(small.take(200), test_small, run, resume=True)

@@ -70,13 +70,13 @@ def _pad_tokens(x: torch.Tensor, extra: int) -> torch.Tensor:
 
 def test_gradient_l1_on_tokens_is_the_same_with_more_padding():
     from explainreg.penalties import GradientL1
-    from explainreg.text_models import LSTMClassifier
+    from explainreg.models.text import TextLSTMClassifier
     from explainreg.training.batches import iterate_batches
 
     data = load_dataset("sst-2", "dev", limit=64)
     x, y, extras = next(iterate_batches(data, 16, shuffle=False))
     torch.manual_seed(0)
-    model = LSTMClassifier(len(data.vocab), 2, embedding_dim=12, hidden_size=16).eval()
+    model = TextLSTMClassifier(len(data.vocab), 2, embedding_dim=12, hidden_size=16).eval()
     padded = _pad_tokens(x, 20)
     assert torch.allclose(model(padded), model(x), atol=1e-6)          # the model ignores padding
     tight = GradientL1()(model, x, y, lengths=extras["lengths"])
@@ -89,13 +89,13 @@ def test_gradient_l1_on_tokens_is_the_same_with_more_padding():
 @pytest.mark.parametrize("name", ["double_backprop", "rrr", "consistency", "fidelity_refused"])
 def test_token_penalties_are_the_same_with_more_padding(name):
     from explainreg.penalties import build_penalty
-    from explainreg.text_models import LSTMClassifier
+    from explainreg.models.text import TextLSTMClassifier
     from explainreg.training.batches import iterate_batches
 
     splits = sst_bias("decoy", limit=64)
     x, y, extras = next(iterate_batches(splits.train, 16, shuffle=False))
     torch.manual_seed(0)
-    model = LSTMClassifier(len(splits.vocab), 2, embedding_dim=12, hidden_size=16).eval()
+    model = TextLSTMClassifier(len(splits.vocab), 2, embedding_dim=12, hidden_size=16).eval()
     if name == "fidelity_refused":                   # it scales the input: token ids cannot be
         with pytest.raises(ValueError, match="Fidelity is defined for .*not tokens"):
             build_penalty("fidelity")(model, x, y, **extras)

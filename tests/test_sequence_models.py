@@ -10,7 +10,7 @@ import torch
 from explainreg.data import load_dataset
 from explainreg.models import build_model
 from explainreg.saliency import saliency
-from explainreg.sequence_models import TCNClassifier
+from explainreg.models.sequence import TCNClassifier
 
 ROOT = Path(os.environ.get("EXPLAINREG_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 pytestmark = pytest.mark.skipif(not (ROOT / "ucr").is_dir(), reason="shared UCR data not found")

@@ -42,7 +42,7 @@ def test_decoy_columns_plant_each_class_decoy_word():
 
     from explainreg.data.text import glove_vectors, sst_bias
     from explainreg.studies.sst_bias import shortcut_columns
-    from explainreg.text_models import cdep_lstm
+    from explainreg.models.text import cdep_lstm
 
     splits = sst_bias("decoy", limit=64, seed=0)
     torch.manual_seed(0)

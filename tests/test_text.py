@@ -23,7 +23,7 @@ from explainreg.penalties import (
     CDEP, RRR, Consistency, ExpectedGradients, Fidelity, GradientL1, Locality, SaliencyGuided, Smoothness, Symmetry,
 )
 from explainreg.saliency import forward_with_saliency, saliency
-from explainreg.text_models import LSTMClassifier, TransformerClassifier
+from explainreg.models.text import TextLSTMClassifier, TextTransformerClassifier
 from explainreg.training.batches import iterate_batches
 
 torch.set_num_threads(1)
@@ -34,7 +34,7 @@ def decoy():
     """CDEP's decoy SST (200 sentences of each split, stratified by label) and a small LSTM on it."""
     splits = sst_bias("decoy", limit=200)
     torch.manual_seed(0)
-    model = LSTMClassifier(len(splits.vocab), 2, embedding_dim=12, hidden_size=16)
+    model = TextLSTMClassifier(len(splits.vocab), 2, embedding_dim=12, hidden_size=16)
     x, y, extras = next(iterate_batches(splits.train, 16, shuffle=False))
     return splits, model, x, y, extras
 
@@ -225,7 +225,7 @@ def test_objective_and_trainer_take_token_batches(decoy):
     out = objective(model, x, y, **extras)
     assert set(out.terms) == {"ce", "cdep", "rrr", "loss"}
     assert out.terms["loss"] == pytest.approx(out.terms["ce"] + 10 * out.terms["cdep"] + out.terms["rrr"], rel=1e-5)
-    result = er.training.train(LSTMClassifier(len(splits.vocab), 2, 8, 8), Objective({CDEP(): 1.0}),
+    result = er.training.train(TextLSTMClassifier(len(splits.vocab), 2, 8, 8), Objective({CDEP(): 1.0}),
                                splits.train.take(64), splits.test.take(64),
                                config=er.training.TrainConfig(epochs=1, batch_size=32, progress=False))
     assert 0.0 <= result.history[-1]["test_accuracy"] <= 1.0
@@ -234,7 +234,7 @@ def test_objective_and_trainer_take_token_batches(decoy):
 def test_transformer_takes_gradient_penalties_and_cdep(decoy):
     splits, _, x, y, extras = decoy
     torch.manual_seed(0)
-    model = TransformerClassifier(len(splits.vocab), 2, embedding_dim=8, heads=2, layers=1, feedforward=16)
+    model = TextTransformerClassifier(len(splits.vocab), 2, embedding_dim=8, heads=2, layers=1, feedforward=16)
     value = RRR()(model, x, y, **extras) + SaliencyGuided()(model, x, y, **extras) + CDEP()(model, x, y, **extras)
     value.backward()
     assert model.embedding.weight.grad.abs().sum() > 0

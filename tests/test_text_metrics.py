@@ -8,7 +8,7 @@ from explainreg.data.text import sst_bias
 from explainreg.inputs import token_scores
 from explainreg.metrics.text import eraser, token_attributions
 from explainreg.saliency import forward_with_saliency
-from explainreg.text_models import LSTMClassifier
+from explainreg.models.text import TextLSTMClassifier
 from explainreg.training.batches import iterate_batches
 
 torch.set_num_threads(1)
@@ -18,7 +18,7 @@ torch.set_num_threads(1)
 def batch():
     splits = sst_bias("decoy", limit=60)
     torch.manual_seed(0)
-    model = LSTMClassifier(len(splits.vocab), 2, embedding_dim=10, hidden_size=12).eval()
+    model = TextLSTMClassifier(len(splits.vocab), 2, embedding_dim=10, hidden_size=12).eval()
     x, y, extras = next(iterate_batches(splits.test, 12, shuffle=False))
     return model, x, y, extras
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from explainreg.backbones import FeatureExtractor, ResNet, resnet18, vgg_small
+from explainreg.models.backbones import FeatureExtractor, ResNet, resnet18, vgg_small
 from explainreg.cli import main
 from explainreg.data import load_dataset
 from explainreg.models import ModelImportError, build_model

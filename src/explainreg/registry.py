@@ -55,7 +55,12 @@ def first_line(obj: Any) -> str:
 
 class UnknownNameError(KeyError, ValueError):
     """A name no object is registered under (a ``KeyError`` and a ``ValueError``); the message lists the
-    registered names."""
+    registered names.
+
+    Example:
+        >>> str(UnknownNameError("unknown colour 'blue'; available: red"))   # not quoted, as KeyError would
+        "unknown colour 'blue'; available: red"
+    """
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""

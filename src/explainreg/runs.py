@@ -432,7 +432,7 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> 
         what = f"names the model {config['model']!r}, which is not registered" if config.get("model") else \
             "does not say how to rebuild the model (it was trained from Python on a model that is not registered)"
         raise ValueError(
-            f"{run_dir / CONFIG} {what}. Register its builder with explainreg.models.register_model(NAME, fn) "
+            f"{run_dir / CONFIG} {what}. Register its builder with explainreg.models.MODELS.register(NAME, fn) "
             "before loading (in Python), and train with run_info={'model': NAME, 'model_kwargs': {...}}; or load "
             f"the weights yourself: model.load_state_dict(explainreg.runs.load_checkpoint('{run_dir / CHECKPOINT}')"
             "['model'])")

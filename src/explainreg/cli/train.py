@@ -210,7 +210,7 @@ def trainable_dataset(name: str) -> str:
     if key in TEXT_NAMES:
         raise ValueError(f"--dataset {name}: text sets need a vocabulary and word vectors before a model can "
                          f"train on them, which {TEXT_STUDIES} prepares; run one of those studies, or train from "
-                         "Python with explainreg.data.text and explainreg.text_models")
+                         "Python with explainreg.data.text and explainreg.models.text")
     raise ValueError(f"--dataset {name!r} is not a data set train knows; use one of {', '.join(DEFAULT_MODEL)}, "
                      f"ucr/NAME ({', '.join('ucr/' + n for n in UCR_DATASETS)}, or another UCR/UEA set under the "
                      "data root), or --data folder:PATH for your own images")

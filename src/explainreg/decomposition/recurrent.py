@@ -558,8 +558,8 @@ def decompose_tokens(model: nn.Module, ids: torch.Tensor, token_mask: Any, *, la
 
         >>> import torch
         >>> from explainreg.decomposition import decompose_tokens
-        >>> from explainreg.text_models import LSTMClassifier
-        >>> model = LSTMClassifier(vocab_size=10, embedding_dim=4, hidden_size=3).eval()
+        >>> from explainreg.models.text import TextLSTMClassifier
+        >>> model = TextLSTMClassifier(vocab_size=10, embedding_dim=4, hidden_size=3).eval()
         >>> ids = torch.tensor([[3, 5, 7, 0], [2, 4, 0, 0]])        # right-padded with 0
         >>> rel, irrel = decompose_tokens(model, ids, torch.tensor([1.0, 0.0, 0.0, 0.0]))   # the first word
         >>> bool(torch.allclose(rel + irrel, model(ids), atol=1e-5))

@@ -152,7 +152,7 @@ def small_cnn_extractor(in_channels: int = 3) -> nn.Sequential:
 
 def build_extractor(name: str, seed: int) -> nn.Module:
     """``cnn`` | ``resnet18`` (width 16, random weights) | ``module:callable`` (a user's extractor)."""
-    from ..backbones import FeatureExtractor, resnet18
+    from ..models.backbones import FeatureExtractor, resnet18
     from ..models import build_model
 
     torch.manual_seed(seed)

@@ -25,7 +25,7 @@ from ..metrics.text import eraser, token_attributions
 from ..objective import Objective
 from ..penalties import SaliencyGuided
 from ..report import Report, Table, mean_std
-from ..text_models import CNNClassifier, cdep_lstm
+from ..models.text import TextCNNClassifier, cdep_lstm
 from ..training import TrainConfig, iterate_batches, train
 from .._validation import check_choice
 from . import register_study
@@ -139,7 +139,7 @@ def _run_one(s: SGTTextSettings, seed: int, guided: bool, vocab, vectors, train_
     """Train one model and measure its test accuracy and ERASER faithfulness per attribution method."""
     torch.manual_seed(seed)
     model = cdep_lstm(len(vocab), 2, vectors=vectors) if s.model == "lstm" else \
-        CNNClassifier(len(vocab), 2, vectors.shape[1], vectors=vectors)
+        TextCNNClassifier(len(vocab), 2, vectors.shape[1], vectors=vectors)
     objective = Objective({SaliencyGuided(fraction=s.fraction): 1.0} if guided else None, seed=seed)
     started = time.perf_counter()
     result = train(model, objective, train_set, test, val_set=dev, config=TrainConfig(

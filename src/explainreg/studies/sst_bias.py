@@ -43,7 +43,7 @@ from ..objective import Objective
 from ..penalties import CDEP, RRR
 from ..penalties.text import SEED_TEXT
 from ..report import Report, Table, mean_std, new_figure, save_figure
-from ..text_models import cdep_lstm
+from ..models.text import cdep_lstm
 from ..training import TrainConfig, train
 from . import register_study
 from .behaviour import COLUMNS, format_row

@@ -4,13 +4,13 @@ Every model takes only the ids and finds each sentence's length as the number of
 tokens, so the same call works for training, saliency (w.r.t. ``model.embedding``'s output) and
 contextual decomposition:
 
-* :class:`LSTMClassifier` — CDEP's SST model (Rieger et al. 2020, "Interpretations are useful: penalizing
+* :class:`TextLSTMClassifier` — CDEP's SST model (Rieger et al. 2020, "Interpretations are useful: penalizing
   explanations to align neural networks with prior knowledge"): an embedding (GloVe-initialised, fine-tuned), an LSTM
   (1 layer, hidden 128), a linear head on the hidden state at each sentence's last token.
-* :class:`CNNClassifier` — Kim-style 1-D CNN (Kim 2014, "Convolutional neural networks for sentence
+* :class:`TextCNNClassifier` — Kim-style 1-D CNN (Kim 2014, "Convolutional neural networks for sentence
   classification"): wide convolutions of widths 3, 4, 5, ReLU, max over
   time, dropout, linear head.
-* :class:`TransformerClassifier` — a small Transformer encoder, mean over the real tokens, linear
+* :class:`TextTransformerClassifier` — a small Transformer encoder, mean over the real tokens, linear
   head (saliency, gradient penalties and contextual decomposition through attention, CD-T).
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _embedding(vocab_size: int, dim: int, padding_idx: int, vectors: torch.Tenso
     return nn.Embedding(vocab_size, dim, padding_idx=padding_idx)
 
 
-class LSTMClassifier(nn.Module):
+class TextLSTMClassifier(nn.Module):
     """Embedding → LSTM → linear head on the state at each sentence's last real token.
 
     Bidirectional: the forward direction's state at the last token and the backward direction's
@@ -59,8 +59,8 @@ class LSTMClassifier(nn.Module):
     Example::
 
         >>> import torch
-        >>> from explainreg.text_models import LSTMClassifier
-        >>> model = LSTMClassifier(vocab_size=10, embedding_dim=4, hidden_size=3).eval()
+        >>> from explainreg.models.text import TextLSTMClassifier
+        >>> model = TextLSTMClassifier(vocab_size=10, embedding_dim=4, hidden_size=3).eval()
         >>> ids = torch.tensor([[3, 5, 7, 0], [3, 5, 7, 9]])
         >>> logits = model(ids)
         >>> logits.shape, bool(torch.allclose(logits[0], model(ids[:1, :3])[0], atol=1e-6))  # padding ignored
@@ -88,12 +88,12 @@ class LSTMClassifier(nn.Module):
         return self.head(torch.cat([forward_state, backward_state], 1))
 
 
-class CNNClassifier(nn.Module):
+class TextCNNClassifier(nn.Module):
     """Embedding → transpose → wide Conv1d of each width (padding width − 1) → ReLU → max over time →
     concatenation → dropout → linear head.
 
     Args:
-        vocab_size, num_classes, embedding_dim, padding_idx, vectors, freeze: as :class:`LSTMClassifier`.
+        vocab_size, num_classes, embedding_dim, padding_idx, vectors, freeze: as :class:`TextLSTMClassifier`.
         channels: filters per width.
         widths: the convolution widths.
         dropout: before the head.
@@ -104,8 +104,8 @@ class CNNClassifier(nn.Module):
     Example::
 
         >>> import torch
-        >>> from explainreg.text_models import CNNClassifier
-        >>> model = CNNClassifier(vocab_size=10, embedding_dim=4, channels=2, widths=(2, 3)).eval()
+        >>> from explainreg.models.text import TextCNNClassifier
+        >>> model = TextCNNClassifier(vocab_size=10, embedding_dim=4, channels=2, widths=(2, 3)).eval()
         >>> model(torch.tensor([[1, 2, 3], [4, 0, 0]])).shape, model.head.in_features
         (torch.Size([2, 2]), 4)
     """
@@ -135,12 +135,12 @@ def _positions(table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return table[: ids.shape[1]]
 
 
-class TransformerClassifier(nn.Module):
+class TextTransformerClassifier(nn.Module):
     """Embedding + learned positions → Transformer encoder (padding masked) → mean over the real
     tokens → linear head.
 
     Args:
-        vocab_size, num_classes, embedding_dim, padding_idx, vectors, freeze: as :class:`LSTMClassifier`.
+        vocab_size, num_classes, embedding_dim, padding_idx, vectors, freeze: as :class:`TextLSTMClassifier`.
         heads, layers, feedforward, dropout: the encoder (GELU activation, batch first).
         max_len: rows of the learned position table, the longest sentence accepted.
 
@@ -153,8 +153,8 @@ class TransformerClassifier(nn.Module):
     Example::
 
         >>> import torch
-        >>> from explainreg.text_models import TransformerClassifier
-        >>> model = TransformerClassifier(vocab_size=10, embedding_dim=8, heads=2, layers=1, feedforward=16,
+        >>> from explainreg.models.text import TextTransformerClassifier
+        >>> model = TextTransformerClassifier(vocab_size=10, embedding_dim=8, heads=2, layers=1, feedforward=16,
         ...                               max_len=6).eval()
         >>> ids = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
         >>> bool(torch.allclose(model(ids)[1], model(ids[1:, :2])[0], atol=1e-5))   # padding masked
@@ -184,25 +184,25 @@ class TransformerClassifier(nn.Module):
         return self.head((h * weight).sum(1) / weight.sum(1).clamp_min(1))
 
 
-def cdep_lstm(vocab_size: int, num_classes: int = 2, vectors: torch.Tensor | None = None, **kwargs) -> LSTMClassifier:
+def cdep_lstm(vocab_size: int, num_classes: int = 2, vectors: torch.Tensor | None = None, **kwargs) -> TextLSTMClassifier:
     """CDEP's SST classifier (Rieger et al. 2020): 1-layer LSTM, hidden 128, head on the last state.
 
     Args:
-        vocab_size, num_classes: as :class:`LSTMClassifier`.
+        vocab_size, num_classes: as :class:`TextLSTMClassifier`.
         vectors: initial embeddings (their width sets ``embedding_dim``; without, ``embedding_dim``
             from ``kwargs`` or 50).
-        **kwargs: other :class:`LSTMClassifier` options (``padding_idx``, ``freeze``).
+        **kwargs: other :class:`TextLSTMClassifier` options (``padding_idx``, ``freeze``).
 
     Shape:
         ids B×T → logits B×num_classes.
 
     Returns:
-        The :class:`LSTMClassifier`.
+        The :class:`TextLSTMClassifier`.
 
     Example::
 
         >>> import torch
-        >>> from explainreg.text_models import cdep_lstm
+        >>> from explainreg.models.text import cdep_lstm
         >>> model = cdep_lstm(vocab_size=6, vectors=torch.randn(6, 5), freeze=True)
         >>> model.lstm.hidden_size, model.embedding.embedding_dim, model.embedding.weight.requires_grad
         (128, 5, False)
@@ -210,7 +210,7 @@ def cdep_lstm(vocab_size: int, num_classes: int = 2, vectors: torch.Tensor | Non
         torch.Size([1, 2])
     """
     dim = vectors.shape[1] if vectors is not None else kwargs.pop("embedding_dim", 50)
-    return LSTMClassifier(vocab_size, num_classes, dim, 128, 1, vectors=vectors, **kwargs)
+    return TextLSTMClassifier(vocab_size, num_classes, dim, 128, 1, vectors=vectors, **kwargs)
 
 
-__all__ = ["CNNClassifier", "LSTMClassifier", "TransformerClassifier", "cdep_lstm"]
+__all__ = ["TextCNNClassifier", "TextLSTMClassifier", "TextTransformerClassifier", "cdep_lstm"]

@@ -31,7 +31,7 @@ class BasicBlock(nn.Module):
     Example::
 
         >>> import torch
-        >>> from explainreg.backbones import BasicBlock
+        >>> from explainreg.models.backbones import BasicBlock
         >>> block = BasicBlock(4, 8, stride=2).eval()
         >>> block(torch.randn(2, 4, 9, 9)).shape, block.downsample is not None
         (torch.Size([2, 8, 5, 5]), True)
@@ -80,7 +80,7 @@ class ResNet(nn.Module):
     Example::
 
         >>> import torch
-        >>> from explainreg.backbones import ResNet
+        >>> from explainreg.models.backbones import ResNet
         >>> net = ResNet((1, 1, 1, 1), num_classes=3, width=4, small_input=True).eval()
         >>> x = torch.randn(2, 3, 16, 16)
         >>> net(x).shape, net.forward_features(x).shape
@@ -124,7 +124,7 @@ class ResNet(nn.Module):
         Example::
 
             >>> import torch
-            >>> from explainreg.backbones import resnet18
+            >>> from explainreg.models.backbones import resnet18
             >>> net = resnet18(num_classes=2, width=2, small_input=True).eval()
             >>> x = torch.randn(1, 3, 8, 8)
             >>> bool(torch.allclose(net.fc(net.forward_features(x)), net(x)))
@@ -153,7 +153,7 @@ def resnet18(num_classes: int = 1000, in_channels: int = 3, width: int = 64, sma
     Example::
 
         >>> import torch
-        >>> from explainreg.backbones import resnet18
+        >>> from explainreg.models.backbones import resnet18
         >>> from explainreg.models import count_parameters
         >>> net = resnet18(num_classes=5, width=4, small_input=True).eval()
         >>> net(torch.randn(2, 3, 32, 32)).shape, len(net.layer1) + len(net.layer4)
@@ -192,7 +192,7 @@ class VGG(nn.Module):
     Example::
 
         >>> import torch
-        >>> from explainreg.backbones import VGG
+        >>> from explainreg.models.backbones import VGG
         >>> net = VGG((1, "M", 2, "M"), num_classes=3, width=4, hidden=8).eval()
         >>> x = torch.randn(2, 3, 12, 12)
         >>> net(x).shape, net.forward_features(x).shape, net.num_features
@@ -246,7 +246,7 @@ def vgg_small(num_classes: int = 10, in_channels: int = 3, width: int = 16, hidd
     Example::
 
         >>> import torch
-        >>> from explainreg.backbones import vgg_small
+        >>> from explainreg.models.backbones import vgg_small
         >>> vgg_small(num_classes=4, width=2, hidden=8).eval()(torch.randn(2, 3, 32, 32)).shape
         torch.Size([2, 4])
     """
@@ -268,7 +268,7 @@ class FeatureExtractor(nn.Module):
     Example::
 
         >>> import torch; from torch import nn
-        >>> from explainreg.backbones import FeatureExtractor, vgg_small
+        >>> from explainreg.models.backbones import FeatureExtractor, vgg_small
         >>> net = vgg_small(num_classes=2, width=2, hidden=8).eval()
         >>> features = FeatureExtractor(net).requires_grad_(False)   # frozen: train a new head only
         >>> head = nn.Linear(net.num_features, 2)
