@@ -9,6 +9,8 @@ from typing import Callable
 
 import argparse
 
+from ..registry import Registry
+
 __all__ = ["STUDIES", "Study", "discover", "register_study"]
 
 
@@ -22,12 +24,20 @@ class Study:
     run: Callable[[argparse.Namespace], int]
 
 
-STUDIES: dict[str, Study] = {}
+#: the studies by name (:class:`~explainreg.registry.Registry`; each described by its ``help``).
+STUDIES: Registry[Study] = Registry("study", hint=" (explainreg study --help lists them)")
 
 
 def register_study(name: str, help: str, add_arguments, run) -> Study:
-    STUDIES[name] = Study(name, help, add_arguments, run)
-    return STUDIES[name]
+    """Register the study ``name`` in :data:`STUDIES` (``explainreg study NAME`` runs it).
+
+    Example:
+        >>> s = register_study("demo-study", "does nothing", lambda parser: None, lambda args: 0)
+        >>> STUDIES["Demo_Study"] is s, STUDIES.describe()["demo-study"]
+        (True, 'does nothing')
+        >>> _ = STUDIES.pop("demo-study")
+    """
+    return STUDIES.register(name, Study(name, help, add_arguments, run))
 
 
 def discover() -> dict[str, Study]:
