@@ -18,7 +18,9 @@ from pathlib import Path
 
 from .._validation import nonnegative_int, positive_int
 
+from ..attribution import ATTRIBUTION_METHODS
 from ..inputs import MUST_NOT_USE, mask_for
+from ..metrics import LOCALISATION_METRICS, METRICS, SHORTCUT_METRICS
 from ..metrics._core import MAX_BATCH
 from ..runs import CHECKPOINT
 from ._common import HelpFormatter, add_threads_argument, set_threads
@@ -35,9 +37,6 @@ def register(subparsers) -> None:
                               formatter_class=HelpFormatter, description="Compute attribution metrics (documentation: methods/evaluation) for the model of RUN_DIR on "
                                           "its test set; writes metrics.json, metrics.csv and PNG curves there.")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    from ..attribution import ATTRIBUTION_METHODS
-    from ..metrics import LOCALISATION_METRICS, METRICS, SHORTCUT_METRICS
-
     plain = [n for n in METRICS if n not in SHORTCUT_METRICS]
     p.add_argument("--metrics", default=DEFAULT_METRICS,
                    help=f"comma-separated metric names (default: the seed's six tests, {DEFAULT_METRICS}): "
@@ -107,10 +106,7 @@ def run(args) -> int:
 
     from ..attribution import resolve_method
     from ..data import load_dataset
-    from ..metrics import METRICS
     from ..training import resolve_device
-
-    from ..metrics import LOCALISATION_METRICS, SHORTCUT_METRICS
 
     set_threads(args.threads)
     run_dir = Path(args.run_dir)
@@ -269,7 +265,6 @@ def _masks_per_metric(names: list[str], masks, meaning: str | None, args, source
     """``{metric: the masks it may use}``: each metric's declared ``mask_meaning`` against the data's
     (:func:`explainreg.inputs.mask_for`: the same meaning, the complement when ``--mask-convert
     complement`` asks, else a ``ValueError`` that says what to pass), before anything is computed."""
-    from ..metrics import LOCALISATION_METRICS, SHORTCUT_METRICS
 
     out = {}
     for n in names:
@@ -322,7 +317,7 @@ def _evaluate_part(args, model, method: str | None, metric_names: list[str], x_a
     import torch
 
     from ..attribution import attribute
-    from ..metrics import LOCALISATION_METRICS, SHORTCUT_METRICS, build_metric
+    from ..metrics import build_metric
 
     if not metric_names:
         bar.update(len(x_all))
