@@ -74,7 +74,13 @@ def test_every_token_penalty_reaches_the_weights(decoy, arch, penalty):
     value = penalty(model, x, y, **extras)
     assert torch.isfinite(value) and value.dim() == 0
     value.backward()
-    assert model.get_input_embeddings().weight.grad.abs().sum() > 0
+    embedding_grad = model.get_input_embeddings().weight.grad
+    if isinstance(penalty, CDEP):  # by default CDEP reads the word vectors detached (no embedding gradient)
+        assert embedding_grad is None or embedding_grad.abs().sum() == 0
+        model.zero_grad()
+        CDEP(detach_embeddings=False)(model, x, y, **extras).backward()
+        embedding_grad = model.get_input_embeddings().weight.grad
+    assert embedding_grad.abs().sum() > 0
     grads = [p.grad for n, p in model.named_parameters() if "layer" in n and "query" in n or "q_lin" in n]
     assert grads and all(g is not None and g.abs().sum() > 0 for g in grads), "attention weights got no gradient"
 
