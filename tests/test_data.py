@@ -45,7 +45,7 @@ def test_bundled_subset_is_real_and_announced(tmp_path):
 
 
 def test_unknown_dataset_and_bad_split():
-    with pytest.raises(ValueError, match="unknown dataset 'cifar'.*mnist"):
+    with pytest.raises(ValueError, match="unknown data set 'cifar'.*mnist"):
         load_dataset("cifar")
     with pytest.raises(ValueError, match="split must be one of"):
         load_dataset("mnist", "validation")

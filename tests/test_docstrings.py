@@ -41,6 +41,7 @@ DOCUMENTED = frozenset("""
     explainreg.decomposition.rules explainreg.decomposition.recurrent
     explainreg.models explainreg.models.backbones explainreg.models.reference explainreg.models.text explainreg.registry
     explainreg.data.idx explainreg.data.image_ops explainreg.data.datasets explainreg.data.sources
+    explainreg.data.arrays explainreg.data.catalog explainreg.data.mnist
     explainreg.data.counterexamples explainreg.data.patch_benchmark explainreg.data.folder
     explainreg.data.ucr explainreg.data.text
     explainreg.metrics.localisation explainreg.lightning explainreg.hf

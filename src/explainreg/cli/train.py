@@ -11,8 +11,9 @@ import torch
 
 from .._validation import nonnegative_float, nonnegative_int, positive_float, positive_int
 from ..data import ENV_VAR, load_dataset
+from ..data import DATASETS, STATS, dataset_family
+from ..data.shortcuts import SHORTCUT_DATASETS
 from ..data.sources import resolve_data_root
-from ..data.datasets import available_datasets
 from ..inputs import CONVERSIONS, EVIDENCE, MASK_MEANINGS, MUST_NOT_USE, MaskRoute, stated_mask_meanings
 from ..models import MODELS, build_model, import_callable, module_folder
 from ..objective import Objective
@@ -25,16 +26,24 @@ from ._common import (HelpFormatter, add_data_arguments, add_threads_argument, c
 
 __all__ = ["DEFAULT_MODEL", "EvidenceFolder", "check_masks", "register", "run", "trainable_dataset"]
 
-#: the reference model of each data set ``train --dataset`` takes (UCR/UEA sets, ``ucr/NAME``: tcn)
-DEFAULT_MODEL = {"mnist": "cnn3b", "fashion-mnist": "cnn4b", "decoy-mnist": "cdep_decoymnist",
-                 "decoy-fmnist": "cdep_decoymnist", "color-mnist": "cdep_colormnist"}
-SERIES_MODEL = "tcn"
+#: the reference model of each data set ``train --dataset`` takes (a family's sets, ``ucr/NAME``: the family's)
+DEFAULT_MODEL = {family.name: family.model for family in DATASETS.values() if family.model}
 #: data sets whose batches carry annotation masks (``mask``: 1 = the region the model must not use)
 MASKED_DATASETS = ("decoy-mnist", "decoy-fmnist")
 #: penalties that read the batch's ``mask`` (HINT reads ``reward_mask``, from --evidence-masks)
 MASK_PENALTIES = ("cdep", "rrr", "expected_gradients", "rrr_gradcam", "rbr")
-#: text sets: a vocabulary and word vectors come first, which these studies prepare
-TEXT_STUDIES = "`explainreg study sst-bias` (CDEP's SST setting, LSTM on GloVe) or `explainreg study sgt-text`"
+
+
+def _dataset_help() -> str:
+    """``--dataset``'s help from :data:`~explainreg.data.DATASETS`: the sets train takes, then those a study prepares."""
+    takes = [f"{f.name}/NAME" if f.members else f.name for f in DATASETS.values() if f.model]
+    prepared: dict[str, list[str]] = {}
+    for f in DATASETS.values():
+        if not f.model:
+            prepared.setdefault(f.prepared_by, []).append(f.name)
+    return (f"a registered data set (`explainreg datasets` lists them and their files): {', '.join(takes)} "
+            f"({', '.join(MASKED_DATASETS)} with annotation masks)"
+            + "".join(f"; {', '.join(names)} train through {by}" for by, names in prepared.items()))
 
 
 def register(subparsers) -> None:
@@ -45,13 +54,12 @@ def register(subparsers) -> None:
                     "penalties; writes config, per-epoch metrics, checkpoint and log into --out.",
         epilog="example: explainreg train --dataset mnist --penalty smoothness=0.1 --penalty fidelity=1 --epochs 8")
     p.add_argument("--dataset", default="mnist", metavar="NAME",
-                   help=f"{', '.join(available_datasets())}, {', '.join(MASKED_DATASETS)} (with annotation masks), "
-                        "color-mnist, or a UCR/UEA set as ucr/NAME (e.g. ucr/GunPoint; `explainreg datasets` lists "
-                        f"them); the text sets (sst, ...) train through {TEXT_STUDIES}")
+                   help=_dataset_help())
     p.add_argument("--model", default=None, help=f"one of {', '.join(sorted(MODELS))} (default: the data set's "
                                                  "reference model: "
-                                                 + ", ".join(f"{m} for {d}" for d, m in DEFAULT_MODEL.items())
-                                                 + f", {SERIES_MODEL} for ucr/NAME, vgg_small for --data folder:...), "
+                                                 + ", ".join(f"{m} for {d}" + ("/NAME" if DATASETS[d].members else "")
+                                                             for d, m in DEFAULT_MODEL.items())
+                                                 + ", vgg_small for --data folder:...), "
                                                  "or MODULE:CALLABLE, your own model class or builder (importable: "
                                                  "on PYTHONPATH); it gets num_classes / in_channels if it takes them")
     p.add_argument("--model-kwargs", default=None, metavar="JSON",
@@ -194,36 +202,29 @@ def _resume_mode(text: str) -> str:
 
 
 def trainable_dataset(name: str) -> str:
-    """The name ``train --dataset`` trains under (``mnist``, ``decoy-mnist``, ``ucr/GunPoint``, ...); a
-    ``ValueError`` pointing to the study that prepares a text set, or listing the names for an unknown one."""
-    from ..data.datasets import TEXT_NAMES
-    from ..data.ucr import UCR_DATASETS
-
-    key = name.strip().lower().replace("_", "-")
-    key = {"fashionmnist": "fashion-mnist", "decoymnist": "decoy-mnist", "decoyfmnist": "decoy-fmnist",
-           "colormnist": "color-mnist"}.get(key, key)
-    if key in DEFAULT_MODEL:
-        return key
-    if key.startswith("ucr/") and key[4:]:
-        known = {n.lower(): n for n in UCR_DATASETS}
-        return f"ucr/{known.get(key[4:], name.strip()[4:])}"  # the archive's spelling; other names are looked up
-    if key in TEXT_NAMES:
-        raise ValueError(f"--dataset {name}: text sets need a vocabulary and word vectors before a model can "
-                         f"train on them, which {TEXT_STUDIES} prepares; run one of those studies, or train from "
-                         "Python with explainreg.data.text and explainreg.models.text")
-    raise ValueError(f"--dataset {name!r} is not a data set train knows; use one of {', '.join(DEFAULT_MODEL)}, "
-                     f"ucr/NAME ({', '.join('ucr/' + n for n in UCR_DATASETS)}, or another UCR/UEA set under the "
-                     "data root), or --data folder:PATH for your own images")
+    """The name ``train --dataset`` trains under (``mnist``, ``decoy-mnist``, ``ucr/GunPoint``, ...): a registered
+    data set (:data:`~explainreg.data.DATASETS`) with a reference model; a ``ValueError`` pointing to what prepares
+    one without (the text sets: a study), or listing the names for an unknown one."""
+    try:
+        family, key = dataset_family(name)
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"--dataset {name!r} is not a data set train knows: {exc}; or --data folder:PATH for your "
+                         "own images") from None
+    if family.model is None:
+        raise ValueError(f"--dataset {name}: {family.name} needs preparing before a model can train on it (text "
+                         f"sets: a vocabulary and word vectors), which {family.prepared_by} does; run that, or train "
+                         "from Python with explainreg.data and explainreg.models")
+    return key
 
 
 def _default_model(dataset: str) -> str:
-    return SERIES_MODEL if dataset.startswith("ucr/") else DEFAULT_MODEL[dataset]
+    return dataset_family(dataset)[0].model
 
 
 def _check_dataset_options(args: argparse.Namespace, penalties: dict[str, float]) -> None:
     """Options that only some data sets take, refused where they would be ignored."""
-    if args.normalize and args.dataset not in available_datasets():
-        raise ValueError(f"--normalize standardises {' and '.join(available_datasets())}; {args.dataset} comes in "
+    if args.normalize and args.dataset not in STATS:
+        raise ValueError(f"--normalize standardises {' and '.join(STATS)}; {args.dataset} comes in "
                          "its own fixed scaling (see explainreg.data), so leave --normalize out")
     if args.masks or args.evidence_masks not in (None, "object"):
         raise ValueError("--masks and --evidence-masks PATH go with --data folder:PATH (masks laid out as the images); "
@@ -238,8 +239,6 @@ def _check_dataset_options(args: argparse.Namespace, penalties: dict[str, float]
 def _load_split(args: argparse.Namespace, split: str, limit: int | None, load: dict):
     """One split of ``--dataset`` (with HINT's reward masks for ``--evidence-masks object``)."""
     if args.evidence_masks == "object":
-        from ..data.shortcuts import SHORTCUT_DATASETS
-
         return SHORTCUT_DATASETS[args.dataset](split, load["root"], limit=limit, reward_mask=True)
     return load_dataset(args.dataset, split, limit=limit, **load)
 

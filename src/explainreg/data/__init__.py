@@ -1,11 +1,16 @@
-"""Real data sets: MNIST-family IDX loaders, the generic :class:`ArrayDataset`, data roots."""
-from .datasets import STATS, ArrayDataset, available_datasets, load_dataset, locate
+"""Real data sets: every registered family by name (:data:`DATASETS`, :func:`load_dataset`), the generic
+:class:`ArrayDataset`, the MNIST-family IDX loaders, data roots."""
+from .arrays import ArrayDataset, stratified_subset
+from .catalog import DATASETS, DataSetFamily, dataset_family
+from .datasets import available_datasets, load_dataset
 from .idx import read_idx, write_idx
+from .mnist import STATS, load_mnist, locate
 from .sources import ENV_VAR, SOURCES, DataNotFoundError, resolve_data_root
 
 __all__ = [
-    "ArrayDataset", "DataNotFoundError", "ENV_VAR", "SOURCES", "STATS", "available_datasets",
-    "load_dataset", "locate", "read_idx", "resolve_data_root", "write_idx",
+    "ArrayDataset", "DATASETS", "DataNotFoundError", "DataSetFamily", "ENV_VAR", "SOURCES", "STATS",
+    "available_datasets", "dataset_family", "load_dataset", "load_mnist", "locate", "read_idx", "resolve_data_root",
+    "stratified_subset", "write_idx",
 ]
 
 from .shortcuts import (  # noqa: E402  (shortcut data sets: ColorMNIST, DecoyMNIST, user masks)

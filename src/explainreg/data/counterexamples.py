@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..inputs import dense_mask
-from .datasets import ArrayDataset
+from .arrays import ArrayDataset
 
 
 def randomize_masked(x: torch.Tensor, mask: torch.Tensor, low: float, high: float,

@@ -26,7 +26,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .image_ops import ImageTransform, Size
+from ..inputs import check_mask_meaning
+from .arrays import ArrayDataset
+from .image_ops import ImageTransform, Size, resized_shape
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 MODES = ("RGB", "L")
@@ -334,8 +336,6 @@ class ImageFolder(Dataset):
                  std: Sequence[float] | None = None, classes: Sequence[str] | None = None,
                  num_workers: int = 0, pin_memory: bool = False, name: str | None = None,
                  samples: list[Sample] | None = None, mask_meaning: str | None = None) -> None:
-        from ..inputs import check_mask_meaning
-
         self.mask_meaning = check_mask_meaning(mask_meaning)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES} (RGB: 3 channels, L: grey), got {mode!r}")
@@ -420,8 +420,6 @@ class ImageFolder(Dataset):
         """Read every image once into an :class:`~explainreg.data.ArrayDataset` (x, y, mask)."""
         from torch.utils.data import DataLoader
 
-        from .datasets import ArrayDataset
-
         xs, ys, ms = [], [], []
         for x, y, extras in DataLoader(self, batch_size=batch_size, num_workers=self.num_workers):
             xs.append(x)
@@ -478,7 +476,6 @@ def check_one_size(*folders: ImageFolder) -> None:
     """
     from PIL import Image
 
-    from .image_ops import resized_shape
 
     seen: dict[tuple[int, int], Path] = {}
     for folder in folders:

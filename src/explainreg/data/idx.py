@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .sources import expected_md5, md5
+
 _UBYTE = 0x08
 
 
@@ -23,8 +25,6 @@ def _open(path: Path, mode: str):
 
 def _damaged(path: Path, problem: str) -> ValueError:
     """The error for a damaged data file: its name, what is wrong, its md5 against the official one."""
-    from .sources import expected_md5, md5
-
     expected = expected_md5(path)
     check = ""
     if expected is not None:

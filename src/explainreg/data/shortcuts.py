@@ -17,8 +17,13 @@ from typing import Any
 
 import torch
 
+from .._random import as_index, keyed_draw
 from ..inputs import EVIDENCE, MUST_NOT_USE, check_mask_meaning, normalize_mask
-from .datasets import ArrayDataset, load_dataset, stratified_subset
+from .arrays import ArrayDataset, stratified_subset
+from .catalog import DATASETS, DataSetFamily
+from .mnist import load_mnist, locate
+from .sources import DataNotFoundError
+from .text import DECOY_WORDS
 
 SHORTCUT_SPLITS = ("train", "val", "test")
 #: digit count and the palette's end points (``Color("red").range_to(Color("purple"), 10)``)
@@ -56,13 +61,13 @@ def _root_key(root) -> str | None:
 
 @lru_cache(maxsize=4)
 def _mnist(split: str, root: str | None, name: str = "mnist") -> ArrayDataset:
-    return load_dataset(name, split, root)
+    return load_mnist(name, split, root)
 
 
 def _split_index(labels: torch.Tensor, split: str, val_fraction: float, split_seed: int,
                  limit: int | None) -> torch.Tensor:
     """Rows of the MNIST source for ``split``: all test rows, or the train / val part of the train set;
-    ``limit``: a seeded subset of them stratified by label (:func:`~explainreg.data.datasets.stratified_subset`,
+    ``limit``: a seeded subset of them stratified by label (:func:`~explainreg.data.arrays.stratified_subset`,
     seed 0), as every loader's ``limit``."""
     n = len(labels)
     if split == "test":
@@ -279,8 +284,6 @@ class DecoyShortcut:
 
     def __call__(self, x: torch.Tensor, mask: Any, target: torch.Tensor, index: torch.Tensor | None = None
                  ) -> torch.Tensor:
-        from .._random import as_index, keyed_draw
-
         n, _, h, w = x.shape
         corners = decoy_corner_mask(h, self.patch).to(x.device)
         background = -1.0 if self.pixels == "unit" else 0.0
@@ -333,16 +336,12 @@ class TokenDecoyShortcut:
     @classmethod
     def for_vocab(cls, vocab, words: Any = None, seed: int = 0) -> "TokenDecoyShortcut":
         """The hook of CDEP's decoy words (``DECOY_WORDS``, negative then positive) in ``vocab``."""
-        from .text import DECOY_WORDS
-
         words = tuple(words or DECOY_WORDS)
         ids = [vocab.encode([w])[0] for w in words]
         return cls(ids, seed=seed)
 
     def __call__(self, ids: torch.Tensor, mask: Any, target: torch.Tensor, index: torch.Tensor | None = None
                  ) -> torch.Tensor:
-        from .._random import as_index, keyed_draw
-
         n, t = ids.shape
         word = self.word_ids.to(ids.device)[target.to(ids.device)]
         m = torch.zeros_like(ids, dtype=torch.bool) if mask is None else torch.as_tensor(mask, device=ids.device) > 0
@@ -435,6 +434,31 @@ def shortcut_for(name: str, **options: Any):
 SHORTCUT_DATASETS = {"decoy-mnist": decoy_mnist, "decoy-fmnist": decoy_fmnist, "color-mnist": color_mnist}
 
 
+def _where(name: str, root: str | os.PathLike | None) -> list[tuple[str, str, str]]:
+    base = "fashion-mnist" if name == "decoy-fmnist" else "mnist"
+    try:
+        where = f"generated from {locate(base, 'train', root, download=False)[1]}"
+    except DataNotFoundError:
+        where = f"generated from {base}, which is not found"
+    return [(name, "/".join(SHORTCUT_SPLITS), where)]
+
+
+def _load(name: str, split: str, root, *, limit: int | None, subset_seed: int) -> ArrayDataset:
+    return SHORTCUT_DATASETS[name](split, root, limit=limit)
+
+
+for _name, _model, _help, _aliases in (
+        ("decoy-mnist", "cdep_decoymnist", "DecoyMNIST: MNIST with a class-coded grey patch in a random corner (grey "
+                                           "255 − 25y in training, 25y at test); masks of the corners.",
+         ("decoymnist",)),
+        ("decoy-fmnist", "cdep_decoymnist", "Decoy-FMNIST: the DecoyMNIST recipe on Fashion-MNIST; masks of the "
+                                            "corners.", ("decoyfmnist",)),
+        ("color-mnist", "cdep_colormnist", "ColorMNIST: digit d in colour d in training and 9 − d at test (a "
+                                           "colour-only model scores about 0 %).", ("colormnist",))):
+    DATASETS.register(_name, DataSetFamily(_name, _load, _help, SHORTCUT_SPLITS, _where, model=_model),
+                      aliases=_aliases)
+
+
 def masked_dataset(x: Any, y: Any, mask: Any, *, meaning: str = MUST_NOT_USE, name: str = "custom",
                    source: str = "in memory") -> ArrayDataset:
     """A data set of images, labels and annotation masks, whose batches carry the mask as
@@ -456,7 +480,7 @@ def masked_dataset(x: Any, y: Any, mask: Any, *, meaning: str = MUST_NOT_USE, na
         ``extras["mask"]`` N×(1|C)×H×W.
 
     Returns:
-        An :class:`~explainreg.data.datasets.ArrayDataset`.
+        An :class:`~explainreg.data.arrays.ArrayDataset`.
 
     Example:
         >>> x, y = torch.rand(6, 1, 8, 8), torch.arange(6) % 2

@@ -35,7 +35,8 @@ from typing import Iterable, Sequence
 
 import torch
 
-from .datasets import ArrayDataset, stratified_subset, subset_note
+from .arrays import ArrayDataset, stratified_subset, subset_note
+from .catalog import DATASETS, DataSetFamily
 from .sources import resolve_data_root
 
 PAD, UNK = "<pad>", "<unk>"
@@ -620,7 +621,7 @@ def sst_bias(bias: str, root: str | os.PathLike | None = None, *, seed: int = 0,
     "gender") and its token masks; dev and test clean (for article/gender the test keeps the
     sentences containing either word of the pair). The vocabulary is built from the biased train, dev
     and test sentences (as the seed's torchtext field). ``limit``: a seeded subset of ``limit``
-    sentences of each split, stratified by label (:func:`~explainreg.data.datasets.stratified_subset`;
+    sentences of each split, stratified by label (:func:`~explainreg.data.arrays.stratified_subset`;
     quick runs; the files are grouped by label, so not the first ones).
 
     Args:
@@ -692,7 +693,7 @@ def load_text_dataset(name: str, split: str = "train", root: str | os.PathLike |
         split: ``"train"``, ``"dev"`` or ``"test"`` (Rotten Tomatoes: ``"train"``).
         root: the data root.
         limit: ``limit`` sentences: a seeded subset stratified by label, in file order
-            (:func:`~explainreg.data.datasets.stratified_subset`; named in ``source``).
+            (:func:`~explainreg.data.arrays.stratified_subset`; named in ``source``).
         vocab: the vocabulary (e.g. the training set's, for a test split).
         seed: the CDEP variant's seed.
         subset_seed: seed of the ``limit`` subset.
@@ -775,6 +776,28 @@ def text_sources(root: str | os.PathLike | None = None) -> list[tuple[str, str, 
     rows.append(("glove (vectors)", "-", found(glove)))
     return rows
 
-__all__ = ["BIASES", "REPLACEMENTS", "Sentence", "TEXT_DATASETS", "TextDataset", "TextSplits", "Vocabulary",
+#: what prepares a text set for training (a vocabulary and word vectors come first)
+TEXT_STUDIES = "`explainreg study sst-bias` (CDEP's SST setting, LSTM on GloVe) or `explainreg study sgt-text`"
+
+
+def _where(name: str, root: str | os.PathLike | None) -> list[tuple[str, str, str]]:
+    return [row for row in text_sources(root) if row[0] == name]
+
+
+def _load(name: str, split: str, root, *, limit: int | None, subset_seed: int) -> TextDataset:
+    return load_text_dataset(name, split, root, limit=limit, subset_seed=subset_seed)
+
+
+for _name, _splits, _help, _aliases in (
+        ("sst", ("train", "dev", "test"), "SST: Stanford Sentiment Treebank sentences, 5 classes (PTB-tree zip).", ()),
+        ("sst-2", ("train", "dev", "test"), "SST-2: SST without the neutral class, 2 classes.", ("sst2",)),
+        ("sst-decoy", ("train", "dev", "test"), "SST-2 with CDEP's class-coded decoy words (text / video).", ()),
+        ("sst-article", ("train", "dev", "test"), "SST-2 with CDEP's article bias (the / a, placeholder that).", ()),
+        ("sst-gender", ("train", "dev", "test"), "SST-2 with CDEP's gender bias (he / she, placeholder who).", ()),
+        ("rotten-tomatoes", ("train",), "Rotten Tomatoes critic snippets, fresh / rotten (one split).", ("rt",))):
+    DATASETS.register(_name, DataSetFamily(_name, _load, _help, _splits, _where, prepared_by=TEXT_STUDIES),
+                      aliases=_aliases)
+
+__all__ = ["BIASES", "REPLACEMENTS", "Sentence", "TEXT_DATASETS", "TEXT_STUDIES", "TextDataset", "TextSplits", "Vocabulary",
            "binary_sst", "contains_any", "text_sources", "decoy_bias", "glove_vectors", "load_text_dataset", "parse_tree",
            "read_glove", "read_rotten_tomatoes", "read_sst", "replacement_bias", "sst_bias", "tokenize"]

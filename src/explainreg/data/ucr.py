@@ -23,7 +23,8 @@ from typing import Sequence
 
 import torch
 
-from .datasets import ArrayDataset, stratified_subset, subset_note
+from .arrays import ArrayDataset, stratified_subset, subset_note
+from .catalog import DATASETS, DataSetFamily
 from .sources import ENV_VAR, DataNotFoundError, resolve_data_root
 
 #: The five archive sets of the project's shared data folder (README of /work/shared/data).
@@ -351,7 +352,7 @@ def load_ucr(name: str, split: str = "train", root: str | os.PathLike | None = N
         root: the data root.
         missing, pad_value, pad_to: as :func:`read_ts`.
         limit: keep ``limit`` series: a seeded subset stratified by label, in file order
-            (:func:`~explainreg.data.datasets.stratified_subset`; named in ``source``).
+            (:func:`~explainreg.data.arrays.stratified_subset`; named in ``source``).
         subset_seed: seed of the ``limit`` subset.
 
     Shape:
@@ -396,6 +397,27 @@ def load_ucr(name: str, split: str = "train", root: str | os.PathLike | None = N
     return SeriesDataset(x, y, {"lengths": lengths, "padding_mask": mask}, name=f"ucr/{name}",
                          source=f"{path}{subset_note(limit, subset_seed)}", class_names=data.class_names)
 
+
+
+def _where(name: str, root: str | os.PathLike | None) -> list[tuple[str, str, str]]:
+    rows = []
+    for split in ("train", "test"):
+        try:
+            where = str(locate_ts(name, split, root))
+        except DataNotFoundError:
+            where = "not found"
+        rows.append((name, split, where))
+    return rows
+
+
+def _load(name: str, split: str, root, *, limit: int | None, subset_seed: int) -> SeriesDataset:
+    return load_ucr(name, split, root, limit=limit, subset_seed=subset_seed)
+
+
+DATASETS.register("ucr", DataSetFamily(
+    "ucr", _load, "UCR/UEA time-series archive sets as ucr/NAME (.ts files; N×C×T series), e.g. ucr/GunPoint.",
+    ("train", "test"), lambda name, root: [row for m in UCR_DATASETS for row in _where(f"ucr/{m}", root)],
+    model="tcn", members=UCR_DATASETS, canonical=lambda member: f"ucr/{ucr_name(member)}"))
 
 __all__ = ["LAYOUT", "MISSING", "SeriesDataset", "TsData", "TsFormatError", "UCR_DATASETS", "load_ucr",
            "locate_ts", "read_ts", "ucr_name"]
