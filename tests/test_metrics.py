@@ -11,7 +11,7 @@ import torch
 from explainreg import metrics as M
 from explainreg.metrics._core import nonzero_percentile
 from explainreg.metrics.complexity import complexity_scores
-from explainreg.metrics.perturbation import faithfulness_scores, masked_accuracy_rows, morf_curve
+from explainreg.metrics.perturbation import faithfulness_scores, masked_accuracy_rows, morf_rows
 from explainreg.metrics.road import road_rows, solve_imputation
 from explainreg.metrics.roar import remove_top, roar_curve
 from explainreg.metrics.robustness import gaussian_noise_rows, max_sensitivity_scores, square_block_images
@@ -45,7 +45,7 @@ def test_nonzero_percentile_matches_numpy():
 
 def test_morf_matches_seed_loop(data):
     model, x, y, a = data
-    d = morf_curve(model, x, y, a)
+    d = morf_rows(model, x, y, a)
     for i in range(4):  # the seed's procedure, one image at a time
         xi, ai = x[i:i + 1], a[i:i + 1].numpy()
         p0 = _probs(model, xi)[0]
@@ -178,17 +178,42 @@ def test_complexity_and_sparseness_extremes():
     assert r.value == pytest.approx(math.log(784) / 2) and r.n_nan == 1 and r.n_images == 3
 
 
-def test_accumulating_equals_one_shot(data):
+def test_calling_accumulates_and_returns_the_batch_value(data):
+    """torchmetrics' contract: each call adds its batch and returns that batch's value; two calls then
+    ``compute()`` equal one ``update`` over both batches, and both equal the functional form."""
+    from explainreg.metrics import functional as MF
+
     model, x, y, a = data
-    for metric in (M.MoRF(), M.Complexity(), M.Faithfulness(), M.MaskedAccuracy()):
-        once = metric(model, x, y, a)
-        metric.reset()
-        for s in range(0, N, 20):
-            metric.update(model, x[s:s + 20], y[s:s + 20], a[s:s + 20])
+    cut = 20
+    cases = [(M.MoRF(), lambda xs, ys, as_, ix: MF.morf(model, xs, ys, as_)),
+             (M.Faithfulness(), lambda xs, ys, as_, ix: MF.faithfulness(model, xs, ys, as_)),
+             (M.Complexity(), lambda xs, ys, as_, ix: MF.complexity(as_)),
+             (M.MaskedAccuracy(), lambda xs, ys, as_, ix: MF.masked_accuracy(model, xs, ys, as_)),
+             (M.GaussianNoise(seed=3), lambda xs, ys, as_, ix: MF.gaussian_noise(model, xs, ys, seed=3, index=ix))]
+    for metric, functional in cases:
+        first = metric(model, x[:cut], y[:cut], a[:cut])
+        second = metric(model, x[cut:], y[cut:], a[cut:])
+        # float32 model outputs: batches of different sizes may take different oneDNN kernels (2e-9 relative)
+        assert first.value == pytest.approx(float(functional(x[:cut], y[:cut], a[:cut], None)), rel=1e-6, abs=1e-12)
+        assert second.value == pytest.approx(float(functional(x[cut:], y[cut:], a[cut:], torch.arange(cut, N))),
+                                             rel=1e-6, abs=1e-12)
+        assert first.n_images == cut and second.n_images == N - cut
         both = metric.compute()
-        # float32 model outputs: a batch of 20 and one of 48 may take different oneDNN kernels (seen: 2e-9
-        # relative on MoRF and faithfulness); a wrong accumulation is off by far more than 1e-6
-        assert both.value == pytest.approx(once.value, rel=1e-6, abs=1e-12) and both.n_images == N
+        once = type(metric)(**metric.settings()).update(model, x, y, a).compute()
+        assert both.n_images == N and both.value == pytest.approx(once.value, rel=1e-6, abs=1e-12)
+        assert both.value == pytest.approx(float(functional(x, y, a, None)), rel=1e-6, abs=1e-12)
+        metric.reset()
+        assert metric(model, x[cut:], y[cut:], a[cut:]).value == pytest.approx(
+            float(functional(x[cut:], y[cut:], a[cut:], None)), rel=1e-6, abs=1e-12)   # after reset: index from 0
+    gauss = M.GaussianNoise(seed=3)
+    with pytest.raises(ValueError):
+        gauss(model, x[:cut], y[:3])                       # a failed call leaves the state as it was
+    assert gauss._rows == [] and gauss._offset == 0
+    assert type(M.MoRF) is type and M.build_metric("road", order="lerf").order == "lerf"   # no metaclass
+
+
+def test_results_frame(data):
+    model, x, y, a = data
     table = M.results_frame({"morf": M.MoRF()(model, x, y, a), "complexity": M.Complexity()(None, None, None, a)}, method="saliency")
     assert {"metric", "kind", "step", "value", "method", "higher_is_better"} <= set(table.columns)
     assert (table.query("kind == 'summary'").shape[0]) == 2

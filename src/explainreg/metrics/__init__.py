@@ -19,7 +19,7 @@ no value depends on batching; forward passes are chunked by the model's activati
 (``ACTIVATION_BUDGET``, capped by ``max_batch``); constant attribution maps are counted in
 ``MetricResult.n_degenerate`` with a :class:`DegenerateAttributionWarning`.
 
-The helpers (``trapezoid``, ``solve_imputation``, ``morf_curve``, …) live in their modules
+The helpers (``trapezoid``, ``solve_imputation``, ``morf_rows``, …) live in their modules
 (``explainreg.metrics.road.solve_imputation``); ``explainreg.metrics.road`` and the other
 submodules are the modules themselves.
 """

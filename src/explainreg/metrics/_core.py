@@ -3,6 +3,7 @@ the result record and the accumulating base class."""
 from __future__ import annotations
 
 import contextvars
+import functools
 import inspect
 import math
 import warnings
@@ -14,13 +15,12 @@ from typing import Any, ClassVar, Iterator, Sequence
 import torch
 from torch import nn
 
-from .._dist import active as _dist_active
 from .._random import as_index
 from .._validation import (CONVENTIONS, QUANTUS_CONVENTIONS, SEED_CONVENTIONS, InvalidParameterError, Options,
                            check_convention, check_batch, check_choice, check_fractions, check_labels,
                            check_logits, check_positive_int)
 from ..modes import eval_mode, model_device
-from ._sync import row_index, sync_count, sync_rows
+from ._sync import local_sync, row_index, sync_count, sync_rows
 
 #: The seed's 20 percentiles: sorted(int(linspace(0, 100, 20)), descending) (the IPL-UV xAI-constrained-losses code).
 SEED_PERCENTILES = tuple(sorted((int(v) for v in torch.linspace(0, 100, 20, dtype=torch.float64).tolist()),
@@ -324,31 +324,7 @@ def _check_arguments(cls: type, signature: inspect.Signature, kwargs: dict[str, 
                     f"{takes}")
 
 
-class _MetricType(type):
-    """Builds metrics: ``validate_args`` (keyword, default True) for every metric; a setting that
-    picks a variant class with its own facts (``variant_by``); the constructor's arguments recorded
-    for :meth:`Metric.settings`. ``name`` and ``higher_is_better`` are class facts: setting them on an
-    instance raises."""
-
-    def __call__(cls, *args: Any, validate_args: bool = True, **kwargs: Any):
-        variants = cls.__dict__.get("variants")
-        if cls.variant_by is not None and variants:
-            _check_arguments(cls, inspect.signature(cls.__init__), kwargs)
-            bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
-            bound.apply_defaults()
-            cls = variants.get(bound.arguments[cls.variant_by], cls)
-        obj = cls.__new__(cls)
-        signature = inspect.signature(cls.__init__)
-        _check_arguments(cls, signature, kwargs)
-        bound = signature.bind(obj, *args, **kwargs)
-        bound.apply_defaults()
-        object.__setattr__(obj, "_init_arguments", {k: v for k, v in list(bound.arguments.items())[1:]})
-        object.__setattr__(obj, "validate_args", bool(validate_args))
-        obj.__init__(*args, **kwargs)
-        return obj
-
-
-class Metric(metaclass=_MetricType):
+class Metric:
     """Accumulating form of a metric: ``update(model, x, y, attributions)`` on each batch, then
     ``compute() -> MetricResult``. Subclasses implement ``per_image`` (the rows of one batch from a
     pure function: a B-vector or a B×S curve) and ``summarize`` (the rows of all batches → result),
@@ -360,6 +336,10 @@ class Metric(metaclass=_MetricType):
     and region perturbation's ``order``) selects a subclass (``variant_by``, ``variants``).
     :meth:`settings` is derived from the constructor's signature. ``validate_args=False`` (a keyword
     of every metric) skips the probe forward pass each batch pays to check the logits and labels.
+
+    Calling the metric (:meth:`forward`) adds the batch to the state, as :meth:`update` does, and
+    returns the batch's own result (torchmetrics' ``forward``): two calls then :meth:`compute` give
+    the value of one ``update`` over both batches.
 
     Random draws (stochastic metrics) and tie-breaks are keyed by the metric's ``seed`` and each
     image's position in the data set, ``self.batch_index`` during ``per_image``: a running count
@@ -382,6 +362,21 @@ class Metric(metaclass=_MetricType):
     #: switch have only ``"explainreg"``).
     conventions: ClassVar[tuple[str, ...]] = ("explainreg",)
     validate_args: bool = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Each constructor a subclass defines is wrapped once: it takes ``validate_args`` (keyword) and,
+        when it runs as the outermost constructor, records its arguments for :meth:`settings`."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_records_settings", False):
+            cls.__init__ = _recording(init)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Metric":
+        """A setting that picks a variant class with its own facts (``variant_by``, ``variants``)."""
+        variants = cls.__dict__.get("variants")
+        if cls.variant_by is not None and variants:
+            cls = variants.get(_argument(cls.__init__, cls.variant_by, args, kwargs), cls)
+        return super().__new__(cls)
 
     def __init__(self) -> None:
         if not hasattr(self, "_states"):
@@ -466,10 +461,13 @@ class Metric(metaclass=_MetricType):
         self._batches += 1
         return self
 
-    def reset(self) -> None:
-        """Every declared state back to its default, the running image count to 0."""
+    def _reset_states(self) -> None:
         for name, (default, _) in self._states.items():
             setattr(self, name, _fresh(default))
+
+    def reset(self) -> None:
+        """Every declared state back to its default, the running image count to 0."""
+        self._reset_states()
         self._offset = 0
 
     def compute(self) -> MetricResult:
@@ -485,7 +483,7 @@ class Metric(metaclass=_MetricType):
         return result
 
     def _report_degenerate(self, result: MetricResult) -> None:
-        n = sync_count(self._n_degenerate) if _dist_active() else self._n_degenerate  # all ranks' maps
+        n = sync_count(self._n_degenerate)  # all ranks' maps
         result.n_degenerate = n
         if n:
             what = ("constant (e.g. all zero) and carry no ranking: their scores are NaN (skipped) or come from "
@@ -496,15 +494,65 @@ class Metric(metaclass=_MetricType):
                           f"method (zero gradients: a saturated model, dead ReLUs, a zero baseline on a zero input).",
                           DegenerateAttributionWarning, stacklevel=3)
 
-    def __call__(self, model: nn.Module | None, x: torch.Tensor, y: torch.Tensor | None = None,
-                 attributions: torch.Tensor | None = None, *, index: torch.Tensor | None = None) -> MetricResult:
-        """One-shot: reset, update with this batch, compute."""
-        self.reset()
-        return self.update(model, x, y, attributions, index=index).compute()
+    def forward(self, *args: Any, **kwargs: Any) -> MetricResult:
+        """Add one batch to the state (the arguments of :meth:`update`) and return that batch's own result.
+
+        As torchmetrics' ``forward``: the batch is scored alone (its rows, keyed by their positions in
+        the data set that continue the running count) and then joins the accumulated state, so after
+        ``metric(b1); metric(b2)``, ``metric.compute()`` equals one ``update`` over both batches. The
+        batch's result is not synchronised across processes (``compute`` is).
+        """
+        kept = {name: getattr(self, name) for name in self._states}
+        offset = self._offset
+        self._reset_states()
+        self._offset = offset
+        try:
+            self.update(*args, **kwargs)
+            with local_sync():
+                batch = self.compute()
+        except BaseException:
+            for name, value in kept.items():
+                setattr(self, name, value)
+            self._offset = offset
+            raise
+        for name, value in kept.items():   # "cat" lists join, "sum" counts add
+            setattr(self, name, value + getattr(self, name))
+        return batch
+
+    def __call__(self, *args: Any, **kwargs: Any) -> MetricResult:
+        """:meth:`forward`: accumulate the batch and return its own result."""
+        return self.forward(*args, **kwargs)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
         return f"{type(self).__name__}({args})"
+
+
+def _argument(init: Any, name: str, args: tuple, kwargs: dict[str, Any]) -> Any:
+    """The value constructor ``init`` receives for parameter ``name`` from ``args``, ``kwargs`` or its default."""
+    if name in kwargs:
+        return kwargs[name]
+    parameters = list(inspect.signature(init).parameters.values())[1:]
+    position = [p.name for p in parameters].index(name)
+    return args[position] if position < len(args) else parameters[position].default
+
+
+def _recording(init: Any) -> Any:
+    """``init`` taking ``validate_args`` and, as the outermost constructor, recording its arguments."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def recorded(self: "Metric", *args: Any, validate_args: bool = True, **kwargs: Any) -> None:
+        if "_init_arguments" not in self.__dict__:
+            _check_arguments(type(self), signature, kwargs)
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            object.__setattr__(self, "_init_arguments", dict(list(bound.arguments.items())[1:]))
+            object.__setattr__(self, "validate_args", bool(validate_args))
+        init(self, *args, **kwargs)
+
+    recorded._records_settings = True  # type: ignore[attr-defined]
+    return recorded
 
 
 def _fresh(default: Any) -> Any:

@@ -13,15 +13,37 @@ at least one ``update`` each and the same metric settings.
 """
 from __future__ import annotations
 
+import contextvars
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 
 from .. import _dist
 
 
+_LOCAL: contextvars.ContextVar[bool] = contextvars.ContextVar("local_sync", default=False)
+
+
+@contextmanager
+def local_sync() -> Iterator[None]:
+    """While the block runs, :func:`sync_rows` and :func:`sync_count` keep this process's state (a
+    metric's per-batch result, as torchmetrics' ``forward`` without ``dist_sync_on_step``)."""
+    token = _LOCAL.set(True)
+    try:
+        yield
+    finally:
+        _LOCAL.reset(token)
+
+
+def _syncing() -> bool:
+    return _dist.active() and not _LOCAL.get()
+
+
 def sync_rows(rows: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
     """All ranks' ``rows`` (N_r × ...), in the order of their data-set ``index`` (N_r,) when given
     (rank order otherwise); ``rows`` itself in one process."""
-    if not _dist.active():
+    if not _syncing():
         return rows
     gathered = _dist.gather_rows(rows)
     if index is None:
@@ -31,7 +53,9 @@ def sync_rows(rows: torch.Tensor, index: torch.Tensor | None = None) -> torch.Te
 
 
 def sync_count(count: int) -> int:
-    """``count`` summed over the ranks."""
+    """``count`` summed over the ranks (``count`` itself in one process)."""
+    if not _syncing():
+        return count
     return int(round(_dist.all_reduce_sum([count])[0]))
 
 

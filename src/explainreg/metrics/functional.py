@@ -105,7 +105,7 @@ def morf_curve(model: nn.Module, x: Tensor, y: Tensor | None, attributions: Tens
     >>> MF.morf_curve(model, x, y, a, percentiles=(90, 50, 0)).shape
     torch.Size([4, 3])
     """
-    return _rows(_p.morf_curve, validate_args, model, x, y, attributions, percentiles=percentiles, baseline=baseline,
+    return _rows(_p.morf_rows, validate_args, model, x, y, attributions, percentiles=percentiles, baseline=baseline,
                  order=order, max_batch=max_batch)
 
 
@@ -142,7 +142,7 @@ def morf(model: nn.Module, x: Tensor, y: Tensor | None, attributions: Tensor, *,
     >>> MF.morf(model, x, y, a, reduction="none").shape
     torch.Size([4, 20])
     """
-    return _value(_p.morf_curve, lambda r: _p.morf_value(r, percentiles), reduction, validate_args, model, x, y,
+    return _value(_p.morf_rows, lambda r: _p.morf_value(r, percentiles), reduction, validate_args, model, x, y,
                   attributions, percentiles=percentiles, baseline=baseline, max_batch=max_batch)
 
 
@@ -201,7 +201,7 @@ def lerf(model: nn.Module, x: Tensor, y: Tensor | None, attributions: Tensor, *,
     >>> bool(MF.lerf(model, x, y, a) >= 0)
     True
     """
-    return _value(_p.morf_curve, lambda r: _p.morf_value(r, percentiles), reduction, validate_args, model, x, y,
+    return _value(_p.morf_rows, lambda r: _p.morf_value(r, percentiles), reduction, validate_args, model, x, y,
                   attributions, percentiles=percentiles, baseline=baseline, order="lerf", max_batch=max_batch)
 
 
@@ -283,7 +283,7 @@ def pixel_flipping_curve(model: nn.Module, x: Tensor, y: Tensor, attributions: T
         attributions: the maps to evaluate, the shape of x (or B×1×H×W, broadcast over channels).
         validate_args: ``False`` skips the probe forward pass.
         settings: ``features_in_step``, ``convention``, ``baseline``, ``seed``, ``index``, ``max_batch``
-            of :func:`explainreg.metrics.perturbation.pixel_flipping_curve`.
+            of :func:`explainreg.metrics.perturbation.pixel_flipping_rows`.
 
     Shape:
         output: (B, ⌈N/k⌉), N features per image, k = ``features_in_step``.
@@ -299,7 +299,7 @@ def pixel_flipping_curve(model: nn.Module, x: Tensor, y: Tensor, attributions: T
     >>> MF.pixel_flipping_curve(model, x, y, a, features_in_step=4).shape
     torch.Size([4, 4])
     """
-    return _rows(_p.pixel_flipping_curve, validate_args, model, x, y, attributions, **settings)
+    return _rows(_p.pixel_flipping_rows, validate_args, model, x, y, attributions, **settings)
 
 
 def pixel_flipping(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *, reduction: str = "mean",
@@ -329,7 +329,7 @@ def pixel_flipping(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor,
     >>> MF.pixel_flipping(model, x, y, a, features_in_step=4).shape
     torch.Size([])
     """
-    return _value(_p.pixel_flipping_curve, _p.per_image_auc_value, reduction, validate_args, model, x, y,
+    return _value(_p.pixel_flipping_rows, _p.per_image_auc_value, reduction, validate_args, model, x, y,
                   attributions, **settings)
 
 
@@ -346,7 +346,7 @@ def region_perturbation_curve(model: nn.Module, x: Tensor, y: Tensor, attributio
         attributions: the maps to evaluate, the shape of x (or B×1×H×W, broadcast over channels).
         validate_args: ``False`` skips the probe forward pass.
         settings: ``patch_size``, ``order``, ``regions_evaluation``, ``convention``, ``baseline``,
-            ``seed``, ``index``, ``max_batch`` of :func:`explainreg.metrics.perturbation.region_perturbation_curve`.
+            ``seed``, ``index``, ``max_batch`` of :func:`explainreg.metrics.perturbation.region_perturbation_rows`.
 
     Shape:
         x: (B, C, H, W); output: (B, S), S = min(regions_evaluation, number of patches).
@@ -362,7 +362,7 @@ def region_perturbation_curve(model: nn.Module, x: Tensor, y: Tensor, attributio
     >>> MF.region_perturbation_curve(model, x, y, a, patch_size=2, regions_evaluation=3).shape
     torch.Size([4, 3])
     """
-    return _rows(_p.region_perturbation_curve, validate_args, model, x, y, attributions, **settings)
+    return _rows(_p.region_perturbation_rows, validate_args, model, x, y, attributions, **settings)
 
 
 def region_perturbation(model: nn.Module, x: Tensor, y: Tensor, attributions: Tensor, *, reduction: str = "mean",
@@ -392,7 +392,7 @@ def region_perturbation(model: nn.Module, x: Tensor, y: Tensor, attributions: Te
     >>> MF.region_perturbation(model, x, y, a, patch_size=2).shape
     torch.Size([])
     """
-    return _value(_p.region_perturbation_curve, _p.per_image_auc_value, reduction, validate_args, model, x, y,
+    return _value(_p.region_perturbation_rows, _p.per_image_auc_value, reduction, validate_args, model, x, y,
                   attributions, **settings)
 
 

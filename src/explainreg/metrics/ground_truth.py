@@ -207,10 +207,6 @@ class _GroundTruthArea(Metric):
         self._batches += 1
         return self
 
-    def __call__(self, model, x, y=None, attributions=None, *, ground_truth=None, padding_mask=None) -> MetricResult:
-        self.reset()
-        return self.update(model, x, y, attributions, ground_truth=ground_truth, padding_mask=padding_mask).compute()
-
     def summarize(self, rows: torch.Tensor) -> MetricResult:
         s = len(self.fractions)
         own, ref = rows[:, :s], rows[:, s:]

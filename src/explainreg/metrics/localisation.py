@@ -563,11 +563,6 @@ class MaskMetric(Metric):
     def summarize(self, rows: torch.Tensor) -> MetricResult:
         return scalar_result(self, rows)
 
-    def __call__(self, model, x, y=None, attributions=None, mask=None, *,
-                 index: torch.Tensor | None = None) -> MetricResult:
-        self.reset()
-        return self.update(model, x, y, attributions, mask, index=index).compute()
-
 
 class PointingGame(MaskMetric):
     """Share of images whose maximum attribution lies in the mask (:func:`pointing_game`).
@@ -818,13 +813,8 @@ class WrongReason(MaskMetric):
 
     def __init__(self) -> None:
         super().__init__()
-        self._maps: list[torch.Tensor] = []
-        self._masks: list[torch.Tensor] = []
-
-    def reset(self) -> None:
-        super().reset()
-        self._maps.clear()
-        self._masks.clear()
+        self.add_state("_maps", [], "cat")
+        self.add_state("_masks", [], "cat")
 
     def update(self, model, x, y=None, attributions=None, mask=None, *,
                index: torch.Tensor | None = None) -> "WrongReason":

@@ -78,11 +78,6 @@ class PaddedSeries:
         finally:
             self.batch_real = None
 
-    def __call__(self, model, x, y=None, attributions=None, *, index=None, padding_mask=None, lengths=None):
-        """One-shot: reset, update with this batch (and its padding), compute."""
-        self.reset()
-        return self.update(model, x, y, attributions, index=index, padding_mask=padding_mask,
-                           lengths=lengths).compute()
 
 
 class WholeSeriesOnly(PaddedSeries):
@@ -120,7 +115,7 @@ def _keep_real(masks: torch.Tensor, real: torch.Tensor | None) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------ MoRF / LeRF
-def morf_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, attributions: torch.Tensor, *,
+def morf_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, attributions: torch.Tensor, *,
                percentiles: Sequence[float] = SEED_PERCENTILES, baseline: Any = 0.0, order: str = "morf",
                max_batch: int = MAX_BATCH, real: torch.Tensor | None = None) -> torch.Tensor:
     """Per-image MoRF ratios d[b, s] = p(c* | x masked at step s) / p(c* | x), c* = argmax f(x).
@@ -150,8 +145,8 @@ def morf_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, attrib
         >>> import torch; from torch import nn; from explainreg.metrics import MoRF
         >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
         >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
-        >>> from explainreg.metrics.perturbation import morf_curve
-        >>> morf_curve(model, x, y, a, percentiles=(90, 0)).shape
+        >>> from explainreg.metrics.perturbation import morf_rows
+        >>> morf_rows(model, x, y, a, percentiles=(90, 0)).shape
         torch.Size([4, 2])
     """
     check_choice("order", order, ("morf", "lerf"))
@@ -237,7 +232,7 @@ class MoRF(PercentileRemoval):
         by optimising saliency maps at training time").
 
         Args:
-            percentiles, baseline, max_batch: see :class:`PercentileRemoval` and :func:`morf_curve`.
+            percentiles, baseline, max_batch: see :class:`PercentileRemoval` and :func:`morf_rows`.
 
         Shape:
             ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H,
@@ -261,7 +256,7 @@ class MoRF(PercentileRemoval):
     order = "morf"
 
     def per_image(self, model, x, y, attributions):
-        return morf_curve(model, x, y, attributions, percentiles=self.percentiles, baseline=self.baseline,
+        return morf_rows(model, x, y, attributions, percentiles=self.percentiles, baseline=self.baseline,
                           order=self.order, max_batch=self.max_batch, real=self.batch_real)
 
     def summarize(self, rows):
@@ -309,8 +304,8 @@ def faithfulness_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attr
         The seed's test 2 (the IPL-UV xAI-constrained-losses code), in the spirit of Bhatt et al. (2020).
 
         Args:
-            model, x, y, attributions: as for :func:`morf_curve` (y required).
-            percentiles, baseline, max_batch, real: the cumulative removal of a > q_p, as in :func:`morf_curve`.
+            model, x, y, attributions: as for :func:`morf_rows` (y required).
+            percentiles, baseline, max_batch, real: the cumulative removal of a > q_p, as in :func:`morf_rows`.
 
         Shape:
             x: (B, ...); output: (B,).
@@ -574,7 +569,7 @@ def _per_image_auc(metric: Metric, rows: torch.Tensor, step_name: str, curve_nam
     return result
 
 
-def pixel_flipping_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
+def pixel_flipping_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
                          features_in_step: int = 1, convention: str = "explainreg", baseline: Any = None,
                          seed: int = 0, index: torch.Tensor | None = None,
                          max_batch: int = MAX_BATCH) -> torch.Tensor:
@@ -603,8 +598,8 @@ def pixel_flipping_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
         >>> import torch; from torch import nn; from explainreg.metrics import PixelFlipping
         >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
         >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
-        >>> from explainreg.metrics.perturbation import pixel_flipping_curve
-        >>> pixel_flipping_curve(model, x, y, a, features_in_step=4).shape
+        >>> from explainreg.metrics.perturbation import pixel_flipping_rows
+        >>> pixel_flipping_rows(model, x, y, a, features_in_step=4).shape
         torch.Size([4, 4])
     """
     check_convention("pixel_flipping_curve", convention, QUANTUS_CONVENTIONS)
@@ -635,7 +630,7 @@ class PixelFlipping(WholeSeriesOnly, Metric):
     faithful ranking destroys the output fast).
 
     Args:
-        features_in_step, convention, baseline, seed, max_batch: see :func:`pixel_flipping_curve`.
+        features_in_step, convention, baseline, seed, max_batch: see :func:`pixel_flipping_rows`.
 
     Shape:
         ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)).
@@ -665,7 +660,7 @@ class PixelFlipping(WholeSeriesOnly, Metric):
         self.max_batch = check_positive_int("max_batch", max_batch)
 
     def per_image(self, model, x, y, attributions):
-        return pixel_flipping_curve(model, x, y, attributions, features_in_step=self.features_in_step,
+        return pixel_flipping_rows(model, x, y, attributions, features_in_step=self.features_in_step,
                                     convention=self.convention, baseline=self.baseline, seed=self.seed,
                                     index=self.batch_index, max_batch=self.max_batch)
 
@@ -681,7 +676,7 @@ def _pad_sizes(dim: int, patch: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def region_perturbation_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
+def region_perturbation_rows(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attributions: torch.Tensor, *,
                               patch_size: int = 8, order: str = "morf", regions_evaluation: int = 100,
                               convention: str = "explainreg", baseline: Any = None, seed: int = 0,
                               index: torch.Tensor | None = None, max_batch: int = MAX_BATCH) -> torch.Tensor:
@@ -712,8 +707,8 @@ def region_perturbation_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor
         >>> import torch; from torch import nn; from explainreg.metrics import RegionPerturbation
         >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
         >>> x, y, a = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.rand(4, 1, 4, 4)
-        >>> from explainreg.metrics.perturbation import region_perturbation_curve
-        >>> region_perturbation_curve(model, x, y, a, patch_size=2).shape      # 4 patches of 2×2
+        >>> from explainreg.metrics.perturbation import region_perturbation_rows
+        >>> region_perturbation_rows(model, x, y, a, patch_size=2).shape      # 4 patches of 2×2
         torch.Size([4, 4])
     """
     check_convention("region_perturbation_curve", convention, QUANTUS_CONVENTIONS)
@@ -763,7 +758,7 @@ class RegionPerturbation(WholeSeriesOnly, Metric):
 
     Args:
         patch_size, order, regions_evaluation, convention, baseline, seed, max_batch: see
-            :func:`region_perturbation_curve`.
+            :func:`region_perturbation_rows`.
 
     Shape:
         ``update(model, x, y, attributions)``: x (B, C, H, W), y (B,), attributions the shape of x (or (B, 1, H, W)).
@@ -797,7 +792,7 @@ class RegionPerturbation(WholeSeriesOnly, Metric):
         self.max_batch = check_positive_int("max_batch", max_batch)
 
     def per_image(self, model, x, y, attributions):
-        return region_perturbation_curve(model, x, y, attributions, patch_size=self.patch_size, order=self.order,
+        return region_perturbation_rows(model, x, y, attributions, patch_size=self.patch_size, order=self.order,
                                          regions_evaluation=self.regions_evaluation, convention=self.convention,
                                          baseline=self.baseline, seed=self.seed, index=self.batch_index,
                                          max_batch=self.max_batch)
@@ -968,7 +963,7 @@ class MaskedAccuracy(WholeSeriesOnly, Metric):
 __all__ = [
     "Faithfulness", "FaithfulnessCorrelation", "LeRF", "MaskedAccuracy", "MoRF", "PaddedSeries", "PercentileRemoval",
     "PixelFlipping", "RegionPerturbation", "RegionPerturbationLeRF", "WholeSeriesOnly", "eval_mode",
-    "faithfulness_correlation_scores", "faithfulness_scores", "keyed_subsets", "masked_accuracy_rows", "morf_curve",
-    "morf_value", "per_image_auc_value", "pixel_flipping_curve", "random_subsets", "region_perturbation_curve",
+    "faithfulness_correlation_scores", "faithfulness_scores", "keyed_subsets", "masked_accuracy_rows", "morf_rows",
+    "morf_value", "per_image_auc_value", "pixel_flipping_rows", "random_subsets", "region_perturbation_rows",
     "series_real",
 ]

@@ -513,11 +513,6 @@ class _ShortcutMetric(Metric):
         self._batches += 1
         return self
 
-    def __call__(self, model: nn.Module, x: Tensor, y: Tensor | None = None, attributions: Tensor | None = None,
-                 mask: Any = None, *, index: Tensor | None = None) -> MetricResult:
-        self.reset()
-        return self.update(model, x, y, attributions, mask, index=index).compute()
-
     def rows(self, model: nn.Module, x: Tensor, y: Tensor, mask: Any) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
