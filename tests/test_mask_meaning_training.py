@@ -101,9 +101,8 @@ def test_evidence_mask_reaches_hint_under_its_own_name(decoy):
     assert result.history[0]["train_hint"] > 0
     model = _net()
     out = objective(model, objects.x, objects.y, **objects.extras)
-    assert out.terms["hint"] == pytest.approx(float(HINT(reduction="mean")(model, objects.x, objects.y,
-                                                                           reward_mask=objects.extras["mask"])),
-                                              rel=1e-5)
+    direct = HINT(reduction="mean")(model, objects.x, objects.y, reward_mask=objects.extras["mask"])
+    assert out.terms["hint"] == pytest.approx(float(direct.detach()), rel=1e-5)
 
 
 def test_xil_data_train_rrr_and_hint_as_stated():
@@ -139,3 +138,39 @@ def test_cli_train_refuses_and_converts(tmp_path, capsys):
     assert main(common + ["--penalty", "hint=1", "--mask-convert", "complement", "--out", str(tmp_path / "hint")]) == 0
     config = json.loads((tmp_path / "hint" / "config.json").read_text())
     assert config["objective"][0]["mask"] == "1 − mask as reward_mask"
+
+
+def _folder_with_corner_masks(root, mnist_test):
+    """IMAGES/<digit>/<i>.png (real MNIST test digits 0 and 1) and MASKS/<digit>/<i>.png: the top-left 6×6 corner."""
+    import numpy as np
+    from PIL import Image
+
+    images, masks = root / "images", root / "masks"
+    corner = np.zeros((28, 28), np.uint8)
+    corner[:6, :6] = 255
+    for digit in (0, 1):
+        (images / str(digit)).mkdir(parents=True)
+        (masks / str(digit)).mkdir(parents=True)
+        for i in (mnist_test.y == digit).nonzero().flatten()[:12].tolist():
+            Image.fromarray((mnist_test.x[i, 0] * 255).byte().numpy(), mode="L").save(images / str(digit) / f"{i}.png")
+            Image.fromarray(corner, mode="L").save(masks / str(digit) / f"{i}.png")
+    return images, masks
+
+
+def test_cli_train_on_an_image_folder_states_its_masks(tmp_path, mnist_test, capsys):
+    images, masks = _folder_with_corner_masks(tmp_path, mnist_test)
+    common = ["train", "--data", f"folder:{images}", "--masks", str(masks), "--mode", "L", "--model", "cnn3b",
+              "--workers", "0", "--epochs", "1", "--batch-size", "8", "--no-progress", "--device", "cpu"]
+    # --masks mark what the model must not use unless --mask-meaning says otherwise
+    assert main(common + ["--penalty", "locality=1", "--out", str(tmp_path / "refused")]) != 0
+    assert f"`mask` of --data folder:{images} marks what the model must not use" in capsys.readouterr().err
+    assert main(common + ["--penalty", "rrr=1", "--mask-meaning", "evidence", "--out", str(tmp_path / "rrr")]) != 0
+    assert "rrr is defined for masks that mark what the model must not use" in capsys.readouterr().err
+    assert main(common + ["--penalty", "locality=1", "--mask-meaning", "evidence", "--out", str(tmp_path / "loc")]) == 0
+    config = json.loads((tmp_path / "loc" / "config.json").read_text())
+    assert config["image_folder"]["mask_meaning"] == "evidence" and "mask" not in config["objective"][0]
+    assert main(common + ["--penalty", "hint=1", "--mask-convert", "complement", "--out", str(tmp_path / "hint")]) == 0
+    config = json.loads((tmp_path / "hint" / "config.json").read_text())
+    assert config["objective"][0]["mask"] == "1 − mask as reward_mask"
+    assert "mask_meaning" not in config["image_folder"]  # the default meaning of --masks is not recorded
+    assert json.loads((tmp_path / "hint" / "history.json").read_text())[0]["train_hint"] > 0

@@ -23,6 +23,7 @@ from ..training import TrainConfig, resolve_device, train
 from ..training.config import OPTIMIZERS
 from ._common import (HelpFormatter, add_data_arguments, add_threads_argument, check_penalty_options,
                       parse_penalties, parse_settings, set_threads)
+from ..data.folder import folder_splits, random_subset
 
 __all__ = ["DEFAULT_MODEL", "EvidenceFolder", "check_masks", "register", "run", "trainable_dataset"]
 
@@ -351,8 +352,6 @@ def _floats(option: str, raw: str | None) -> tuple[float, ...] | None:
 def _run_folder(args: argparse.Namespace, objective: Objective, config: TrainConfig, model_name: str,
                 model_kwargs: dict, out: Path) -> int:
     """``explainreg train --data folder:PATH``: the image-folder path (documentation: guide/images)."""
-    from ..data.folder import folder_splits, random_subset
-
     kind, _, path = args.data.partition(":")
     if kind != "folder" or not path:
         raise ValueError(f"--data must be folder:PATH (an image folder or a CSV list), got {args.data!r}")
@@ -387,7 +386,9 @@ def _run_folder(args: argparse.Namespace, objective: Objective, config: TrainCon
     model = build_model(model_name, **model_kwargs)
     settings = {"path": str(Path(path).resolve()), "masks": str(Path(args.masks).resolve()) if args.masks else None,
                 **({"evidence_masks": str(Path(args.evidence_masks).resolve())} if args.evidence_masks else {}),
-                **options, "test_fraction": args.test_fraction, "split_seed": args.seed, "classes": train_set.classes,
+                # --masks' default meaning unrecorded, as before --mask-meaning existed (such runs resume)
+                **{k: v for k, v in options.items() if k != "mask_meaning" or args.mask_meaning},
+                "test_fraction": args.test_fraction, "split_seed": args.seed, "classes": train_set.classes,
                 "limit_train": args.limit_train, "limit_test": args.limit_test}
     info = {"dataset": "folder", "image_folder": settings, "model": model_name, "model_kwargs": model_kwargs,
             **({"model_path": module_folder(model_name)} if ":" in model_name else {}),
