@@ -23,7 +23,8 @@ from explainreg.data import load_dataset  # noqa: E402
 from explainreg.data.text import sst_bias  # noqa: E402
 from explainreg.decomposition import decompose  # noqa: E402
 from explainreg.hf import ExplainregTrainer, HFClassifier  # noqa: E402
-from explainreg.metrics.text import eraser, token_attributions  # noqa: E402
+from explainreg.attribution import attribute  # noqa: E402
+from explainreg.metrics.text import eraser  # noqa: E402
 from explainreg.objective import Objective  # noqa: E402
 from explainreg.penalties import (CDEP, RRR, Consistency, ExpectedGradients, GradientL1,  # noqa: E402
                                   SaliencyGuided)
@@ -163,11 +164,12 @@ def test_attention_mask_is_the_padding_and_is_checked(decoy):
     assert segments.token_type_ids(pair).tolist() == [[0, 0, 0, 1, 1, 1, 0]]
 
 
-@pytest.mark.parametrize("method", ["gradient", "integrated_gradients", "smoothgrad"])
+@pytest.mark.parametrize("method", ["input_x_gradient", "integrated_gradients", "smoothgrad"])
 def test_token_attributions_and_eraser_run(decoy, method):
     splits, x, y, extras = decoy
     model = tiny_bert(len(splits.vocab)).eval()
-    s = token_attributions(model, x, y, method, lengths=extras["lengths"])
+    s = attribute(model, x, y, method, lengths=extras["lengths"], n_steps=16) if method == "integrated_gradients" \
+        else attribute(model, x, y, method, lengths=extras["lengths"])
     assert s.shape == x.shape and float(s[x == 0].abs().sum()) == 0.0 and s.abs().sum() > 0
     scores = eraser(model, x, y, s)
     assert set(scores) == {"comprehensiveness", "sufficiency"}

@@ -23,7 +23,7 @@ def check_batch(x: torch.Tensor, y: torch.Tensor | None = None, *, min_dim: int 
         return
     if not x.is_floating_point():
         hint = ("; integer token ids (B×T) are accepted by saliency, the penalties, Objective and decompose, "
-                "and attributed by explainreg.metrics.text.token_attributions"
+                "and explainreg.attribution.attribute"
                 if not tokens else "")
         raise TypeError(f"x must be a floating-point tensor (e.g. images scaled to [0, 1]), got {x.dtype}{hint}")
     if x.dim() < min_dim:

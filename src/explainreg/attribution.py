@@ -20,6 +20,14 @@ explains the model's own prediction. Methods:
   upsampled to H×W and repeated over channels.
 - ``random``: U(0, 1) noise, a control.
 
+Token ids (B×T integers) are explained at the output e of the model's embedding (B×T×E, see
+:class:`explainreg.inputs.ExplainedInput`): the method runs on e, with the model run from e, and the
+attribution is summed over E into one score per token (padding 0), B×T. ``input_x_gradient`` then
+gives Σ_e g·e, ``integrated_gradients`` Σ_e e·mean_α ∂z_t/∂e(α·e) (baseline: the zero embedding),
+``smoothgrad`` and ``gradient_shap`` add noise of standard deviation ``stdevs`` to e. Methods that
+slide windows over, or read layers of, an image (``occlusion``, ``gradcam``) and Captum's DeepLift
+family (hooks on the model's modules) are refused on token ids.
+
 Methods are registered with :func:`register_attribution` (``ATTRIBUTION_METHODS``: name, function,
 accepted options, chunk size). Options are checked per method: an option the method does not use raises an error
 naming the ones it accepts.
@@ -36,7 +44,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .inputs import series_padding
+from .inputs import ExplainedInput, replaced_output, series_padding
 from .layers import find_layer
 from ._random import as_index, keyed_draw
 from ._validation import check_batch, check_choice, check_labels, check_logits, check_model_input, check_range
@@ -249,7 +257,7 @@ def _n_baselines(baselines: Any) -> int:
 def _saliency(model, x, t, opts, seed, index):
     import captum.attr as ca
 
-    return ca.Saliency(model).attribute(x, target=t, abs=opts.get("abs", True))
+    return ca.Saliency(model).attribute(x, target=t, abs=opts.get("abs", True), additional_forward_args=_args(opts))
 
 
 @register_attribution("integrated_gradients", options=("baselines", "n_steps", "integration"),
@@ -259,7 +267,8 @@ def _integrated_gradients(model, x, t, opts, seed, index):
 
     return ca.IntegratedGradients(model).attribute(
         x, baselines=opts.get("baselines", 0.0), target=t, n_steps=opts.get("n_steps", 50),
-        method=opts.get("integration", "gausslegendre"), internal_batch_size=opts["max_batch"])
+        method=opts.get("integration", "gausslegendre"), internal_batch_size=opts["max_batch"],
+        additional_forward_args=_args(opts))
 
 
 @register_attribution("smoothgrad", options=("stdevs", "nt_samples", "nt_type", "abs"), aliases=("sg",),
@@ -274,7 +283,8 @@ def _smoothgrad(model, x, t, opts, seed, index):
     noise = keyed_draw("normal", seed, index, (n,) + tuple(x.shape[1:]), "smoothgrad", device=x.device,
                        dtype=x.dtype).transpose(0, 1) * stdev                   # n×B×...
     noisy = (x.detach()[None] + noise).flatten(0, 1).requires_grad_(True)
-    g = ca.Saliency(model).attribute(noisy, target=t.repeat(n), abs=opts.get("abs", True)).view((n,) + tuple(x.shape))
+    g = ca.Saliency(model).attribute(noisy, target=t.repeat(n), abs=opts.get("abs", True),
+                                     additional_forward_args=_args(opts, n, "repeat")).view((n,) + tuple(x.shape))
     if kind == "smoothgrad":
         return g.mean(0)
     if kind == "smoothgrad_sq":
@@ -319,7 +329,7 @@ def _gradient_shap(model, x, t, opts, seed, index):
     base = baselines[choice]                                                      # B×n×...
     noisy = x.detach()[:, None] + stdev * eps
     point = (base + alpha * (noisy - base)).flatten(0, 1).requires_grad_(True)
-    z = model(point).gather(1, t.repeat_interleave(n)[:, None]).sum()
+    z = model(point, *(_args(opts, n, "interleave") or ())).gather(1, t.repeat_interleave(n)[:, None]).sum()
     (g,) = torch.autograd.grad(z, point)
     return ((noisy - base) * g.view((b, n) + shape)).mean(1)
 
@@ -328,7 +338,7 @@ def _gradient_shap(model, x, t, opts, seed, index):
 def _input_x_gradient(model, x, t, opts, seed, index):
     import captum.attr as ca
 
-    return ca.InputXGradient(model).attribute(x, target=t)
+    return ca.InputXGradient(model).attribute(x, target=t, additional_forward_args=_args(opts))
 
 
 @register_attribution("occlusion", options=("window", "stride", "baselines"),
@@ -361,6 +371,32 @@ def _random(model, x, t, opts, seed, index):
     return keyed_draw("uniform", seed, index, tuple(x.shape[1:]), "random", device=x.device, dtype=x.dtype)
 
 
+#: the methods defined on token embeddings (the others slide windows or hook the model's modules)
+TOKEN_METHODS = ("saliency", "integrated_gradients", "smoothgrad", "gradient_shap", "input_x_gradient", "random")
+
+
+def _args(opts: dict[str, Any], n: int = 1, order: str = "repeat") -> tuple | None:
+    """The extra forward arguments of a token batch (its ids, for a model run from its embeddings), for
+    ``n`` stacked copies: ``"repeat"`` copy-major (n×B), ``"interleave"`` sample-major (B×n); None for dense x."""
+    ids = opts.get("token_ids")
+    if ids is None:
+        return None
+    return (ids.repeat(n, 1) if order == "repeat" else ids.repeat_interleave(n, 0),) if n > 1 else (ids,)
+
+
+class _FromEmbeddings(nn.Module):
+    """The model run from its embedding output: ``(e, ids) -> logits``, ``e`` replacing the output of
+    ``layer`` on ``ids`` (rows aligned)."""
+
+    def __init__(self, model: nn.Module, layer: nn.Module) -> None:
+        super().__init__()
+        self.model, self.layer = model, layer
+
+    def forward(self, e: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        with replaced_output(self.layer, e):
+            return self.model(ids)
+
+
 def attribute(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = None, method: str = "saliency", *,
               max_batch: int = 256, seed: int = 0, index: torch.Tensor | None = None,
               padding_mask: torch.Tensor | None = None, lengths: torch.Tensor | None = None,
@@ -379,15 +415,17 @@ def attribute(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = N
             max_batch: samples per chunk (integrated gradients and occlusion also use it as their internal batch).
             seed, index: key the random draws of stochastic methods by ``index`` (the samples' positions in
                 the data set, default 0..B−1), so a sample gets the same draws however it is batched.
-            padding_mask, lengths: for padded series (B×C×T), the real steps (B×T, True = real) or the
-                number of real steps per series (B); the padded steps get attribution 0, so no metric
-                reads them as features.
+            padding_mask, lengths: for padded series (B×C×T) and token ids (B×T), the real steps (B×T,
+                True = real) or their number per sample (B); the padded steps get attribution 0, so no metric
+                reads them as features (token ids: default, the embedding's ``padding_idx``).
+            layer: token ids only: the embedding module (or its name) whose output is explained.
             options: the method's options (``abs``, ``n_steps``, ``baselines``, ``stdevs``, ``nt_samples``,
                 ``nt_type``, ``n_samples``, ``window``, ``stride``, ``layer``, ``relu``; ``OPTIONS`` lists them per
                 method, others raise).
 
         Shape:
-            x: (B, ...); target: (B,); output: the shape of x (Grad-CAM: upsampled to x's spatial size).
+            x: (B, ...); target: (B,); output: the shape of x (Grad-CAM: upsampled to x's spatial size;
+            token ids B×T: B×T).
 
         Returns:
             A detached tensor on the model's device.
@@ -403,16 +441,27 @@ def attribute(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = N
         True
         >>> attribute(model, x, y, "ig", n_steps=8).shape
         torch.Size([4, 1, 4, 4])
+        >>> text = nn.Sequential(nn.Embedding(9, 4, padding_idx=0), nn.Flatten(), nn.Linear(12, 2))
+        >>> attribute(text, torch.tensor([[3, 4, 0]]), torch.tensor([1]), "input_x_gradient").shape   # B×T
+        torch.Size([1, 3])
     """
     method = resolve_method(method)
+    layer = options.pop("layer", None) if not x.is_floating_point() else None
     check_options(method, options)
-    check_batch(x, target)
+    check_batch(x, target, tokens=True)
     check_model_input(model, x)
     if int(max_batch) < 1:
         raise ValueError(f"max_batch must be a positive number of samples, got {max_batch}")
-    real = _real_steps(x, padding_mask, lengths)
     device = model_device(model)
     x = x.detach().to(device)
+    inputs = ExplainedInput.build(model, x, {"padding_mask": padding_mask, "lengths": lengths}, layer=layer)
+    if inputs.is_tokens and method not in TOKEN_METHODS:
+        raise ValueError(f"method {method!r} is not defined on token ids; on tokens use one of "
+                         f"{', '.join(TOKEN_METHODS)}")
+    if padding_mask is not None or lengths is not None:
+        inputs.require(("series", "tokens"), "padding_mask / lengths",
+                       "they mark the padded steps of padded series (B×C×T) or token ids; images and tabular rows "
+                       "have no padding")
     index = as_index(index, len(x))
     opts = dict(options, max_batch=int(max_batch))
     if "stdevs" in opts:
@@ -426,27 +475,24 @@ def attribute(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = N
             target = predict_labels(model, x, max_batch)
         target = target.to(device).long()
         check_labels(target, probe.shape[1])
+        explained, run = x, model
+        if inputs.is_tokens:
+            with torch.no_grad():
+                explained = inputs.forward(model, requires_grad=False)[0].detach()
+            run = _FromEmbeddings(model, inputs.layer)
         chunk_size = entry.chunk_size(int(max_batch), opts)
         out = []
         with torch.enable_grad():
-            for xs, ts, ix in zip(x.split(chunk_size), target.split(chunk_size), index.split(chunk_size)):
-                xs = xs.detach().clone().requires_grad_(True)
-                out.append(entry.function(model, xs, ts, opts, int(seed), ix).detach())
+            for rows in torch.arange(len(x), device=device).split(chunk_size):
+                xs = explained[rows].detach().clone().requires_grad_(True)
+                chunk = dict(opts, token_ids=x[rows]) if inputs.is_tokens else opts
+                out.append(entry.function(run, xs, target[rows], chunk, int(seed), index[rows.cpu()]).detach())
     a = torch.cat(out)
-    if a.shape != x.shape:  # pragma: no cover - Captum always returns input-shaped attributions
-        a = a.expand_as(x)
-    return a if real is None else a * real.to(device=a.device, dtype=a.dtype)
-
-
-def _real_steps(x: torch.Tensor, padding_mask: torch.Tensor | None,
-                lengths: torch.Tensor | None) -> torch.Tensor | None:
-    """B×1×T, 1 at the real steps of a padded series batch x (None when nothing is padded)."""
-    if padding_mask is None and lengths is None:
-        return None
-    if x.dim() != 3:
-        raise ValueError(f"padding_mask / lengths describe padded series (B×C×T), got x of shape {tuple(x.shape)}; "
-                         "images have no padding (token models mark theirs in the model's own input)")
-    return series_padding(x, {"padding_mask": padding_mask, "lengths": lengths})[:, None, :]
+    if a.shape != explained.shape:  # pragma: no cover - Captum always returns input-shaped attributions
+        a = a.expand_as(explained)
+    if inputs.is_tokens:
+        return a.sum(2) * inputs.padding.to(a.dtype)
+    return inputs.strip_padding(a)
 
 
 Explainer = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -497,4 +543,4 @@ METHODS = tuple(ATTRIBUTION_METHODS)
 OPTIONS: dict[str, tuple[str, ...]] = {name: m.options for name, m in ATTRIBUTION_METHODS.items()}
 
 __all__ = ["ATTRIBUTION_METHODS", "AttributionMethod", "METHODS", "OPTIONS", "attribute", "check_options",
-           "explainer", "model_device", "predict_labels", "register_attribution", "resolve_method"]
+           "explainer", "model_device", "predict_labels", "register_attribution", "resolve_method", "TOKEN_METHODS"]

@@ -25,6 +25,15 @@ from ..metrics._core import MAX_BATCH
 from ..runs import CHECKPOINT
 from ._common import HelpFormatter, add_threads_argument, set_threads
 from ._metrics_store import ResultStore, file_fingerprint
+from ..attribution import attribute, resolve_method
+from ..data import ENV_VAR, load_dataset
+from ..data.folder import folder_from_settings, random_subset
+from ..data.shortcuts import shortcut_for
+from ..data.sources import BUNDLED_DIR
+from ..metrics import accepted_settings, build_metric
+from ..report import curve_figure
+from ..runs import CONFIG, load_run, read_config
+from ..training import distributed, resolve_device
 
 __all__ = ["DEFAULT_METRICS", "check_writable", "data_root_of", "register", "run"]
 
@@ -37,7 +46,8 @@ def register(subparsers) -> None:
                               formatter_class=HelpFormatter, description="Compute attribution metrics (documentation: methods/evaluation) for the model of RUN_DIR on "
                                           "its test set; writes metrics.json, metrics.csv and PNG curves there.")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    plain = [n for n in METRICS if n not in SHORTCUT_METRICS]
+    plain = [n for n, cls in METRICS.items()  # the metrics of attributions alone (no mask, ground truth or tokens)
+             if cls.mask_meaning is None and not cls.needs_ground_truth and "image" in cls.layouts]
     p.add_argument("--metrics", default=DEFAULT_METRICS,
                    help=f"comma-separated metric names (default: the seed's six tests, {DEFAULT_METRICS}): "
                         f"{', '.join(plain)}; with annotation masks (decoy-mnist, decoy-fmnist, image folders "
@@ -90,8 +100,6 @@ def _settings(name: str, args, **available) -> dict:
     """What metric ``name``'s constructor takes of the command line's settings (the registry reads its
     signature): ``max_batch``, ``seed``, ``convention`` (``--convention``; only metrics with that
     convention take it) and the ``available`` extras."""
-    from ..metrics import accepted_settings
-
     offered = {"max_batch": args.max_batch, "seed": args.seed, "convention": args.convention,
                **available}
     return accepted_settings(name, offered)
@@ -103,10 +111,6 @@ def run(args) -> int:
     the study reports' figure); returns 0, or 1 when the results had to go to a fallback folder."""
     import torch
     from tqdm.auto import tqdm
-
-    from ..attribution import resolve_method
-    from ..data import load_dataset
-    from ..training import resolve_device
 
     set_threads(args.threads)
     run_dir = Path(args.run_dir)
@@ -124,8 +128,6 @@ def run(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be a positive number of images, got {args.limit}")
     device = resolve_device(args.device)
-    from ..training import distributed
-
     if distributed.wanted():  # torchrun: each rank takes every world-th batch; metrics sync in compute
         device = distributed.init_from_env(device)
     rank, world = distributed.rank_world()
@@ -133,16 +135,15 @@ def run(args) -> int:
     check_writable(output)  # before hours of metrics, not after
     dataset, normalize = config.get("dataset"), config.get("normalize", False)
     folder = config.get("image_folder")  # trained with --data folder:PATH: read its test split into memory
+    load_split = load_dataset
     if folder is not None:
-        from ..data.folder import folder_from_settings, random_subset
-
-        def load_dataset(_dataset, split, _root=None, *, limit=None, **_):  # noqa: F811
+        def load_split(_dataset, split, _root=None, *, limit=None, **_):
             return random_subset(folder_from_settings(folder, split), limit, folder.get("split_seed", 0)).to_memory()
     elif dataset is None or normalize is None:
         raise ValueError(f"{run_dir / 'config.json'} does not say which data set (or which normalisation) the model "
                          "was trained on; pass run_info={'dataset': 'mnist', 'normalize': False} to train(...)")
     root, allow_bundled = data_root_of(config, args.data_root) if folder is None else (None, False)
-    test = load_dataset(dataset, "test", root, normalize=normalize, limit=args.limit, allow_bundled=allow_bundled)
+    test = load_split(dataset, "test", root, normalize=normalize, limit=args.limit, allow_bundled=allow_bundled)
     if "bundled" in test.source:
         print(f"evaluating on the bundled subset ({test.source}), as the run was trained on it", file=sys.stderr)
     x_all, y_all = test.x.to(device), test.y.to(device)
@@ -162,8 +163,8 @@ def run(args) -> int:
     per_method += [n for n in mask_names if n not in SHORTCUT_METRICS]
     train = None
     if "roar" in per_method:
-        train = load_dataset(dataset, "train", root, normalize=normalize, limit=args.roar_train_limit,
-                             allow_bundled=allow_bundled)
+        train = load_split(dataset, "train", root, normalize=normalize, limit=args.roar_train_limit,
+                           allow_bundled=allow_bundled)
     jobs = [(None, attribution_free)] if attribution_free else []
     jobs += [(m, per_method) for m in methods] if per_method else []
     header = {"run_dir": str(run_dir), "dataset": dataset, "n_images": len(x_all), "metrics": names + mask_names,
@@ -218,8 +219,6 @@ def run(args) -> int:
 def _load_model(run_dir: Path, device):
     """The run's model and config (:func:`explainreg.runs.load_run`); a checkpoint whose weights do not
     fit the model that ``config.json`` describes is a ``ValueError`` saying which, not torch's traceback."""
-    from ..runs import CONFIG, load_run, read_config
-
     try:
         return load_run(run_dir, device=device)
     except TypeError as exc:
@@ -265,7 +264,6 @@ def _masks_per_metric(names: list[str], masks, meaning: str | None, args, source
     """``{metric: the masks it may use}``: each metric's declared ``mask_meaning`` against the data's
     (:func:`explainreg.inputs.mask_for`: the same meaning, the complement when ``--mask-convert
     complement`` asks, else a ``ValueError`` that says what to pass), before anything is computed."""
-
     out = {}
     for n in names:
         wanted = (LOCALISATION_METRICS.get(n) or SHORTCUT_METRICS[n]).mask_meaning
@@ -277,8 +275,6 @@ def _masks_per_metric(names: list[str], masks, meaning: str | None, args, source
 
 
 def _behaviour_metrics(dataset: str | None) -> list[str]:
-    from ..data.shortcuts import shortcut_for
-
     return [n for n in BEHAVIOUR_METRICS if n != "shortcut_reliance" or shortcut_for(str(dataset)) is not None]
 
 
@@ -286,9 +282,6 @@ def _shortcut_metric(name: str, args):
     """A behavioural metric with the command line's seed (``flip_rate``: the region from a test image
     of another class; ``shortcut_reliance``: the data set's shortcut hook; ``decision_share``: from
     gradient × input, defined for every differentiable model)."""
-    from ..data.shortcuts import shortcut_for
-    from ..metrics import build_metric
-
     options = {"seed": args.seed} if name in ("flip_rate", "shortcut_reliance") else {}
     if name == "flip_rate":
         options["intervention"] = "other_class"
@@ -316,8 +309,6 @@ def _evaluate_part(args, model, method: str | None, metric_names: list[str], x_a
     test images: ``{name: MetricResult}`` (empty when there is nothing to compute)."""
     import torch
 
-    from ..attribution import attribute
-    from ..metrics import build_metric
 
     if not metric_names:
         bar.update(len(x_all))
@@ -383,9 +374,6 @@ def data_root_of(config: dict, data_root: str | None) -> tuple[str | Path | None
     """``(root, allow_bundled)`` for the run's data: ``--data-root`` first; a run trained on the
     bundled subset gets it again; else the root the run gave, ``$EXPLAINREG_DATA``, or the root it
     resolved when it trained."""
-    from ..data import ENV_VAR
-    from ..data.sources import BUNDLED_DIR
-
     if data_root is not None:
         return data_root, False
     if config.get("data") == "bundled" or "bundled subset" in str(config.get("test_source", "")):
@@ -403,8 +391,6 @@ def data_root_of(config: dict, data_root: str | None) -> tuple[str | Path | None
 
 def _plot_curves(results: dict[str, dict], run_dir: Path) -> list[Path]:
     """``metrics_NAME.png`` for each curve metric: one line per attribution method (the study reports' figure)."""
-    from ..report import curve_figure
-
     by_metric: dict[str, dict[str, dict]] = {}
     for method, rs in results.items():
         for name, r in rs.items():

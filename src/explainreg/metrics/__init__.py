@@ -47,6 +47,7 @@ from .localisation import (LOCALISATION_METRICS, AttributionLocalisation, Locali
 
 from .shortcut import (SHORTCUT_METRICS, DecisionShare, FlipRate, GroupAccuracy,  # noqa: E402
                        ShortcutReliance)
+from .text import Comprehensiveness, Sufficiency  # noqa: E402
 
 __all__ = [
     "ACTIVATION_BUDGET", "MAX_BATCH", "METRICS", "SEED_PERCENTILES", "SEED_TESTS",
@@ -55,7 +56,8 @@ __all__ = [
     "Complexity", "EffectiveComplexity", "Faithfulness", "FaithfulnessCorrelation", "GaussianNoise", "LeRF",
     "MaskedAccuracy", "MaxSensitivity", "MoRF", "PixelFlipping", "ROAD", "ROADLeRF", "ROAR", "RegionPerturbation",
     "RegionPerturbationLeRF", "Sparseness", "SquareBlocks",
-    # ground truth and localisation (they take masks, not registered in METRICS)
+    # ground truth and localisation (registered; they take masks or the ground truth, class facts
+    # mask_meaning and needs_ground_truth)
     "AUP", "AUR", "aup", "aup_aur", "aur", "ground_truth_curves", "random_ranking", "ranking_precision_recall",
     "LOCALISATION_METRICS", "AttributionLocalisation", "LocalisationAUC", "MaskMetric", "PointingGame",
     "RelevanceMassAccuracy", "RelevanceRankAccuracy", "TopKIntersection", "WrongReason",
@@ -63,4 +65,6 @@ __all__ = [
     "relevance_rank_accuracy", "top_k_intersection", "wrong_reason",
     # behavioural shortcut evidence (registered; they take the must-not-use mask)
     "SHORTCUT_METRICS", "DecisionShare", "FlipRate", "GroupAccuracy", "ShortcutReliance",
+    # ERASER on token ids (registered; layouts ("tokens",))
+    "Comprehensiveness", "Sufficiency",
 ]

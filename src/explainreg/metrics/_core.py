@@ -352,6 +352,13 @@ class Metric:
     higher_is_better: ClassVar[bool] = True
     needs_attributions: ClassVar[bool] = True
     needs_model: ClassVar[bool] = True
+    #: the mask ``update`` takes and what it marks (``"evidence"`` or ``"must_not_use"``,
+    #: :data:`explainreg.inputs.MASK_MEANINGS`); None: the metric reads no mask.
+    mask_meaning: ClassVar[str | None] = None
+    #: whether ``update`` takes a ``ground_truth`` of the attributions' shape (AUP, AUR).
+    needs_ground_truth: ClassVar[bool] = False
+    #: the input layouts the metric is defined for (:data:`explainreg.inputs.LAYOUTS`).
+    layouts: ClassVar[tuple[str, ...]] = ("image", "series", "tabular")
     #: which maps count in ``n_degenerate`` (see :func:`degenerate_maps`).
     degenerate: ClassVar[str] = "constant"
     #: constructor arguments left out of :meth:`settings` (they do not change the values).

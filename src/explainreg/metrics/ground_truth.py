@@ -24,6 +24,7 @@ from torch import nn
 
 from .._validation import check_choice
 from ._core import Metric, MetricResult, check_fractions, nanmean, trapezoid
+from .registry import METRICS
 
 #: the benchmark's fractions 10 %, …, 90 %.
 FRACTIONS = tuple(round(0.1 * i, 1) for i in range(1, 10))
@@ -174,6 +175,7 @@ class _GroundTruthArea(Metric):
     """Accumulates precision (``AUP``) or recall (``AUR``) rows of each batch and of its random reference."""
 
     needs_model = False
+    needs_ground_truth = True
     curve: str = "precision"
 
     def __init__(self, fractions: Sequence[float] = FRACTIONS, convention: str = "explainreg", seed: int = 0) -> None:
@@ -219,6 +221,7 @@ class _GroundTruthArea(Metric):
                                    "random_curve": nanmean(ref.double(), 0)})
 
 
+@METRICS.register("aup")
 class AUP(_GroundTruthArea):
     """Area under the top-k precision curve against the ground truth; ``extra`` holds the random
     ranking's area and the difference (the SGT poster's Diff(AUP)). Higher is better."""
@@ -227,6 +230,7 @@ class AUP(_GroundTruthArea):
     curve = "precision"
 
 
+@METRICS.register("aur")
 class AUR(_GroundTruthArea):
     """Area under the top-k recall curve against the ground truth (see :class:`AUP`). Higher is better."""
 

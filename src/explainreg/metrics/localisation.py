@@ -47,6 +47,7 @@ from ..modes import eval_mode
 from ..registry import Registry
 from ._core import Metric, MetricResult, scalar_result
 from ._sync import row_index, sync_rows
+from .registry import METRICS
 
 __all__ = [
     "LOCALISATION_METRICS", "MaskMetric", "PointingGame", "AttributionLocalisation", "TopKIntersection",
@@ -843,7 +844,9 @@ class WrongReason(MaskMetric):
 
 
 #: the metrics that compare attributions with annotation masks, by name (:class:`~explainreg.registry.Registry`)
+#: (each is registered in :data:`~explainreg.metrics.METRICS` too, with its ``mask_meaning``)
 LOCALISATION_METRICS: Registry[type[MaskMetric]] = Registry("localisation metric")
 for _cls in (PointingGame, AttributionLocalisation, TopKIntersection, RelevanceRankAccuracy, RelevanceMassAccuracy,
              LocalisationAUC, WrongReason):
     LOCALISATION_METRICS.register(None, _cls)
+    METRICS.register(None, _cls)

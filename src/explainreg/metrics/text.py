@@ -1,91 +1,29 @@
-"""Token attributions and ERASER faithfulness (DeYoung et al. 2020).
+"""ERASER faithfulness (DeYoung et al. 2020) and token deletion curves of token attributions.
 
-:func:`token_attributions` scores each real token of a batch of token ids B×T from the gradient of
-the true-class logit w.r.t. the embedding output e (B×T×E), reduced over E (A.7):
-
-* ``"gradient"``: s = Σ_e g·e (gradient × input) of p_y's logit;
-* ``"integrated_gradients"``: s = Σ_e (e − 0) · mean_α ∂z_y/∂e (α·e), ``steps`` points, zero baseline;
-* ``"smoothgrad"``: s = Σ_e e · mean_n ∂z_y/∂e (e + σ·ε_n), σ = ``noise`` · (max e − min e) per sentence;
-* ``"random"``: U(0, 1) scores from ``generator`` (the reference ranking).
+Token attributions come from :func:`explainreg.attribution.attribute` on the ids (B×T scores: the
+attribution at the embedding output summed over E, A.7), e.g. ``attribute(model, ids, y,
+"input_x_gradient")`` (s = Σ_e g·e) or ``"integrated_gradients"``.
 
 :func:`eraser` — per sentence, the top-k% tokens by |s|, k ∈ {1, 5, 10, 20, 50} (k_b = max(1, ⌊k·L_b/100⌋)):
 comprehensiveness = p_y(x) − p_y(x without the top tokens), sufficiency = p_y(x) − p_y(the top tokens
 only), each averaged over k (AOPC) and over sentences. Removing a token deletes it (the sentence gets
 shorter, the rest keeps its order); comprehensiveness never deletes a sentence's last token.
+:class:`Comprehensiveness` and :class:`Sufficiency` accumulate them over batches (``METRICS``).
 """
 from __future__ import annotations
-
-from typing import Sequence
 
 import torch
 from torch import nn
 
+from typing import ClassVar, Sequence
+
 from .._random import stable_ranks
 from .._validation import check_choice
-from ..inputs import ExplainedInput
 from ..modes import eval_mode
+from ._core import Metric, MetricResult, scalar_result
+from .registry import METRICS
 
-METHODS = ("gradient", "integrated_gradients", "smoothgrad", "random")
 PERCENTS = (1, 5, 10, 20, 50)
-
-
-def _grad_at(inputs: ExplainedInput, model: nn.Module, e: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """∂ Σ z_{y} / ∂e at embeddings e (R·B rows, sample-major), no graph kept."""
-    e = e.detach().requires_grad_(True)
-    with torch.enable_grad():
-        logits = inputs.run(model, e)
-        (g,) = torch.autograd.grad(logits.gather(1, y.repeat_interleave(e.shape[0] // len(y))[:, None]).sum(), e)
-    return g
-
-
-def token_attributions(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, method: str = "gradient", *,
-                       steps: int = 16, samples: int = 16, noise: float = 0.15, lengths: torch.Tensor | None = None,
-                       generator: torch.Generator | None = None, layer=None) -> torch.Tensor:
-    """Per-token attribution B×T of the true class (0 at padding); see the module docstring.
-
-    Args:
-        model: maps ids to logits through an ``nn.Embedding`` (or ``layer``). ids: B×T token ids.
-        y: B labels. method: one of :data:`METHODS`. steps: integrated-gradients points.
-        samples, noise: SmoothGrad's draws and relative σ. lengths: B sentence lengths.
-        generator: for ``"smoothgrad"`` and ``"random"``.
-
-    Shape:
-        output B×T.
-
-    Example:
-        >>> from torch import nn
-        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
-        <torch._C.Generator object at ...>
-        >>> net = nn.Sequential(nn.Embedding(9, 4, padding_idx=0), nn.Flatten(), nn.Linear(16, 2)).eval()
-        >>> ids, y = torch.tensor([[1, 2, 3, 4], [5, 6, 0, 0]]), torch.tensor([0, 1])
-        >>> s = token_attributions(net, ids, y)
-        >>> s.shape, s[1, 2:].tolist()                                 # padding gets 0
-        (torch.Size([2, 4]), [0.0, 0.0])
-    """
-    check_choice("method", method, METHODS)
-    inputs = ExplainedInput.build(model, ids, {"lengths": lengths}, layer=layer)
-    inputs.require(("tokens",), "token_attributions")
-    real = inputs.padding
-    if method == "random":
-        gen = generator or torch.Generator().manual_seed(0)
-        return torch.rand(ids.shape, generator=gen).to(ids.device) * real
-    with torch.no_grad():
-        e, _ = inputs.forward(model, requires_grad=False)
-    e = e.detach()
-    B = len(ids)
-    if method == "gradient":
-        g = _grad_at(inputs, model, e, y)
-    elif method == "integrated_gradients":
-        alphas = (torch.arange(steps, dtype=e.dtype, device=e.device) + 0.5) / steps
-        path = (alphas.view(1, -1, 1, 1) * e[:, None]).reshape(B * steps, *e.shape[1:])
-        g = _grad_at(inputs, model, path, y).view(B, steps, *e.shape[1:]).mean(1)
-    else:
-        gen = generator or torch.Generator().manual_seed(0)
-        span = (e.amax((1, 2)) - e.amin((1, 2))).view(B, 1, 1, 1)
-        eps = torch.randn((B, samples, *e.shape[1:]), generator=gen).to(e.device, e.dtype)
-        noisy = (e[:, None] + noise * span * eps).reshape(B * samples, *e.shape[1:])
-        g = _grad_at(inputs, model, noisy, y).view(B, samples, *e.shape[1:]).mean(1)
-    return (g * e).sum(2) * real
 
 
 def _compact(ids: torch.Tensor, keep: torch.Tensor, padding_idx: int) -> torch.Tensor:
@@ -131,7 +69,8 @@ def eraser(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, scores: torch.T
         <torch._C.Generator object at ...>
         >>> net = nn.Sequential(nn.Embedding(9, 4, padding_idx=0), nn.Flatten(), nn.Linear(16, 2)).eval()
         >>> ids, y = torch.tensor([[1, 2, 3, 4], [5, 6, 0, 0]]), torch.tensor([0, 1])
-        >>> out = eraser(net, ids, y, token_attributions(net, ids, y))
+        >>> from explainreg.attribution import attribute
+        >>> out = eraser(net, ids, y, attribute(net, ids, y, "input_x_gradient"))
         >>> sorted(out), out["comprehensiveness"].shape
         (['comprehensiveness', 'sufficiency'], torch.Size([2]))
     """
@@ -167,7 +106,9 @@ def token_deletion_curve(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, s
         <torch._C.Generator object at ...>
         >>> net = nn.Sequential(nn.Embedding(9, 4, padding_idx=0), nn.Flatten(), nn.Linear(16, 2)).eval()
         >>> ids, y = torch.tensor([[1, 2, 3, 4], [5, 6, 0, 0]]), torch.tensor([0, 1])
-        >>> out = token_deletion_curve(net, ids, y, token_attributions(net, ids, y), fractions=(0.0, 0.5))
+        >>> from explainreg.attribution import attribute
+        >>> scores = attribute(net, ids, y, "input_x_gradient")
+        >>> out = token_deletion_curve(net, ids, y, scores, fractions=(0.0, 0.5))
         >>> out["ratio"][0].item(), out["accuracy"].shape                # nothing deleted at f = 0
         (1.0, torch.Size([2]))
     """
@@ -193,4 +134,60 @@ def token_deletion_curve(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, s
     return {"accuracy": torch.stack(accuracy), "ratio": ratio_t, "auc": torch.trapezoid(1 - ratio_t, x)}
 
 
-__all__ = ["METHODS", "PERCENTS", "eraser", "token_attributions", "token_deletion_curve"]
+class _Eraser(Metric):
+    """ERASER's AOPC of one batch of token ids B×T and their scores B×T per sentence (:func:`eraser`)."""
+
+    part: ClassVar[str] = "comprehensiveness"
+    layouts: ClassVar[tuple[str, ...]] = ("tokens",)
+
+    def __init__(self, percents: Sequence[float] = PERCENTS, padding_idx: int = 0) -> None:
+        super().__init__()
+        self.percents, self.padding_idx = tuple(float(p) for p in percents), int(padding_idx)
+
+    def per_image(self, model: nn.Module | None, x: torch.Tensor, y: torch.Tensor | None,
+                  attributions: torch.Tensor | None) -> torch.Tensor:
+        if y is None:
+            raise ValueError(f"{self.name} needs the labels: call update(model, ids, y, scores)")
+        return eraser(model, x, y, attributions, percents=self.percents,
+                      padding_idx=self.padding_idx)[self.part].double()
+
+    def summarize(self, rows: torch.Tensor) -> MetricResult:
+        return scalar_result(self, rows)
+
+
+@METRICS.register("comprehensiveness", aliases=("eraser_comprehensiveness",))
+class Comprehensiveness(_Eraser):
+    """ERASER comprehensiveness on token ids: p_y(x) − p_y(x without its top-k% tokens by |score|),
+    the mean over k ∈ ``percents`` and sentences (higher is better).
+
+    Shape:
+        ``update(model, ids, y, scores)``: ids B×T (right-padded with ``padding_idx``), y B, scores B×T.
+
+    Example::
+
+        >>> from torch import nn
+        >>> from explainreg.attribution import attribute
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Embedding(9, 4, padding_idx=0), nn.Flatten(), nn.Linear(16, 2)).eval()
+        >>> ids, y = torch.tensor([[1, 2, 3, 4], [5, 6, 0, 0]]), torch.tensor([0, 1])
+        >>> s = attribute(net, ids, y, "input_x_gradient")
+        >>> value = Comprehensiveness()(net, ids, y, s).value
+        >>> abs(value - float(eraser(net, ids, y, s)["comprehensiveness"].mean())) < 1e-6
+        True
+    """
+
+    name = "comprehensiveness"
+    part = "comprehensiveness"
+
+
+@METRICS.register("sufficiency", aliases=("eraser_sufficiency",))
+class Sufficiency(_Eraser):
+    """ERASER sufficiency on token ids: p_y(x) − p_y(only its top-k% tokens by |score|), the mean
+    over k ∈ ``percents`` and sentences (lower is better); see :class:`Comprehensiveness`."""
+
+    name = "sufficiency"
+    higher_is_better = False
+    part = "sufficiency"
+
+
+__all__ = ["Comprehensiveness", "PERCENTS", "Sufficiency", "eraser", "token_deletion_curve"]

@@ -508,9 +508,9 @@ def _decoy(s: TransformerSettings, out: Path):
 
 
 def _eraser(s: TransformerSettings, out: Path):
-    from ..metrics.text import eraser, token_attributions
+    from ..metrics.text import eraser
     from ..training import iterate_batches
-    from .sgt_text import _data
+    from .sgt_text import _data, token_attribution
 
     train_words, dev_words, test_words, _ = _data(s.data_root, s.limit)
     tokenizer = _tokenizer(out, train_words.sentences(), s.vocab_size)
@@ -529,8 +529,8 @@ def _eraser(s: TransformerSettings, out: Path):
         framed = _Framed(model)
         for name in ATTRIBUTIONS:
             comp, suff = [], []
-            for x, y, _ in iterate_batches(eval_set, 50, shuffle=False):
-                scores = token_attributions(model, x, y, name, generator=torch.Generator().manual_seed(seed))
+            for start, (x, y, _) in zip(range(0, len(eval_set), 50), iterate_batches(eval_set, 50, shuffle=False)):
+                scores = token_attribution(model, x, y, name, seed=seed, index=torch.arange(start, start + len(x)))
                 faith = eraser(framed, unframe(x), y, unframe(scores * (x != PAD) * (x != CLS) * (x != SEP), 0))
                 comp.append(faith["comprehensiveness"])
                 suff.append(faith["sufficiency"])
