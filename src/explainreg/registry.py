@@ -71,6 +71,20 @@ def _qualname(obj: Any) -> str:
     return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', type(target).__qualname__)}"
 
 
+def _same(held: Any, obj: Any) -> bool:
+    """Whether registering ``obj`` where ``held`` is repeats one registration: the same object, the same
+    function or class defined again (a module loaded twice), or an equal record (two records of one class
+    that differ are two things)."""
+    if held is obj:
+        return True
+    if any(hasattr(o, "__qualname__") or hasattr(o, "function") for o in (held, obj)):
+        return _qualname(held) == _qualname(obj)
+    try:
+        return bool(held == obj)
+    except Exception:  # an object without a usable ==
+        return False
+
+
 class Registry(Mapping, Generic[T]):
     """Named objects of one ``family`` (``"penalty"``, ``"metric"``, ``"data set"``, …).
 
@@ -132,7 +146,7 @@ class Registry(Mapping, Generic[T]):
         keys = [key] + [self._key(a) for a in aliases]
         for k, shown in zip(keys, (canonical, *aliases)):
             held = self._items.get(self._aliases.get(k, k))
-            if held is not None and not replace and _qualname(held) != _qualname(obj):
+            if held is not None and not replace and not _same(held, obj):
                 raise ValueError(f"{self.family} name {shown!r} is already registered to {_qualname(held)}; register "
                                  f"{_qualname(obj)} under another name, or remove the old one first: .pop({shown!r})")
         if replace and key in self._items:

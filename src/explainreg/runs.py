@@ -30,6 +30,8 @@ import torch
 from torch import nn
 
 from .saliency import SCORES
+from .models import build_model, MODELS
+from . import __version__
 
 __all__ = ["CHECKPOINT", "CONFIG", "DamagedRunError", "HISTORY", "LOCK", "LOG", "RESUMABLE_CHANGES", "RUN_FILES",
            "RunBusyError", "RunLock", "STEPS", "atomic_save", "atomic_write_bytes", "atomic_write_json",
@@ -383,8 +385,6 @@ def environment() -> dict[str, str]:
 
 
 def _version() -> str:
-    from . import __version__
-
     return __version__
 
 
@@ -396,7 +396,6 @@ def identify_model(model: nn.Module) -> dict[str, Any] | None:
     ``in_channels`` from the first conv/linear layer; the global RNG is left untouched."""
     import inspect
 
-    from .models import MODELS
 
     params = list(model.parameters())
     first = next((m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear))), None)
@@ -421,8 +420,6 @@ def identify_model(model: nn.Module) -> dict[str, Any] | None:
 
 def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the trained model of a run folder (``config["model"]`` names a registered model)."""
-    from .models import MODELS, build_model
-
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG).is_file() or not (run_dir / CHECKPOINT).is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder: it needs {CONFIG} and {CHECKPOINT} "

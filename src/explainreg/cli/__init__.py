@@ -6,6 +6,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+from .. import __version__
 
 __all__ = ["build_parser", "main"]
 
@@ -15,7 +16,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="explainreg",
         description="Train neural networks with constrained explanations and evaluate attributions.",
     )
-    from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"explainreg {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -5,6 +5,8 @@ import argparse
 import json
 
 from ..data import ENV_VAR
+from .._validation import positive_int
+from ..penalties import PENALTIES
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -19,8 +21,6 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     """``--threads N``: torch's intra-op CPU threads (:func:`set_threads`)."""
-    from .._validation import positive_int
-
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="CPU threads torch may use (torch.set_num_threads; default: torch's own choice, "
                              "usually the number of cores)")
@@ -44,8 +44,6 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 def penalty_key(name: str) -> str:
     """The registered penalty name behind ``name`` or its alias (``smooth``, ``tv`` -> ``smoothness``);
     an unknown name is returned stripped, for :func:`~explainreg.penalties.build_penalty` to name."""
-    from ..penalties import PENALTIES
-
     return PENALTIES.resolve(name) if name in PENALTIES else name.strip()
 
 
@@ -93,7 +91,6 @@ def check_penalty_options(name: str, options: dict) -> None:
     value of the default's kind (a list for a tuple default, true/false for a flag, a number)."""
     import inspect
 
-    from ..penalties import PENALTIES
 
     if name not in PENALTIES:
         return  # build_penalty names the unknown penalty

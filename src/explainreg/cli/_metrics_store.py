@@ -12,6 +12,7 @@ import json
 import tempfile
 from pathlib import Path
 from typing import Any
+from ..runs import atomic_write_bytes, atomic_write_json, migrate, read_json
 
 __all__ = ["ResultStore", "file_fingerprint"]
 
@@ -34,8 +35,6 @@ def _key(attribution: str, metric: str, settings: dict) -> Key:
 def _read_entries(path: Path) -> list[dict]:
     """The entries of an existing ``metrics.json`` (none when it does not exist); a file that is not
     an evaluation's metrics is refused, not overwritten."""
-    from ..runs import migrate, read_json
-
     if not path.exists():
         return []
     data = migrate(read_json(path))
@@ -111,8 +110,6 @@ class ResultStore:
         """Write ``metrics.json`` and ``metrics.csv`` atomically; when the folder cannot be written,
         into a fallback folder under the temporary directory (kept for the rest of the command).
         Returns the folder written."""
-        from ..runs import atomic_write_bytes, atomic_write_json
-
         folder = self.fallback or self.folder
         summary = {**self.header, "output": str(folder), "results": self.latest(),
                    "entries": list(self.entries.values())}

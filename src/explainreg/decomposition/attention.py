@@ -54,8 +54,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .rules import (Decomposed, affine, call_rule, find_rule, register_function_rule, register_rule, relevant_first,
-                    shapley, split_bias)
+from .rules import (Decomposed, UnsupportedLayerError, affine, call_rule, find_rule, register_function_rule,
+                    register_rule, relevant_first, shapley, split_bias)
 
 _RELU = (F.relu, torch.relu)
 
@@ -73,8 +73,6 @@ def apply(module: nn.Module, d: Decomposed) -> Decomposed:
     """``module`` applied to a decomposition by its registered rule (Linear, LayerNorm, Dropout, Tanh, …)."""
     rule = find_rule(type(module))
     if rule is None:
-        from .engine import UnsupportedLayerError
-
         raise UnsupportedLayerError(f"contextual decomposition has no rule for {type(module).__name__} inside an "
                                     "attention block; register one with explainreg.decomposition.register_rule")
     return rule(module, d)
@@ -202,8 +200,6 @@ def self_attention(d: Decomposed, query: nn.Linear, key: nn.Linear, value: nn.Li
 
 
 def _refuse(why: str) -> None:
-    from .engine import UnsupportedLayerError
-
     raise UnsupportedLayerError(why)
 
 

@@ -21,17 +21,37 @@ from torch.nn.utils import rnn as rnn_utils
 from .._validation import check_batch
 from ..inputs import normalize_mask  # the one mask parser (re-exported here)
 from ..modes import unwrap_parallel  # re-exported: decompose takes wrapped models
-from .rules import (FUNCTION_RULES, RULES, UNSUPPORTED, Decomposed, affine_batch_norm, dead_unit_share, find_rule,
-                    input_share, max_pool, max_pool_function, relevant_first, seed_arithmetic)
+from .rules import (FUNCTION_RULES, RULES, UNSUPPORTED, Decomposed, UnsupportedLayerError, affine_batch_norm,
+                    dead_unit_share, find_rule, input_share, max_pool, max_pool_function, relevant_first, seed_arithmetic)
+from .sparse import SparsePass, relevant_share, sparse_start
+
+#: how :func:`decompose` splits token ids (an integer batch B×T): the function :mod:`.recurrent` registers
+_TOKEN_IDS: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None
+
+
+def register_token_decomposer(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Callable:
+    """Make ``fn(model, ids, token_mask)`` the decomposition :func:`decompose` runs on token ids (an integer
+    batch); :mod:`explainreg.decomposition.recurrent` registers :func:`~explainreg.decomposition.decompose_tokens`
+    when it loads. Returns ``fn``.
+
+    Example::
+
+        >>> from explainreg.decomposition import decompose_tokens
+        >>> from explainreg.decomposition.engine import register_token_decomposer
+        >>> register_token_decomposer(decompose_tokens) is decompose_tokens
+        True
+    """
+    global _TOKEN_IDS
+    if not callable(fn):
+        raise TypeError(f"a token decomposer must be callable as fn(model, ids, token_mask), got {fn!r}")
+    _TOKEN_IDS = fn
+    return fn
+
 
 #: the orders in which CD may visit a ReLU directly followed by a max-pool
 ORDERS = ("forward", "seed")
 _RELU_TARGETS = (F.relu, torch.relu, "relu")
 _POOL_TARGETS = (F.max_pool1d, F.max_pool2d, F.max_pool3d)
-
-
-class UnsupportedLayerError(TypeError):
-    """A module or function in the forward pass has no decomposition rule."""
 
 
 #: calls that build or read a PackedSequence: recorded whole (not traced into), and refused on a decomposition
@@ -409,9 +429,10 @@ def decompose(model: nn.Module, x: torch.Tensor, mask: Any, *, blobs: bool = Fal
     """
     model = unwrap_parallel(model)  # a user's nn.DataParallel / DDP wrapper: the network inside
     if isinstance(x, torch.Tensor) and not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool:
-        from .recurrent import decompose_tokens  # token ids B×T, mask B×T over tokens (documentation: methods/decomposition)
-
-        return decompose_tokens(model, x, mask)
+        if _TOKEN_IDS is None:
+            raise UnsupportedLayerError("no decomposition of token ids is registered: import "
+                                        "explainreg.decomposition (its recurrent module registers decompose_tokens)")
+        return _TOKEN_IDS(model, x, mask)  # token ids B×T, mask B×T over tokens (documentation: methods/decomposition)
     check_batch(x)
     is_stack = blobs or isinstance(mask, (list, tuple))
     m = normalize_mask(mask, x, blobs=blobs)
@@ -450,8 +471,6 @@ def _blob_major(out: Decomposed, n: int, b: int, is_stack: bool) -> tuple[torch.
 def _decompose_sparse(model: nn.Module, x: torch.Tensor, m: torch.Tensor) -> Decomposed | None:
     """The receptive-field sparse pass (:mod:`.sparse`) for images and blobs that cover a small part
     of them; None where it does not apply (the dense pass runs)."""
-    from .sparse import SparsePass, relevant_share, sparse_start
-
     if x.dim() != 4:
         return None
     start = sparse_start(x, m)
@@ -463,5 +482,6 @@ def _decompose_sparse(model: nn.Module, x: torch.Tensor, m: torch.Tensor) -> Dec
         return run_rules(model, start, step=step)
 
 
-__all__ = ["ORDERS", "Decomposed", "UnsupportedLayerError", "decompose", "normalize_mask", "run_rules", "trace",
+__all__ = ["ORDERS", "Decomposed", "UnsupportedLayerError", "decompose", "normalize_mask", "register_token_decomposer",
+           "run_rules", "trace",
            "supported_layers", "trace_key", "unwrap_parallel"]

@@ -42,9 +42,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..inputs import find_embedding, padding_mask, token_mask as _token_mask
+from ..modes import unwrap_parallel
 from .._validation import check_token_ids
-from .rules import (_ROW_SHARE, UNSUPPORTED, Decomposed, bias_left_out, input_share, register_function_rule,
-                    register_rule, row_share, shapley, standardise)
+from .engine import register_token_decomposer, run_rules, trace
+from .rules import (_ROW_SHARE, UNSUPPORTED, Decomposed, UnsupportedLayerError, bias_left_out, input_share,
+                    register_function_rule, register_rule, row_share, shapley, standardise)
 
 #: B×T token mask of the running token decomposition (None outside one); the LSTM / GRU rules read it
 #: to give the bias × bias share of step t to rel when token t is masked.
@@ -568,8 +570,6 @@ def decompose_tokens(model: nn.Module, ids: torch.Tensor, token_mask: Any, *, la
         >>> bool(torch.allclose(rel_all, model(ids), atol=1e-5))
         True
     """
-    from .engine import UnsupportedLayerError, run_rules, unwrap_parallel
-
     model = unwrap_parallel(model)
     if not isinstance(ids, torch.Tensor) or ids.is_floating_point():
         raise TypeError("ids must be an integer tensor of token ids (B×T)")
@@ -614,10 +614,11 @@ def decompose_tokens(model: nn.Module, ids: torch.Tensor, token_mask: Any, *, la
     return out.rel, out.irrel
 
 
+
+register_token_decomposer(decompose_tokens)  # decompose() on token ids runs it
+
 def _output_linear(model: nn.Module) -> nn.Linear:
     """The ``nn.Linear`` whose output the model returns (for ``output_bias=False``)."""
-    from .engine import trace
-
     graph = trace(model)
     out = next(n for n in graph.nodes if n.op == "output").args[0]
     module = model.get_submodule(out.target) if isinstance(out, torch.fx.Node) and out.op == "call_module" else None

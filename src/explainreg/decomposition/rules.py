@@ -54,6 +54,24 @@ from torch import nn
 EPS = 1e-19
 
 
+class UnsupportedLayerError(TypeError):
+    """A module or function in the forward pass has no decomposition rule (a ``TypeError``).
+
+    Example::
+
+        >>> import torch; from torch import nn
+        >>> from explainreg.decomposition import UnsupportedLayerError, decompose
+        >>> class Flip(nn.Module):
+        ...     def forward(self, x):
+        ...         return x.flip(-1)
+        >>> try:
+        ...     decompose(nn.Sequential(Flip(), nn.Linear(2, 2)), torch.ones(1, 2), torch.tensor([1.0, 0.0]))
+        ... except UnsupportedLayerError:
+        ...     print("no rule for flip")
+        no rule for flip
+    """
+
+
 @dataclass
 class Decomposed:
     """One activation split in two streams: ``rel`` and ``irrel`` (N·B×…, blob-major), and the
@@ -1268,7 +1286,7 @@ register_function_rule(getattr, lambda d, name: getattr(d.total, name) if isinst
                        else getattr(d, name))
 
 
-__all__ = ["bias_left_out", "call_rule", "Decomposed", "EPS", "FUNCTION_RULES", "RULES", "TIE_RTOL", "UNSUPPORTED", "affine", "affine_batch_norm",
+__all__ = ["UnsupportedLayerError", "bias_left_out", "call_rule", "Decomposed", "EPS", "FUNCTION_RULES", "RULES", "TIE_RTOL", "UNSUPPORTED", "affine", "affine_batch_norm",
            "both", "dead_unit_share", "dropout_as_identity", "find_rule", "input_share", "max_pool", "max_pool_function",
            "max_pool_shared_ties", "register_function_rule", "register_rule", "relevant_first", "reshape_like",
            "row_share", "seed_affine", "seed_arithmetic", "shapley", "split_bias", "standardise",

@@ -31,6 +31,7 @@ from .._random import stable_ranks
 from .._validation import check_choice
 from ..decomposition.rules import dropout_as_identity
 from ..modes import deterministic_dropout, frozen_norm_statistics
+from ..decomposition import decompose_tokens
 
 
 def cdep_text_penalty(rel: torch.Tensor, irrel: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -112,8 +113,6 @@ def cdep_text(model: nn.Module, ids: torch.Tensor, y: torch.Tensor, token_mask: 
         >>> bool(torch.isclose(r, cdep_text_penalty(rel, irrel, y[:1])))
         True
     """
-    from ..decomposition import decompose_tokens
-
     check_choice("bias_at", bias_at, BIAS_AT)
     window = widen_window(token_mask, window_after)
     has = (token_mask != 0).any(1)

@@ -29,6 +29,15 @@ from ..report import Report, Table, mean_std, new_figure, save_figure
 from ..runs import atomic_write_bytes
 from . import register_study
 from .skeleton import cached, settings_from_namespace, settings_hash
+from ..data import color_mnist, color_mnist_blob_sampler, decoy_mnist
+from ..data.shortcuts import color_mnist_stats, ColorShortcut, DecoyShortcut
+from ..inputs import MUST_NOT_USE
+from ..models import build_model
+from ..objective import Objective
+from ..penalties import CDEP, ExpectedGradients, RRR
+from ..runs import load_run
+from ..training import train, TrainConfig
+from .behaviour import COLUMNS, format_row, shortcut_evidence
 
 __all__ = ["LABELS", "METHODS", "PAPER", "PAPER_NOTES", "SETTINGS", "GridSettings", "Setting", "add_arguments",
            "build_penalty", "collect", "load_data", "run_cdep_mnist", "run_grid", "write_report"]
@@ -170,8 +179,6 @@ def _fmt(lam: float) -> str:
 
 def build_penalty(method: str, lam: float, setting: Setting, n_refs: int, sampler):
     """The penalty object and its weight on explainreg's scale for a λ on the paper's scale."""
-    from ..penalties import CDEP, RRR, ExpectedGradients
-
     if method in ("cdep", "cdep_seed"):
         return CDEP(blob_sampler=sampler, order="seed" if method == "cdep_seed" else "forward"), lam
     if method == "rrr":
@@ -183,8 +190,6 @@ def build_penalty(method: str, lam: float, setting: Setting, n_refs: int, sample
 
 def load_data(study: str, root, limit: int | None, test_limit: int | None):
     """``(train, val, test, blob_sampler)`` of DecoyMNIST or ColorMNIST (the sampler: ColorMNIST's 8 blobs)."""
-    from ..data import color_mnist, color_mnist_blob_sampler, decoy_mnist
-
     if study == "decoymnist":
         return (decoy_mnist("train", root, limit=limit), decoy_mnist("val", root),
                 decoy_mnist("test", root, limit=test_limit), None)
@@ -210,10 +215,6 @@ def run_cdep_mnist(settings: GridSettings) -> list[dict[str, Any]]:
 
         >>> records = run_cdep_mnist(GridSettings("colormnist", quick=True, methods=["cdep"]))  # doctest: +SKIP
     """
-    from ..models import build_model
-    from ..objective import Objective
-    from ..training import TrainConfig, train
-
     args, study = settings, settings.study
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -289,11 +290,6 @@ def add_shortcut_evidence(out: Path, key: str | None, test_set, study: str = "de
     group accuracies, CD and gradient × input shares of the logit and of the decision margin of the
     corners; ColorMNIST: reliance with each digit recoloured in its own class's vs another class's
     training colour, and the group accuracies."""
-    from ..data.shortcuts import ColorShortcut, DecoyShortcut, color_mnist_stats
-    from ..inputs import MUST_NOT_USE
-    from ..runs import load_run
-    from .behaviour import shortcut_evidence
-
     if study == "decoymnist":
         hook, mask, meaning = DecoyShortcut(), test_set.extras["mask"], test_set.mask_meanings.get("mask")
     else:  # the colour is the shortcut; the digit's pixels are where it sits
@@ -353,7 +349,6 @@ def write_report(out: Path, study: str, key: str | None = None) -> None:
                   seeds=("seed", "count"), seconds=("seconds", "mean"))
              .reset_index())
     table["test_std"] = table["test_std"].fillna(0.0)
-    from .behaviour import COLUMNS, format_row
 
     evidence = [c for c in COLUMNS if c in runs.columns]
     if evidence:  # the behavioural shortcut evidence, mean over seeds

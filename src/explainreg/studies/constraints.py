@@ -31,6 +31,7 @@ from ..training import TrainConfig, evaluate_accuracy
 from . import register_study
 from .constraints_report import COLUMNS, SEED_MNIST, write_report
 from .skeleton import cached, settings_hash, train_or_resume
+from .executors import check_executor, run_on_ray
 
 __all__ = ["COLUMNS", "DEFAULT_WEIGHT", "FULL", "MODELS", "PENALTIES", "QUICK", "SEED_MNIST", "STEP_COST", "Settings",
            "add_arguments", "command_line", "evaluate_model", "run", "run_study", "select_weights",
@@ -225,8 +226,6 @@ def run_study(settings: Settings, jobs: int = 1, executor: str = "local", addres
     evaluates the models in that many processes (each with its share of torch's threads);
     ``executor="ray"`` sends them to a Ray cluster instead, one CPU each (``address``: a running
     cluster; None: a local one; see ``studies.executors``)."""
-    from .executors import check_executor
-
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     check_executor(executor, address)
@@ -243,7 +242,6 @@ def run_study(settings: Settings, jobs: int = 1, executor: str = "local", addres
     x, y, _ = eval_data
     names = ["baseline", *settings.penalties]
     if executor == "ray":  # each model a Ray task; the results land in the run folders reused below
-        from .executors import run_on_ray
 
         order = sorted(names, key=lambda n: -STEP_COST.get(n, 1.0))
         run_on_ray(_worker, [(name, settings, 1) for name in order], address=address,

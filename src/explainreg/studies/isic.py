@@ -41,6 +41,17 @@ from ..data.patch_benchmark import CLASS_FOLDERS
 from ..penalties.base import Penalty, PenaltyContext
 from . import register_study
 from .skeleton import settings_from_namespace, train_or_resume
+from ..data import ArrayDataset
+from ..data.folder import random_subset
+from ..decomposition import decompose, Decomposed, run_rules
+from ..metrics.shortcut import flip_rate, group_accuracy
+from ..models import build_model
+from ..models.backbones import FeatureExtractor, resnet18
+from ..objective import Objective
+from ..penalties import RRR
+from ..penalties.annotation import _zero, cdep_share
+from ..runs import atomic_write_bytes
+from ..training import iterate_batches, TrainConfig
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ISICSettings", "METHODS", "PAPER", "FeatureCDEP", "WeightedCrossEntropy",
            "add_arguments", "build_extractor", "cached_features", "class_weights", "classification_scores",
@@ -152,9 +163,6 @@ def small_cnn_extractor(in_channels: int = 3) -> nn.Sequential:
 
 def build_extractor(name: str, seed: int) -> nn.Module:
     """``cnn`` | ``resnet18`` (width 16, random weights) | ``module:callable`` (a user's extractor)."""
-    from ..models.backbones import FeatureExtractor, resnet18
-    from ..models import build_model
-
     torch.manual_seed(seed)
     if name == "cnn":
         return small_cnn_extractor().eval()
@@ -170,9 +178,6 @@ def cached_features(extractor: nn.Module, data: ImageFolder, path: Path, *, batc
                     device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """φ(x), and CD(φ, x, m) for the images with a mask, for every image of ``data``; computed once
     (streamed through the DataLoader) and cached at ``path``."""
-    from ..decomposition import decompose
-    from ..training import iterate_batches
-
     if path.is_file():
         return torch.load(path, weights_only=True)
     extractor = extractor.to(device).eval()
@@ -222,9 +227,6 @@ class FeatureCDEP(Penalty):
     needs_input_grad = False
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
-        from ..decomposition import Decomposed, run_rules
-        from ..penalties.annotation import _zero, cdep_share
-
         patched = ctx.extra("patched", self.name).bool()
         if not bool(patched.any()):
             return _zero(ctx.model, ctx.x)
@@ -283,8 +285,6 @@ def patch_groups(head: nn.Module, test: dict[str, torch.Tensor]) -> dict[str, fl
     images and disagrees on the others. ``acc_agree`` / ``acc_disagree`` and their gap ``reliance``
     (the test set patches the same share of each class, so the gap is not a class effect);
     ``worst_group`` / ``average_group`` over (class, patch present / absent)."""
-    from ..metrics.shortcut import group_accuracy
-
     head = head.cpu().eval()
     y, patched = test["y"], test["patched"].bool()
     correct = head(test["total"]).argmax(1) == y
@@ -305,11 +305,6 @@ def run_method(method: str, seed: int, features: dict, test: dict, train_folder:
     method and seed, resuming its run folder; the head's scores on the test features. ``patched``:
     the patched test images, labels and patch masks (:func:`patched_test_images`), for the share of
     predictions that change when the patch is removed (``flip_patch_removed``, %)."""
-    from ..data import ArrayDataset
-    from ..objective import Objective
-    from ..penalties import RRR
-    from ..training import TrainConfig
-
     weights = class_weights(features["y"])
     torch.manual_seed(seed)
     head = make_head(features["total"].shape[1])
@@ -335,7 +330,6 @@ def run_method(method: str, seed: int, features: dict, test: dict, train_folder:
         f"{subset}_{k}": v for subset, scores in evaluate_head(head, test).items() for k, v in scores.items()},
         **patch_groups(head, test)}
     if patched is not None:  # the patch removed: a mean fill of its region, through extractor and head
-        from ..metrics.shortcut import flip_rate
 
         net = nn.Sequential(OrderedDict(extractor=extractor, head=head)).cpu().eval()
         result["flip_patch_removed"] = 100 * float(flip_rate(net, *patched, "mean"))
@@ -378,8 +372,6 @@ def run_isic(settings: ISICSettings) -> list[dict[str, Any]]:
 
         >>> rows = run_isic(ISICSettings(data_root="data/isic", quick=True))  # doctest: +SKIP
     """
-    from ..data.folder import random_subset
-
     args = settings
     root = Path(args.data_root)
     bench = root / "benchmark.json"
@@ -425,7 +417,6 @@ def write_report(rows: list[dict[str, Any]], out: Path, args: ISICSettings) -> N
     """``results.csv`` (one row per run) and ``summary.md`` (mean ± std per method) in ``out``."""
     import pandas as pd
 
-    from ..runs import atomic_write_bytes
 
     frame = pd.DataFrame(rows)
     atomic_write_bytes(out / "results.csv", frame.to_csv(index=False).encode())

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, NoReturn, TypeVar
 
 from .. import runs
+from ..training import train
 
 __all__ = ["cached", "cached_run", "check_run", "refuse_other_settings", "settings_differences", "settings_from_namespace",
            "settings_hash", "train_or_resume"]
@@ -210,8 +211,6 @@ def train_or_resume(run_dir: str | os.PathLike, model, objective, train_set, tes
     Raises:
         ValueError: the run folder holds a run with other settings.
     """
-    from ..training import train
-
     if identity is not None:
         check_run(run_dir, identity, recorded or (lambda c: {k: c.get("study", {}).get(k) for k in identity}))
     return train(model, objective, train_set, test_set, config=config, run_dir=Path(run_dir), resume="auto",

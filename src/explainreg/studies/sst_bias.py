@@ -48,6 +48,9 @@ from ..training import TrainConfig, train
 from . import register_study
 from .behaviour import COLUMNS, format_row
 from .skeleton import cached_run, settings_from_namespace
+from ..data.shortcuts import TokenDecoyShortcut
+from ..inputs import MUST_NOT_USE
+from .behaviour import shortcut_evidence
 
 __all__ = ["LAMBDAS", "METHODS", "PAPER", "PAPER_PROTOCOL", "PROTOCOLS", "QUICK", "SSTBiasSettings", "add_arguments",
            "bias_scores", "run", "run_sst_bias", "run_study", "write_report"]
@@ -239,10 +242,6 @@ def shortcut_columns(model: torch.nn.Module, bias: str, splits, seed: int = 0) -
     accuracies and the decoy's CD / gradient × input share of the logit and of the margin (on the
     sentences with their own decoy); for article / gender, the group accuracies and shares of the
     test set's bias words."""
-    from ..data.shortcuts import TokenDecoyShortcut
-    from ..inputs import MUST_NOT_USE
-    from .behaviour import shortcut_evidence
-
     hook = TokenDecoyShortcut.for_vocab(splits.vocab, seed=seed) if bias == "decoy" else None
     test = splits.test
     return shortcut_evidence(model, test.x, test.y, test.extras["mask"], meaning=MUST_NOT_USE, shortcut=hook,

@@ -44,6 +44,7 @@ from ..penalties.saliency_guided import SaliencyGuided
 from ..report import Report, Table, new_figure, save_figure
 from ..training import TrainConfig, evaluate_accuracy, train
 from . import register_study
+from ..data.ucr import load_ucr
 
 MODELS = ("lstm", "tcn", "transformer")
 METHODS = ("saliency", "integrated_gradients", "smoothgrad", "deeplift", "gradient_shap")
@@ -96,7 +97,6 @@ def ucr_data(name: str, s: Settings):
     test_set = load_dataset(f"ucr/{name}", "test", s.data_root)
     t = max(train_set.x.shape[2], test_set.x.shape[2])
     if train_set.x.shape[2] != t or test_set.x.shape[2] != t:       # variable length: one common T
-        from ..data.ucr import load_ucr
 
         train_set = load_ucr(name, "train", s.data_root, pad_to=t)
         test_set = load_ucr(name, "test", s.data_root, pad_to=t)

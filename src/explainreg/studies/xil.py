@@ -42,6 +42,17 @@ from ..runs import atomic_save, atomic_write_bytes, atomic_write_json
 from . import register_study
 from .behaviour import COLUMNS, format_row
 from .skeleton import cached_run, refuse_other_settings, settings_differences, settings_from_namespace
+from ..data.counterexamples import counterexamples
+from ..data.datasets import ArrayDataset
+from ..data.shortcuts import decoy_mnist, DecoyShortcut
+from ..metrics.localisation import wrong_reason_maps, WrongReason
+from ..models import cdep_decoymnist_net
+from ..objective import Objective
+from ..penalties import CDEP, ExpectedGradients, HINT, RBR, RRR, RRRGradCAM, SaliencyGuided
+from ..report import map_grid
+from ..training import evaluate_accuracy, train, TrainConfig
+from ..training.rates import normalisation_rates
+from .behaviour import shortcut_evidence
 
 __all__ = ["BATCH_SIZE", "DATASETS", "ISSUE_RATES", "KEY_SETTINGS", "METHODS", "PAPER_RATES", "PENALISED",
            "SGT_WEIGHT", "XILSettings", "add_arguments", "corrupt", "effective_rate", "example_maps", "pixel_range", "run", "run_one", "run_xil",
@@ -209,8 +220,6 @@ def effective_rate(method: str, rates: dict[str, float], reduction: str) -> floa
 
 def to_pixels(dataset, pixels: str):
     """``pixels="raw"``: the library's [−1, 1] images mapped back to XIL's 0–255 (x ↦ (x + 1)·127.5)."""
-    from ..data.datasets import ArrayDataset
-
     if pixels == "unit":
         return dataset
     return ArrayDataset((dataset.x + 1.0) * 127.5, dataset.y, dataset.extras, name=dataset.name,
@@ -223,9 +232,6 @@ def pixel_range(pixels: str) -> tuple[float, float]:
 
 
 def _data(args: XILSettings):
-    from ..data.datasets import ArrayDataset
-    from ..data.shortcuts import decoy_mnist
-
     source = "mnist" if args.dataset == "decoy-mnist" else "fashion-mnist"
     options = dict(mask="patch", reward_mask=True, source=source)
     train = decoy_mnist("train", args.data_root, **options)
@@ -248,9 +254,6 @@ def _data(args: XILSettings):
 
 
 def _objective(method: str, args: XILSettings):
-    from ..objective import Objective
-    from ..penalties import CDEP, HINT, RBR, RRR, ExpectedGradients, RRRGradCAM, SaliencyGuided
-
     detach = args.gradcam == "captum"
     build = {"rrr": RRR, "rbr": RBR, "cdep": CDEP, "expected_gradients": ExpectedGradients,
              "rrr_gradcam": lambda: RRRGradCAM(detach_weights=detach),
@@ -265,12 +268,6 @@ def _objective(method: str, args: XILSettings):
 
 def run_one(method: str, seed: int, train_set, test_set, args: XILSettings) -> dict[str, Any]:
     """Train one model and measure its test accuracy and WR (Grad-CAM, input gradients)."""
-    from ..data.counterexamples import counterexamples
-    from ..metrics.localisation import WrongReason, wrong_reason_maps
-    from ..models import cdep_decoymnist_net
-    from ..training import TrainConfig, evaluate_accuracy, train
-    from ..training.rates import normalisation_rates
-
     torch.manual_seed(seed)
     model = cdep_decoymnist_net()
     objective, reg_rate = _objective(method, args)
@@ -304,9 +301,6 @@ def _shortcut_columns(model, test_set, args: XILSettings) -> dict[str, float]:
     """The behavioural shortcut evidence on the test set (documentation: methods/shortcuts): accuracy with the label's
     own training decoy vs another class's in a corner, flips, group accuracies, and the patch's CD and
     gradient × input shares of the logit and of the margin."""
-    from ..data.shortcuts import DecoyShortcut
-    from .behaviour import shortcut_evidence
-
     return shortcut_evidence(model, test_set.x, test_set.y, test_set.extras["mask"],
                              meaning=test_set.mask_meanings.get("mask"), shortcut=DecoyShortcut(pixels=args.pixels),
                              source=test_set.source)
@@ -368,10 +362,6 @@ def example_maps(out: Path, test_set, methods: Sequence[str], seed: int, n: int 
     """``maps_gradcam.png`` and ``maps_ig.png``: the first ``n`` test images and each method's Grad-CAM
     and |input gradient| (XIL's two WR maps, predicted class) for the models of ``seed`` whose weights are
     in ``runs/`` (cyan: the annotated region). Returns ``(file name, caption)`` per figure written."""
-    from ..metrics.localisation import wrong_reason_maps
-    from ..models import cdep_decoymnist_net
-    from ..report import map_grid
-
     models = {}
     for method in methods:
         weights = out / "runs" / f"{method}_seed{seed}.pt"

@@ -36,6 +36,8 @@ from .checkpoint import Checkpoint
 from .config import TrainConfig, resolve_device
 from .optim import OptimizerLike, SchedulerLike, Stepper
 from .selection import Selection
+from ..data import ArrayDataset
+from ..data.datasets import STATS
 
 __all__ = ["Checkpoint", "EpochCallback", "Selection", "TrainResult", "evaluate", "evaluate_accuracy", "restore",
            "train", "train_epoch"]
@@ -567,9 +569,6 @@ def _run_info(model: nn.Module, train_set: Dataset, test_set: Dataset | None,
               run_info: dict[str, Any] | None) -> dict[str, Any]:
     """``run_info`` completed with what ``explainreg evaluate`` needs to rebuild the model and data:
     the registered model's name (when ``model`` is one), the data set's name and sources."""
-    from ..data import ArrayDataset
-    from ..data.datasets import STATS
-
     info = dict(run_info or {})
     if "model" not in info:
         info.update(runs.identify_model(model) or {"model": None})
