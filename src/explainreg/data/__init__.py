@@ -31,6 +31,7 @@ __all__ += ["ImageFolder", "ImageReadError", "ImageTransform", "center_crop", "i
 
 from .synthetic_ts import BOX_LAYOUTS, PROCESSES, BoxLayout, saliency_benchmark  # noqa: E402
 from .ucr import UCR_DATASETS, SeriesDataset, TsFormatError, load_ucr, read_ts  # noqa: E402
+from .tabular import TABLES, load_tabular  # noqa: E402  (scikit-learn's bundled tables, B×F)
 
 __all__ += ["BOX_LAYOUTS", "BoxLayout", "PROCESSES", "SeriesDataset", "TsFormatError", "UCR_DATASETS", "load_ucr",
-            "read_ts", "saliency_benchmark"]
+            "read_ts", "saliency_benchmark", "TABLES", "load_tabular"]
