@@ -27,11 +27,25 @@ def public_modules() -> list[str]:
     return sorted(names)
 
 
-def home(obj: object, default: str) -> str:
-    """The public module documenting ``obj``: where it is defined, else ``default``."""
-    mod = getattr(obj, "__module__", None)
+def exported_by(obj: object, name: str) -> list[str]:
+    """The public modules whose ``__all__`` holds ``name`` bound to ``obj`` itself."""
+    found = []
+    for modname in public_modules():
+        mod = importlib.import_module(modname)
+        if name in getattr(mod, "__all__", []) and getattr(mod, name, None) is obj:
+            found.append(modname)
+    return found
+
+
+def home(obj: object, default: str, name: str = "") -> str:
+    """The public module documenting ``obj``: where a class or function is defined; for an instance
+    (a registry, a constant), whose class's module says nothing of where it is made, the deepest
+    public module exporting it; else ``default``."""
     if inspect.ismodule(obj):
         return obj.__name__
+    if not (inspect.isclass(obj) or inspect.isroutine(obj)):
+        return max(exported_by(obj, name) or [default], key=lambda m: (m.count("."), m == default))
+    mod = getattr(obj, "__module__", None)
     if mod and mod.startswith("explainreg") and not any(p.startswith("_") for p in mod.split(".")):
         return mod
     return default
@@ -56,7 +70,7 @@ def page(modname: str) -> str:
     own, elsewhere = [], []
     for name in names:
         obj = getattr(mod, name)
-        where = home(obj, modname)
+        where = home(obj, modname, name)
         (own if where == modname and not inspect.ismodule(obj) else elsewhere).append((name, obj, where))
     if elsewhere:
         lines += [".. rubric:: Re-exported names", "", ".. list-table::", "   :widths: 30 70", ""]
