@@ -59,30 +59,4 @@ def rotate(x: torch.Tensor, degrees: float | torch.Tensor, interpolation: str = 
     return out + (1 - inside) * fill
 
 
-def normalize(x: torch.Tensor, mean: float | torch.Tensor, std: float | torch.Tensor) -> torch.Tensor:
-    """(x − mean) / std, with per-channel mean/std broadcast over C×H×W.
-
-    Args:
-        x: the images.
-        mean, std: numbers or per-channel (C,) tensors.
-
-    Shape:
-        x: (B, C, ...); output: the shape of x.
-
-    Returns:
-        The normalised images.
-
-    Example::
-
-    >>> import torch; from explainreg.transforms import normalize
-    >>> normalize(torch.ones(1, 2, 1, 1), torch.tensor([0.5, 1.0]), torch.tensor([0.5, 1.0])).flatten()
-    tensor([1., 0.])
-    """
-    mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device)
-    std = torch.as_tensor(std, dtype=x.dtype, device=x.device)
-    if mean.dim() == 1:
-        mean, std = mean.view(1, -1, *[1] * (x.dim() - 2)), std.view(1, -1, *[1] * (x.dim() - 2))
-    return (x - mean) / std
-
-
-__all__ = ["normalize", "rotate"]
+__all__ = ["rotate"]
