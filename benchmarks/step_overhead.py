@@ -24,7 +24,7 @@ import sgt_overhead  # noqa: E402
 
 import explainreg as er  # noqa: E402
 from explainreg.penalties import functional as P  # noqa: E402
-from explainreg.saliency import minmax_normalize  # noqa: E402
+from explainreg.gradients import minmax_normalize  # noqa: E402
 from explainreg.transforms import rotate  # noqa: E402
 
 PENALTIES = ["gradient_l1", "smoothness", "locality", "consistency", "fidelity", "symmetry"]

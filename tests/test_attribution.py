@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import explainreg as er
 from explainreg.attribution import METHODS, attribute, explainer, resolve_method
 
 
@@ -31,8 +32,13 @@ def test_saliency_is_abs_gradient_of_true_logit_per_image(trained_cnn3b, batch):
         xi = x[i:i + 1].clone().requires_grad_(True)
         trained_cnn3b(xi)[0, y[i]].backward()
         torch.testing.assert_close(a[i], xi.grad[0].abs())
-    signed = attribute(trained_cnn3b, x, y, abs=False)
+    signed = attribute(trained_cnn3b, x, y, "gradient")
     torch.testing.assert_close(signed.abs(), a)
+    assert (signed < 0).any() and (signed > 0).any()
+    torch.testing.assert_close(signed, er.input_gradient(trained_cnn3b, x, y, create_graph=False))
+    assert attribute(trained_cnn3b, x, y, "grad").equal(signed)
+    with pytest.raises(ValueError, match=r"'abs' not accepted by method 'saliency'.*method 'gradient' the signed"):
+        attribute(trained_cnn3b, x, y, "saliency", abs=False)
 
 
 def test_target_none_explains_prediction_and_mode_restored(trained_cnn3b, batch):

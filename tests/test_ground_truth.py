@@ -10,7 +10,7 @@ from explainreg.data import saliency_benchmark
 from explainreg.metrics import AUP, AUR, MaskedAccuracy, aup_aur, ground_truth_curves, ranking_precision_recall
 from explainreg.metrics.ground_truth import FRACTIONS
 from explainreg.models import build_model
-from explainreg.saliency import saliency
+from explainreg.gradients import input_gradient
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def batch():
     d = saliency_benchmark("SmallMiddle", n=12, seed=2)
     torch.manual_seed(0)
     model = build_model("tcn", in_channels=50, num_classes=2).eval()
-    a = saliency(model, d.x, d.y, create_graph=False).detach()
+    a = input_gradient(model, d.x, d.y, create_graph=False).detach()
     return model, d.x, d.y, a, d.extras["ground_truth"]
 
 

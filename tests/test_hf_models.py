@@ -28,7 +28,7 @@ from explainreg.metrics.text import eraser  # noqa: E402
 from explainreg.objective import Objective  # noqa: E402
 from explainreg.penalties import (CDEP, RRR, Consistency, ExpectedGradients, GradientL1,  # noqa: E402
                                   SaliencyGuided)
-from explainreg.saliency import saliency  # noqa: E402
+from explainreg.gradients import input_gradient  # noqa: E402
 from explainreg.training.batches import iterate_batches  # noqa: E402
 
 torch.set_num_threads(1)
@@ -97,13 +97,13 @@ def test_saliency_and_penalties_equal_each_sentence_alone(decoy, arch):
     term it gets alone (unpadded); GradientL1 is the mean |g| over the real tokens of the batch."""
     splits, x, y, extras = decoy
     model = BUILDERS[arch](len(splits.vocab)).eval()
-    g = saliency(model, x, y)
+    g = input_gradient(model, x, y)
     lengths = extras["lengths"]
     rrr, cdep, l1_sum = [], [], 0.0
     for b in range(len(x)):
         ids, mask = _alone(model, x, extras, b)
         n = ids.shape[1]
-        g_b = saliency(model, ids, y[b:b + 1])
+        g_b = input_gradient(model, ids, y[b:b + 1])
         torch.testing.assert_close(g[b:b + 1, :n], g_b, atol=1e-6, rtol=1e-4)
         assert float(g[b, n:].detach().abs().sum()) == 0.0
         l1_sum += float(g_b.abs().sum())
@@ -132,7 +132,7 @@ def _consistency_pairs(model, x, y, extras) -> torch.Tensor:
     units, embeds, predicted = [], [], []
     for b in range(len(x)):
         ids, _ = _alone(model, x, extras, b)
-        g = saliency(model, ids, y[b:b + 1]).detach()
+        g = input_gradient(model, ids, y[b:b + 1]).detach()
         g = (g - g.min()) / (g.max() - g.min() + 1e-12)
         units.append(F.pad(g[0], (0, 0, 0, T - ids.shape[1])).flatten())
         embeds.append(F.pad(model.get_input_embeddings()(ids)[0].detach(), (0, 0, 0, T - ids.shape[1])).flatten())

@@ -20,7 +20,7 @@ def data(trained_cnn3b):
     corners = ds.extras["mask"]
     patch = corners & (x > -1)  # the one corner that holds the decoy patch (train greys are ≥ 30)
     masks = {"patch": patch, "object": x > 0}
-    a = attribute(trained_cnn3b, (x + 1) / 2, y, "saliency", abs=False)
+    a = attribute(trained_cnn3b, (x + 1) / 2, y, "gradient")
     a = a + 1e-6 * float(a.abs().max()) * torch.rand(a.shape, generator=torch.Generator().manual_seed(0))
     return x, y, a, masks
 

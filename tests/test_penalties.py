@@ -37,7 +37,7 @@ def test_saliency_penalties_match_per_sample_reference(mnist_test, model_name, b
     x, y = batches(mnist_test)[batch_name]
     model = small_models(x.shape[1])[model_name]
     g = ref.per_sample_gradients(model, x, y)
-    np.testing.assert_allclose(er.saliency(model, x, y).detach().numpy(), g, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(er.input_gradient(model, x, y).detach().numpy(), g, rtol=1e-4, atol=1e-6)
     scale = np.abs(g).mean()
     checks = {
         GradientL1(): np.abs(g).mean(),

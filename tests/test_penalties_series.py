@@ -12,7 +12,7 @@ from explainreg.data import load_dataset
 from explainreg.models import build_model
 from explainreg.penalties import PENALTIES, Locality, SaliencyGuided, Smoothness, saliency_guided_mask
 from explainreg.penalties.saliency_guided import masked_count
-from explainreg.saliency import saliency
+from explainreg.gradients import input_gradient
 
 ROOT = Path(os.environ.get("EXPLAINREG_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 pytestmark = pytest.mark.skipif(not (ROOT / "ucr").is_dir(), reason="shared UCR data not found")
@@ -52,7 +52,7 @@ def test_smoothness_is_along_time_only(motions):
     torch.manual_seed(0)
     model = build_model("tcn", in_channels=6, num_classes=4).eval()     # no dropout: one saliency
     r = Smoothness()(model, x, y)
-    g = saliency(model, x, y).detach()
+    g = input_gradient(model, x, y).detach()
     plain = sum(float((g[b, c, t] - g[b, c, t - 1]).abs()) for b in range(6) for c in range(6)
                 for t in range(1, 100)) / (6 * 6 * 99)
     assert float(r) == pytest.approx(plain, rel=1e-5)
@@ -84,7 +84,7 @@ def test_image_only_penalties_refuse_other_layouts(motions):
 def test_sgt_masks_exactly_k_features_per_series(motions):
     x, y, _ = motions
     model = build_model("lstm", in_channels=6, num_classes=4)
-    g = saliency(model, x, y, create_graph=False)
+    g = input_gradient(model, x, y, create_graph=False)
     for fraction in (0.1, 0.5, 0.9):
         masked, mask = saliency_guided_mask(x, g, fraction, generator=torch.Generator().manual_seed(0))
         k = masked_count(600, fraction)

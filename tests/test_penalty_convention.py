@@ -14,7 +14,7 @@ from explainreg.objective import Objective
 from explainreg.penalties import ExpectedGradients, Smoothness
 from explainreg.penalties import functional as P
 from explainreg.runs import read_config, settings_changes
-from explainreg.saliency import saliency
+from explainreg.gradients import input_gradient
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_smoothness_seed_convention_is_the_seed_formula(batch):
     new = Smoothness(convention="seed")(model, x, y)
     with pytest.raises(TypeError, match="compat"):
         Smoothness(compat=True)
-    g = saliency(model, x, y)
+    g = input_gradient(model, x, y)
     padded = torch.nn.functional.pad(g, (2, 0, 2, 0))          # the seed's pad-then-roll, o = 2
     seed = (g - padded[..., :-2, 2:]).abs().mean() + (g - padded[..., 2:, :-2]).abs().mean()
     torch.testing.assert_close(new, seed)

@@ -337,8 +337,8 @@ def test_grey_images_without_a_channel_dimension(mnist_test):
         er.Objective()(er.models.cnn3b(in_channels=3), x[:, None], y)
     # the same message from the attribution and saliency entry points, not a conv2d shape error
     from explainreg.attribution import attribute
-    from explainreg.saliency import saliency
-    for explain in (lambda m, v: attribute(m, v, y, "saliency"), lambda m, v: saliency(m, v, y)):
+    from explainreg.gradients import input_gradient
+    for explain in (lambda m, v: attribute(m, v, y, "saliency"), lambda m, v: input_gradient(m, v, y)):
         with pytest.raises(ValueError, match=r"expects B×C×H×W inputs, got shape \(8, 28, 28\).*x\.unsqueeze\(1\)"):
             explain(er.models.cnn3b(), x)
         with pytest.raises(TypeError, match=r"x is torch.float64 but the model's parameters are torch.float32"):

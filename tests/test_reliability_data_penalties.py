@@ -150,11 +150,11 @@ def _bias_free_net(channels: int, classes: int) -> torch.nn.Module:
 
 
 def test_saliency_of_padded_series_is_zero_at_padding():
-    from explainreg.saliency import saliency
+    from explainreg.gradients import input_gradient
 
     x, y, real = _vowels()
     model = _bias_free_net(x.shape[1], 9)
-    g = saliency(model, x, y, lengths=real.sum(1), create_graph=False)
+    g = input_gradient(model, x, y, lengths=real.sum(1), create_graph=False)
     assert float(g.abs().sum()) > 0 and float((g * ~real[:, None]).abs().sum()) == 0.0
 
 

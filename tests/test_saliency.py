@@ -16,7 +16,7 @@ def test_one_pass_saliency_equals_per_sample_gradients(mnist_test, score):
     torch.manual_seed(0)
     model = er.models.cnn3b()
     x, y = mnist_test.x[:10], mnist_test.y[:10]
-    g = er.saliency(model, x, y, score=score, create_graph=False)
+    g = er.input_gradient(model, x, y, score=score, create_graph=False)
     assert g.shape == x.shape
     np.testing.assert_allclose(g.numpy(), ref.per_sample_gradients(model, x, y, score), rtol=1e-4, atol=1e-7)
 
@@ -24,14 +24,14 @@ def test_one_pass_saliency_equals_per_sample_gradients(mnist_test, score):
 def test_nll_is_minus_log_prob_and_signed(mnist_test):
     model = er.models.cnn3b()
     x, y = mnist_test.x[:5], mnist_test.y[:5]
-    a = er.saliency(model, x, y, "log_prob")
-    assert torch.allclose(er.saliency(model, x, y, "nll"), -a)
+    a = er.input_gradient(model, x, y, "log_prob")
+    assert torch.allclose(er.input_gradient(model, x, y, "nll"), -a)
     assert (a < 0).any() and (a > 0).any()
 
 
 def test_saliency_is_differentiable_wrt_weights(mnist_test):
     model = er.models.cnn3b()
-    er.saliency(model, mnist_test.x[:4], mnist_test.y[:4]).abs().sum().backward()
+    er.input_gradient(model, mnist_test.x[:4], mnist_test.y[:4]).abs().sum().backward()
     assert model[0].weight.grad.abs().sum() > 0
 
 
@@ -45,7 +45,7 @@ def test_minmax_normalize_per_sample(mnist_test):
 
 def test_unknown_score(mnist_test):
     with pytest.raises(ValueError, match="score must be one of"):
-        er.saliency(er.models.cnn3b(), mnist_test.x[:2], mnist_test.y[:2], score="prob")
+        er.input_gradient(er.models.cnn3b(), mnist_test.x[:2], mnist_test.y[:2], score="prob")
 
 
 def test_rotate_matches_rot90_and_identity(mnist_test):

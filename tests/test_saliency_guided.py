@@ -110,7 +110,7 @@ def test_gradients_reach_the_weights_through_both_branches(mnist_test):
     torch.manual_seed(0)
     model = er.models.cnn3b()
     x, y = mnist_test.x[:16], mnist_test.y[:16]
-    g = er.saliency(model, x, y, score="log_prob", create_graph=False)
+    g = er.input_gradient(model, x, y, score="log_prob", create_graph=False)
     xm, _ = saliency_guided_mask(x, g, 0.5, "abs", "random", torch.Generator().manual_seed(3))
     params = list(model.parameters())
 
@@ -155,7 +155,7 @@ def test_sequence_batch(mnist_test):
     x, y = mnist_test.x[:12, 0], mnist_test.y[:12]  # rows of real digits as B×T×F sequences, T = F = 28
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(28, 16), nn.Tanh(), nn.Flatten(), nn.Linear(28 * 16, 10))
-    g = er.saliency(model, x, y, score="log_prob", create_graph=False)
+    g = er.input_gradient(model, x, y, score="log_prob", create_graph=False)
     xm, mask = saliency_guided_mask(x, g, 0.3, "abs", "random", torch.Generator().manual_seed(0))
     assert xm.shape == x.shape and mask.flatten(1).sum(1).tolist() == [int(0.3 * 784)] * 12
     expected = lowest_by_loop(g.double().numpy(), int(0.3 * 784), "abs")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from explainreg.objective import Objective
 from explainreg.penalties import (RRR, Consistency, Fidelity, GradientL1, Locality, PenaltyContext, Smoothness,
                                   Symmetry)
 from explainreg.penalties import functional as P
-from explainreg.saliency import SCORES, forward_with_saliency, saliency
+from explainreg.gradients import SCORES, forward_with_gradient, input_gradient
 
 SCORED = [GradientL1, Smoothness, Locality, Fidelity, Consistency, Symmetry, RRR]
 
@@ -28,14 +29,14 @@ def batch(mnist_test):
 
 
 @pytest.mark.parametrize("score", SCORES)
-def test_saliency_score_keyword_and_position_agree(batch, score):
+def test_gradient_score_keyword_and_position_agree(batch, score):
     model, x, y = batch
-    new = saliency(model, x, y, score=score, create_graph=False)
-    torch.testing.assert_close(saliency(model, x, y, score, create_graph=False), new, rtol=0, atol=0)  # positional
-    e, _, g = forward_with_saliency(model, x, y, score=score, create_graph=False)
+    new = input_gradient(model, x, y, score=score, create_graph=False)
+    torch.testing.assert_close(input_gradient(model, x, y, score, create_graph=False), new, rtol=0, atol=0)  # positional
+    e, _, g = forward_with_gradient(model, x, y, score=score, create_graph=False)
     torch.testing.assert_close(g, new, rtol=0, atol=0)
     with pytest.raises(TypeError, match="target"):
-        saliency(model, x, y, target=score)
+        input_gradient(model, x, y, target=score)
 
 
 @pytest.mark.parametrize("cls", SCORED, ids=lambda c: c.__name__)
@@ -59,11 +60,11 @@ def test_defaults_context_and_functional_spellings(batch):
     assert GradientL1().score == "logit" and RRR().score == "sum_log_prob"
     assert RRR("nll").channel_sum and not RRR(score="log_prob").channel_sum
     ctx = PenaltyContext(model, x, y)
-    assert ctx.saliency("nll") is ctx.saliency(score="nll") and ctx.saliency() is ctx.saliency("logit")  # cached
-    g = ctx.saliency("logit")
+    assert ctx.gradient("nll") is ctx.gradient(score="nll") and ctx.gradient() is ctx.gradient("logit")  # cached
+    g = ctx.gradient("logit")
     torch.testing.assert_close(P.symmetry(model, x, y, g, 10.0, "logit"), P.symmetry(model, x, y, g, 10.0, score="logit"),
                                rtol=0, atol=0)
-    S = sys.modules["explainreg.saliency"]
+    S = sys.modules["explainreg.gradients"]
     assert not hasattr(S, "TARGETS") and not hasattr(S, "saliency_target")
 
 
@@ -93,13 +94,16 @@ def test_stable_ranks_against_numpy_and_the_seeded_ranks_on_untied_scores():
 
 @pytest.mark.synthetic
 def test_the_package_shows_its_verbs_and_subpackages_and_imports_them_lazily():
-    for name in ("saliency", "attribute", "decompose", "Objective", "metrics", "attribution", "decomposition",
-                 "penalties", "training", "data", "models", "studies"):
+    for name in ("input_gradient", "attribute", "decompose", "Objective", "metrics", "attribution", "decomposition",
+                 "gradients", "penalties", "training", "data", "models", "studies"):
         assert name in er.__all__ and hasattr(er, name), name
-    assert callable(er.saliency) and callable(er.attribute) and callable(er.decompose)
+    assert callable(er.input_gradient) and callable(er.attribute) and callable(er.decompose)
+    import explainreg.gradients as gradients_module  # a dotted import gives the module, not a function
+    assert isinstance(gradients_module, types.ModuleType) and gradients_module.input_gradient is er.input_gradient
+    assert not hasattr(er, "saliency")  # the magnitude |g| is attribute(..., "saliency"); er.input_gradient is g
     assert er.Objective is Objective and er.metrics.MoRF is not None
     code = ("import sys, explainreg as er; loaded = [m for m in ('metrics', 'studies', 'training', 'penalties', "
             "'attribution', 'decomposition', 'data') if 'explainreg.' + m in sys.modules]; print(loaded); "
-            "import explainreg.penalties.base; assert callable(er.saliency)")
+            "import explainreg.penalties.base; assert callable(er.input_gradient)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -9,7 +9,7 @@ import torch
 
 from explainreg.data import load_dataset
 from explainreg.models import build_model
-from explainreg.saliency import saliency
+from explainreg.gradients import input_gradient
 from explainreg.models.sequence import TCNClassifier
 
 ROOT = Path(os.environ.get("EXPLAINREG_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -36,7 +36,7 @@ def test_logits_layouts_and_double_backprop(name, motions):
         model(x.transpose(1, 2))
     with pytest.raises(ValueError, match="expects a BxTxF batch with 6 channels"):
         twin(x)
-    g = saliency(model, x, y)                      # create_graph: the saliency reaches the weights
+    g = input_gradient(model, x, y)                      # create_graph: the saliency reaches the weights
     grads = torch.autograd.grad(g.abs().sum(), list(model.parameters()), allow_unused=True)
     assert sum(float(v.abs().sum()) for v in grads if v is not None) > 0
 

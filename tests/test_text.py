@@ -22,7 +22,7 @@ from explainreg.objective import Objective
 from explainreg.penalties import (
     CDEP, RRR, Consistency, ExpectedGradients, Fidelity, GradientL1, Locality, SaliencyGuided, Smoothness, Symmetry,
 )
-from explainreg.saliency import forward_with_saliency, saliency
+from explainreg.gradients import forward_with_gradient, input_gradient
 from explainreg.models.text import TextLSTMClassifier, TextTransformerClassifier
 from explainreg.training.batches import iterate_batches
 
@@ -111,7 +111,7 @@ def test_sst_bias_splits_and_padding_aware_batches():
 
 def test_saliency_wrt_embeddings_matches_direct_gradient(decoy):
     _, model, x, y, extras = decoy
-    explained, logits, g = forward_with_saliency(model, x, y, lengths=extras["lengths"])
+    explained, logits, g = forward_with_gradient(model, x, y, lengths=extras["lengths"])
     assert g.shape == (*x.shape, 12)
     # independently: the same network from a leaf embedding tensor
     e = model.embedding(x).detach().requires_grad_(True)
@@ -139,12 +139,12 @@ def test_named_layer_and_missing_embedding():
 
     ids, y = torch.randint(0, 10, (3, 5)), torch.tensor([0, 1, 0])
     with pytest.raises(NoEmbeddingError, match="several nn.Embedding.*words, extra"):
-        saliency(TwoEmbeddings(), ids, y)
-    assert saliency(TwoEmbeddings(), ids, y, layer="words").shape == (3, 5, 4)
+        input_gradient(TwoEmbeddings(), ids, y)
+    assert input_gradient(TwoEmbeddings(), ids, y, layer="words").shape == (3, 5, 4)
     with pytest.raises(NoEmbeddingError, match="no nn.Embedding"):
         GradientL1()(nn.Sequential(nn.Linear(5, 2)), ids, y)
     with pytest.raises(NoEmbeddingError, match="layer='nope' is not a submodule"):
-        saliency(TwoEmbeddings(), ids, y, layer="nope")
+        input_gradient(TwoEmbeddings(), ids, y, layer="nope")
 
 
 def test_bad_token_inputs(decoy):
@@ -193,10 +193,10 @@ def test_image_only_penalties_refuse_tokens(decoy, penalty, match):
 
 def test_rrr_on_tokens_is_the_masked_squared_gradient(decoy):
     _, model, x, y, extras = decoy
-    g = saliency(model, x, y, score="sum_log_prob")
+    g = input_gradient(model, x, y, score="sum_log_prob")
     expected = ((extras["mask"][..., None] * g) ** 2).flatten(1).sum(1).mean()
     torch.testing.assert_close(RRR()(model, x, y, **extras), expected)
-    g = saliency(model, x, y, score="nll")
+    g = input_gradient(model, x, y, score="nll")
     expected = ((extras["mask"] * g.sum(2)) ** 2).sum(1).mean()  # CDEP's "Grad": sum over E first
     torch.testing.assert_close(RRR(score="nll")(model, x, y, **extras), expected)
 

@@ -10,7 +10,7 @@ from explainreg.inputs import token_scores
 from explainreg.attribution import attribute
 from explainreg.metrics import Comprehensiveness, Sufficiency
 from explainreg.metrics.text import eraser
-from explainreg.saliency import forward_with_saliency
+from explainreg.gradients import forward_with_gradient
 from explainreg.models.text import TextLSTMClassifier
 from explainreg.training.batches import iterate_batches
 
@@ -28,7 +28,7 @@ def batch():
 
 def test_gradient_attribution_is_gradient_times_embedding(batch):
     model, x, y, _ = batch
-    e, _, g = forward_with_saliency(model, x, y)
+    e, _, g = forward_with_gradient(model, x, y)
     torch.testing.assert_close(attribute(model, x, y, "input_x_gradient"),
                                token_scores(g, e.detach(), padding=x != 0))
 

@@ -2,14 +2,15 @@
 
 The verbs:
 
-* :func:`saliency` — differentiable input gradients (the quantity the penalties constrain);
+* :func:`input_gradient` — the differentiable signed input gradient (the quantity the penalties constrain;
+  its magnitude is the attribution method ``"saliency"``, the signed gradient method ``"gradient"``);
 * :class:`Objective` — the training loss CE + Σ_i λ_i · R_i with one shared forward pass;
 * :func:`attribute` — attributions for evaluation (gradient, integrated gradients, Grad-CAM, …);
 * :func:`decompose` — contextual decomposition of the logits for a masked region (Murdoch et al.
   2018; Singh et al. 2019).
 
 The subpackages: ``data``, ``models``, ``penalties``, ``training``, ``metrics``, ``attribution``,
-``decomposition``, ``studies`` (and ``runs``, ``transforms``, ``inputs``). Each is imported on
+``decomposition``, ``studies`` (and ``gradients``, ``runs``, ``transforms``, ``inputs``). Each is imported on
 first use, so ``import explainreg`` costs little more than ``import torch``.
 
 Example:
@@ -18,7 +19,7 @@ Example:
     >>> import explainreg as er
     >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
     >>> x, y = torch.randn(3, 1, 2, 2), torch.tensor([0, 1, 1])
-    >>> er.saliency(net, x, y).shape
+    >>> er.input_gradient(net, x, y).shape
     torch.Size([3, 1, 2, 2])
     >>> out = er.Objective({"gradient_l1": 0.1})(net, x, y)
     >>> sorted(out.terms)
@@ -29,11 +30,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .saliency import minmax_normalize, saliency  # bound first: the function, not the module, is er.saliency
+from .gradients import input_gradient, minmax_normalize
 
 __version__ = "0.2.0"
 
-_LAZY_MODULES = ("attribution", "data", "decomposition", "inputs", "metrics", "models", "penalties", "runs",
+_LAZY_MODULES = ("attribution", "data", "decomposition", "gradients", "inputs", "metrics", "models", "penalties", "runs",
                  "studies", "training", "transforms")
 _LAZY_NAMES = {"attribute": "attribution", "decompose": "decomposition", "Objective": "objective",
                "ObjectiveOutput": "objective"}
@@ -54,5 +55,5 @@ def __dir__() -> list[str]:
 
 
 __all__ = ["Objective", "ObjectiveOutput", "attribute", "attribution", "data", "decompose", "decomposition",
-           "inputs", "metrics", "minmax_normalize", "models", "penalties", "runs", "saliency", "studies", "training",
-           "transforms", "__version__"]
+           "gradients", "input_gradient", "inputs", "metrics", "minmax_normalize", "models", "penalties", "runs",
+           "studies", "training", "transforms", "__version__"]

@@ -4,9 +4,13 @@
 is the class explained for each sample: pass the true labels ``y`` (the seed's convention); ``None``
 explains the model's own prediction. Methods:
 
-- ``saliency``: |∂z_t/∂x| (Captum ``Saliency``, ``abs=True`` as the seed; ``abs=False`` for signed).
+- ``gradient``: ∂z_t/∂x, the signed input gradient (:func:`explainreg.input_gradient` with ``score="logit"``,
+  detached).
+- ``saliency``: |∂z_t/∂x|, the gradient's magnitude: the saliency map of Simonyan et al. 2014 (Captum ``Saliency``,
+  as the seed).
 - ``integrated_gradients``: (x − x′) ⊙ ∫₀¹ ∂z_t(x′ + α(x − x′))/∂x dα, baseline x′ = 0, ``n_steps`` = 50.
-- ``smoothgrad``: mean over ``nt_samples`` of |∂z_t/∂x| at x + ``stdevs``·ε, ε ~ N(0, 1) (default 0.15, 10 samples).
+- ``smoothgrad``: mean over ``nt_samples`` of |∂z_t/∂x| at x + ``stdevs``·ε, ε ~ N(0, 1) (default 0.15, 10 samples):
+  smoothed saliency maps; ``abs=False`` averages the signed gradients.
 - ``deeplift``: DeepLift (rescale rule), baseline 0.
 - ``deeplift_shap``: Captum's DeepLiftShap, the mean of DeepLift over the ``baselines`` (M×...; default 0).
 - ``gradient_shap``: mean over ``n_samples`` (5) of (x̃ − x′) ⊙ ∂z_t/∂x at x′ + α(x̃ − x′), with
@@ -165,9 +169,11 @@ def check_options(method: str, options: dict[str, Any]) -> None:
     accepted = ATTRIBUTION_METHODS[method].options
     unknown = sorted(set(options) - set(accepted))
     if unknown:
+        hint = ("; 'saliency' is the gradient's magnitude |∂z_t/∂x|, method 'gradient' the signed gradient"
+                if method == "saliency" and "abs" in unknown else "")
         raise ValueError(f"attribution option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
                          f"not accepted by method {method!r}; it accepts "
-                         f"{', '.join(accepted) if accepted else 'no options'} (and max_batch, seed)")
+                         f"{', '.join(accepted) if accepted else 'no options'} (and max_batch, seed){hint}")
 
 
 def resolve_method(method: str) -> str:
@@ -253,11 +259,18 @@ def _n_baselines(baselines: Any) -> int:
     return int(baselines.shape[0])
 
 
-@register_attribution("saliency", options=("abs",), aliases=("grad", "gradient"))
+@register_attribution("gradient", aliases=("grad", "input_gradient"))
+def _gradient(model, x, t, opts, seed, index):
+    import captum.attr as ca
+
+    return ca.Saliency(model).attribute(x, target=t, abs=False, additional_forward_args=_args(opts))
+
+
+@register_attribution("saliency")
 def _saliency(model, x, t, opts, seed, index):
     import captum.attr as ca
 
-    return ca.Saliency(model).attribute(x, target=t, abs=opts.get("abs", True), additional_forward_args=_args(opts))
+    return ca.Saliency(model).attribute(x, target=t, abs=True, additional_forward_args=_args(opts))
 
 
 @register_attribution("integrated_gradients", options=("baselines", "n_steps", "integration"),
@@ -372,7 +385,7 @@ def _random(model, x, t, opts, seed, index):
 
 
 #: the methods defined on token embeddings (the others slide windows or hook the model's modules)
-TOKEN_METHODS = ("saliency", "integrated_gradients", "smoothgrad", "gradient_shap", "input_x_gradient", "random")
+TOKEN_METHODS = ("gradient", "saliency", "integrated_gradients", "smoothgrad", "gradient_shap", "input_x_gradient", "random")
 
 
 def _args(opts: dict[str, Any], n: int = 1, order: str = "repeat") -> tuple | None:
@@ -419,9 +432,9 @@ def attribute(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = N
                 True = real) or their number per sample (B); the padded steps get attribution 0, so no metric
                 reads them as features (token ids: default, the embedding's ``padding_idx``).
             layer: token ids only: the embedding module (or its name) whose output is explained.
-            options: the method's options (``abs``, ``n_steps``, ``baselines``, ``stdevs``, ``nt_samples``,
-                ``nt_type``, ``n_samples``, ``window``, ``stride``, ``layer``, ``relu``; ``OPTIONS`` lists them per
-                method, others raise).
+            options: the method's options (``n_steps``, ``baselines``, ``stdevs``, ``nt_samples``,
+                ``nt_type``, ``abs``, ``n_samples``, ``window``, ``stride``, ``layer``, ``relu``; ``OPTIONS`` lists
+                them per method, others raise).
 
         Shape:
             x: (B, ...); target: (B,); output: the shape of x (Grad-CAM: upsampled to x's spatial size;

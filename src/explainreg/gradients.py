@@ -1,4 +1,4 @@
-"""Differentiable input-gradient saliency.
+"""Differentiable input gradients: the signed gradient the penalties constrain.
 
 ``g = ∂T/∂x`` with ``T = Σ_b t_b`` in one backward pass for the whole batch, where the scalar
 kind ``score`` chooses ``t_b``: ``"logit"``: z_{b,y_b} (the default, as the constrained-losses
@@ -7,6 +7,10 @@ seed); ``"log_prob"``: log p_{b,y_b} (Saliency Guided Training, Ismail et al. 20
 (Right for the Right Reasons, Ross et al. 2017). Exact per-sample gradients when samples do not
 interact (no BatchNorm in training mode). ``y`` is the class (the target) whose scalar is
 differentiated; ``score`` says which scalar of that class.
+
+:func:`input_gradient` (``explainreg.input_gradient``) gives the signed g; its magnitude |g| (with
+``score="logit"``) is the saliency map of Simonyan et al. (2014), attribution method ``"saliency"`` of
+:func:`explainreg.attribution.attribute`, whose method ``"gradient"`` is the signed g, detached.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from ._validation import check_batch, check_labels, check_logits, check_model_input
 from .inputs import ExplainedInput
 
-#: the scalar kinds t_b whose input gradient is the saliency
+#: the scalar kinds t_b whose input gradient g is taken
 SCORES = ("logit", "log_prob", "nll", "sum_log_prob")
 #: the floating-point types autocast computes in, whose penalties' reductions run in float32
 LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -57,7 +61,7 @@ def full_precision(device: torch.device | str) -> Iterator[None]:
 
 @contextmanager
 def twice_differentiable(enabled: bool = True) -> Iterator[None]:
-    """Forward passes whose graph is differentiated twice (a saliency kept with ``create_graph=True``
+    """Forward passes whose graph is differentiated twice (an input gradient kept with ``create_graph=True``
     and penalised): ``scaled_dot_product_attention`` runs on its math kernel, the one whose backward
     has a derivative (the fused CPU flash kernel has none, so a user's ``nn.TransformerEncoder``
     failed in every double-backprop penalty). ``enabled=False``: no change.
@@ -78,7 +82,7 @@ def twice_differentiable(enabled: bool = True) -> Iterator[None]:
 
 def refuse_function_transforms(who: str) -> None:
     """A clear error when called inside a ``torch.func`` transform (``grad``, ``vmap``, ``jacrev``, …):
-    saliency and the penalties take input gradients with ``torch.autograd.grad`` on a grad-enabled
+    input_gradient and the penalties take input gradients with ``torch.autograd.grad`` on a grad-enabled
     input (double back-propagation), which those transforms do not support.
 
     Example:
@@ -102,7 +106,7 @@ def check_score(score: Any, name: str = "score") -> str:
     """``score`` must be one of :data:`SCORES`; the message names the keyword ``name`` the caller used."""
     if not isinstance(score, str) or score not in SCORES:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, SCORES))}; got {score!r} (the scalar whose "
-                         "input gradient is the saliency)")
+                         "input gradient is taken)")
     return score
 
 
@@ -116,8 +120,8 @@ def resolve_score(score: str | None, default: str = "logit") -> str:
     return check_score(default if score is None else score)
 
 
-def saliency_score(logits: torch.Tensor, y: torch.Tensor, score: str = "logit") -> torch.Tensor:
-    """The per-sample scalar t_b whose input gradient is the saliency.
+def gradient_score(logits: torch.Tensor, y: torch.Tensor, score: str = "logit") -> torch.Tensor:
+    """The per-sample scalar t_b whose input gradient is g.
 
     Args:
         logits: B×K model outputs. y: B class indices. score: the scalar kind (:data:`SCORES`).
@@ -130,7 +134,7 @@ def saliency_score(logits: torch.Tensor, y: torch.Tensor, score: str = "logit") 
 
     Example:
         >>> z = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
-        >>> saliency_score(z, torch.tensor([0, 1]))
+        >>> gradient_score(z, torch.tensor([0, 1]))
         tensor([2., 1.])
     """
     check_score(score)
@@ -164,12 +168,12 @@ def gradient_of(logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, score: s
         >>> gradient_of(x * torch.tensor([3.0, 4.0]), x, torch.tensor([1]))
         tensor([[0., 4.]])
     """
-    t = saliency_score(logits, y, score).sum()
+    t = gradient_score(logits, y, score).sum()
     (g,) = torch.autograd.grad(t, x, create_graph=create_graph, retain_graph=True)
     return g
 
 
-def forward_with_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, score: str | None = None,
+def forward_with_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, score: str | None = None,
                           create_graph: bool = True, *, layer: str | nn.Module | None = None,
                           lengths: torch.Tensor | None = None,
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -177,7 +181,7 @@ def forward_with_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sc
 
     Dense inputs: explained = a grad-enabled copy of ``x``. Token ids (B×T integers): explained =
     the output e (B×T×E) of the model's embedding (``layer``, found automatically), g is zero at
-    padding positions (``lengths`` or the embedding's ``padding_idx``). Arguments as :func:`saliency`.
+    padding positions (``lengths`` or the embedding's ``padding_idx``). Arguments as :func:`input_gradient`.
 
     Shape:
         explained and g: x's shape (B×T×E for token ids); logits B×K.
@@ -187,12 +191,12 @@ def forward_with_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sc
 
     Example:
         >>> net = nn.Linear(3, 2)
-        >>> e, z, g = forward_with_saliency(net, torch.ones(4, 3), torch.zeros(4, dtype=torch.long))
+        >>> e, z, g = forward_with_gradient(net, torch.ones(4, 3), torch.zeros(4, dtype=torch.long))
         >>> bool(torch.allclose(g, net.weight[0].expand(4, 3)))
         True
     """
     score = resolve_score(score)
-    refuse_function_transforms("saliency")
+    refuse_function_transforms("input_gradient")
     check_batch(x, y, tokens=True)
     check_model_input(model, x)
     inputs = ExplainedInput.build(model, x, {"lengths": lengths}, layer=layer)
@@ -205,7 +209,7 @@ def forward_with_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sc
     return explained, logits, inputs.strip_padding(float32(g))
 
 
-def saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, score: str | None = None,
+def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, score: str | None = None,
              create_graph: bool = True, *, layer: str | nn.Module | None = None,
              lengths: torch.Tensor | None = None) -> torch.Tensor:
     """Signed input gradient g = ∂ Σ_b t_b / ∂x of the scalar kind ``score`` for each sample's label.
@@ -227,17 +231,17 @@ def saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, score: str | No
         output: the shape of x; for token ids B×T×E (the embedding output's shape).
 
     Returns:
-        The signed saliency g.
+        The signed input gradient g.
 
     Example:
         >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
         >>> x, y = torch.randn(2, 1, 2, 2), torch.tensor([0, 2])
-        >>> g = saliency(net, x, y)
+        >>> g = input_gradient(net, x, y)
         >>> g.shape, bool(torch.allclose(g[1].flatten(), net[1].weight[2]))
         (torch.Size([2, 1, 2, 2]), True)
     """
     score = resolve_score(score)
-    return forward_with_saliency(model, x, y, score, create_graph, layer=layer, lengths=lengths)[2]
+    return forward_with_gradient(model, x, y, score, create_graph, layer=layer, lengths=lengths)[2]
 
 
 def minmax_normalize(g: torch.Tensor, eps: float = 1e-12, real: torch.Tensor | None = None) -> torch.Tensor:
@@ -266,6 +270,6 @@ def minmax_normalize(g: torch.Tensor, eps: float = 1e-12, real: torch.Tensor | N
     return torch.where(keep, (flat - low) / (high - low + eps), torch.zeros_like(flat)).view_as(g)
 
 
-__all__ = ["LOW_PRECISION", "SCORES", "check_score", "float32", "forward_with_saliency", "full_precision",
-           "gradient_of", "minmax_normalize", "refuse_function_transforms", "resolve_score", "saliency", "saliency_score",
-           "twice_differentiable"]
+__all__ = ["LOW_PRECISION", "SCORES", "check_score", "float32", "forward_with_gradient", "full_precision",
+           "gradient_of", "gradient_score", "input_gradient", "minmax_normalize", "refuse_function_transforms",
+           "resolve_score", "twice_differentiable"]

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .saliency import SCORES
+from .gradients import SCORES
 from .models import build_model, MODELS
 from . import __version__
 

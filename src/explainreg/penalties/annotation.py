@@ -19,7 +19,7 @@ from ..decomposition.engine import ORDERS
 from ..decomposition.rules import dropout_as_identity
 from ..inputs import normalize_mask
 from ..modes import deterministic_dropout, frozen_norm_statistics
-from ..saliency import resolve_score
+from ..gradients import resolve_score
 from .base import PENALTIES, Penalty, PenaltyContext
 from .text import BIAS_AT, cdep_text, widen_window
 
@@ -297,13 +297,13 @@ class CDEP(_AnnotationPenalty):
 
 @PENALTIES.register(aliases=("right_for_right_reasons",))
 class RRR(_AnnotationPenalty):
-    """R = (1/B) Σ_b Σ (m ⊙ g)² with g the saliency of the scalar kind ``score`` (Right for the Right
+    """R = (1/B) Σ_b Σ (m ⊙ g)² with g the input gradient of the scalar kind ``score`` (Right for the Right
     Reasons, Ross et al. 2017: ``"sum_log_prob"``, Σ_k log p_k). ``score="nll"`` sums g over channels
     before squaring (CDEP's "Grad" baseline, Rieger et al. 2020) unless ``channel_sum`` says
     otherwise. CDEP's code uses the batch-mean NLL, so its λ equals ours × B.
 
     Args:
-        score: the scalar kind (``"sum_log_prob"`` by default; :data:`explainreg.saliency.SCORES`).
+        score: the scalar kind (``"sum_log_prob"`` by default; :data:`explainreg.gradients.SCORES`).
         channel_sum: square Σ_c g instead of g (default: ``score == "nll"``).
         blob_sampler: blobs drawn per batch instead of the extras' mask (see :class:`CDEP`).
 
@@ -325,8 +325,8 @@ class RRR(_AnnotationPenalty):
         >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
         >>> mask = torch.zeros(4, 4)
         >>> mask[:2, :2] = 1                                    # the region not to use
-        >>> from explainreg import saliency
-        >>> g = saliency(net, x, y, score="sum_log_prob")
+        >>> from explainreg import input_gradient
+        >>> g = input_gradient(net, x, y, score="sum_log_prob")
         >>> bool(torch.isclose(RRR()(net, x, y, mask=mask), (mask * g).pow(2).flatten(1).sum(1).mean()))
         True
     """
@@ -344,7 +344,7 @@ class RRR(_AnnotationPenalty):
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         mask, blobs = self._mask(ctx)
-        g = ctx.saliency(self.score)
+        g = ctx.gradient(self.score)
         if ctx.inputs.is_tokens:  # B×T×E: the embedding dimension plays the channels' part
             g, mask = g.transpose(1, 2), mask.transpose(1, 2)
         return rrr(g, mask, channel_sum=self.channel_sum, blobs=blobs)

@@ -2,7 +2,7 @@
 
 A penalty is called as ``penalty(model, x, y, **extras)`` and returns the raw, unweighted scalar R.
 Inside an :class:`~explainreg.objective.Objective` all penalties share one
-:class:`PenaltyContext`: one forward pass on ``x`` and one saliency per scalar kind for the batch.
+:class:`PenaltyContext`: one forward pass on ``x`` and one input gradient per scalar kind for the batch.
 """
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from .._validation import check_batch, check_finite_option, check_labels, check_
 from ..inputs import ExplainedInput
 from ..modes import frozen_norm_statistics, warn_batch_norm_mixing
 from ..registry import Registry
-from ..saliency import (float32, full_precision, gradient_of, minmax_normalize, refuse_function_transforms,
+from ..gradients import (float32, full_precision, gradient_of, minmax_normalize, refuse_function_transforms,
                         resolve_score, twice_differentiable)
 
 
 def input_gradient_precision(device: torch.device | str, needed: bool):
-    """Autocast off (:func:`~explainreg.saliency.full_precision`) where a penalty differentiates an
+    """Autocast off (:func:`~explainreg.gradients.full_precision`) where a penalty differentiates an
     input gradient (``needed``): under bfloat16 autocast that gradient would come out of a bfloat16
     backward (RRR on real DecoyMNIST at initialisation: 1.5 % away from float32 for the CDEP net,
     Σ_k log p_k), so such a batch's forward runs in float32 and R equals its float32 value (the
@@ -34,7 +34,7 @@ def input_gradient_precision(device: torch.device | str, needed: bool):
 
 class PenaltyContext:
     """One batch seen by the penalties: the model, a grad-enabled ``x``, its logits, and lazily
-    computed, cached saliency maps (``create_graph=True``) for each scalar kind ``score``.
+    computed, cached input gradients (``create_graph=True``) for each scalar kind ``score``.
 
     ``inputs`` (:class:`~explainreg.inputs.ExplainedInput`) says what is explained: ``explained``
     is ``x`` itself for images, series and tabular data, and the output of the model's embedding
@@ -49,14 +49,14 @@ class PenaltyContext:
         layer: the explained embedding for token ids.
 
     Shape:
-        x B×…; logits B×K; saliency maps the shape of ``explained``.
+        x B×…; logits B×K; input gradients the shape of ``explained``.
 
     Example:
         >>> import torch
         >>> from torch import nn
         >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
         >>> ctx = PenaltyContext(net, torch.rand(3, 1, 2, 2), torch.tensor([0, 1, 1]))
-        >>> ctx.logits.shape, ctx.saliency("logit") is ctx.saliency()     # computed once per kind
+        >>> ctx.logits.shape, ctx.gradient("logit") is ctx.gradient()     # computed once per kind
         (torch.Size([3, 2]), True)
     """
 
@@ -75,27 +75,27 @@ class PenaltyContext:
         self.x = self.explained if not self.inputs.is_tokens else x
         check_logits(self.logits, x.shape[0])
         check_labels(y, self.logits.shape[1])
-        self._saliency: dict[str, torch.Tensor] = {}
+        self._gradient: dict[str, torch.Tensor] = {}
         self._normalized: dict[str, torch.Tensor] = {}
 
-    def saliency(self, score: str | None = None) -> torch.Tensor:
+    def gradient(self, score: str | None = None) -> torch.Tensor:
         """Signed input gradient g of the scalar kind ``score`` (``"logit"`` by default; see
-        :func:`explainreg.saliency`), computed once per kind."""
+        :func:`explainreg.input_gradient`), computed once per kind."""
         score = resolve_score(score)
-        if score not in self._saliency:
+        if score not in self._gradient:
             if not self.explained.requires_grad:
                 raise RuntimeError("this context was built without input gradients; build it with input_grad=True")
             warn_batch_norm_mixing(self.model)
             with torch.enable_grad():
                 g = gradient_of(self.logits, self.explained, self.y, score, create_graph=True)
-                self._saliency[score] = self.inputs.strip_padding(float32(g))
-        return self._saliency[score]
+                self._gradient[score] = self.inputs.strip_padding(float32(g))
+        return self._gradient[score]
 
-    def normalized_saliency(self, score: str | None = None) -> torch.Tensor:
-        """Per-sample min–max normalised saliency ĝ of ``score``, computed once."""
+    def normalized_gradient(self, score: str | None = None) -> torch.Tensor:
+        """Per-sample min–max normalised input gradient ĝ of ``score``, computed once."""
         score = resolve_score(score)
         if score not in self._normalized:
-            g = self.saliency(score)
+            g = self.gradient(score)
             self._normalized[score] = minmax_normalize(g, real=self.inputs.real(g))
         return self._normalized[score]
 
@@ -168,7 +168,7 @@ class Penalty(nn.Module):
         interpolated copies; contextual decomposition) are not training data (documentation: methods/decomposition).
         Forward passes inside run attention on a twice-differentiable kernel (penalties such as
         expected gradients differentiate input gradients of their own forwards;
-        :func:`~explainreg.saliency.twice_differentiable`); R comes out in float32 under autocast."""
+        :func:`~explainreg.gradients.twice_differentiable`); R comes out in float32 under autocast."""
         gradients = self.needs_input_grad if self.double_backprop is None else self.double_backprop
         with frozen_norm_statistics(ctx.model), twice_differentiable(), \
                 input_gradient_precision(ctx.logits.device, gradients):

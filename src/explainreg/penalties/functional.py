@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from .._validation import SEED_CONVENTIONS, check_convention
 from ..inputs import real_mean
-from ..saliency import gradient_of, minmax_normalize, resolve_score
+from ..gradients import gradient_of, minmax_normalize, resolve_score
 from ..transforms import rotate
 
 

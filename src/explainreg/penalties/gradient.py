@@ -7,7 +7,7 @@ import torch
 
 from .._validation import SEED_CONVENTIONS, check_choice, check_convention, check_range
 from ..inputs import dense_mask
-from ..saliency import minmax_normalize, resolve_score
+from ..gradients import minmax_normalize, resolve_score
 from . import functional as P
 from .base import PENALTIES, Penalty, PenaltyContext
 
@@ -31,8 +31,8 @@ def require_layout(ctx: PenaltyContext, allowed: Sequence[str], who: str, why: s
 
 
 class _SaliencyPenalty(Penalty):
-    """Shared setting: the scalar kind ``score`` whose saliency the penalty constrains (``"logit"``
-    as the seed; :data:`explainreg.saliency.SCORES`)."""
+    """Shared setting: the scalar kind ``score`` whose input gradient the penalty constrains (``"logit"``
+    as the seed; :data:`explainreg.gradients.SCORES`)."""
 
     def __init__(self, score: str | None = None) -> None:
         super().__init__()
@@ -49,8 +49,8 @@ class GradientL1(_SaliencyPenalty):
     or series batches the mean runs over the real positions only: padding never counts.
 
     Args:
-        score: the scalar kind whose saliency g is constrained (``"logit"``, the seed's; see
-            :func:`explainreg.saliency`).
+        score: the scalar kind whose input gradient g is constrained (``"logit"``, the seed's; see
+            :func:`explainreg.input_gradient`).
 
     Shape:
         Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images (or B×C×T series, B×F
@@ -62,20 +62,20 @@ class GradientL1(_SaliencyPenalty):
     Example:
         >>> import torch
         >>> from torch import nn
-        >>> from explainreg import saliency
+        >>> from explainreg import input_gradient
         >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
         <torch._C.Generator object at ...>
         >>> net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(32, 3))
         >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
         >>> r = GradientL1()(net, x, y)
-        >>> bool(torch.isclose(r, saliency(net, x, y).abs().mean()))
+        >>> bool(torch.isclose(r, input_gradient(net, x, y).abs().mean()))
         True
     """
 
     name = "gradient_l1"
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
-        g = ctx.saliency(self.score)
+        g = ctx.gradient(self.score)
         return P.gradient_l1(g, ctx.inputs.real(g))
 
 
@@ -89,7 +89,7 @@ class DoubleBackprop(_SaliencyPenalty):
 
     Args:
         score: the scalar kind differentiated (``"nll"``, the cross-entropy, by default; any of
-            :data:`explainreg.saliency.SCORES`).
+            :data:`explainreg.gradients.SCORES`).
 
     Shape:
         Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images (or B×C×T series, B×F
@@ -118,7 +118,7 @@ class DoubleBackprop(_SaliencyPenalty):
         super().__init__(score)
 
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
-        return ctx.saliency(self.score).pow(2).flatten(1).sum(1).mean()
+        return ctx.gradient(self.score).pow(2).flatten(1).sum(1).mean()
 
 
 @PENALTIES.register(aliases=("smooth", "tv"))
@@ -131,8 +131,8 @@ class Smoothness(_SaliencyPenalty):
     Args:
         offset: neighbour distance o in pixels (time steps).
         convention: ``"explainreg"`` (the default) or ``"seed"`` (the seed's o = 2 form, images only).
-        score: the scalar kind whose saliency g is constrained (``"logit"``, the seed's; see
-            :func:`explainreg.saliency`).
+        score: the scalar kind whose input gradient g is constrained (``"logit"``, the seed's; see
+            :func:`explainreg.input_gradient`).
 
     Shape:
         Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images (B×C×T series: along T),
@@ -144,12 +144,12 @@ class Smoothness(_SaliencyPenalty):
     Example:
         >>> import torch
         >>> from torch import nn
-        >>> from explainreg import saliency
+        >>> from explainreg import input_gradient
         >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
         <torch._C.Generator object at ...>
         >>> net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(32, 3))
         >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
-        >>> g = saliency(net, x, y)
+        >>> g = input_gradient(net, x, y)
         >>> tv = (g[..., 1:, :] - g[..., :-1, :]).abs().mean() + (g[..., 1:] - g[..., :-1]).abs().mean()
         >>> bool(torch.isclose(Smoothness()(net, x, y), tv))
         True
@@ -176,21 +176,21 @@ class Smoothness(_SaliencyPenalty):
                 raise ValueError("Smoothness(convention='seed') reproduces the seed's image "
                                  "code (o = 2, zero padding); series use convention='explainreg' (total "
                                  "variation along time)")
-            g = ctx.saliency(self.score)
+            g = ctx.gradient(self.score)
             return P.smoothness_along_time(g, self.offset, ctx.inputs.real(g))
-        return P.smoothness(ctx.saliency(self.score), self.offset, convention=self.convention)
+        return P.smoothness(ctx.gradient(self.score), self.offset, convention=self.convention)
 
 
 @PENALTIES.register(aliases=("loc",))
 class Locality(_SaliencyPenalty):
     """R = −mean[t·log(ĝ + ε) + (1 − t)·log(1 − ĝ + ε)], a soft binary cross-entropy between the
-    normalised saliency ĝ and a target map t: the annotation ``mask`` (1 = where the saliency should be)
+    normalised input gradient ĝ and a target map t: the annotation ``mask`` (1 = where the saliency should be)
     when ``use_mask`` and one is passed, else the per-sample min–max normalised channel mean of x.
 
     Args:
         eps: the ε inside the logarithms (> 0). use_mask: read ``mask`` from the extras when given.
-        score: the scalar kind whose saliency g is constrained (``"logit"``, the seed's; see
-            :func:`explainreg.saliency`).
+        score: the scalar kind whose input gradient g is constrained (``"logit"``, the seed's; see
+            :func:`explainreg.input_gradient`).
 
     Shape:
         Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images (B×C×T series too),
@@ -203,7 +203,7 @@ class Locality(_SaliencyPenalty):
     Example:
         >>> import torch
         >>> from torch import nn
-        >>> from explainreg import saliency
+        >>> from explainreg import input_gradient
         >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
         <torch._C.Generator object at ...>
         >>> net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(32, 3))
@@ -211,7 +211,7 @@ class Locality(_SaliencyPenalty):
         >>> mask = torch.zeros(4, 4)
         >>> mask[1:3, 1:3] = 1
         >>> r = Locality()(net, x, y, mask=mask)
-        >>> g_hat = minmax_normalize(saliency(net, x, y))
+        >>> g_hat = minmax_normalize(input_gradient(net, x, y))
         >>> bce = -(mask * torch.log(g_hat + 0.01) + (1 - mask) * torch.log(1 - g_hat + 0.01)).mean()
         >>> bool(torch.isclose(r, bce))
         True
@@ -243,19 +243,19 @@ class Locality(_SaliencyPenalty):
             layout = require_layout(ctx, ("image", "series"), "Locality with a mask",
                                     "the mask must line up with the input's pixels or time steps")
             target_map = dense_mask(mask, ctx.x, layout, "Locality")
-        g = ctx.saliency(self.score)
+        g = ctx.gradient(self.score)
         return P.locality(g, target_map, self.eps, ctx.inputs.real(g))
 
 
 @PENALTIES.register(aliases=("fid",))
 class Fidelity(_SaliencyPenalty):
     """R = max(0, mean_b |cos(f(x)_b, f(x ⊙ (1 − ĝ))_b)| − threshold): masking the input by its
-    normalised saliency should change the logits.
+    normalised input gradient should change the logits.
 
     Args:
         threshold: the hinge's margin in [0, 1].
-        score: the scalar kind whose saliency g is constrained (``"logit"``, the seed's; see
-            :func:`explainreg.saliency`).
+        score: the scalar kind whose input gradient g is constrained (``"logit"``, the seed's; see
+            :func:`explainreg.input_gradient`).
 
     Shape:
         Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images (B×C×T series, B×F features too),
@@ -267,13 +267,13 @@ class Fidelity(_SaliencyPenalty):
     Example:
         >>> import torch
         >>> from torch import nn
-        >>> from explainreg import saliency
+        >>> from explainreg import input_gradient
         >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
         <torch._C.Generator object at ...>
         >>> net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(32, 3))
         >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
         >>> r = Fidelity(threshold=0.0)(net, x, y)
-        >>> g_hat = minmax_normalize(saliency(net, x, y))
+        >>> g_hat = minmax_normalize(input_gradient(net, x, y))
         >>> d = torch.cosine_similarity(net(x), net(x * (1 - g_hat)), dim=1).abs().mean()
         >>> bool(torch.isclose(r, d))
         True
@@ -292,7 +292,7 @@ class Fidelity(_SaliencyPenalty):
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         require_layout(ctx, ("image", "series", "tabular"), "Fidelity",
                        "it multiplies the input by 1 − ĝ and runs the model again; token ids cannot be scaled")
-        g = ctx.saliency(self.score)
+        g = ctx.gradient(self.score)
         return P.fidelity(ctx.model, ctx.x, g, ctx.logits, self.threshold, ctx.inputs.real(g[:, :1]))
 
 
@@ -304,8 +304,8 @@ class Consistency(_SaliencyPenalty):
 
     Args:
         eps: the additive ε of the ratio (> 0).
-        score: the scalar kind whose saliency g is constrained (``"logit"``, the seed's; see
-            :func:`explainreg.saliency`).
+        score: the scalar kind whose input gradient g is constrained (``"logit"``, the seed's; see
+            :func:`explainreg.input_gradient`).
 
     Shape:
         Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images (any layout; token ids
@@ -317,7 +317,7 @@ class Consistency(_SaliencyPenalty):
     Example:
         >>> import torch
         >>> from torch import nn
-        >>> from explainreg import saliency
+        >>> from explainreg import input_gradient
         >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
         <torch._C.Generator object at ...>
         >>> net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(32, 3))
@@ -341,7 +341,7 @@ class Consistency(_SaliencyPenalty):
         predicted = ctx.logits.detach().argmax(1)
         # token batches: the input similarity is that of the (padding-free) embeddings (documentation: guide/concepts)
         explained = ctx.inputs.strip_padding(ctx.explained) if hasattr(ctx, "inputs") else ctx.x
-        g = ctx.saliency(self.score)
+        g = ctx.gradient(self.score)
         return P.consistency(g, explained, predicted, self.eps, real=ctx.inputs.real(g))
 
 
@@ -352,8 +352,8 @@ class Symmetry(_SaliencyPenalty):
 
     Args:
         angles: the rotation angles in degrees to draw from. interpolation: ``"nearest"`` or ``"bilinear"``.
-        score: the scalar kind whose saliency g is constrained (``"logit"``, the seed's; see
-            :func:`explainreg.saliency`).
+        score: the scalar kind whose input gradient g is constrained (``"logit"``, the seed's; see
+            :func:`explainreg.input_gradient`).
 
     Shape:
         Called as ``penalty(model, x, y, **extras)``: x B×C×H×W images,
@@ -365,13 +365,13 @@ class Symmetry(_SaliencyPenalty):
     Example:
         >>> import torch
         >>> from torch import nn
-        >>> from explainreg import saliency
+        >>> from explainreg import input_gradient
         >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
         <torch._C.Generator object at ...>
         >>> net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(32, 3))
         >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
         >>> r = Symmetry(angles=(90,))(net, x, y)
-        >>> g, g_rot = saliency(net, x, y), saliency(net, torch.rot90(x, 1, (2, 3)), y)
+        >>> g, g_rot = input_gradient(net, x, y), input_gradient(net, torch.rot90(x, 1, (2, 3)), y)
         >>> cos = torch.cosine_similarity(g_rot.flatten(1), torch.rot90(g, 1, (2, 3)).flatten(1), dim=1)
         >>> bool(torch.isclose(r, (1 - cos.abs()).mean(), atol=1e-6))
         True
@@ -393,7 +393,7 @@ class Symmetry(_SaliencyPenalty):
     def compute(self, ctx: PenaltyContext) -> torch.Tensor:
         require_layout(ctx, ("image",), "Symmetry", "it rotates the input in the image plane")
         angle = self.angles[int(torch.randint(len(self.angles), (1,), generator=ctx.rng()))]
-        return P.symmetry(ctx.model, ctx.x, ctx.y, ctx.saliency(self.score), angle, self.score, self.interpolation)
+        return P.symmetry(ctx.model, ctx.x, ctx.y, ctx.gradient(self.score), angle, self.score, self.interpolation)
 
 
 __all__ = ["Consistency", "DoubleBackprop", "Fidelity", "GradientL1", "Locality", "Smoothness", "Symmetry", "input_layout",

@@ -23,8 +23,8 @@ from torch import nn
 from .._dist import shard_rand
 from .._validation import Interval, Options, check_choice
 from ..modes import eval_mode as _eval_mode
-from ..saliency import resolve_score as _resolve_score
-from ..saliency import float32, full_precision, saliency
+from ..gradients import resolve_score as _resolve_score
+from ..gradients import float32, full_precision, input_gradient
 from .base import PENALTIES, Penalty, PenaltyContext
 from .text import saliency_guided_tokens
 
@@ -176,7 +176,7 @@ def detached_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor, score:
     kind t_b (``"log_prob"`` by default)."""
     score = _resolve_score(score, default="log_prob")
     with _eval_mode(model) if eval_mode else nullcontext(), torch.enable_grad():
-        g = saliency(model, x.detach(), y, score, create_graph=False, layer=layer)   # 4th: the scalar kind
+        g = input_gradient(model, x.detach(), y, score, create_graph=False, layer=layer)   # 4th: the scalar kind
     return g.detach()
 
 

@@ -337,7 +337,7 @@ class RBR(_AnnotationPenalty):
         mask = dense_mask(ctx.extra("mask", self.name), ctx.x, who=self.name)
         with torch.enable_grad():
             influence = influence_gradient(ctx.model, ctx.x, ctx.logits, ctx.y)
-            return rbr(influence, ctx.saliency("sum_log_prob"), mask, reduction=self.reduction)
+            return rbr(influence, ctx.gradient("sum_log_prob"), mask, reduction=self.reduction)
 
 
 __all__ = ["HINT", "INTERPOLATIONS", "RBR", "REDUCTIONS", "RRRGradCAM", "find_conv_layer", "forward_with_activation",
