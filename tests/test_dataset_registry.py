@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+import torch
 
 from explainreg.cli import main
 from explainreg.data import DATASETS, available_datasets, dataset_family, load_dataset
@@ -47,3 +48,17 @@ def test_the_registry_describes_and_finds_every_data_set(capsys):
         load_dataset("mnist/x")
     with pytest.raises(ValueError, match="is already registered"):
         DATASETS.register("rt", DATASETS["mnist"])
+
+
+@pytest.mark.parametrize("name, features, classes", [("breast-cancer", 30, 2), ("wine", 13, 3)])
+def test_the_tables_train_an_mlp_sized_from_the_data(name, features, classes, tmp_path, capsys):
+    code = main(["train", "--dataset", name, "--epochs", "5", "--batch-size", "16", "--lr", "0.01", "--out",
+                 str(tmp_path / "run"), "--no-progress", "--threads", "1"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["model"] == "mlp" and config["model_kwargs"] == {"in_features": features, "num_classes": classes}
+    test_set = load_dataset(name, "test")
+    accuracy = json.loads((tmp_path / "run" / "history.json").read_text())[-1]["test_accuracy"]
+    majority = float(torch.bincount(test_set.y).max()) / len(test_set)
+    assert accuracy > majority + 0.2, (accuracy, majority)    # the standardised tables are nearly separable

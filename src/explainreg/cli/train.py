@@ -176,8 +176,9 @@ def run(args: argparse.Namespace) -> int:
     check_masks(penalties, train_set.extras, args.dataset,
                 objective.check_masks(stated_mask_meanings(train_set), source=f"--dataset {args.dataset}"))
     torch.manual_seed(args.seed)
-    known = {"in_channels": train_set.x.shape[1],
-             **({"num_classes": train_set.num_classes} if args.dataset.startswith("ucr/") else {})}
+    features = train_set.x.dim() == 2                   # tabular B×F: an MLP's in_features
+    known = {"in_channels": train_set.x.shape[1], **({"in_features": train_set.x.shape[1]} if features else {}),
+             **({"num_classes": train_set.num_classes} if args.dataset.startswith("ucr/") or features else {})}
     model_kwargs = _builder_kwargs(model_name, known, model_kwargs)
     model = build_model(model_name, **model_kwargs)
     from_bundled = "bundled" in train_set.source

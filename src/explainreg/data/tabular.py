@@ -19,7 +19,7 @@ import torch
 from .._random import keyed_draw
 from .._validation import check_choice
 from ..inputs import MUST_NOT_USE
-from .arrays import ArrayDataset, stratified_subset
+from .arrays import ArrayDataset, stratified_subset, subset_note
 from .catalog import DATASETS, DataSetFamily
 
 #: the bundled tables by data-set name: (scikit-learn loader name, one line about it)
@@ -84,11 +84,14 @@ def load_tabular(name: str, split: str = "train", *, shortcut: bool = False, sho
         mask = torch.zeros_like(x)
         mask[:, -1] = 1
         extras, meanings, names = {"mask": mask}, {"mask": MUST_NOT_USE}, names + ["shortcut"]
-    data = ArrayDataset(x, y, extras, name=name + ("-shortcut" if shortcut else ""),
-                        source=f"sklearn.datasets.{TABLES[name][0]} ({split}, split seed {split_seed})",
+    source = f"sklearn.datasets.{TABLES[name][0]} ({split}, split seed {split_seed})"
+    data = ArrayDataset(x, y, extras, name=name + ("-shortcut" if shortcut else ""), source=source,
                         mask_meanings=meanings)
+    if limit is not None:
+        data = data.take(stratified_subset(data.y, limit, subset_seed))
+        data.source = source + subset_note(limit, subset_seed)
     data.feature_names = names
-    return data.take(stratified_subset(data.y, limit, subset_seed)) if limit is not None else data
+    return data
 
 
 def _load(name: str, split: str, root: str | os.PathLike | None = None, *, limit: int | None = None,
@@ -100,7 +103,7 @@ for _name, (_loader, _help) in TABLES.items():
     DATASETS.register(_name, DataSetFamily(
         _name, _load, f"scikit-learn's {_help}, standardised; shortcut=True plants the label as a masked feature.",
         SPLITS, lambda name, root, _l=_loader: [(name, "/".join(SPLITS), f"bundled with scikit-learn ({_l})")],
-        prepared_by="explainreg.data.load_tabular(name, split) and an MLP in Python (documentation: guide/tabular)",
+        model="mlp",
         options=("shortcut", "shortcut_noise", "split_seed")))
 
 __all__ = ["SPLITS", "TABLES", "load_tabular"]

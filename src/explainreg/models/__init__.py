@@ -1,7 +1,8 @@
 """Models: the registry of named networks (:data:`MODELS`, :func:`build_model`) and the reference
-networks, in four modules: :mod:`~explainreg.models.reference` (the seeds' image nets),
+networks, in five modules: :mod:`~explainreg.models.reference` (the seeds' image nets),
 :mod:`~explainreg.models.backbones` (ResNet-18- and VGG-shaped nets), :mod:`~explainreg.models.sequence`
-(time-series classifiers over B×C×T) and :mod:`~explainreg.models.text` (text classifiers over token ids B×T).
+(time-series classifiers over B×C×T), :mod:`~explainreg.models.tabular` (an MLP over features B×F) and
+:mod:`~explainreg.models.text` (text classifiers over token ids B×T).
 
 Any user ``nn.Module`` that maps a batch ``x`` to logits ``B×K`` works with the rest of explainreg;
 ``build_model("module:callable")`` builds one by its import path.
@@ -17,6 +18,7 @@ from ..registry import Registry
 from .backbones import ResNet, VGG, resnet18, vgg_small
 from .reference import cdep_colormnist_net, cdep_decoymnist_net, cnn3b, cnn4b, sgt_mnist_cnn
 from .sequence import LSTMClassifier, TCNClassifier, TransformerClassifier
+from .tabular import mlp
 from .text import TextCNNClassifier, TextLSTMClassifier, TextTransformerClassifier, cdep_lstm
 
 #: the networks by name (:class:`~explainreg.registry.Registry`): ``MODELS.register(name, builder)`` makes
@@ -27,7 +29,7 @@ for _name, _builder in (("cnn3b", cnn3b), ("cnn4b", cnn4b), ("cdep_colormnist", 
                         ("lstm", LSTMClassifier), ("tcn", TCNClassifier), ("transformer", TransformerClassifier),
                         ("resnet18", resnet18), ("vgg_small", vgg_small), ("cdep_lstm", cdep_lstm),
                         ("text_lstm", TextLSTMClassifier), ("text_cnn", TextCNNClassifier),
-                        ("text_transformer", TextTransformerClassifier)):
+                        ("text_transformer", TextTransformerClassifier), ("mlp", mlp)):
     MODELS.register(_name, _builder)
 
 
@@ -196,4 +198,4 @@ def count_parameters(model: nn.Module) -> int:
 __all__ = ["MODELS", "LSTMClassifier", "ModelImportError", "ResNet", "TCNClassifier", "TextCNNClassifier",
            "TextLSTMClassifier", "TextTransformerClassifier", "TransformerClassifier", "VGG", "build_model",
            "cdep_colormnist_net", "cdep_decoymnist_net", "cdep_lstm", "cnn3b", "cnn4b", "count_parameters",
-           "import_callable", "module_folder", "resnet18", "sgt_mnist_cnn", "vgg_small"]
+           "import_callable", "mlp", "module_folder", "resnet18", "sgt_mnist_cnn", "vgg_small"]
