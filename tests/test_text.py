@@ -123,7 +123,7 @@ def test_saliency_wrt_embeddings_matches_direct_gradient(decoy):
     assert g[~real.expand_as(g)].abs().sum() == 0  # padding never counts
     scores = token_scores(g, explained.detach(), "grad_x_input", x != 0)
     torch.testing.assert_close(scores, (direct * e).sum(2) * (x != 0))
-    norms = token_scores(g, reduce="norm")
+    norms = token_scores(g, by="norm")
     torch.testing.assert_close(norms, g.norm(dim=2))
 
 

@@ -132,6 +132,32 @@ def check_choice(name: str, value, choices) -> None:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
 
 
+#: the one ``reduction`` vocabulary, torch's: over the batch ``"mean"``, ``"sum"``, or ``"none"`` (one value per
+#: sample); each function accepts the subset its result has a meaning for
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction, accepted: Sequence[str] = REDUCTIONS, why: str = "") -> str:
+    """``reduction`` must be one of ``accepted`` (values of :data:`REDUCTIONS`); the error names them, and
+    ``why`` says why a value of the vocabulary is not accepted here.
+
+    Example:
+        >>> check_reduction("sum", ("mean", "sum"))
+        'sum'
+        >>> check_reduction("none", ("mean", "sum"), "a penalty is one number per batch")
+        Traceback (most recent call last):
+        ...
+        ValueError: reduction must be one of 'mean', 'sum'; got 'none' (a penalty is one number per batch)
+    """
+    unknown = set(accepted) - set(REDUCTIONS)
+    if unknown:  # pragma: no cover - a programming error in the caller
+        raise AssertionError(f"{sorted(unknown)} are not reductions ({', '.join(REDUCTIONS)})")
+    if not isinstance(reduction, str) or reduction not in accepted:
+        note = f" ({why})" if why and reduction in REDUCTIONS else ""
+        raise ValueError(f"reduction must be one of {', '.join(map(repr, accepted))}; got {reduction!r}{note}")
+    return reduction
+
+
 def check_range(name: str, value: float, low: float | None = None, high: float | None = None,
                 *, low_open: bool = False, high_open: bool = False) -> None:
     """``value`` must lie in the interval (:class:`Interval`; open ends with ``low_open``/``high_open``)."""

@@ -32,7 +32,8 @@ from torch import nn
 from ._validation import check_choice, check_token_ids
 
 LAYOUTS = ("image", "series", "tabular", "tokens")
-REDUCTIONS = ("grad_x_input", "norm")
+#: how :func:`token_scores` turns a B×T×E gradient into one score per token
+TOKEN_SCORES = ("grad_x_input", "norm")
 
 
 class NoEmbeddingError(ValueError):
@@ -370,25 +371,25 @@ def dense_mask(mask: Any, x: torch.Tensor, layout: str | None = None, who: str |
     return normalize_mask(mask, x, layout=layout, who=who, name=name)[0]
 
 
-def token_scores(g: torch.Tensor, e: torch.Tensor | None = None, reduce: str = "grad_x_input",
+def token_scores(g: torch.Tensor, e: torch.Tensor | None = None, by: str = "grad_x_input",
                  padding: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-token saliency B×T from the embedding-space gradient g (B×T×E):
+    """Per-token saliency B×T from the embedding-space gradient g (B×T×E), ``by`` one of :data:`TOKEN_SCORES`:
     ``"grad_x_input"``: s_bt = Σ_e g_bte · e_bte (needs e); ``"norm"``: s_bt = ‖g_bt‖₂.
     Padding positions (``padding`` False) get 0.
 
     Example:
         >>> g = torch.tensor([[[3.0, 4.0], [1.0, 0.0]]])
-        >>> token_scores(g, reduce="norm"), token_scores(g, torch.ones(1, 2, 2))
+        >>> token_scores(g, by="norm"), token_scores(g, torch.ones(1, 2, 2))
         (tensor([[5., 1.]]), tensor([[7., 1.]]))
     """
-    check_choice("reduce", reduce, REDUCTIONS)
+    check_choice("by", by, TOKEN_SCORES)
     if g.dim() != 3:
         raise ValueError(f"g must be the B×T×E gradient w.r.t. the token embeddings, got shape {tuple(g.shape)}")
-    if reduce == "norm":
+    if by == "norm":
         s = g.norm(dim=2)
     else:
         if e is None or e.shape != g.shape:
-            raise ValueError("reduce='grad_x_input' needs the embeddings e of g's shape")
+            raise ValueError("by='grad_x_input' needs the embeddings e of g's shape")
         s = (g * e).sum(2)
     return s if padding is None else s * padding.to(s.dtype)
 
@@ -511,11 +512,11 @@ class ExplainedInput:
         """The mean of ``t`` (the explained tensor's shape) over its real positions only."""
         return real_mean(t, self.real(t))
 
-    def scores(self, g: torch.Tensor, explained: torch.Tensor, reduce: str = "grad_x_input") -> torch.Tensor:
+    def scores(self, g: torch.Tensor, explained: torch.Tensor, by: str = "grad_x_input") -> torch.Tensor:
         """Token saliency B×T (:func:`token_scores`, padding 0); dense layouts return g unchanged."""
         if not self.is_tokens:
             return g
-        return token_scores(g, explained, reduce, self.padding)
+        return token_scores(g, explained, by, self.padding)
 
 
 def series_padding(x: torch.Tensor, extras: dict[str, Any]) -> torch.Tensor | None:
@@ -771,7 +772,7 @@ def mask_route(who: str, extra: str, wanted: str, meanings: dict[str, str], conv
 
 
 __all__ = ["CONVERSIONS", "EVIDENCE", "ExplainedInput", "LAYOUTS", "MASK_MEANINGS", "MUST_NOT_USE", "NoEmbeddingError",
-           "REDUCTIONS", "captured_output", "dense_mask",
+           "TOKEN_SCORES", "captured_output", "dense_mask",
            "explain_input", "find_embedding", "infer_layout", "normalize_mask", "padding_mask", "real_mean",
            "replaced_output", "series_padding",
            "token_mask", "token_scores", "check_mask_meaning", "complement_mask", "mask_for", "MaskRoute", "mask_route",

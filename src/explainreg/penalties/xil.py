@@ -19,12 +19,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers import find_layer
-from .._validation import check_choice
+from .._validation import check_choice, check_reduction
 from ..inputs import dense_mask
 from .annotation import _AnnotationPenalty
 from .base import PENALTIES, PenaltyContext
 
-REDUCTIONS = ("sum", "mean")
+#: the reductions a penalty accepts, of the vocabulary "mean", "sum", "none" (R is one number per batch)
+REDUCTIONS = ("mean", "sum")
+_PER_BATCH = "a penalty is one number per batch, the term of the training loss"
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
 
 
@@ -118,7 +120,7 @@ def rrr_gradcam(cam: torch.Tensor, mask: torch.Tensor, *, reduction: str = "sum"
         mask: B|1×C×H×W penalty mask (channels reduced by max), resized to h×w with ``interpolation``
             (XIL: ``transforms.Resize``, bilinear).
     """
-    check_choice("reduction", reduction, REDUCTIONS)
+    check_reduction(reduction, REDUCTIONS, _PER_BATCH)
     m = mask.to(cam.dtype).amax(1, keepdim=True)
     m = resize_map(m, tuple(cam.shape[2:]), interpolation)
     return _reduce((m * cam).pow(2), reduction, cam.shape[0])
@@ -134,7 +136,7 @@ def hint(cam: torch.Tensor, reward_mask: torch.Tensor, *, reduction: str = "mean
             ``interpolation`` (XIL: Captum's ``LayerAttribution.interpolate``, nearest) and broadcast
             over the mask's channels.
     """
-    check_choice("reduction", reduction, REDUCTIONS)
+    check_reduction(reduction, REDUCTIONS, _PER_BATCH)
     up = resize_map(cam, tuple(reward_mask.shape[2:]), interpolation)
     target = reward_mask.to(cam.dtype).expand(cam.shape[0], *reward_mask.shape[1:])
     up = up.expand_as(target)
@@ -159,7 +161,7 @@ def influence_gradient(model: nn.Module, x: torch.Tensor, logits: torch.Tensor, 
 
 def rbr(influence: torch.Tensor, g: torch.Tensor, mask: torch.Tensor, *, reduction: str = "sum") -> torch.Tensor:
     """R = Σ_b Σ_{c,h,w} (m⁻ ⊙ IF ⊙ g)² (``"sum"``) or that / B (``"mean"``); g = ∂ Σ_k log p_k / ∂x."""
-    check_choice("reduction", reduction, REDUCTIONS)
+    check_reduction(reduction, REDUCTIONS, _PER_BATCH)
     return _reduce((mask * influence * g).pow(2), reduction, g.shape[0])
 
 
@@ -175,7 +177,7 @@ class _GradCAMPenalty(_AnnotationPenalty):
     def __init__(self, layer: str | None = None, reduction: str = "sum", positive_only: bool = False,
                  interpolation: str = "bilinear", *, detach_weights: bool = False) -> None:
         super().__init__(None)
-        check_choice("reduction", reduction, REDUCTIONS)
+        check_reduction(reduction, REDUCTIONS, _PER_BATCH)
         check_choice("interpolation", interpolation, INTERPOLATIONS)
         if layer is not None and not isinstance(layer, str):
             raise TypeError(f"layer must be the name of a module (model.named_modules()), got {type(layer).__name__}")
@@ -327,7 +329,7 @@ class RBR(_AnnotationPenalty):
 
     def __init__(self, reduction: str = "sum") -> None:
         super().__init__(None)
-        check_choice("reduction", reduction, REDUCTIONS)
+        check_reduction(reduction, REDUCTIONS, _PER_BATCH)
         self.reduction = reduction
 
     def settings(self) -> dict[str, Any]:
