@@ -129,7 +129,7 @@ def test_eraser_part_records_eraser_per_attribution_and_the_saved_models_accurac
     assert "random comp." in (out / "summary.md").read_text()
     record = json.loads((out / "results.json").read_text())
     assert record["settings"]["eval_limit"] == 12 and "ERASER on 12" in record["data"]["test"]
-    from explainreg.studies.sgt_text import _data
+    from explainreg.studies.sgt_text import _data, token_attribution
 
     _, _, test, _ = _data(None, 64)
     tokenizer = load_tokenizer(out / "tokenizer.json")
@@ -137,6 +137,32 @@ def test_eraser_part_records_eraser_per_attribution_and_the_saved_models_accurac
     predicted = _predict_one_by_one(model, tokenizer, test.sentences())
     assert float(rows[1]["test_accuracy"]) == pytest.approx(100 * float((predicted == test.y).double().mean()),
                                                             abs=1e-9)
+    # gradient comprehensiveness / sufficiency again, one sentence at a time: the word pieces between [CLS]
+    # and [SEP] ranked by |score|, the top k % deleted (comprehensiveness) or kept alone (sufficiency)
+    pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(1))[:12].sort().values
+    comp, suff = [], []
+    for i in pick.tolist():
+        words, y = test.sentences()[i], test.y[i:i + 1]
+        ids = torch.tensor([tokenizer(words, is_split_into_words=True)["input_ids"]])
+        score = token_attribution(model, ids, y, "gradient", seed=0)[0, 1:-1].abs()
+        pieces, n = ids[0, 1:-1], ids.shape[1] - 2
+        order = sorted(range(n), key=lambda t: (-float(score[t]), t))
+
+        def p_true(kept):
+            with torch.no_grad():
+                return float(torch.softmax(model(torch.tensor([[CLS, *kept, SEP]])), 1)[0, int(y)])
+
+        base, c, u = p_true(pieces.tolist()), [], []
+        for pct in (1, 5, 10, 20, 50):
+            k = max(1, n * pct // 100)
+            top = set(order[:k])
+            dropped = set(order[:min(k, n - 1)])
+            c.append(base - p_true([int(pieces[t]) for t in range(n) if t not in dropped]))
+            u.append(base - p_true([int(pieces[t]) for t in range(n) if t in top]))
+        comp.append(sum(c) / 5)
+        suff.append(sum(u) / 5)
+    assert float(rows[1]["gradient_comprehensiveness"]) == pytest.approx(sum(comp) / len(comp), abs=1e-5)
+    assert float(rows[1]["gradient_sufficiency"]) == pytest.approx(sum(suff) / len(suff), abs=1e-5)
 
 
 def test_vit_part_records_accuracy_and_shortcut_columns_of_the_saved_model(tmp_path):
