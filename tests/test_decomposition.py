@@ -319,6 +319,36 @@ def test_register_rule_for_a_custom_layer():
     torch.testing.assert_close(rel + irrel, net(x))
 
 
+def test_rules_live_in_a_registry_that_refuses_a_second_rule_unless_replaced():
+    from explainreg.decomposition import RULES, supported_layers
+    from explainreg.registry import Registry
+
+    class Triple(nn.Module):
+        def forward(self, x):
+            if x.sum() > 1e9:  # not traceable: needs a rule
+                return x
+            return 3 * x
+
+    def triple(m, d):
+        return d.map(lambda t: 3 * t)
+
+    assert isinstance(RULES, Registry) and "Triple" not in supported_layers()
+    register_rule(Triple, triple)
+    try:
+        assert "Triple" in supported_layers() and RULES[Triple] is triple
+        register_rule(Triple, triple)                                       # the same rule again: accepted
+        with pytest.raises(ValueError, match=r"rule for module type Triple is already registered to .*triple.*"
+                                             r"replace=True"):
+            register_rule(Triple, lambda m, d: d.map(lambda t: 2 * t))
+        net, x = nn.Sequential(nn.Linear(3, 3), Triple()), torch.randn(2, 3)
+        register_rule(Triple, lambda m, d: d.map(lambda t: 2 * t), replace=True)  # a rule that disagrees with forward
+        rel, irrel = decompose(net, x, torch.tensor([1.0, 0.0, 0.0]))
+        torch.testing.assert_close(rel + irrel, 2 * net[0](x))                 # the replacing rule ran
+    finally:
+        RULES.pop(Triple)
+    assert "Triple" not in supported_layers() and Triple not in RULES
+
+
 def test_register_function_rule():
     class UsesHardswish(nn.Module):
         def __init__(self):

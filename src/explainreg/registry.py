@@ -105,7 +105,7 @@ class Registry(Mapping, Generic[T]):
         >>> colours.register("crimson", lambda: (220, 20, 60))
         Traceback (most recent call last):
         ...
-        ValueError: colour name 'crimson' is already registered to ...red; register ... under another name, or remove the old one first: .pop('crimson')
+        ValueError: colour name 'crimson' is already registered to ...red; register ... under another name (or pass replace=True), or remove the old one first: .pop('crimson')
         >>> colours["blue"]
         Traceback (most recent call last):
         ...
@@ -147,8 +147,10 @@ class Registry(Mapping, Generic[T]):
         for k, shown in zip(keys, (canonical, *aliases)):
             held = self._items.get(self._aliases.get(k, k))
             if held is not None and not replace and not _same(held, obj):
-                raise ValueError(f"{self.family} name {shown!r} is already registered to {_qualname(held)}; register "
-                                 f"{_qualname(obj)} under another name, or remove the old one first: .pop({shown!r})")
+                label = shown.__name__ if isinstance(shown, type) else repr(shown)   # a type key shows its name
+                what = f"{self.family} {label}" if isinstance(shown, type) else f"{self.family} name {label}"
+                raise ValueError(f"{what} is already registered to {_qualname(held)}; register {_qualname(obj)} under "
+                                 f"another name (or pass replace=True), or remove the old one first: .pop({label})")
         if replace and key in self._items:
             self.pop(canonical)
         self._items[key] = obj

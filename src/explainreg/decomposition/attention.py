@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .rules import (Decomposed, UnsupportedLayerError, affine, call_rule, find_rule, register_function_rule,
+from .rules import (RULES, Decomposed, UnsupportedLayerError, affine, call_rule, find_rule, register_function_rule,
                     register_rule, relevant_first, shapley, split_bias)
 
 _RELU = (F.relu, torch.relu)
@@ -475,14 +475,15 @@ def _refuse_unused(name: str, unused: dict[str, Any]) -> None:
 
 
 def register_transformers_rules() -> None:
-    """Register the HuggingFace classifiers' rules (needs ``transformers``; :mod:`explainreg.hf` calls it)."""
+    """Register the HuggingFace classifiers' rules in :data:`~explainreg.decomposition.RULES` (needs
+    ``transformers``; :mod:`explainreg.hf` calls it; calling it again registers the same rules again)."""
     from transformers import (BertForSequenceClassification, DistilBertForSequenceClassification,
                               ViTForImageClassification)
 
     for cls, fn in ((BertForSequenceClassification, bert_classifier),
                     (DistilBertForSequenceClassification, distilbert_classifier),
                     (ViTForImageClassification, vit_classifier)):
-        register_rule(cls, call_rule(_with_kwargs(fn)))
+        RULES.register(cls, call_rule(_with_kwargs(fn)))
 
 
 def _with_kwargs(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -50,6 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..registry import Registry
+
 #: ε of the bias split, as the seed's ``10e-20``
 EPS = 1e-19
 
@@ -148,16 +150,16 @@ class Decomposed:
 ModuleRule = Callable[[nn.Module, Decomposed], Decomposed]
 FunctionRule = Callable[..., Any]
 
-#: module type -> rule(module, d) -> Decomposed
-RULES: dict[type, ModuleRule] = {}
+#: module type -> rule(module, d) -> Decomposed (a :class:`~explainreg.registry.Registry` keyed by type)
+RULES: Registry[ModuleRule] = Registry("contextual decomposition rule for module type")
 #: function object or method name -> ``rule(*args, **kwargs)`` with Decomposed among the args
-FUNCTION_RULES: dict[Any, FunctionRule] = {}
+FUNCTION_RULES: Registry[FunctionRule] = Registry("contextual decomposition rule for function")
 #: module types known to have no rule -> why, and what to use instead (named in the engine's error;
 #: left out of :func:`~explainreg.decomposition.supported_layers`)
 UNSUPPORTED: dict[type, str] = {}
 
 
-def register_rule(module_type: type, rule: ModuleRule | None = None):
+def register_rule(module_type: type, rule: ModuleRule | None = None, *, replace: bool = False):
     """Teach the engine a layer type: ``rule(module, d: Decomposed) -> Decomposed``.
 
     Usable as a decorator (``@register_rule(MyLayer)``). A subclass inherits its parent's rule only
@@ -166,17 +168,20 @@ def register_rule(module_type: type, rule: ModuleRule | None = None):
     own. A rule returns both parts and the module's ordinary output, e.g. for a bias-free linear layer
     ``Decomposed(module(d.rel), module(d.irrel), module(d.total))`` (or ``d.map(module)``); the
     building blocks :func:`affine`, :func:`relevant_first`, :func:`shapley`, :func:`both` and
-    :func:`reshape_like` cover the usual layer kinds. A rule registered later replaces an earlier one.
+    :func:`reshape_like` cover the usual layer kinds. A type that has a rule is refused a second, different
+    one unless ``replace=True``.
 
     Args:
         module_type: the ``nn.Module`` subclass the rule decomposes.
         rule: ``rule(module, d) -> Decomposed``; omitted, ``register_rule`` returns a decorator.
+        replace: replace the rule ``module_type`` has (default: refuse, naming it).
 
     Returns:
         The rule (or the decorator), unchanged.
 
     Raises:
         TypeError: ``module_type`` is not an ``nn.Module`` subclass, or ``rule`` is not callable.
+        ValueError: ``module_type`` has another rule and ``replace`` is False.
 
     Example::
 
@@ -198,6 +203,11 @@ def register_rule(module_type: type, rule: ModuleRule | None = None):
         >>> rel, irrel = decompose(net, x, mask)
         >>> bool(torch.allclose(rel + irrel, net(x), atol=1e-5))
         True
+        >>> register_rule(Reverse, lambda module, d: d.map(module))
+        Traceback (most recent call last):
+        ...
+        ValueError: contextual decomposition rule for module type Reverse is already registered to ...
+        >>> _ = register_rule(Reverse, reverse_rule, replace=True)   # the same rule again: accepted
         >>> del RULES[Reverse]                             # (undo, for this example only)
     """
     if not isinstance(module_type, type) or not issubclass(module_type, nn.Module):
@@ -206,7 +216,7 @@ def register_rule(module_type: type, rule: ModuleRule | None = None):
     def decorate(fn: ModuleRule) -> ModuleRule:
         if not callable(fn):
             raise TypeError(f"rule must be callable as rule(module, d) -> Decomposed, got {fn!r}")
-        RULES[module_type] = fn
+        RULES.register(module_type, fn, replace=replace)
         return fn
 
     return decorate(rule) if rule is not None else decorate
@@ -228,7 +238,7 @@ def call_rule(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def register_function_rule(target: Any, rule: FunctionRule | None = None):
+def register_function_rule(target: Any, rule: FunctionRule | None = None, *, replace: bool = False):
     """Teach the engine a function (``F.gelu``) or tensor method name (``"relu"``) met in a traced
     forward: ``rule(*args, **kwargs)`` receives the call's arguments, with :class:`Decomposed`
     in place of the decomposed tensors, and returns a ``Decomposed`` (or a plain value).
@@ -237,6 +247,7 @@ def register_function_rule(target: Any, rule: FunctionRule | None = None):
         target: the function object (``F.softplus``, ``operator.add``) or the tensor method's name
             (``"softplus"``) as torch.fx records it.
         rule: the rule; omitted, ``register_function_rule`` returns a decorator.
+        replace: replace the rule ``target`` has (default: refuse a second, different one, naming it).
 
     Returns:
         The rule (or the decorator), unchanged.
@@ -263,7 +274,7 @@ def register_function_rule(target: Any, rule: FunctionRule | None = None):
     """
 
     def decorate(fn: FunctionRule) -> FunctionRule:
-        FUNCTION_RULES[target] = fn
+        FUNCTION_RULES.register(target, fn, replace=replace)
         return fn
 
     return decorate(rule) if rule is not None else decorate
