@@ -26,8 +26,8 @@ os.environ.setdefault("EXPLAINREG_DATA", str(Path(__file__).resolve().parents[2]
 
 from explainreg import metrics as M  # noqa: E402
 from explainreg.attribution import attribute  # noqa: E402
+from explainreg.metrics.functional.imputation import QUANTUS_PERCENTAGES, noisy_linear_imputation  # noqa: E402
 from explainreg.data import load_dataset  # noqa: E402
-from explainreg.metrics.road import QUANTUS_PERCENTAGES  # noqa: E402
 from explainreg.models import build_model  # noqa: E402
 
 TRAIN_LIMIT = {"cnn3b": 10_000, "cnn4b": 3_000}
@@ -117,7 +117,7 @@ def road_imputations(x, a, max_batch: int = 512) -> float:
     for i0 in range(0, len(x), group):
         removed = (ranks[i0:i0 + group, None, :] < ks[None, :, None]).view(-1, 28, 28)
         xs = x[i0:i0 + group, None].expand(-1, len(ks), -1, -1, -1).reshape(-1, 1, 28, 28)
-        M.noisy_linear_imputation(xs, removed)
+        noisy_linear_imputation(xs, removed)
     if torch.device(DEVICE).type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - t

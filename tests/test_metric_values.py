@@ -15,9 +15,9 @@ from torch import nn
 
 from explainreg import metrics as M
 from explainreg.metrics._core import above_percentile_masks, activation_bytes, rows_per_forward
-from explainreg.metrics.road import solve_imputation
+from explainreg.metrics.functional.imputation import solve_imputation
 from explainreg.metrics.roar import remove_top
-from explainreg.metrics.robustness import gaussian_noise_rows, square_block_images, square_block_rows
+from explainreg.metrics.functional.robustness import gaussian_noise_rows, square_block_images, square_block_rows
 from explainreg._random import descending_ranks, image_generator
 from explainreg.attribution import attribute
 from explainreg.models import cnn3b, cnn4b
@@ -316,7 +316,7 @@ def test_square_blocks_match_seeded_loop(data):
 
 
 def test_road_stencil_matches_hand_written(mnist_test):
-    from explainreg.metrics.road import neighbour_sum
+    from explainreg.metrics.functional.imputation import neighbour_sum
 
     u = mnist_test.x[:2, 0].double()
     got = neighbour_sum(u)

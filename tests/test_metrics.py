@@ -10,11 +10,11 @@ import torch
 
 from explainreg import metrics as M
 from explainreg.metrics._core import nonzero_percentile
-from explainreg.metrics.complexity import complexity_scores
-from explainreg.metrics.perturbation import faithfulness_scores, masked_accuracy_rows, morf_rows
-from explainreg.metrics.road import road_rows, solve_imputation
+from explainreg.metrics.functional.complexities import complexity_scores
+from explainreg.metrics.functional.perturbation import faithfulness_scores, masked_accuracy_rows, morf_rows
+from explainreg.metrics.functional.imputation import road_rows, solve_imputation
 from explainreg.metrics.roar import remove_top, roar_curve
-from explainreg.metrics.robustness import gaussian_noise_rows, max_sensitivity_scores, square_block_images
+from explainreg.metrics.functional.robustness import gaussian_noise_rows, max_sensitivity_scores, square_block_images
 from explainreg.attribution import attribute
 
 N = 48
@@ -85,7 +85,7 @@ def test_masked_accuracy_matches_sgt_loop(data):
     model, x, y, a = data
     rows = masked_accuracy_rows(model, x, y, a, convention="seed")
     for i in range(3):
-        for s, d in enumerate(M.perturbation.SGT_DROPS):
+        for s, d in enumerate(M.functional.perturbation.SGT_DROPS):
             k = max(1, int(784 * d / 100))
             idx = a[i].abs().mean(0).flatten().topk(k).indices
             xm = x[i].clone().flatten()
@@ -116,7 +116,7 @@ def test_imputation_is_neighbour_mean_and_keeps_known_pixels(mnist_test):
     removed = torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) < 0.4
     out = solve_imputation(x, removed, tol=1e-7)
     assert torch.equal(out[~removed], x[~removed])
-    from explainreg.metrics.road import neighbour_sum
+    from explainreg.metrics.functional.imputation import neighbour_sum
 
     weight = neighbour_sum(torch.ones_like(out))
     mean = neighbour_sum(out) / weight

@@ -7,10 +7,12 @@ import pytest
 import torch
 
 from explainreg import metrics as M
+from explainreg.metrics import functional as MF
 from explainreg._random import descending_ranks
-from explainreg.metrics.complexity import complexity_scores, sparseness_scores
-from explainreg.metrics.perturbation import faithfulness_correlation_scores, pixel_flipping_curve, region_perturbation_curve
-from explainreg.metrics.robustness import max_sensitivity_scores
+from explainreg.metrics.functional.complexities import complexity_scores, sparseness_scores
+from explainreg.metrics.functional.perturbation import (faithfulness_correlation_scores, pixel_flipping_curve,
+                                                      region_perturbation_curve)
+from explainreg.metrics.functional.robustness import max_sensitivity_scores
 from explainreg.attribution import attribute
 
 quantus = pytest.importorskip("quantus")
@@ -44,7 +46,7 @@ def test_complexity_and_sparseness(data):
 def test_faithfulness_correlation_same_subsets(data, monkeypatch):
     model, x, y, a = data
     runs, k = 20, 224
-    subsets = M.perturbation.random_subsets(N, 784, runs, k, torch.Generator().manual_seed(0))
+    subsets = MF.perturbation.random_subsets(N, 784, runs, k, torch.Generator().manual_seed(0))
     calls = iter(subsets.permute(1, 0, 2).reshape(-1, k).numpy())  # Quantus: run-major, then image
     monkeypatch.setattr(np.random, "choice", lambda *args, **kwargs: next(calls))
     q = quantus.FaithfulnessCorrelation(nr_runs=runs, subset_size=k, disable_warnings=True, return_aggregate=False)(

@@ -19,9 +19,9 @@ no value depends on batching; forward passes are chunked by the model's activati
 (``ACTIVATION_BUDGET``, capped by ``max_batch``); constant attribution maps are counted in
 ``MetricResult.n_degenerate`` with a :class:`DegenerateAttributionWarning`.
 
-The helpers (``trapezoid``, ``solve_imputation``, ``morf_rows``, …) live in their modules
-(``explainreg.metrics.road.solve_imputation``); ``explainreg.metrics.road`` and the other
-submodules are the modules themselves.
+The row functions and helpers (``morf_rows``, ``solve_imputation``, …) live in the functional
+family modules (``explainreg.metrics.functional.imputation.solve_imputation``); ``explainreg.metrics.road``
+and the other submodules are the modules themselves (the classes).
 """
 from __future__ import annotations
 

@@ -1,117 +1,15 @@
-"""Complexity (entropy) and sparseness (Gini) of attributions (Bhatt, Weller & Moura 2020,
-"Evaluating and aggregating feature-based model explanations"; Chalasani et al. 2020, "Concise explanations of
-neural networks using adversarial training"); the seed's test 3.
-
-No model is needed: ``update(None, x, y, attributions)`` or the functions on attributions alone.
+"""Complexity (entropy) and sparseness (Gini) of attributions as accumulating classes (the seed's test 3)
+over :mod:`explainreg.metrics.functional.complexities`. No model is needed: ``update(None, x, y, attributions)``.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from ._core import (CONVENTIONS, QUANTUS_CONVENTIONS, Metric, MetricResult, check_convention, check_inputs,
-                    scalar_result)
-from .perturbation import PaddedSeries, _zero_padding
+from ._core import CONVENTIONS, QUANTUS_CONVENTIONS, Metric, check_convention, check_inputs, scalar_result
+from .functional.complexities import complexity_scores, sparseness_scores
+from .functional.perturbation import _zero_padding
+from .perturbation import PaddedSeries
 from .registry import METRICS
-
-
-def _check_attr(attributions: torch.Tensor) -> torch.Tensor:
-    if not isinstance(attributions, torch.Tensor) or not attributions.is_floating_point():
-        raise TypeError("attributions must be a floating-point tensor B×...")
-    if attributions.dim() < 2:
-        raise ValueError(f"attributions must be batched (B×...), got shape {tuple(attributions.shape)}")
-    check_inputs(attributions.new_zeros(attributions.shape), None, attributions)
-    return attributions.detach().flatten(1).double()
-
-
-def complexity_scores(attributions: torch.Tensor, *, convention: str = "explainreg",
-                      real: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-image entropy H = −Σ_k p_k log p_k of p = |a| / Σ|a| (0·log 0 = 0); NaN for an all-zero map.
-
-        Complexity as in Bhatt, Weller & Moura (2020), "Evaluating and aggregating feature-based model
-        explanations".
-
-        Args:
-            attributions: the maps (no model needed).
-            convention: ``"explainreg"`` (the exact entropy), ``"seed"`` (the seed code's
-                H = −Σ p_k log(p_k + 0.01)) or ``"quantus"`` (as ``quantus.Complexity``: a / max|a| over the
-                whole batch, then |·|, then log(p + 1e-12)).
-            real: for padded series, the real steps (B×1×T, 1 = real; see
-                :func:`~explainreg.metrics.perturbation.series_real`): padding gets no share of p.
-
-        Shape:
-            attributions: (B, ...); output: (B,), float64.
-
-        Returns:
-            The B entropies. A one-hot map scores 0, a uniform one log(N).
-
-        Example::
-
-        >>> import torch
-        >>> a = torch.zeros(2, 1, 4, 4); a[0, 0, 0, 0] = 1.0; a[1] = 1.0
-        >>> complexity_scores(a).abs()
-        tensor([0.0000, 2.7726], dtype=torch.float64)
-        >>> complexity_scores(a, convention="seed")
-        tensor([-0.0100,  2.6242], dtype=torch.float64)
-    """
-    convention = check_convention("complexity_scores", convention, CONVENTIONS)
-    a = _check_attr(_zero_padding(attributions, real))
-    if convention == "quantus":
-        top = a.abs().max()
-        a = a / top if top > 0 else a
-    a = a.abs()
-    total = a.sum(1, keepdim=True)
-    p = a / total
-    if convention == "seed":
-        h = -(p * torch.log(p + 0.01)).sum(1)
-    elif convention == "quantus":
-        h = -(p * torch.log(p + 1e-12)).sum(1)
-    else:
-        h = -torch.special.xlogy(p, p).sum(1)
-    return torch.where(total.squeeze(1) > 0, h, torch.full_like(h, float("nan")))
-
-
-def sparseness_scores(attributions: torch.Tensor, *, convention: str = "explainreg",
-                      real: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-image Gini index of |a| (Chalasani et al. 2020, "Concise explanations of neural networks using adversarial
-    training").
-
-    Args:
-        attributions: the maps (no model needed).
-        convention: ``"explainreg"`` or ``"quantus"`` (as ``quantus.Sparseness``: a / max|a| over the
-            batch, |·|, then + 1e-7 to every entry).
-        real: for padded series, the real steps (B×1×T, 1 = real): the index of each image over its N_b
-            real entries only.
-
-    Shape:
-        attributions: (B, ...); output: (B,), float64.
-
-    Returns:
-        With |a| sorted increasingly, G = Σ_k (2k − N − 1) a_(k) / (N Σ a): 0 for a uniform map,
-        (N − 1)/N for a one-hot one, NaN for an all-zero map.
-
-    Example::
-
-    >>> import torch
-    >>> a = torch.zeros(2, 1, 4, 4); a[0, 0, 0, 0] = 1.0; a[1] = 1.0
-    >>> sparseness_scores(a)
-    tensor([0.9375, 0.0000], dtype=torch.float64)
-    """
-    check_convention("sparseness_scores", convention, QUANTUS_CONVENTIONS)
-    a = _check_attr(_zero_padding(attributions, real)).abs()
-    keep = torch.ones_like(a, dtype=torch.bool) if real is None else \
-        (real.to(a.device) > 0).expand(attributions.shape).flatten(1)
-    if convention == "quantus":
-        top = a.max()
-        a = (a / top if top > 0 else a) + 1e-7
-    n = keep.sum(1, keepdim=True).to(a.dtype)                       # N_b real entries, sorted first
-    s = a.masked_fill(~keep, float("inf")).sort(1).values
-    k = torch.arange(1, a.shape[1] + 1, dtype=s.dtype, device=s.device).expand_as(s)
-    s = torch.where(k <= n, s, torch.zeros_like(s))
-    total = s.sum(1)
-    g = ((2 * k - n - 1) * s).sum(1) / (n.squeeze(1) * total)
-    return torch.where(total > 0, g, torch.full_like(g, float("nan")))
 
 
 class AttributionScore(PaddedSeries, Metric):
@@ -228,6 +126,4 @@ class Sparseness(AttributionScore):
         return sparseness_scores(attributions, convention=self.convention, real=self.batch_real)
 
 
-
-
-__all__ = ["AttributionScore", "Complexity", "Sparseness", "complexity_scores", "sparseness_scores"]
+__all__ = ["AttributionScore", "Complexity", "Sparseness"]

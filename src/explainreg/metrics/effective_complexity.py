@@ -1,46 +1,14 @@
-"""Effective complexity (Nguyen & Martínez 2020): the number of features whose attribution exceeds a
-threshold in absolute value, |{k : |a_k| > ε}| (lower is better: a simpler explanation).
-
-``convention="quantus"`` first divides the attributions by max |a| over the whole batch, as
-``quantus.EffectiveComplexity`` 0.6 does by default (``normalise=True``); the default
-``"explainreg"`` counts the raw |a_k| > ε, so an image's count does not depend on its batch.
+"""Effective complexity (Nguyen & Martínez 2020) as an accumulating class over
+:func:`explainreg.metrics.functional.complexities.effective_complexity_scores`: the number of features whose
+attribution exceeds a threshold in absolute value (lower is better).
 """
 from __future__ import annotations
 
-import torch
-
-from .._validation import Interval, validate
-from ._core import QUANTUS_CONVENTIONS, check_convention, check_inputs
+from .._validation import validate
+from ._core import QUANTUS_CONVENTIONS, check_convention
 from .complexity import AttributionScore
+from .functional.complexities import _EPS, effective_complexity_scores
 from .registry import METRICS
-
-_EPS = Interval(float, 0.0, None, closed="left")
-
-
-def effective_complexity_scores(attributions: torch.Tensor, *, eps: float = 1e-5,
-                                convention: str = "explainreg") -> torch.Tensor:
-    """Per-image count |{k : |a_k| > ``eps``}| over all entries of each map (B×... → B, float64).
-
-    Args:
-        attributions: B×... attribution maps.
-        eps: the threshold ε ≥ 0.
-        convention: ``"explainreg"`` (raw |a|) or ``"quantus"`` (|a| / max |a| over the batch first).
-
-    Example::
-
-        >>> effective_complexity_scores(torch.tensor([[0.0, 0.5, -2.0], [0.0, 0.0, 1e-6]]))
-        tensor([2., 0.], dtype=torch.float64)
-    """
-    validate("effective_complexity_scores", eps=(eps, _EPS))
-    check_convention("effective_complexity_scores", convention, QUANTUS_CONVENTIONS)
-    if not isinstance(attributions, torch.Tensor) or attributions.dim() < 2:
-        got = tuple(attributions.shape) if isinstance(attributions, torch.Tensor) else type(attributions).__name__
-        raise ValueError(f"attributions must be a batched tensor B×..., got {got}")
-    check_inputs(attributions.new_zeros(attributions.shape), None, attributions)
-    a = attributions.detach().flatten(1).double().abs()
-    if convention == "quantus" and bool((a > 0).any()):
-        a = a / a.max()
-    return (a > eps).sum(1).double()
 
 
 @METRICS.register("effective_complexity")
@@ -82,4 +50,4 @@ class EffectiveComplexity(AttributionScore):
         return effective_complexity_scores(attributions, eps=self.eps, convention=self.convention)
 
 
-__all__ = ["EffectiveComplexity", "effective_complexity_scores"]
+__all__ = ["EffectiveComplexity"]
