@@ -98,7 +98,7 @@ def test_gradcam_default_in_a_residual_net_is_the_main_paths_last_conv_not_the_s
     default Grad-CAM layer is the last block's conv2, for attribute(), the XIL penalties and the
     wrong-reason maps; the model's train/eval flags and BatchNorm statistics are left as they were."""
     from explainreg.metrics.localisation import wrong_reason_maps
-    from explainreg.penalties.xil import find_conv_layer
+    from explainreg.gradcam import find_conv_layer
 
     data = load_dataset("mnist", "test", limit=6)
     net = _resnet_like()
@@ -127,3 +127,24 @@ def test_gradcam_default_refuses_equally_deep_parallel_convs_and_lists_the_layer
         attribute(net, data.x, data.y, "gradcam")
     a = attribute(net, data.x, data.y, "gradcam", layer="right")
     assert torch.allclose(a, hand_gradcam(net, net.right, data.x, data.y, "bilinear"), atol=1e-6)
+
+
+def test_attribute_and_the_wrong_reason_maps_equal_captums_layer_gradcam_on_real_images():
+    """One Grad-CAM (explainreg.gradcam) under attribute and the wrong-reason maps: Captum's LayerGradCam
+    with LayerAttribution.interpolate (bilinear for attribute, nearest for XIL's WR maps) on MNIST."""
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    from explainreg.metrics.localisation import wrong_reason_maps
+
+    data = load_dataset("mnist", "test", limit=6)
+    torch.manual_seed(0)
+    model = cnn3b().eval()
+    x, y = data.x, data.y
+    for relu in (False, True):
+        cam = LayerGradCam(model, model[3]).attribute(x, target=y, relu_attributions=relu)
+        captum = LayerAttribution.interpolate(cam, (28, 28), interpolate_mode="bilinear").expand_as(x)
+        ours = attribute(model, x, y, "gradcam", relu=relu)
+        assert torch.allclose(ours, captum, atol=1e-6) and ours.abs().sum() > 0
+    cam = LayerGradCam(model, model[3]).attribute(x, target=y, relu_attributions=True)
+    nearest = LayerAttribution.interpolate(cam, (28, 28), interpolate_mode="nearest")
+    assert torch.allclose(wrong_reason_maps(model, x, target=y), nearest, atol=1e-6)

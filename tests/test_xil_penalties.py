@@ -143,7 +143,7 @@ def test_captum_gradcam_detaches_alpha_so_the_head_gets_no_gradient(batch, model
     head); our differentiable map gives them one."""
     from captum.attr import LayerGradCam
 
-    from explainreg.penalties.xil import forward_with_activation, grad_cam
+    from explainreg.gradcam import forward_with_activation, grad_cam
 
     x, y, mask, _ = batch
     m = F.interpolate(mask, size=(8, 8))

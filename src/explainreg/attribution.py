@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 from .inputs import ExplainedInput, replaced_output, series_padding
-from .layers import find_layer
+from .gradcam import find_conv_layer, forward_with_activation, grad_cam, resize_map
 from ._random import as_index, keyed_draw
 from ._validation import check_batch, check_choice, check_labels, check_logits, check_model_input, check_range
 from .modes import eval_mode, model_device
@@ -232,13 +232,6 @@ def predict_labels(model: nn.Module, x: torch.Tensor, max_batch: int = 1024) -> 
     return torch.cat(out)
 
 
-def _find_layer(model: nn.Module, layer: str | nn.Module | None, x: torch.Tensor) -> nn.Module:
-    """The module named ``layer`` (a dotted name, e.g. ``"layer4.1.conv2"``), or by default the
-    convolution of the input's kind (``Conv1d`` for B×C×T inputs, ``Conv2d`` for B×C×H×W) whose output
-    reaches the model's output (:func:`explainreg.layers.find_layer`, traced on ``x``)."""
-    return find_layer(model, layer, nn.Conv1d if x.dim() == 3 else nn.Conv2d, who="gradcam", sample=x)
-
-
 def _baseline_stack(baselines: Any, x: torch.Tensor) -> torch.Tensor:
     """``baselines`` (M×..., one baseline of x's sample shape, or None → zeros) as an M×... tensor."""
     shape = tuple(x.shape[1:])
@@ -367,16 +360,15 @@ def _occlusion(model, x, t, opts, seed, index):
 
 @register_attribution("gradcam", options=("layer", "relu"), aliases=("grad_cam", "layergradcam"))
 def _gradcam(model, x, t, opts, seed, index):
-    import captum.attr as ca
-
-    layer = _find_layer(model, opts.get("layer"), x)
-    cam = ca.LayerGradCam(model, layer).attribute(x, target=t, relu_attributions=opts.get("relu", False))
+    layer = find_conv_layer(model, opts.get("layer"), x, who="gradcam")
+    logits, activation = forward_with_activation(model, x, layer)
+    cam = grad_cam(logits, activation, t, create_graph=False).detach()
+    cam = cam.clamp_min(0) if opts.get("relu", False) else cam
     if cam.dim() != x.dim():
         raise ValueError(f"gradcam: layer {opts.get('layer')!r} outputs shape {tuple(cam.shape)}, which cannot be "
                          f"mapped onto inputs {tuple(x.shape)}; name a convolutional layer (B×C×T or B×C×H×W)")
     mode = "linear" if x.dim() == 3 else "bilinear"  # Conv1d (time series) or Conv2d (images)
-    up = ca.LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode=mode)
-    return up.expand_as(x)
+    return resize_map(cam, tuple(x.shape[2:]), mode).expand_as(x)
 
 
 @register_attribution("random")

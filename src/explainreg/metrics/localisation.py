@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from .._random import as_index, descending_ranks
+from ..gradcam import find_conv_layer, forward_with_activation, grad_cam, resize_map
 from ..inputs import EVIDENCE, MUST_NOT_USE, dense_mask
 from ..modes import eval_mode
 from ..registry import Registry
@@ -478,8 +479,6 @@ def wrong_reason_maps(model: nn.Module, x: torch.Tensor, method: str = "gradcam"
         >>> bool(torch.allclose(grad, torch.autograd.grad(log_p, x)[0]))
         True
     """
-    from ..penalties.xil import find_conv_layer, forward_with_activation, grad_cam, resize_map
-
     if method not in ("gradcam", "input_gradient"):
         raise ValueError(f"method must be 'gradcam' or 'input_gradient' (XIL's ig_ross); got {method!r}")
     with eval_mode(model):

@@ -166,7 +166,8 @@ from .annotation import (cdep, cdep_share, expected_gradient_terms, expected_gra
                          expected_gradients_penalty, expected_gradients_seed_penalty, rrr)
 from .saliency_guided import kl_divergence, saliency_guided_mask  # noqa: E402
 from .text import cdep_text, cdep_text_penalty, saliency_guided_tokens  # noqa: E402
-from .xil import grad_cam, hint, influence_gradient, rbr, rrr_gradcam  # noqa: E402
+from ..gradcam import grad_cam  # noqa: E402
+from .xil import hint, influence_gradient, rbr, rrr_gradcam  # noqa: E402
 
 __all__ = [
     "cdep", "cdep_share", "cdep_text", "cdep_text_penalty", "consistency", "expected_gradient_terms",

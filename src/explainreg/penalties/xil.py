@@ -1,9 +1,9 @@
 """The XIL penalties beside RRR and CDEP: RRR-GradCAM, HINT and RBR (documentation: methods/xil).
 
-All three are differentiable to the weights (``create_graph=True`` throughout). Grad-CAM is built
-here from a forward hook and ``torch.autograd.grad``: Captum's ``LayerGradCam`` computes its
-gradients without ``create_graph``, so a loss on its maps gives no gradient through the Grad-CAM
-weights α (the XIL code used it inside its losses). ``detach_weights=True`` (``grad_cam``,
+All three are differentiable to the weights (``create_graph=True`` throughout), Grad-CAM from
+:mod:`explainreg.gradcam`: Captum's ``LayerGradCam`` computes its gradients without ``create_graph``,
+so a loss on its maps gives no gradient through the Grad-CAM weights α (the XIL code used it inside
+its losses). ``detach_weights=True`` (:func:`~explainreg.gradcam.grad_cam`,
 ``RRRGradCAM``, ``HINT``) reproduces that: α detached, A keeping its graph, so the layers after the
 Grad-CAM layer get no gradient from the penalty (``explainreg study xil`` uses it by default).
 
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import find_layer
+from ..gradcam import INTERPOLATIONS, find_conv_layer, forward_with_activation, grad_cam, resize_map
 from .._validation import check_choice, check_reduction
 from ..inputs import dense_mask
 from .annotation import _AnnotationPenalty
@@ -27,64 +27,10 @@ from .base import PENALTIES, PenaltyContext
 #: the reductions a penalty accepts, of the vocabulary "mean", "sum", "none" (R is one number per batch)
 REDUCTIONS = ("mean", "sum")
 _PER_BATCH = "a penalty is one number per batch, the term of the training loss"
-INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
 
 
 # ----------------------------------------------------------------------------------------------
 # pure functions
-
-
-def find_conv_layer(model: nn.Module, layer: str | nn.Module | None = None,
-                    sample: torch.Tensor | None = None) -> nn.Module:
-    """The module Grad-CAM is taken at: ``layer`` by name (``model.named_modules()``) or module; None =
-    the ``nn.Conv2d`` whose output reaches the model's output, traced on ``sample``
-    (:func:`explainreg.layers.find_layer`; in a plain CNN the last one, as XIL's ``get_last_conv_layer``)."""
-    return find_layer(model, layer, nn.Conv2d, sample=sample)
-
-
-def forward_with_activation(model: nn.Module, x: torch.Tensor, layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(logits, A)``: one forward pass of ``x`` recording the output A of ``layer`` (its last call)."""
-    store: dict[str, torch.Tensor] = {}
-
-    def hook(module, inputs, output):
-        store["a"] = output
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        with torch.enable_grad():
-            logits = model(x)
-    finally:
-        handle.remove()
-    if "a" not in store or not isinstance(store["a"], torch.Tensor):
-        raise ValueError(f"the Grad-CAM layer {layer.__class__.__name__} was not called with a tensor output in "
-                         "the forward pass; pass layer='<name>' of a module the model runs")
-    return logits, store["a"]
-
-
-def grad_cam(logits: torch.Tensor, activation: torch.Tensor, target: torch.Tensor, *,
-             create_graph: bool = True, detach_weights: bool = False) -> torch.Tensor:
-    """Signed Grad-CAM (Selvaraju et al. 2017, Captum's ``LayerGradCam`` without ReLU):
-    α_bk = mean_{h,w} ∂z_{b,t_b}/∂A_bkhw, cam_b = Σ_k α_bk A_bk.
-
-    Args:
-        logits: B×K, computed from ``activation`` (which must be part of their graph).
-        activation: B×K'×h×w layer output A.
-        target: B class indices t_b.
-        create_graph: keep the graph so that the map is differentiable to the weights.
-        detach_weights: α computed without ``create_graph`` and detached, as Captum's
-            ``LayerGradCam`` (the XIL code): the map keeps A's graph only, so a loss on it sends no
-            gradient to the layers after the Grad-CAM layer.
-
-    Returns:
-        B×1×h×w maps.
-    """
-    score = logits.gather(1, target[:, None].to(logits.device)).sum()
-    (grads,) = torch.autograd.grad(score, activation, create_graph=create_graph and not detach_weights,
-                                   retain_graph=True)
-    weights = grads.mean(dim=tuple(range(2, grads.dim())), keepdim=True)
-    if detach_weights:
-        weights = weights.detach()
-    return (weights * activation).sum(1, keepdim=True)
 
 
 def normalize_map(a: torch.Tensor, positive_only: bool = False, eps: float = 1e-6) -> torch.Tensor:
@@ -95,15 +41,6 @@ def normalize_map(a: torch.Tensor, positive_only: bool = False, eps: float = 1e-
         flat = flat.clamp_min(0)
     flat = flat - flat.min(1, keepdim=True).values
     return (flat / (flat.max(1, keepdim=True).values + eps)).view_as(a)
-
-
-def resize_map(m: torch.Tensor, size: tuple[int, ...], mode: str = "bilinear") -> torch.Tensor:
-    """B×C×H×W maps resized to ``size`` (``F.interpolate``, ``align_corners=False`` where it applies)."""
-    check_choice("interpolation", mode, INTERPOLATIONS)
-    if tuple(m.shape[2:]) == tuple(size):
-        return m
-    kwargs = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
-    return F.interpolate(m, size=tuple(size), mode=mode, **kwargs)
 
 
 def _reduce(values: torch.Tensor, reduction: str, batch: int) -> torch.Tensor:
@@ -342,5 +279,5 @@ class RBR(_AnnotationPenalty):
             return rbr(influence, ctx.gradient("sum_log_prob"), mask, reduction=self.reduction)
 
 
-__all__ = ["HINT", "INTERPOLATIONS", "RBR", "REDUCTIONS", "RRRGradCAM", "find_conv_layer", "forward_with_activation",
-           "grad_cam", "hint", "influence_gradient", "normalize_map", "rbr", "resize_map", "rrr_gradcam"]
+__all__ = ["HINT", "RBR", "REDUCTIONS", "RRRGradCAM", "hint", "influence_gradient", "normalize_map", "rbr",
+           "rrr_gradcam"]
