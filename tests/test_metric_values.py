@@ -136,7 +136,7 @@ def test_percentile_rules_remove_tied_entries_together(data):
 # -------------------------------------------------------------------------------- options / checks
 def test_attribution_options_checked_per_method(data):
     model, x, y, _ = data
-    with pytest.raises(ValueError, match=r"'convention' not accepted by method 'saliency'; it accepts abs"):
+    with pytest.raises(ValueError, match=r"'convention' not accepted by method 'saliency'; it accepts no options"):
         attribute(model, x[:2], y[:2], "saliency", convention="quantus")
     with pytest.raises(ValueError, match=r"'n_steps' not accepted by method 'smoothgrad'.*stdevs, nt_samples"):
         attribute(model, x[:2], y[:2], "smoothgrad", n_steps=4)
@@ -146,7 +146,9 @@ def test_attribution_options_checked_per_method(data):
         M.MaxSensitivity(window=3)
     with pytest.raises(ValueError, match="'stride' not accepted by method 'integrated_gradients'"):
         M.ROAR(None, method="ig", stride=2)
-    assert M.MaxSensitivity(convention="quantus", abs=False).settings()["convention"] == "quantus"
+    assert M.MaxSensitivity(convention="quantus").settings()["convention"] == "quantus"
+    with pytest.raises(ValueError, match="'abs' not accepted by method 'saliency'"):
+        M.MaxSensitivity(abs=False)  # |gradient| by definition; the signed map is the method "gradient"
     with pytest.raises(ValueError, match="index must be a 1-D integer tensor"):
         M.GaussianNoise().update(model, x[:4], y[:4], index=torch.arange(3))
 
