@@ -24,7 +24,7 @@ from explainreg.data.text import sst_bias  # noqa: E402
 from explainreg.decomposition import decompose  # noqa: E402
 from explainreg.hf import ExplainregTrainer, HFClassifier  # noqa: E402
 from explainreg.attribution import attribute  # noqa: E402
-from explainreg.metrics.text import eraser  # noqa: E402
+from explainreg.metrics.functional.text import eraser  # noqa: E402
 from explainreg.objective import Objective  # noqa: E402
 from explainreg.penalties import (CDEP, RRR, Consistency, ExpectedGradients, GradientL1,  # noqa: E402
                                   SaliencyGuided)

@@ -9,7 +9,7 @@ from explainreg.data.text import sst_bias
 from explainreg.inputs import token_scores
 from explainreg.attribution import attribute
 from explainreg.metrics import Comprehensiveness, Sufficiency
-from explainreg.metrics.text import eraser
+from explainreg.metrics.functional.text import eraser
 from explainreg.gradients import forward_with_gradient
 from explainreg.models.text import TextLSTMClassifier
 from explainreg.training.batches import iterate_batches
@@ -78,7 +78,7 @@ def test_eraser_bad_input(batch):
 
 
 def test_token_deletion_curve_matches_a_per_sentence_loop(batch):
-    from explainreg.metrics.text import token_deletion_curve
+    from explainreg.metrics.functional.text import token_deletion_curve
 
     model, x, y, _ = batch
     scores = attribute(model, x, y, "input_x_gradient")

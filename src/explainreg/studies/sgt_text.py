@@ -22,7 +22,7 @@ import torch
 from .._validation import nonnegative_int, positive_int
 from ..data.text import TextDataset, Vocabulary, binary_sst, glove_vectors, read_sst
 from ..attribution import attribute
-from ..metrics.text import eraser
+from ..metrics.functional.text import eraser
 from ..objective import Objective
 from ..penalties import SaliencyGuided
 from ..report import Report, Table, mean_std

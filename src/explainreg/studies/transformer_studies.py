@@ -508,7 +508,7 @@ def _decoy(s: TransformerSettings, out: Path):
 
 
 def _eraser(s: TransformerSettings, out: Path):
-    from ..metrics.text import eraser
+    from ..metrics.functional.text import eraser
     from ..training import iterate_batches
     from .sgt_text import _data, token_attribution
 

@@ -7,7 +7,7 @@ for a scalar metric, B×S curves for a curve metric. A curve metric also has ``<
 B×S per-image curves). The computations live here, one module per family
 (:mod:`~explainreg.metrics.functional.perturbation`, :mod:`~explainreg.metrics.functional.complexities`,
 :mod:`~explainreg.metrics.functional.robustness`, :mod:`~explainreg.metrics.functional.imputation` for
-ROAD), each with its row functions (B scores or B×S curves); the classes (:class:`~explainreg.metrics.MoRF`,
+ROAD, :mod:`~explainreg.metrics.functional.text` for ERASER on token ids), each with its row functions (B scores or B×S curves); the classes (:class:`~explainreg.metrics.MoRF`,
 …) hold their settings and declared state and call those functions, batch by batch.
 ``validate_args=False`` skips the one-row probe forward pass that
 checks the model's logits and the labels.
@@ -30,10 +30,12 @@ from .perturbation import (faithfulness, faithfulness_correlation, lerf, lerf_cu
                            masked_accuracy_curve, morf, morf_curve, pixel_flipping, pixel_flipping_curve,
                            region_perturbation, region_perturbation_curve)
 from .robustness import gaussian_noise, gaussian_noise_curve, max_sensitivity, square_blocks, square_blocks_curve
+from .text import eraser, token_deletion_curve
 
 __all__ = [
     "complexity", "effective_complexity", "faithfulness", "faithfulness_correlation", "gaussian_noise",
     "gaussian_noise_curve", "lerf", "lerf_curve", "masked_accuracy", "masked_accuracy_curve", "max_sensitivity",
     "morf", "morf_curve", "pixel_flipping", "pixel_flipping_curve", "region_perturbation",
     "region_perturbation_curve", "road", "road_curve", "sparseness", "square_blocks", "square_blocks_curve",
+    "eraser", "token_deletion_curve",
 ]
