@@ -8,7 +8,7 @@ import torch
 
 from explainreg.data import saliency_benchmark
 from explainreg.metrics import AUP, AUR, MaskedAccuracy, aup_aur, ground_truth_curves, ranking_precision_recall
-from explainreg.metrics.ground_truth import FRACTIONS
+from explainreg.metrics.functional.ground_truth import FRACTIONS
 from explainreg.models import build_model
 from explainreg.gradients import input_gradient
 

@@ -12,7 +12,7 @@ import torch
 
 import explainreg as er
 from explainreg.data.synthetic_ts import saliency_benchmark
-from explainreg.metrics.ground_truth import aup_aur
+from explainreg.metrics.functional.ground_truth import aup_aur
 from explainreg.models import build_model
 from explainreg.penalties import SaliencyGuided
 from explainreg.training import TrainConfig, train

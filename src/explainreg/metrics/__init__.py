@@ -37,8 +37,9 @@ from .road import ROAD, ROADLeRF
 from .roar import ROAR
 from .robustness import GaussianNoise, MaxSensitivity, SquareBlocks
 
-from .ground_truth import AUP, AUR, aup, aup_aur, aur, ground_truth_curves, random_ranking  # noqa: E402,I001
-from .ground_truth import ranking_precision_recall  # noqa: E402
+from .ground_truth import AUP, AUR  # noqa: E402,I001
+from .functional.ground_truth import (aup, aup_aur, aur, ground_truth_curves, random_ranking,  # noqa: E402
+                                      ranking_precision_recall)
 from .localisation import (LOCALISATION_METRICS, AttributionLocalisation, LocalisationAUC,  # noqa: E402
                            MaskMetric, PointingGame, RelevanceMassAccuracy, RelevanceRankAccuracy,
                            TopKIntersection, WrongReason, attribution_localisation, localisation_auc,

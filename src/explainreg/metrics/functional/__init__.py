@@ -7,7 +7,8 @@ for a scalar metric, B×S curves for a curve metric. A curve metric also has ``<
 B×S per-image curves). The computations live here, one module per family
 (:mod:`~explainreg.metrics.functional.perturbation`, :mod:`~explainreg.metrics.functional.complexities`,
 :mod:`~explainreg.metrics.functional.robustness`, :mod:`~explainreg.metrics.functional.imputation` for
-ROAD, :mod:`~explainreg.metrics.functional.text` for ERASER on token ids), each with its row functions (B scores or B×S curves); the classes (:class:`~explainreg.metrics.MoRF`,
+ROAD, :mod:`~explainreg.metrics.functional.text` for ERASER on token ids,
+:mod:`~explainreg.metrics.functional.ground_truth` for AUP and AUR), each with its row functions (B scores or B×S curves); the classes (:class:`~explainreg.metrics.MoRF`,
 …) hold their settings and declared state and call those functions, batch by batch.
 ``validate_args=False`` skips the one-row probe forward pass that
 checks the model's logits and the labels.
@@ -25,6 +26,7 @@ Example::
 from __future__ import annotations
 
 from .complexities import complexity, effective_complexity, sparseness
+from .ground_truth import aup, aup_aur, aur
 from .imputation import road, road_curve
 from .perturbation import (faithfulness, faithfulness_correlation, lerf, lerf_curve, masked_accuracy,
                            masked_accuracy_curve, morf, morf_curve, pixel_flipping, pixel_flipping_curve,
@@ -37,5 +39,5 @@ __all__ = [
     "gaussian_noise_curve", "lerf", "lerf_curve", "masked_accuracy", "masked_accuracy_curve", "max_sensitivity",
     "morf", "morf_curve", "pixel_flipping", "pixel_flipping_curve", "region_perturbation",
     "region_perturbation_curve", "road", "road_curve", "sparseness", "square_blocks", "square_blocks_curve",
-    "eraser", "token_deletion_curve",
+    "eraser", "token_deletion_curve", "aup", "aup_aur", "aur",
 ]
