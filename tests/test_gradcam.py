@@ -97,7 +97,7 @@ def test_gradcam_default_in_a_residual_net_is_the_main_paths_last_conv_not_the_s
     """Every block has a 1×1 shortcut convolution registered (and run) after its main path: the
     default Grad-CAM layer is the last block's conv2, for attribute(), the XIL penalties and the
     wrong-reason maps; the model's train/eval flags and BatchNorm statistics are left as they were."""
-    from explainreg.metrics.localisation import wrong_reason_maps
+    from explainreg.metrics.functional.localisation import wrong_reason_maps
     from explainreg.gradcam import find_conv_layer
 
     data = load_dataset("mnist", "test", limit=6)
@@ -134,7 +134,7 @@ def test_attribute_and_the_wrong_reason_maps_equal_captums_layer_gradcam_on_real
     with LayerAttribution.interpolate (bilinear for attribute, nearest for XIL's WR maps) on MNIST."""
     from captum.attr import LayerAttribution, LayerGradCam
 
-    from explainreg.metrics.localisation import wrong_reason_maps
+    from explainreg.metrics.functional.localisation import wrong_reason_maps
 
     data = load_dataset("mnist", "test", limit=6)
     torch.manual_seed(0)

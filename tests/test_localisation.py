@@ -9,6 +9,7 @@ import torch
 from explainreg.attribution import attribute
 from explainreg.data import decoy_mnist
 from explainreg.metrics import localisation as L
+from explainreg.metrics.functional import localisation as LF
 
 N = 32
 
@@ -31,17 +32,17 @@ def quantus_scores(metric, x, y, a, s):
 
 
 CASES = [
-    ("PointingGame", L.pointing_game, {}, {}),
-    ("AttributionLocalisation", L.attribution_localisation, {}, {}),
-    ("AttributionLocalisation", L.attribution_localisation, {"abs": False, "positive_attributions": True},
+    ("PointingGame", LF.pointing_game, {}, {}),
+    ("AttributionLocalisation", LF.attribution_localisation, {}, {}),
+    ("AttributionLocalisation", LF.attribution_localisation, {"abs": False, "positive_attributions": True},
      {"abs": False, "positive_only": True}),
-    ("TopKIntersection", L.top_k_intersection, {"k": 40}, {"k": 40}),
-    ("TopKIntersection", L.top_k_intersection, {"k": 40, "concept_influence": True},
+    ("TopKIntersection", LF.top_k_intersection, {"k": 40}, {"k": 40}),
+    ("TopKIntersection", LF.top_k_intersection, {"k": 40, "concept_influence": True},
      {"k": 40, "concept_influence": True}),
-    ("RelevanceRankAccuracy", L.relevance_rank_accuracy, {}, {}),
-    ("RelevanceMassAccuracy", L.relevance_mass_accuracy, {}, {}),
-    ("RelevanceMassAccuracy", L.relevance_mass_accuracy, {"abs": True}, {"abs": True}),
-    ("AUC", L.localisation_auc, {}, {}),
+    ("RelevanceRankAccuracy", LF.relevance_rank_accuracy, {}, {}),
+    ("RelevanceMassAccuracy", LF.relevance_mass_accuracy, {}, {}),
+    ("RelevanceMassAccuracy", LF.relevance_mass_accuracy, {"abs": True}, {"abs": True}),
+    ("AUC", LF.localisation_auc, {}, {}),
 ]
 
 
@@ -74,7 +75,7 @@ def test_classes_accumulate_and_empty_masks(data):
         assert torch.isnan(per[0]) and result.n_nan == 1 and result.higher_is_better
         assert result.value == pytest.approx(float(per[1:].mean()))
     with pytest.raises(ValueError, match="does not match"):
-        L.pointing_game(a, s[:, :, :10])
+        LF.pointing_game(a, s[:, :, :10])
     with pytest.raises(ValueError, match="ground-truth mask"):
         L.PointingGame().update(None, x, y, a)
 
@@ -83,7 +84,7 @@ def test_auc_counts_ties_half():
     a = torch.tensor([[[[0.0, 1.0, 1.0, 2.0]]]])
     s = torch.tensor([[[[False, True, False, True]]]])
     # positives {1, 2}, negatives {0, 1}: pairs (1>0) 1, (1=1) ½, (2>0) 1, (2>1) 1 → 3.5 / 4
-    assert float(L.localisation_auc(a, s)) == pytest.approx(0.875)
+    assert float(LF.localisation_auc(a, s)) == pytest.approx(0.875)
 
 
 def independent_wr(maps: np.ndarray, masks: np.ndarray) -> float:
@@ -116,7 +117,7 @@ def test_wrong_reason_against_independent_computation(data):
     mask = np.zeros((12, 1, 8, 8), dtype=bool)
     mask[:, :, :3, :3] = True
     mask[::2, :, 5:, 5:] = True
-    value = float(L.wrong_reason(torch.tensor(fixed), torch.tensor(mask)))
+    value = float(LF.wrong_reason(torch.tensor(fixed), torch.tensor(mask)))
     assert value == pytest.approx(independent_wr(fixed, mask), rel=1e-9)
     # accumulated over batches = one pass over the whole set (the threshold is global)
     metric = L.WrongReason()
@@ -126,17 +127,17 @@ def test_wrong_reason_against_independent_computation(data):
     assert result.value == pytest.approx(value, rel=1e-9) and result.n_nan == 1 and not result.higher_is_better
     assert result.extra["all_zero_maps"] == 1
     # real maps on real masks
-    real = float(L.wrong_reason(a, masks["patch"]))
+    real = float(LF.wrong_reason(a, masks["patch"]))
     assert real == pytest.approx(independent_wr(a.numpy(), masks["patch"].numpy()), rel=1e-9)
 
 
 def test_wrong_reason_maps_shapes_and_gradcam_positive(trained_cnn3b, data):
     x = (data[0][:6] + 1) / 2
-    cam = L.wrong_reason_maps(trained_cnn3b, x, "gradcam")
-    grad = L.wrong_reason_maps(trained_cnn3b, x, "input_gradient")
+    cam = LF.wrong_reason_maps(trained_cnn3b, x, "gradcam")
+    grad = LF.wrong_reason_maps(trained_cnn3b, x, "input_gradient")
     assert cam.shape == grad.shape == (6, 1, 28, 28) and float(cam.min()) >= 0 and not cam.requires_grad
     with pytest.raises(ValueError, match="input_gradient"):
-        L.wrong_reason_maps(trained_cnn3b, x, "ig")
+        LF.wrong_reason_maps(trained_cnn3b, x, "ig")
 
 
 def test_top_k_beyond_the_map_is_refused_and_the_default_k_is_two_percent_of_it(trained_cnn3b, data):
@@ -147,17 +148,17 @@ def test_top_k_beyond_the_map_is_refused_and_the_default_k_is_two_percent_of_it(
     a = maps["integrated_gradients"]
     with pytest.raises(ValueError, match=r"k = 1000 is more than the 784 entries of each attribution map.*"
                                          r"pass k <= 784"):
-        L.top_k_intersection(a, s, k=1000)
+        LF.top_k_intersection(a, s, k=1000)
     with pytest.raises(ValueError, match="k = 785 is more than the 784 entries"):
         L.TopKIntersection(k=785)(None, x, y, a, s)
     with pytest.raises(ValueError, match=r"k must be a positive whole number .* got 2.5"):
         L.TopKIntersection(k=2.5)
-    assert L.top_k_size(None, 784) == 16
+    assert LF.top_k_size(None, 784) == 16
     default = {m: L.TopKIntersection()(None, x, y, a_m, s) for m, a_m in maps.items()}
     for m, a_m in maps.items():
-        assert torch.equal(default[m].per_image, L.top_k_intersection(a_m, s, k=16))
+        assert torch.equal(default[m].per_image, LF.top_k_intersection(a_m, s, k=16))
     share = (s.flatten(1).sum(1) / 784).double()  # what k = D scores, whatever the map
-    assert torch.allclose(L.top_k_intersection(a, s, k=784), share)
+    assert torch.allclose(LF.top_k_intersection(a, s, k=784), share)
     for result in default.values():  # the digit's pixels hold nearly all of the top 2 %
         assert result.value > 0.9 > float(share.mean()) + 0.5
 
@@ -177,14 +178,14 @@ def test_ranking_metrics_break_ties_in_the_removal_metrics_seeded_order(trained_
     for seed in (0, 3):
         ranks = descending_ranks(flat, seed, torch.arange(N))
         expected = ((ranks < 100) & inside).sum(1).double() / 100
-        assert torch.equal(L.top_k_intersection(ig, s, k=100, seed=seed), expected)
+        assert torch.equal(LF.top_k_intersection(ig, s, k=100, seed=seed), expected)
         size = inside.sum(1, keepdim=True)
         expected_rank = ((ranks < size) & inside).sum(1).double() / size[:, 0]
-        assert torch.equal(L.relevance_rank_accuracy(ig, s, seed=seed), expected_rank)
+        assert torch.equal(LF.relevance_rank_accuracy(ig, s, seed=seed), expected_rank)
     share = (inside.sum(1) / inside.shape[1]).double()
     tied = torch.zeros_like(ig)
-    assert float(L.top_k_intersection(tied, s, k=100).mean()) == pytest.approx(float(share.mean()), abs=0.03)
-    assert float(L.relevance_rank_accuracy(tied, s).mean()) == pytest.approx(float(share.mean()), abs=0.03)
+    assert float(LF.top_k_intersection(tied, s, k=100).mean()) == pytest.approx(float(share.mean()), abs=0.03)
+    assert float(LF.relevance_rank_accuracy(tied, s).mean()) == pytest.approx(float(share.mean()), abs=0.03)
     for cls, kwargs in ((L.TopKIntersection, {"k": 100}), (L.RelevanceRankAccuracy, {})):
         whole = cls(**kwargs)(None, x, y, ig, s).per_image
         metric = cls(**kwargs)

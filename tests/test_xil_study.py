@@ -179,7 +179,7 @@ def test_example_maps_draw_each_saved_model_s_wrong_reason_maps(tmp_path, raw_ba
     model (Grad-CAM and |input gradient| of the predicted class) on the first test images; a method
     without weights is left out, and with none there is no figure."""
     import explainreg.report as report
-    from explainreg.metrics.localisation import wrong_reason_maps
+    from explainreg.metrics.functional.localisation import wrong_reason_maps
     from explainreg.models import cdep_decoymnist_net
     from explainreg.runs import atomic_save
     from explainreg.studies.xil import example_maps

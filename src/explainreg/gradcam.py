@@ -1,7 +1,7 @@
 """Grad-CAM (Selvaraju et al. 2017, "Grad-CAM: visual explanations from deep networks via gradient-based
 localization"), in one place below the penalties and the metrics: ``attribute(..., "gradcam")``, the XIL
 penalties (:class:`~explainreg.penalties.RRRGradCAM`, :class:`~explainreg.penalties.HINT`) and the
-wrong-reason maps (:func:`~explainreg.metrics.localisation.wrong_reason_maps`) all call :func:`grad_cam`.
+wrong-reason maps (:func:`~explainreg.metrics.functional.localisation.wrong_reason_maps`) all call :func:`grad_cam`.
 
 The map is built from a forward hook and ``torch.autograd.grad``, differentiable to the weights with
 ``create_graph=True`` (Captum's ``LayerGradCam`` computes its gradients without it, so a loss on its maps

@@ -42,9 +42,10 @@ from .functional.ground_truth import (aup, aup_aur, aur, ground_truth_curves, ra
                                       ranking_precision_recall)
 from .localisation import (LOCALISATION_METRICS, AttributionLocalisation, LocalisationAUC,  # noqa: E402
                            MaskMetric, PointingGame, RelevanceMassAccuracy, RelevanceRankAccuracy,
-                           TopKIntersection, WrongReason, attribution_localisation, localisation_auc,
-                           pointing_game, relevance_mass_accuracy, relevance_rank_accuracy, top_k_intersection,
-                           wrong_reason)
+                           TopKIntersection, WrongReason)
+from .functional.localisation import (attribution_localisation, localisation_auc, pointing_game,  # noqa: E402
+                                      relevance_mass_accuracy, relevance_rank_accuracy, top_k_intersection,
+                                      wrong_reason)
 
 from .shortcut import (SHORTCUT_METRICS, DecisionShare, FlipRate, GroupAccuracy,  # noqa: E402
                        ShortcutReliance)

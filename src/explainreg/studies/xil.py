@@ -45,7 +45,8 @@ from .skeleton import cached_run, refuse_other_settings, settings_differences, s
 from ..data.counterexamples import counterexamples
 from ..data.datasets import ArrayDataset
 from ..data.shortcuts import decoy_mnist, DecoyShortcut
-from ..metrics.localisation import wrong_reason_maps, WrongReason
+from ..metrics.functional.localisation import wrong_reason_maps
+from ..metrics.localisation import WrongReason
 from ..models import cdep_decoymnist_net
 from ..objective import Objective
 from ..penalties import CDEP, ExpectedGradients, HINT, RBR, RRR, RRRGradCAM, SaliencyGuided

@@ -8,7 +8,8 @@ B×S per-image curves). The computations live here, one module per family
 (:mod:`~explainreg.metrics.functional.perturbation`, :mod:`~explainreg.metrics.functional.complexities`,
 :mod:`~explainreg.metrics.functional.robustness`, :mod:`~explainreg.metrics.functional.imputation` for
 ROAD, :mod:`~explainreg.metrics.functional.text` for ERASER on token ids,
-:mod:`~explainreg.metrics.functional.ground_truth` for AUP and AUR), each with its row functions (B scores or B×S curves); the classes (:class:`~explainreg.metrics.MoRF`,
+:mod:`~explainreg.metrics.functional.ground_truth` for AUP and AUR,
+:mod:`~explainreg.metrics.functional.localisation` for the mask metrics: B scores per batch), each with its row functions (B scores or B×S curves); the classes (:class:`~explainreg.metrics.MoRF`,
 …) hold their settings and declared state and call those functions, batch by batch.
 ``validate_args=False`` skips the one-row probe forward pass that
 checks the model's logits and the labels.
@@ -28,6 +29,8 @@ from __future__ import annotations
 from .complexities import complexity, effective_complexity, sparseness
 from .ground_truth import aup, aup_aur, aur
 from .imputation import road, road_curve
+from .localisation import (attribution_localisation, localisation_auc, pointing_game, relevance_mass_accuracy,
+                           relevance_rank_accuracy, top_k_intersection, wrong_reason)
 from .perturbation import (faithfulness, faithfulness_correlation, lerf, lerf_curve, masked_accuracy,
                            masked_accuracy_curve, morf, morf_curve, pixel_flipping, pixel_flipping_curve,
                            region_perturbation, region_perturbation_curve)
@@ -39,5 +42,6 @@ __all__ = [
     "gaussian_noise_curve", "lerf", "lerf_curve", "masked_accuracy", "masked_accuracy_curve", "max_sensitivity",
     "morf", "morf_curve", "pixel_flipping", "pixel_flipping_curve", "region_perturbation",
     "region_perturbation_curve", "road", "road_curve", "sparseness", "square_blocks", "square_blocks_curve",
-    "eraser", "token_deletion_curve", "aup", "aup_aur", "aur",
+    "eraser", "token_deletion_curve", "aup", "aup_aur", "aur", "attribution_localisation", "localisation_auc",
+    "pointing_game", "relevance_mass_accuracy", "relevance_rank_accuracy", "top_k_intersection", "wrong_reason",
 ]
