@@ -37,8 +37,11 @@ def test_every_penalty_gives_weight_gradients_or_a_clear_error(arch, motions):
         torch.manual_seed(0)
         model = build_model(arch, in_channels=6, num_classes=4)
         extras = {"mask": mask, "reward_mask": mask}
-        if cls.__name__ in REFUSED:
-            with pytest.raises(Exception, match=REFUSED[cls.__name__]):
+        refused = REFUSED.get(cls.__name__)
+        if arch == "tcn" and cls.__name__ in ("RRRGradCAM", "HINT"):
+            refused = None  # Grad-CAM over the TCN's last Conv1d
+        if refused:
+            with pytest.raises(Exception, match=refused):
                 cls()(model, x, y, generator=torch.Generator().manual_seed(0), **extras)
             continue
         r = cls()(model, x, y, generator=torch.Generator().manual_seed(0), **extras)

@@ -231,7 +231,9 @@ def test_evaluate_writes_to_a_fallback_when_writing_fails_after_computing(mnist_
             raise OSError(28, "No space left on device")
         return original(path, obj)
 
-    monkeypatch.setattr(runs, "atomic_write_json", full_disk)
+    from explainreg.cli import _metrics_store
+
+    monkeypatch.setattr(_metrics_store, "atomic_write_json", full_disk)  # the store evaluate writes through
     assert main(["evaluate", str(mnist_run), "--metrics", "morf,complexity", "--limit", "16", "--batch-size", "8",
                  "--no-progress"]) == 1
     captured = capsys.readouterr()

@@ -100,7 +100,11 @@ def test_evaluate_keeps_a_metrics_file_it_did_not_write(small_run, capsys):
 def test_interrupted_evaluate_keeps_finished_parts_and_resumes(small_run, capsys, monkeypatch, how):
     import signal
 
+    import importlib
+
     import explainreg.attribution
+
+    evaluate_module = importlib.import_module("explainreg.cli.evaluate")  # it calls the attribute it imported
 
     real, calls = explainreg.attribution.attribute, []
     handler_before = signal.getsignal(signal.SIGTERM)  # another library (Ray) may have installed its own
@@ -113,14 +117,14 @@ def test_interrupted_evaluate_keeps_finished_parts_and_resumes(small_run, capsys
             raise KeyboardInterrupt
         return real(model, x, y, method, **kwargs)
 
-    monkeypatch.setattr(explainreg.attribution, "attribute", interrupted_at_random)
+    monkeypatch.setattr(evaluate_module, "attribute", interrupted_at_random)
     assert _evaluate(small_run, "--attribution", "saliency,random") == 130
     err = capsys.readouterr().err
     assert "2 finished results are saved in" in err and "Rerun the same command with --resume" in err
     assert set(_entries(small_run)) == {("saliency", "morf", 12), ("saliency", "complexity", 12)}
     saved = _entries(small_run)
     calls.clear()
-    monkeypatch.setattr(explainreg.attribution, "attribute", lambda m, x, y, method, **k: calls.append(method)
+    monkeypatch.setattr(evaluate_module, "attribute", lambda m, x, y, method, **k: calls.append(method)
                         or real(m, x, y, method, **k))
     assert _evaluate(small_run, "--attribution", "saliency,random", "--resume") == 0
     assert "--resume: saliency: morf, complexity already in" in capsys.readouterr().err
@@ -300,12 +304,16 @@ def test_the_interruption_message_advises_resume_only_where_the_command_has_it(m
 
 
 def test_evaluate_interrupted_before_any_result_says_nothing_was_written(small_run, capsys, monkeypatch):
+    import importlib
+
     import explainreg.attribution
+
+    evaluate_module = importlib.import_module("explainreg.cli.evaluate")  # it calls the attribute it imported
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(explainreg.attribution, "attribute", interrupted)
+    monkeypatch.setattr(evaluate_module, "attribute", interrupted)
     assert _evaluate(small_run, "--attribution", "saliency") == 130
     assert "interrupted before the first result was finished; nothing was written" in capsys.readouterr().err
     assert not (small_run / "metrics.json").exists()
