@@ -16,7 +16,7 @@ from torch import nn
 from explainreg import metrics as M
 from explainreg.metrics._core import above_percentile_masks, activation_bytes, rows_per_forward
 from explainreg.metrics.functional.imputation import solve_imputation
-from explainreg.metrics.roar import remove_top
+from explainreg.metrics.functional.retraining import remove_top
 from explainreg.metrics.functional.robustness import gaussian_noise_rows, square_block_images, square_block_rows
 from explainreg._random import descending_ranks, image_generator
 from explainreg.attribution import attribute

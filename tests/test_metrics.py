@@ -13,7 +13,8 @@ from explainreg.metrics._core import nonzero_percentile
 from explainreg.metrics.functional.complexities import complexity_scores
 from explainreg.metrics.functional.perturbation import faithfulness_scores, masked_accuracy_rows, morf_rows
 from explainreg.metrics.functional.imputation import road_rows, solve_imputation
-from explainreg.metrics.roar import remove_top, roar_curve
+from explainreg.metrics.functional.retraining import remove_top
+from explainreg.metrics.roar import roar_curve
 from explainreg.metrics.functional.robustness import gaussian_noise_rows, max_sensitivity_scores, square_block_images
 from explainreg.attribution import attribute
 

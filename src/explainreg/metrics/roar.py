@@ -9,77 +9,17 @@ f = 0 is the evaluated model's own test accuracy. AUC by the trapezoid rule over
 """
 from __future__ import annotations
 
-import copy
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
-from ..attribution import attribute, check_options, resolve_method
+from ..attribution import check_options, resolve_method
 from ..data import ArrayDataset
-from ..modes import eval_mode, model_device
-from ._core import Metric, MetricResult, above_percentile_masks, check_fractions, curve_result, prepare
-from .registry import METRICS
+from ._core import Metric, MetricResult, check_fractions, curve_result, prepare
 from ._sync import row_index, sync_rows
-from ._stack import fill_value
-
-ROAR_FRACTIONS = (0.2, 0.5, 0.8, 0.9)
-
-
-def fresh_copy(model: nn.Module, seed: int = 0) -> nn.Module:
-    """A re-initialised copy of ``model`` (same architecture): every submodule with ``reset_parameters`` is reset, under
-    a seeded, forked random state.
-
-    Args:
-        model: the model to copy (left unchanged).
-        seed: the seed of the new initialisation.
-
-    Shape:
-        (no tensors)
-
-    Returns:
-        The new model.
-
-    Example::
-
-    >>> import torch; from torch import nn; from explainreg.metrics.roar import fresh_copy
-    >>> m = nn.Linear(3, 2); c = fresh_copy(m, seed=1)
-    >>> torch.equal(c.weight, m.weight), torch.equal(c.weight, fresh_copy(m, seed=1).weight)
-    (False, True)
-    """
-    clone = copy.deepcopy(model)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        for module in clone.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-    return clone
-
-
-def remove_top(x: torch.Tensor, attributions: torch.Tensor, fraction: float, baseline: Any = 0.0) -> torch.Tensor:
-    """x with its entries above the (100·(1 − fraction))-th percentile of each image's non-zero attributions set to
-    ``baseline`` (the seed's ROAR/MoRF rule).
-
-    Args:
-        x: the images.
-        attributions: the maps (the shape of x, or broadcastable over channels).
-        fraction: the fraction f of the non-zero attributions removed.
-        baseline: the fill value.
-
-    Shape:
-        x, attributions: (B, ...); output: the shape of x.
-
-    Returns:
-        The masked copy of x.
-
-    Example::
-
-    >>> import torch; from explainreg.metrics.roar import remove_top
-    >>> remove_top(torch.ones(1, 4), torch.tensor([[1.0, 2.0, 3.0, 4.0]]), 0.5)
-    tensor([[1., 1., 0., 0.]])
-    """
-    masks = above_percentile_masks(attributions.expand_as(x), [100.0 * (1.0 - fraction)])[:, 0]
-    return torch.where(masks, fill_value(x, baseline)[:, 0], x)
+from .functional.retraining import ROAR_FRACTIONS, roar_accuracies
+from .registry import METRICS
 
 
 def roar_curve(model: nn.Module, train_set: ArrayDataset, test_set: ArrayDataset, *,
@@ -88,20 +28,8 @@ def roar_curve(model: nn.Module, train_set: ArrayDataset, test_set: ArrayDataset
                model_factory: Callable[[], nn.Module] | None = None, epochs: int = 6, batch_size: int = 30,
                lr: float = 1e-3, optimizer: str = "adam", seed: int = 0, baseline: Any = 0.0,
                progress: bool = False, attribution_options: dict[str, Any] | None = None) -> MetricResult:
-    """ROAR accuracy curve over ``(0, *fractions)`` and its AUC (see the module doc; lower is better).
-
-        Hooker, Erhan, Kindermans & Kim (2019), "A benchmark for interpretability methods in deep neural networks".
-
-        Args:
-            model: the evaluated model (f = 0 is its own test accuracy).
-            train_set, test_set: :class:`~explainreg.data.ArrayDataset` s.
-            fractions: the fractions removed.
-            method, attribution_options: the attribution (on the true labels) unless ``train_attributions``
-                / ``test_attributions`` are given.
-            model_factory: builds the fresh model (default: a re-initialised copy of ``model``).
-            epochs, batch_size, lr, optimizer, seed: retraining with :func:`explainreg.training.train` (the
-                seed: Adam, 6 epochs, batch 30).
-            baseline, progress: the fill value; a progress bar.
+    """ROAR's result for one test set: :func:`~explainreg.metrics.functional.retraining.roar_accuracies` (same
+    arguments) as a :class:`~explainreg.metrics.MetricResult` with its AUC (lower is better).
 
         Shape:
             train_set.x, test_set.x: (N, C, H, W).
@@ -120,29 +48,12 @@ def roar_curve(model: nn.Module, train_set: ArrayDataset, test_set: ArrayDataset
         >>> r.steps.tolist(), r.higher_is_better
         ([0.0, 0.5], False)
     """
-    from ..training import TrainConfig, evaluate_accuracy, train
-
     fr = check_fractions("fractions", fractions, 0.0, 1.0)
-    opts = attribution_options or {}
-    device = model_device(model)
-    with eval_mode(model):
-        if train_attributions is None:
-            train_attributions = attribute(model, train_set.x, train_set.y, method, **opts)
-        if test_attributions is None:
-            test_attributions = attribute(model, test_set.x, test_set.y, method, **opts)
-        xtr, _, atr = prepare(model, train_set.x, train_set.y, train_attributions)
-        xte, yte, ate = prepare(model, test_set.x, test_set.y, test_attributions)
-        accuracies = [evaluate_accuracy(model, ArrayDataset(xte, yte))]
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
-                         device=str(device), progress=progress)
-    for i, f in enumerate(fr):
-        masked_train = ArrayDataset(remove_top(xtr, atr, f, baseline), train_set.y.to(device), name="roar-train")
-        masked_test = ArrayDataset(remove_top(xte, ate, f, baseline), yte, name="roar-test")
-        fresh = model_factory() if model_factory is not None else fresh_copy(model, seed + i)
-        fresh.to(device)
-        train(fresh, None, masked_train, None, config=config)
-        accuracies.append(evaluate_accuracy(fresh, masked_test))
-    rows = torch.tensor(accuracies, dtype=torch.float64)[None]
+    rows = roar_accuracies(model, train_set, test_set, fractions=fr, method=method,
+                           train_attributions=train_attributions, test_attributions=test_attributions,
+                           model_factory=model_factory, epochs=epochs, batch_size=batch_size, lr=lr,
+                           optimizer=optimizer, seed=seed, baseline=baseline, progress=progress,
+                           attribution_options=attribution_options)[None]
     result = curve_result(ROAR, rows, (0.0,) + fr, step_name="fraction_removed", curve_name="accuracy")
     result.n_images = len(test_set)
     result.per_image = None
@@ -225,4 +136,4 @@ class ROAR(Metric):
         return result
 
 
-__all__ = ["ROAR", "ROAR_FRACTIONS", "fresh_copy", "remove_top", "roar_curve"]
+__all__ = ["ROAR", "roar_curve"]

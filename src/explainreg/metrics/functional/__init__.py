@@ -9,7 +9,8 @@ B×S per-image curves). The computations live here, one module per family
 :mod:`~explainreg.metrics.functional.robustness`, :mod:`~explainreg.metrics.functional.imputation` for
 ROAD, :mod:`~explainreg.metrics.functional.text` for ERASER on token ids,
 :mod:`~explainreg.metrics.functional.ground_truth` for AUP and AUR,
-:mod:`~explainreg.metrics.functional.localisation` for the mask metrics: B scores per batch), each with its row functions (B scores or B×S curves); the classes (:class:`~explainreg.metrics.MoRF`,
+:mod:`~explainreg.metrics.functional.localisation` for the mask metrics: B scores per batch,
+:mod:`~explainreg.metrics.functional.retraining` for ROAR), each with its row functions (B scores or B×S curves); the classes (:class:`~explainreg.metrics.MoRF`,
 …) hold their settings and declared state and call those functions, batch by batch.
 ``validate_args=False`` skips the one-row probe forward pass that
 checks the model's logits and the labels.
@@ -34,6 +35,7 @@ from .localisation import (attribution_localisation, localisation_auc, pointing_
 from .perturbation import (faithfulness, faithfulness_correlation, lerf, lerf_curve, masked_accuracy,
                            masked_accuracy_curve, morf, morf_curve, pixel_flipping, pixel_flipping_curve,
                            region_perturbation, region_perturbation_curve)
+from .retraining import roar_accuracies
 from .robustness import gaussian_noise, gaussian_noise_curve, max_sensitivity, square_blocks, square_blocks_curve
 from .text import eraser, token_deletion_curve
 
@@ -44,4 +46,5 @@ __all__ = [
     "region_perturbation_curve", "road", "road_curve", "sparseness", "square_blocks", "square_blocks_curve",
     "eraser", "token_deletion_curve", "aup", "aup_aur", "aur", "attribution_localisation", "localisation_auc",
     "pointing_game", "relevance_mass_accuracy", "relevance_rank_accuracy", "top_k_intersection", "wrong_reason",
+    "roar_accuracies",
 ]
