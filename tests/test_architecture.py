@@ -148,7 +148,6 @@ LAZY_IMPORTS: dict[str, str] = {
         "ratchet entry (module level forms no cycle)",
     # ratchet entries: module level forms no cycle for these; each import moves up with its module's next change
     "explainreg.metrics.functional.retraining": "a ratchet entry: ROAR's retraining from explainreg.training",
-    "explainreg.metrics.shortcut": "a ratchet entry: the CD share from explainreg.decomposition",
 }
 
 

@@ -15,6 +15,7 @@ from explainreg.data.shortcuts import DecoyShortcut, TokenDecoyShortcut, decoy_c
 from explainreg.inputs import EVIDENCE, MUST_NOT_USE, mask_for
 from explainreg.metrics import build_metric
 from explainreg.metrics import shortcut as S
+from explainreg.metrics.functional import shortcut as SF
 
 # ------------------------------------------------------------------------------ closed form (linear)
 A, B = 1.0, 2.0  # logit_0 = A·s + B·c = −logit_1; s the shortcut feature, c the core feature
@@ -57,14 +58,14 @@ def test_linear_model_flip_rate_and_reliance_match_the_closed_form():
     # with the other class's shortcut the sample is right iff B·u > A: u > 0.5
     disagree_right = (B * u > A).double()
     expected_disagree = disagree_right.mean().item()
-    value = S.shortcut_reliance(model, x, y, REGION, tabular_shortcut)
+    value = SF.shortcut_reliance(model, x, y, REGION, tabular_shortcut)
     assert value[1].item() == 1.0                                        # agreeing: always right
     assert value[2].item() == pytest.approx(expected_disagree)           # 5 + 5 of 25
     assert value[0].item() == pytest.approx(1.0 - expected_disagree)
     assert value[3].item() == pytest.approx(1.0 - expected_disagree)     # clean predictions are all right
-    flips = S.flip_rate(model, x, y, REGION, "other_class")              # binary: the donor's s = −sign(y)
+    flips = SF.flip_rate(model, x, y, REGION, "other_class")              # binary: the donor's s = −sign(y)
     assert flips.item() == pytest.approx(1.0 - expected_disagree)
-    assert S.flip_rate(model, x, y, REGION, "shortcut", shortcut=tabular_shortcut).item() == pytest.approx(
+    assert SF.flip_rate(model, x, y, REGION, "shortcut", shortcut=tabular_shortcut).item() == pytest.approx(
         1.0 - expected_disagree)
 
 
@@ -84,7 +85,7 @@ def test_linear_model_group_accuracies_match_the_closed_form():
 @pytest.mark.parametrize("method", ["cd", "grad_x_input"])
 def test_linear_model_decision_share_is_the_shortcut_term_over_the_margin(method):
     model, (x, y, u) = linear_model(), linear_data()
-    rows = S.decision_share(model, x, y, REGION, method=method, reduction="none")
+    rows = SF.decision_share(model, x, y, REGION, method=method, reduction="none")
     shortcut_term, core_term = A * x[:, 0], B * x[:, 1]
     margin_share = (shortcut_term / (shortcut_term + core_term)).double()   # (2·A·s) / (2·(A·s + B·c)) for y = 0
     logit_share = (shortcut_term.abs() / (shortcut_term.abs() + core_term.abs())).double()
@@ -152,7 +153,7 @@ def test_other_class_flip_rate_equals_a_per_sample_loop(decoy):
         with torch.no_grad():
             flips.append(float(model(xt[None]).argmax(1) != model(x[i][None]).argmax(1)))
     expected = torch.tensor(flips, dtype=torch.float64)
-    rows = S.flip_rate(model, x, y, mask, "other_class", seed=seed, reduction="none")
+    rows = SF.flip_rate(model, x, y, mask, "other_class", seed=seed, reduction="none")
     torch.testing.assert_close(rows, expected)
     metric = S.FlipRate("other_class", seed=seed, donors=(x, y))
     for start in range(0, N, 7):                      # batching does not change the value
@@ -175,7 +176,7 @@ def test_neutral_fills_equal_a_per_sample_loop(decoy, fill):
         xt[0][region] = r
         with torch.no_grad():
             expected.append(float(model(xt[None]).argmax(1) != model(x[i][None]).argmax(1)))
-    rows = S.flip_rate(model, x, y, mask, fill, reduction="none")
+    rows = SF.flip_rate(model, x, y, mask, fill, reduction="none")
     torch.testing.assert_close(rows, torch.tensor(expected, dtype=torch.float64))
 
 
@@ -193,7 +194,7 @@ def test_decoy_reliance_equals_a_per_sample_loop(decoy):
             xt[0, r:r + 5, c:c + 5] = (255.0 - 25.0 * target) / 255.0 * 2.0 - 1.0
             with torch.no_grad():
                 out.append(float(model(xt[None]).argmax(1) == y[i]))
-    value = S.shortcut_reliance(model, x, y, mask, hook)
+    value = SF.shortcut_reliance(model, x, y, mask, hook)
     assert value[1].item() == pytest.approx(sum(agree) / N)
     assert value[2].item() == pytest.approx(sum(disagree) / N)
     assert value[0].item() > 0.3  # the MLP follows the patch
@@ -204,7 +205,7 @@ def test_decoy_reliance_equals_a_per_sample_loop(decoy):
 def test_token_interventions_equal_list_operations():
     ids = torch.tensor([[4, 9, 5, 0, 0], [6, 7, 8, 3, 0]])
     mask = torch.tensor([[0, 1, 0, 0, 0], [0, 0, 0, 0, 0]])
-    deleted, lengths = S.delete_tokens(ids, mask, padding=ids != 0)
+    deleted, lengths = SF.delete_tokens(ids, mask, padding=ids != 0)
     assert deleted.tolist() == [[4, 5, 0, 0, 0], [6, 7, 8, 3, 0]] and lengths.tolist() == [2, 4]
     hook = TokenDecoyShortcut((10, 11), seed=2)
     out = hook(ids, mask, torch.tensor([0, 1]), torch.tensor([5, 6]))
@@ -220,7 +221,7 @@ def test_interventions_refuse_what_does_not_fit():
     model = linear_model()
     x, y, _ = linear_data()
     with pytest.raises(ValueError, match="token ids"):
-        S.flip_rate(model, x, y, REGION, "delete")
+        SF.flip_rate(model, x, y, REGION, "delete")
     with pytest.raises(ValueError, match="shortcut=HOOK"):
         build_metric("shortcut_reliance")
     with pytest.raises(ValueError, match="must-not-use mask"):
@@ -297,7 +298,7 @@ def test_token_flip_rate_equals_a_per_sentence_loop(intervention):
             before = model(torch.tensor([tokens])).argmax(1)
             after = model(torch.tensor([changed or [0]])).argmax(1)
         expected.append(float(before != after))
-    rows = S.flip_rate(model, ids, torch.zeros(40, dtype=torch.long), mask, intervention, token=1, reduction="none")
+    rows = SF.flip_rate(model, ids, torch.zeros(40, dtype=torch.long), mask, intervention, token=1, reduction="none")
     torch.testing.assert_close(rows, torch.tensor(expected, dtype=torch.float64))
     assert 0 < sum(expected) < 40
 
@@ -311,6 +312,6 @@ def test_blur_fill_equals_a_per_pixel_window_mean(decoy):
         for r, c in mask[i, 0].nonzero().tolist():
             window = x[i, 0, max(r - k // 2, 0):r + k // 2 + 1, max(c - k // 2, 0):c + k // 2 + 1]
             expected[i, 0, r, c] = window.mean()                 # the window's part inside the image
-    got = S.intervene(x, mask, S.neutral_fill(x, mask, "blur", kernel=k))
+    got = SF.intervene(x, mask, SF.neutral_fill(x, mask, "blur", kernel=k))
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
     assert not torch.equal(got, x)

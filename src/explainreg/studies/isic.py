@@ -44,7 +44,7 @@ from .skeleton import settings_from_namespace, train_or_resume
 from ..data import ArrayDataset
 from ..data.folder import random_subset
 from ..decomposition import decompose, Decomposed, run_rules
-from ..metrics.shortcut import flip_rate, group_accuracy
+from ..metrics.functional.shortcut import flip_rate, group_accuracy
 from ..models import build_model
 from ..models.backbones import FeatureExtractor, resnet18
 from ..objective import Objective

@@ -10,7 +10,8 @@ B×S per-image curves). The computations live here, one module per family
 ROAD, :mod:`~explainreg.metrics.functional.text` for ERASER on token ids,
 :mod:`~explainreg.metrics.functional.ground_truth` for AUP and AUR,
 :mod:`~explainreg.metrics.functional.localisation` for the mask metrics: B scores per batch,
-:mod:`~explainreg.metrics.functional.retraining` for ROAR), each with its row functions (B scores or B×S curves); the classes (:class:`~explainreg.metrics.MoRF`,
+:mod:`~explainreg.metrics.functional.retraining` for ROAR, :mod:`~explainreg.metrics.functional.shortcut` for
+the behavioural shortcut evidence), each with its row functions (B scores or B×S curves); the classes (:class:`~explainreg.metrics.MoRF`,
 …) hold their settings and declared state and call those functions, batch by batch.
 ``validate_args=False`` skips the one-row probe forward pass that
 checks the model's logits and the labels.
@@ -37,6 +38,7 @@ from .perturbation import (faithfulness, faithfulness_correlation, lerf, lerf_cu
                            region_perturbation, region_perturbation_curve)
 from .retraining import roar_accuracies
 from .robustness import gaussian_noise, gaussian_noise_curve, max_sensitivity, square_blocks, square_blocks_curve
+from .shortcut import decision_share, flip_rate, group_accuracy, shortcut_reliance
 from .text import eraser, token_deletion_curve
 
 __all__ = [
@@ -46,5 +48,5 @@ __all__ = [
     "region_perturbation_curve", "road", "road_curve", "sparseness", "square_blocks", "square_blocks_curve",
     "eraser", "token_deletion_curve", "aup", "aup_aur", "aur", "attribution_localisation", "localisation_auc",
     "pointing_game", "relevance_mass_accuracy", "relevance_rank_accuracy", "top_k_intersection", "wrong_reason",
-    "roar_accuracies",
+    "roar_accuracies", "decision_share", "flip_rate", "group_accuracy", "shortcut_reliance",
 ]
