@@ -14,6 +14,7 @@ from torch import nn
 from .._validation import check_choice
 from ..inputs import MUST_NOT_USE
 from ..modes import eval_mode
+from ..registry import Registry
 from ._core import MAX_BATCH, Metric, MetricResult, scalar_result, validation
 from .functional.shortcut import (INTERVENTIONS, Shortcut, _reliance_value, _share_value, decision_share_rows,
                                   flip_rows, group_accuracy, group_rows, group_table, shortcut_rows)
@@ -199,8 +200,11 @@ class DecisionShare(_ShortcutMetric):
                                    "median_margin_share": float(rows[:, 0].nanmedian())})
 
 
-#: the behavioural metrics by registered name
-SHORTCUT_METRICS: dict[str, type[_ShortcutMetric]] = {
-    "flip_rate": FlipRate, "shortcut_reliance": ShortcutReliance, "group_accuracy": GroupAccuracy,
-    "decision_share": DecisionShare}
+#: the behavioural metrics (:class:`~explainreg.registry.Registry`): those in :data:`~explainreg.metrics.METRICS`
+#: that declare the need of a must-not-use mask and no attributions (``needs_mask``, ``needs_attributions``,
+#: ``mask_meaning``), under their names there
+SHORTCUT_METRICS: Registry[type[_ShortcutMetric]] = Registry("behavioural shortcut metric")
+for _name, _cls in METRICS.items():
+    if getattr(_cls, "needs_mask", False) and not _cls.needs_attributions and _cls.mask_meaning == MUST_NOT_USE:
+        SHORTCUT_METRICS.register(_name, _cls)
 __all__ += ["SHORTCUT_METRICS"]
