@@ -1,11 +1,7 @@
-"""ROAR: RemOve And Retrain (Hooker, Erhan, Kindermans & Kim 2019, "A benchmark for interpretability
-methods in deep neural networks"), as the seed (the IPL-UV xAI-constrained-losses code) runs it.
-
-For each fraction f: in every train and test image, the entries above the (100·(1 − f))-th
-percentile of the image's non-zero attributions (of the evaluated model, on correctly scaled
-inputs, for the true label) are set to the baseline; a fresh model of the same architecture is
-trained on the masked train set and its accuracy on the masked test set is the curve's point at f.
-f = 0 is the evaluated model's own test accuracy. AUC by the trapezoid rule over f; lower is better.
+"""ROAR, RemOve And Retrain (Hooker, Erhan, Kindermans & Kim 2019), accumulated over test batches: the
+:class:`ROAR` metric and :func:`roar_curve`, its result for one test set. The definition and the
+computation (mask the top fraction of each image, retrain a fresh model, test it; AUC over the
+fractions, lower is better) are :mod:`explainreg.metrics.functional.retraining`.
 """
 from __future__ import annotations
 
