@@ -259,6 +259,37 @@ def test_hint_gets_reward_masks_from_the_command_line(tmp_path, mnist_test, caps
         capsys.readouterr().err
 
 
+def test_mask_messages_and_evidence_masks_read_the_data_set_registry(tmp_path, mnist_test, capsys):
+    from dataclasses import replace
+
+    from explainreg.cli.train import check_masks
+    from explainreg.data import DATASETS, CarriedMask, carrying_masks
+
+    decoy = DATASETS["decoy-mnist"]
+    masks = (CarriedMask("mask", "must_not_use", help="the stamped corner"),
+             CarriedMask("reward_mask", "evidence", option="reward_mask", help="the stroke pixels"))
+    DATASETS.register("stamped-digits", replace(decoy, name="stamped-digits", load=lambda name, *a, **k:
+                                                decoy.load("decoy-mnist", *a, **k), masks=masks))
+    try:
+        assert carrying_masks("must_not_use")[-1] == carrying_masks("evidence", on_request=True)[-1] == "stamped-digits"
+        with pytest.raises(ValueError, match=r"--dataset decoy-mnist or decoy-fmnist or stamped-digits \(the decoy "
+                                             r"corners, the stamped corner\)"):
+            check_masks(["cdep"], {}, "mnist")
+        with pytest.raises(ValueError, match=r"--evidence-masks object with --dataset decoy-mnist or decoy-fmnist or "
+                                             r"stamped-digits \(the object's own pixels, the stroke pixels\)"):
+            check_masks(["hint"], {"mask"}, "mnist")
+        assert _train(tmp_path, "s", "--dataset", "stamped-digits", "--model", "cnn3b", "--penalty", "hint=1",
+                      "--evidence-masks", "object") == 0, capsys.readouterr().err
+        assert json.loads((tmp_path / "s" / "history.json").read_text())[0]["train_hint"] > 0
+    finally:
+        DATASETS.pop("stamped-digits")
+    assert "stamped-digits" not in carrying_masks("must_not_use")
+    with pytest.raises(ValueError) as error:
+        check_masks(["cdep"], {}, "mnist")
+    assert "stamped" not in str(error.value) and "--dataset decoy-mnist or decoy-fmnist (the decoy corners)" in \
+        str(error.value)
+
+
 def test_threads_sets_torch_threads(small_run, tmp_path, capsys):
     before = torch.get_num_threads()
     try:

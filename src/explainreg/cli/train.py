@@ -11,8 +11,7 @@ import torch
 
 from .._validation import nonnegative_float, nonnegative_int, positive_float, positive_int
 from ..data import ENV_VAR, load_dataset
-from ..data import DATASETS, STATS, dataset_family
-from ..data.shortcuts import SHORTCUT_DATASETS
+from ..data import DATASETS, STATS, CarriedMask, carrying_masks, dataset_family
 from ..data.sources import resolve_data_root
 from ..inputs import CONVERSIONS, EVIDENCE, MASK_MEANINGS, MUST_NOT_USE, MaskRoute, stated_mask_meanings
 from ..models import MODELS, build_model, import_callable, module_folder
@@ -29,8 +28,6 @@ __all__ = ["DEFAULT_MODEL", "EvidenceFolder", "check_masks", "register", "run", 
 
 #: the reference model of each data set ``train --dataset`` takes (a family's sets, ``ucr/NAME``: the family's)
 DEFAULT_MODEL = {family.name: family.model for family in DATASETS.values() if family.model}
-#: data sets whose batches carry annotation masks (``mask``: 1 = the region the model must not use)
-MASKED_DATASETS = ("decoy-mnist", "decoy-fmnist")
 #: penalties that read the batch's ``mask`` (HINT reads ``reward_mask``, from --evidence-masks)
 MASK_PENALTIES = ("cdep", "rrr", "expected_gradients", "rrr_gradcam", "rbr")
 
@@ -43,7 +40,7 @@ def _dataset_help() -> str:
         if not f.model:
             prepared.setdefault(f.prepared_by, []).append(f.name)
     return (f"a registered data set (`explainreg datasets` lists them and their files): {', '.join(takes)} "
-            f"({', '.join(MASKED_DATASETS)} with annotation masks)"
+            f"({', '.join(carrying_masks(MUST_NOT_USE, trainable=True))} with annotation masks)"
             + "".join(f"; {', '.join(names)} train through {by}" for by, names in prepared.items()))
 
 
@@ -228,21 +225,44 @@ def _check_dataset_options(args: argparse.Namespace, penalties: dict[str, float]
     if args.normalize and args.dataset not in STATS:
         raise ValueError(f"--normalize standardises {' and '.join(STATS)}; {args.dataset} comes in "
                          "its own fixed scaling (see explainreg.data), so leave --normalize out")
+    evidence = _evidence_sets()
     if args.masks or args.evidence_masks not in (None, "object"):
         raise ValueError("--masks and --evidence-masks PATH go with --data folder:PATH (masks laid out as the images); "
-                         f"for --dataset {args.dataset} use --evidence-masks object (decoy-mnist, decoy-fmnist)")
-    if args.evidence_masks == "object" and args.dataset not in MASKED_DATASETS:
-        raise ValueError(f"--evidence-masks object takes the object's pixels of {' or '.join(MASKED_DATASETS)}; "
+                         f"for --dataset {args.dataset} use --evidence-masks object ({', '.join(evidence)})")
+    if args.evidence_masks == "object" and _evidence_mask(args.dataset) is None:
+        raise ValueError(f"--evidence-masks object takes the object's pixels of {' or '.join(evidence)}; "
                          f"{args.dataset} has no such masks")
     if args.evidence_masks and "hint" not in penalties:
         raise ValueError("--evidence-masks gives HINT its reward masks; add --penalty hint=WEIGHT, or leave it out")
 
 
+def _evidence_sets() -> list[str]:
+    """The data sets ``--evidence-masks object`` takes: those whose evidence masks a load option adds."""
+    return carrying_masks(EVIDENCE, on_request=True, trainable=True)
+
+
+def _evidence_mask(name: str) -> CarriedMask | None:
+    """The evidence mask the data set ``name`` adds on request (its registered :class:`CarriedMask`), or None."""
+    family = dataset_family(name)[0]
+    return next((m for m in family.masks if m.meaning == EVIDENCE and m.option), None)
+
+
 def _load_split(args: argparse.Namespace, split: str, limit: int | None, load: dict):
     """One split of ``--dataset`` (with HINT's reward masks for ``--evidence-masks object``)."""
     if args.evidence_masks == "object":
-        return SHORTCUT_DATASETS[args.dataset](split, load["root"], limit=limit, reward_mask=True)
+        family, canonical = dataset_family(args.dataset)
+        return family.load(canonical, split, load["root"], limit=limit, subset_seed=0,
+                           **{_evidence_mask(args.dataset).option: True})
     return load_dataset(args.dataset, split, limit=limit, **load)
+
+
+def _sets_with_masks(meaning: str, on_request: bool) -> str:
+    """``--dataset A or B (what the masks mark)``: the data sets :data:`~explainreg.data.DATASETS` records as
+    carrying masks of ``meaning`` (added by a load option: ``on_request``), for the mask messages."""
+    names = carrying_masks(meaning, on_request=on_request, trainable=True)
+    marks = {m.help for name in names for m in DATASETS[name].masks if m.meaning == meaning
+             and (m.option is not None) == on_request and m.help}
+    return f"--dataset {' or '.join(names)}" + (f" ({', '.join(sorted(marks))})" if marks else "")
 
 
 def check_masks(penalties: Iterable[str], extras: Container[str], data: str,
@@ -260,11 +280,10 @@ def check_masks(penalties: Iterable[str], extras: Container[str], data: str,
             continue
         if key == "mask":
             raise ValueError(f"--penalty {name} needs annotation masks (1 = the region the model must not use), and "
-                             f"{data} has none. Data sets with masks: --dataset {' or '.join(MASKED_DATASETS)} (the "
-                             "decoy corners), or your images with --data folder:PATH --masks MASKS (MASKS/<class>/"
+                             f"{data} has none. Data sets with masks: {_sets_with_masks(MUST_NOT_USE, False)}, or your images with --data folder:PATH --masks MASKS (MASKS/<class>/"
                              "<stem>.png laid out as the images, or a CSV with a mask column)")
         raise ValueError(f"--penalty hint needs reward masks (where the right reasons are), and {data} has none: "
-                         f"pass --evidence-masks object with --dataset {' or '.join(MASKED_DATASETS)}, or "
+                         f"pass --evidence-masks object with {_sets_with_masks(EVIDENCE, True)}, or "
                          "--evidence-masks PATH (laid out as the images) with --data folder:PATH, or train on the "
                          "complement of the data's shortcut masks with --mask-convert complement")
 

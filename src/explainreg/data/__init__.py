@@ -1,14 +1,14 @@
 """Real data sets: every registered family by name (:data:`DATASETS`, :func:`load_dataset`), the generic
 :class:`ArrayDataset`, the MNIST-family IDX loaders, data roots."""
 from .arrays import ArrayDataset, stratified_subset
-from .catalog import DATASETS, DataSetFamily, dataset_family
+from .catalog import DATASETS, CarriedMask, DataSetFamily, carrying_masks, dataset_family
 from .datasets import available_datasets, load_dataset
 from .idx import read_idx, write_idx
 from .mnist import STATS, load_mnist, locate
 from .sources import ENV_VAR, SOURCES, DataNotFoundError, resolve_data_root
 
 __all__ = [
-    "ArrayDataset", "DATASETS", "DataNotFoundError", "DataSetFamily", "ENV_VAR", "SOURCES", "STATS",
+    "ArrayDataset", "CarriedMask", "DATASETS", "DataNotFoundError", "DataSetFamily", "carrying_masks", "ENV_VAR", "SOURCES", "STATS",
     "available_datasets", "dataset_family", "load_dataset", "load_mnist", "locate", "read_idx", "resolve_data_root",
     "stratified_subset", "write_idx",
 ]

@@ -10,14 +10,38 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
+from ..inputs import check_mask_meaning
 from ..registry import Registry, UnknownNameError
 
-__all__ = ["DATASETS", "DataSetFamily", "Where", "dataset_family"]
+__all__ = ["DATASETS", "CarriedMask", "DataSetFamily", "Where", "carrying_masks", "dataset_family"]
 
 #: ``where(name, root) -> [(name, splits, where the files are)]``: the rows ``explainreg datasets`` prints
 Where = Callable[[str, "str | os.PathLike | None"], "list[tuple[str, str, str]]"]
+
+
+class CarriedMask(NamedTuple):
+    """An annotation mask a data set's batches carry (documentation: guide/concepts).
+
+    Args:
+        key: its name among the batch's extras (``"mask"``, ``"reward_mask"``).
+        meaning: ``"must_not_use"`` (1 = the region the model must not use) or ``"evidence"`` (1 = where the
+            right reasons are).
+        option: the keyword option of the family's ``load`` that adds it (``load(..., reward_mask=True)``);
+            None: every batch carries it.
+        help: what it marks, for messages (``"the decoy corners"``).
+
+    Example::
+
+        >>> CarriedMask("mask", "must_not_use", help="the decoy corners").option is None
+        True
+    """
+
+    key: str
+    meaning: str
+    option: str | None = None
+    help: str = ""
 
 
 @dataclass(frozen=True)
@@ -38,6 +62,8 @@ class DataSetFamily:
             ``limit`` and ``subset_seed`` (``normalize``, ``download``, ...).
         members: a family's sets in the shared data folder (``"GunPoint"``, ...); empty for a single set.
         canonical: a family's spelling of a member's name (``"ucr/gunpoint"`` → ``"ucr/GunPoint"``).
+        masks: the annotation masks its batches carry (:class:`CarriedMask`: key, meaning, the option that
+            adds it); :func:`carrying_masks` and ``explainreg train``'s mask messages read them.
 
     Example::
 
@@ -45,6 +71,8 @@ class DataSetFamily:
         >>> mnist = DATASETS["MNIST"]
         >>> mnist.name, mnist.splits, mnist.model, "normalize" in mnist.options
         ('mnist', ('train', 'test'), 'cnn3b', True)
+        >>> [(m.key, m.meaning, m.option) for m in DATASETS["decoy-mnist"].masks]
+        [('mask', 'must_not_use', None), ('reward_mask', 'evidence', 'reward_mask')]
         >>> DATASETS["sst-2"].model is None, DATASETS["sst-2"].prepared_by.startswith("`explainreg study")
         (True, True)
     """
@@ -59,6 +87,11 @@ class DataSetFamily:
     options: tuple[str, ...] = ()
     members: tuple[str, ...] = ()
     canonical: Callable[[str], str] | None = None
+    masks: tuple[CarriedMask, ...] = ()
+
+    def __post_init__(self) -> None:
+        for mask in self.masks:
+            check_mask_meaning(mask.meaning, f"masks[{mask.key!r}].meaning")
 
     def names(self) -> list[str]:
         """The set names this entry loads: its name, or ``PREFIX/MEMBER`` for each member of a family."""
@@ -68,6 +101,25 @@ class DataSetFamily:
 #: every data set :func:`~explainreg.data.load_dataset` reads, by name (``DATASETS.register(name, family)``)
 DATASETS: Registry[DataSetFamily] = Registry(
     "data set", hint=" (a family's sets as PREFIX/NAME, e.g. ucr/GunPoint; `explainreg datasets` lists them)")
+
+
+def carrying_masks(meaning: str, *, on_request: bool = False, trainable: bool = False) -> list[str]:
+    """The registered data sets whose batches carry annotation masks of ``meaning``, in registration order.
+
+    Args:
+        meaning: ``"must_not_use"`` or ``"evidence"``.
+        on_request: False: masks every batch carries; True: masks a load option adds (:attr:`CarriedMask.option`).
+        trainable: only the sets ``explainreg train --dataset`` takes (a reference ``model``).
+
+    Example::
+
+        >>> from explainreg.data import carrying_masks
+        >>> carrying_masks("must_not_use"), carrying_masks("evidence", on_request=True)
+        (['decoy-mnist', 'decoy-fmnist'], ['decoy-mnist', 'decoy-fmnist'])
+    """
+    meaning = check_mask_meaning(meaning, "meaning")
+    return [family.name for family in DATASETS.values() if (family.model or not trainable)
+            and any(m.meaning == meaning and (m.option is not None) == on_request for m in family.masks)]
 
 
 def dataset_family(name: str) -> tuple[DataSetFamily, str]:

@@ -20,7 +20,7 @@ import torch
 from .._random import as_index, keyed_draw
 from ..inputs import EVIDENCE, MUST_NOT_USE, check_mask_meaning, normalize_mask
 from .arrays import ArrayDataset, stratified_subset
-from .catalog import DATASETS, DataSetFamily
+from .catalog import DATASETS, CarriedMask, DataSetFamily
 from .mnist import load_mnist, locate
 from .sources import DataNotFoundError
 from .text import DECOY_WORDS
@@ -430,10 +430,6 @@ def shortcut_for(name: str, **options: Any):
     return DecoyShortcut(**options) if key in ("decoymnist", "decoyfmnist") else None
 
 
-#: the generated shortcut data sets by name, each ``loader(split, root, **options)``
-SHORTCUT_DATASETS = {"decoy-mnist": decoy_mnist, "decoy-fmnist": decoy_fmnist, "color-mnist": color_mnist}
-
-
 def _where(name: str, root: str | os.PathLike | None) -> list[tuple[str, str, str]]:
     base = "fashion-mnist" if name == "decoy-fmnist" else "mnist"
     try:
@@ -443,19 +439,24 @@ def _where(name: str, root: str | os.PathLike | None) -> list[tuple[str, str, st
     return [(name, "/".join(SHORTCUT_SPLITS), where)]
 
 
-def _load(name: str, split: str, root, *, limit: int | None, subset_seed: int) -> ArrayDataset:
-    return SHORTCUT_DATASETS[name](split, root, limit=limit)
+_LOADERS = {"decoy-mnist": decoy_mnist, "decoy-fmnist": decoy_fmnist, "color-mnist": color_mnist}
 
 
-for _name, _model, _help, _aliases in (
+def _load(name: str, split: str, root, *, limit: int | None, subset_seed: int, **options: Any) -> ArrayDataset:
+    return _LOADERS[name](split, root, limit=limit, **options)
+
+
+_DECOY_MASKS = (CarriedMask("mask", MUST_NOT_USE, help="the decoy corners"),
+                CarriedMask("reward_mask", EVIDENCE, option="reward_mask", help="the object's own pixels"))
+for _name, _model, _help, _aliases, _masks in (
         ("decoy-mnist", "cdep_decoymnist", "DecoyMNIST: MNIST with a class-coded grey patch in a random corner (grey "
                                            "255 − 25y in training, 25y at test); masks of the corners.",
-         ("decoymnist",)),
+         ("decoymnist",), _DECOY_MASKS),
         ("decoy-fmnist", "cdep_decoymnist", "Decoy-FMNIST: the DecoyMNIST recipe on Fashion-MNIST; masks of the "
-                                            "corners.", ("decoyfmnist",)),
+                                            "corners.", ("decoyfmnist",), _DECOY_MASKS),
         ("color-mnist", "cdep_colormnist", "ColorMNIST: digit d in colour d in training and 9 − d at test (a "
-                                           "colour-only model scores about 0 %).", ("colormnist",))):
-    DATASETS.register(_name, DataSetFamily(_name, _load, _help, SHORTCUT_SPLITS, _where, model=_model),
+                                           "colour-only model scores about 0 %).", ("colormnist",), ())):
+    DATASETS.register(_name, DataSetFamily(_name, _load, _help, SHORTCUT_SPLITS, _where, model=_model, masks=_masks),
                       aliases=_aliases)
 
 
@@ -506,6 +507,6 @@ def masked_dataset(x: Any, y: Any, mask: Any, *, meaning: str = MUST_NOT_USE, na
 
 
 __all__ = ["ColorShortcut", "DecoyShortcut", "PixelBlobSampler", "TokenDecoyShortcut", "shortcut_for",
-           "SHORTCUT_DATASETS", "SHORTCUT_SPLITS", "add_decoy", "color_mnist",
+           "SHORTCUT_SPLITS", "add_decoy", "color_mnist",
            "color_mnist_blob_sampler", "color_mnist_stats", "color_palette", "decoy_corner_mask", "decoy_fmnist",
            "decoy_mnist", "masked_dataset", "pixel_nonzero_frequency", "train_val_indices"]

@@ -20,7 +20,7 @@ from .._random import keyed_draw
 from .._validation import check_choice
 from ..inputs import MUST_NOT_USE
 from .arrays import ArrayDataset, stratified_subset, subset_note
-from .catalog import DATASETS, DataSetFamily
+from .catalog import DATASETS, CarriedMask, DataSetFamily
 
 #: the bundled tables by data-set name: (scikit-learn loader name, one line about it)
 TABLES = {"breast-cancer": ("load_breast_cancer", "Wisconsin breast cancer (569 × 30 features, 2 classes)"),
@@ -104,6 +104,7 @@ for _name, (_loader, _help) in TABLES.items():
         _name, _load, f"scikit-learn's {_help}, standardised; shortcut=True plants the label as a masked feature.",
         SPLITS, lambda name, root, _l=_loader: [(name, "/".join(SPLITS), f"bundled with scikit-learn ({_l})")],
         model="mlp",
-        options=("shortcut", "shortcut_noise", "split_seed")))
+        options=("shortcut", "shortcut_noise", "split_seed"),
+        masks=(CarriedMask("mask", MUST_NOT_USE, option="shortcut", help="the planted label feature"),)))
 
 __all__ = ["SPLITS", "TABLES", "load_tabular"]
