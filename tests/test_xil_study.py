@@ -138,7 +138,7 @@ def test_objectives_are_xils_sums(raw_batch):
     assert rate == 1.0 and penalty.name == "saliency_guided" and penalty.reads_mask() is None
     torch.manual_seed(1)
     direct = type(penalty)()(model, x, y, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(sgt(model, x, y).terms["saliency_guided"], float(direct), rtol=1e-5, atol=0)
+    torch.testing.assert_close(sgt(model, x, y).terms["saliency_guided"], float(direct.detach()), rtol=1e-5, atol=0)
 
 
 def test_config_records_the_settings_and_other_settings_are_refused(tmp_path):
