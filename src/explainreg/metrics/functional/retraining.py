@@ -90,24 +90,23 @@ def roar_accuracies(model: nn.Module, train_set: ArrayDataset, test_set: ArrayDa
     """ROAR's accuracy curve over ``(0, *fractions)``: the model's own test accuracy, then the test accuracy of
     a fresh model retrained on the masked train set for each fraction (see the module doc; lower is better).
 
-        Hooker, Erhan, Kindermans & Kim (2019), "A benchmark for interpretability methods in deep neural networks".
+    Hooker, Erhan, Kindermans & Kim (2019), "A benchmark for interpretability methods in deep neural networks".
 
-        Args:
-            model: the evaluated model (f = 0 is its own test accuracy).
-            train_set, test_set: :class:`~explainreg.data.ArrayDataset` s.
-            fractions: the fractions removed.
-            method, attribution_options: the attribution (on the true labels) unless ``train_attributions``
-                / ``test_attributions`` are given.
-            model_factory: builds the fresh model (default: a re-initialised copy of ``model``).
-            epochs, batch_size, lr, optimizer, seed: retraining with :func:`explainreg.training.train` (the
-                seed: Adam, 6 epochs, batch 30).
-            baseline, progress: the fill value; a progress bar.
+    Args:
+        model: the evaluated model (f = 0 is its own test accuracy).
+        train_set, test_set: :class:`~explainreg.data.ArrayDataset` s.
+        fractions: the fractions removed.
+        method, attribution_options: the attribution (on the true labels) unless ``train_attributions``
+            / ``test_attributions`` are given.
+        model_factory: builds the fresh model (default: a re-initialised copy of ``model``).
+        epochs, batch_size, lr, optimizer, seed: retraining with :func:`explainreg.training.train` (the
+            seed: Adam, 6 epochs, batch 30).
+        baseline, progress: the fill value; a progress bar.
 
-        Shape:
-            train_set.x, test_set.x: (N, C, H, W); output: (1 + len(fractions),), float64.
+    Shape:
+        train_set.x, test_set.x: (N, C, H, W); output: (1 + len(fractions),), float64.
 
-        Example::
-
+    Example:
         >>> import torch; from torch import nn; from explainreg.data import ArrayDataset
         >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
         >>> train = ArrayDataset(torch.rand(20, 1, 4, 4), torch.randint(0, 2, (20,)))
