@@ -267,6 +267,37 @@ def test_masks_carry_their_meaning_from_where_they_enter(tmp_path):
     assert {c.mask_meaning for c in S.SHORTCUT_METRICS.values()} == {MUST_NOT_USE}
 
 
+def test_metric_families_are_live_views_of_the_metric_registry_by_declared_need():
+    from explainreg.cli.evaluate import _behaviour_metrics
+    from explainreg.metrics import LOCALISATION_METRICS, METRICS, SHORTCUT_METRICS
+    from explainreg.metrics.localisation import PointingGame
+
+    class CornerFlipRate(S.FlipRate):
+        name = "corner_flip_rate"
+
+    class CentrePointing(PointingGame):
+        name = "centre_pointing"
+
+    assert "corner_flip_rate" not in SHORTCUT_METRICS and "centre_pointing" not in LOCALISATION_METRICS
+    METRICS.register(None, CornerFlipRate)
+    METRICS.register(None, CentrePointing)
+    try:
+        assert list(SHORTCUT_METRICS)[-1] == "corner_flip_rate"
+        assert SHORTCUT_METRICS["Corner-Flip-Rate"] is CornerFlipRate
+        assert list(LOCALISATION_METRICS)[-1] == "centre_pointing" and "centre_pointing" not in SHORTCUT_METRICS
+        assert _behaviour_metrics("decoy-mnist") == ["flip_rate", "shortcut_reliance", "group_accuracy",
+                                                     "decision_share", "corner_flip_rate"]
+        unplanted = _behaviour_metrics("mnist")
+        assert "shortcut_reliance" not in unplanted and "corner_flip_rate" in unplanted
+        with pytest.raises(TypeError, match="register in that registry"):
+            SHORTCUT_METRICS.register("x", CornerFlipRate)
+    finally:
+        METRICS.pop("corner_flip_rate")
+        METRICS.pop("centre_pointing")
+    assert list(SHORTCUT_METRICS) == ["flip_rate", "shortcut_reliance", "group_accuracy", "decision_share"]
+    assert "centre_pointing" not in LOCALISATION_METRICS and len(LOCALISATION_METRICS) == 7
+
+
 class _BagOfWords(nn.Module):
     def __init__(self):
         super().__init__()

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
-__all__ = ["Registry", "UnknownNameError", "first_line", "normalise"]
+__all__ = ["Registry", "RegistryView", "UnknownNameError", "first_line", "normalise"]
 
 T = TypeVar("T")
 
@@ -217,6 +217,11 @@ class Registry(Mapping, Generic[T]):
         """The canonical names in registration order (and then the aliases)."""
         return list(self) + (list(self.aliases) if with_aliases else [])
 
+    def where(self, predicate: Callable[[T], bool], family: str, *, hint: str = "") -> "RegistryView[T]":
+        """A live, read-only :class:`RegistryView` of the entries whose object satisfies ``predicate`` (an
+        object registered later that satisfies it appears in the view)."""
+        return RegistryView(self, predicate, family, hint=hint)
+
     def describe(self) -> dict[Any, str]:
         """``{canonical name: one-line description}`` in registration order."""
         return {self._names[k]: self._descriptions[k] for k in self._items}
@@ -240,3 +245,55 @@ class Registry(Mapping, Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.family!r}: {', '.join(map(str, self))})"
+
+
+class RegistryView(Registry[T]):
+    """The entries of ``parent`` whose object satisfies ``predicate``, read live: a registry that looks
+    up, lists and describes as :class:`Registry` does, and is changed only through ``parent``.
+
+    Args:
+        parent: the registry it shows.
+        predicate: ``predicate(obj) -> bool``: whether an entry belongs (e.g. a declared need).
+        family: what the view holds, for messages.
+        hint: appended to the message for an unknown name.
+
+    Example:
+        >>> numbers = Registry("number")
+        >>> _ = numbers.register("two", 2, aliases=("pair",)); _ = numbers.register("three", 3)
+        >>> even = numbers.where(lambda n: n % 2 == 0, "even number")
+        >>> _ = numbers.register("four", 4)
+        >>> list(even), even["PAIR"], "three" in even
+        (['two', 'four'], 2, False)
+        >>> even.register("six", 6)
+        Traceback (most recent call last):
+        ...
+        TypeError: even numbers are a view of the number registry: register in that registry instead
+    """
+
+    def __init__(self, parent: Registry[T], predicate: Callable[[T], bool], family: str, *, hint: str = "") -> None:
+        self.parent, self.predicate, self.family, self.hint = parent, predicate, family, hint
+        self._key = parent._key
+
+    @property
+    def _items(self) -> dict[Any, T]:  # type: ignore[override]
+        return {k: obj for k, obj in self.parent._items.items() if self.predicate(obj)}
+
+    @property
+    def _names(self) -> dict[Any, Any]:  # type: ignore[override]
+        return {k: name for k, name in self.parent._names.items() if self.predicate(self.parent._items[k])}
+
+    @property
+    def _aliases(self) -> dict[Any, Any]:  # type: ignore[override]
+        return {a: k for a, k in self.parent._aliases.items() if self.predicate(self.parent._items[k])}
+
+    @property
+    def _descriptions(self) -> dict[Any, str]:  # type: ignore[override]
+        return {k: text for k, text in self.parent._descriptions.items() if self.predicate(self.parent._items[k])}
+
+    def register(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"{self.family}s are a view of the {self.parent.family} registry: register in that registry "
+                        "instead")
+
+    def pop(self, *args: Any) -> Any:
+        raise TypeError(f"{self.family}s are a view of the {self.parent.family} registry: remove from that registry "
+                        "instead")

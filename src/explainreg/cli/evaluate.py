@@ -241,11 +241,6 @@ def _load_model(run_dir: Path, device):
                          "checkpoint came from") from None
 
 
-#: the behavioural shortcut metrics ``explainreg evaluate`` adds for data whose masks mark what the model
-#: must not use (documentation: methods/shortcuts); ``shortcut_reliance`` where the data set defines its shortcut
-BEHAVIOUR_METRICS = ("shortcut_reliance", "flip_rate", "group_accuracy", "decision_share")
-
-
 def _mask_meaning(test, folder: dict | None, args) -> str | None:
     """What the test data's ``mask`` marks: the data's own statement (``mask_meanings``), else an image
     folder's recorded ``mask_meaning`` or, for folders given to ``explainreg train --masks`` (documented as
@@ -275,7 +270,11 @@ def _masks_per_metric(names: list[str], masks, meaning: str | None, args, source
 
 
 def _behaviour_metrics(dataset: str | None) -> list[str]:
-    return [n for n in BEHAVIOUR_METRICS if n != "shortcut_reliance" or shortcut_for(str(dataset)) is not None]
+    """The behavioural shortcut metrics (:data:`~explainreg.metrics.SHORTCUT_METRICS`) added for data whose masks
+    mark what the model must not use (documentation: methods/shortcuts); those that plant the data set's shortcut
+    (``needs_shortcut``) where the data set defines one."""
+    return [n for n, cls in SHORTCUT_METRICS.items()
+            if not getattr(cls, "needs_shortcut", False) or shortcut_for(str(dataset)) is not None]
 
 
 def _shortcut_metric(name: str, args):
@@ -287,7 +286,7 @@ def _shortcut_metric(name: str, args):
         options["intervention"] = "other_class"
     if name == "decision_share":
         options["method"] = "grad_x_input"
-    if name == "shortcut_reliance":
+    if getattr(METRICS[name], "needs_shortcut", False):
         options["shortcut"] = shortcut_for(str(getattr(args, "shortcut_data", None)))
     return build_metric(name, **options)
 

@@ -380,10 +380,13 @@ class WrongReason(MaskMetric):
         return result
 
 
-#: the metrics that compare attributions with annotation masks, by name (:class:`~explainreg.registry.Registry`)
-#: (each is registered in :data:`~explainreg.metrics.METRICS` too, with its ``mask_meaning``)
-LOCALISATION_METRICS: Registry[type[MaskMetric]] = Registry("localisation metric")
 for _cls in (PointingGame, AttributionLocalisation, TopKIntersection, RelevanceRankAccuracy, RelevanceMassAccuracy,
              LocalisationAUC, WrongReason):
-    LOCALISATION_METRICS.register(None, _cls)
     METRICS.register(None, _cls)
+
+#: the metrics that compare attributions with annotation masks: a live view (:class:`~explainreg.registry.RegistryView`)
+#: of the entries of :data:`~explainreg.metrics.METRICS` that declare a ``mask_meaning`` and need attributions; a
+#: metric registered later that declares them appears in it
+LOCALISATION_METRICS: Registry[type[MaskMetric]] = METRICS.where(
+    lambda cls: getattr(cls, "mask_meaning", None) is not None and getattr(cls, "needs_attributions", False),
+    "localisation metric")

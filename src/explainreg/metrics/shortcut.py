@@ -33,6 +33,9 @@ class _ShortcutMetric(Metric):
     needs_attributions: ClassVar[bool] = False
     needs_mask: ClassVar[bool] = True
     mask_meaning: ClassVar[str] = MUST_NOT_USE
+    #: whether the constructor takes the data set's shortcut hook (``shortcut=``,
+    #: :func:`~explainreg.data.shortcuts.shortcut_for`)
+    needs_shortcut: ClassVar[bool] = False
 
     def update(self, model: nn.Module, x: Tensor, y: Tensor | None = None, attributions: Tensor | None = None,
                mask: Any = None, *, index: Tensor | None = None) -> "_ShortcutMetric":
@@ -104,6 +107,7 @@ class ShortcutReliance(_ShortcutMetric):
 
     name = "shortcut_reliance"
     higher_is_better = False
+    needs_shortcut = True
     unrecorded = ("max_batch", "shortcut")
 
     def __init__(self, shortcut: Shortcut | None = None, *, seed: int = 0, max_batch: int = MAX_BATCH) -> None:
@@ -200,11 +204,10 @@ class DecisionShare(_ShortcutMetric):
                                    "median_margin_share": float(rows[:, 0].nanmedian())})
 
 
-#: the behavioural metrics (:class:`~explainreg.registry.Registry`): those in :data:`~explainreg.metrics.METRICS`
-#: that declare the need of a must-not-use mask and no attributions (``needs_mask``, ``needs_attributions``,
-#: ``mask_meaning``), under their names there
-SHORTCUT_METRICS: Registry[type[_ShortcutMetric]] = Registry("behavioural shortcut metric")
-for _name, _cls in METRICS.items():
-    if getattr(_cls, "needs_mask", False) and not _cls.needs_attributions and _cls.mask_meaning == MUST_NOT_USE:
-        SHORTCUT_METRICS.register(_name, _cls)
+#: the behavioural metrics: a live view (:class:`~explainreg.registry.RegistryView`) of the entries of
+#: :data:`~explainreg.metrics.METRICS` that declare a must-not-use mask and no attributions (``mask_meaning``,
+#: ``needs_attributions``), under their names there; a metric registered later that declares them appears in it
+SHORTCUT_METRICS: Registry[type[_ShortcutMetric]] = METRICS.where(
+    lambda cls: getattr(cls, "mask_meaning", None) == MUST_NOT_USE and not getattr(cls, "needs_attributions", True),
+    "behavioural shortcut metric")
 __all__ += ["SHORTCUT_METRICS"]
