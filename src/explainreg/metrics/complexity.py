@@ -7,7 +7,7 @@ import torch
 
 from ._core import CONVENTIONS, QUANTUS_CONVENTIONS, Metric, check_convention, check_inputs, scalar_result
 from .functional.complexities import complexity_scores, sparseness_scores
-from .functional.perturbation import _zero_padding
+from .functional.removal import _zero_padding
 from .perturbation import PaddedSeries
 from .registry import METRICS
 

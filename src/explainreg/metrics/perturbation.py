@@ -12,9 +12,12 @@ import torch
 from .._validation import check_choice
 from ._core import (MAX_BATCH, QUANTUS_CONVENTIONS, SEED_CONVENTIONS, SEED_PERCENTILES, Metric, MetricResult,
                     check_convention, check_fractions, check_positive_int, curve_result, scalar_result)
-from .functional.perturbation import (SGT_DROPS, _morf_steps, _percentiles, faithfulness_correlation_scores,
-                                      faithfulness_scores, masked_accuracy_rows, morf_rows, per_image_auc_value,
-                                      pixel_flipping_rows, region_perturbation_rows, series_real)
+from .functional.faithfulness_measures import faithfulness_correlation_scores, faithfulness_scores
+from .functional.flipping import pixel_flipping_rows
+from .functional.masking import SGT_DROPS, masked_accuracy_rows
+from .functional.percentile_removal import _morf_steps, morf_rows
+from .functional.regions import region_perturbation_rows
+from .functional.removal import _percentiles, per_image_auc_value, series_real
 from .registry import METRICS
 
 

@@ -17,7 +17,7 @@ import torch
 from ..._validation import Interval, validate
 from .._core import CONVENTIONS, QUANTUS_CONVENTIONS, check_convention, check_inputs, reduce_rows, scores_value
 from ._settings import check_settings
-from .perturbation import _zero_padding
+from .removal import _zero_padding
 
 Tensor = torch.Tensor
 
