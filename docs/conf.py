@@ -99,8 +99,8 @@ sphinx_gallery_conf = {
 def _drop_type_docstrings(app, what, name, obj, options, lines):
     """A module constant without a ``#:`` comment would show its type's docstring (dict's, tuple's): drop it."""
     if what in ("data", "attribute") and lines:
-        doc = getattr(type(obj), "__doc__", None) or ""
-        if doc and "\n".join(lines).strip().startswith(doc.strip().split("\n")[0].strip()):
+        doc = getattr(type(obj), "__doc__", None)
+        if isinstance(doc, str) and doc and "\n".join(lines).strip().startswith(doc.strip().split("\n")[0].strip()):
             lines[:] = []
 
 
